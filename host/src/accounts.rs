@@ -1,0 +1,171 @@
+//! Account operations shared by the CLI, the admin socket, XEP-0077 and plugins. Passwords are
+//! turned into SCRAM-SHA-1 and SCRAM-SHA-256 verifiers (fresh random salt each) and discarded.
+//!
+//! This module only touches the store; [`crate::Shared::set_password`] is the one entry point
+//! that also fires `user-password-changed` on a running server.
+
+use tessera_plugin_api::protocol::ScramSecret;
+use tessera_sasl::{scram::derive_credentials, Hash};
+
+use crate::jid::{prep_localpart, JidError};
+use crate::store::{AccountRecord, Store, StoreError};
+
+/// PBKDF2 iterations for new verifiers (RFC 5802/7677 require at least 4096).
+pub const SCRAM_ITERATIONS: u32 = 10_000;
+/// Longest accepted password, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// Bad account name.
+    #[error("{0}")]
+    Jid(#[from] JidError),
+    /// The password is empty, too long or refused by SASLprep.
+    #[error("unusable password: {0}")]
+    Password(String),
+    /// The email address is malformed.
+    #[error("invalid email address `{0}`")]
+    Email(String),
+    /// No such account.
+    #[error("no such account `{0}`")]
+    NotFound(String),
+    /// Storage failure or duplicate.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn secret(hash: Hash, password: &str) -> Result<ScramSecret, AccountError> {
+    let mut salt = [0u8; 16];
+    crate::secret::random_bytes(&mut salt);
+    let c = derive_credentials(hash, password, &salt, SCRAM_ITERATIONS)
+        .map_err(|e| AccountError::Password(e.to_string()))?;
+    Ok(ScramSecret {
+        salt: c.salt,
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
+}
+
+/// Derive both verifiers for a password.
+///
+/// # Errors
+/// An empty, oversized or SASLprep-prohibited password.
+pub fn verifiers(password: &str) -> Result<(ScramSecret, ScramSecret), AccountError> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+        return Err(AccountError::Password(format!(
+            "must be 1 to {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    Ok((secret(Hash::Sha1, password)?, secret(Hash::Sha256, password)?))
+}
+
+/// Check an email address's shape (one `@`, non-empty parts, no spaces or angle brackets).
+///
+/// # Errors
+/// [`AccountError::Email`].
+pub fn check_email(email: &str) -> Result<(), AccountError> {
+    let ok = email.len() <= 254
+        && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') || d == "localhost")
+        && email.matches('@').count() == 1
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Email(email.to_owned()))
+    }
+}
+
+/// Create an account.
+///
+/// # Errors
+/// Bad name, password or email; the account exists; store failure.
+pub fn create(
+    store: &dyn Store,
+    user: &str,
+    password: &str,
+    email: Option<&str>,
+    now_ms: u64,
+) -> Result<String, AccountError> {
+    let user = prep_localpart(user)?;
+    if let Some(e) = email {
+        check_email(e)?;
+    }
+    let (sha1, sha256) = verifiers(password)?;
+    store.create_account(&AccountRecord {
+        user: user.clone(),
+        scram_sha1: sha1,
+        scram_sha256: sha256,
+        email: email.map(str::to_owned),
+        created_at_ms: now_ms,
+        password_changed_at_ms: now_ms,
+    })?;
+    Ok(user)
+}
+
+/// Replace an account's password (store only; see [`crate::Shared::set_password`]).
+///
+/// # Errors
+/// Bad name or password; no such account; store failure.
+pub fn set_password(
+    store: &dyn Store,
+    user: &str,
+    password: &str,
+    now_ms: u64,
+) -> Result<String, AccountError> {
+    let user = prep_localpart(user)?;
+    let (sha1, sha256) = verifiers(password)?;
+    if !store.set_credentials(&user, &sha1, &sha256, now_ms)? {
+        return Err(AccountError::NotFound(user));
+    }
+    Ok(user)
+}
+
+/// Delete an account (store only).
+///
+/// # Errors
+/// Bad name; no such account; store failure.
+pub fn delete(store: &dyn Store, user: &str) -> Result<String, AccountError> {
+    let user = prep_localpart(user)?;
+    if !store.delete_account(&user)? {
+        return Err(AccountError::NotFound(user));
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn create_stores_verifiers_not_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let user = create(&store, "Alice", "pencil", Some("a@example.org"), 5).unwrap();
+        assert_eq!(user, "alice");
+        let rec = store.get_account("alice").unwrap().unwrap();
+        assert_eq!(rec.scram_sha256.iterations, SCRAM_ITERATIONS);
+        assert_eq!(rec.scram_sha1.stored_key.len(), 20);
+        assert_eq!(rec.scram_sha256.stored_key.len(), 32);
+        let raw = std::fs::read(dir.path().join("s.sqlite")).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"pencil"), "plaintext password in the store");
+        let creds = tessera_sasl::scram::ScramCredentials {
+            hash: Hash::Sha256,
+            salt: rec.scram_sha256.salt.clone(),
+            iterations: rec.scram_sha256.iterations,
+            stored_key: rec.scram_sha256.stored_key.clone(),
+            server_key: rec.scram_sha256.server_key.clone(),
+        };
+        assert!(tessera_sasl::scram::verify_password(&creds, "pencil"));
+        assert!(!tessera_sasl::scram::verify_password(&creds, "pencil2"));
+        assert!(matches!(create(&store, "alice", "x", None, 6), Err(AccountError::Store(StoreError::AccountExists(_)))));
+        assert!(matches!(create(&store, "bob", "", None, 6), Err(AccountError::Password(_))));
+        assert!(matches!(create(&store, "bob", "x", Some("nope"), 6), Err(AccountError::Email(_))));
+        assert!(matches!(set_password(&store, "carol", "x", 7), Err(AccountError::NotFound(_))));
+        set_password(&store, "alice", "new", 8).unwrap();
+        assert_eq!(store.get_account("alice").unwrap().unwrap().password_changed_at_ms, 8);
+    }
+}

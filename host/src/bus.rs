@@ -1,0 +1,109 @@
+//! The event bus. [`Bus::fire`] only enqueues; one dispatcher thread delivers each event to the
+//! modules that hooked it, highest priority first, after the firing call has returned. Delivery
+//! is never re-entrant, so a module firing an event from inside a callback cannot deadlock a
+//! swap or recurse into itself. A handler may stop propagation; a failing or panicking handler
+//! is logged and the next one still runs.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use tessera_plugin_api::EventFlow;
+
+use crate::modules::Registry;
+
+/// Events queued beyond this are refused (and logged): the bus is bounded like everything else.
+pub const QUEUE_CAPACITY: usize = 65_536;
+
+/// One queued event.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    /// Event name.
+    pub name: String,
+    /// JSON payload.
+    pub payload: String,
+    /// The module that fired it (`None` for the host).
+    pub origin: Option<String>,
+}
+
+/// Sending side of the bus.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    tx: SyncSender<Envelope>,
+}
+
+#[derive(Debug)]
+enum Envelope {
+    Event(QueuedEvent),
+    /// Reply once every event queued before it has been delivered (tests, shutdown, reload).
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl Bus {
+    /// Start the dispatcher thread.
+    pub fn start(registry: Arc<Registry>) -> Self {
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let spawned = std::thread::Builder::new()
+            .name("tessera-bus".into())
+            .spawn(move || dispatch_loop(&rx, &registry));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the event bus thread");
+        }
+        Self { tx }
+    }
+
+    /// Enqueue an event.
+    pub fn fire(&self, name: &str, payload: String, origin: Option<&str>) {
+        let event = QueuedEvent {
+            name: name.to_owned(),
+            payload,
+            origin: origin.map(str::to_owned),
+        };
+        match self.tx.try_send(Envelope::Event(event)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::error!(event = name, "event queue full; event dropped");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!(event = name, "event bus stopped; event dropped");
+            }
+        }
+    }
+
+    /// Wait until everything queued so far has been delivered. Blocking: call from a blocking
+    /// context.
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(Envelope::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+fn dispatch_loop(rx: &Receiver<Envelope>, registry: &Registry) {
+    while let Ok(envelope) = rx.recv() {
+        match envelope {
+            Envelope::Event(e) => deliver(registry, &e),
+            Envelope::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Deliver one event to its handlers in priority order.
+pub fn deliver(registry: &Registry, event: &QueuedEvent) {
+    let routes = registry.routes();
+    let Some(handlers) = routes.events.get(&event.name) else {
+        return;
+    };
+    let _span = tracing::debug_span!("event", name = %event.name).entered();
+    for (_, module) in handlers {
+        match module.event(&event.name, &event.payload) {
+            Ok(EventFlow::Stop) => {
+                tracing::debug!(plugin = %module.name, event = %event.name, "propagation stopped");
+                break;
+            }
+            Ok(EventFlow::Continue) | Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Client-to-server connections (RFC 6120): the accept loops for STARTTLS and direct TLS
+//! (XEP-0368) listeners, the plaintext phase that only allows STARTTLS, and the per-connection
+//! task in [`conn`].
+
+mod conn;
+mod features;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::server::TlsStream;
+use tracing::Instrument;
+
+use crate::stream::framer::{Frame, Framer};
+use crate::stream::parse::parse_stream_header;
+use crate::stream::StreamError;
+use crate::Shared;
+
+pub use features::stream_header;
+
+const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const SASL2_NS: &str = "urn:xmpp:sasl:2";
+
+/// Accept connections until the listener fails; each gets its own task.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, direct_tls: bool, limit: Arc<Semaphore>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing connection");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            connection(shared, tcp, peer, direct_tls).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
+    let id = shared.next_id();
+    let span = tracing::info_span!("c2s", conn = id, %peer);
+    async move {
+        tracing::info!(direct_tls, "connected");
+        let deadline = Instant::now() + shared.config.c2s.negotiation_timeout;
+        let tls = if direct_tls {
+            accept_tls(&shared, tcp, deadline).await
+        } else {
+            starttls(&shared, tcp, deadline).await
+        };
+        let reason = match tls {
+            Ok(stream) => conn::run(shared.clone(), stream, id, peer, direct_tls, deadline).await,
+            Err(reason) => reason,
+        };
+        tracing::info!(%reason, "disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn accept_tls(
+    shared: &Shared,
+    tcp: TcpStream,
+    deadline: Instant,
+) -> Result<TlsStream<TcpStream>, String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.config.clone());
+    match timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+/// The plaintext phase on a STARTTLS port: stream header, `<starttls><required/>`, `<proceed/>`.
+async fn starttls(
+    shared: &Shared,
+    mut tcp: TcpStream,
+    deadline: Instant,
+) -> Result<TlsStream<TcpStream>, String> {
+    let mut framer = Framer::new(conn::limits(&shared.config));
+    let mut buf = vec![0u8; 4096];
+    let mut header_sent = false;
+    loop {
+        let n = match timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) => return Err("peer closed".into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(format!("read: {e}")),
+            Err(_) => {
+                let err = StreamError::new("connection-timeout");
+                send_error(&mut tcp, shared, header_sent, &err).await;
+                return Err("negotiation timed out".into());
+            }
+        };
+        let step = framer.push(buf.get(..n).unwrap_or_default()).map_err(StreamError::from);
+        let step = match step {
+            Ok(()) => plaintext_frames(shared, &mut framer, &mut header_sent).await,
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(PlainOutcome::Continue(out)) => write(&mut tcp, &out).await?,
+            Ok(PlainOutcome::Upgrade(out)) => {
+                write(&mut tcp, &out).await?;
+                return accept_tls(shared, tcp, deadline).await;
+            }
+            Ok(PlainOutcome::End(out)) => {
+                let _ = write(&mut tcp, &out).await;
+                return Err("stream closed by peer".into());
+            }
+            Err(err) => {
+                tracing::debug!(condition = %err.condition, "stream error before TLS");
+                send_error(&mut tcp, shared, header_sent, &err).await;
+                return Err(format!("stream error: {}", err.condition));
+            }
+        }
+    }
+}
+
+enum PlainOutcome {
+    Continue(String),
+    Upgrade(String),
+    End(String),
+}
+
+async fn plaintext_frames(
+    shared: &Shared,
+    framer: &mut Framer,
+    header_sent: &mut bool,
+) -> Result<PlainOutcome, StreamError> {
+    let mut out = String::new();
+    let mut header = None;
+    while let Some(frame) = framer.next_frame()? {
+        match frame {
+            Frame::StreamHeader(bytes) => {
+                let h = parse_stream_header(&bytes)?;
+                out.push_str(&stream_header(shared, &h)?);
+                *header_sent = true;
+                out.push_str(&format!(
+                    "<stream:features><starttls xmlns='{TLS_NS}'><required/></starttls></stream:features>"
+                ));
+                header = Some(h);
+            }
+            Frame::Element(bytes) => {
+                let h = header.clone().unwrap_or_default();
+                let el = crate::stream::parse::parse_element(&bytes, &h)?;
+                if el.is("starttls", TLS_NS) {
+                    if framer.buffered_len() > 0 {
+                        // Data pipelined after <starttls/> would be processed as if it had
+                        // arrived over TLS (STARTTLS command injection): refuse.
+                        return Err(StreamError::with_text("policy-violation", "data after <starttls/>"));
+                    }
+                    out.push_str(&format!("<proceed xmlns='{TLS_NS}'/>"));
+                    return Ok(PlainOutcome::Upgrade(out));
+                }
+                if el.is("auth", SASL_NS) || el.is("authenticate", SASL2_NS) {
+                    // No credential before TLS: the mechanism lists are not even offered.
+                    let ns = el.ns.clone();
+                    out.push_str(&format!(
+                        "<failure xmlns='{ns}'><encryption-required xmlns='{SASL_NS}'/></failure>"
+                    ));
+                    continue;
+                }
+                return Err(StreamError::with_text("not-authorized", "TLS is required; send <starttls/>"));
+            }
+            Frame::StreamEnd => {
+                out.push_str("</stream:stream>");
+                return Ok(PlainOutcome::End(out));
+            }
+        }
+    }
+    Ok(PlainOutcome::Continue(out))
+}
+
+async fn write(tcp: &mut TcpStream, out: &str) -> Result<(), String> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    tcp.write_all(out.as_bytes()).await.map_err(|e| format!("write: {e}"))
+}
+
+async fn send_error(tcp: &mut TcpStream, shared: &Shared, header_sent: bool, err: &StreamError) {
+    let mut out = String::new();
+    if !header_sent {
+        out.push_str(&features::error_header(shared));
+    }
+    out.push_str(&err.to_xml());
+    let _ = write(tcp, &out).await;
+    let _ = tcp.shutdown().await;
+}

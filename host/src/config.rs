@@ -1,0 +1,534 @@
+//! `tessera.toml`: types, defaults and validation in one place.
+//!
+//! Every problem is a [`ConfigError`] naming the key and, when the file has one, its line. Keys
+//! the host does not know must be options declared by an enabled module (each module declares
+//! its options and their types in its manifest), so a mistyped key is caught whichever module
+//! it belongs to.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tessera_plugin_api::protocol::{Manifest, OptionKind};
+use toml::de::{DeTable, DeValue};
+
+/// The config used when no file is given and `./tessera.toml` does not exist.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../examples/default.toml");
+
+/// A configuration problem, with the key and line it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// File name or `<embedded default>`.
+        origin: String,
+        /// The parser's message (it names line and column).
+        message: String,
+    },
+    /// A key with a bad value, an unknown key or a missing one.
+    #[error("{origin}{line}: `{key}`: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Key {
+        /// File name or `<embedded default>`.
+        origin: String,
+        /// The key path, e.g. `c2s.listen`.
+        key: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The host's configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the config came from (file path or `<embedded default>`).
+    pub origin: String,
+    /// The served domain.
+    pub domain: String,
+    /// Store, certificates, secrets, outbox, admin socket.
+    pub data_dir: PathBuf,
+    /// Where `libmod_<name>.so` files are found.
+    pub plugin_dir: PathBuf,
+    /// Module names to load at start.
+    pub modules_enabled: Vec<String>,
+    /// XEP-0077 in-band registration of new accounts.
+    pub allow_registration: bool,
+    /// Client-to-server listeners and limits.
+    pub c2s: C2sConfig,
+    /// HTTP(S) server.
+    pub http: HttpConfig,
+    /// Certificate and key, or `None` for a generated self-signed pair.
+    pub tls: TlsConfig,
+    /// Outgoing mail via SMTP, or `None` for the outbox folder.
+    pub smtp: Option<SmtpConfig>,
+    /// Top-level keys not known to the host: module options, checked against manifests.
+    pub module_options: BTreeMap<String, serde_json::Value>,
+    lines: HashMap<String, usize>,
+}
+
+/// `[c2s]`.
+#[derive(Clone, Debug)]
+pub struct C2sConfig {
+    /// STARTTLS listeners (RFC 6120).
+    pub listen: Vec<SocketAddr>,
+    /// Direct TLS listeners (XEP-0368).
+    pub direct_tls: Vec<SocketAddr>,
+    /// Largest stanza accepted, in bytes.
+    pub max_stanza_size: usize,
+    /// Deepest element nesting accepted.
+    pub max_depth: usize,
+    /// Time allowed to finish stream, TLS and authentication negotiation.
+    pub negotiation_timeout: Duration,
+    /// Most simultaneous client connections.
+    pub max_connections: usize,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// HTTPS listeners.
+    pub listen: Vec<SocketAddr>,
+    /// The URL users reach the server at (for links in mails).
+    pub public_url: Option<String>,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// `[smtp]`.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` (plain or STARTTLS when offered), `smtps://host:port`.
+    pub url: String,
+    /// Sender address.
+    pub from: String,
+}
+
+const HOST_KEYS: &[&str] = &[
+    "domain",
+    "data_dir",
+    "plugin_dir",
+    "modules_enabled",
+    "allow_registration",
+    "c2s",
+    "http",
+    "tls",
+    "smtp",
+];
+
+impl Config {
+    /// Load `path`, or `./tessera.toml` if present, or the embedded default.
+    ///
+    /// # Errors
+    /// Unreadable file or any [`ConfigError`].
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let chosen = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("tessera.toml")).filter(|p| p.exists()),
+        };
+        match chosen {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                Self::parse(&text, &path.display().to_string(), &base)
+            }
+            None => Self::parse(EMBEDDED_DEFAULT, "<embedded default>", Path::new(".")),
+        }
+    }
+
+    /// Parse config text; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`].
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let mut p = Parser {
+            origin,
+            lines: key_lines(text),
+            base,
+        };
+        let cfg = p.build(&table)?;
+        Ok(cfg)
+    }
+
+    /// Check module options against the manifests of the enabled modules and return each
+    /// module's options (with defaults filled in) as a JSON object.
+    ///
+    /// # Errors
+    /// An unknown top-level key, a wrong type, a value out of bounds or a missing required key.
+    pub fn module_configs(
+        &self,
+        manifests: &[(String, Manifest)],
+    ) -> Result<HashMap<String, serde_json::Map<String, serde_json::Value>>, ConfigError> {
+        let mut owner: HashMap<&str, (&str, &tessera_plugin_api::protocol::OptionSpec)> =
+            HashMap::new();
+        for (module, manifest) in manifests {
+            for spec in &manifest.options {
+                owner.insert(spec.name.as_str(), (module.as_str(), spec));
+            }
+        }
+        for key in self.module_options.keys() {
+            if !owner.contains_key(key.as_str()) {
+                return Err(self.key_error(key, unknown_key_message(key, &owner)));
+            }
+        }
+        let mut out: HashMap<String, serde_json::Map<String, serde_json::Value>> = manifests
+            .iter()
+            .map(|(m, _)| (m.clone(), serde_json::Map::new()))
+            .collect();
+        for (key, (module, spec)) in &owner {
+            let value = match self.module_options.get(*key) {
+                Some(v) => {
+                    check_option(v, &spec.kind).map_err(|m| self.key_error(key, m))?;
+                    v.clone()
+                }
+                None if spec.required => {
+                    return Err(self.key_error(key, format!("required by module `{module}`")))
+                }
+                None => match &spec.default {
+                    Some(d) => d.clone(),
+                    None => continue,
+                },
+            };
+            if let Some(map) = out.get_mut(*module) {
+                map.insert((*key).to_owned(), value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A [`ConfigError::Key`] for `key`, with its line if known.
+    pub fn key_error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            origin: self.origin.clone(),
+            key: key.to_owned(),
+            line: self.lines.get(key).copied(),
+            message: message.into(),
+        }
+    }
+
+    /// The file of module `name`.
+    pub fn plugin_path(&self, name: &str) -> PathBuf {
+        self.plugin_dir.join(format!(
+            "{}mod_{name}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
+    }
+
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+}
+
+fn unknown_key_message(
+    key: &str,
+    owner: &HashMap<&str, (&str, &tessera_plugin_api::protocol::OptionSpec)>,
+) -> String {
+    let prefix = key.split('_').next().unwrap_or(key);
+    let mut similar: Vec<&str> = owner
+        .keys()
+        .copied()
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    similar.sort_unstable();
+    if similar.is_empty() {
+        "unknown key (not a host option, nor an option of an enabled module)".to_owned()
+    } else {
+        format!(
+            "unknown key (not a host option, nor an option of an enabled module; did you mean {}?)",
+            similar.join(", ")
+        )
+    }
+}
+
+fn check_option(value: &serde_json::Value, kind: &OptionKind) -> Result<(), String> {
+    match kind {
+        OptionKind::Bool if value.is_boolean() => Ok(()),
+        OptionKind::Bool => Err("expected true or false".into()),
+        OptionKind::Integer { min, max } => match value.as_i64() {
+            Some(v) if v < *min || v > *max => Err(format!("{v} is out of range {min}..={max}")),
+            Some(_) => Ok(()),
+            None => Err("expected an integer".into()),
+        },
+        OptionKind::String if value.is_string() => Ok(()),
+        OptionKind::String => Err("expected a string".into()),
+        OptionKind::StringList => match value.as_array() {
+            Some(items) if items.iter().all(serde_json::Value::is_string) => Ok(()),
+            _ => Err("expected a list of strings".into()),
+        },
+    }
+}
+
+/// Map every key path (`c2s.listen`) to the 1-based line where it is defined.
+fn key_lines(text: &str) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    if let Ok(table) = DeTable::parse(text) {
+        collect_lines(text, table.get_ref(), "", &mut out);
+    }
+    out
+}
+
+fn collect_lines(text: &str, table: &DeTable<'_>, prefix: &str, out: &mut HashMap<String, usize>) {
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        let line = 1 + text
+            .get(..key.span().start)
+            .map_or(0, |s| s.bytes().filter(|b| *b == b'\n').count());
+        out.insert(path.clone(), line);
+        if let DeValue::Table(inner) = value.get_ref() {
+            collect_lines(text, inner, &path, out);
+        }
+    }
+}
+
+struct Parser<'a> {
+    origin: &'a str,
+    lines: HashMap<String, usize>,
+    base: &'a Path,
+}
+
+impl Parser<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            origin: self.origin.to_owned(),
+            key: key.to_owned(),
+            line: self.lines.get(key).copied(),
+            message: message.into(),
+        }
+    }
+
+    fn build(&mut self, t: &toml::Table) -> Result<Config, ConfigError> {
+        let domain = self.string(t, "domain", "domain")?.unwrap_or("localhost".into());
+        validate_domain(&domain).map_err(|m| self.err("domain", m))?;
+        let data_dir = self.path(t, "data_dir")?.unwrap_or_else(|| self.base.join("tessera-data"));
+        let plugin_dir = match self.path(t, "plugin_dir")? {
+            Some(p) => p,
+            None => default_plugin_dir(),
+        };
+        let modules_enabled = self.string_list(t, "modules_enabled", "modules_enabled")?;
+        for m in &modules_enabled {
+            if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(self.err("modules_enabled", format!("`{m}` is not a module name")));
+            }
+        }
+        let allow_registration = self.bool(t, "allow_registration", "allow_registration")?;
+        let c2s = self.c2s(t.get("c2s"))?;
+        let http = self.http(t.get("http"))?;
+        let tls = self.tls(t.get("tls"))?;
+        let smtp = self.smtp(t.get("smtp"))?;
+        let mut module_options = BTreeMap::new();
+        for (key, value) in t {
+            if HOST_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let json = serde_json::to_value(value).map_err(|e| self.err(key, e.to_string()))?;
+            module_options.insert(key.clone(), json);
+        }
+        Ok(Config {
+            origin: self.origin.to_owned(),
+            domain,
+            data_dir,
+            plugin_dir,
+            modules_enabled,
+            allow_registration: allow_registration.unwrap_or(false),
+            c2s,
+            http,
+            tls,
+            smtp,
+            module_options,
+            lines: std::mem::take(&mut self.lines),
+        })
+    }
+
+    fn section<'t>(&self, v: Option<&'t toml::Value>, key: &str, allowed: &[&str]) -> Result<Option<&'t toml::Table>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let table = v
+            .as_table()
+            .ok_or_else(|| self.err(key, "expected a table"))?;
+        for k in table.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let path = format!("{key}.{k}");
+                return Err(self.err(&path, format!("unknown key; [{key}] accepts {}", allowed.join(", "))));
+            }
+        }
+        Ok(Some(table))
+    }
+
+    fn c2s(&self, v: Option<&toml::Value>) -> Result<C2sConfig, ConfigError> {
+        let allowed = ["listen", "direct_tls", "max_stanza_size", "max_depth", "negotiation_timeout", "max_connections"];
+        let t = self.section(v, "c2s", &allowed)?.cloned().unwrap_or_default();
+        let addrs = |k: &str, d: &str| -> Result<Vec<SocketAddr>, ConfigError> {
+            match t.get(k) {
+                None => Ok(vec![d.parse().map_err(|_| self.err(k, "bad default"))?]),
+                Some(_) => self.addrs(&t, k, &format!("c2s.{k}")),
+            }
+        };
+        Ok(C2sConfig {
+            listen: addrs("listen", "127.0.0.1:5222")?,
+            direct_tls: addrs("direct_tls", "127.0.0.1:5223")?,
+            max_stanza_size: self.int(&t, "max_stanza_size", "c2s.max_stanza_size", 1024, 16 << 20)?.unwrap_or(256 * 1024) as usize,
+            max_depth: self.int(&t, "max_depth", "c2s.max_depth", 4, 256)?.unwrap_or(32) as usize,
+            negotiation_timeout: Duration::from_secs(self.int(&t, "negotiation_timeout", "c2s.negotiation_timeout", 1, 3600)?.unwrap_or(30) as u64),
+            max_connections: self.int(&t, "max_connections", "c2s.max_connections", 1, 10_000_000)?.unwrap_or(100_000) as usize,
+        })
+    }
+
+    fn http(&self, v: Option<&toml::Value>) -> Result<HttpConfig, ConfigError> {
+        let t = self.section(v, "http", &["listen", "public_url"])?.cloned().unwrap_or_default();
+        let listen = match t.get("listen") {
+            None => vec![SocketAddr::from(([127, 0, 0, 1], 5281))],
+            Some(_) => self.addrs(&t, "listen", "http.listen")?,
+        };
+        let public_url = self.string(&t, "public_url", "http.public_url")?;
+        if let Some(url) = &public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(self.err("http.public_url", "must start with https:// or http://"));
+            }
+        }
+        Ok(HttpConfig { listen, public_url })
+    }
+
+    fn tls(&self, v: Option<&toml::Value>) -> Result<TlsConfig, ConfigError> {
+        let t = self.section(v, "tls", &["cert", "key"])?.cloned().unwrap_or_default();
+        let cert = self.string(&t, "cert", "tls.cert")?.map(|p| self.base.join(p));
+        let key = self.string(&t, "key", "tls.key")?.map(|p| self.base.join(p));
+        match (&cert, &key) {
+            (Some(_), None) => return Err(self.err("tls.key", "required when tls.cert is set")),
+            (None, Some(_)) => return Err(self.err("tls.cert", "required when tls.key is set")),
+            _ => {}
+        }
+        for (k, p) in [("tls.cert", &cert), ("tls.key", &key)] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    return Err(self.err(k, format!("{} does not exist", p.display())));
+                }
+            }
+        }
+        Ok(TlsConfig { cert, key })
+    }
+
+    fn smtp(&self, v: Option<&toml::Value>) -> Result<Option<SmtpConfig>, ConfigError> {
+        let Some(t) = self.section(v, "smtp", &["url", "from"])? else { return Ok(None) };
+        let url = self.string(t, "url", "smtp.url")?.ok_or_else(|| self.err("smtp.url", "required in [smtp]"))?;
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            return Err(self.err("smtp.url", "must start with smtp:// or smtps://"));
+        }
+        let from = self.string(t, "from", "smtp.from")?.ok_or_else(|| self.err("smtp.from", "required in [smtp]"))?;
+        if !from.contains('@') {
+            return Err(self.err("smtp.from", "must be a mail address"));
+        }
+        Ok(Some(SmtpConfig { url, from }))
+    }
+
+    fn string(&self, t: &toml::Table, k: &str, path: &str) -> Result<Option<String>, ConfigError> {
+        match t.get(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.err(path, format!("expected a string, found {}", other.type_str()))),
+        }
+    }
+
+    fn path(&self, t: &toml::Table, k: &str) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.string(t, k, k)?.map(|s| self.base.join(s)))
+    }
+
+    fn bool(&self, t: &toml::Table, k: &str, path: &str) -> Result<Option<bool>, ConfigError> {
+        match t.get(k) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(path, format!("expected true or false, found {}", other.type_str()))),
+        }
+    }
+
+    fn int(&self, t: &toml::Table, k: &str, path: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+        match t.get(k) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) if *i >= min && *i <= max => Ok(Some(*i)),
+            Some(toml::Value::Integer(i)) => Err(self.err(path, format!("{i} is out of range {min}..={max}"))),
+            Some(other) => Err(self.err(path, format!("expected an integer, found {}", other.type_str()))),
+        }
+    }
+
+    fn string_list(&self, t: &toml::Table, k: &str, path: &str) -> Result<Vec<String>, ConfigError> {
+        match t.get(k) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| self.err(path, "expected a list of strings")))
+                .collect(),
+            Some(other) => Err(self.err(path, format!("expected a list of strings, found {}", other.type_str()))),
+        }
+    }
+
+    fn addrs(&self, t: &toml::Table, k: &str, path: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.string_list(t, k, path)?
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .map_err(|_| self.err(path, format!("`{a}` is not an IP address with port (e.g. 127.0.0.1:5222 or [::1]:5222)")))
+            })
+            .collect()
+    }
+}
+
+fn validate_domain(domain: &str) -> Result<(), String> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{domain}` is not a valid domain name"))
+    }
+}
+
+/// The directory of the running executable: cargo puts the plugin libraries beside it.
+fn default_plugin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .map(|dir| {
+            // `cargo test` runs binaries from target/<profile>/deps; plugins sit one level up.
+            if dir.ends_with("deps") {
+                dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+            } else {
+                dir
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests;

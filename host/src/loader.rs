@@ -1,0 +1,248 @@
+//! Loading plugin files: the only place (with `services.rs`) that touches abi_stable and
+//! libloading, and the only `unsafe` in the host.
+//!
+//! Each load copies the file to a fresh path (`<data_dir>/plugins/<name>.gen<N>.so`), because the
+//! dynamic loader returns the already-mapped image for a path it has seen, even if the file was
+//! replaced. Then two gates run: a cheap one with libloading (the `TESSERA_PLUGIN_MAGIC` symbol:
+//! is this a Tessera plugin, of our major version?) and abi_stable's version and layout check.
+//! Libraries are never unloaded (see docs/plugin-abi.md): a replaced generation stays mapped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use tessera_plugin_api::abi::{PluginInfo, PluginMagic, PluginModRef, API_MAJOR, MAGIC, MAGIC_SYMBOL};
+use tessera_plugin_api::protocol::Manifest;
+use tessera_plugin_api::sdk::first_lines;
+
+/// Why a plugin file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file does not exist.
+    #[error("{path}: plugin file not found")]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Copying to the staging folder failed.
+    #[error("{path}: cannot stage plugin: {message}")]
+    Stage {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// The dynamic loader refused the file (not a shared object, truncated, missing symbols).
+    #[error("{path}: not a loadable shared library: {message}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// A shared library, but not a Tessera plugin.
+    #[error("{path}: not a Tessera plugin (no {MAGIC_SYMBOL} symbol)")]
+    NotAPlugin {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Built against another major version of the plugin API.
+    #[error("{path}: built against plugin API {found} (major {found_major}); this host expects major {expected_major} (API {expected})")]
+    MajorMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The host's API version.
+        expected: String,
+        /// The host's major.
+        expected_major: u32,
+        /// The plugin's API version.
+        found: String,
+        /// The plugin's major.
+        found_major: u32,
+    },
+    /// abi_stable's version or layout check failed.
+    #[error("{path}: incompatible plugin ABI (host has plugin API {expected}, plugin was built against {found}):\n{detail}")]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// The host's API version.
+        expected: String,
+        /// The plugin's API version.
+        found: String,
+        /// The first lines of abi_stable's report (the first layout difference).
+        detail: String,
+    },
+    /// The manifest the plugin reported is not valid JSON of the expected shape.
+    #[error("{path}: invalid manifest: {message}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        message: String,
+    },
+}
+
+/// A plugin file that passed both gates, ready to instantiate.
+#[derive(Debug, Clone)]
+pub struct LoadedLibrary {
+    /// Where it was loaded from.
+    pub source: PathBuf,
+    /// The staged copy actually mapped.
+    pub staged: PathBuf,
+    /// The root module.
+    pub module: PluginModRef,
+    /// Name, version, build id.
+    pub info: PluginInfoOwned,
+    /// Options and dependencies.
+    pub manifest: Manifest,
+    /// Size of the mapped file in bytes (reported per retained generation).
+    pub mapped_bytes: u64,
+}
+
+/// [`PluginInfo`] in plain Rust types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfoOwned {
+    /// Module name.
+    pub name: String,
+    /// Module version.
+    pub version: String,
+    /// Build id.
+    pub build_id: String,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Stage, check and open a plugin file.
+///
+/// # Errors
+/// Any [`LoadError`]; nothing is left mapped when the first gate fails.
+pub fn load(source: &Path, staging_dir: &Path) -> Result<LoadedLibrary, LoadError> {
+    if !source.is_file() {
+        return Err(LoadError::NotFound { path: source.to_path_buf() });
+    }
+    let staged = stage(source, staging_dir)?;
+    let result = check_magic(source, &staged).and_then(|()| open_checked(source, &staged));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    result
+}
+
+fn stage(source: &Path, staging_dir: &Path) -> Result<PathBuf, LoadError> {
+    let err = |e: std::io::Error| LoadError::Stage {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(staging_dir).map_err(err)?;
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let staged = staging_dir.join(format!("{stem}.{}.gen{gen}.so", std::process::id()));
+    // A copy, never a hard link: glibc also matches loaded objects by device and inode.
+    std::fs::copy(source, &staged).map_err(err)?;
+    Ok(staged)
+}
+
+/// Gate 1: the plain `TESSERA_PLUGIN_MAGIC` static.
+fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
+    // SAFETY: loading a shared object runs its initialisers. The operator named this file as a
+    // plugin in the config; Tessera plugins have no initialisers beyond Rust's (none run user
+    // code). The library is closed again when `lib` drops at the end of this function; nothing
+    // obtained from it outlives that (the magic is copied out by value).
+    let lib = unsafe { libloading::Library::new(staged) }.map_err(|e| LoadError::Open {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    // SAFETY: the symbol, when present, is the `PluginMagic` static the SDK's export macro
+    // defines: `#[repr(C)]` plain data whose layout is frozen (magic first, so a foreign symbol
+    // of that name is rejected by the magic comparison before any other field is trusted).
+    let magic: PluginMagic = unsafe {
+        match lib.get::<*const PluginMagic>(MAGIC_SYMBOL.as_bytes()) {
+            Ok(sym) => {
+                let ptr: *const PluginMagic = *sym;
+                if ptr.is_null() {
+                    return Err(LoadError::NotAPlugin { path: source.to_path_buf() });
+                }
+                std::ptr::read_unaligned(ptr)
+            }
+            Err(_) => return Err(LoadError::NotAPlugin { path: source.to_path_buf() }),
+        }
+    };
+    if magic.magic != MAGIC {
+        return Err(LoadError::NotAPlugin { path: source.to_path_buf() });
+    }
+    if magic.api_major != API_MAJOR {
+        return Err(LoadError::MajorMismatch {
+            path: source.to_path_buf(),
+            expected: tessera_plugin_api::API_VERSION.to_owned(),
+            expected_major: API_MAJOR,
+            found: magic.version_str(),
+            found_major: magic.api_major,
+        });
+    }
+    Ok(())
+}
+
+/// Gate 2: abi_stable's version and layout check, then read the plugin's info.
+fn open_checked(source: &Path, staged: &Path) -> Result<LoadedLibrary, LoadError> {
+    let header = lib_header_from_path(staged).map_err(|e| LoadError::Open {
+        path: source.to_path_buf(),
+        message: first_lines(&e.to_string(), 3),
+    })?;
+    let found = header.version_strings().version.to_string();
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| incompatible(source, &found, &e))?;
+    let raw: PluginInfo = (module.info())();
+    let info = PluginInfoOwned {
+        name: raw.name.to_string(),
+        version: raw.version.to_string(),
+        build_id: raw.build_id.to_string(),
+    };
+    let manifest: Manifest = serde_json::from_str(raw.manifest.as_str()).map_err(|e| LoadError::Manifest {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mapped_bytes = std::fs::metadata(staged).map(|m| m.len()).unwrap_or(0);
+    Ok(LoadedLibrary {
+        source: source.to_path_buf(),
+        staged: staged.to_path_buf(),
+        module,
+        info,
+        manifest,
+        mapped_bytes,
+    })
+}
+
+fn incompatible(source: &Path, found: &str, e: &LibraryError) -> LoadError {
+    let full = e.to_string();
+    tracing::debug!(plugin = %source.display(), report = %full, "full abi_stable report");
+    LoadError::Incompatible {
+        path: source.to_path_buf(),
+        expected: tessera_plugin_api::API_VERSION.to_owned(),
+        found: found.to_owned(),
+        detail: summarize_layout_error(&full),
+    }
+}
+
+/// Keep the lines of abi_stable's (800–2,800 line) report that say what differs.
+fn summarize_layout_error(full: &str) -> String {
+    let keep: Vec<&str> = full
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("Error:")
+                || l.starts_with("Expected:")
+                || l.starts_with("Found:")
+                || l.contains("version mismatch")
+                || l.starts_with("user:")
+                || l.starts_with("library:")
+        })
+        .take(8)
+        .collect();
+    if keep.is_empty() {
+        first_lines(full, 6)
+    } else {
+        keep.join("\n")
+    }
+}

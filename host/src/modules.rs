@@ -1,0 +1,280 @@
+//! Live module instances and the routing tables built from their registrations.
+//!
+//! The tables are an immutable snapshot (`Arc<Routes>`) replaced as a whole on every load or
+//! unload; callers clone the `Arc` and hold no lock while they call into a module, so a plugin
+//! that calls back into the host (which may call another plugin) can never deadlock the swap.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use abi_stable::std_types::RStr;
+use dashmap::DashMap;
+use serde::de::DeserializeOwned;
+use tessera_plugin_api::abi::{PluginHandle, PluginInstanceBox};
+use tessera_plugin_api::protocol::{
+    ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, Request, StreamPhase,
+};
+use tessera_plugin_api::sdk::to_wire;
+use tessera_plugin_api::{EventFlow, PluginError, PluginErrorKind};
+
+/// A callback slower than this is logged: callbacks run inline on connection tasks.
+const SLOW_CALL_MS: u128 = 5;
+
+/// A live plugin instance.
+pub struct Module {
+    /// Module name.
+    pub name: String,
+    /// Module version.
+    pub version: String,
+    /// Build id.
+    pub build_id: String,
+    /// The file it was loaded from.
+    pub source: PathBuf,
+    /// The staged copy that is mapped.
+    pub staged: PathBuf,
+    /// Load time, ms since the epoch.
+    pub loaded_at_ms: u64,
+    /// Size of the mapped file.
+    pub mapped_bytes: u64,
+    /// The handle the plugin uses when calling the host.
+    pub handle: PluginHandle,
+    /// Options and dependencies.
+    pub manifest: Manifest,
+    /// What it asked to be routed.
+    pub registrations: Registrations,
+    instance: PluginInstanceBox,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Wrap an instantiated plugin.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        lib: &crate::loader::LoadedLibrary,
+        handle: PluginHandle,
+        instance: PluginInstanceBox,
+        loaded_at_ms: u64,
+    ) -> Result<Self, PluginError> {
+        let registrations: Registrations = serde_json::from_str(instance.registrations().as_str())
+            .map_err(|e| PluginError::bad_request(format!("registrations: {e}")))?;
+        Ok(Self {
+            name: lib.info.name.clone(),
+            version: lib.info.version.clone(),
+            build_id: lib.info.build_id.clone(),
+            source: lib.source.clone(),
+            staged: lib.staged.clone(),
+            loaded_at_ms,
+            mapped_bytes: lib.mapped_bytes,
+            handle,
+            manifest: lib.manifest.clone(),
+            registrations,
+            instance,
+        })
+    }
+
+    /// Send a request and decode the answer. Panics inside the plugin come back as
+    /// [`PluginErrorKind::PANICKED`] and are logged here with the module's name.
+    ///
+    /// # Errors
+    /// The plugin's error, or a malformed answer.
+    pub fn request<T: DeserializeOwned>(&self, request: &Request) -> Result<T, PluginError> {
+        let (kind, payload) = to_wire(request)?;
+        let started = Instant::now();
+        let answer = self
+            .instance
+            .on_request(RStr::from_str(&kind), RStr::from_str(&payload))
+            .into_result();
+        self.note_duration(&kind, started);
+        let answer = answer.inspect_err(|e| self.log_failure(&kind, e))?;
+        serde_json::from_str(answer.as_str()).map_err(|e| {
+            let err = PluginError::bad_request(format!("answer to {kind}: {e}"));
+            self.log_failure(&kind, &err);
+            err
+        })
+    }
+
+    /// Deliver one event.
+    ///
+    /// # Errors
+    /// The plugin's error (already logged).
+    pub fn event(&self, name: &str, payload: &str) -> Result<EventFlow, PluginError> {
+        let started = Instant::now();
+        let r = self
+            .instance
+            .on_event(RStr::from_str(name), RStr::from_str(payload))
+            .into_result();
+        self.note_duration(name, started);
+        r.inspect_err(|e| self.log_failure(name, e))
+    }
+
+    /// Ask for the hot-swap state.
+    ///
+    /// # Errors
+    /// The plugin's error.
+    pub fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        self.instance.save_state().into_result().map(|v| v.into_vec())
+    }
+
+    /// Tell the instance it will get no further calls.
+    pub fn shutdown(&self) {
+        self.instance.shutdown();
+    }
+
+    fn note_duration(&self, what: &str, started: Instant) {
+        let ms = started.elapsed().as_millis();
+        if ms > SLOW_CALL_MS {
+            tracing::warn!(plugin = %self.name, call = what, ms = ms as u64, "slow plugin callback");
+        }
+    }
+
+    fn log_failure(&self, what: &str, e: &PluginError) {
+        if e.kind == PluginErrorKind::PANICKED {
+            tracing::error!(plugin = %self.name, call = what, message = %e.message, "plugin panicked; the call failed, the server lives on");
+        } else if !e.is_unsupported() {
+            tracing::warn!(plugin = %self.name, call = what, error = %e, "plugin call failed");
+        }
+    }
+}
+
+/// Routing tables: who handles what. Rebuilt from scratch on every change.
+#[derive(Debug, Default)]
+pub struct Routes {
+    /// All live modules in load order.
+    pub modules: Vec<Arc<Module>>,
+    /// Stream elements by (namespace, name).
+    pub elements: HashMap<(String, String), (StreamPhase, Arc<Module>)>,
+    /// IQ namespaces.
+    pub iq: HashMap<String, Arc<Module>>,
+    /// Mechanisms in offer order (priority, then registration order).
+    pub mechanisms: Vec<(MechanismSpec, Arc<Module>)>,
+    /// Bus events by name, highest priority first.
+    pub events: HashMap<String, Vec<(i32, Arc<Module>)>>,
+    /// Query hooks by name, highest priority first.
+    pub hooks: HashMap<String, Vec<(i32, Arc<Module>)>>,
+    /// HTTP route prefixes, longest first.
+    pub http: Vec<(String, Arc<Module>)>,
+    /// Contributors to `<stream:features/>`.
+    pub stream_features: Vec<Arc<Module>>,
+    /// Contributors to SASL2 `<inline/>`.
+    pub sasl2_inline: Vec<Arc<Module>>,
+    /// Contributors to Bind 2 `<inline/>`.
+    pub bind2_inline: Vec<Arc<Module>>,
+    /// XEP-0030 features added by modules.
+    pub disco_features: Vec<String>,
+}
+
+fn add_by_priority(map: &mut HashMap<String, Vec<(i32, Arc<Module>)>>, specs: &[HookSpec], m: &Arc<Module>) {
+    for spec in specs {
+        let list = map.entry(spec.name.clone()).or_default();
+        list.push((spec.priority, m.clone()));
+        // Stable: equal priorities keep load order.
+        list.sort_by(|a, b| b.0.cmp(&a.0));
+    }
+}
+
+impl Routes {
+    /// Build the tables for a set of modules; a later module loses conflicts and they are
+    /// reported in the returned list.
+    pub fn build(modules: Vec<Arc<Module>>) -> (Self, Vec<String>) {
+        let mut r = Routes::default();
+        let mut conflicts = Vec::new();
+        for m in &modules {
+            let reg = &m.registrations;
+            for ElementSpec { name, ns, phase } in &reg.stream_elements {
+                let key = (ns.clone(), name.clone());
+                if let Some((_, other)) = r.elements.get(&key) {
+                    conflicts.push(format!("{}: element {{{ns}}}{name} is already handled by {}", m.name, other.name));
+                } else {
+                    r.elements.insert(key, (*phase, m.clone()));
+                }
+            }
+            for ns in &reg.iq_namespaces {
+                if let Some(other) = r.iq.get(ns) {
+                    conflicts.push(format!("{}: iq namespace {ns} is already handled by {}", m.name, other.name));
+                } else {
+                    r.iq.insert(ns.clone(), m.clone());
+                }
+            }
+            for spec in &reg.mechanisms {
+                if let Some((_, other)) = r.mechanisms.iter().find(|(s, _)| s.name == spec.name) {
+                    conflicts.push(format!("{}: mechanism {} is already provided by {}", m.name, spec.name, other.name));
+                } else {
+                    r.mechanisms.push((spec.clone(), m.clone()));
+                }
+            }
+            add_by_priority(&mut r.events, &reg.events, m);
+            add_by_priority(&mut r.hooks, &reg.hooks, m);
+            for prefix in &reg.http_routes {
+                r.http.push((prefix.clone(), m.clone()));
+            }
+            if reg.stream_features {
+                r.stream_features.push(m.clone());
+            }
+            if reg.sasl2_inline {
+                r.sasl2_inline.push(m.clone());
+            }
+            if reg.bind2_inline {
+                r.bind2_inline.push(m.clone());
+            }
+            r.disco_features.extend(reg.disco_features.iter().cloned());
+        }
+        r.mechanisms.sort_by(|a, b| b.0.priority.cmp(&a.0.priority));
+        r.http.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        r.modules = modules;
+        (r, conflicts)
+    }
+
+    /// The module registered for a name.
+    pub fn module(&self, name: &str) -> Option<&Arc<Module>> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+}
+
+/// The set of live modules, swappable as a whole.
+#[derive(Debug, Default)]
+pub struct Registry {
+    routes: RwLock<Arc<Routes>>,
+    by_handle: DashMap<u64, Arc<Module>>,
+}
+
+impl Registry {
+    /// The current routing snapshot.
+    pub fn routes(&self) -> Arc<Routes> {
+        match self.routes.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The module that owns a handle (for host calls), if it is still live.
+    pub fn by_handle(&self, handle: PluginHandle) -> Option<Arc<Module>> {
+        self.by_handle.get(&handle.0).map(|m| m.clone())
+    }
+
+    /// Replace the module list; returns routing conflicts (the earlier module wins each).
+    pub fn install(&self, modules: Vec<Arc<Module>>) -> Vec<String> {
+        for m in &modules {
+            self.by_handle.insert(m.handle.0, m.clone());
+        }
+        self.by_handle
+            .retain(|h, _| modules.iter().any(|m| m.handle.0 == *h));
+        let (routes, conflicts) = Routes::build(modules);
+        let routes = Arc::new(routes);
+        match self.routes.write() {
+            Ok(mut w) => *w = routes,
+            Err(poisoned) => *poisoned.into_inner() = routes,
+        }
+        conflicts
+    }
+}

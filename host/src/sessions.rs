@@ -1,0 +1,213 @@
+//! The table of authenticated streams: who is online, under which full JID, and how to reach
+//! each connection task (a bounded stanza queue plus an out-of-band close signal that a full
+//! queue cannot block).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use tessera_plugin_api::protocol::SessionInfo;
+use tokio::sync::{mpsc, Notify};
+
+/// Stanzas queued for one connection beyond this are dropped (and logged).
+pub const SESSION_QUEUE: usize = 256;
+
+/// Why and how a session must close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// Stream error condition (`reset`, `conflict`, `not-authorized`, ...).
+    pub condition: String,
+    /// Optional text.
+    pub text: Option<String>,
+}
+
+/// One authenticated stream.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// Connection id.
+    pub stream_id: u64,
+    /// Account localpart.
+    pub user: String,
+    /// Bare JID.
+    pub bare: String,
+    /// Resource once bound.
+    pub resource: Mutex<Option<String>>,
+    /// SASL2 user-agent id.
+    pub user_agent_id: Option<String>,
+    /// Client IP.
+    pub peer_ip: String,
+    /// Whether the client sent initial presence (receives bare-JID messages and presence).
+    pub available: AtomicBool,
+    tx: mpsc::Sender<String>,
+    close: Mutex<Option<CloseRequest>>,
+    closed: Notify,
+}
+
+impl SessionEntry {
+    /// Queue serialised stanza text for the client; `false` if the queue is full or closed.
+    pub fn deliver(&self, xml: String) -> bool {
+        match self.tx.try_send(xml) {
+            Ok(()) => true,
+            Err(_) => {
+                tracing::warn!(stream = self.stream_id, "session queue full or closed; stanza dropped");
+                false
+            }
+        }
+    }
+
+    /// Ask the connection task to close with a stream error (first request wins).
+    pub fn request_close(&self, condition: &str, text: Option<&str>) {
+        if let Ok(mut slot) = self.close.lock() {
+            if slot.is_none() {
+                *slot = Some(CloseRequest {
+                    condition: condition.to_owned(),
+                    text: text.map(str::to_owned),
+                });
+            }
+        }
+        self.closed.notify_one();
+    }
+
+    /// Wait until a close is requested, then take the request.
+    pub async fn close_requested(&self) -> CloseRequest {
+        loop {
+            if let Some(req) = self.close.lock().ok().and_then(|mut s| s.take()) {
+                return req;
+            }
+            self.closed.notified().await;
+        }
+    }
+
+    /// The full JID if bound, else the bare JID.
+    pub fn jid(&self) -> String {
+        match self.resource.lock().ok().and_then(|r| r.clone()) {
+            Some(r) => format!("{}/{r}", self.bare),
+            None => self.bare.clone(),
+        }
+    }
+
+    /// Whether a resource is bound.
+    pub fn is_bound(&self) -> bool {
+        self.resource.lock().map(|r| r.is_some()).unwrap_or(false)
+    }
+
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            stream_id: self.stream_id,
+            jid: self.jid(),
+            user_agent_id: self.user_agent_id.clone(),
+            peer_ip: self.peer_ip.clone(),
+        }
+    }
+}
+
+/// All authenticated streams.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_stream: DashMap<u64, Arc<SessionEntry>>,
+    by_user: DashMap<String, Vec<u64>>,
+    by_full_jid: DashMap<String, u64>,
+}
+
+impl Sessions {
+    /// Register an authenticated stream; returns its entry and the receiving end of its queue.
+    pub fn authenticate(
+        &self,
+        stream_id: u64,
+        user: &str,
+        domain: &str,
+        user_agent_id: Option<String>,
+        peer_ip: &str,
+    ) -> (Arc<SessionEntry>, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let entry = Arc::new(SessionEntry {
+            stream_id,
+            user: user.to_owned(),
+            bare: format!("{user}@{domain}"),
+            resource: Mutex::new(None),
+            user_agent_id,
+            peer_ip: peer_ip.to_owned(),
+            available: AtomicBool::new(false),
+            tx,
+            close: Mutex::new(None),
+            closed: Notify::new(),
+        });
+        self.by_stream.insert(stream_id, entry.clone());
+        self.by_user.entry(user.to_owned()).or_default().push(stream_id);
+        (entry, rx)
+    }
+
+    /// Bind a resource. A session already bound to the same full JID is told to close with
+    /// `<conflict/>` and replaced (RFC 6120 §7.7.2.2, "override the existing session").
+    pub fn bind(&self, entry: &SessionEntry, resource: &str) -> String {
+        let full = format!("{}/{resource}", entry.bare);
+        if let Some(old) = self.by_full_jid.insert(full.clone(), entry.stream_id) {
+            if old != entry.stream_id {
+                if let Some(old_entry) = self.by_stream.get(&old) {
+                    old_entry.request_close("conflict", Some("Replaced by new connection"));
+                }
+            }
+        }
+        if let Ok(mut r) = entry.resource.lock() {
+            *r = Some(resource.to_owned());
+        }
+        full
+    }
+
+    /// Forget a stream (on close).
+    pub fn remove(&self, stream_id: u64) {
+        let Some((_, entry)) = self.by_stream.remove(&stream_id) else { return };
+        let full = entry.jid();
+        self.by_full_jid.remove_if(&full, |_, id| *id == stream_id);
+        if let Some(mut ids) = self.by_user.get_mut(&entry.user) {
+            ids.retain(|id| *id != stream_id);
+        }
+        self.by_user.remove_if(&entry.user, |_, ids| ids.is_empty());
+    }
+
+    /// The session bound to a full JID.
+    pub fn by_full_jid(&self, full: &str) -> Option<Arc<SessionEntry>> {
+        let id = *self.by_full_jid.get(full)?;
+        self.by_stream.get(&id).map(|e| e.clone())
+    }
+
+    /// All streams of an account (bound or not).
+    pub fn of_user(&self, user: &str) -> Vec<Arc<SessionEntry>> {
+        let ids = self.by_user.get(user).map(|v| v.clone()).unwrap_or_default();
+        ids.iter()
+            .filter_map(|id| self.by_stream.get(id).map(|e| e.clone()))
+            .collect()
+    }
+
+    /// Public view of an account's sessions.
+    pub fn list(&self, user: &str) -> Vec<SessionInfo> {
+        self.of_user(user).iter().map(|e| e.info()).collect()
+    }
+
+    /// Close every stream of an account except one; returns how many were told to close.
+    pub fn close_user(&self, user: &str, condition: &str, except: Option<u64>) -> u64 {
+        let mut n = 0;
+        for e in self.of_user(user) {
+            if Some(e.stream_id) != except {
+                e.request_close(condition, None);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of authenticated streams.
+    pub fn len(&self) -> usize {
+        self.by_stream.len()
+    }
+
+    /// Whether no stream is authenticated.
+    pub fn is_empty(&self) -> bool {
+        self.by_stream.is_empty()
+    }
+
+    /// Mark a session available (initial presence) or not.
+    pub fn set_available(entry: &SessionEntry, available: bool) {
+        entry.available.store(available, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,92 @@
+//! Persistent storage behind one trait, so a PostgreSQL backend can follow for multi-node
+//! deployments without touching plugins: accounts (SCRAM verifiers, never passwords) and each
+//! module's key-value entries (global or per account).
+//!
+//! The trait is synchronous: plugin callbacks are synchronous and SQLite answers reads in
+//! microseconds. Callers on the async side run writes through `spawn_blocking`.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+use tessera_plugin_api::protocol::{KvScope, ScramSecret};
+
+/// A stored account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Localpart (nodeprep'd).
+    pub user: String,
+    /// SCRAM-SHA-1 verifier.
+    pub scram_sha1: ScramSecret,
+    /// SCRAM-SHA-256 verifier.
+    pub scram_sha256: ScramSecret,
+    /// Optional email address (for password reset).
+    pub email: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+    /// Last password change, ms since the epoch.
+    pub password_changed_at_ms: u64,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The account already exists.
+    #[error("account `{0}` already exists")]
+    AccountExists(String),
+    /// The backend failed.
+    #[error("store: {0}")]
+    Backend(String),
+    /// The database was written by a newer Tessera.
+    #[error("store schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Everything the host persists.
+pub trait Store: Send + Sync + 'static {
+    /// Create an account; fails with [`StoreError::AccountExists`].
+    fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+    /// Read an account.
+    fn get_account(&self, user: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Replace both verifiers; returns whether the account exists.
+    fn set_credentials(
+        &self,
+        user: &str,
+        sha1: &ScramSecret,
+        sha256: &ScramSecret,
+        changed_at_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Set or clear the email; returns whether the account exists.
+    fn set_email(&self, user: &str, email: Option<&str>) -> Result<bool, StoreError>;
+    /// Delete an account and its per-account module entries; returns whether it existed.
+    fn delete_account(&self, user: &str) -> Result<bool, StoreError>;
+    /// All account names, sorted.
+    fn list_accounts(&self) -> Result<Vec<String>, StoreError>;
+    /// Read a module's entry.
+    fn kv_get(&self, module: &str, scope: &KvScope, key: &str) -> Result<Option<String>, StoreError>;
+    /// Write a module's entry.
+    fn kv_put(&self, module: &str, scope: &KvScope, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Delete a module's entry; returns whether it existed.
+    fn kv_delete(&self, module: &str, scope: &KvScope, key: &str) -> Result<bool, StoreError>;
+    /// A module's entries whose key starts with `prefix`, sorted by key.
+    fn kv_list(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

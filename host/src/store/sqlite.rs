@@ -1,0 +1,294 @@
+//! The default store: SQLite in WAL mode, one file in the data directory, versioned migrations
+//! (`PRAGMA user_version`). One writer connection and a few reader connections, so reads from
+//! plugin callbacks never wait behind a write.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tessera_plugin_api::protocol::{KvScope, ScramSecret};
+
+use super::{AccountRecord, Store, StoreError};
+
+/// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts and module key-value entries.
+    "CREATE TABLE accounts (
+        user TEXT PRIMARY KEY NOT NULL,
+        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL,
+        email TEXT,
+        created_at INTEGER NOT NULL,
+        password_changed_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE module_kv (
+        module TEXT NOT NULL,
+        scope TEXT NOT NULL,          -- '' for global, else the account's localpart
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (module, scope, key)
+    ) STRICT;
+    CREATE INDEX module_kv_scope ON module_kv (scope);",
+];
+
+const READERS: usize = 4;
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn scope_key(scope: &KvScope) -> &str {
+    match scope {
+        KvScope::Global => "",
+        KvScope::Account(user) => user,
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) and migrate the database at `path`.
+    ///
+    /// # Errors
+    /// I/O, corruption, or a schema newer than this build.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = open(path)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| open(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+        Ok(f(&conn)?)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let n = self.readers.len().max(1);
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take the first free reader; if all are busy, wait on the round-robin one.
+        for i in 0..n {
+            if let Some(m) = self.readers.get((start + i) % n) {
+                if let Ok(conn) = m.try_lock() {
+                    return Ok(f(&conn)?);
+                }
+            }
+        }
+        let m = self
+            .readers
+            .get(start % n)
+            .ok_or_else(|| StoreError::Backend("no reader".into()))?;
+        let conn = m
+            .lock()
+            .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+        Ok(f(&conn)?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn secret_from_row(row: &rusqlite::Row<'_>, base: usize) -> rusqlite::Result<ScramSecret> {
+    Ok(ScramSecret {
+        salt: row.get(base)?,
+        iterations: row.get(base + 1)?,
+        stored_key: row.get(base + 2)?,
+        server_key: row.get(base + 3)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn create_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
+        let inserted = self.write(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO accounts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    a.user,
+                    a.scram_sha1.salt,
+                    a.scram_sha1.iterations,
+                    a.scram_sha1.stored_key,
+                    a.scram_sha1.server_key,
+                    a.scram_sha256.salt,
+                    a.scram_sha256.iterations,
+                    a.scram_sha256.stored_key,
+                    a.scram_sha256.server_key,
+                    a.email,
+                    a.created_at_ms as i64,
+                    a.password_changed_at_ms as i64,
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(StoreError::AccountExists(a.user.clone()));
+        }
+        Ok(())
+    }
+
+    fn get_account(&self, user: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT user, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
+                        sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key,
+                        email, created_at, password_changed_at
+                 FROM accounts WHERE user = ?1",
+                params![user],
+                |row| {
+                    Ok(AccountRecord {
+                        user: row.get(0)?,
+                        scram_sha1: secret_from_row(row, 1)?,
+                        scram_sha256: secret_from_row(row, 5)?,
+                        email: row.get(9)?,
+                        created_at_ms: row.get::<_, i64>(10)? as u64,
+                        password_changed_at_ms: row.get::<_, i64>(11)? as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn set_credentials(
+        &self,
+        user: &str,
+        sha1: &ScramSecret,
+        sha256: &ScramSecret,
+        changed_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.write(|c| {
+            c.execute(
+                "UPDATE accounts SET sha1_salt = ?2, sha1_iterations = ?3, sha1_stored_key = ?4,
+                    sha1_server_key = ?5, sha256_salt = ?6, sha256_iterations = ?7,
+                    sha256_stored_key = ?8, sha256_server_key = ?9, password_changed_at = ?10
+                 WHERE user = ?1",
+                params![
+                    user,
+                    sha1.salt,
+                    sha1.iterations,
+                    sha1.stored_key,
+                    sha1.server_key,
+                    sha256.salt,
+                    sha256.iterations,
+                    sha256.stored_key,
+                    sha256.server_key,
+                    changed_at_ms as i64,
+                ],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    fn set_email(&self, user: &str, email: Option<&str>) -> Result<bool, StoreError> {
+        let n = self.write(|c| {
+            c.execute(
+                "UPDATE accounts SET email = ?2 WHERE user = ?1",
+                params![user, email],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    fn delete_account(&self, user: &str) -> Result<bool, StoreError> {
+        self.write(|c| {
+            let n = c.execute("DELETE FROM accounts WHERE user = ?1", params![user])?;
+            c.execute("DELETE FROM module_kv WHERE scope = ?1", params![user])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT user FROM accounts ORDER BY user")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn kv_get(&self, module: &str, scope: &KvScope, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT value FROM module_kv WHERE module = ?1 AND scope = ?2 AND key = ?3",
+                params![module, scope_key(scope), key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn kv_put(&self, module: &str, scope: &KvScope, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO module_kv (module, scope, key, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (module, scope, key) DO UPDATE SET value = excluded.value",
+                params![module, scope_key(scope), key, value],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, module: &str, scope: &KvScope, key: &str) -> Result<bool, StoreError> {
+        let n = self.write(|c| {
+            c.execute(
+                "DELETE FROM module_kv WHERE module = ?1 AND scope = ?2 AND key = ?3",
+                params![module, scope_key(scope), key],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    fn kv_list(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT key, value FROM module_kv
+                 WHERE module = ?1 AND scope = ?2 AND substr(key, 1, length(?3)) = ?3
+                 ORDER BY key",
+            )?;
+            let rows = stmt.query_map(params![module, scope_key(scope), prefix], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! The XML stream layer (RFC 6120 §4, §11): a pure incremental framer with hard limits, a
+//! parser from framed bytes to elements, and stream-error rendering.
+
+pub mod framer;
+pub mod parse;
+
+use tessera_plugin_api::xml::escape_text;
+
+/// The stream-error namespace.
+pub const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+
+/// A stream-level error to send before closing: an RFC 6120 §4.9.3 condition and optional text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    /// The condition element name, e.g. `policy-violation`.
+    pub condition: String,
+    /// Optional human-readable text.
+    pub text: Option<String>,
+}
+
+impl StreamError {
+    /// A stream error with a condition and no text.
+    pub fn new(condition: &str) -> Self {
+        Self {
+            condition: condition.to_owned(),
+            text: None,
+        }
+    }
+
+    /// A stream error with text.
+    pub fn with_text(condition: &str, text: impl Into<String>) -> Self {
+        Self {
+            condition: condition.to_owned(),
+            text: Some(text.into()),
+        }
+    }
+
+    /// `<stream:error>…</stream:error></stream:stream>`.
+    pub fn to_xml(&self) -> String {
+        let mut s = format!("<stream:error><{} xmlns='{STREAMS_NS}'/>", self.condition);
+        if let Some(t) = &self.text {
+            s.push_str(&format!("<text xmlns='{STREAMS_NS}' xml:lang='en'>{}</text>", escape_text(t)));
+        }
+        s.push_str("</stream:error></stream:stream>");
+        s
+    }
+}
+
+impl From<framer::FramerError> for StreamError {
+    fn from(e: framer::FramerError) -> Self {
+        StreamError::with_text(e.stream_condition(), e.to_string())
+    }
+}
+
+impl From<parse::ParseError> for StreamError {
+    fn from(e: parse::ParseError) -> Self {
+        StreamError::with_text(e.stream_condition(), e.to_string())
+    }
+}

@@ -531,4 +531,5 @@ fn default_plugin_dir() -> PathBuf {
 }
 
 #[cfg(test)]
+#[path = "config_tests.rs"]
 mod tests;

@@ -7,6 +7,10 @@
 //! is this a Tessera plugin, of our major version?) and abi_stable's version and layout check.
 //! Libraries are never unloaded (see docs/plugin-abi.md): a replaced generation stays mapped.
 
+// The ABI boundary: opening shared objects and reading their symbols is inherently unsafe;
+// each block below carries its SAFETY argument. No other host module uses `unsafe`.
+#![allow(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -84,7 +88,7 @@ pub enum LoadError {
 }
 
 /// A plugin file that passed both gates, ready to instantiate.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadedLibrary {
     /// Where it was loaded from.
     pub source: PathBuf,
@@ -98,6 +102,16 @@ pub struct LoadedLibrary {
     pub manifest: Manifest,
     /// Size of the mapped file in bytes (reported per retained generation).
     pub mapped_bytes: u64,
+}
+
+impl std::fmt::Debug for LoadedLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedLibrary")
+            .field("source", &self.source)
+            .field("staged", &self.staged)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// [`PluginInfo`] in plain Rust types.
@@ -225,21 +239,28 @@ fn incompatible(source: &Path, found: &str, e: &LibraryError) -> LoadError {
     }
 }
 
-/// Keep the lines of abi_stable's (800–2,800 line) report that say what differs.
+/// Keep the lines of abi_stable's (800–2,800 line) report that say what differs: each
+/// `Error:` line and the type names under the `Expected:` / `Found:` that follow it.
 fn summarize_layout_error(full: &str) -> String {
-    let keep: Vec<&str> = full
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.starts_with("Error:")
-                || l.starts_with("Expected:")
-                || l.starts_with("Found:")
-                || l.contains("version mismatch")
-                || l.starts_with("user:")
-                || l.starts_with("library:")
-        })
-        .take(8)
-        .collect();
+    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut keep = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let wanted = line.starts_with("Error:")
+            || line.contains("version mismatch")
+            || line.starts_with("user:")
+            || line.starts_with("library:");
+        if wanted {
+            keep.push((*line).to_owned());
+        } else if *line == "Expected:" || *line == "Found:" {
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            keep.push(format!("{line} {next}"));
+        } else if line.starts_with("Expected:") || line.starts_with("Found:") {
+            keep.push((*line).to_owned());
+        }
+        if keep.len() >= 8 {
+            break;
+        }
+    }
     if keep.is_empty() {
         first_lines(full, 6)
     } else {

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tessera` binary: parse arguments, then hand over to the library's CLI.
+
+fn main() {
+    std::process::exit(tessera_host::cli::main());
+}

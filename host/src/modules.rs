@@ -166,10 +166,6 @@ pub struct Routes {
     pub http: Vec<(String, Arc<Module>)>,
     /// Contributors to `<stream:features/>`.
     pub stream_features: Vec<Arc<Module>>,
-    /// Contributors to SASL2 `<inline/>`.
-    pub sasl2_inline: Vec<Arc<Module>>,
-    /// Contributors to Bind 2 `<inline/>`.
-    pub bind2_inline: Vec<Arc<Module>>,
     /// XEP-0030 features added by modules.
     pub disco_features: Vec<String>,
 }
@@ -220,12 +216,6 @@ impl Routes {
             }
             if reg.stream_features {
                 r.stream_features.push(m.clone());
-            }
-            if reg.sasl2_inline {
-                r.sasl2_inline.push(m.clone());
-            }
-            if reg.bind2_inline {
-                r.bind2_inline.push(m.clone());
             }
             r.disco_features.extend(reg.disco_features.iter().cloned());
         }

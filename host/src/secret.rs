@@ -43,7 +43,7 @@ impl ServerSecret {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                getrandom::getrandom(&mut key).map_err(std::io::Error::other)?;
+                getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)

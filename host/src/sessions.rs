@@ -196,6 +196,13 @@ impl Sessions {
         n
     }
 
+    /// Close every authenticated stream (server shutdown).
+    pub fn close_all(&self, condition: &str) {
+        for e in self.by_stream.iter() {
+            e.request_close(condition, None);
+        }
+    }
+
     /// Number of authenticated streams.
     pub fn len(&self) -> usize {
         self.by_stream.len()

@@ -36,8 +36,10 @@ pub enum TlsError {
 /// The server's TLS setup shared by all listeners.
 #[derive(Debug, Clone)]
 pub struct Tls {
-    /// The rustls configuration.
+    /// The rustls configuration for XMPP (ALPN `xmpp-client`, XEP-0368).
     pub config: Arc<ServerConfig>,
+    /// The same certificate for the HTTPS server (ALPN `http/1.1`).
+    pub http_config: Arc<ServerConfig>,
     /// RFC 5929 `tls-server-end-point` data, `None` when the certificate defines no hash.
     pub end_point: Option<Vec<u8>>,
 }
@@ -76,8 +78,11 @@ pub fn load(cfg: &TlsConfig, data_dir: &Path, domain: &str) -> Result<Tls, TlsEr
     config.require_ems = true;
     config.alpn_protocols = vec![b"xmpp-client".to_vec()];
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    let mut http_config = config.clone();
+    http_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
         config: Arc::new(config),
+        http_config: Arc::new(http_config),
         end_point,
     })
 }
@@ -115,10 +120,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 /// Channel-binding data of an established connection.
 pub fn channel_bindings(conn: &rustls::ServerConnection, end_point: Option<&[u8]>) -> ChannelBindings {
     let mut exporter = [0u8; 32];
-    let tls_exporter = conn
-        .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", Some(b""))
-        .ok()
-        .map(|_| exporter.to_vec());
+    let tls_exporter = match conn.export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", Some(b"")) {
+        Ok(_) => Some(exporter.to_vec()),
+        Err(_) => None,
+    };
     ChannelBindings {
         tls_exporter,
         tls_server_end_point: end_point.map(<[u8]>::to_vec),

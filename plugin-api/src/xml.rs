@@ -160,6 +160,14 @@ impl Element {
             .collect()
     }
 
+    /// Serialise as a child of an element in namespace `parent_ns`: no `xmlns` is emitted when
+    /// this element's namespace equals it (stanzas on a `jabber:client` stream).
+    pub fn to_xml_in(&self, parent_ns: &str) -> String {
+        let mut out = String::new();
+        self.write_xml(&mut out, parent_ns);
+        out
+    }
+
     /// Serialises the element as a standalone fragment: the top element always
     /// carries an `xmlns` declaration unless its namespace is empty.
     pub fn to_xml(&self) -> String {

@@ -1,0 +1,184 @@
+//! The admin socket: a Unix socket in the data directory (mode 0600) speaking one JSON request
+//! per line and one JSON answer per line. `tessera user passwd` and `user del` go through it
+//! when a server is running, so that the event fires and sessions close; with no server they
+//! act on the store directly.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::Shared;
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+
+/// An admin request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AdminRequest {
+    /// Create an account.
+    UserAdd {
+        /// Localpart.
+        user: String,
+        /// Password.
+        password: String,
+        /// Optional email.
+        #[serde(default)]
+        email: Option<String>,
+    },
+    /// Change a password (fires `user-password-changed`, closes sessions with `<reset/>`).
+    UserPasswd {
+        /// Localpart.
+        user: String,
+        /// New password.
+        password: String,
+    },
+    /// Delete an account.
+    UserDel {
+        /// Localpart.
+        user: String,
+    },
+    /// List accounts.
+    UserList,
+    /// List modules.
+    ModuleList,
+    /// Sessions and modules at a glance.
+    Status,
+}
+
+/// An admin answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The result, on success.
+    #[serde(default)]
+    pub result: serde_json::Value,
+    /// The error, on failure.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Bind the socket (replacing a stale one) with mode 0600.
+///
+/// # Errors
+/// I/O errors, or another server already listening on it.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::other(format!("{} is in use: is another tessera running on this data_dir?", path.display())));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serve admin connections.
+pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = connection(shared, stream).await;
+        });
+    }
+}
+
+async fn connection(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
+    while let Some(line) = lines.next_line().await? {
+        let response = match serde_json::from_str::<AdminRequest>(&line) {
+            Ok(req) => {
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || execute(&shared, req))
+                    .await
+                    .unwrap_or_else(|_| failure("internal error".into()))
+            }
+            Err(e) => failure(format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_string(&response).unwrap_or_default();
+        out.push('\n');
+        write.write_all(out.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+use tokio::io::AsyncReadExt as _;
+
+fn failure(error: String) -> AdminResponse {
+    AdminResponse { ok: false, result: serde_json::Value::Null, error: Some(error) }
+}
+
+fn success(result: serde_json::Value) -> AdminResponse {
+    AdminResponse { ok: true, result, error: None }
+}
+
+fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
+    let result = match req {
+        AdminRequest::UserAdd { user, password, email } => {
+            crate::accounts::create(shared.store.as_ref(), &user, &password, email.as_deref(), crate::now_ms())
+                .map(|u| serde_json::json!({ "user": u }))
+                .map_err(|e| e.to_string())
+        }
+        AdminRequest::UserPasswd { user, password } => shared
+            .set_password(&user, &password, None)
+            .map(|()| serde_json::json!({ "user": user }))
+            .map_err(|e| e.to_string()),
+        AdminRequest::UserDel { user } => shared
+            .delete_user(&user)
+            .map(|()| serde_json::json!({ "user": user }))
+            .map_err(|e| e.to_string()),
+        AdminRequest::UserList => shared.store.list_accounts().map(|v| serde_json::json!(v)).map_err(|e| e.to_string()),
+        AdminRequest::ModuleList => Ok(module_list(shared)),
+        AdminRequest::Status => Ok(serde_json::json!({
+            "sessions": shared.sessions.len(),
+            "modules": module_list(shared),
+        })),
+    };
+    match result {
+        Ok(v) => success(v),
+        Err(e) => failure(e),
+    }
+}
+
+fn module_list(shared: &Shared) -> serde_json::Value {
+    let routes = shared.registry.routes();
+    serde_json::Value::Array(
+        routes
+            .modules
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name,
+                    "version": m.version,
+                    "build": m.build_id,
+                    "file": m.source.display().to_string(),
+                    "loaded_at_ms": m.loaded_at_ms,
+                    "mapped_bytes": m.mapped_bytes,
+                    "state": "running",
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Send one request to a running server; `Ok(None)` when no server listens on the socket.
+///
+/// # Errors
+/// I/O errors talking to a server that accepted the connection.
+pub async fn request(path: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
+    let Ok(stream) = UnixStream::connect(path).await else { return Ok(None) };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    let answer = lines.next_line().await?.ok_or_else(|| std::io::Error::other("admin socket closed"))?;
+    serde_json::from_str(&answer).map(Some).map_err(std::io::Error::other)
+}

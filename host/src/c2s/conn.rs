@@ -1,0 +1,383 @@
+//! One client connection after TLS: stream restarts, authentication through modules, resource
+//! binding, stanza routing, and delivery of stanzas and close requests from other tasks.
+//!
+//! The top level is infallible (axum's rule): every error becomes a stream error sent to the
+//! client before the socket closes, and the reason is logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tessera_plugin_api::events::{self, SessionEvent};
+use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase, Request};
+use tessera_plugin_api::xml::Element;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+
+use super::features::{features, stream_header, FeatureSet};
+use crate::config::Config;
+use crate::router;
+use crate::sessions::{CloseRequest, SessionEntry};
+use crate::stream::framer::{Frame, Framer, Limits};
+use crate::stream::parse::{parse_element, parse_stream_header, StreamHeader};
+use crate::stream::StreamError;
+use crate::Shared;
+
+const READ_CHUNK: usize = 4096;
+
+/// Framer limits from the config.
+pub(super) fn limits(config: &Config) -> Limits {
+    Limits {
+        max_stanza_bytes: config.c2s.max_stanza_size,
+        max_depth: config.c2s.max_depth,
+        ..Limits::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a (new) stream header; the next features are for this set.
+    AwaitHeader(FeatureSet),
+    PreAuth,
+    Authenticated,
+    Bound,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    io: TlsStream<TcpStream>,
+    framer: Framer,
+    header: StreamHeader,
+    header_sent: bool,
+    info: StreamInfo,
+    phase: Phase,
+    session: Option<Arc<SessionEntry>>,
+    queue: Option<mpsc::Receiver<String>>,
+    out: String,
+    deadline: Option<Instant>,
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Queued(String),
+    Close(CloseRequest),
+    Timeout,
+}
+
+/// Serve a TLS connection until it ends; returns the reason for the log.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    io: TlsStream<TcpStream>,
+    id: u64,
+    peer: SocketAddr,
+    direct_tls: bool,
+    deadline: Instant,
+) -> String {
+    let info = {
+        let (_, tls) = io.get_ref();
+        StreamInfo {
+            id,
+            domain: shared.config.domain.clone(),
+            secure: true,
+            direct_tls,
+            tls_version: crate::tls::version_name(tls),
+            channel_bindings: crate::tls::channel_bindings(tls, shared.tls.end_point.as_deref()),
+            from: None,
+            peer_ip: peer.ip().to_string(),
+            user: None,
+            jid: None,
+        }
+    };
+    let mut conn = Conn {
+        framer: Framer::new(limits(&shared.config)),
+        shared,
+        io,
+        header: StreamHeader::default(),
+        header_sent: false,
+        info,
+        phase: Phase::AwaitHeader(FeatureSet::PreAuth),
+        session: None,
+        queue: None,
+        out: String::new(),
+        deadline: Some(deadline),
+    };
+    let reason = conn.serve().await;
+    conn.finish(&reason).await;
+    reason
+}
+
+async fn next_queued(queue: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match queue {
+        Some(q) => q.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close_requested(session: Option<Arc<SessionEntry>>) -> CloseRequest {
+    match session {
+        Some(s) => s.close_requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    async fn serve(&mut self) -> String {
+        let mut buf = Vec::new();
+        loop {
+            if let Err(e) = self.flush().await {
+                return format!("write failed: {e}");
+            }
+            buf.resize(READ_CHUNK, 0);
+            let wake = tokio::select! {
+                r = self.io.read(&mut buf) => Wake::Read(r),
+                Some(s) = next_queued(&mut self.queue) => Wake::Queued(s),
+                c = close_requested(self.session.clone()) => Wake::Close(c),
+                () = sleep_until(self.deadline) => Wake::Timeout,
+            };
+            let result = match wake {
+                Wake::Read(Ok(0)) => return "peer closed the connection".into(),
+                Wake::Read(Ok(n)) => self.on_bytes(buf.get(..n).unwrap_or_default()).await,
+                Wake::Read(Err(e)) => return format!("read failed: {e}"),
+                Wake::Queued(xml) => {
+                    self.out.push_str(&xml);
+                    Ok(true)
+                }
+                Wake::Close(req) => Err(StreamError {
+                    condition: req.condition,
+                    text: req.text,
+                }),
+                Wake::Timeout => Err(StreamError::with_text(
+                    "connection-timeout",
+                    "negotiation took too long",
+                )),
+            };
+            // Idle connections hold no buffers.
+            buf = Vec::new();
+            self.framer.shrink();
+            match result {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = self.flush().await;
+                    return "stream closed by peer".into();
+                }
+                Err(err) => return self.stream_error(err).await,
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        self.io.write_all(out.as_bytes()).await?;
+        self.io.flush().await
+    }
+
+    async fn stream_error(&mut self, err: StreamError) -> String {
+        if !self.header_sent {
+            self.out.push_str(&super::features::error_header(&self.shared));
+        }
+        self.out.push_str(&err.to_xml());
+        let _ = self.flush().await;
+        tracing::debug!(condition = %err.condition, text = ?err.text, "stream error");
+        format!("stream error: {}", err.condition)
+    }
+
+    async fn finish(&mut self, reason: &str) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.io.shutdown()).await;
+        if self.session.is_some() {
+            self.shared.sessions.remove(self.info.id);
+        }
+        let event = SessionEvent {
+            stream_id: self.info.id,
+            jid: self.info.jid.clone().or_else(|| {
+                self.info.user.as_ref().map(|u| format!("{u}@{}", self.info.domain))
+            }),
+            reason: Some(reason.to_owned()),
+        };
+        self.shared.fire(events::SESSION_CLOSED, &event);
+    }
+
+    /// Feed bytes; `Ok(false)` when the client closed the stream.
+    async fn on_bytes(&mut self, bytes: &[u8]) -> Result<bool, StreamError> {
+        self.framer.push(bytes)?;
+        while let Some(frame) = self.framer.next_frame()? {
+            match frame {
+                Frame::StreamHeader(raw) => self.on_header(&raw)?,
+                Frame::Element(raw) => {
+                    let element = parse_element(&raw, &self.header)?;
+                    self.on_element(element).await?;
+                }
+                Frame::StreamEnd => {
+                    self.out.push_str("</stream:stream>");
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn on_header(&mut self, raw: &[u8]) -> Result<(), StreamError> {
+        let Phase::AwaitHeader(set) = self.phase else {
+            return Err(StreamError::with_text("not-well-formed", "unexpected stream header"));
+        };
+        let header = parse_stream_header(raw)?;
+        let reply = stream_header(&self.shared, &header)?;
+        self.header_sent = true;
+        self.out.push_str(&reply);
+        self.info.from = header.from.clone();
+        self.header = header;
+        self.out.push_str(&features(&self.shared, &self.info, set));
+        self.phase = match set {
+            FeatureSet::PreAuth => Phase::PreAuth,
+            FeatureSet::Authenticated => Phase::Authenticated,
+            FeatureSet::Bound => Phase::Bound,
+        };
+        Ok(())
+    }
+
+    async fn on_element(&mut self, element: Element) -> Result<(), StreamError> {
+        let routes = self.shared.registry.routes();
+        let key = (element.ns.clone(), element.name.clone());
+        if let Some((phase, module)) = routes.elements.get(&key) {
+            let authenticated = self.info.user.is_some();
+            let allowed = match phase {
+                StreamPhase::PreAuth => !authenticated,
+                StreamPhase::Authenticated => authenticated,
+                StreamPhase::Any => true,
+            };
+            if allowed {
+                let request = Request::StreamElement(StreamElement {
+                    stream: self.info.clone(),
+                    element,
+                });
+                let actions: Vec<StreamAction> = module.request(&request).map_err(|_| {
+                    StreamError::new("internal-server-error")
+                })?;
+                return self.apply(actions);
+            }
+            if authenticated && phase == &StreamPhase::PreAuth {
+                return Err(StreamError::with_text("policy-violation", "already authenticated"));
+            }
+        }
+        match self.phase {
+            Phase::PreAuth => self.pre_auth_element(element).await,
+            Phase::Authenticated => self.authenticated_element(element).await,
+            Phase::Bound => self.bound_element(element).await,
+            Phase::AwaitHeader(_) => Err(StreamError::with_text("not-authorized", "stream restart expected")),
+        }
+    }
+
+    async fn pre_auth_element(&mut self, element: Element) -> Result<(), StreamError> {
+        if element.is("iq", "jabber:client") && self.shared.config.allow_registration {
+            if let Some(reply) = router::register::pre_auth(&self.shared, &self.info, &element).await {
+                self.out.push_str(&reply);
+                return Ok(());
+            }
+        }
+        Err(StreamError::with_text("not-authorized", "authenticate first"))
+    }
+
+    async fn authenticated_element(&mut self, element: Element) -> Result<(), StreamError> {
+        let Some(session) = self.session.clone() else {
+            return Err(StreamError::new("internal-server-error"));
+        };
+        if element.is("iq", "jabber:client") {
+            if let Some(bind) = element.child("bind", router::BIND_NS) {
+                let reply = router::bind_legacy(&self.shared, &session, &element, bind);
+                if let Ok(full) = &reply.bound {
+                    self.bound(full.clone());
+                }
+                self.out.push_str(&reply.xml);
+                return Ok(());
+            }
+        }
+        Err(StreamError::with_text("not-authorized", "bind a resource first"))
+    }
+
+    async fn bound_element(&mut self, element: Element) -> Result<(), StreamError> {
+        let Some(session) = self.session.clone() else {
+            return Err(StreamError::new("internal-server-error"));
+        };
+        if element.ns != "jabber:client" || !matches!(element.name.as_str(), "iq" | "message" | "presence") {
+            return Err(StreamError::with_text("unsupported-stanza-type", format!("<{}/>", element.name)));
+        }
+        let outcome = router::route(&self.shared, &session, &self.info, element).await;
+        self.out.push_str(&outcome.reply);
+        if let Some(err) = outcome.close {
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, actions: Vec<StreamAction>) -> Result<(), StreamError> {
+        for action in actions {
+            match action {
+                StreamAction::Send { xml } => self.out.push_str(&xml),
+                StreamAction::Authenticated { user, user_agent_id } => self.authenticated(&user, user_agent_id)?,
+                StreamAction::Bind { resource } => {
+                    let Some(session) = self.session.clone() else {
+                        return Err(StreamError::new("internal-server-error"));
+                    };
+                    let resource = crate::jid::prep_resource(&resource)
+                        .map_err(|_| StreamError::new("internal-server-error"))?;
+                    let full = self.shared.sessions.bind(&session, &resource);
+                    self.bound(full);
+                }
+                StreamAction::SendFeatures => {
+                    let set = if self.phase == Phase::Bound { FeatureSet::Bound } else { FeatureSet::Authenticated };
+                    self.out.push_str(&features(&self.shared, &self.info, set));
+                }
+                StreamAction::ExpectRestart => {
+                    self.framer.reset();
+                    self.phase = Phase::AwaitHeader(FeatureSet::Authenticated);
+                }
+                StreamAction::Close { condition, text } => return Err(StreamError { condition, text }),
+            }
+        }
+        Ok(())
+    }
+
+    fn authenticated(&mut self, user: &str, user_agent_id: Option<String>) -> Result<(), StreamError> {
+        if self.session.is_some() {
+            return Err(StreamError::with_text("policy-violation", "already authenticated"));
+        }
+        let user = crate::jid::prep_localpart(user).map_err(|_| StreamError::new("internal-server-error"))?;
+        let (entry, queue) = self.shared.sessions.authenticate(
+            self.info.id,
+            &user,
+            &self.info.domain,
+            user_agent_id,
+            &self.info.peer_ip,
+        );
+        tracing::info!(user = %user, "authenticated");
+        self.session = Some(entry);
+        self.queue = Some(queue);
+        self.info.user = Some(user);
+        self.phase = Phase::Authenticated;
+        Ok(())
+    }
+
+    fn bound(&mut self, full: String) {
+        tracing::info!(jid = %full, "resource bound");
+        self.info.jid = Some(full.clone());
+        self.phase = Phase::Bound;
+        self.deadline = None;
+        let event = SessionEvent {
+            stream_id: self.info.id,
+            jid: Some(full),
+            reason: None,
+        };
+        self.shared.fire(events::SESSION_BOUND, &event);
+    }
+}

@@ -1,0 +1,236 @@
+//! The command line: `tessera [-c FILE] run | check-config | user … | module list`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::admin::{self, AdminRequest};
+use crate::config::Config;
+use crate::store::Store as _;
+
+/// Tessera, a modular XMPP server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// Config file (default: ./tessera.toml if present, else the embedded default).
+    #[arg(short = 'c', long = "config", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Run,
+    /// Check the config (and the enabled plugin files and their options), start nothing.
+    CheckConfig,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect modules of the running server.
+    #[command(subcommand)]
+    Module(ModuleCommand),
+}
+
+/// `tessera user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from stdin (one line).
+    Add {
+        /// `user@domain` or `user`.
+        jid: String,
+        /// Email address for password reset.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Change a password (stdin, one line); a running server closes the account's sessions.
+    Passwd {
+        /// `user@domain` or `user`.
+        jid: String,
+    },
+    /// Delete an account.
+    Del {
+        /// `user@domain` or `user`.
+        jid: String,
+    },
+    /// List accounts.
+    List,
+}
+
+/// `tessera module …`.
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// List loaded modules (name, version, file, load time, state).
+    List,
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera: config error: {e}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tessera: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(dispatch(cli.command, config))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn dispatch(command: Command, config: Config) -> i32 {
+    match command {
+        Command::Run => match crate::run(config).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                e.exit_code()
+            }
+        },
+        Command::CheckConfig => match crate::startup::prepare_modules(&config) {
+            Ok(mods) => {
+                println!("config OK: domain {}, {} module(s): {}", config.domain, mods.len(), mods.iter().map(|m| m.library.info.name.clone()).collect::<Vec<_>>().join(", "));
+                0
+            }
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                e.exit_code()
+            }
+        },
+        Command::User(cmd) => user(cmd, &config).await,
+        Command::Module(ModuleCommand::List) => admin_only(&config, AdminRequest::ModuleList).await,
+    }
+}
+
+fn localpart(jid: &str, config: &Config) -> Result<String, String> {
+    match jid.rsplit_once('@') {
+        Some((local, domain)) if domain.eq_ignore_ascii_case(&config.domain) => Ok(local.to_owned()),
+        Some((_, domain)) => Err(format!("{jid}: this server serves {}, not {domain}", config.domain)),
+        None => Ok(jid.to_owned()),
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err("no password on stdin (give it as one line)".into());
+    }
+    Ok(password)
+}
+
+async fn user(cmd: UserCommand, config: &Config) -> i32 {
+    let request = match build_user_request(cmd, config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return 2;
+        }
+    };
+    match admin::request(&config.admin_socket(), &request).await {
+        Ok(Some(resp)) => report(&resp),
+        Ok(None) => offline(request, config),
+        Err(e) => {
+            eprintln!("tessera: admin socket: {e}");
+            1
+        }
+    }
+}
+
+fn build_user_request(cmd: UserCommand, config: &Config) -> Result<AdminRequest, String> {
+    Ok(match cmd {
+        UserCommand::Add { jid, email } => AdminRequest::UserAdd { user: localpart(&jid, config)?, password: read_password()?, email },
+        UserCommand::Passwd { jid } => AdminRequest::UserPasswd { user: localpart(&jid, config)?, password: read_password()? },
+        UserCommand::Del { jid } => AdminRequest::UserDel { user: localpart(&jid, config)? },
+        UserCommand::List => AdminRequest::UserList,
+    })
+}
+
+fn report(resp: &admin::AdminResponse) -> i32 {
+    if resp.ok {
+        match &resp.result {
+            serde_json::Value::Array(items) => items.iter().for_each(|i| println!("{}", i.as_str().map_or_else(|| i.to_string(), str::to_owned))),
+            serde_json::Value::Null => {}
+            other => println!("{}", other.get("user").and_then(|u| u.as_str()).map_or_else(|| other.to_string(), |u| format!("ok: {u}"))),
+        }
+        0
+    } else {
+        eprintln!("tessera: {}", resp.error.as_deref().unwrap_or("failed"));
+        1
+    }
+}
+
+/// No server running: act on the store directly (no sessions to close, no modules to notify;
+/// FAST tokens issued before the change are refused because they predate it).
+fn offline(request: AdminRequest, config: &Config) -> i32 {
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        eprintln!("tessera: data_dir: {e}");
+        return 1;
+    }
+    let store = match crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera: store: {e}");
+            return 1;
+        }
+    };
+    let now = crate::now_ms();
+    let result = match request {
+        AdminRequest::UserAdd { user, password, email } => crate::accounts::create(&store, &user, &password, email.as_deref(), now).map(|u| format!("ok: {u}")),
+        AdminRequest::UserPasswd { user, password } => crate::accounts::set_password(&store, &user, &password, now).map(|u| format!("ok: {u}")),
+        AdminRequest::UserDel { user } => crate::accounts::delete(&store, &user).map(|u| format!("ok: {u}")),
+        AdminRequest::UserList => store.list_accounts().map(|v| v.join("\n")).map_err(Into::into),
+        AdminRequest::ModuleList | AdminRequest::Status => Ok("no server is running".into()),
+    };
+    match result {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            1
+        }
+    }
+}
+
+async fn admin_only(config: &Config, request: AdminRequest) -> i32 {
+    match admin::request(&config.admin_socket(), &request).await {
+        Ok(Some(resp)) => {
+            if resp.ok {
+                println!("{}", serde_json::to_string_pretty(&resp.result).unwrap_or_default());
+                0
+            } else {
+                report(&resp)
+            }
+        }
+        Ok(None) => {
+            eprintln!("tessera: no server is running (no admin socket at {})", config.admin_socket().display());
+            1
+        }
+        Err(e) => {
+            eprintln!("tessera: admin socket: {e}");
+            1
+        }
+    }
+}

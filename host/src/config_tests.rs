@@ -1,0 +1,100 @@
+use super::*;
+use tessera_plugin_api::protocol::{Manifest, OptionKind, OptionSpec};
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "t.toml", Path::new("/base"))
+}
+
+fn key_of(e: &ConfigError) -> (String, Option<usize>, String) {
+    match e {
+        ConfigError::Key { key, line, message, .. } => (key.clone(), *line, message.clone()),
+        other => panic!("expected a key error, got {other}"),
+    }
+}
+
+#[test]
+fn embedded_default_parses_with_documented_defaults() {
+    let c = Config::parse(EMBEDDED_DEFAULT, "<embedded default>", Path::new(".")).unwrap();
+    assert_eq!(c.domain, "localhost");
+    assert_eq!(c.c2s.listen, vec!["127.0.0.1:5222".parse().unwrap()]);
+    assert_eq!(c.c2s.direct_tls, vec!["127.0.0.1:5223".parse().unwrap()]);
+    assert_eq!(c.http.listen, vec!["127.0.0.1:5281".parse().unwrap()]);
+    assert_eq!(c.c2s.max_stanza_size, 256 * 1024);
+    assert_eq!(c.c2s.negotiation_timeout, Duration::from_secs(30));
+    assert!(!c.allow_registration);
+    assert!(c.smtp.is_none());
+}
+
+#[test]
+fn errors_name_the_key_and_line() {
+    let e = parse("domain = \"example.org\"\n[c2s]\nlisten = [\"not-an-address\"]\n").unwrap_err();
+    let (key, line, msg) = key_of(&e);
+    assert_eq!((key.as_str(), line), ("c2s.listen", Some(3)));
+    assert!(msg.contains("not-an-address"), "{msg}");
+    assert!(e.to_string().starts_with("t.toml:3: `c2s.listen`"), "{e}");
+
+    let (key, line, _) = key_of(&parse("\n\nallow_registration = \"yes\"\n").unwrap_err());
+    assert_eq!((key.as_str(), line), ("allow_registration", Some(3)));
+
+    let (key, _, msg) = key_of(&parse("[c2s]\nlisen = []\n").unwrap_err());
+    assert_eq!(key, "c2s.lisen");
+    assert!(msg.contains("unknown key"), "{msg}");
+
+    let (key, _, msg) = key_of(&parse("[c2s]\nmax_stanza_size = 10\n").unwrap_err());
+    assert_eq!(key, "c2s.max_stanza_size");
+    assert!(msg.contains("out of range"), "{msg}");
+
+    let (key, _, _) = key_of(&parse("domain = \"bad domain\"\n").unwrap_err());
+    assert_eq!(key, "domain");
+    let (key, _, _) = key_of(&parse("[smtp]\nurl = \"http://x\"\nfrom = \"a@b\"\n").unwrap_err());
+    assert_eq!(key, "smtp.url");
+    assert!(matches!(parse("domain = "), Err(ConfigError::Syntax { .. })));
+}
+
+fn manifest() -> Vec<(String, Manifest)> {
+    vec![(
+        "sasl2_fast".to_owned(),
+        Manifest {
+            options: vec![
+                OptionSpec {
+                    name: "sasl2_fast_token_ttl".into(),
+                    kind: OptionKind::Integer { min: 60, max: 10_000_000 },
+                    default: Some(serde_json::json!(1_814_400)),
+                    required: false,
+                    doc: String::new(),
+                },
+                OptionSpec {
+                    name: "sasl2_fast_label".into(),
+                    kind: OptionKind::String,
+                    default: None,
+                    required: false,
+                    doc: String::new(),
+                },
+            ],
+            ..Manifest::default()
+        },
+    )]
+}
+
+#[test]
+fn module_options_are_checked_against_manifests() {
+    let c = parse("sasl2_fast_token_ttl = 3600\n").unwrap();
+    let m = c.module_configs(&manifest()).unwrap();
+    assert_eq!(m["sasl2_fast"]["sasl2_fast_token_ttl"], serde_json::json!(3600));
+    assert!(!m["sasl2_fast"].contains_key("sasl2_fast_label"), "unset option without default stays unset");
+
+    let c = parse("").unwrap();
+    assert_eq!(c.module_configs(&manifest()).unwrap()["sasl2_fast"]["sasl2_fast_token_ttl"], serde_json::json!(1_814_400));
+
+    let c = parse("\nsasl2_fast_token_tll = 3600\n").unwrap();
+    let (key, line, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
+    assert_eq!((key.as_str(), line), ("sasl2_fast_token_tll", Some(2)));
+    assert!(msg.contains("did you mean") && msg.contains("sasl2_fast_token_ttl"), "{msg}");
+
+    let c = parse("sasl2_fast_token_ttl = \"long\"\n").unwrap();
+    let (_, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
+    assert_eq!(msg, "expected an integer");
+    let c = parse("sasl2_fast_token_ttl = 5\n").unwrap();
+    let (_, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
+    assert!(msg.contains("out of range 60..=10000000"), "{msg}");
+}

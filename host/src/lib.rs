@@ -1,0 +1,133 @@
+//! # tessera-host
+//!
+//! The Tessera XMPP server core: listeners (STARTTLS and direct TLS over rustls), the XML stream
+//! layer, sessions and stanza routing, the store, the HTTPS server, the mailer, the admin
+//! socket — and the loader and event bus through which separately compiled `cdylib` plugins
+//! (built against `tessera-plugin-api`) provide every feature, authentication included.
+//!
+//! How to read it: [`run`] wires the subsystems together (this file is the only place that
+//! does); [`config`] is the config file; [`loader`] and [`services`] are the ABI boundary;
+//! [`modules`] and [`bus`] route calls and events to plugins; [`c2s`] and [`router`] are the
+//! client protocol; [`store`] persists accounts and module data.
+
+pub mod accounts;
+pub mod admin;
+pub mod bus;
+pub mod cli;
+pub mod c2s;
+pub mod config;
+pub mod http;
+pub mod jid;
+pub mod loader;
+pub mod mail;
+pub mod modules;
+pub mod router;
+pub mod secret;
+pub mod services;
+pub mod sessions;
+pub mod startup;
+pub mod store;
+pub mod stream;
+pub mod tls;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Serialize;
+use tessera_plugin_api::events::{self, UserDeleted, UserPasswordChanged};
+
+use crate::accounts::AccountError;
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::modules::{Module, Registry};
+use crate::secret::ServerSecret;
+use crate::sessions::Sessions;
+use crate::store::Store;
+
+pub use startup::{run, StartError};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// State shared by every connection, the bus, the HTTP server, the admin socket and the host
+/// services plugins call.
+pub struct Shared {
+    /// The configuration in force.
+    pub config: Config,
+    /// Accounts and module data.
+    pub store: Arc<dyn Store>,
+    /// The server secret (kept outside the store).
+    pub secret: ServerSecret,
+    /// Live modules and routing tables.
+    pub registry: Arc<Registry>,
+    /// The event bus.
+    pub bus: Bus,
+    /// Authenticated streams.
+    pub sessions: Sessions,
+    /// Outgoing mail.
+    pub mailer: mail::Mailer,
+    /// TLS configuration and channel-binding data.
+    pub tls: tls::Tls,
+    /// SASL exchanges in progress, pinned to the module generation that started them.
+    pub exchanges: DashMap<u64, Arc<Module>>,
+    /// The tokio runtime (for host services called from plugin callbacks).
+    pub runtime: tokio::runtime::Handle,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("domain", &self.config.domain).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// A fresh id for connections, exchanges, mails and timers.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Fire a host event on the bus.
+    pub fn fire<T: Serialize>(&self, name: &str, payload: &T) {
+        match serde_json::to_string(payload) {
+            Ok(json) => self.bus.fire(name, json, None),
+            Err(e) => tracing::error!(event = name, error = %e, "cannot serialise event"),
+        }
+    }
+
+    /// The one way a password changes: store the new verifiers, close every other session of
+    /// the account with `<reset/>` (sparing `origin_stream`, as Prosody's mod_c2s does) and fire
+    /// `user-password-changed`. Blocking (PBKDF2): call from a blocking context.
+    ///
+    /// # Errors
+    /// Bad name or password, unknown account, store failure.
+    pub fn set_password(&self, user: &str, password: &str, origin_stream: Option<u64>) -> Result<(), AccountError> {
+        let at_ms = now_ms();
+        let user = accounts::set_password(self.store.as_ref(), user, password, at_ms)?;
+        let closed = self.sessions.close_user(&user, "reset", origin_stream);
+        tracing::info!(%user, sessions_closed = closed, "password changed");
+        self.fire(
+            events::USER_PASSWORD_CHANGED,
+            &UserPasswordChanged { user, origin_stream, at_ms },
+        );
+        Ok(())
+    }
+
+    /// Delete an account: store, every session closed with `<not-authorized/>`, `user-deleted`.
+    ///
+    /// # Errors
+    /// Bad name, unknown account, store failure.
+    pub fn delete_user(&self, user: &str) -> Result<(), AccountError> {
+        let user = accounts::delete(self.store.as_ref(), user)?;
+        let closed = self.sessions.close_user(&user, "not-authorized", None);
+        tracing::info!(%user, sessions_closed = closed, "account deleted");
+        self.fire(events::USER_DELETED, &UserDeleted { user });
+        Ok(())
+    }
+}

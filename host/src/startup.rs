@@ -1,0 +1,245 @@
+//! Starting the server: data directory, secret, store, TLS, modules, listeners, admin socket,
+//! and a graceful stop on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use abi_stable::std_types::{RSlice, RStr};
+use serde::Serialize;
+use tessera_plugin_api::abi::PluginHandle;
+use tessera_plugin_api::events::{self, ModuleEvent};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::loader::{LoadError, LoadedLibrary};
+use crate::modules::{Module, Registry};
+use crate::{bus::Bus, Shared};
+
+/// Why the server could not start. [`StartError::exit_code`] is 2 for problems the operator
+/// fixes in the config or plugin folder, 1 otherwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A plugin file was refused.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A module depends on one that is not enabled.
+    #[error("module `{module}` depends on `{missing}`, which is not in modules_enabled")]
+    Dependency {
+        /// The module.
+        module: String,
+        /// The missing dependency.
+        missing: String,
+    },
+    /// A module refused to start.
+    #[error("module `{module}` failed to start: {message}")]
+    Init {
+        /// The module.
+        module: String,
+        /// Its error.
+        message: String,
+    },
+    /// Another runtime failure (I/O, store, TLS, bind).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl StartError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Runtime(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+fn runtime(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
+    move |e| StartError::Runtime(format!("{what}: {e}"))
+}
+
+/// A module file that passed the gates, with its validated options.
+#[derive(Debug)]
+pub struct PreparedModule {
+    /// The opened library.
+    pub library: LoadedLibrary,
+    /// Its options as JSON.
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Open every enabled module file, check options against manifests and dependencies. Used by
+/// `run` and by `check-config` (which stops here).
+///
+/// # Errors
+/// The first refused file, option or dependency.
+pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartError> {
+    let staging = config.data_dir.join("plugins");
+    let mut libraries = Vec::new();
+    for name in &config.modules_enabled {
+        let path = config.plugin_path(name);
+        if !path.is_file() {
+            return Err(config.key_error("modules_enabled", format!("module `{name}`: plugin file {} not found", path.display())).into());
+        }
+        libraries.push(crate::loader::load(&path, &staging)?);
+    }
+    let manifests: Vec<_> = libraries.iter().map(|l| (l.info.name.clone(), l.manifest.clone())).collect();
+    for (module, manifest) in &manifests {
+        for dep in &manifest.depends {
+            if !config.modules_enabled.contains(dep) {
+                return Err(StartError::Dependency { module: module.clone(), missing: dep.clone() });
+            }
+        }
+    }
+    let mut options = config.module_configs(&manifests)?;
+    Ok(libraries
+        .into_iter()
+        .map(|library| {
+            let options = options.remove(&library.info.name).unwrap_or_default();
+            PreparedModule { library, options }
+        })
+        .collect())
+}
+
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// Instantiate a prepared module (with optional restored state).
+///
+/// # Errors
+/// The module's init error.
+pub fn instantiate(prepared: &PreparedModule, restore: &[u8]) -> Result<Module, StartError> {
+    let lib = &prepared.library;
+    let handle = PluginHandle(NEXT_HANDLE.fetch_add(1, Ordering::Relaxed));
+    crate::services::register_handle(handle, &lib.info.name);
+    let options = serde_json::Value::Object(prepared.options.clone()).to_string();
+    let init_err = |message: String| StartError::Init { module: lib.info.name.clone(), message };
+    let instance = (lib.module.instantiate())(crate::services::header(), handle, RStr::from_str(&options), RSlice::from_slice(restore))
+        .into_result()
+        .map_err(|e| init_err(e.to_string()))?;
+    Module::new(lib, handle, instance, crate::now_ms()).map_err(|e| init_err(e.to_string()))
+}
+
+#[derive(Debug, Serialize)]
+struct Ready {
+    c2s: Vec<SocketAddr>,
+    direct_tls: Vec<SocketAddr>,
+    http: Vec<SocketAddr>,
+    admin: String,
+    modules: Vec<String>,
+}
+
+async fn bind_all(addrs: &[SocketAddr], what: &str) -> Result<Vec<TcpListener>, StartError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let l = TcpListener::bind(a).await.map_err(|e| StartError::Runtime(format!("cannot listen on {a} ({what}): {e}")))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn local_addrs(ls: &[TcpListener]) -> Vec<SocketAddr> {
+    ls.iter().filter_map(|l| l.local_addr().ok()).collect()
+}
+
+/// Start the server and serve until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Anything that prevents starting; see [`StartError::exit_code`].
+pub async fn run(config: Config) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| runtime("data_dir")(&e))?;
+    let secret = crate::secret::ServerSecret::load_or_create(&config.data_dir).map_err(|e| runtime("server secret")(&e))?;
+    let store = crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite")).map_err(|e| runtime("store")(&e))?;
+    let tls = crate::tls::load(&config.tls, &config.data_dir, &config.domain).map_err(|e| runtime("tls")(&e))?;
+    let mailer = crate::mail::Mailer::new(config.smtp.as_ref(), &config.data_dir, &config.domain).map_err(|e| runtime("smtp")(&e))?;
+    let prepared = prepare_modules(&config)?;
+    let registry = Arc::new(Registry::default());
+    let shared = Arc::new(Shared {
+        bus: Bus::start(registry.clone()),
+        registry,
+        store: Arc::new(store),
+        secret,
+        sessions: Default::default(),
+        mailer,
+        tls,
+        exchanges: Default::default(),
+        runtime: tokio::runtime::Handle::current(),
+        next_id: AtomicU64::new(0),
+        config,
+    });
+    crate::services::install(shared.clone());
+    start_modules(&shared, &prepared)?;
+    let c2s = bind_all(&shared.config.c2s.listen, "c2s").await?;
+    let direct = bind_all(&shared.config.c2s.direct_tls, "direct TLS").await?;
+    let http = bind_all(&shared.config.http.listen, "http").await?;
+    let admin = crate::admin::bind(&shared.config.admin_socket()).map_err(|e| runtime("admin socket")(&e))?;
+    let ready = Ready {
+        c2s: local_addrs(&c2s),
+        direct_tls: local_addrs(&direct),
+        http: local_addrs(&http),
+        admin: shared.config.admin_socket().display().to_string(),
+        modules: shared.registry.routes().modules.iter().map(|m| format!("{} {}", m.name, m.version)).collect(),
+    };
+    tracing::info!(c2s = ?ready.c2s, direct_tls = ?ready.direct_tls, http = ?ready.http, "listening");
+    let limit = Arc::new(tokio::sync::Semaphore::new(shared.config.c2s.max_connections));
+    for l in c2s {
+        tokio::spawn(crate::c2s::serve(shared.clone(), l, false, limit.clone()));
+    }
+    for l in direct {
+        tokio::spawn(crate::c2s::serve(shared.clone(), l, true, limit.clone()));
+    }
+    for l in http {
+        tokio::spawn(crate::http::serve(shared.clone(), l));
+    }
+    tokio::spawn(crate::admin::serve(shared.clone(), admin));
+    // The machine-readable ready line (tests and scripts read the OS-chosen ports from it).
+    #[allow(clippy::print_stdout)]
+    {
+        println!("tessera ready {}", serde_json::to_string(&ready).unwrap_or_default());
+    }
+    wait_for_signal().await;
+    stop(&shared).await;
+    Ok(())
+}
+
+fn start_modules(shared: &Arc<Shared>, prepared: &[PreparedModule]) -> Result<(), StartError> {
+    let mut live = Vec::new();
+    for p in prepared {
+        let module = Arc::new(instantiate(p, &[])?);
+        tracing::info!(plugin = %module.name, version = %module.version, build = %module.build_id, file = %module.source.display(), "module loaded");
+        live.push(module);
+    }
+    for conflict in shared.registry.install(live.clone()) {
+        tracing::warn!("{conflict}");
+    }
+    for m in &live {
+        shared.fire(events::MODULE_LOADED, &ModuleEvent { name: m.name.clone(), version: m.version.clone() });
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn stop(shared: &Arc<Shared>) {
+    tracing::info!(sessions = shared.sessions.len(), "shutting down");
+    shared.sessions.close_all("system-shutdown");
+    for m in shared.registry.routes().modules.iter() {
+        m.shutdown();
+    }
+    let _ = std::fs::remove_file(shared.config.admin_socket());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+}

@@ -1,0 +1,257 @@
+//! The module's options (declared in the manifest, read in `init`) and what it registers with
+//! the host: stream features, the SASL2 and RFC 6120 SASL nonzas, the mechanisms it provides and
+//! the `session-closed` event.
+
+use tessera_plugin_api::events;
+use tessera_plugin_api::protocol::{
+    ElementSpec, HookSpec, Manifest, MechanismSpec, OptionKind, OptionSpec, Registrations,
+    StreamPhase,
+};
+use tessera_plugin_api::{Config, PluginError};
+
+use crate::wire::{SASL2_NS, SASL_NS};
+
+/// Option: failed attempts allowed on one stream before it is closed with `<policy-violation/>`.
+pub const OPT_MAX_RETRIES: &str = "sasl2_max_retries";
+/// Option: failed attempts per account within the window before attempts are refused.
+pub const OPT_MAX_FAILURES_PER_USER: &str = "sasl2_max_failures_per_user";
+/// Option: failed attempts per client IP address within the window before attempts are refused.
+pub const OPT_MAX_FAILURES_PER_IP: &str = "sasl2_max_failures_per_ip";
+/// Option: length of the sliding window for the failure counters, in seconds.
+pub const OPT_FAILURE_WINDOW: &str = "sasl2_failure_window";
+
+/// (name, min, max, default, doc) of every integer option.
+const OPTIONS: [(&str, i64, i64, i64, &str); 4] = [
+    (
+        OPT_MAX_RETRIES,
+        1,
+        100,
+        5,
+        "failed authentication attempts allowed on one stream before it is closed",
+    ),
+    (
+        OPT_MAX_FAILURES_PER_USER,
+        1,
+        1_000_000,
+        10,
+        "failed attempts per account within sasl2_failure_window before further attempts are refused",
+    ),
+    (
+        OPT_MAX_FAILURES_PER_IP,
+        1,
+        1_000_000,
+        30,
+        "failed attempts per client IP within sasl2_failure_window before further attempts are refused",
+    ),
+    (
+        OPT_FAILURE_WINDOW,
+        1,
+        86_400,
+        300,
+        "sliding window of the failure counters, in seconds",
+    ),
+];
+
+/// The validated options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// `sasl2_max_retries`.
+    pub(crate) max_retries: u32,
+    /// `sasl2_max_failures_per_user`.
+    pub(crate) max_failures_per_user: usize,
+    /// `sasl2_max_failures_per_ip`.
+    pub(crate) max_failures_per_ip: usize,
+    /// `sasl2_failure_window`, in milliseconds.
+    pub(crate) failure_window_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            max_failures_per_user: 10,
+            max_failures_per_ip: 30,
+            failure_window_ms: 300_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Read the options; an absent key takes its default.
+    ///
+    /// # Errors
+    /// A value that is not an integer or is out of bounds (the message names the key).
+    pub(crate) fn from_config(config: &Config) -> Result<Self, PluginError> {
+        let get = |name: &str| -> Result<i64, PluginError> {
+            let (_, min, max, default, _) = OPTIONS
+                .iter()
+                .find(|o| o.0 == name)
+                .copied()
+                .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
+            let value = match config.get(name) {
+                None | Some(serde_json::Value::Null) => default,
+                Some(_) => config.integer(name)?,
+            };
+            if !(min..=max).contains(&value) {
+                return Err(PluginError::config(format!(
+                    "option `{name}` must be between {min} and {max}"
+                )));
+            }
+            Ok(value)
+        };
+        let as_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Self {
+            max_retries: u32::try_from(get(OPT_MAX_RETRIES)?).unwrap_or(u32::MAX),
+            max_failures_per_user: as_usize(get(OPT_MAX_FAILURES_PER_USER)?),
+            max_failures_per_ip: as_usize(get(OPT_MAX_FAILURES_PER_IP)?),
+            failure_window_ms: u64::try_from(get(OPT_FAILURE_WINDOW)?)
+                .unwrap_or(300)
+                .saturating_mul(1000),
+        })
+    }
+}
+
+/// The manifest: description and options.
+pub(crate) fn manifest() -> Manifest {
+    Manifest {
+        description: "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256(-PLUS), PLAIN"
+            .into(),
+        options: OPTIONS
+            .iter()
+            .map(|(name, min, max, default, doc)| OptionSpec {
+                name: (*name).into(),
+                kind: OptionKind::Integer {
+                    min: *min,
+                    max: *max,
+                },
+                default: Some(serde_json::Value::from(*default)),
+                required: false,
+                doc: (*doc).into(),
+            })
+            .collect(),
+        depends: Vec::new(),
+    }
+}
+
+/// The mechanisms this module provides, highest priority (offered first) first.
+pub(crate) const MECHANISMS: [(&str, i32); 5] = [
+    ("SCRAM-SHA-256-PLUS", 500),
+    ("SCRAM-SHA-256", 400),
+    ("SCRAM-SHA-1-PLUS", 300),
+    ("SCRAM-SHA-1", 200),
+    ("PLAIN", 100),
+];
+
+/// The mechanism specifications sent to the host.
+pub(crate) fn mechanism_specs() -> Vec<MechanismSpec> {
+    MECHANISMS
+        .iter()
+        .map(|(name, priority)| MechanismSpec {
+            name: (*name).into(),
+            priority: *priority,
+            tls_only: true,
+            sasl2: true,
+            legacy: true,
+            // -PLUS works with either channel-binding type; availability is decided per stream.
+            channel_binding: None,
+            hidden: false,
+            volatile: false,
+        })
+        .collect()
+}
+
+/// Everything the host routes to this module.
+pub(crate) fn registrations() -> Registrations {
+    let element = |name: &str, ns: &str| ElementSpec {
+        name: name.into(),
+        ns: ns.into(),
+        phase: StreamPhase::PreAuth,
+    };
+    Registrations {
+        events: vec![HookSpec {
+            name: events::SESSION_CLOSED.into(),
+            priority: events::priority::NORMAL,
+        }],
+        stream_features: true,
+        stream_elements: vec![
+            element("authenticate", SASL2_NS),
+            element("response", SASL2_NS),
+            element("abort", SASL2_NS),
+            element("next", SASL2_NS),
+            element("task-data", SASL2_NS),
+            element("auth", SASL_NS),
+            element("response", SASL_NS),
+            element("abort", SASL_NS),
+        ],
+        mechanisms: mechanism_specs(),
+        ..Registrations::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_keys_are_absent() {
+        let settings = Settings::from_config(&Config::default()).expect("defaults");
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.failure_window_ms, 300_000);
+    }
+
+    #[test]
+    fn values_are_read_and_bounds_enforced() {
+        let mut config = Config::default();
+        config.set(OPT_MAX_RETRIES, serde_json::json!(2));
+        config.set(OPT_FAILURE_WINDOW, serde_json::json!(60));
+        let settings = Settings::from_config(&config).expect("valid");
+        assert_eq!(settings.max_retries, 2);
+        assert_eq!(settings.failure_window_ms, 60_000);
+
+        config.set(OPT_MAX_FAILURES_PER_IP, serde_json::json!(0));
+        let err = Settings::from_config(&config).expect_err("out of bounds");
+        assert!(err.message.contains(OPT_MAX_FAILURES_PER_IP), "{err}");
+        config.set(OPT_MAX_FAILURES_PER_IP, serde_json::json!("many"));
+        assert!(Settings::from_config(&config).is_err());
+    }
+
+    #[test]
+    fn manifest_declares_every_option_with_its_default() {
+        let manifest = manifest();
+        let names: Vec<_> = manifest.options.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                OPT_MAX_RETRIES,
+                OPT_MAX_FAILURES_PER_USER,
+                OPT_MAX_FAILURES_PER_IP,
+                OPT_FAILURE_WINDOW
+            ]
+        );
+        assert!(manifest.options.iter().all(|o| o.name.starts_with("sasl2_")));
+        assert_eq!(manifest.options[0].default, Some(serde_json::json!(5)));
+    }
+
+    #[test]
+    fn mechanisms_are_registered_in_offer_order() {
+        let specs = mechanism_specs();
+        let mut sorted = specs.clone();
+        sorted.sort_by(|a, b| b.priority.cmp(&a.priority));
+        let names: Vec<_> = sorted.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SCRAM-SHA-256-PLUS",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1-PLUS",
+                "SCRAM-SHA-1",
+                "PLAIN"
+            ]
+        );
+        assert!(specs.iter().all(|s| s.tls_only && s.channel_binding.is_none() && !s.hidden));
+        let reg = registrations();
+        assert!(reg.stream_features);
+        assert_eq!(reg.stream_elements.len(), 8);
+        assert_eq!(reg.events[0].name, "session-closed");
+    }
+}

@@ -1,0 +1,135 @@
+//! The pre-authentication stream features: RFC 6120 `<mechanisms/>`, XEP-0388
+//! `<authentication/>` with its `<inline/>` (XEP-0386 Bind 2 plus other modules' inline
+//! features), and XEP-0440 `<sasl-channel-binding/>`.
+//!
+//! # Wire behaviour
+//! * Channel binding is available on a stream when it is encrypted and the host computed
+//!   `tls-exporter` (RFC 9266) or `tls-server-end-point` (RFC 5929; absent for Ed25519/Ed448
+//!   certificates) data. Without it no `-PLUS` mechanism is offered or accepted.
+//! * `<sasl-channel-binding/>` lists the available types (tls-server-end-point first) and is sent
+//!   exactly when some `-PLUS` mechanism is offered.
+//! * Hidden mechanisms (FAST's HT-*) are accepted in SASL2 but never listed; SASL2 and the legacy
+//!   list are each sent only when they hold at least one listed mechanism.
+
+use tessera_plugin_api::protocol::{MechanismSpec, StreamInfo};
+use tessera_plugin_api::xml::Element;
+use tessera_sasl::{CbType, ChannelBindings};
+
+use crate::wire::{Profile, BIND2_NS, SASL2_NS, SASL_CB_NS, SASL_NS};
+
+/// Whether `name` is a channel-binding (`-PLUS`) mechanism.
+pub(crate) fn is_plus(name: &str) -> bool {
+    name.ends_with("-PLUS")
+}
+
+/// The stream's channel-binding data in the mechanism crate's type (empty when not encrypted).
+pub(crate) fn bindings(stream: &StreamInfo) -> ChannelBindings {
+    if !stream.secure {
+        return ChannelBindings::none();
+    }
+    ChannelBindings {
+        tls_exporter: stream.channel_bindings.tls_exporter.clone(),
+        tls_server_end_point: stream.channel_bindings.tls_server_end_point.clone(),
+    }
+}
+
+/// The channel-binding types available on this stream, in advertisement order.
+pub(crate) fn cb_types(stream: &StreamInfo) -> Vec<CbType> {
+    bindings(stream).available()
+}
+
+/// Whether `-PLUS` mechanisms are offered on this stream; also the SCRAM downgrade check's
+/// "server offers PLUS" flag, so the two can never disagree.
+pub(crate) fn offers_plus(stream: &StreamInfo) -> bool {
+    !cb_types(stream).is_empty()
+}
+
+/// The host's mechanism list for `profile` reduced to what this stream can use: `-PLUS` only with
+/// channel binding, a declared `channel_binding` type only when available, and (legacy) no hidden
+/// mechanisms. Order is kept.
+pub(crate) fn usable(
+    list: Vec<MechanismSpec>,
+    stream: &StreamInfo,
+    profile: Profile,
+) -> Vec<MechanismSpec> {
+    let types = cb_types(stream);
+    list.into_iter()
+        .filter(|m| !is_plus(&m.name) || !types.is_empty())
+        .filter(|m| match &m.channel_binding {
+            Some(name) => CbType::from_name(name).is_some_and(|t| types.contains(&t)),
+            None => true,
+        })
+        .filter(|m| profile == Profile::Sasl2 || !m.hidden)
+        .collect()
+}
+
+/// Everything the features are built from (the glue fetches it from the host).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Advertisement {
+    /// Usable legacy mechanisms (see [`usable`]).
+    pub(crate) legacy: Vec<MechanismSpec>,
+    /// Usable SASL2 mechanisms, hidden ones included.
+    pub(crate) sasl2: Vec<MechanismSpec>,
+    /// Channel-binding types of the stream.
+    pub(crate) cb_types: Vec<CbType>,
+    /// Bind 2 inline features (`<feature var=…/>`).
+    pub(crate) bind2_inline: Vec<Element>,
+    /// Other SASL2 inline features (`<sm/>`, `<fast/>`).
+    pub(crate) sasl2_inline: Vec<Element>,
+}
+
+fn mechanism_list(name: &str, ns: &str, mechanisms: &[MechanismSpec]) -> Option<Element> {
+    let mut el = Element::new(name, ns);
+    for m in mechanisms.iter().filter(|m| !m.hidden) {
+        el.push_child(Element::new("mechanism", ns).with_text(m.name.as_str()));
+    }
+    (!el.children.is_empty()).then_some(el)
+}
+
+/// Build the feature elements.
+pub(crate) fn build(ad: Advertisement) -> Vec<Element> {
+    let mut out = Vec::new();
+    out.extend(mechanism_list("mechanisms", SASL_NS, &ad.legacy));
+    if let Some(mut auth) = mechanism_list("authentication", SASL2_NS, &ad.sasl2) {
+        let mut bind_inline = Element::new("inline", BIND2_NS);
+        for feature in ad.bind2_inline {
+            bind_inline.push_child(feature);
+        }
+        let mut inline = Element::new("inline", SASL2_NS)
+            .with_child(Element::new("bind", BIND2_NS).with_child(bind_inline));
+        for feature in ad.sasl2_inline {
+            inline.push_child(feature);
+        }
+        auth.push_child(inline);
+        out.push(auth);
+    }
+    let plus_listed = ad
+        .legacy
+        .iter()
+        .chain(ad.sasl2.iter().filter(|m| !m.hidden))
+        .any(|m| is_plus(&m.name));
+    if plus_listed && !ad.cb_types.is_empty() {
+        let mut cb = Element::new("sasl-channel-binding", SASL_CB_NS);
+        for t in &ad.cb_types {
+            cb.push_child(Element::new("channel-binding", SASL_CB_NS).with_attr("type", t.name()));
+        }
+        out.push(cb);
+    }
+    out
+}
+
+/// Replies of a query hook that answers `Vec<Element>` (a single element is accepted too);
+/// malformed replies are skipped.
+pub(crate) fn elements_from_replies(replies: Vec<serde_json::Value>) -> Vec<Element> {
+    replies
+        .into_iter()
+        .flat_map(|reply| match serde_json::from_value::<Vec<Element>>(reply.clone()) {
+            Ok(list) => list,
+            Err(_) => serde_json::from_value::<Element>(reply).into_iter().collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "features_tests.rs"]
+mod tests;

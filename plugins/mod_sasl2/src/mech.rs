@@ -1,0 +1,285 @@
+//! The mechanisms this module provides to the host's registry, for both profiles:
+//! SCRAM-SHA-1, SCRAM-SHA-256 (RFC 5802, RFC 7677), their `-PLUS` variants with `tls-exporter`
+//! (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding, and PLAIN (RFC 4616). The
+//! protocol work is `tessera-sasl`'s; this file adds account lookup, rate limits and authzid
+//! rules.
+//!
+//! # Wire behaviour
+//! * Without an initial response the first step is an empty challenge (both are client-first).
+//! * Usernames (SCRAM `n=`, PLAIN authcid) are SASLprep'd with the localpart rules and then
+//!   lower-cased (Unicode `to_lowercase`), the form account names are stored in; the success
+//!   reports that form.
+//! * An unknown account runs the same exchange against deterministic fake credentials (secret
+//!   `scram-fake-credentials`, [`FAKE_ITERATIONS`]) and fails exactly like a wrong password
+//!   (`<not-authorized/>`, text `invalid-proof` for SCRAM).
+//! * An account or address over its failure limit gets `<temporary-auth-failure/>` with the
+//!   retry time before any credential is looked up or checked.
+//! * A non-empty authzid (SCRAM `a=`, PLAIN authzid) other than the account's bare JID
+//!   (compared case-insensitively) is `<invalid-authzid/>`.
+//! * SCRAM errors carry their RFC 5802 `e=` value as text; PLAIN on an unencrypted stream is
+//!   `<encryption-required/>`.
+
+use std::sync::Mutex;
+
+use tessera_plugin_api::protocol::{AccountCredentials, MechanismStart, MechanismStep};
+use tessera_sasl::plain::parse_plain;
+use tessera_sasl::scram::{
+    fake_credentials, verify_password, ScramCredentials, ScramError, ScramServer,
+    ScramServerFirst,
+};
+use tessera_sasl::{ChannelBindings, Hash};
+
+use crate::features;
+use crate::ratelimit::RateLimiter;
+use crate::services::Services;
+use crate::sync::locked;
+
+/// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
+pub const FAKE_ITERATIONS: u32 = 10_000;
+/// Random bytes in a SCRAM server nonce.
+pub const NONCE_BYTES: usize = 24;
+
+/// What a mechanism needs from the module.
+#[derive(Clone, Copy)]
+pub(crate) struct MechEnv<'a> {
+    /// Host services.
+    pub(crate) svc: &'a dyn Services,
+    /// Key of the fake credentials.
+    pub(crate) fake_key: &'a [u8],
+    /// Failure counters.
+    pub(crate) limiter: &'a Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for MechEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MechEnv").finish_non_exhaustive()
+    }
+}
+
+/// A mechanism this module implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// SCRAM with a hash, `-PLUS` when `plus`.
+    Scram { hash: Hash, plus: bool },
+    /// PLAIN.
+    Plain,
+}
+
+impl Kind {
+    /// The mechanism for an IANA name.
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
+        let scram = |hash, plus| Some(Kind::Scram { hash, plus });
+        match name {
+            "SCRAM-SHA-1" => scram(Hash::Sha1, false),
+            "SCRAM-SHA-1-PLUS" => scram(Hash::Sha1, true),
+            "SCRAM-SHA-256" => scram(Hash::Sha256, false),
+            "SCRAM-SHA-256-PLUS" => scram(Hash::Sha256, true),
+            "PLAIN" => Some(Kind::Plain),
+            _ => None,
+        }
+    }
+}
+
+/// Facts about the stream an exchange runs on.
+#[derive(Debug, Clone)]
+pub(crate) struct ExchangeInfo {
+    secure: bool,
+    domain: String,
+    peer_ip: String,
+    bindings: ChannelBindings,
+    offers_plus: bool,
+}
+
+/// State kept between two steps of an exchange.
+#[derive(Debug)]
+pub(crate) enum MechState {
+    /// Waiting for the first client message (no initial response was sent).
+    AwaitInitial { kind: Kind, info: ExchangeInfo },
+    /// SCRAM: server-first sent, waiting for client-final.
+    ScramFinal {
+        server: Box<ScramServerFirst>,
+        user: String,
+    },
+}
+
+/// The outcome of a step plus the state to keep (`None`: the exchange is over).
+pub(crate) type Stepped = (MechanismStep, Option<MechState>);
+
+/// A failure step.
+pub(crate) fn failure(condition: &str, text: Option<&str>, user: Option<&str>) -> MechanismStep {
+    MechanismStep::Failure {
+        condition: condition.into(),
+        text: text.map(str::to_owned),
+        user: user.map(str::to_owned),
+        application: None,
+    }
+}
+
+fn scram_failure(e: &ScramError, user: Option<&str>) -> MechanismStep {
+    failure(e.condition().as_str(), Some(e.server_error_value()), user)
+}
+
+/// Start an exchange of one of this module's mechanisms.
+pub(crate) fn start(env: MechEnv<'_>, start: MechanismStart) -> Stepped {
+    let Some(kind) = Kind::from_name(&start.mechanism) else {
+        return (failure("invalid-mechanism", None, None), None);
+    };
+    let info = ExchangeInfo {
+        secure: start.stream.secure,
+        domain: start.stream.domain.to_lowercase(),
+        peer_ip: start.stream.peer_ip.clone(),
+        bindings: features::bindings(&start.stream),
+        offers_plus: features::offers_plus(&start.stream),
+    };
+    if kind == Kind::Plain && !info.secure {
+        return (failure("encryption-required", None, None), None);
+    }
+    match start.initial_response {
+        Some(message) => first_message(env, kind, info, &message),
+        None => (
+            MechanismStep::Challenge { data: Vec::new() },
+            Some(MechState::AwaitInitial { kind, info }),
+        ),
+    }
+}
+
+/// Continue an exchange with the client's next message.
+pub(crate) fn step(env: MechEnv<'_>, state: MechState, message: &[u8]) -> Stepped {
+    match state {
+        MechState::AwaitInitial { kind, info } => first_message(env, kind, info, message),
+        MechState::ScramFinal { server, user } => match server.client_final(message) {
+            Ok(success) => (
+                MechanismStep::Success {
+                    user,
+                    additional_data: Some(success.server_final),
+                },
+                None,
+            ),
+            Err(e) => (scram_failure(&e, Some(&user)), None),
+        },
+    }
+}
+
+fn first_message(env: MechEnv<'_>, kind: Kind, info: ExchangeInfo, message: &[u8]) -> Stepped {
+    match kind {
+        Kind::Scram { hash, plus } => scram_first(env, &info, hash, plus, message),
+        Kind::Plain => (plain(env, &info, message), None),
+    }
+}
+
+/// The form of a prepared username that account names are stored in.
+pub(crate) fn canonical_user(prepared: &str) -> String {
+    prepared.to_lowercase()
+}
+
+/// Whether a requested authorization identity is acceptable for `user`.
+pub(crate) fn authzid_ok(authzid: Option<&str>, user: &str, domain: &str) -> bool {
+    match authzid {
+        None | Some("") => true,
+        Some(a) => a.to_lowercase() == format!("{user}@{domain}"),
+    }
+}
+
+/// Refusals that come before any credential is touched: rate limit, then authzid.
+fn precheck(
+    env: MechEnv<'_>,
+    info: &ExchangeInfo,
+    user: &str,
+    authzid: Option<&str>,
+) -> Option<MechanismStep> {
+    let now = env.svc.now_ms();
+    if let Some(limit) = locked(env.limiter).check(user, &info.peer_ip, now) {
+        return Some(failure("temporary-auth-failure", Some(&limit.text()), Some(user)));
+    }
+    (!authzid_ok(authzid, user, &info.domain)).then(|| failure("invalid-authzid", None, Some(user)))
+}
+
+fn scram_first(
+    env: MechEnv<'_>,
+    info: &ExchangeInfo,
+    hash: Hash,
+    plus: bool,
+    message: &[u8],
+) -> Stepped {
+    let server = ScramServer::new(hash, plus, info.offers_plus, info.bindings.clone());
+    let first = match server.client_first(message) {
+        Ok(first) => first,
+        Err(e) => return (scram_failure(&e, None), None),
+    };
+    let user = canonical_user(first.username());
+    if let Some(refusal) = precheck(env, info, &user, first.authzid()) {
+        return (refusal, None);
+    }
+    let creds = match lookup(env, &user, hash) {
+        Ok((creds, _)) => creds,
+        Err(step) => return (step, None),
+    };
+    match first.server_first(&creds, &env.svc.random_bytes(NONCE_BYTES)) {
+        Ok((data, server)) => (
+            MechanismStep::Challenge { data },
+            Some(MechState::ScramFinal {
+                server: Box::new(server),
+                user,
+            }),
+        ),
+        Err(e) => (scram_failure(&e, Some(&user)), None),
+    }
+}
+
+fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep {
+    if !info.secure {
+        return failure("encryption-required", None, None);
+    }
+    let creds = match parse_plain(message) {
+        Ok(creds) => creds,
+        Err(e) => return failure(e.condition().as_str(), None, None),
+    };
+    let user = canonical_user(&creds.authcid);
+    if let Some(refusal) = precheck(env, info, &user, creds.authzid.as_deref()) {
+        return refusal;
+    }
+    match lookup(env, &user, Hash::Sha256) {
+        Ok((stored, exists)) if verify_password(&stored, &creds.password) && exists => {
+            MechanismStep::Success {
+                user,
+                additional_data: None,
+            }
+        }
+        Ok(_) => failure("not-authorized", None, Some(&user)),
+        Err(step) => step,
+    }
+}
+
+/// The account's verifier for `hash`, or fake credentials for an unknown account (`false`).
+fn lookup(
+    env: MechEnv<'_>,
+    user: &str,
+    hash: Hash,
+) -> Result<(ScramCredentials, bool), MechanismStep> {
+    match env.svc.credentials(user) {
+        Ok(Some(account)) => Ok((verifier(&account, hash), true)),
+        Ok(None) => Ok((
+            fake_credentials(env.fake_key, user, hash, FAKE_ITERATIONS),
+            false,
+        )),
+        Err(_) => Err(failure("temporary-auth-failure", None, Some(user))),
+    }
+}
+
+fn verifier(account: &AccountCredentials, hash: Hash) -> ScramCredentials {
+    let secret = match hash {
+        Hash::Sha1 => &account.scram_sha1,
+        Hash::Sha256 => &account.scram_sha256,
+    };
+    ScramCredentials {
+        hash,
+        salt: secret.salt.clone(),
+        iterations: secret.iterations,
+        stored_key: secret.stored_key.clone(),
+        server_key: secret.server_key.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "mech_tests.rs"]
+mod tests;

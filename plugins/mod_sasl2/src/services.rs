@@ -1,0 +1,89 @@
+//! The host services the protocol code needs, as a trait: production code passes the SDK's
+//! [`Host`]; tests pass an in-memory fake. Keeps the negotiation and the mechanisms free of the
+//! ABI (sans-IO: every effect goes through this seam).
+
+use serde_json::Value;
+use tessera_plugin_api::events::AuthenticationOutcome;
+use tessera_plugin_api::protocol::{
+    AccountCredentials, HostRequest, MechanismResponse, MechanismSpec, MechanismStart,
+    MechanismStep, StreamInfo,
+};
+use tessera_plugin_api::{Host, LogLevel, PluginError};
+
+/// What the module asks of the host while negotiating.
+pub(crate) trait Services {
+    /// Milliseconds since the epoch.
+    fn now_ms(&self) -> u64;
+    /// `n` bytes from a CSPRNG.
+    fn random_bytes(&self, n: usize) -> Vec<u8>;
+    /// Registered mechanisms for a stream and profile, in offer order.
+    fn mechanisms(&self, stream: &StreamInfo, profile: &str)
+        -> Result<Vec<MechanismSpec>, PluginError>;
+    /// Start an exchange with whichever module implements the mechanism.
+    fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError>;
+    /// Continue an exchange.
+    fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError>;
+    /// End an exchange (always called once it is over).
+    fn mechanism_end(&self, exchange: u64);
+    /// Call a query hook on every module that registered it.
+    fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError>;
+    /// An account's stored SCRAM verifiers.
+    fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError>;
+    /// Fire `authentication-success` / `authentication-failure`.
+    fn fire(&self, name: &str, outcome: &AuthenticationOutcome);
+    /// Log a line (never with secrets).
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+impl Services for Host {
+    fn now_ms(&self) -> u64 {
+        Host::now_ms(self)
+    }
+
+    fn random_bytes(&self, n: usize) -> Vec<u8> {
+        Host::random_bytes(self, n)
+    }
+
+    fn mechanisms(
+        &self,
+        stream: &StreamInfo,
+        profile: &str,
+    ) -> Result<Vec<MechanismSpec>, PluginError> {
+        self.request(&HostRequest::Mechanisms {
+            stream: stream.clone(),
+            profile: profile.into(),
+        })
+    }
+
+    fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
+        self.request(&HostRequest::MechanismStart(start))
+    }
+
+    fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
+        self.request(&HostRequest::MechanismStep(response))
+    }
+
+    fn mechanism_end(&self, exchange: u64) {
+        if let Err(e) = self.request::<Value>(&HostRequest::MechanismEnd(exchange)) {
+            Host::log(self, LogLevel::Debug, &format!("mechanism-end {exchange}: {e}"));
+        }
+    }
+
+    fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError> {
+        Host::call_hook(self, name, payload)
+    }
+
+    fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        self.get_credentials(user)
+    }
+
+    fn fire(&self, name: &str, outcome: &AuthenticationOutcome) {
+        if let Err(e) = Host::fire(self, name, outcome) {
+            Host::log(self, LogLevel::Warn, &format!("cannot fire {name}: {e}"));
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        Host::log(self, level, message);
+    }
+}

@@ -1,0 +1,139 @@
+//! Test fixture `fixture_emitter`: lets a host end-to-end test fire bus events over HTTP and read
+//! back a module option.
+//!
+//! Used by the host tests for the event bus (with `fixture_listener_a`/`_b` and
+//! `fixture_panicker`: priority order, propagation stop, panic isolation) and for module options
+//! ("a module's option reaches the module", "a mistyped option key is refused").
+//!
+//! * `GET /test/emitter/fire?event=NAME&value=V` fires `NAME` with
+//!   `{"value": V, "from": "fixture_emitter"}` and answers 200 `fired` (400 without `event`).
+//! * `GET /test/emitter/greeting` answers 200 with the option `fixture_emitter_greeting`
+//!   (a string, default `hello`).
+
+use tessera_plugin_api::protocol::{
+    HttpRequest, HttpResponse, Manifest, OptionKind, OptionSpec, Registrations,
+};
+use tessera_plugin_api::{Config, Host, Module, PluginError};
+
+const PREFIX: &str = "/test/emitter";
+const GREETING_OPTION: &str = "fixture_emitter_greeting";
+
+/// The module: remembers its greeting option.
+#[derive(Debug)]
+pub struct Emitter {
+    greeting: String,
+}
+
+impl Module for Emitter {
+    const NAME: &'static str = "fixture_emitter";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn manifest() -> Manifest {
+        Manifest {
+            description: "Test fixture: fires bus events on HTTP request".into(),
+            options: vec![OptionSpec {
+                name: GREETING_OPTION.into(),
+                kind: OptionKind::String,
+                default: Some(serde_json::json!("hello")),
+                required: false,
+                doc: "Text served at /test/emitter/greeting".into(),
+            }],
+            depends: Vec::new(),
+        }
+    }
+
+    fn init(_host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        let greeting = config.string(GREETING_OPTION).unwrap_or("hello").to_owned();
+        Ok(Emitter { greeting })
+    }
+
+    fn registrations(&self) -> Registrations {
+        Registrations {
+            http_routes: vec![PREFIX.into()],
+            ..Registrations::default()
+        }
+    }
+
+    fn http(&self, host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
+        // Accept the path with or without the route prefix.
+        let rest = request.path.strip_prefix(PREFIX).unwrap_or(&request.path);
+        match (request.method.as_str(), rest) {
+            ("GET", "/fire") => {
+                let Some(event) = query_param(&request.query, "event") else {
+                    return Ok(text(400, "missing `event`"));
+                };
+                let value = query_param(&request.query, "value")
+                    .map_or(serde_json::Value::Null, serde_json::Value::String);
+                host.fire(
+                    &event,
+                    &serde_json::json!({ "value": value, "from": Self::NAME }),
+                )?;
+                Ok(text(200, "fired"))
+            }
+            ("GET", "/greeting") => Ok(text(200, &self.greeting)),
+            _ => Ok(text(404, "not found")),
+        }
+    }
+}
+
+fn text(status: u16, body: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// The percent-decoded value of the first `key=` pair in a query string.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
+}
+
+/// Decode `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+tessera_plugin_api::export_module!(Emitter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_decoded() {
+        let q = "event=fixture-ping&value=a%20b+c%2&x=%+1";
+        assert_eq!(query_param(q, "event").as_deref(), Some("fixture-ping"));
+        assert_eq!(query_param(q, "value").as_deref(), Some("a b c%2"));
+        assert_eq!(query_param(q, "x").as_deref(), Some("% 1"));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param("flag", "flag").as_deref(), Some(""));
+    }
+}

@@ -1,0 +1,638 @@
+//! The ergonomic layer compiled into every plugin: the [`Module`] trait, the [`Host`] handle,
+//! typed [`Config`] access, the panic guard and the glue behind [`crate::export_module!`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::{
+    library::LibHeader,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RSlice, RSliceMut, RStr, RString, RVec},
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::abi::{
+    EventFlow, HostServicesRef, LogLevel, PluginHandle, PluginInfo, PluginInstance,
+    PluginInstanceBox, PluginInstance_TO, PluginMod, PluginModRef,
+};
+use crate::error::{PluginError, PluginErrorKind};
+use crate::events::Event;
+use crate::protocol::*;
+use crate::xml::Element;
+
+/// A Tessera module. Implement the hooks you need; every method but [`Module::manifest`],
+/// [`Module::init`] and [`Module::registrations`] has a default that does nothing (or answers
+/// "unsupported"). Callbacks are synchronous and must not block: ask the host for I/O.
+///
+/// Rules that keep hot swap safe: no threads, no async runtimes, no references to host objects
+/// kept beyond a call (keep ids, not pointers).
+pub trait Module: Send + Sync + Sized + 'static {
+    /// Module name (`hello` → `libmod_hello.so`).
+    const NAME: &'static str;
+    /// Module version; by convention `env!("CARGO_PKG_VERSION")`.
+    const VERSION: &'static str;
+
+    /// Options and dependencies, known before instantiation.
+    fn manifest() -> Manifest;
+
+    /// Create the instance. `restore` holds the previous generation's [`Module::save_state`]
+    /// output on a hot swap.
+    ///
+    /// # Errors
+    /// A config error (name the key) or a state the module cannot restore.
+    fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError>;
+
+    /// What the host should route to this instance.
+    fn registrations(&self) -> Registrations;
+
+    /// A hooked bus event.
+    ///
+    /// # Errors
+    /// Logged by the host with the module's name; the next handler still runs.
+    fn on_event(&self, _host: &Host, _event: &Event) -> Result<EventFlow, PluginError> {
+        Ok(EventFlow::Continue)
+    }
+
+    /// Children for `<stream:features/>`.
+    ///
+    /// # Errors
+    /// Logged; the feature is left out.
+    fn stream_features(
+        &self,
+        _host: &Host,
+        _stream: &StreamInfo,
+    ) -> Result<Vec<Element>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// A registered top-level stream element.
+    ///
+    /// # Errors
+    /// The host closes the stream with `<internal-server-error/>`.
+    fn stream_element(
+        &self,
+        _host: &Host,
+        _request: StreamElement,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        Err(PluginError::unsupported("stream-element"))
+    }
+
+    /// An IQ in a registered namespace; return the reply stanza, or `None` to let the host
+    /// answer `<service-unavailable/>`.
+    ///
+    /// # Errors
+    /// The host answers `<internal-server-error/>`.
+    fn iq(&self, _host: &Host, _request: IqRequest) -> Result<Option<Element>, PluginError> {
+        Ok(None)
+    }
+
+    /// Start a SASL exchange of a registered mechanism.
+    ///
+    /// # Errors
+    /// The host answers `<temporary-auth-failure/>`.
+    fn mechanism_start(
+        &self,
+        _host: &Host,
+        _start: MechanismStart,
+    ) -> Result<MechanismStep, PluginError> {
+        Err(PluginError::unsupported("mechanism-start"))
+    }
+
+    /// Continue a SASL exchange.
+    ///
+    /// # Errors
+    /// The host answers `<temporary-auth-failure/>`.
+    fn mechanism_step(
+        &self,
+        _host: &Host,
+        _response: MechanismResponse,
+    ) -> Result<MechanismStep, PluginError> {
+        Err(PluginError::unsupported("mechanism-step"))
+    }
+
+    /// An exchange ended; drop its state.
+    fn mechanism_end(&self, _host: &Host, _exchange: u64) {}
+
+    /// A request on a registered HTTP route.
+    ///
+    /// # Errors
+    /// The host answers 500 without detail.
+    fn http(&self, _host: &Host, _request: HttpRequest) -> Result<HttpResponse, PluginError> {
+        Err(PluginError::unsupported("http"))
+    }
+
+    /// A registered synchronous query hook; `None` contributes nothing.
+    ///
+    /// # Errors
+    /// Logged; treated as no contribution.
+    fn hook(&self, _host: &Host, _call: HookCall) -> Result<Option<serde_json::Value>, PluginError> {
+        Ok(None)
+    }
+
+    /// A timer set with [`Host::set_timer`] fired.
+    ///
+    /// # Errors
+    /// Logged.
+    fn timer(&self, _host: &Host, _timer: TimerFired) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Caches and counters for the next generation (hot swap). Start with a format version.
+    ///
+    /// # Errors
+    /// The swap is aborted and this instance keeps serving.
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// The instance is being dropped; cancel nothing (timers are the host's), flush caches.
+    fn shutdown(&self, _host: &Host) {}
+}
+
+/// The module's view of the host: every service goes through it.
+#[derive(Clone, Copy)]
+pub struct Host {
+    services: HostServicesRef,
+    handle: PluginHandle,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("handle", &self.handle).finish()
+    }
+}
+
+impl Host {
+    /// Wrap raw services (used by the SDK glue and by test harnesses).
+    pub fn new(services: HostServicesRef, handle: PluginHandle) -> Self {
+        Self { services, handle }
+    }
+
+    /// Log through the host's `tracing`, tagged with the module's name. Never log secrets.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        (self.services.log())(self.handle, level, RStr::from_str(message));
+    }
+
+    /// Milliseconds since the Unix epoch, from the host's clock.
+    pub fn now_ms(&self) -> u64 {
+        (self.services.now_unix_ms())()
+    }
+
+    /// `n` bytes from the host's CSPRNG.
+    pub fn random_bytes(&self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        (self.services.random_bytes())(RSliceMut::from_mut_slice(&mut buf));
+        buf
+    }
+
+    /// Enqueue a bus event; delivered after the current call returns.
+    ///
+    /// # Errors
+    /// Only if the payload cannot be serialised.
+    pub fn fire<T: Serialize>(&self, name: &str, payload: &T) -> Result<(), PluginError> {
+        let json = serde_json::to_string(payload)?;
+        (self.services.fire())(self.handle, RStr::from_str(name), RStr::from_str(&json));
+        Ok(())
+    }
+
+    /// Send a raw host request and decode its answer.
+    ///
+    /// # Errors
+    /// The host's refusal, or a malformed answer.
+    pub fn request<T: DeserializeOwned>(&self, request: &HostRequest) -> Result<T, PluginError> {
+        let (kind, payload) = to_wire(request)?;
+        let answer = (self.services.call())(
+            self.handle,
+            RStr::from_str(&kind),
+            RStr::from_str(&payload),
+        )
+        .into_result()?;
+        Ok(serde_json::from_str(answer.as_str())?)
+    }
+
+    /// Facts about the server.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn info(&self) -> Result<HostInfo, PluginError> {
+        self.request(&HostRequest::HostInfo)
+    }
+
+    /// Whether an account exists.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn user_exists(&self, user: &str) -> Result<bool, PluginError> {
+        self.request(&HostRequest::UserExists { user: user.into() })
+    }
+
+    /// An account's SCRAM verifiers.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn get_credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        self.request(&HostRequest::GetCredentials { user: user.into() })
+    }
+
+    /// Set a password; the host fires `user-password-changed`.
+    ///
+    /// # Errors
+    /// Unknown account or store failure.
+    pub fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        origin_stream: Option<u64>,
+    ) -> Result<(), PluginError> {
+        self.request(&HostRequest::SetPassword {
+            user: user.into(),
+            password: password.into(),
+            origin_stream,
+        })
+    }
+
+    /// An account's stored email address.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
+        self.request(&HostRequest::GetEmail { user: user.into() })
+    }
+
+    /// Read a key from this module's store.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<String>, PluginError> {
+        self.request(&HostRequest::KvGet {
+            scope: scope.clone(),
+            key: key.into(),
+        })
+    }
+
+    /// Write a key to this module's store.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn kv_put(&self, scope: &KvScope, key: &str, value: &str) -> Result<(), PluginError> {
+        self.request(&HostRequest::KvPut {
+            scope: scope.clone(),
+            key: key.into(),
+            value: value.into(),
+        })
+    }
+
+    /// Delete a key; returns whether it existed.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool, PluginError> {
+        self.request(&HostRequest::KvDelete {
+            scope: scope.clone(),
+            key: key.into(),
+        })
+    }
+
+    /// List (key, value) pairs whose key starts with `prefix`.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn kv_list(
+        &self,
+        scope: &KvScope,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        self.request(&HostRequest::KvList {
+            scope: scope.clone(),
+            prefix: prefix.into(),
+        })
+    }
+
+    /// An account's connected sessions.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, PluginError> {
+        self.request(&HostRequest::ListSessions { user: user.into() })
+    }
+
+    /// Close an account's sessions with a stream error; returns how many.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn close_sessions(
+        &self,
+        user: &str,
+        condition: &str,
+        except_stream: Option<u64>,
+    ) -> Result<u64, PluginError> {
+        self.request(&HostRequest::CloseSessions {
+            user: user.into(),
+            condition: condition.into(),
+            except_stream,
+        })
+    }
+
+    /// Queue a mail; the outcome arrives as the `mail-result` event with the returned id.
+    ///
+    /// # Errors
+    /// No transport or a refused address.
+    pub fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {
+        self.request(&HostRequest::SendMail(mail))
+    }
+
+    /// Be called back with [`Module::timer`] after `delay_ms`.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<u64, PluginError> {
+        self.request(&HostRequest::SetTimer {
+            delay_ms,
+            tag: tag.into(),
+        })
+    }
+
+    /// Call a synchronous query hook on every module that registered it.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn call_hook(
+        &self,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>, PluginError> {
+        self.request(&HostRequest::CallHook(HookCall {
+            name: name.into(),
+            payload,
+        }))
+    }
+
+    /// A 32-byte key derived from the server secret, which is kept outside the store.
+    ///
+    /// # Errors
+    /// Host failure.
+    pub fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
+        self.request(&HostRequest::DeriveSecret {
+            label: label.into(),
+        })
+    }
+}
+
+/// A module's options: the host validated types and bounds and filled in defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Config {
+    /// Parse the JSON object the host passes.
+    ///
+    /// # Errors
+    /// When the text is not a JSON object.
+    pub fn from_json(text: &str) -> Result<Self, PluginError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let values = serde_json::from_str(text)
+            .map_err(|e| PluginError::config(format!("module config is not a JSON object: {e}")))?;
+        Ok(Self { values })
+    }
+
+    /// The raw value of a key.
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.values.get(key)
+    }
+
+    /// An integer option.
+    ///
+    /// # Errors
+    /// Missing or not an integer (names the key).
+    pub fn integer(&self, key: &str) -> Result<i64, PluginError> {
+        self.get(key)
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| PluginError::config(format!("option `{key}` must be an integer")))
+    }
+
+    /// A boolean option.
+    ///
+    /// # Errors
+    /// Missing or not a boolean (names the key).
+    pub fn boolean(&self, key: &str) -> Result<bool, PluginError> {
+        self.get(key)
+            .and_then(serde_json::Value::as_bool)
+            .ok_or_else(|| PluginError::config(format!("option `{key}` must be true or false")))
+    }
+
+    /// A string option, if set.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    /// Add or replace a value (for tests and harnesses).
+    pub fn set(&mut self, key: &str, value: serde_json::Value) {
+        self.values.insert(key.to_owned(), value);
+    }
+}
+
+/// Serialise an externally tagged `{kind, payload}` enum into its wire pair.
+///
+/// # Errors
+/// If the value is not such an enum.
+pub fn to_wire<T: Serialize>(value: &T) -> Result<(String, String), PluginError> {
+    let json = serde_json::to_value(value)?;
+    let kind = json
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| PluginError::internal("request without kind"))?
+        .to_owned();
+    let payload = json.get("payload").cloned().unwrap_or(serde_json::Value::Null);
+    Ok((kind, serde_json::to_string(&payload)?))
+}
+
+/// Rebuild a `{kind, payload}` enum from its wire pair.
+///
+/// # Errors
+/// Unknown kind ([`PluginErrorKind::UNSUPPORTED`]) or malformed payload.
+pub fn from_wire<T: DeserializeOwned>(kind: &str, payload: &str) -> Result<T, PluginError> {
+    let payload: serde_json::Value = if payload.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(payload)?
+    };
+    serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+        .map_err(|e| PluginError::new(PluginErrorKind::UNSUPPORTED, format!("{kind}: {e}")))
+}
+
+/// Run `f`, turning a panic into [`PluginErrorKind::PANICKED`] so it never crosses the ABI.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(panic) => RResult::RErr(PluginError::new(
+            PluginErrorKind::PANICKED,
+            panic_message(panic.as_ref()),
+        )),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_owned()
+    }
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<RString, PluginError> {
+    Ok(RString::from(serde_json::to_string(value)?))
+}
+
+struct Glue<M: Module> {
+    module: M,
+    host: Host,
+}
+
+impl<M: Module> Glue<M> {
+    fn dispatch(&self, kind: &str, payload: &str) -> Result<RString, PluginError> {
+        let host = &self.host;
+        let module = &self.module;
+        match from_wire::<Request>(kind, payload)? {
+            Request::StreamFeatures(s) => reply(&module.stream_features(host, &s)?),
+            Request::StreamElement(r) => reply(&module.stream_element(host, r)?),
+            Request::Iq(r) => reply(&module.iq(host, r)?),
+            Request::MechanismStart(r) => reply(&module.mechanism_start(host, r)?),
+            Request::MechanismStep(r) => reply(&module.mechanism_step(host, r)?),
+            Request::MechanismEnd(id) => reply(&module.mechanism_end(host, id)),
+            Request::Http(r) => reply(&module.http(host, r)?),
+            Request::Hook(r) => reply(&module.hook(host, r)?),
+            Request::Timer(r) => reply(&module.timer(host, r)?),
+        }
+    }
+}
+
+impl<M: Module> PluginInstance for Glue<M> {
+    fn registrations(&self) -> RString {
+        let json = catch_unwind(AssertUnwindSafe(|| {
+            serde_json::to_string(&self.module.registrations()).unwrap_or_default()
+        }));
+        RString::from(json.unwrap_or_default())
+    }
+
+    fn on_event(&self, name: RStr<'_>, payload: RStr<'_>) -> RResult<EventFlow, PluginError> {
+        guard(|| {
+            let payload = serde_json::from_str(payload.as_str())?;
+            let event = Event {
+                name: name.as_str().to_owned(),
+                payload,
+            };
+            self.module.on_event(&self.host, &event)
+        })
+    }
+
+    fn on_request(&self, kind: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<RString, PluginError> {
+        // ALTERED COPY: the payload arrives as bytes (see `abi::PluginInstance::on_request`).
+        guard(|| {
+            let payload = std::str::from_utf8(payload.as_slice())
+                .map_err(|e| PluginError::bad_request(format!("payload: {e}")))?;
+            self.dispatch(kind.as_str(), payload)
+        })
+    }
+
+    fn save_state(&self) -> RResult<RVec<u8>, PluginError> {
+        guard(|| self.module.save_state().map(RVec::from))
+    }
+
+    fn shutdown(&self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.module.shutdown(&self.host)));
+    }
+}
+
+/// `PluginMod::info` for `M` (used by [`crate::export_module!`]).
+pub extern "C" fn info<M: Module>() -> PluginInfo {
+    let manifest = catch_unwind(M::manifest).unwrap_or_default();
+    PluginInfo {
+        name: RString::from(M::NAME),
+        version: RString::from(M::VERSION),
+        build_id: RString::from(option_env!("TESSERA_BUILD_ID").unwrap_or(M::VERSION)),
+        manifest: RString::from(serde_json::to_string(&manifest).unwrap_or_default()),
+    }
+}
+
+/// `PluginMod::instantiate` for `M` (used by [`crate::export_module!`]).
+pub extern "C" fn instantiate<M: Module>(
+    host: &'static LibHeader,
+    handle: PluginHandle,
+    config: RStr<'_>,
+    restore: RSlice<'_, u8>,
+) -> RResult<PluginInstanceBox, PluginError> {
+    guard(|| {
+        let services = host.init_root_module::<HostServicesRef>().map_err(|e| {
+            PluginError::new(PluginErrorKind::INCOMPATIBLE, first_lines(&e.to_string(), 6))
+        })?;
+        let host = Host::new(services, handle);
+        let config = Config::from_json(config.as_str())?;
+        let restore = if restore.is_empty() {
+            None
+        } else {
+            Some(restore.as_slice())
+        };
+        let module = M::init(&host, &config, restore)?;
+        Ok(PluginInstance_TO::from_value(Glue { module, host }, TD_Opaque))
+    })
+}
+
+/// The first `n` non-empty lines of a (possibly very long) abi_stable error.
+pub fn first_lines(text: &str, n: usize) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Build the root module for `M` (used by [`crate::export_module!`]).
+pub fn root_module<M: Module>() -> PluginModRef {
+    PluginMod {
+        info: info::<M>,
+        instantiate: instantiate::<M>,
+    }
+    .leak_into_prefix()
+}
+
+/// Export a [`Module`] implementation as a Tessera plugin. Use it once, in a `cdylib` crate.
+///
+/// It emits two symbols: the plain [`crate::abi::PluginMagic`] static the host checks first,
+/// and abi_stable's root-module header (layout-checked by the host).
+#[macro_export]
+macro_rules! export_module {
+    ($module:ty) => {
+        /// Cheap first-gate marker read by the host (see `tessera_plugin_api::abi::PluginMagic`).
+        // SAFETY (no_mangle): a plain-data static with a unique, Tessera-specific name; the host
+        // reads it as `PluginMagic`, which is `#[repr(C)]` and defined in this same crate version.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub static TESSERA_PLUGIN_MAGIC: $crate::abi::PluginMagic = $crate::abi::PluginMagic::CURRENT;
+
+        /// abi_stable's root-module header, under the name its loader looks up.
+        // SAFETY (no_mangle + from_constructor): this is exactly what abi_stable's
+        // `#[export_root_module]` expands to; the constructor returns a `PluginModRef`, the type
+        // named in `from_constructor`, so the header's layout constant matches the module.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
+            extern "C" fn __tessera_root_module() -> $crate::__private::RootModuleResult {
+                $crate::__private::__call_root_module_loader(|| {
+                    $crate::sdk::root_module::<$module>()
+                })
+            }
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::abi::PluginModRef>(
+                    __tessera_root_module,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}

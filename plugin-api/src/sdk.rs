@@ -463,14 +463,34 @@ pub fn from_wire<T: DeserializeOwned>(kind: &str, payload: &str) -> Result<T, Pl
         .map_err(|e| PluginError::new(PluginErrorKind::UNSUPPORTED, format!("{kind}: {e}")))
 }
 
+thread_local! {
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replace this plugin's panic hook (each cdylib has its own copy of std, hence its own hook):
+/// instead of printing to the server's stderr, remember where the panic happened so that
+/// [`guard`] reports it to the host, which logs it with the plugin's name.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+        }));
+    });
+}
+
 /// Run `f`, turning a panic into [`PluginErrorKind::PANICKED`] so it never crosses the ABI.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.into(),
-        Err(panic) => RResult::RErr(PluginError::new(
-            PluginErrorKind::PANICKED,
-            panic_message(panic.as_ref()),
-        )),
+        Err(panic) => {
+            let mut message = panic_message(panic.as_ref());
+            if let Some(at) = PANIC_LOCATION.with(|slot| slot.borrow_mut().take()) {
+                message.push_str(&format!(" (at {at})"));
+            }
+            RResult::RErr(PluginError::new(PluginErrorKind::PANICKED, message))
+        }
     }
 }
 
@@ -561,6 +581,7 @@ pub extern "C" fn instantiate<M: Module>(
     config: RStr<'_>,
     restore: RSlice<'_, u8>,
 ) -> RResult<PluginInstanceBox, PluginError> {
+    install_panic_hook();
     guard(|| {
         let services = host.init_root_module::<HostServicesRef>().map_err(|e| {
             PluginError::new(PluginErrorKind::INCOMPATIBLE, first_lines(&e.to_string(), 6))

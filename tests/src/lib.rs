@@ -1,1 +1,303 @@
-//! placeholder
+//! Test harness for Tessera's end-to-end tests: builds the workspace artefacts once, starts the
+//! real `tessera` binary on OS-chosen loopback ports with a temporary data directory, and talks
+//! to it over real TCP + TLS (rustls) as a raw XMPP client or an HTTPS client.
+//!
+//! Everything is bounded: every read has a deadline, every server is killed on drop.
+
+#![allow(clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+mod client;
+pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};
+
+/// How long a test waits for anything before failing.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The cargo output folder with the `tessera` binary and the plugin libraries.
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("debug");
+    }
+    workspace().join("target").join("debug")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Build every workspace binary and plugin once per test process (cheap when up to date).
+pub fn ensure_built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = cargo()
+            .args(["build", "--workspace", "--quiet"])
+            .current_dir(workspace())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace failed");
+    });
+}
+
+/// Build the out-of-workspace example module once; returns the folder with `libmod_hello.so`.
+pub fn build_mod_hello() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("mod_hello-target");
+        let status = cargo()
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(workspace().join("examples/mod_hello/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo build for mod_hello");
+        assert!(status.success(), "building examples/mod_hello failed");
+        target.join("debug")
+    })
+    .clone()
+}
+
+/// Build the plugins made against ABI-incompatible API copies (their own workspace, see
+/// tests/abi-fixtures/Cargo.toml); returns the folder with their libraries.
+pub fn build_abi_fixtures() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("abi-fixtures-target");
+        let status = cargo()
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(workspace().join("tests/abi-fixtures/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo build for the ABI fixtures");
+        assert!(status.success(), "building tests/abi-fixtures failed");
+        target.join("debug")
+    })
+    .clone()
+}
+
+/// The `tessera` binary.
+pub fn tessera_bin() -> PathBuf {
+    ensure_built();
+    target_dir().join("tessera")
+}
+
+/// Addresses a started server listens on (from its ready line).
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// STARTTLS listener.
+    pub c2s: SocketAddr,
+    /// Direct TLS listener.
+    pub direct_tls: SocketAddr,
+    /// HTTPS listener.
+    pub http: SocketAddr,
+}
+
+/// A running `tessera run`, killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// The temporary folder with the config and data directory.
+    pub dir: tempfile::TempDir,
+    /// The listeners.
+    pub ports: Ports,
+    /// Modules reported by the ready line.
+    pub modules: Vec<String>,
+    log: Arc<Mutex<String>>,
+}
+
+/// Options for [`Server::start`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `modules_enabled`.
+    pub modules: Vec<String>,
+    /// Extra TOML at the top level (module options, `allow_registration`, …).
+    pub top: String,
+    /// Extra TOML appended at the end (tables such as `[smtp]`).
+    pub tables: String,
+    /// Override `plugin_dir`.
+    pub plugin_dir: Option<PathBuf>,
+    /// Extra `[c2s]` keys.
+    pub c2s: String,
+}
+
+impl ServerOptions {
+    /// Options with these modules enabled.
+    pub fn with_modules(modules: &[&str]) -> Self {
+        Self { modules: modules.iter().map(|m| (*m).to_owned()).collect(), ..Self::default() }
+    }
+}
+
+/// Write a config file for `opts` into `dir`.
+pub fn write_config(dir: &Path, opts: &ServerOptions) -> PathBuf {
+    let plugin_dir = opts.plugin_dir.clone().unwrap_or_else(target_dir);
+    let modules: Vec<String> = opts.modules.iter().map(|m| format!("\"{m}\"")).collect();
+    let text = format!(
+        "domain = \"localhost\"\ndata_dir = \"data\"\nplugin_dir = \"{}\"\nmodules_enabled = [{}]\n{}\n\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = [\"127.0.0.1:0\"]\n{}\n\n[http]\nlisten = [\"127.0.0.1:0\"]\n\n{}\n",
+        plugin_dir.display(),
+        modules.join(", "),
+        opts.top,
+        opts.c2s,
+        opts.tables
+    );
+    let path = dir.join("tessera.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+impl Server {
+    /// Start a server and wait for its ready line.
+    pub fn start(opts: &ServerOptions) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(dir.path(), opts);
+        let mut child = Command::new(tessera_bin())
+            .arg("-c")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "info,tessera_host=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tessera");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("tessera ready ") {
+                    let _ = tx.send(json.to_owned());
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(TIMEOUT) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("server did not become ready; log:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&ready).expect("ready json");
+        let addr = |k: &str| -> SocketAddr { v[k][0].as_str().expect("addr").parse().expect("socket addr") };
+        let ports = Ports { c2s: addr("c2s"), direct_tls: addr("direct_tls"), http: addr("http") };
+        let modules = v["modules"].as_array().map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        Server { child, dir, ports, modules, log }
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "log never contained {needle:?}; log:\n{logs}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tessera.toml")
+    }
+
+    /// Run the CLI against this server's config with `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        run_cli(&self.config_path(), args, stdin)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Create an account through the CLI (admin socket).
+    pub fn add_user(&self, user: &str, password: &str, email: Option<&str>) {
+        let mut args = vec!["user", "add", user];
+        if let Some(e) = email {
+            args.extend(["--email", e]);
+        }
+        let out = self.cli(&args, &format!("{password}\n"));
+        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `tessera -c CONFIG ARGS…` with `stdin`, bounded by [`TIMEOUT`].
+pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(tessera_bin())
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tessera cli");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut stdout);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut stderr);
+    }
+    let status = child.wait().expect("wait cli");
+    Output { status, stdout, stderr }
+}
+
+/// Connect a plain TCP socket (for pre-TLS tests).
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    s
+}

@@ -156,7 +156,8 @@ async fn plaintext_frames(
                 let h = header.clone().unwrap_or_default();
                 let el = crate::stream::parse::parse_element(&bytes, &h)?;
                 if el.is("starttls", TLS_NS) {
-                    if framer.buffered_len() > 0 {
+                    let pipelined = !matches!(framer.next_frame(), Ok(None)) || framer.buffered_len() > 0;
+                    if pipelined {
                         // Data pipelined after <starttls/> would be processed as if it had
                         // arrived over TLS (STARTTLS command injection): refuse.
                         return Err(StreamError::with_text("policy-violation", "data after <starttls/>"));

@@ -22,11 +22,11 @@ use tessera_plugin_api::xml::Element;
 use crate::wire::{BIND2_NS, MAM_NS};
 
 /// Longest `<tag>` used in a resource, in bytes.
-pub const MAX_TAG_LEN: usize = 256;
+pub(crate) const MAX_TAG_LEN: usize = 256;
 /// Length of the generated part of the resource, in characters.
-pub const SUFFIX_LEN: usize = 12;
+pub(crate) const SUFFIX_LEN: usize = 12;
 /// Random bytes needed for a random suffix (9 bytes = 12 base64 characters).
-pub const RANDOM_SUFFIX_BYTES: usize = 9;
+pub(crate) const RANDOM_SUFFIX_BYTES: usize = 9;
 
 /// A Bind 2 request found in `<authenticate/>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,11 +93,15 @@ mod tests {
             Element::new("bind", BIND2_NS)
                 .with_child(Element::new("tag", BIND2_NS).with_text(" AwesomeXMPP ")),
         );
-        assert_eq!(request(&el).and_then(|r| r.tag).as_deref(), Some("AwesomeXMPP"));
+        assert_eq!(
+            request(&el).and_then(|r| r.tag).as_deref(),
+            Some("AwesomeXMPP")
+        );
 
         let long = "x".repeat(MAX_TAG_LEN + 1);
         let el = authenticate_with(
-            Element::new("bind", BIND2_NS).with_child(Element::new("tag", BIND2_NS).with_text(long)),
+            Element::new("bind", BIND2_NS)
+                .with_child(Element::new("tag", BIND2_NS).with_text(long)),
         );
         assert_eq!(request(&el), Some(BindRequest { tag: None }));
         let el = authenticate_with(Element::new("bind", BIND2_NS));
@@ -110,15 +114,35 @@ mod tests {
     #[test]
     fn stable_suffix_is_deterministic_hidden_and_per_client() {
         let key = [7u8; 32];
-        let a = stable_suffix(&key, "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770").unwrap_or_default();
+        let a = stable_suffix(&key, "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770")
+            .unwrap_or_default();
         assert_eq!(a.len(), SUFFIX_LEN);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{a}");
-        assert_eq!(stable_suffix(&key, "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770"), Some(a.clone()));
-        assert_ne!(stable_suffix(&key, "alice", "other-client"), Some(a.clone()));
-        assert_ne!(stable_suffix(&key, "bob", "d4565fa7-4d72-4749-b3d3-740edbf87770"), Some(a.clone()));
-        assert_ne!(stable_suffix(&[8u8; 32], "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770"), Some(a.clone()));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{a}"
+        );
+        assert_eq!(
+            stable_suffix(&key, "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770"),
+            Some(a.clone())
+        );
+        assert_ne!(
+            stable_suffix(&key, "alice", "other-client"),
+            Some(a.clone())
+        );
+        assert_ne!(
+            stable_suffix(&key, "bob", "d4565fa7-4d72-4749-b3d3-740edbf87770"),
+            Some(a.clone())
+        );
+        assert_ne!(
+            stable_suffix(&[8u8; 32], "alice", "d4565fa7-4d72-4749-b3d3-740edbf87770"),
+            Some(a.clone())
+        );
         // The separator keeps (user, id) pairs apart: "ab"+"c" differs from "a"+"bc".
-        assert_ne!(stable_suffix(&key, "ab", "c"), stable_suffix(&key, "a", "bc"));
+        assert_ne!(
+            stable_suffix(&key, "ab", "c"),
+            stable_suffix(&key, "a", "bc")
+        );
     }
 
     #[test]
@@ -127,14 +151,19 @@ mod tests {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[1u8; 32]).expect("any key length");
         mac.update(b"user\0ua");
         let full = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        assert_eq!(stable_suffix(&[1u8; 32], "user", "ua").as_deref(), full.get(..12));
+        assert_eq!(
+            stable_suffix(&[1u8; 32], "user", "ua").as_deref(),
+            full.get(..12)
+        );
     }
 
     #[test]
     fn random_suffix_and_resource_shapes() {
         let suffix = random_suffix(&[0xfb; RANDOM_SUFFIX_BYTES]);
         assert_eq!(suffix, "-_v7-_v7-_v7");
-        let tagged = BindRequest { tag: Some("AwesomeXMPP".into()) };
+        let tagged = BindRequest {
+            tag: Some("AwesomeXMPP".into()),
+        };
         assert_eq!(resource(&tagged, &suffix), "AwesomeXMPP/-_v7-_v7-_v7");
         assert_eq!(resource(&BindRequest { tag: None }, "abc"), "abc");
     }

@@ -12,13 +12,13 @@ use tessera_plugin_api::{Config, PluginError};
 use crate::wire::{SASL2_NS, SASL_NS};
 
 /// Option: failed attempts allowed on one stream before it is closed with `<policy-violation/>`.
-pub const OPT_MAX_RETRIES: &str = "sasl2_max_retries";
+pub(crate) const OPT_MAX_RETRIES: &str = "sasl2_max_retries";
 /// Option: failed attempts per account within the window before attempts are refused.
-pub const OPT_MAX_FAILURES_PER_USER: &str = "sasl2_max_failures_per_user";
+pub(crate) const OPT_MAX_FAILURES_PER_USER: &str = "sasl2_max_failures_per_user";
 /// Option: failed attempts per client IP address within the window before attempts are refused.
-pub const OPT_MAX_FAILURES_PER_IP: &str = "sasl2_max_failures_per_ip";
+pub(crate) const OPT_MAX_FAILURES_PER_IP: &str = "sasl2_max_failures_per_ip";
 /// Option: length of the sliding window for the failure counters, in seconds.
-pub const OPT_FAILURE_WINDOW: &str = "sasl2_failure_window";
+pub(crate) const OPT_FAILURE_WINDOW: &str = "sasl2_failure_window";
 
 /// (name, min, max, default, doc) of every integer option.
 const OPTIONS: [(&str, i64, i64, i64, &str); 4] = [
@@ -114,8 +114,9 @@ impl Settings {
 /// The manifest: description and options.
 pub(crate) fn manifest() -> Manifest {
     Manifest {
-        description: "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256(-PLUS), PLAIN"
-            .into(),
+        description:
+            "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256(-PLUS), PLAIN"
+                .into(),
         options: OPTIONS
             .iter()
             .map(|(name, min, max, default, doc)| OptionSpec {
@@ -228,7 +229,10 @@ mod tests {
                 OPT_FAILURE_WINDOW
             ]
         );
-        assert!(manifest.options.iter().all(|o| o.name.starts_with("sasl2_")));
+        assert!(manifest
+            .options
+            .iter()
+            .all(|o| o.name.starts_with("sasl2_")));
         assert_eq!(manifest.options[0].default, Some(serde_json::json!(5)));
     }
 
@@ -236,7 +240,7 @@ mod tests {
     fn mechanisms_are_registered_in_offer_order() {
         let specs = mechanism_specs();
         let mut sorted = specs.clone();
-        sorted.sort_by(|a, b| b.priority.cmp(&a.priority));
+        sorted.sort_by_key(|s| std::cmp::Reverse(s.priority));
         let names: Vec<_> = sorted.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -248,7 +252,9 @@ mod tests {
                 "PLAIN"
             ]
         );
-        assert!(specs.iter().all(|s| s.tls_only && s.channel_binding.is_none() && !s.hidden));
+        assert!(specs
+            .iter()
+            .all(|s| s.tls_only && s.channel_binding.is_none() && !s.hidden));
         let reg = registrations();
         assert!(reg.stream_features);
         assert_eq!(reg.stream_elements.len(), 8);

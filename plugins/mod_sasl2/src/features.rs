@@ -123,10 +123,14 @@ pub(crate) fn build(ad: Advertisement) -> Vec<Element> {
 pub(crate) fn elements_from_replies(replies: Vec<serde_json::Value>) -> Vec<Element> {
     replies
         .into_iter()
-        .flat_map(|reply| match serde_json::from_value::<Vec<Element>>(reply.clone()) {
-            Ok(list) => list,
-            Err(_) => serde_json::from_value::<Element>(reply).into_iter().collect(),
-        })
+        .flat_map(
+            |reply| match serde_json::from_value::<Vec<Element>>(reply.clone()) {
+                Ok(list) => list,
+                Err(_) => serde_json::from_value::<Element>(reply)
+                    .into_iter()
+                    .collect(),
+            },
+        )
         .collect()
 }
 

@@ -22,22 +22,22 @@
 use std::sync::Mutex;
 
 use tessera_plugin_api::protocol::{AccountCredentials, MechanismStart, MechanismStep};
+use tessera_plugin_api::LogLevel;
 use tessera_sasl::plain::parse_plain;
 use tessera_sasl::scram::{
-    fake_credentials, verify_password, ScramCredentials, ScramError, ScramServer,
-    ScramServerFirst,
+    fake_credentials, verify_password, ScramCredentials, ScramError, ScramServer, ScramServerFirst,
 };
 use tessera_sasl::{ChannelBindings, Hash};
 
 use crate::features;
 use crate::ratelimit::RateLimiter;
+use crate::services::locked;
 use crate::services::Services;
-use crate::sync::locked;
 
 /// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
-pub const FAKE_ITERATIONS: u32 = 10_000;
+pub(crate) const FAKE_ITERATIONS: u32 = 10_000;
 /// Random bytes in a SCRAM server nonce.
-pub const NONCE_BYTES: usize = 24;
+pub(crate) const NONCE_BYTES: usize = 24;
 
 /// What a mechanism needs from the module.
 #[derive(Clone, Copy)]
@@ -188,8 +188,13 @@ fn precheck(
     authzid: Option<&str>,
 ) -> Option<MechanismStep> {
     let now = env.svc.now_ms();
-    if let Some(limit) = locked(env.limiter).check(user, &info.peer_ip, now) {
-        return Some(failure("temporary-auth-failure", Some(&limit.text()), Some(user)));
+    let limit = locked(env.limiter).check(user, &info.peer_ip, now);
+    if let Some(limit) = limit {
+        return Some(failure(
+            "temporary-auth-failure",
+            Some(&limit.text()),
+            Some(user),
+        ));
     }
     (!authzid_ok(authzid, user, &info.domain)).then(|| failure("invalid-authzid", None, Some(user)))
 }
@@ -210,9 +215,8 @@ fn scram_first(
     if let Some(refusal) = precheck(env, info, &user, first.authzid()) {
         return (refusal, None);
     }
-    let creds = match lookup(env, &user, hash) {
-        Ok((creds, _)) => creds,
-        Err(step) => return (step, None),
+    let Some((creds, _)) = lookup(env, &user, hash) else {
+        return (store_failure(&user), None);
     };
     match first.server_first(&creds, &env.svc.random_bytes(NONCE_BYTES)) {
         Ok((data, server)) => (
@@ -239,31 +243,36 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
         return refusal;
     }
     match lookup(env, &user, Hash::Sha256) {
-        Ok((stored, exists)) if verify_password(&stored, &creds.password) && exists => {
+        Some((stored, exists)) if verify_password(&stored, &creds.password) && exists => {
             MechanismStep::Success {
                 user,
                 additional_data: None,
             }
         }
-        Ok(_) => failure("not-authorized", None, Some(&user)),
-        Err(step) => step,
+        Some(_) => failure("not-authorized", None, Some(&user)),
+        None => store_failure(&user),
     }
 }
 
-/// The account's verifier for `hash`, or fake credentials for an unknown account (`false`).
-fn lookup(
-    env: MechEnv<'_>,
-    user: &str,
-    hash: Hash,
-) -> Result<(ScramCredentials, bool), MechanismStep> {
+/// The account's verifier for `hash`, or fake credentials for an unknown account (`false`);
+/// `None` when the store failed.
+fn lookup(env: MechEnv<'_>, user: &str, hash: Hash) -> Option<(ScramCredentials, bool)> {
     match env.svc.credentials(user) {
-        Ok(Some(account)) => Ok((verifier(&account, hash), true)),
-        Ok(None) => Ok((
+        Ok(Some(account)) => Some((verifier(&account, hash), true)),
+        Ok(None) => Some((
             fake_credentials(env.fake_key, user, hash, FAKE_ITERATIONS),
             false,
         )),
-        Err(_) => Err(failure("temporary-auth-failure", None, Some(user))),
+        Err(e) => {
+            env.svc
+                .log(LogLevel::Warn, &format!("credentials unavailable: {e}"));
+            None
+        }
     }
+}
+
+fn store_failure(user: &str) -> MechanismStep {
+    failure("temporary-auth-failure", None, Some(user))
 }
 
 fn verifier(account: &AccountCredentials, hash: Hash) -> ScramCredentials {
@@ -279,7 +288,3 @@ fn verifier(account: &AccountCredentials, hash: Hash) -> ScramCredentials {
         server_key: secret.server_key.clone(),
     }
 }
-
-#[cfg(test)]
-#[path = "mech_tests.rs"]
-mod tests;

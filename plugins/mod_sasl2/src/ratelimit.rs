@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 /// Most keys kept per table (accounts, addresses).
-pub const MAX_KEYS: usize = 65_536;
+pub(crate) const MAX_KEYS: usize = 65_536;
 
 /// One sliding-window table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,7 +142,9 @@ impl RateLimiter {
         if ip.is_empty() {
             return None;
         }
-        self.ips.retry_after_ms(ip, now, self.window_ms).map(limited)
+        self.ips
+            .retry_after_ms(ip, now, self.window_ms)
+            .map(limited)
     }
 
     /// Whether the account or the address is limited now (the longer wait wins).

@@ -34,8 +34,14 @@ fn window_slides_and_releases_the_key() {
 fn retry_time_rounds_up_to_whole_seconds() {
     let mut rl = RateLimiter::new(1, 100, 10_000);
     rl.record_failure(Some("a"), "", 500);
-    assert_eq!(rl.check("a", "", 10_499).map(|l| l.retry_after_secs), Some(1));
-    assert_eq!(rl.check("a", "", 1_000).map(|l| l.retry_after_secs), Some(10));
+    assert_eq!(
+        rl.check("a", "", 10_499).map(|l| l.retry_after_secs),
+        Some(1)
+    );
+    assert_eq!(
+        rl.check("a", "", 1_000).map(|l| l.retry_after_secs),
+        Some(10)
+    );
 }
 
 #[test]
@@ -43,9 +49,16 @@ fn address_limit_is_independent_and_longer_wait_wins() {
     let mut rl = RateLimiter::new(5, 2, WINDOW);
     rl.record_failure(Some("u1"), "192.0.2.1", 0);
     rl.record_failure(Some("u2"), "192.0.2.1", 10_000);
-    assert_eq!(rl.check_ip("192.0.2.1", 10_000).map(|l| l.retry_after_secs), Some(290));
+    assert_eq!(
+        rl.check_ip("192.0.2.1", 10_000).map(|l| l.retry_after_secs),
+        Some(290)
+    );
     assert_eq!(rl.check_ip("192.0.2.2", 10_000), None);
-    assert_eq!(rl.check("u3", "192.0.2.1", 10_000).map(|l| l.retry_after_secs), Some(290));
+    assert_eq!(
+        rl.check("u3", "192.0.2.1", 10_000)
+            .map(|l| l.retry_after_secs),
+        Some(290)
+    );
     assert_eq!(rl.check("u3", "192.0.2.9", 10_000), None);
     assert_eq!(rl.check_ip("", 10_000), None);
 }
@@ -91,7 +104,11 @@ fn key_count_is_bounded_and_expired_keys_go_first() {
     rl.record_failure(Some("late"), "", 5_000);
     assert_eq!(rl.tracked().0, 1);
     for i in 0..MAX_KEYS - 1 {
-        rl.record_failure(Some(&format!("v{i}")), "", 5_000 + u64::try_from(i % 7).unwrap_or(0));
+        rl.record_failure(
+            Some(&format!("v{i}")),
+            "",
+            5_000 + u64::try_from(i % 7).unwrap_or(0),
+        );
     }
     assert_eq!(rl.tracked().0, MAX_KEYS);
     rl.record_failure(Some("newest"), "", 5_100);
@@ -109,7 +126,10 @@ fn snapshot_round_trip_keeps_live_counters_and_drops_expired() {
 
     let mut fresh = RateLimiter::new(2, 2, WINDOW);
     fresh.restore(snap.clone(), 250_000);
-    assert_eq!(fresh.check("alice", "", 250_000), rl.check("alice", "", 250_000));
+    assert_eq!(
+        fresh.check("alice", "", 250_000),
+        rl.check("alice", "", 250_000)
+    );
     assert!(fresh.check_ip("192.0.2.1", 250_000).is_some());
 
     let mut later = RateLimiter::new(2, 2, WINDOW);

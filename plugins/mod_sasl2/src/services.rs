@@ -2,13 +2,35 @@
 //! [`Host`]; tests pass an in-memory fake. Keeps the negotiation and the mechanisms free of the
 //! ABI (sans-IO: every effect goes through this seam).
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use serde_json::Value;
 use tessera_plugin_api::events::AuthenticationOutcome;
 use tessera_plugin_api::protocol::{
     AccountCredentials, HostRequest, MechanismResponse, MechanismSpec, MechanismStart,
     MechanismStep, StreamInfo,
 };
+use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Host, LogLevel, PluginError};
+
+use crate::features::elements_from_replies;
+
+/// Lock a mutex, recovering from poisoning (a panic elsewhere must not wedge authentication).
+/// Never hold the guard across a host call: the host may call back into the module.
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
+pub(crate) fn hook_elements(svc: &dyn Services, name: &str, payload: Value) -> Vec<Element> {
+    match svc.call_hook(name, payload) {
+        Ok(replies) => elements_from_replies(replies),
+        Err(e) => {
+            svc.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
+            Vec::new()
+        }
+    }
+}
 
 /// What the module asks of the host while negotiating.
 pub(crate) trait Services {
@@ -17,8 +39,11 @@ pub(crate) trait Services {
     /// `n` bytes from a CSPRNG.
     fn random_bytes(&self, n: usize) -> Vec<u8>;
     /// Registered mechanisms for a stream and profile, in offer order.
-    fn mechanisms(&self, stream: &StreamInfo, profile: &str)
-        -> Result<Vec<MechanismSpec>, PluginError>;
+    fn mechanisms(
+        &self,
+        stream: &StreamInfo,
+        profile: &str,
+    ) -> Result<Vec<MechanismSpec>, PluginError>;
     /// Start an exchange with whichever module implements the mechanism.
     fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError>;
     /// Continue an exchange.
@@ -65,7 +90,11 @@ impl Services for Host {
 
     fn mechanism_end(&self, exchange: u64) {
         if let Err(e) = self.request::<Value>(&HostRequest::MechanismEnd(exchange)) {
-            Host::log(self, LogLevel::Debug, &format!("mechanism-end {exchange}: {e}"));
+            Host::log(
+                self,
+                LogLevel::Debug,
+                &format!("mechanism-end {exchange}: {e}"),
+            );
         }
     }
 

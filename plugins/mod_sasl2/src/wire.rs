@@ -15,18 +15,18 @@ use tessera_plugin_api::xml::Element;
 use tessera_sasl::{decode_base64_lenient, encode_base64};
 
 /// XEP-0388 namespace.
-pub const SASL2_NS: &str = "urn:xmpp:sasl:2";
+pub(crate) const SASL2_NS: &str = "urn:xmpp:sasl:2";
 /// RFC 6120 SASL namespace (also the namespace of failure conditions in SASL2).
-pub const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub(crate) const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 /// XEP-0386 Bind 2 namespace.
-pub const BIND2_NS: &str = "urn:xmpp:bind:0";
+pub(crate) const BIND2_NS: &str = "urn:xmpp:bind:0";
 /// XEP-0440 channel-binding capability namespace.
-pub const SASL_CB_NS: &str = "urn:xmpp:sasl-cb:0";
+pub(crate) const SASL_CB_NS: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0313 namespace of `<metadata>` inside `<bound>`.
-pub const MAM_NS: &str = "urn:xmpp:mam:2";
+pub(crate) const MAM_NS: &str = "urn:xmpp:mam:2";
 
 /// Longest accepted `<user-agent id>`, in characters.
-pub const MAX_USER_AGENT_ID: usize = 128;
+pub(crate) const MAX_USER_AGENT_ID: usize = 128;
 
 /// The RFC 6120 §6.5 conditions; anything else a mechanism reports becomes `not-authorized`.
 const CONDITIONS: [&str; 11] = [

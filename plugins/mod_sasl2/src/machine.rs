@@ -1,0 +1,344 @@
+//! The per-stream negotiation of XEP-0388 SASL2 and RFC 6120 §6 SASL: which element is allowed
+//! when, how mechanisms are started through the host's registry, and what every outcome sends.
+//!
+//! # Wire behaviour
+//! * The first `<authenticate/>` or `<auth/>` locks the stream to its profile. An initiation in
+//!   the other profile afterwards gets `<failure><aborted/>` (with text) in *that* profile's
+//!   namespace, counted like any failure: the client learns why, and the retry limit bounds it.
+//! * Authentication needs an encrypted stream (`<encryption-required/>`). The mechanism must be
+//!   offered on this stream for this profile (hidden SASL2 mechanisms such as HT-* included),
+//!   else `<invalid-mechanism/>`; bad base64 is `<incorrect-encoding/>`; an address over its
+//!   failure limit gets `<temporary-auth-failure/>` without running the mechanism.
+//! * While an exchange runs only `<response/>` and `<abort/>` of its profile are allowed; anything
+//!   else closes the stream with `<policy-violation/>`. A `mechanism` attribute on `<response/>`
+//!   is ignored. `<abort/>` gets `<failure><aborted/></failure>`.
+//! * `<response/>` or `<abort/>` with no exchange get `<failure>` (`malformed-request` /
+//!   `aborted`). Anything after success (or a second `<authenticate/>` after `<continue/>`)
+//!   closes the stream with `<policy-violation/>`.
+//! * After a `<failure/>` the stream stays usable until `sasl2_max_retries` failures; the failure
+//!   that reaches the limit is followed by a `<policy-violation/>` stream error.
+//! * Every `<success/>` and `<failure/>` fires `authentication-success` /
+//!   `authentication-failure`; failures other than `aborted` and `temporary-auth-failure` count
+//!   toward the per-account and per-address limits.
+
+use std::sync::Mutex;
+
+use tessera_plugin_api::protocol::{
+    MechanismResponse, MechanismStart, MechanismStep, StreamAction, StreamInfo,
+};
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{LogLevel, PluginError};
+
+use crate::config::Settings;
+use crate::features;
+use crate::mech;
+use crate::outcome::{close, fail, fire, Fail};
+use crate::ratelimit::RateLimiter;
+use crate::services::{locked, Services};
+use crate::tasks::{self, TaskState};
+use crate::wire::{self, Incoming, Profile};
+
+/// Longest mechanism name (XEP-0388 schema `SaslMechName`, RFC 4422).
+const MAX_MECHANISM_LEN: usize = 20;
+
+/// What the negotiation needs besides the stream state.
+#[derive(Clone, Copy)]
+pub(crate) struct Env<'a> {
+    /// Host services.
+    pub(crate) svc: &'a dyn Services,
+    /// Options.
+    pub(crate) settings: &'a Settings,
+    /// Key of the Bind 2 resource derivation.
+    pub(crate) bind2_key: &'a [u8],
+    /// Failure counters.
+    pub(crate) limiter: &'a Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("settings", self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Negotiation state of one stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamState {
+    /// The profile the stream is locked to, once used.
+    pub(crate) profile: Option<Profile>,
+    /// `<failure/>`s sent on this stream.
+    pub(crate) failures: u32,
+    /// Whether a `<continue/>` was sent (a new `<authenticate/>` is then a stream error).
+    pub(crate) continued: bool,
+    /// Where the negotiation is.
+    pub(crate) phase: Phase,
+}
+
+/// Where a stream's negotiation is.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Phase {
+    /// No exchange running.
+    #[default]
+    Idle,
+    /// A mechanism exchange is waiting for the client's `<response/>`.
+    Exchange(Exchange),
+    /// SASL2 tasks after `<continue/>`.
+    Tasks(TaskState),
+    /// Authenticated.
+    Done,
+    /// An exchange was running when the module was reloaded; its state is gone.
+    Interrupted,
+}
+
+/// One authentication attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exchange {
+    /// The profile.
+    pub(crate) profile: Profile,
+    /// The requested mechanism (possibly invalid).
+    pub(crate) mechanism: String,
+    /// The SASL2 user-agent id.
+    pub(crate) user_agent_id: Option<String>,
+    /// The SASL2 `<authenticate/>`.
+    pub(crate) authenticate: Option<Element>,
+}
+
+impl Exchange {
+    /// An attempt with no mechanism (stray `<response/>`, `<abort/>`).
+    pub(crate) fn bare(profile: Profile) -> Self {
+        Self {
+            profile,
+            mechanism: String::new(),
+            user_agent_id: None,
+            authenticate: None,
+        }
+    }
+}
+
+const ALREADY_AUTHENTICATED: &str = "Already authenticated";
+const NOT_SASL: &str = "Only <response/> or <abort/> may be sent during authentication";
+const PROFILE_LOCKED: &str = "This stream already uses the other SASL profile";
+const NO_EXCHANGE: &str = "No authentication exchange in progress";
+const RELOADED: &str = "Authentication was interrupted by a server module reload; please retry";
+
+/// Handle one routed element.
+pub(crate) fn handle(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    el: &Element,
+) -> Vec<StreamAction> {
+    let incoming = wire::classify(el);
+    let phase = std::mem::take(&mut st.phase);
+    if stream.user.is_some() || matches!(phase, Phase::Done) {
+        st.phase = Phase::Done;
+        return vec![close(ALREADY_AUTHENTICATED)];
+    }
+    match phase {
+        Phase::Idle | Phase::Done => idle(st, env, stream, incoming),
+        Phase::Interrupted => interrupted(st, env, stream, incoming),
+        Phase::Exchange(ex) => in_exchange(st, env, stream, ex, incoming),
+        Phase::Tasks(t) => tasks::handle(st, env, stream, t, incoming),
+    }
+}
+
+fn idle(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    incoming: Incoming<'_>,
+) -> Vec<StreamAction> {
+    match incoming {
+        Incoming::Initiate(profile, el) => initiate(st, env, stream, profile, el),
+        Incoming::Abort(p) => fail(
+            st,
+            env,
+            stream,
+            &Exchange::bare(p),
+            Fail::new("aborted", None),
+        ),
+        Incoming::Response(p, _) => {
+            let f = Fail::new("malformed-request", Some(NO_EXCHANGE));
+            fail(st, env, stream, &Exchange::bare(p), f)
+        }
+        Incoming::Next(_) | Incoming::TaskData(_) => {
+            let f = Fail::new("malformed-request", Some(NO_EXCHANGE));
+            fail(st, env, stream, &Exchange::bare(Profile::Sasl2), f)
+        }
+        Incoming::Other => vec![close(NOT_SASL)],
+    }
+}
+
+fn interrupted(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    incoming: Incoming<'_>,
+) -> Vec<StreamAction> {
+    let profile = match incoming {
+        Incoming::Initiate(..) | Incoming::Other => return idle(st, env, stream, incoming),
+        Incoming::Response(p, _) | Incoming::Abort(p) => p,
+        Incoming::Next(_) | Incoming::TaskData(_) => Profile::Sasl2,
+    };
+    env.svc.mechanism_end(stream.id);
+    let f = match incoming {
+        Incoming::Abort(_) => Fail::new("aborted", None),
+        _ => Fail::new("temporary-auth-failure", Some(RELOADED)),
+    };
+    fail(st, env, stream, &Exchange::bare(profile), f)
+}
+
+fn initiate(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    profile: Profile,
+    el: &Element,
+) -> Vec<StreamAction> {
+    if profile == Profile::Sasl2 && st.continued {
+        return vec![close("Authentication already continued")];
+    }
+    let sasl2 = profile == Profile::Sasl2;
+    let ex = Exchange {
+        profile,
+        mechanism: el.attr("mechanism").unwrap_or_default().trim().to_owned(),
+        user_agent_id: if sasl2 { wire::user_agent_id(el) } else { None },
+        authenticate: sasl2.then(|| el.clone()),
+    };
+    if st.profile.is_some_and(|p| p != profile) {
+        return fail(
+            st,
+            env,
+            stream,
+            &ex,
+            Fail::new("aborted", Some(PROFILE_LOCKED)),
+        );
+    }
+    st.profile = Some(profile);
+    if let Some(f) = refusal(env, stream, &ex) {
+        return fail(st, env, stream, &ex, f);
+    }
+    let initial_response = match wire::initial_response(profile, el) {
+        Ok(ir) => ir,
+        Err(_) => return fail(st, env, stream, &ex, Fail::new("incorrect-encoding", None)),
+    };
+    let now = env.svc.now_ms();
+    let limit = locked(env.limiter).check_ip(&stream.peer_ip, now);
+    if let Some(limit) = limit {
+        let f = Fail::new("temporary-auth-failure", Some(&limit.text()));
+        return fail(st, env, stream, &ex, f);
+    }
+    let step = env.svc.mechanism_start(MechanismStart {
+        exchange: stream.id,
+        mechanism: ex.mechanism.clone(),
+        stream: stream.clone(),
+        profile: profile.ns().into(),
+        initial_response,
+        user_agent_id: ex.user_agent_id.clone(),
+        authenticate: ex.authenticate.clone(),
+    });
+    mechanism_result(st, env, stream, ex, step)
+}
+
+/// Encryption and mechanism checks before an exchange starts; `None` admits it.
+fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Option<Fail> {
+    if !stream.secure {
+        return Some(Fail::new("encryption-required", None));
+    }
+    if ex.mechanism.is_empty() || ex.mechanism.len() > MAX_MECHANISM_LEN {
+        return Some(Fail::new("invalid-mechanism", None));
+    }
+    let offered = env
+        .svc
+        .mechanisms(stream, ex.profile.ns())
+        .map(|list| features::usable(list, stream, ex.profile));
+    match offered {
+        Ok(list) if list.iter().any(|m| m.name == ex.mechanism) => None,
+        Ok(_) => Some(Fail::new("invalid-mechanism", None)),
+        Err(e) => {
+            env.svc
+                .log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
+            Some(Fail::new("temporary-auth-failure", None))
+        }
+    }
+}
+
+fn in_exchange(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    ex: Exchange,
+    incoming: Incoming<'_>,
+) -> Vec<StreamAction> {
+    match incoming {
+        Incoming::Response(p, el) if p == ex.profile => match wire::decode_payload(p, &el.text()) {
+            Ok(response) => {
+                let step = env.svc.mechanism_step(MechanismResponse {
+                    exchange: stream.id,
+                    response,
+                });
+                mechanism_result(st, env, stream, ex, step)
+            }
+            Err(_) => {
+                env.svc.mechanism_end(stream.id);
+                fail(st, env, stream, &ex, Fail::new("incorrect-encoding", None))
+            }
+        },
+        Incoming::Abort(p) if p == ex.profile => {
+            env.svc.mechanism_end(stream.id);
+            fail(st, env, stream, &ex, Fail::new("aborted", None))
+        }
+        _ => {
+            env.svc.mechanism_end(stream.id);
+            fire(env, stream, &ex, None, Some("aborted"));
+            vec![close(NOT_SASL)]
+        }
+    }
+}
+
+/// Apply a mechanism's step.
+fn mechanism_result(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    ex: Exchange,
+    step: Result<MechanismStep, PluginError>,
+) -> Vec<StreamAction> {
+    let step = step.unwrap_or_else(|e| {
+        env.svc.log(
+            LogLevel::Warn,
+            &format!("mechanism {} failed: {e}", ex.mechanism),
+        );
+        mech::failure("temporary-auth-failure", None, None)
+    });
+    match step {
+        MechanismStep::Challenge { data } => {
+            let xml = wire::challenge(ex.profile, &data).to_xml();
+            st.phase = Phase::Exchange(ex);
+            vec![StreamAction::Send { xml }]
+        }
+        MechanismStep::Success {
+            user,
+            additional_data,
+        } => {
+            env.svc.mechanism_end(stream.id);
+            crate::success::succeed(st, env, stream, ex, user, additional_data)
+        }
+        MechanismStep::Failure {
+            condition,
+            text,
+            user,
+            application,
+        } => {
+            env.svc.mechanism_end(stream.id);
+            let f = Fail {
+                condition,
+                text,
+                user,
+                application,
+            };
+            fail(st, env, stream, &ex, f)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What a successful mechanism leads to: RFC 6120 `<success/>` and a stream restart, or for
+//! XEP-0388 optional tasks, then XEP-0386 Bind 2, the `sasl2-success` hook and `<success/>`
+//! followed at once by the post-authentication features (no restart).
+//!
+//! # Wire behaviour
+//! `<success xmlns='urn:xmpp:sasl:2'>` holds, in order: `<additional-data/>` (if the mechanism
+//! has final data and no `<continue/>` carried it), `<authorization-identifier/>` (the full JID
+//! when bound, else the bare JID), task children, `<bound/>` (if Bind 2 ran), then whatever the
+//! `sasl2-success` hook returns (e.g. a FAST `<token/>`).
+
+use serde_json::json;
+use tessera_plugin_api::events::{hooks, Sasl2Success};
+use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
+use tessera_plugin_api::xml::Element;
+
+use crate::api::{Bind2Bound, BIND2_BOUND};
+use crate::bind2;
+use crate::machine::{Env, Exchange, Phase, StreamState};
+use crate::outcome::fire;
+use crate::services::{hook_elements, locked};
+use crate::tasks;
+use crate::wire::{self, Profile, BIND2_NS, SASL2_NS};
+
+/// The mechanism succeeded for `user`.
+pub(crate) fn succeed(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    ex: Exchange,
+    user: String,
+    additional_data: Option<Vec<u8>>,
+) -> Vec<StreamAction> {
+    match ex.profile {
+        Profile::Legacy => {
+            locked(env.limiter).record_success(&user);
+            st.phase = Phase::Done;
+            fire(env, stream, &ex, Some(&user), None);
+            let xml = wire::legacy_success(additional_data.as_deref()).to_xml();
+            vec![
+                StreamAction::Authenticated {
+                    user,
+                    user_agent_id: None,
+                },
+                StreamAction::Send { xml },
+                StreamAction::ExpectRestart,
+            ]
+        }
+        Profile::Sasl2 => {
+            let requirements = tasks::required(env, stream, &ex, &user);
+            if requirements.is_empty() {
+                finish(st, env, stream, ex, user, additional_data, Vec::new())
+            } else {
+                tasks::offer(st, ex, user, additional_data.as_deref(), requirements)
+            }
+        }
+    }
+}
+
+/// The hook payload describing this success.
+pub(crate) fn payload(stream: &StreamInfo, ex: &Exchange, user: &str) -> Sasl2Success {
+    Sasl2Success {
+        stream: stream.clone(),
+        user: user.to_owned(),
+        mechanism: ex.mechanism.clone(),
+        authenticate: ex
+            .authenticate
+            .clone()
+            .unwrap_or_else(|| Element::new("authenticate", SASL2_NS)),
+    }
+}
+
+/// The generated part of a Bind 2 resource.
+fn suffix(env: Env<'_>, user: &str, user_agent_id: Option<&str>) -> String {
+    user_agent_id
+        .and_then(|ua| bind2::stable_suffix(env.bind2_key, user, ua))
+        .unwrap_or_else(|| bind2::random_suffix(&env.svc.random_bytes(bind2::RANDOM_SUFFIX_BYTES)))
+}
+
+/// SASL2 success after the mechanism and all tasks.
+pub(crate) fn finish(
+    st: &mut StreamState,
+    env: Env<'_>,
+    stream: &StreamInfo,
+    ex: Exchange,
+    user: String,
+    additional_data: Option<Vec<u8>>,
+    mut extra: Vec<Element>,
+) -> Vec<StreamAction> {
+    let success = payload(stream, &ex, &user);
+    let bare = format!("{user}@{}", stream.domain);
+    let resource = bind2::request(&success.authenticate)
+        .map(|request| bind2::resource(&request, &suffix(env, &user, ex.user_agent_id.as_deref())));
+    let identifier = match &resource {
+        Some(resource) => {
+            let bound = Bind2Bound {
+                stream: stream.clone(),
+                user: user.clone(),
+                resource: resource.clone(),
+                bind: success
+                    .authenticate
+                    .child("bind", BIND2_NS)
+                    .cloned()
+                    .unwrap_or_else(|| Element::new("bind", BIND2_NS)),
+            };
+            extra.push(bind2::bound(hook_elements(
+                env.svc,
+                BIND2_BOUND,
+                json!(bound),
+            )));
+            format!("{bare}/{resource}")
+        }
+        None => bare,
+    };
+    extra.extend(hook_elements(env.svc, hooks::SASL2_SUCCESS, json!(success)));
+    let xml = wire::sasl2_success(additional_data.as_deref(), &identifier, extra).to_xml();
+    locked(env.limiter).record_success(&user);
+    st.phase = Phase::Done;
+    fire(env, stream, &ex, Some(&user), None);
+    let mut actions = vec![StreamAction::Authenticated {
+        user,
+        user_agent_id: ex.user_agent_id,
+    }];
+    actions.extend(resource.map(|resource| StreamAction::Bind { resource }));
+    actions.push(StreamAction::Send { xml });
+    actions.push(StreamAction::SendFeatures);
+    actions
+}

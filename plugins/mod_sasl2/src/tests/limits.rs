@@ -1,0 +1,172 @@
+//! Rate limits through the module, hot-swap state, and stream clean-up.
+
+use tessera_plugin_api::protocol::StreamAction;
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::PluginErrorKind;
+
+use super::*;
+
+fn settings(per_user: usize, per_ip: usize) -> Settings {
+    Settings {
+        max_retries: 100,
+        max_failures_per_user: per_user,
+        max_failures_per_ip: per_ip,
+        failure_window_ms: 60_000,
+    }
+}
+
+fn plain(fake: &Fake<'_>, id: u64, ip: &str, user: &str, password: &str) -> Vec<StreamAction> {
+    let mut s = stream(false);
+    s.id = id;
+    s.peer_ip = ip.into();
+    let ir = format!("\0{user}\0{password}");
+    fake.send(&s, authenticate("PLAIN", Some(ir.as_bytes()), vec![]))
+}
+
+const LIMITED: &str = "Too many failed attempts; retry in 60 s";
+
+#[test]
+fn account_limit_refuses_even_the_right_password_and_looks_the_same_for_unknown_accounts() {
+    let core = core_with(settings(2, 100));
+    let fake = Fake::new(&core);
+    for (i, user) in ["alice", "alice", "ghost", "ghost"].iter().enumerate() {
+        let ip = format!("198.51.100.{i}");
+        let xml = only_send(&plain(&fake, 1, &ip, user, "bad"));
+        assert_eq!(xml, sasl2_failure("not-authorized", None));
+    }
+    let alice = only_send(&plain(&fake, 2, "203.0.113.1", "alice", "pencil"));
+    let ghost = only_send(&plain(&fake, 3, "203.0.113.2", "ghost", "pencil"));
+    assert_eq!(
+        alice,
+        sasl2_failure("temporary-auth-failure", Some(LIMITED))
+    );
+    assert_eq!(ghost, alice);
+    // Refused before any credential lookup: no success possible, counters not extended.
+    fake.advance(60_000);
+    let ok = plain(&fake, 4, "203.0.113.1", "alice", "pencil");
+    assert!(
+        matches!(ok.first(), Some(StreamAction::Authenticated { .. })),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn scram_is_limited_at_client_first() {
+    let core = core_with(settings(1, 100));
+    let fake = Fake::new(&core);
+    only_send(&plain(&fake, 1, "192.0.2.1", "alice", "bad"));
+    let mut s = stream(false);
+    s.id = 2;
+    let first = b"n,,n=Alice,r=abcdefghijklmnop";
+    let xml = only_send(&fake.send(&s, authenticate("SCRAM-SHA-256", Some(first), vec![])));
+    assert_eq!(xml, sasl2_failure("temporary-auth-failure", Some(LIMITED)));
+}
+
+#[test]
+fn address_limit_refuses_before_the_mechanism_runs() {
+    let core = core_with(settings(100, 2));
+    let fake = Fake::new(&core);
+    plain(&fake, 1, "192.0.2.99", "alice", "bad");
+    plain(&fake, 1, "192.0.2.99", "bob", "bad");
+    fake.calls.borrow_mut().clear();
+    fake.advance(15_000);
+    let xml = only_send(&plain(&fake, 1, "192.0.2.99", "alice", "pencil"));
+    assert_eq!(
+        xml,
+        sasl2_failure(
+            "temporary-auth-failure",
+            Some("Too many failed attempts; retry in 45 s")
+        )
+    );
+    assert!(
+        !fake.calls.borrow().iter().any(|c| c.starts_with("start")),
+        "{:?}",
+        fake.calls.borrow()
+    );
+    // Another address is unaffected.
+    let ok = plain(&fake, 5, "192.0.2.100", "alice", "pencil");
+    assert!(matches!(
+        ok.first(),
+        Some(StreamAction::Authenticated { .. })
+    ));
+}
+
+#[test]
+fn aborts_and_limit_answers_do_not_count() {
+    let core = core_with(settings(1, 1));
+    let fake = Fake::new(&core);
+    let s = stream(false);
+    for _ in 0..3 {
+        only_send(&fake.send(&s, authenticate("PLAIN", None, vec![])));
+        only_send(&fake.send(&s, Element::new("abort", SASL2_NS)));
+    }
+    let ok = fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![]));
+    assert!(
+        matches!(ok.first(), Some(StreamAction::Authenticated { .. })),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn save_and_restore_carry_counters_and_interrupt_running_exchanges() {
+    let old = core_with(settings(1, 100));
+    let fake = Fake::new(&old);
+    only_send(&plain(&fake, 1, "192.0.2.1", "alice", "bad"));
+    let mut s = stream(false);
+    s.id = 8;
+    only_send(&fake.send(&s, authenticate("SCRAM-SHA-256", None, vec![])));
+    let bytes = old.save_state().unwrap_or_default();
+    assert_eq!(bytes.first(), Some(&1));
+
+    let new = core_with(settings(1, 100));
+    new.restore(&bytes, fake.now_ms())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fresh = Fake::new(&new);
+    let xml = only_send(&plain(&fresh, 2, "192.0.2.2", "alice", "pencil"));
+    assert_eq!(xml, sasl2_failure("temporary-auth-failure", Some(LIMITED)));
+    fresh.calls.borrow_mut().clear();
+    // The exchange on stream 8 did not survive: the client is told to retry.
+    let xml = only_send(&fresh.send(&s, response(SASL2_NS, b"n,,n=bob,r=abcdefghijklmnop")));
+    assert_eq!(
+        xml,
+        sasl2_failure(
+            "temporary-auth-failure",
+            Some("Authentication was interrupted by a server module reload; please retry")
+        )
+    );
+    assert_eq!(fresh.calls.borrow().as_slice(), ["end 8"]);
+    let xml = only_send(&fresh.send(&s, authenticate("PLAIN", Some(b"\0bob\0x"), vec![])));
+    assert_eq!(xml, sasl2_failure("not-authorized", None));
+
+    let err = new
+        .restore(&[9, b'{', b'}'], 0)
+        .expect_err("unknown version");
+    assert_eq!(err.kind, PluginErrorKind::BAD_STATE);
+}
+
+#[test]
+fn session_closed_drops_stream_and_exchange_state() {
+    let core = core();
+    let fake = Fake::new(&core);
+    let s = stream(false);
+    only_send(&fake.send(
+        &s,
+        authenticate(
+            "SCRAM-SHA-256",
+            Some(b"n,,n=alice,r=abcdefghijklmnop"),
+            vec![],
+        ),
+    ));
+    assert_eq!(core.tracked(), (1, 1));
+    core.session_closed(s.id);
+    assert_eq!(core.tracked(), (0, 0));
+    // A late response on that id is now a stray response.
+    let xml = only_send(&fake.send(&s, response(SASL2_NS, b"x")));
+    assert_eq!(
+        xml,
+        sasl2_failure(
+            "malformed-request",
+            Some("No authentication exchange in progress")
+        )
+    );
+}

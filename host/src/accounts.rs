@@ -59,7 +59,10 @@ pub fn verifiers(password: &str) -> Result<(ScramSecret, ScramSecret), AccountEr
             "must be 1 to {MAX_PASSWORD_LEN} bytes"
         )));
     }
-    Ok((secret(Hash::Sha1, password)?, secret(Hash::Sha256, password)?))
+    Ok((
+        secret(Hash::Sha1, password)?,
+        secret(Hash::Sha256, password)?,
+    ))
 }
 
 /// Check an email address's shape (one `@`, non-empty parts, no spaces or angle brackets).
@@ -151,7 +154,10 @@ mod tests {
         assert_eq!(rec.scram_sha1.stored_key.len(), 20);
         assert_eq!(rec.scram_sha256.stored_key.len(), 32);
         let raw = std::fs::read(dir.path().join("s.sqlite")).unwrap();
-        assert!(!raw.windows(6).any(|w| w == b"pencil"), "plaintext password in the store");
+        assert!(
+            !raw.windows(6).any(|w| w == b"pencil"),
+            "plaintext password in the store"
+        );
         let creds = tessera_sasl::scram::ScramCredentials {
             hash: Hash::Sha256,
             salt: rec.scram_sha256.salt.clone(),
@@ -161,11 +167,30 @@ mod tests {
         };
         assert!(tessera_sasl::scram::verify_password(&creds, "pencil"));
         assert!(!tessera_sasl::scram::verify_password(&creds, "pencil2"));
-        assert!(matches!(create(&store, "alice", "x", None, 6), Err(AccountError::Store(StoreError::AccountExists(_)))));
-        assert!(matches!(create(&store, "bob", "", None, 6), Err(AccountError::Password(_))));
-        assert!(matches!(create(&store, "bob", "x", Some("nope"), 6), Err(AccountError::Email(_))));
-        assert!(matches!(set_password(&store, "carol", "x", 7), Err(AccountError::NotFound(_))));
+        assert!(matches!(
+            create(&store, "alice", "x", None, 6),
+            Err(AccountError::Store(StoreError::AccountExists(_)))
+        ));
+        assert!(matches!(
+            create(&store, "bob", "", None, 6),
+            Err(AccountError::Password(_))
+        ));
+        assert!(matches!(
+            create(&store, "bob", "x", Some("nope"), 6),
+            Err(AccountError::Email(_))
+        ));
+        assert!(matches!(
+            set_password(&store, "carol", "x", 7),
+            Err(AccountError::NotFound(_))
+        ));
         set_password(&store, "alice", "new", 8).unwrap();
-        assert_eq!(store.get_account("alice").unwrap().unwrap().password_changed_at_ms, 8);
+        assert_eq!(
+            store
+                .get_account("alice")
+                .unwrap()
+                .unwrap()
+                .password_changed_at_ms,
+            8
+        );
     }
 }

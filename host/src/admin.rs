@@ -69,7 +69,10 @@ pub struct AdminResponse {
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::other(format!("{} is in use: is another tessera running on this data_dir?", path.display())));
+            return Err(std::io::Error::other(format!(
+                "{} is in use: is another tessera running on this data_dir?",
+                path.display()
+            )));
         }
         std::fs::remove_file(path)?;
     }
@@ -112,20 +115,36 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<
 use tokio::io::AsyncReadExt as _;
 
 fn failure(error: String) -> AdminResponse {
-    AdminResponse { ok: false, result: serde_json::Value::Null, error: Some(error) }
+    AdminResponse {
+        ok: false,
+        result: serde_json::Value::Null,
+        error: Some(error),
+    }
 }
 
 fn success(result: serde_json::Value) -> AdminResponse {
-    AdminResponse { ok: true, result, error: None }
+    AdminResponse {
+        ok: true,
+        result,
+        error: None,
+    }
 }
 
 fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
     let result = match req {
-        AdminRequest::UserAdd { user, password, email } => {
-            crate::accounts::create(shared.store.as_ref(), &user, &password, email.as_deref(), crate::now_ms())
-                .map(|u| serde_json::json!({ "user": u }))
-                .map_err(|e| e.to_string())
-        }
+        AdminRequest::UserAdd {
+            user,
+            password,
+            email,
+        } => crate::accounts::create(
+            shared.store.as_ref(),
+            &user,
+            &password,
+            email.as_deref(),
+            crate::now_ms(),
+        )
+        .map(|u| serde_json::json!({ "user": u }))
+        .map_err(|e| e.to_string()),
         AdminRequest::UserPasswd { user, password } => shared
             .set_password(&user, &password, None)
             .map(|()| serde_json::json!({ "user": user }))
@@ -134,7 +153,11 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             .delete_user(&user)
             .map(|()| serde_json::json!({ "user": user }))
             .map_err(|e| e.to_string()),
-        AdminRequest::UserList => shared.store.list_accounts().map(|v| serde_json::json!(v)).map_err(|e| e.to_string()),
+        AdminRequest::UserList => shared
+            .store
+            .list_accounts()
+            .map(|v| serde_json::json!(v))
+            .map_err(|e| e.to_string()),
         AdminRequest::ModuleList => Ok(module_list(shared)),
         AdminRequest::Status => Ok(serde_json::json!({
             "sessions": shared.sessions.len(),
@@ -173,12 +196,19 @@ fn module_list(shared: &Shared) -> serde_json::Value {
 /// # Errors
 /// I/O errors talking to a server that accepted the connection.
 pub async fn request(path: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
-    let Ok(stream) = UnixStream::connect(path).await else { return Ok(None) };
+    let Ok(stream) = UnixStream::connect(path).await else {
+        return Ok(None);
+    };
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
     line.push('\n');
     write.write_all(line.as_bytes()).await?;
     let mut lines = BufReader::new(read).lines();
-    let answer = lines.next_line().await?.ok_or_else(|| std::io::Error::other("admin socket closed"))?;
-    serde_json::from_str(&answer).map(Some).map_err(std::io::Error::other)
+    let answer = lines
+        .next_line()
+        .await?
+        .ok_or_else(|| std::io::Error::other("admin socket closed"))?;
+    serde_json::from_str(&answer)
+        .map(Some)
+        .map_err(std::io::Error::other)
 }

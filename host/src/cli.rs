@@ -79,7 +79,10 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tessera: cannot start the runtime: {e}");
@@ -94,7 +97,11 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn dispatch(command: Command, config: Config) -> i32 {
@@ -108,7 +115,15 @@ async fn dispatch(command: Command, config: Config) -> i32 {
         },
         Command::CheckConfig => match crate::startup::prepare_modules(&config) {
             Ok(mods) => {
-                println!("config OK: domain {}, {} module(s): {}", config.domain, mods.len(), mods.iter().map(|m| m.library.info.name.clone()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "config OK: domain {}, {} module(s): {}",
+                    config.domain,
+                    mods.len(),
+                    mods.iter()
+                        .map(|m| m.library.info.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 0
             }
             Err(e) => {
@@ -123,15 +138,23 @@ async fn dispatch(command: Command, config: Config) -> i32 {
 
 fn localpart(jid: &str, config: &Config) -> Result<String, String> {
     match jid.rsplit_once('@') {
-        Some((local, domain)) if domain.eq_ignore_ascii_case(&config.domain) => Ok(local.to_owned()),
-        Some((_, domain)) => Err(format!("{jid}: this server serves {}, not {domain}", config.domain)),
+        Some((local, domain)) if domain.eq_ignore_ascii_case(&config.domain) => {
+            Ok(local.to_owned())
+        }
+        Some((_, domain)) => Err(format!(
+            "{jid}: this server serves {}, not {domain}",
+            config.domain
+        )),
         None => Ok(jid.to_owned()),
     }
 }
 
 fn read_password() -> Result<String, String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the password from stdin: {e}"))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password from stdin: {e}"))?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
         return Err("no password on stdin (give it as one line)".into());
@@ -159,9 +182,18 @@ async fn user(cmd: UserCommand, config: &Config) -> i32 {
 
 fn build_user_request(cmd: UserCommand, config: &Config) -> Result<AdminRequest, String> {
     Ok(match cmd {
-        UserCommand::Add { jid, email } => AdminRequest::UserAdd { user: localpart(&jid, config)?, password: read_password()?, email },
-        UserCommand::Passwd { jid } => AdminRequest::UserPasswd { user: localpart(&jid, config)?, password: read_password()? },
-        UserCommand::Del { jid } => AdminRequest::UserDel { user: localpart(&jid, config)? },
+        UserCommand::Add { jid, email } => AdminRequest::UserAdd {
+            user: localpart(&jid, config)?,
+            password: read_password()?,
+            email,
+        },
+        UserCommand::Passwd { jid } => AdminRequest::UserPasswd {
+            user: localpart(&jid, config)?,
+            password: read_password()?,
+        },
+        UserCommand::Del { jid } => AdminRequest::UserDel {
+            user: localpart(&jid, config)?,
+        },
         UserCommand::List => AdminRequest::UserList,
     })
 }
@@ -169,9 +201,20 @@ fn build_user_request(cmd: UserCommand, config: &Config) -> Result<AdminRequest,
 fn report(resp: &admin::AdminResponse) -> i32 {
     if resp.ok {
         match &resp.result {
-            serde_json::Value::Array(items) => items.iter().for_each(|i| println!("{}", i.as_str().map_or_else(|| i.to_string(), str::to_owned))),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| {
+                println!(
+                    "{}",
+                    i.as_str().map_or_else(|| i.to_string(), str::to_owned)
+                )
+            }),
             serde_json::Value::Null => {}
-            other => println!("{}", other.get("user").and_then(|u| u.as_str()).map_or_else(|| other.to_string(), |u| format!("ok: {u}"))),
+            other => println!(
+                "{}",
+                other
+                    .get("user")
+                    .and_then(|u| u.as_str())
+                    .map_or_else(|| other.to_string(), |u| format!("ok: {u}"))
+            ),
         }
         0
     } else {
@@ -196,10 +239,22 @@ fn offline(request: AdminRequest, config: &Config) -> i32 {
     };
     let now = crate::now_ms();
     let result = match request {
-        AdminRequest::UserAdd { user, password, email } => crate::accounts::create(&store, &user, &password, email.as_deref(), now).map(|u| format!("ok: {u}")),
-        AdminRequest::UserPasswd { user, password } => crate::accounts::set_password(&store, &user, &password, now).map(|u| format!("ok: {u}")),
-        AdminRequest::UserDel { user } => crate::accounts::delete(&store, &user).map(|u| format!("ok: {u}")),
-        AdminRequest::UserList => store.list_accounts().map(|v| v.join("\n")).map_err(Into::into),
+        AdminRequest::UserAdd {
+            user,
+            password,
+            email,
+        } => crate::accounts::create(&store, &user, &password, email.as_deref(), now)
+            .map(|u| format!("ok: {u}")),
+        AdminRequest::UserPasswd { user, password } => {
+            crate::accounts::set_password(&store, &user, &password, now).map(|u| format!("ok: {u}"))
+        }
+        AdminRequest::UserDel { user } => {
+            crate::accounts::delete(&store, &user).map(|u| format!("ok: {u}"))
+        }
+        AdminRequest::UserList => store
+            .list_accounts()
+            .map(|v| v.join("\n"))
+            .map_err(Into::into),
         AdminRequest::ModuleList | AdminRequest::Status => Ok("no server is running".into()),
     };
     match result {
@@ -220,14 +275,20 @@ async fn admin_only(config: &Config, request: AdminRequest) -> i32 {
     match admin::request(&config.admin_socket(), &request).await {
         Ok(Some(resp)) => {
             if resp.ok {
-                println!("{}", serde_json::to_string_pretty(&resp.result).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&resp.result).unwrap_or_default()
+                );
                 0
             } else {
                 report(&resp)
             }
         }
         Ok(None) => {
-            eprintln!("tessera: no server is running (no admin socket at {})", config.admin_socket().display());
+            eprintln!(
+                "tessera: no server is running (no admin socket at {})",
+                config.admin_socket().display()
+            );
             1
         }
         Err(e) => {

@@ -328,9 +328,13 @@ impl Parser<'_> {
     }
 
     fn build(&mut self, t: &toml::Table) -> Result<Config, ConfigError> {
-        let domain = self.string(t, "domain", "domain")?.unwrap_or("localhost".into());
+        let domain = self
+            .string(t, "domain", "domain")?
+            .unwrap_or("localhost".into());
         validate_domain(&domain).map_err(|m| self.err("domain", m))?;
-        let data_dir = self.path(t, "data_dir")?.unwrap_or_else(|| self.base.join("tessera-data"));
+        let data_dir = self
+            .path(t, "data_dir")?
+            .unwrap_or_else(|| self.base.join("tessera-data"));
         let plugin_dir = match self.path(t, "plugin_dir")? {
             Some(p) => p,
             None => default_plugin_dir(),
@@ -370,7 +374,12 @@ impl Parser<'_> {
         })
     }
 
-    fn section<'t>(&self, v: Option<&'t toml::Value>, key: &str, allowed: &[&str]) -> Result<Option<&'t toml::Table>, ConfigError> {
+    fn section<'t>(
+        &self,
+        v: Option<&'t toml::Value>,
+        key: &str,
+        allowed: &[&str],
+    ) -> Result<Option<&'t toml::Table>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         let table = v
             .as_table()
@@ -378,15 +387,28 @@ impl Parser<'_> {
         for k in table.keys() {
             if !allowed.contains(&k.as_str()) {
                 let path = format!("{key}.{k}");
-                return Err(self.err(&path, format!("unknown key; [{key}] accepts {}", allowed.join(", "))));
+                return Err(self.err(
+                    &path,
+                    format!("unknown key; [{key}] accepts {}", allowed.join(", ")),
+                ));
             }
         }
         Ok(Some(table))
     }
 
     fn c2s(&self, v: Option<&toml::Value>) -> Result<C2sConfig, ConfigError> {
-        let allowed = ["listen", "direct_tls", "max_stanza_size", "max_depth", "negotiation_timeout", "max_connections"];
-        let t = self.section(v, "c2s", &allowed)?.cloned().unwrap_or_default();
+        let allowed = [
+            "listen",
+            "direct_tls",
+            "max_stanza_size",
+            "max_depth",
+            "negotiation_timeout",
+            "max_connections",
+        ];
+        let t = self
+            .section(v, "c2s", &allowed)?
+            .cloned()
+            .unwrap_or_default();
         let addrs = |k: &str, d: &str| -> Result<Vec<SocketAddr>, ConfigError> {
             match t.get(k) {
                 None => Ok(vec![d.parse().map_err(|_| self.err(k, "bad default"))?]),
@@ -396,15 +418,33 @@ impl Parser<'_> {
         Ok(C2sConfig {
             listen: addrs("listen", "127.0.0.1:5222")?,
             direct_tls: addrs("direct_tls", "127.0.0.1:5223")?,
-            max_stanza_size: self.int(&t, "max_stanza_size", "c2s.max_stanza_size", 1024, 16 << 20)?.unwrap_or(256 * 1024) as usize,
-            max_depth: self.int(&t, "max_depth", "c2s.max_depth", 4, 256)?.unwrap_or(32) as usize,
-            negotiation_timeout: Duration::from_secs(self.int(&t, "negotiation_timeout", "c2s.negotiation_timeout", 1, 3600)?.unwrap_or(30) as u64),
-            max_connections: self.int(&t, "max_connections", "c2s.max_connections", 1, 10_000_000)?.unwrap_or(100_000) as usize,
+            max_stanza_size: self
+                .int(&t, "max_stanza_size", "c2s.max_stanza_size", 1024, 16 << 20)?
+                .unwrap_or(256 * 1024) as usize,
+            max_depth: self
+                .int(&t, "max_depth", "c2s.max_depth", 4, 256)?
+                .unwrap_or(32) as usize,
+            negotiation_timeout: Duration::from_secs(
+                self.int(
+                    &t,
+                    "negotiation_timeout",
+                    "c2s.negotiation_timeout",
+                    1,
+                    3600,
+                )?
+                .unwrap_or(30) as u64,
+            ),
+            max_connections: self
+                .int(&t, "max_connections", "c2s.max_connections", 1, 10_000_000)?
+                .unwrap_or(100_000) as usize,
         })
     }
 
     fn http(&self, v: Option<&toml::Value>) -> Result<HttpConfig, ConfigError> {
-        let t = self.section(v, "http", &["listen", "public_url"])?.cloned().unwrap_or_default();
+        let t = self
+            .section(v, "http", &["listen", "public_url"])?
+            .cloned()
+            .unwrap_or_default();
         let listen = match t.get("listen") {
             None => vec![SocketAddr::from(([127, 0, 0, 1], 5281))],
             Some(_) => self.addrs(&t, "listen", "http.listen")?,
@@ -419,9 +459,16 @@ impl Parser<'_> {
     }
 
     fn tls(&self, v: Option<&toml::Value>) -> Result<TlsConfig, ConfigError> {
-        let t = self.section(v, "tls", &["cert", "key"])?.cloned().unwrap_or_default();
-        let cert = self.string(&t, "cert", "tls.cert")?.map(|p| self.base.join(p));
-        let key = self.string(&t, "key", "tls.key")?.map(|p| self.base.join(p));
+        let t = self
+            .section(v, "tls", &["cert", "key"])?
+            .cloned()
+            .unwrap_or_default();
+        let cert = self
+            .string(&t, "cert", "tls.cert")?
+            .map(|p| self.base.join(p));
+        let key = self
+            .string(&t, "key", "tls.key")?
+            .map(|p| self.base.join(p));
         match (&cert, &key) {
             (Some(_), None) => return Err(self.err("tls.key", "required when tls.cert is set")),
             (None, Some(_)) => return Err(self.err("tls.cert", "required when tls.key is set")),
@@ -438,12 +485,18 @@ impl Parser<'_> {
     }
 
     fn smtp(&self, v: Option<&toml::Value>) -> Result<Option<SmtpConfig>, ConfigError> {
-        let Some(t) = self.section(v, "smtp", &["url", "from"])? else { return Ok(None) };
-        let url = self.string(t, "url", "smtp.url")?.ok_or_else(|| self.err("smtp.url", "required in [smtp]"))?;
+        let Some(t) = self.section(v, "smtp", &["url", "from"])? else {
+            return Ok(None);
+        };
+        let url = self
+            .string(t, "url", "smtp.url")?
+            .ok_or_else(|| self.err("smtp.url", "required in [smtp]"))?;
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
             return Err(self.err("smtp.url", "must start with smtp:// or smtps://"));
         }
-        let from = self.string(t, "from", "smtp.from")?.ok_or_else(|| self.err("smtp.from", "required in [smtp]"))?;
+        let from = self
+            .string(t, "from", "smtp.from")?
+            .ok_or_else(|| self.err("smtp.from", "required in [smtp]"))?;
         if !from.contains('@') {
             return Err(self.err("smtp.from", "must be a mail address"));
         }
@@ -454,7 +507,10 @@ impl Parser<'_> {
         match t.get(k) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(path, format!("expected a string, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected a string, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -466,27 +522,54 @@ impl Parser<'_> {
         match t.get(k) {
             None => Ok(None),
             Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(path, format!("expected true or false, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected true or false, found {}", other.type_str()),
+            )),
         }
     }
 
-    fn int(&self, t: &toml::Table, k: &str, path: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+    fn int(
+        &self,
+        t: &toml::Table,
+        k: &str,
+        path: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ConfigError> {
         match t.get(k) {
             None => Ok(None),
             Some(toml::Value::Integer(i)) if *i >= min && *i <= max => Ok(Some(*i)),
-            Some(toml::Value::Integer(i)) => Err(self.err(path, format!("{i} is out of range {min}..={max}"))),
-            Some(other) => Err(self.err(path, format!("expected an integer, found {}", other.type_str()))),
+            Some(toml::Value::Integer(i)) => {
+                Err(self.err(path, format!("{i} is out of range {min}..={max}")))
+            }
+            Some(other) => Err(self.err(
+                path,
+                format!("expected an integer, found {}", other.type_str()),
+            )),
         }
     }
 
-    fn string_list(&self, t: &toml::Table, k: &str, path: &str) -> Result<Vec<String>, ConfigError> {
+    fn string_list(
+        &self,
+        t: &toml::Table,
+        k: &str,
+        path: &str,
+    ) -> Result<Vec<String>, ConfigError> {
         match t.get(k) {
             None => Ok(Vec::new()),
             Some(toml::Value::Array(items)) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| self.err(path, "expected a list of strings")))
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| self.err(path, "expected a list of strings"))
+                })
                 .collect(),
-            Some(other) => Err(self.err(path, format!("expected a list of strings, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected a list of strings, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -504,9 +587,9 @@ impl Parser<'_> {
 fn validate_domain(domain: &str) -> Result<(), String> {
     let ok = !domain.is_empty()
         && domain.len() <= 253
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        && domain.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
     if ok {
         Ok(())
     } else {

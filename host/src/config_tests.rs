@@ -7,7 +7,9 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 
 fn key_of(e: &ConfigError) -> (String, Option<usize>, String) {
     match e {
-        ConfigError::Key { key, line, message, .. } => (key.clone(), *line, message.clone()),
+        ConfigError::Key {
+            key, line, message, ..
+        } => (key.clone(), *line, message.clone()),
         other => panic!("expected a key error, got {other}"),
     }
 }
@@ -48,7 +50,10 @@ fn errors_name_the_key_and_line() {
     assert_eq!(key, "domain");
     let (key, _, _) = key_of(&parse("[smtp]\nurl = \"http://x\"\nfrom = \"a@b\"\n").unwrap_err());
     assert_eq!(key, "smtp.url");
-    assert!(matches!(parse("domain = "), Err(ConfigError::Syntax { .. })));
+    assert!(matches!(
+        parse("domain = "),
+        Err(ConfigError::Syntax { .. })
+    ));
 }
 
 fn manifest() -> Vec<(String, Manifest)> {
@@ -58,7 +63,10 @@ fn manifest() -> Vec<(String, Manifest)> {
             options: vec![
                 OptionSpec {
                     name: "sasl2_fast_token_ttl".into(),
-                    kind: OptionKind::Integer { min: 60, max: 10_000_000 },
+                    kind: OptionKind::Integer {
+                        min: 60,
+                        max: 10_000_000,
+                    },
                     default: Some(serde_json::json!(1_814_400)),
                     required: false,
                     doc: String::new(),
@@ -80,16 +88,28 @@ fn manifest() -> Vec<(String, Manifest)> {
 fn module_options_are_checked_against_manifests() {
     let c = parse("sasl2_fast_token_ttl = 3600\n").unwrap();
     let m = c.module_configs(&manifest()).unwrap();
-    assert_eq!(m["sasl2_fast"]["sasl2_fast_token_ttl"], serde_json::json!(3600));
-    assert!(!m["sasl2_fast"].contains_key("sasl2_fast_label"), "unset option without default stays unset");
+    assert_eq!(
+        m["sasl2_fast"]["sasl2_fast_token_ttl"],
+        serde_json::json!(3600)
+    );
+    assert!(
+        !m["sasl2_fast"].contains_key("sasl2_fast_label"),
+        "unset option without default stays unset"
+    );
 
     let c = parse("").unwrap();
-    assert_eq!(c.module_configs(&manifest()).unwrap()["sasl2_fast"]["sasl2_fast_token_ttl"], serde_json::json!(1_814_400));
+    assert_eq!(
+        c.module_configs(&manifest()).unwrap()["sasl2_fast"]["sasl2_fast_token_ttl"],
+        serde_json::json!(1_814_400)
+    );
 
     let c = parse("\nsasl2_fast_token_tll = 3600\n").unwrap();
     let (key, line, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
     assert_eq!((key.as_str(), line), ("sasl2_fast_token_tll", Some(2)));
-    assert!(msg.contains("did you mean") && msg.contains("sasl2_fast_token_ttl"), "{msg}");
+    assert!(
+        msg.contains("did you mean") && msg.contains("sasl2_fast_token_ttl"),
+        "{msg}"
+    );
 
     let c = parse("sasl2_fast_token_ttl = \"long\"\n").unwrap();
     let (_, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());

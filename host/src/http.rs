@@ -34,7 +34,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
                 return;
             };
             let service = hyper::service::service_fn(move |req| handle(shared.clone(), req, peer));
@@ -50,7 +52,10 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -59,11 +64,17 @@ fn route(shared: &Shared, path: &str) -> Option<Arc<Module>> {
     routes
         .http
         .iter()
-        .find(|(prefix, _)| path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/'))))
+        .find(|(prefix, _)| {
+            path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
+        })
         .map(|(_, m)| m.clone())
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/health" {
         return Ok(plain(StatusCode::OK, "ok"));
@@ -80,10 +91,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -
         .collect();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes().to_vec(),
-        Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
+        Err(_) => {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ))
+        }
     };
-    let request = PluginRequest::Http(HttpRequest { method, path, query, headers, body, peer_ip: peer.ip().to_string() });
-    let answer = tokio::task::spawn_blocking(move || module.request::<HttpResponse>(&request)).await;
+    let request = PluginRequest::Http(HttpRequest {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        peer_ip: peer.ip().to_string(),
+    });
+    let answer =
+        tokio::task::spawn_blocking(move || module.request::<HttpResponse>(&request)).await;
     Ok(match answer {
         Ok(Ok(r)) => to_response(r),
         _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
@@ -92,11 +116,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -
 
 fn to_response(r: HttpResponse) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
-    headers.insert("x-content-type-options", hyper::header::HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
     for (k, v) in r.headers {
-        if let (Ok(name), Ok(value)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(&v)) {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
             headers.insert(name, value);
         }
     }

@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(j.resource.as_deref(), Some("Phone"));
         assert_eq!(j.to_string(), "alice@localhost/Phone");
         assert_eq!(Jid::parse("localhost").unwrap().bare(), "localhost");
-        assert!(Jid::parse("a b@localhost").is_err(), "space is prohibited in localparts");
+        assert!(
+            Jid::parse("a b@localhost").is_err(),
+            "space is prohibited in localparts"
+        );
         assert!(Jid::parse("@localhost").is_err());
         assert!(Jid::parse("alice@").is_err());
         assert!(Jid::parse("alice@localhost/").is_err());

@@ -13,8 +13,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod bus;
-pub mod cli;
 pub mod c2s;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod jid;
@@ -83,7 +83,9 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("domain", &self.config.domain).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("domain", &self.config.domain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,14 +109,23 @@ impl Shared {
     ///
     /// # Errors
     /// Bad name or password, unknown account, store failure.
-    pub fn set_password(&self, user: &str, password: &str, origin_stream: Option<u64>) -> Result<(), AccountError> {
+    pub fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        origin_stream: Option<u64>,
+    ) -> Result<(), AccountError> {
         let at_ms = now_ms();
         let user = accounts::set_password(self.store.as_ref(), user, password, at_ms)?;
         let closed = self.sessions.close_user(&user, "reset", origin_stream);
         tracing::info!(%user, sessions_closed = closed, "password changed");
         self.fire(
             events::USER_PASSWORD_CHANGED,
-            &UserPasswordChanged { user, origin_stream, at_ms },
+            &UserPasswordChanged {
+                user,
+                origin_stream,
+                at_ms,
+            },
         );
         Ok(())
     }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use tessera_plugin_api::abi::{PluginInfo, PluginMagic, PluginModRef, API_MAJOR, MAGIC, MAGIC_SYMBOL};
+use tessera_plugin_api::abi::{
+    PluginInfo, PluginMagic, PluginModRef, API_MAJOR, MAGIC, MAGIC_SYMBOL,
+};
 use tessera_plugin_api::protocol::Manifest;
 use tessera_plugin_api::sdk::first_lines;
 
@@ -133,7 +135,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Any [`LoadError`]; nothing is left mapped when the first gate fails.
 pub fn load(source: &Path, staging_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     if !source.is_file() {
-        return Err(LoadError::NotFound { path: source.to_path_buf() });
+        return Err(LoadError::NotFound {
+            path: source.to_path_buf(),
+        });
     }
     let staged = stage(source, staging_dir)?;
     let result = check_magic(source, &staged).and_then(|()| open_checked(source, &staged));
@@ -149,7 +153,10 @@ fn stage(source: &Path, staging_dir: &Path) -> Result<PathBuf, LoadError> {
         message: e.to_string(),
     };
     std::fs::create_dir_all(staging_dir).map_err(err)?;
-    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed);
     let staged = staging_dir.join(format!("{stem}.{}.gen{gen}.so", std::process::id()));
     // A copy, never a hard link: glibc also matches loaded objects by device and inode.
@@ -175,15 +182,23 @@ fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
             Ok(sym) => {
                 let ptr: *const PluginMagic = *sym;
                 if ptr.is_null() {
-                    return Err(LoadError::NotAPlugin { path: source.to_path_buf() });
+                    return Err(LoadError::NotAPlugin {
+                        path: source.to_path_buf(),
+                    });
                 }
                 std::ptr::read_unaligned(ptr)
             }
-            Err(_) => return Err(LoadError::NotAPlugin { path: source.to_path_buf() }),
+            Err(_) => {
+                return Err(LoadError::NotAPlugin {
+                    path: source.to_path_buf(),
+                })
+            }
         }
     };
     if magic.magic != MAGIC {
-        return Err(LoadError::NotAPlugin { path: source.to_path_buf() });
+        return Err(LoadError::NotAPlugin {
+            path: source.to_path_buf(),
+        });
     }
     if magic.api_major != API_MAJOR {
         return Err(LoadError::MajorMismatch {
@@ -213,10 +228,11 @@ fn open_checked(source: &Path, staged: &Path) -> Result<LoadedLibrary, LoadError
         version: raw.version.to_string(),
         build_id: raw.build_id.to_string(),
     };
-    let manifest: Manifest = serde_json::from_str(raw.manifest.as_str()).map_err(|e| LoadError::Manifest {
-        path: source.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let manifest: Manifest =
+        serde_json::from_str(raw.manifest.as_str()).map_err(|e| LoadError::Manifest {
+            path: source.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let mapped_bytes = std::fs::metadata(staged).map(|m| m.len()).unwrap_or(0);
     Ok(LoadedLibrary {
         source: source.to_path_buf(),
@@ -242,7 +258,11 @@ fn incompatible(source: &Path, found: &str, e: &LibraryError) -> LoadError {
 /// Keep the lines of abi_stable's (800–2,800 line) report that say what differs: each
 /// `Error:` line and the type names under the `Expected:` / `Found:` that follow it.
 fn summarize_layout_error(full: &str) -> String {
-    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = full
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let mut keep = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let wanted = line.starts_with("Error:")

@@ -58,20 +58,32 @@ impl Mailer {
     ///
     /// # Errors
     /// A malformed SMTP URL or sender address.
-    pub fn new(smtp: Option<&SmtpConfig>, data_dir: &std::path::Path, domain: &str) -> Result<Self, MailError> {
+    pub fn new(
+        smtp: Option<&SmtpConfig>,
+        data_dir: &std::path::Path,
+        domain: &str,
+    ) -> Result<Self, MailError> {
         match smtp {
             Some(cfg) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.url)
                     .map_err(|e| MailError::Smtp(e.to_string()))?
                     .build();
-                let from = cfg.from.parse().map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
+                let from = cfg
+                    .from
+                    .parse()
+                    .map_err(|e: lettre::address::AddressError| {
+                        MailError::Message(e.to_string())
+                    })?;
                 Ok(Mailer::Smtp { transport, from })
             }
             None => {
-                let from = format!("noreply@{domain}")
-                    .parse()
-                    .map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
-                Ok(Mailer::Outbox { dir: data_dir.join("outbox"), from })
+                let from = format!("noreply@{domain}").parse().map_err(
+                    |e: lettre::address::AddressError| MailError::Message(e.to_string()),
+                )?;
+                Ok(Mailer::Outbox {
+                    dir: data_dir.join("outbox"),
+                    from,
+                })
             }
         }
     }
@@ -80,7 +92,10 @@ impl Mailer {
         let from = match self {
             Mailer::Smtp { from, .. } | Mailer::Outbox { from, .. } => from.clone(),
         };
-        let to: Mailbox = mail.to.parse().map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
         Message::builder()
             .from(from)
             .to(to)
@@ -98,16 +113,27 @@ impl Mailer {
         let message = self.build(mail)?;
         match self {
             Mailer::Smtp { transport, .. } => {
-                let response = transport.send(message).await.map_err(|e| MailError::Smtp(e.to_string()))?;
+                let response = transport
+                    .send(message)
+                    .await
+                    .map_err(|e| MailError::Smtp(e.to_string()))?;
                 Ok(format!("smtp {}", response.code()))
             }
             Mailer::Outbox { dir, .. } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| MailError::Outbox(e.to_string()))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::Outbox(e.to_string()))?;
                 let mut raw = [0u8; 6];
                 crate::secret::random_bytes(&mut raw);
-                let name = format!("{}-{}.eml", crate::now_ms(), raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+                let name = format!(
+                    "{}-{}.eml",
+                    crate::now_ms(),
+                    raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                );
                 let path = dir.join(name);
-                tokio::fs::write(&path, message.formatted()).await.map_err(|e| MailError::Outbox(e.to_string()))?;
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .map_err(|e| MailError::Outbox(e.to_string()))?;
                 Ok(path.display().to_string())
             }
         }
@@ -122,13 +148,23 @@ mod tests {
     async fn outbox_writes_an_eml_file_and_refuses_bad_addresses() {
         let dir = tempfile::tempdir().unwrap();
         let mailer = Mailer::new(None, dir.path(), "localhost").unwrap();
-        let mail = Mail { to: "alice@example.org".into(), subject: "Hi".into(), body: "Body line".into() };
+        let mail = Mail {
+            to: "alice@example.org".into(),
+            subject: "Hi".into(),
+            body: "Body line".into(),
+        };
         let path = mailer.send(&mail).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("To: alice@example.org"), "{text}");
         assert!(text.contains("Subject: Hi"));
         assert!(text.contains("Body line"));
-        let bad = Mail { to: "not an address".into(), ..mail };
-        assert!(matches!(mailer.send(&bad).await, Err(MailError::Message(_))));
+        let bad = Mail {
+            to: "not an address".into(),
+            ..mail
+        };
+        assert!(matches!(
+            mailer.send(&bad).await,
+            Err(MailError::Message(_))
+        ));
     }
 }

@@ -123,7 +123,10 @@ impl Module {
     /// # Errors
     /// The plugin's error.
     pub fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        self.instance.save_state().into_result().map(|v| v.into_vec())
+        self.instance
+            .save_state()
+            .into_result()
+            .map(|v| v.into_vec())
     }
 
     /// Tell the instance it will get no further calls.
@@ -170,12 +173,16 @@ pub struct Routes {
     pub disco_features: Vec<String>,
 }
 
-fn add_by_priority(map: &mut HashMap<String, Vec<(i32, Arc<Module>)>>, specs: &[HookSpec], m: &Arc<Module>) {
+fn add_by_priority(
+    map: &mut HashMap<String, Vec<(i32, Arc<Module>)>>,
+    specs: &[HookSpec],
+    m: &Arc<Module>,
+) {
     for spec in specs {
         let list = map.entry(spec.name.clone()).or_default();
         list.push((spec.priority, m.clone()));
         // Stable: equal priorities keep load order.
-        list.sort_by(|a, b| b.0.cmp(&a.0));
+        list.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     }
 }
 
@@ -190,21 +197,30 @@ impl Routes {
             for ElementSpec { name, ns, phase } in &reg.stream_elements {
                 let key = (ns.clone(), name.clone());
                 if let Some((_, other)) = r.elements.get(&key) {
-                    conflicts.push(format!("{}: element {{{ns}}}{name} is already handled by {}", m.name, other.name));
+                    conflicts.push(format!(
+                        "{}: element {{{ns}}}{name} is already handled by {}",
+                        m.name, other.name
+                    ));
                 } else {
                     r.elements.insert(key, (*phase, m.clone()));
                 }
             }
             for ns in &reg.iq_namespaces {
                 if let Some(other) = r.iq.get(ns) {
-                    conflicts.push(format!("{}: iq namespace {ns} is already handled by {}", m.name, other.name));
+                    conflicts.push(format!(
+                        "{}: iq namespace {ns} is already handled by {}",
+                        m.name, other.name
+                    ));
                 } else {
                     r.iq.insert(ns.clone(), m.clone());
                 }
             }
             for spec in &reg.mechanisms {
                 if let Some((_, other)) = r.mechanisms.iter().find(|(s, _)| s.name == spec.name) {
-                    conflicts.push(format!("{}: mechanism {} is already provided by {}", m.name, spec.name, other.name));
+                    conflicts.push(format!(
+                        "{}: mechanism {} is already provided by {}",
+                        m.name, spec.name, other.name
+                    ));
                 } else {
                     r.mechanisms.push((spec.clone(), m.clone()));
                 }
@@ -219,8 +235,8 @@ impl Routes {
             }
             r.disco_features.extend(reg.disco_features.iter().cloned());
         }
-        r.mechanisms.sort_by(|a, b| b.0.priority.cmp(&a.0.priority));
-        r.http.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        r.mechanisms.sort_by_key(|entry| std::cmp::Reverse(entry.0.priority));
+        r.http.sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
         r.modules = modules;
         (r, conflicts)
     }

@@ -95,10 +95,17 @@ mod tests {
         let a = ServerSecret::load_or_create(dir.path()).unwrap();
         let b = ServerSecret::load_or_create(dir.path()).unwrap();
         assert_eq!(a.bytes(), b.bytes());
-        let mode = std::fs::metadata(dir.path().join("server-secret")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("server-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_ne!(a.derive("x"), a.derive("y"));
-        std::fs::set_permissions(dir.path().join("server-secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("server-secret"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let err = ServerSecret::load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }

@@ -44,7 +44,9 @@ pub fn header() -> &'static LibHeader {
 }
 
 fn module_name(handle: PluginHandle) -> String {
-    caller(handle).map(|c| c.name).unwrap_or_else(|| format!("plugin#{}", handle.0))
+    caller(handle)
+        .map(|c| c.name)
+        .unwrap_or_else(|| format!("plugin#{}", handle.0))
 }
 
 extern "C" fn host_log(handle: PluginHandle, level: LogLevel, message: RStr<'_>) {
@@ -73,14 +75,22 @@ extern "C" fn host_fire(handle: PluginHandle, name: RStr<'_>, payload: RStr<'_>)
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if let Some(shared) = SHARED.get() {
             let origin = module_name(handle);
-            shared.bus.fire(name.as_str(), payload.as_str().to_owned(), Some(&origin));
+            shared
+                .bus
+                .fire(name.as_str(), payload.as_str().to_owned(), Some(&origin));
         }
     }));
 }
 
-extern "C" fn host_call(handle: PluginHandle, kind: RStr<'_>, payload: RStr<'_>) -> RResult<RString, PluginError> {
+extern "C" fn host_call(
+    handle: PluginHandle,
+    kind: RStr<'_>,
+    payload: RStr<'_>,
+) -> RResult<RString, PluginError> {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let shared = SHARED.get().ok_or_else(|| PluginError::host("host not running"))?;
+        let shared = SHARED
+            .get()
+            .ok_or_else(|| PluginError::host("host not running"))?;
         let caller = caller(handle).ok_or_else(|| PluginError::host("unknown plugin handle"))?;
         let request: HostRequest = from_wire(kind.as_str(), payload.as_str())?;
         let answer = dispatch(shared, &caller, request)?;
@@ -89,7 +99,10 @@ extern "C" fn host_call(handle: PluginHandle, kind: RStr<'_>, payload: RStr<'_>)
     match result {
         Ok(Ok(s)) => RResult::ROk(RString::from(s)),
         Ok(Err(e)) => RResult::RErr(e),
-        Err(_) => RResult::RErr(PluginError::new(PluginErrorKind::INTERNAL, "host panicked serving the call")),
+        Err(_) => RResult::RErr(PluginError::new(
+            PluginErrorKind::INTERNAL,
+            "host panicked serving the call",
+        )),
     }
 }
 
@@ -107,7 +120,9 @@ static CALLERS: OnceLock<dashmap::DashMap<u64, String>> = OnceLock::new();
 
 /// Register a handle before instantiating a plugin with it.
 pub fn register_handle(handle: PluginHandle, name: &str) {
-    CALLERS.get_or_init(Default::default).insert(handle.0, name.to_owned());
+    CALLERS
+        .get_or_init(Default::default)
+        .insert(handle.0, name.to_owned());
 }
 
 fn caller(handle: PluginHandle) -> Option<Caller> {
@@ -132,7 +147,11 @@ fn prep(user: &str) -> Result<String, PluginError> {
 ///
 /// # Errors
 /// Refusals and failures, as [`PluginError`]s the plugin can act on.
-pub fn dispatch(shared: &Arc<Shared>, caller: &Caller, request: HostRequest) -> Result<Value, PluginError> {
+pub fn dispatch(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    request: HostRequest,
+) -> Result<Value, PluginError> {
     match request {
         HostRequest::HostInfo => json(HostInfo {
             domain: shared.config.domain.clone(),
@@ -140,11 +159,21 @@ pub fn dispatch(shared: &Arc<Shared>, caller: &Caller, request: HostRequest) -> 
             public_url: shared.config.http.public_url.clone(),
         }),
         HostRequest::UserExists { user } => {
-            let Ok(user) = prep(&user) else { return json(false) };
-            json(shared.store.get_account(&user).map_err(store_err)?.is_some())
+            let Ok(user) = prep(&user) else {
+                return json(false);
+            };
+            json(
+                shared
+                    .store
+                    .get_account(&user)
+                    .map_err(store_err)?
+                    .is_some(),
+            )
         }
         HostRequest::GetCredentials { user } => {
-            let Ok(user) = prep(&user) else { return json(Option::<AccountCredentials>::None) };
+            let Ok(user) = prep(&user) else {
+                return json(Option::<AccountCredentials>::None);
+            };
             let rec = shared.store.get_account(&user).map_err(store_err)?;
             json(rec.map(|r| AccountCredentials {
                 scram_sha1: r.scram_sha1,
@@ -152,32 +181,76 @@ pub fn dispatch(shared: &Arc<Shared>, caller: &Caller, request: HostRequest) -> 
                 password_changed_at_ms: r.password_changed_at_ms,
             }))
         }
-        HostRequest::SetPassword { user, password, origin_stream } => {
-            shared.set_password(&user, &password, origin_stream).map_err(|e| match e {
-                crate::accounts::AccountError::Store(s) => store_err(s),
-                other => PluginError::bad_request(other.to_string()),
-            })?;
+        HostRequest::SetPassword {
+            user,
+            password,
+            origin_stream,
+        } => {
+            shared
+                .set_password(&user, &password, origin_stream)
+                .map_err(|e| match e {
+                    crate::accounts::AccountError::Store(s) => store_err(s),
+                    other => PluginError::bad_request(other.to_string()),
+                })?;
             json(())
         }
         HostRequest::GetEmail { user } => {
-            let Ok(user) = prep(&user) else { return json(Option::<String>::None) };
-            json(shared.store.get_account(&user).map_err(store_err)?.and_then(|r| r.email))
+            let Ok(user) = prep(&user) else {
+                return json(Option::<String>::None);
+            };
+            json(
+                shared
+                    .store
+                    .get_account(&user)
+                    .map_err(store_err)?
+                    .and_then(|r| r.email),
+            )
         }
-        HostRequest::KvGet { scope, key } => json(shared.store.kv_get(&caller.name, &scope, &key).map_err(store_err)?),
-        HostRequest::KvPut { scope, key, value } => json(shared.store.kv_put(&caller.name, &scope, &key, &value).map_err(store_err)?),
-        HostRequest::KvDelete { scope, key } => json(shared.store.kv_delete(&caller.name, &scope, &key).map_err(store_err)?),
-        HostRequest::KvList { scope, prefix } => json(shared.store.kv_list(&caller.name, &scope, &prefix).map_err(store_err)?),
+        HostRequest::KvGet { scope, key } => json(
+            shared
+                .store
+                .kv_get(&caller.name, &scope, &key)
+                .map_err(store_err)?,
+        ),
+        HostRequest::KvPut { scope, key, value } => json(
+            shared
+                .store
+                .kv_put(&caller.name, &scope, &key, &value)
+                .map_err(store_err)?,
+        ),
+        HostRequest::KvDelete { scope, key } => json(
+            shared
+                .store
+                .kv_delete(&caller.name, &scope, &key)
+                .map_err(store_err)?,
+        ),
+        HostRequest::KvList { scope, prefix } => json(
+            shared
+                .store
+                .kv_list(&caller.name, &scope, &prefix)
+                .map_err(store_err)?,
+        ),
         HostRequest::ListSessions { user } => json(shared.sessions.list(&prep(&user)?)),
-        HostRequest::CloseSessions { user, condition, except_stream } => {
-            json(shared.sessions.close_user(&prep(&user)?, &condition, except_stream))
-        }
+        HostRequest::CloseSessions {
+            user,
+            condition,
+            except_stream,
+        } => json(
+            shared
+                .sessions
+                .close_user(&prep(&user)?, &condition, except_stream),
+        ),
         HostRequest::SendMail(mail) => json(send_mail(shared, caller, mail)),
         HostRequest::SetTimer { delay_ms, tag } => json(set_timer(shared, caller, delay_ms, tag)),
         HostRequest::CallHook(call) => json(call_hook(shared, &call)),
         HostRequest::Mechanisms { stream, profile } => json(mechanisms(shared, &stream, &profile)),
         HostRequest::MechanismStart(start) => mechanism_start(shared, start),
         HostRequest::MechanismStep(step) => {
-            let provider = shared.exchanges.get(&step.exchange).map(|m| m.clone()).ok_or_else(|| PluginError::bad_request("no such exchange"))?;
+            let provider = shared
+                .exchanges
+                .get(&step.exchange)
+                .map(|m| m.clone())
+                .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
             provider.request::<Value>(&Request::MechanismStep(step))
         }
         HostRequest::MechanismEnd(id) => {
@@ -186,7 +259,12 @@ pub fn dispatch(shared: &Arc<Shared>, caller: &Caller, request: HostRequest) -> 
             }
             json(())
         }
-        HostRequest::DeriveSecret { label } => json(shared.secret.derive(&format!("module/{}/{label}", caller.name)).to_vec()),
+        HostRequest::DeriveSecret { label } => json(
+            shared
+                .secret
+                .derive(&format!("module/{}/{label}", caller.name))
+                .to_vec(),
+        ),
     }
 }
 
@@ -197,7 +275,9 @@ fn mechanism_start(shared: &Arc<Shared>, start: MechanismStart) -> Result<Value,
         .iter()
         .find(|(spec, _)| spec.name == start.mechanism)
         .map(|(_, m)| m.clone())
-        .ok_or_else(|| PluginError::bad_request(format!("no module provides {}", start.mechanism)))?;
+        .ok_or_else(|| {
+            PluginError::bad_request(format!("no module provides {}", start.mechanism))
+        })?;
     // Pin the exchange to this generation; a swap mid-exchange does not move it.
     shared.exchanges.insert(start.exchange, provider.clone());
     provider.request::<Value>(&Request::MechanismStart(start))
@@ -214,7 +294,13 @@ pub fn mechanisms(shared: &Shared, stream: &StreamInfo, profile: &str) -> Vec<Me
         .iter()
         .map(|(spec, _)| spec)
         .filter(|s| stream.secure || !s.tls_only)
-        .filter(|s| if sasl2 { s.sasl2 || s.hidden } else { s.legacy && !s.hidden })
+        .filter(|s| {
+            if sasl2 {
+                s.sasl2 || s.hidden
+            } else {
+                s.legacy && !s.hidden
+            }
+        })
         .filter(|s| match s.channel_binding.as_deref() {
             Some("tls-exporter") => stream.channel_bindings.tls_exporter.is_some(),
             Some("tls-server-end-point") => stream.channel_bindings.tls_server_end_point.is_some(),
@@ -227,10 +313,16 @@ pub fn mechanisms(shared: &Shared, stream: &StreamInfo, profile: &str) -> Vec<Me
 
 fn call_hook(shared: &Shared, call: &HookCall) -> Vec<Value> {
     let routes = shared.registry.routes();
-    let Some(handlers) = routes.hooks.get(&call.name) else { return Vec::new() };
+    let Some(handlers) = routes.hooks.get(&call.name) else {
+        return Vec::new();
+    };
     handlers
         .iter()
-        .filter_map(|(_, m)| m.request::<Option<Value>>(&Request::Hook(call.clone())).ok().flatten())
+        .filter_map(|(_, m)| {
+            m.request::<Option<Value>>(&Request::Hook(call.clone()))
+                .ok()
+                .flatten()
+        })
         .collect()
 }
 
@@ -263,7 +355,10 @@ fn set_timer(shared: &Arc<Shared>, caller: &Caller, delay_ms: u64, tag: String) 
         tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
         // Timers belong to the generation that set them: a replaced module gets no callback.
         if let Some(m) = shared2.registry.by_handle(handle) {
-            let _ = tokio::task::spawn_blocking(move || m.request::<Value>(&Request::Timer(TimerFired { id, tag }))).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                m.request::<Value>(&Request::Timer(TimerFired { id, tag }))
+            })
+            .await;
         }
     });
     id

@@ -49,7 +49,10 @@ impl SessionEntry {
         match self.tx.try_send(xml) {
             Ok(()) => true,
             Err(_) => {
-                tracing::warn!(stream = self.stream_id, "session queue full or closed; stanza dropped");
+                tracing::warn!(
+                    stream = self.stream_id,
+                    "session queue full or closed; stanza dropped"
+                );
                 false
             }
         }
@@ -133,7 +136,10 @@ impl Sessions {
             closed: Notify::new(),
         });
         self.by_stream.insert(stream_id, entry.clone());
-        self.by_user.entry(user.to_owned()).or_default().push(stream_id);
+        self.by_user
+            .entry(user.to_owned())
+            .or_default()
+            .push(stream_id);
         (entry, rx)
     }
 
@@ -156,7 +162,9 @@ impl Sessions {
 
     /// Forget a stream (on close).
     pub fn remove(&self, stream_id: u64) {
-        let Some((_, entry)) = self.by_stream.remove(&stream_id) else { return };
+        let Some((_, entry)) = self.by_stream.remove(&stream_id) else {
+            return;
+        };
         let full = entry.jid();
         self.by_full_jid.remove_if(&full, |_, id| *id == stream_id);
         if let Some(mut ids) = self.by_user.get_mut(&entry.user) {
@@ -173,7 +181,11 @@ impl Sessions {
 
     /// All streams of an account (bound or not).
     pub fn of_user(&self, user: &str) -> Vec<Arc<SessionEntry>> {
-        let ids = self.by_user.get(user).map(|v| v.clone()).unwrap_or_default();
+        let ids = self
+            .by_user
+            .get(user)
+            .map(|v| v.clone())
+            .unwrap_or_default();
         ids.iter()
             .filter_map(|id| self.by_stream.get(id).map(|e| e.clone()))
             .collect()

@@ -82,15 +82,26 @@ pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartErro
     for name in &config.modules_enabled {
         let path = config.plugin_path(name);
         if !path.is_file() {
-            return Err(config.key_error("modules_enabled", format!("module `{name}`: plugin file {} not found", path.display())).into());
+            return Err(config
+                .key_error(
+                    "modules_enabled",
+                    format!("module `{name}`: plugin file {} not found", path.display()),
+                )
+                .into());
         }
         libraries.push(crate::loader::load(&path, &staging)?);
     }
-    let manifests: Vec<_> = libraries.iter().map(|l| (l.info.name.clone(), l.manifest.clone())).collect();
+    let manifests: Vec<_> = libraries
+        .iter()
+        .map(|l| (l.info.name.clone(), l.manifest.clone()))
+        .collect();
     for (module, manifest) in &manifests {
         for dep in &manifest.depends {
             if !config.modules_enabled.contains(dep) {
-                return Err(StartError::Dependency { module: module.clone(), missing: dep.clone() });
+                return Err(StartError::Dependency {
+                    module: module.clone(),
+                    missing: dep.clone(),
+                });
             }
         }
     }
@@ -115,10 +126,18 @@ pub fn instantiate(prepared: &PreparedModule, restore: &[u8]) -> Result<Module, 
     let handle = PluginHandle(NEXT_HANDLE.fetch_add(1, Ordering::Relaxed));
     crate::services::register_handle(handle, &lib.info.name);
     let options = serde_json::Value::Object(prepared.options.clone()).to_string();
-    let init_err = |message: String| StartError::Init { module: lib.info.name.clone(), message };
-    let instance = (lib.module.instantiate())(crate::services::header(), handle, RStr::from_str(&options), RSlice::from_slice(restore))
-        .into_result()
-        .map_err(|e| init_err(e.to_string()))?;
+    let init_err = |message: String| StartError::Init {
+        module: lib.info.name.clone(),
+        message,
+    };
+    let instance = (lib.module.instantiate())(
+        crate::services::header(),
+        handle,
+        RStr::from_str(&options),
+        RSlice::from_slice(restore),
+    )
+    .into_result()
+    .map_err(|e| init_err(e.to_string()))?;
     Module::new(lib, handle, instance, crate::now_ms()).map_err(|e| init_err(e.to_string()))
 }
 
@@ -134,7 +153,9 @@ struct Ready {
 async fn bind_all(addrs: &[SocketAddr], what: &str) -> Result<Vec<TcpListener>, StartError> {
     let mut out = Vec::new();
     for a in addrs {
-        let l = TcpListener::bind(a).await.map_err(|e| StartError::Runtime(format!("cannot listen on {a} ({what}): {e}")))?;
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| StartError::Runtime(format!("cannot listen on {a} ({what}): {e}")))?;
         out.push(l);
     }
     Ok(out)
@@ -150,10 +171,14 @@ fn local_addrs(ls: &[TcpListener]) -> Vec<SocketAddr> {
 /// Anything that prevents starting; see [`StartError::exit_code`].
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| runtime("data_dir")(&e))?;
-    let secret = crate::secret::ServerSecret::load_or_create(&config.data_dir).map_err(|e| runtime("server secret")(&e))?;
-    let store = crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite")).map_err(|e| runtime("store")(&e))?;
-    let tls = crate::tls::load(&config.tls, &config.data_dir, &config.domain).map_err(|e| runtime("tls")(&e))?;
-    let mailer = crate::mail::Mailer::new(config.smtp.as_ref(), &config.data_dir, &config.domain).map_err(|e| runtime("smtp")(&e))?;
+    let secret = crate::secret::ServerSecret::load_or_create(&config.data_dir)
+        .map_err(|e| runtime("server secret")(&e))?;
+    let store = crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite"))
+        .map_err(|e| runtime("store")(&e))?;
+    let tls = crate::tls::load(&config.tls, &config.data_dir, &config.domain)
+        .map_err(|e| runtime("tls")(&e))?;
+    let mailer = crate::mail::Mailer::new(config.smtp.as_ref(), &config.data_dir, &config.domain)
+        .map_err(|e| runtime("smtp")(&e))?;
     let prepared = prepare_modules(&config)?;
     let registry = Arc::new(Registry::default());
     let shared = Arc::new(Shared {
@@ -174,16 +199,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let c2s = bind_all(&shared.config.c2s.listen, "c2s").await?;
     let direct = bind_all(&shared.config.c2s.direct_tls, "direct TLS").await?;
     let http = bind_all(&shared.config.http.listen, "http").await?;
-    let admin = crate::admin::bind(&shared.config.admin_socket()).map_err(|e| runtime("admin socket")(&e))?;
+    let admin = crate::admin::bind(&shared.config.admin_socket())
+        .map_err(|e| runtime("admin socket")(&e))?;
     let ready = Ready {
         c2s: local_addrs(&c2s),
         direct_tls: local_addrs(&direct),
         http: local_addrs(&http),
         admin: shared.config.admin_socket().display().to_string(),
-        modules: shared.registry.routes().modules.iter().map(|m| format!("{} {}", m.name, m.version)).collect(),
+        modules: shared
+            .registry
+            .routes()
+            .modules
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.version))
+            .collect(),
     };
     tracing::info!(c2s = ?ready.c2s, direct_tls = ?ready.direct_tls, http = ?ready.http, "listening");
-    let limit = Arc::new(tokio::sync::Semaphore::new(shared.config.c2s.max_connections));
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        shared.config.c2s.max_connections,
+    ));
     for l in c2s {
         tokio::spawn(crate::c2s::serve(shared.clone(), l, false, limit.clone()));
     }
@@ -197,7 +231,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     // The machine-readable ready line (tests and scripts read the OS-chosen ports from it).
     #[allow(clippy::print_stdout)]
     {
-        println!("tessera ready {}", serde_json::to_string(&ready).unwrap_or_default());
+        println!(
+            "tessera ready {}",
+            serde_json::to_string(&ready).unwrap_or_default()
+        );
     }
     wait_for_signal().await;
     stop(&shared).await;
@@ -215,7 +252,13 @@ fn start_modules(shared: &Arc<Shared>, prepared: &[PreparedModule]) -> Result<()
         tracing::warn!("{conflict}");
     }
     for m in &live {
-        shared.fire(events::MODULE_LOADED, &ModuleEvent { name: m.name.clone(), version: m.version.clone() });
+        shared.fire(
+            events::MODULE_LOADED,
+            &ModuleEvent {
+                name: m.name.clone(),
+                version: m.version.clone(),
+            },
+        );
     }
     Ok(())
 }

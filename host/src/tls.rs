@@ -118,12 +118,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 }
 
 /// Channel-binding data of an established connection.
-pub fn channel_bindings(conn: &rustls::ServerConnection, end_point: Option<&[u8]>) -> ChannelBindings {
+pub fn channel_bindings(
+    conn: &rustls::ServerConnection,
+    end_point: Option<&[u8]>,
+) -> ChannelBindings {
     let mut exporter = [0u8; 32];
-    let tls_exporter = match conn.export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", Some(b"")) {
-        Ok(_) => Some(exporter.to_vec()),
-        Err(_) => None,
-    };
+    let tls_exporter =
+        match conn.export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", Some(b"")) {
+            Ok(_) => Some(exporter.to_vec()),
+            Err(_) => None,
+        };
     ChannelBindings {
         tls_exporter,
         tls_server_end_point: end_point.map(<[u8]>::to_vec),
@@ -141,15 +145,42 @@ pub fn version_name(conn: &rustls::ServerConnection) -> Option<String> {
 
 // signatureAlgorithm OIDs (DER content bytes) and the hash RFC 5929 §4.1 assigns them.
 const OID_HASHES: &[(&[u8], EndPointHash)] = &[
-    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02], EndPointHash::Sha256), // ecdsa-with-SHA256
-    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03], EndPointHash::Sha384), // ecdsa-with-SHA384
-    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04], EndPointHash::Sha512), // ecdsa-with-SHA512
-    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01], EndPointHash::Sha256),       // ecdsa-with-SHA1 → SHA-256
-    (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05], EndPointHash::Sha256), // sha1WithRSA → SHA-256
-    (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04], EndPointHash::Sha256), // md5WithRSA → SHA-256
-    (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b], EndPointHash::Sha256), // sha256WithRSA
-    (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c], EndPointHash::Sha384), // sha384WithRSA
-    (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d], EndPointHash::Sha512), // sha512WithRSA
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+        EndPointHash::Sha256,
+    ), // ecdsa-with-SHA256
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+        EndPointHash::Sha384,
+    ), // ecdsa-with-SHA384
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+        EndPointHash::Sha512,
+    ), // ecdsa-with-SHA512
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01],
+        EndPointHash::Sha256,
+    ), // ecdsa-with-SHA1 → SHA-256
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05],
+        EndPointHash::Sha256,
+    ), // sha1WithRSA → SHA-256
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04],
+        EndPointHash::Sha256,
+    ), // md5WithRSA → SHA-256
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+        EndPointHash::Sha256,
+    ), // sha256WithRSA
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+        EndPointHash::Sha384,
+    ), // sha384WithRSA
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+        EndPointHash::Sha512,
+    ), // sha512WithRSA
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +215,12 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
             return None;
         }
         let (len_bytes, rest) = rest.split_at(n);
-        (len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), rest)
+        (
+            len_bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize),
+            rest,
+        )
     };
     if rest.len() < len {
         return None;
@@ -195,10 +231,18 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm AlgorithmIdentifier, ... }
 fn signature_algorithm_oid(cert_der: &[u8]) -> Option<&[u8]> {
-    let (0x30, cert, _) = der_tlv(cert_der)? else { return None };
-    let (0x30, _tbs, rest) = der_tlv(cert)? else { return None };
-    let (0x30, alg, _) = der_tlv(rest)? else { return None };
-    let (0x06, oid, _) = der_tlv(alg)? else { return None };
+    let (0x30, cert, _) = der_tlv(cert_der)? else {
+        return None;
+    };
+    let (0x30, _tbs, rest) = der_tlv(cert)? else {
+        return None;
+    };
+    let (0x30, alg, _) = der_tlv(rest)? else {
+        return None;
+    };
+    let (0x06, oid, _) = der_tlv(alg)? else {
+        return None;
+    };
     Some(oid)
 }
 
@@ -213,13 +257,23 @@ mod tests {
         assert_eq!(end_point_hash(&der), Some(Sha256::digest(&der).to_vec()));
 
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let p384 = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let p384 = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
         let der = p384.der().to_vec();
         assert_eq!(end_point_hash(&der), Some(Sha384::digest(&der).to_vec()));
 
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let ed = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
-        assert_eq!(end_point_hash(ed.der()), None, "Ed25519 has no RFC 5929 hash");
+        let ed = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert_eq!(
+            end_point_hash(ed.der()),
+            None,
+            "Ed25519 has no RFC 5929 hash"
+        );
         assert_eq!(end_point_hash(b"\x30\x03junk"), None);
     }
 

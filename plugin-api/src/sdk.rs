@@ -125,7 +125,11 @@ pub trait Module: Send + Sync + Sized + 'static {
     ///
     /// # Errors
     /// Logged; treated as no contribution.
-    fn hook(&self, _host: &Host, _call: HookCall) -> Result<Option<serde_json::Value>, PluginError> {
+    fn hook(
+        &self,
+        _host: &Host,
+        _call: HookCall,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
         Ok(None)
     }
 
@@ -158,7 +162,9 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("handle", &self.handle).finish()
+        f.debug_struct("Host")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
@@ -201,12 +207,9 @@ impl Host {
     /// The host's refusal, or a malformed answer.
     pub fn request<T: DeserializeOwned>(&self, request: &HostRequest) -> Result<T, PluginError> {
         let (kind, payload) = to_wire(request)?;
-        let answer = (self.services.call())(
-            self.handle,
-            RStr::from_str(&kind),
-            RStr::from_str(&payload),
-        )
-        .into_result()?;
+        let answer =
+            (self.services.call())(self.handle, RStr::from_str(&kind), RStr::from_str(&payload))
+                .into_result()?;
         Ok(serde_json::from_str(answer.as_str())?)
     }
 
@@ -445,7 +448,10 @@ pub fn to_wire<T: Serialize>(value: &T) -> Result<(String, String), PluginError>
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| PluginError::internal("request without kind"))?
         .to_owned();
-    let payload = json.get("payload").cloned().unwrap_or(serde_json::Value::Null);
+    let payload = json
+        .get("payload")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
     Ok((kind, serde_json::to_string(&payload)?))
 }
 
@@ -474,7 +480,9 @@ fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
             PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
         }));
     });
@@ -584,7 +592,10 @@ pub extern "C" fn instantiate<M: Module>(
     install_panic_hook();
     guard(|| {
         let services = host.init_root_module::<HostServicesRef>().map_err(|e| {
-            PluginError::new(PluginErrorKind::INCOMPATIBLE, first_lines(&e.to_string(), 6))
+            PluginError::new(
+                PluginErrorKind::INCOMPATIBLE,
+                first_lines(&e.to_string(), 6),
+            )
         })?;
         let host = Host::new(services, handle);
         let config = Config::from_json(config.as_str())?;
@@ -594,7 +605,10 @@ pub extern "C" fn instantiate<M: Module>(
             Some(restore.as_slice())
         };
         let module = M::init(&host, &config, restore)?;
-        Ok(PluginInstance_TO::from_value(Glue { module, host }, TD_Opaque))
+        Ok(PluginInstance_TO::from_value(
+            Glue { module, host },
+            TD_Opaque,
+        ))
     })
 }
 
@@ -629,7 +643,8 @@ macro_rules! export_module {
         // reads it as `PluginMagic`, which is `#[repr(C)]` and defined in this same crate version.
         #[allow(unsafe_code)]
         #[no_mangle]
-        pub static TESSERA_PLUGIN_MAGIC: $crate::abi::PluginMagic = $crate::abi::PluginMagic::CURRENT;
+        pub static TESSERA_PLUGIN_MAGIC: $crate::abi::PluginMagic =
+            $crate::abi::PluginMagic::CURRENT;
 
         /// abi_stable's root-module header, under the name its loader looks up.
         // SAFETY (no_mangle + from_constructor): this is exactly what abi_stable's

@@ -5,22 +5,38 @@ use tessera_tests::{run_cli, tessera_bin, write_config, ServerOptions};
 
 fn check(top: &str, tables: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = ServerOptions { top: top.into(), tables: tables.into(), ..ServerOptions::with_modules(&["fixture_emitter"]) };
+    let opts = ServerOptions {
+        top: top.into(),
+        tables: tables.into(),
+        ..ServerOptions::with_modules(&["fixture_emitter"])
+    };
     let base = write_config(dir.path(), &opts);
     let out = run_cli(&base, &["check-config"], "");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
 fn bad_config_exits_2_naming_the_key_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "domain = \"localhost\"\n[c2s]\nlisten = [\"localhost:5222\"]\n").expect("write");
+    std::fs::write(
+        &path,
+        "domain = \"localhost\"\n[c2s]\nlisten = [\"localhost:5222\"]\n",
+    )
+    .expect("write");
     for cmd in ["check-config", "run"] {
         let out = run_cli(&path, &[cmd], "");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
-        assert!(err.contains("bad.toml:3: `c2s.listen`: `localhost:5222` is not an IP address with port"), "{cmd}: {err}");
+        assert!(
+            err.contains(
+                "bad.toml:3: `c2s.listen`: `localhost:5222` is not an IP address with port"
+            ),
+            "{cmd}: {err}"
+        );
     }
 }
 
@@ -28,10 +44,17 @@ fn bad_config_exits_2_naming_the_key_and_line() {
 fn unknown_and_mistyped_keys_are_caught_whichever_module_they_belong_to() {
     let (code, err) = check("fixture_emitter_greting = \"hi\"", "");
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("`fixture_emitter_greting`: unknown key") && err.contains("did you mean fixture_emitter_greeting"), "{err}");
+    assert!(
+        err.contains("`fixture_emitter_greting`: unknown key")
+            && err.contains("did you mean fixture_emitter_greeting"),
+        "{err}"
+    );
     let (code, err) = check("fixture_emitter_greeting = 42", "");
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("`fixture_emitter_greeting`: expected a string"), "{err}");
+    assert!(
+        err.contains("`fixture_emitter_greeting`: expected a string"),
+        "{err}"
+    );
     let (code, err) = check("", "[smtp]\nurl = \"smtp://127.0.0.1:25\"\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("`smtp.from`: required in [smtp]"), "{err}");
@@ -42,19 +65,34 @@ fn unknown_and_mistyped_keys_are_caught_whichever_module_they_belong_to() {
 #[test]
 fn a_missing_plugin_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &ServerOptions::with_modules(&["no_such_module"]));
+    let config = write_config(
+        dir.path(),
+        &ServerOptions::with_modules(&["no_such_module"]),
+    );
     let out = run_cli(&config, &["run"], "");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("`modules_enabled`: module `no_such_module`: plugin file") && err.contains("libmod_no_such_module.so not found"), "{err}");
+    assert!(
+        err.contains("`modules_enabled`: module `no_such_module`: plugin file")
+            && err.contains("libmod_no_such_module.so not found"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_embedded_default_needs_no_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(tessera_bin()).arg("check-config").current_dir(dir.path()).output().expect("run");
+    let out = std::process::Command::new(tessera_bin())
+        .arg("check-config")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("config OK: domain localhost"), "{stdout}");
 }
 
@@ -62,21 +100,40 @@ fn the_embedded_default_needs_no_file() {
 fn user_commands_work_on_the_store_without_a_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &ServerOptions::default());
-    let add = run_cli(&config, &["user", "add", "Alice@localhost", "--email", "alice@example.org"], "pencil\n");
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let add = run_cli(
+        &config,
+        &[
+            "user",
+            "add",
+            "Alice@localhost",
+            "--email",
+            "alice@example.org",
+        ],
+        "pencil\n",
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&add.stdout).trim(), "ok: alice");
     let dup = run_cli(&config, &["user", "add", "alice"], "x\n");
     assert_eq!(dup.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&dup.stderr).contains("account `alice` already exists"));
     let other = run_cli(&config, &["user", "add", "bob@example.org"], "x\n");
     assert_eq!(other.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&other.stderr).contains("this server serves localhost, not example.org"));
+    assert!(String::from_utf8_lossy(&other.stderr)
+        .contains("this server serves localhost, not example.org"));
     let no_pw = run_cli(&config, &["user", "add", "carol"], "");
     assert_eq!(no_pw.status.code(), Some(2));
-    assert!(run_cli(&config, &["user", "passwd", "alice"], "new\n").status.success());
+    assert!(run_cli(&config, &["user", "passwd", "alice"], "new\n")
+        .status
+        .success());
     let list = run_cli(&config, &["user", "list"], "");
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "alice");
-    assert!(run_cli(&config, &["user", "del", "alice"], "").status.success());
+    assert!(run_cli(&config, &["user", "del", "alice"], "")
+        .status
+        .success());
     let gone = run_cli(&config, &["user", "del", "alice"], "");
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no such account `alice`"));
 }

@@ -4,16 +4,27 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_tests::{https, run_cli, target_dir, write_config, Server, ServerOptions, XmppClient, TIMEOUT};
+use tessera_tests::{
+    https, run_cli, target_dir, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
+};
 
-const BUS_MODULES: &[&str] = &["fixture_emitter", "fixture_listener_a", "fixture_listener_b", "fixture_panicker"];
+const BUS_MODULES: &[&str] = &[
+    "fixture_emitter",
+    "fixture_listener_a",
+    "fixture_listener_b",
+    "fixture_panicker",
+];
 
 fn get(server: &Server, path: &str) -> tessera_tests::HttpReply {
     https(server.ports.http, "GET", path, &[], b"")
 }
 
 /// Poll a listener's record until `pred` holds (events are delivered asynchronously).
-fn seen_until(server: &Server, listener: &str, pred: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+fn seen_until(
+    server: &Server,
+    listener: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let r = get(server, &format!("/test/{listener}/seen"));
@@ -22,7 +33,10 @@ fn seen_until(server: &Server, listener: &str, pred: impl Fn(&[serde_json::Value
         if pred(&seen) {
             return seen;
         }
-        assert!(Instant::now() < deadline, "{listener} never satisfied the condition; saw {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{listener} never satisfied the condition; saw {seen:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -39,13 +53,24 @@ fn events_cross_the_bus_in_priority_order_and_a_handler_can_stop_them() {
     let server = Server::start(&ServerOptions::with_modules(BUS_MODULES));
     assert_eq!(server.modules.len(), 4, "{:?}", server.modules);
     for v in ["one", "stop", "two"] {
-        let r = get(&server, &format!("/test/emitter/fire?event=fixture-ping&value={v}"));
+        let r = get(
+            &server,
+            &format!("/test/emitter/fire?event=fixture-ping&value={v}"),
+        );
         assert_eq!((r.status, r.body.as_str()), (200, "fired"));
     }
-    let a = seen_until(&server, "listener_a", |s| values(s, "fixture-ping").len() == 3);
+    let a = seen_until(&server, "listener_a", |s| {
+        values(s, "fixture-ping").len() == 3
+    });
     assert_eq!(values(&a, "fixture-ping"), ["one", "stop", "two"]);
-    let b = seen_until(&server, "listener_b", |s| values(s, "fixture-ping").contains(&"two".to_owned()));
-    assert_eq!(values(&b, "fixture-ping"), ["one", "two"], "listener_a (priority 10) stopped 'stop' before listener_b (0)");
+    let b = seen_until(&server, "listener_b", |s| {
+        values(s, "fixture-ping").contains(&"two".to_owned())
+    });
+    assert_eq!(
+        values(&b, "fixture-ping"),
+        ["one", "two"],
+        "listener_a (priority 10) stopped 'stop' before listener_b (0)"
+    );
     assert_eq!(a[0]["payload"]["from"], "fixture_emitter");
 }
 
@@ -54,14 +79,22 @@ fn a_panicking_plugin_is_caught_and_the_server_lives_on() {
     let mut server = Server::start(&ServerOptions::with_modules(BUS_MODULES));
     let r = get(&server, "/test/panicker/boom");
     assert_eq!(r.status, 500);
-    assert_eq!(r.body, "internal error", "no panic detail leaks to the client");
+    assert_eq!(
+        r.body, "internal error",
+        "no panic detail leaks to the client"
+    );
     let log = server.wait_for_log("plugin panicked");
     assert!(log.contains("plugin=fixture_panicker"), "{log}");
-    assert!(log.contains("deliberate panic"), "the panic message is logged: {log}");
+    assert!(
+        log.contains("deliberate panic"),
+        "the panic message is logged: {log}"
+    );
 
     // A panic inside an event handler: the handlers after it still get the event.
     get(&server, "/test/emitter/fire?event=fixture-ping&value=panic");
-    let b = seen_until(&server, "listener_b", |s| values(s, "fixture-ping").contains(&"panic".to_owned()));
+    let b = seen_until(&server, "listener_b", |s| {
+        values(s, "fixture-ping").contains(&"panic".to_owned())
+    });
     assert_eq!(values(&b, "fixture-ping"), ["panic"]);
     assert_eq!(get(&server, "/test/panicker/ok").body, "alive");
     assert!(server.is_running());
@@ -74,17 +107,29 @@ fn password_change_through_the_host_reaches_every_hooked_module() {
     let server = Server::start(&ServerOptions::with_modules(BUS_MODULES));
     server.add_user("alice", "old secret", None);
     let out = server.cli(&["user", "passwd", "alice@localhost"], "new secret\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for listener in ["listener_a", "listener_b"] {
-        let seen = seen_until(&server, listener, |s| s.iter().any(|e| e["name"] == "user-password-changed"));
-        let ev = seen.iter().find(|e| e["name"] == "user-password-changed").expect("event");
+        let seen = seen_until(&server, listener, |s| {
+            s.iter().any(|e| e["name"] == "user-password-changed")
+        });
+        let ev = seen
+            .iter()
+            .find(|e| e["name"] == "user-password-changed")
+            .expect("event");
         assert_eq!(ev["payload"]["user"], "alice");
     }
 }
 
 #[test]
 fn module_options_reach_the_module() {
-    let server = Server::start(&ServerOptions { top: "fixture_emitter_greeting = \"good morning\"".into(), ..ServerOptions::with_modules(&["fixture_emitter"]) });
+    let server = Server::start(&ServerOptions {
+        top: "fixture_emitter_greeting = \"good morning\"".into(),
+        ..ServerOptions::with_modules(&["fixture_emitter"])
+    });
     assert_eq!(get(&server, "/test/emitter/greeting").body, "good morning");
     let default = Server::start(&ServerOptions::with_modules(&["fixture_emitter"]));
     assert_eq!(get(&default, "/test/emitter/greeting").body, "hello");
@@ -93,29 +138,48 @@ fn module_options_reach_the_module() {
 fn refused(modules: &[&str], plugin_dir: Option<std::path::PathBuf>) -> (i32, String) {
     tessera_tests::ensure_built();
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = ServerOptions { plugin_dir, ..ServerOptions::with_modules(modules) };
+    let opts = ServerOptions {
+        plugin_dir,
+        ..ServerOptions::with_modules(modules)
+    };
     let config = write_config(dir.path(), &opts);
     let check = run_cli(&config, &["check-config"], "");
     let run = run_cli(&config, &["run"], "");
     let check_err = String::from_utf8_lossy(&check.stderr).to_string();
     let run_err = String::from_utf8_lossy(&run.stderr).to_string();
-    assert_eq!(check.status.code(), run.status.code(), "check-config and run agree: {check_err} / {run_err}");
-    assert!(!String::from_utf8_lossy(&run.stdout).contains("tessera ready"), "nothing started");
+    assert_eq!(
+        check.status.code(),
+        run.status.code(),
+        "check-config and run agree: {check_err} / {run_err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&run.stdout).contains("tessera ready"),
+        "nothing started"
+    );
     (run.status.code().unwrap_or(-1), run_err)
 }
 
 #[test]
 fn a_plugin_built_against_a_changed_api_is_refused_precisely() {
-    let (code, err) = refused(&["fixture_old_api"], Some(tessera_tests::build_abi_fixtures()));
+    let (code, err) = refused(
+        &["fixture_old_api"],
+        Some(tessera_tests::build_abi_fixtures()),
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("libmod_fixture_old_api.so: incompatible plugin ABI (host has plugin API 1.0.0, plugin was built against 1.0.0)"), "{err}");
     assert!(err.contains("Error:mismatched type"), "{err}");
-    assert!(err.contains("Expected: RStr<'a>") && err.contains("Found: RSlice<'a>"), "the first layout difference is named: {err}");
+    assert!(
+        err.contains("Expected: RStr<'a>") && err.contains("Found: RSlice<'a>"),
+        "the first layout difference is named: {err}"
+    );
 }
 
 #[test]
 fn a_plugin_of_another_major_version_is_refused_at_the_first_gate() {
-    let (code, err) = refused(&["fixture_other_major"], Some(tessera_tests::build_abi_fixtures()));
+    let (code, err) = refused(
+        &["fixture_other_major"],
+        Some(tessera_tests::build_abi_fixtures()),
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("libmod_fixture_other_major.so: built against plugin API 2.0.0 (major 2); this host expects major 1 (API 1.0.0)"), "{err}");
 }
@@ -124,10 +188,17 @@ fn a_plugin_of_another_major_version_is_refused_at_the_first_gate() {
 fn a_file_that_is_not_a_plugin_is_refused() {
     tessera_tests::ensure_built();
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("libmod_junk.so"), b"this is not an ELF file").expect("write");
+    std::fs::write(
+        dir.path().join("libmod_junk.so"),
+        b"this is not an ELF file",
+    )
+    .expect("write");
     let (code, err) = refused(&["junk"], Some(dir.path().to_path_buf()));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("libmod_junk.so: not a loadable shared library"), "{err}");
+    assert!(
+        err.contains("libmod_junk.so: not a loadable shared library"),
+        "{err}"
+    );
     // A real shared library without the Tessera symbols.
     let sasl = target_dir().join("libtessera_sasl.so");
     let foreign = std::fs::read_dir(target_dir().join("deps"))
@@ -139,34 +210,61 @@ fn a_file_that_is_not_a_plugin_is_refused() {
     std::fs::copy(&foreign, dir.path().join("libmod_foreign.so")).expect("copy foreign .so");
     let (code, err) = refused(&["foreign"], Some(dir.path().to_path_buf()));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("libmod_foreign.so: not a Tessera plugin (no TESSERA_PLUGIN_MAGIC symbol)"), "{err}");
+    assert!(
+        err.contains("libmod_foreign.so: not a Tessera plugin (no TESSERA_PLUGIN_MAGIC symbol)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_module_whose_init_fails_stops_the_start_with_its_reason() {
     tessera_tests::ensure_built();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &ServerOptions::with_modules(&["fixture_bad_init"]));
+    let config = write_config(
+        dir.path(),
+        &ServerOptions::with_modules(&["fixture_bad_init"]),
+    );
     let run = run_cli(&config, &["run"], "");
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{err}");
-    assert!(err.contains("module `fixture_bad_init` failed to start: config: fixture_bad_init refuses to start"), "{err}");
+    assert!(
+        err.contains(
+            "module `fixture_bad_init` failed to start: config: fixture_bad_init refuses to start"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_third_party_example_module_loads_from_its_own_build() {
     let hello_dir = tessera_tests::build_mod_hello();
     let plugins = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(hello_dir.join("libmod_hello.so"), plugins.path().join("libmod_hello.so")).expect("copy hello");
-    let server = Server::start(&ServerOptions { plugin_dir: Some(plugins.path().to_path_buf()), ..ServerOptions::with_modules(&["hello"]) });
+    std::fs::copy(
+        hello_dir.join("libmod_hello.so"),
+        plugins.path().join("libmod_hello.so"),
+    )
+    .expect("copy hello");
+    let server = Server::start(&ServerOptions {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        ..ServerOptions::with_modules(&["hello"])
+    });
     assert_eq!(server.modules, ["hello 1.0.0"]);
     let mut c = XmppClient::direct_tls(server.ports.direct_tls);
     let features = c.open();
-    assert!(features.contains("<hello xmlns='urn:example:hello'/>"), "{features}");
+    assert!(
+        features.contains("<hello xmlns='urn:example:hello'/>"),
+        "{features}"
+    );
     let stats = https(server.ports.http, "GET", "/hello/stats", &[], b"");
     assert_eq!(stats.status, 200);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"], 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"],
+        0
+    );
     let list = server.cli(&["module", "list"], "");
     let text = String::from_utf8_lossy(&list.stdout);
-    assert!(text.contains("\"name\": \"hello\"") && text.contains("libmod_hello.so"), "{text}");
+    assert!(
+        text.contains("\"name\": \"hello\"") && text.contains("libmod_hello.so"),
+        "{text}"
+    );
 }

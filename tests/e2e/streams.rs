@@ -6,7 +6,10 @@ use std::time::Duration;
 use tessera_tests::{Server, ServerOptions, XmppClient, HEADER_FOR_TESTS as HEADER};
 
 fn server() -> Server {
-    Server::start(&ServerOptions { c2s: "max_stanza_size = 4096\nmax_depth = 8\nnegotiation_timeout = 2".into(), ..ServerOptions::default() })
+    Server::start(&ServerOptions {
+        c2s: "max_stanza_size = 4096\nmax_depth = 8\nnegotiation_timeout = 2".into(),
+        ..ServerOptions::default()
+    })
 }
 
 fn still_serving(server: &Server) {
@@ -37,11 +40,17 @@ fn starttls_port_offers_only_required_starttls_then_tls_features() {
     // No credential before TLS: SASL is refused with encryption-required, and the stream lives.
     c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>");
     let failure = c.read_until("</failure>");
-    assert!(failure.contains("<encryption-required xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"), "{failure}");
+    assert!(
+        failure.contains("<encryption-required xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"),
+        "{failure}"
+    );
 
     let mut tls = XmppClient::starttls(server.ports.c2s);
     let features = tls.open();
-    assert!(!features.contains("starttls"), "STARTTLS offered again after TLS: {features}");
+    assert!(
+        !features.contains("starttls"),
+        "STARTTLS offered again after TLS: {features}"
+    );
     assert!(tls.tls_version() == Some(rustls::ProtocolVersion::TLSv1_3));
 }
 
@@ -64,7 +73,10 @@ fn stanza_before_tls_is_not_authorized() {
     c.read_until("</stream:features>");
     c.send("<message to='bob@localhost'><body>hi</body></message>");
     let got = c.read_to_close();
-    assert!(got.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
+    assert!(
+        got.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{got}"
+    );
     still_serving(&server);
 }
 
@@ -74,16 +86,24 @@ fn data_pipelined_after_starttls_is_refused() {
     let mut c = XmppClient::plain(server.ports.c2s);
     c.send(HEADER);
     c.read_until("</stream:features>");
-    c.send(&format!("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>{HEADER}"));
+    c.send(&format!(
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>{HEADER}"
+    ));
     let got = c.read_to_close();
-    assert!(got.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
+    assert!(
+        got.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{got}"
+    );
     assert!(!got.contains("<proceed"), "{got}");
 }
 
 #[test]
 fn oversized_stanza_gets_policy_violation() {
     let server = server();
-    let big = format!("<message to='a@localhost'><body>{}</body></message>", "x".repeat(8192));
+    let big = format!(
+        "<message to='a@localhost'><body>{}</body></message>",
+        "x".repeat(8192)
+    );
     error_after_header(&server, big.as_bytes(), "policy-violation");
 }
 
@@ -97,7 +117,11 @@ fn unfinished_oversized_stanza_is_refused_before_it_ends() {
 #[test]
 fn dtd_and_entity_declarations_get_restricted_xml() {
     let server = server();
-    error_after_header(&server, b"<!DOCTYPE lol [<!ENTITY lol 'lol'>]>", "restricted-xml");
+    error_after_header(
+        &server,
+        b"<!DOCTYPE lol [<!ENTITY lol 'lol'>]>",
+        "restricted-xml",
+    );
     error_after_header(&server, b"<!ENTITY x 'y'>", "restricted-xml");
 }
 
@@ -113,7 +137,11 @@ fn broken_xml_gets_not_well_formed() {
     let server = server();
     error_after_header(&server, b"<message><body>hi</message>", "not-well-formed");
     error_after_header(&server, b"<message a='1' a='2'/>", "not-well-formed");
-    error_after_header(&server, b"<message>&undefined;</message>", "not-well-formed");
+    error_after_header(
+        &server,
+        b"<message>&undefined;</message>",
+        "not-well-formed",
+    );
     error_after_header(&server, b"<message>\xff\xfe</message>", "not-well-formed");
 }
 
@@ -127,7 +155,11 @@ fn nesting_beyond_the_limit_gets_policy_violation() {
 #[test]
 fn stanza_before_authentication_is_not_authorized() {
     let server = server();
-    error_after_header(&server, b"<message to='bob@localhost'><body>hi</body></message>", "not-authorized");
+    error_after_header(
+        &server,
+        b"<message to='bob@localhost'><body>hi</body></message>",
+        "not-authorized",
+    );
 }
 
 #[test]
@@ -154,7 +186,10 @@ fn slow_negotiation_is_closed_with_connection_timeout() {
     let mut c = XmppClient::direct_tls(server.ports.direct_tls);
     c.open();
     let got = c.read_to_close();
-    assert!(got.contains("<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
+    assert!(
+        got.contains("<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{got}"
+    );
     // A plaintext peer that never speaks is closed too.
     let mut silent = XmppClient::plain(server.ports.c2s);
     let got = silent.read_to_close();

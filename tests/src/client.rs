@@ -16,13 +16,30 @@ use crate::TIMEOUT;
 struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -33,7 +50,11 @@ impl ServerCertVerifier for AcceptAnyCert {
 /// A TLS client configuration that accepts the server's self-signed certificate.
 pub(crate) fn client_config(alpn: &[u8], tls12_only: bool) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only { &[&rustls::version::TLS12] } else { &[&rustls::version::TLS13, &rustls::version::TLS12] };
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
     let mut cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .expect("versions")
@@ -73,13 +94,16 @@ pub struct XmppClient {
 
 impl std::fmt::Debug for XmppClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XmppClient").field("closed", &self.closed).finish_non_exhaustive()
+        f.debug_struct("XmppClient")
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
     }
 }
 
 fn tcp(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(100))).expect("read timeout");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
     s.set_nodelay(true).expect("nodelay");
     s
 }
@@ -106,7 +130,11 @@ pub const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:clie
 impl XmppClient {
     /// Plain TCP (before STARTTLS).
     pub fn plain(addr: SocketAddr) -> Self {
-        Self { io: Some(Io::Plain(tcp(addr))), received: String::new(), closed: false }
+        Self {
+            io: Some(Io::Plain(tcp(addr))),
+            received: String::new(),
+            closed: false,
+        }
     }
 
     /// Direct TLS (XEP-0368).
@@ -116,7 +144,15 @@ impl XmppClient {
 
     /// Direct TLS, optionally forcing TLS 1.2.
     pub fn direct_tls_with(addr: SocketAddr, tls12: bool) -> Self {
-        Self { io: Some(Io::Tls(Box::new(tls_over(tcp(addr), b"xmpp-client", tls12)))), received: String::new(), closed: false }
+        Self {
+            io: Some(Io::Tls(Box::new(tls_over(
+                tcp(addr),
+                b"xmpp-client",
+                tls12,
+            )))),
+            received: String::new(),
+            closed: false,
+        }
     }
 
     /// Connect to a STARTTLS port and negotiate TLS; returns the client ready for a new header.
@@ -126,7 +162,9 @@ impl XmppClient {
         c.read_until("</stream:features>");
         c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         c.read_until("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        let Some(Io::Plain(tcp)) = c.io.take() else { panic!("not plain") };
+        let Some(Io::Plain(tcp)) = c.io.take() else {
+            panic!("not plain")
+        };
         c.io = Some(Io::Tls(Box::new(tls_over(tcp, b"xmpp-client", false))));
         c.received.clear();
         c
@@ -151,7 +189,9 @@ impl XmppClient {
     }
 
     fn fill(&mut self) -> bool {
-        let Some(io) = self.io.as_mut() else { return false };
+        let Some(io) = self.io.as_mut() else {
+            return false;
+        };
         let mut buf = [0u8; 16384];
         match io.read(&mut buf) {
             Ok(0) => {
@@ -159,7 +199,8 @@ impl XmppClient {
                 false
             }
             Ok(n) => {
-                self.received.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()));
+                self.received
+                    .push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()));
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => true,
@@ -179,8 +220,16 @@ impl XmppClient {
                 let head: String = self.received.drain(..end).collect();
                 return head;
             }
-            assert!(!self.closed, "connection closed before {needle:?}; received: {}", self.received);
-            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; received: {}", self.received);
+            assert!(
+                !self.closed,
+                "connection closed before {needle:?}; received: {}",
+                self.received
+            );
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; received: {}",
+                self.received
+            );
             self.fill();
         }
     }
@@ -189,7 +238,11 @@ impl XmppClient {
     pub fn read_to_close(&mut self) -> String {
         let deadline = Instant::now() + TIMEOUT;
         while !self.closed {
-            assert!(Instant::now() < deadline, "server did not close; received: {}", self.received);
+            assert!(
+                Instant::now() < deadline,
+                "server did not close; received: {}",
+                self.received
+            );
             self.fill();
         }
         std::mem::take(&mut self.received)
@@ -211,9 +264,13 @@ impl XmppClient {
 
     /// RFC 9266 tls-exporter channel-binding data of this connection.
     pub fn tls_exporter(&self) -> Vec<u8> {
-        let Some(Io::Tls(s)) = self.io.as_ref() else { panic!("not TLS") };
+        let Some(Io::Tls(s)) = self.io.as_ref() else {
+            panic!("not TLS")
+        };
         let mut out = [0u8; 32];
-        s.conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", Some(b"")).expect("exporter");
+        s.conn
+            .export_keying_material(&mut out, b"EXPORTER-Channel-Binding", Some(b""))
+            .expect("exporter");
         out.to_vec()
     }
 
@@ -240,12 +297,21 @@ pub struct HttpReply {
 impl HttpReply {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request over TLS (`Connection: close`).
-pub fn https(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+pub fn https(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
     let mut s = tls_over(tcp(addr), b"http/1.1", false);
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
@@ -274,10 +340,18 @@ pub fn https(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)
 fn parse_http(text: &str) -> HttpReply {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    HttpReply { status, headers, body: body.to_owned() }
+    HttpReply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }

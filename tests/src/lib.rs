@@ -21,7 +21,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The cargo output folder with the `tessera` binary and the plugin libraries.
@@ -134,7 +137,10 @@ pub struct ServerOptions {
 impl ServerOptions {
     /// Options with these modules enabled.
     pub fn with_modules(modules: &[&str]) -> Self {
-        Self { modules: modules.iter().map(|m| (*m).to_owned()).collect(), ..Self::default() }
+        Self {
+            modules: modules.iter().map(|m| (*m).to_owned()).collect(),
+            ..Self::default()
+        }
     }
 }
 
@@ -196,14 +202,40 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("server did not become ready; log:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
+                panic!(
+                    "server did not become ready; log:\n{}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                );
             }
         };
         let v: serde_json::Value = serde_json::from_str(&ready).expect("ready json");
-        let addr = |k: &str| -> SocketAddr { v[k][0].as_str().expect("addr").parse().expect("socket addr") };
-        let ports = Ports { c2s: addr("c2s"), direct_tls: addr("direct_tls"), http: addr("http") };
-        let modules = v["modules"].as_array().map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-        Server { child, dir, ports, modules, log }
+        let addr = |k: &str| -> SocketAddr {
+            v[k][0]
+                .as_str()
+                .expect("addr")
+                .parse()
+                .expect("socket addr")
+        };
+        let ports = Ports {
+            c2s: addr("c2s"),
+            direct_tls: addr("direct_tls"),
+            http: addr("http"),
+        };
+        let modules = v["modules"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Server {
+            child,
+            dir,
+            ports,
+            modules,
+            log,
+        }
     }
 
     /// Everything the server logged so far.
@@ -219,7 +251,10 @@ impl Server {
             if logs.contains(needle) {
                 return logs;
             }
-            assert!(Instant::now() < deadline, "log never contained {needle:?}; log:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}; log:\n{logs}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -246,7 +281,11 @@ impl Server {
             args.extend(["--email", e]);
         }
         let out = self.cli(&args, &format!("{password}\n"));
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -292,12 +331,17 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
         let _ = s.read_to_end(&mut stderr);
     }
     let status = child.wait().expect("wait cli");
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Connect a plain TCP socket (for pre-TLS tests).
 pub fn tcp(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     s
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tessera_plugin_api::events::{self, SessionEvent};
-use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase, Request};
+use tessera_plugin_api::protocol::{Request, StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -185,7 +185,8 @@ impl Conn {
 
     async fn stream_error(&mut self, err: StreamError) -> String {
         if !self.header_sent {
-            self.out.push_str(&super::features::error_header(&self.shared));
+            self.out
+                .push_str(&super::features::error_header(&self.shared));
         }
         self.out.push_str(&err.to_xml());
         let _ = self.flush().await;
@@ -201,7 +202,10 @@ impl Conn {
         let event = SessionEvent {
             stream_id: self.info.id,
             jid: self.info.jid.clone().or_else(|| {
-                self.info.user.as_ref().map(|u| format!("{u}@{}", self.info.domain))
+                self.info
+                    .user
+                    .as_ref()
+                    .map(|u| format!("{u}@{}", self.info.domain))
             }),
             reason: Some(reason.to_owned()),
         };
@@ -229,7 +233,10 @@ impl Conn {
 
     fn on_header(&mut self, raw: &[u8]) -> Result<(), StreamError> {
         let Phase::AwaitHeader(set) = self.phase else {
-            return Err(StreamError::with_text("not-well-formed", "unexpected stream header"));
+            return Err(StreamError::with_text(
+                "not-well-formed",
+                "unexpected stream header",
+            ));
         };
         let header = parse_stream_header(raw)?;
         let reply = stream_header(&self.shared, &header)?;
@@ -261,31 +268,42 @@ impl Conn {
                     stream: self.info.clone(),
                     element,
                 });
-                let actions: Vec<StreamAction> = module.request(&request).map_err(|_| {
-                    StreamError::new("internal-server-error")
-                })?;
+                let actions: Vec<StreamAction> = module
+                    .request(&request)
+                    .map_err(|_| StreamError::new("internal-server-error"))?;
                 return self.apply(actions);
             }
             if authenticated && phase == &StreamPhase::PreAuth {
-                return Err(StreamError::with_text("policy-violation", "already authenticated"));
+                return Err(StreamError::with_text(
+                    "policy-violation",
+                    "already authenticated",
+                ));
             }
         }
         match self.phase {
             Phase::PreAuth => self.pre_auth_element(element).await,
             Phase::Authenticated => self.authenticated_element(element).await,
             Phase::Bound => self.bound_element(element).await,
-            Phase::AwaitHeader(_) => Err(StreamError::with_text("not-authorized", "stream restart expected")),
+            Phase::AwaitHeader(_) => Err(StreamError::with_text(
+                "not-authorized",
+                "stream restart expected",
+            )),
         }
     }
 
     async fn pre_auth_element(&mut self, element: Element) -> Result<(), StreamError> {
         if element.is("iq", "jabber:client") && self.shared.config.allow_registration {
-            if let Some(reply) = router::register::pre_auth(&self.shared, &self.info, &element).await {
+            if let Some(reply) =
+                router::register::pre_auth(&self.shared, &self.info, &element).await
+            {
                 self.out.push_str(&reply);
                 return Ok(());
             }
         }
-        Err(StreamError::with_text("not-authorized", "authenticate first"))
+        Err(StreamError::with_text(
+            "not-authorized",
+            "authenticate first",
+        ))
     }
 
     async fn authenticated_element(&mut self, element: Element) -> Result<(), StreamError> {
@@ -302,15 +320,23 @@ impl Conn {
                 return Ok(());
             }
         }
-        Err(StreamError::with_text("not-authorized", "bind a resource first"))
+        Err(StreamError::with_text(
+            "not-authorized",
+            "bind a resource first",
+        ))
     }
 
     async fn bound_element(&mut self, element: Element) -> Result<(), StreamError> {
         let Some(session) = self.session.clone() else {
             return Err(StreamError::new("internal-server-error"));
         };
-        if element.ns != "jabber:client" || !matches!(element.name.as_str(), "iq" | "message" | "presence") {
-            return Err(StreamError::with_text("unsupported-stanza-type", format!("<{}/>", element.name)));
+        if element.ns != "jabber:client"
+            || !matches!(element.name.as_str(), "iq" | "message" | "presence")
+        {
+            return Err(StreamError::with_text(
+                "unsupported-stanza-type",
+                format!("<{}/>", element.name),
+            ));
         }
         let outcome = router::route(&self.shared, &session, &self.info, element).await;
         self.out.push_str(&outcome.reply);
@@ -324,7 +350,10 @@ impl Conn {
         for action in actions {
             match action {
                 StreamAction::Send { xml } => self.out.push_str(&xml),
-                StreamAction::Authenticated { user, user_agent_id } => self.authenticated(&user, user_agent_id)?,
+                StreamAction::Authenticated {
+                    user,
+                    user_agent_id,
+                } => self.authenticated(&user, user_agent_id)?,
                 StreamAction::Bind { resource } => {
                     let Some(session) = self.session.clone() else {
                         return Err(StreamError::new("internal-server-error"));
@@ -335,24 +364,38 @@ impl Conn {
                     self.bound(full);
                 }
                 StreamAction::SendFeatures => {
-                    let set = if self.phase == Phase::Bound { FeatureSet::Bound } else { FeatureSet::Authenticated };
+                    let set = if self.phase == Phase::Bound {
+                        FeatureSet::Bound
+                    } else {
+                        FeatureSet::Authenticated
+                    };
                     self.out.push_str(&features(&self.shared, &self.info, set));
                 }
                 StreamAction::ExpectRestart => {
                     self.framer.reset();
                     self.phase = Phase::AwaitHeader(FeatureSet::Authenticated);
                 }
-                StreamAction::Close { condition, text } => return Err(StreamError { condition, text }),
+                StreamAction::Close { condition, text } => {
+                    return Err(StreamError { condition, text })
+                }
             }
         }
         Ok(())
     }
 
-    fn authenticated(&mut self, user: &str, user_agent_id: Option<String>) -> Result<(), StreamError> {
+    fn authenticated(
+        &mut self,
+        user: &str,
+        user_agent_id: Option<String>,
+    ) -> Result<(), StreamError> {
         if self.session.is_some() {
-            return Err(StreamError::with_text("policy-violation", "already authenticated"));
+            return Err(StreamError::with_text(
+                "policy-violation",
+                "already authenticated",
+            ));
         }
-        let user = crate::jid::prep_localpart(user).map_err(|_| StreamError::new("internal-server-error"))?;
+        let user = crate::jid::prep_localpart(user)
+            .map_err(|_| StreamError::new("internal-server-error"))?;
         let (entry, queue) = self.shared.sessions.authenticate(
             self.info.id,
             &user,

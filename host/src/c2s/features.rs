@@ -24,27 +24,46 @@ pub(crate) enum FeatureSet {
 /// `invalid-namespace`, `host-unknown`, `unsupported-version`, `invalid-from`.
 pub fn stream_header(shared: &Shared, h: &StreamHeader) -> Result<String, StreamError> {
     if h.name != "stream" {
-        return Err(StreamError::with_text("invalid-namespace", "expected <stream:stream>"));
+        return Err(StreamError::with_text(
+            "invalid-namespace",
+            "expected <stream:stream>",
+        ));
     }
     if h.default_ns.as_deref() != Some("jabber:client") {
-        return Err(StreamError::with_text("invalid-namespace", "the default namespace must be jabber:client"));
+        return Err(StreamError::with_text(
+            "invalid-namespace",
+            "the default namespace must be jabber:client",
+        ));
     }
     let domain = &shared.config.domain;
     match h.to.as_deref() {
         Some(to) if to.eq_ignore_ascii_case(domain) => {}
         Some(_) => return Err(StreamError::new("host-unknown")),
-        None => return Err(StreamError::with_text("host-unknown", "the stream header needs a 'to' attribute")),
+        None => {
+            return Err(StreamError::with_text(
+                "host-unknown",
+                "the stream header needs a 'to' attribute",
+            ))
+        }
     }
     match h.version.as_deref() {
         Some(v) if v.starts_with("1.") => {}
-        _ => return Err(StreamError::with_text("unsupported-version", "version='1.0' is required")),
+        _ => {
+            return Err(StreamError::with_text(
+                "unsupported-version",
+                "version='1.0' is required",
+            ))
+        }
     }
     let mut to_attr = String::new();
     if let Some(from) = h.from.as_deref() {
         let from_domain = from.rsplit_once('@').map_or(from, |(_, d)| d);
         let from_domain = from_domain.split('/').next().unwrap_or_default();
         if !from_domain.eq_ignore_ascii_case(domain) {
-            return Err(StreamError::with_text("invalid-from", "the 'from' domain is not this server"));
+            return Err(StreamError::with_text(
+                "invalid-from",
+                "the 'from' domain is not this server",
+            ));
         }
         to_attr = format!(" to='{}'", escape_attr(from));
     }
@@ -90,7 +109,9 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> S
         }
         FeatureSet::Authenticated => {
             out.push_str("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
-            out.push_str("<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>");
+            out.push_str(
+                "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>",
+            );
         }
         FeatureSet::Bound => {}
     }

@@ -27,7 +27,12 @@ const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const SASL2_NS: &str = "urn:xmpp:sasl:2";
 
 /// Accept connections until the listener fails; each gets its own task.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, direct_tls: bool, limit: Arc<Semaphore>) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    direct_tls: bool,
+    limit: Arc<Semaphore>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -104,7 +109,9 @@ async fn starttls(
                 return Err("negotiation timed out".into());
             }
         };
-        let step = framer.push(buf.get(..n).unwrap_or_default()).map_err(StreamError::from);
+        let step = framer
+            .push(buf.get(..n).unwrap_or_default())
+            .map_err(StreamError::from);
         let step = match step {
             Ok(()) => plaintext_frames(shared, &mut framer, &mut header_sent).await,
             Err(e) => Err(e),
@@ -156,11 +163,15 @@ async fn plaintext_frames(
                 let h = header.clone().unwrap_or_default();
                 let el = crate::stream::parse::parse_element(&bytes, &h)?;
                 if el.is("starttls", TLS_NS) {
-                    let pipelined = !matches!(framer.next_frame(), Ok(None)) || framer.buffered_len() > 0;
+                    let pipelined =
+                        !matches!(framer.next_frame(), Ok(None)) || framer.buffered_len() > 0;
                     if pipelined {
                         // Data pipelined after <starttls/> would be processed as if it had
                         // arrived over TLS (STARTTLS command injection): refuse.
-                        return Err(StreamError::with_text("policy-violation", "data after <starttls/>"));
+                        return Err(StreamError::with_text(
+                            "policy-violation",
+                            "data after <starttls/>",
+                        ));
                     }
                     out.push_str(&format!("<proceed xmlns='{TLS_NS}'/>"));
                     return Ok(PlainOutcome::Upgrade(out));
@@ -173,7 +184,10 @@ async fn plaintext_frames(
                     ));
                     continue;
                 }
-                return Err(StreamError::with_text("not-authorized", "TLS is required; send <starttls/>"));
+                return Err(StreamError::with_text(
+                    "not-authorized",
+                    "TLS is required; send <starttls/>",
+                ));
             }
             Frame::StreamEnd => {
                 out.push_str("</stream:stream>");
@@ -188,7 +202,9 @@ async fn write(tcp: &mut TcpStream, out: &str) -> Result<(), String> {
     if out.is_empty() {
         return Ok(());
     }
-    tcp.write_all(out.as_bytes()).await.map_err(|e| format!("write: {e}"))
+    tcp.write_all(out.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))
 }
 
 async fn send_error(tcp: &mut TcpStream, shared: &Shared, header_sent: bool, err: &StreamError) {

@@ -85,21 +85,39 @@ fn result_for(iq: &Element, server: &str) -> Element {
 }
 
 /// RFC 6120 §7 resource binding for clients that do not use Bind 2.
-pub fn bind_legacy(shared: &Shared, session: &SessionEntry, iq: &Element, bind: &Element) -> BindReply {
+pub fn bind_legacy(
+    shared: &Shared,
+    session: &SessionEntry,
+    iq: &Element,
+    bind: &Element,
+) -> BindReply {
     let domain = &shared.config.domain;
     let mut stamped = iq.clone();
     stamped.set_attr("from", &session.bare);
     if iq.attr("type") != Some("set") {
-        let xml = error_reply(&stamped, "modify", "bad-request", domain).map(|e| e.to_xml_in(CLIENT_NS)).unwrap_or_default();
-        return BindReply { xml, bound: Err(()) };
+        let xml = error_reply(&stamped, "modify", "bad-request", domain)
+            .map(|e| e.to_xml_in(CLIENT_NS))
+            .unwrap_or_default();
+        return BindReply {
+            xml,
+            bound: Err(()),
+        };
     }
-    let requested = bind.child("resource", BIND_NS).map(Element::text).filter(|r| !r.is_empty());
+    let requested = bind
+        .child("resource", BIND_NS)
+        .map(Element::text)
+        .filter(|r| !r.is_empty());
     let resource = match requested {
         Some(r) => match crate::jid::prep_resource(&r) {
             Ok(r) => r,
             Err(_) => {
-                let xml = error_reply(&stamped, "modify", "bad-request", domain).map(|e| e.to_xml_in(CLIENT_NS)).unwrap_or_default();
-                return BindReply { xml, bound: Err(()) };
+                let xml = error_reply(&stamped, "modify", "bad-request", domain)
+                    .map(|e| e.to_xml_in(CLIENT_NS))
+                    .unwrap_or_default();
+                return BindReply {
+                    xml,
+                    bound: Err(()),
+                };
             }
         },
         None => random_resource(),
@@ -110,7 +128,10 @@ pub fn bind_legacy(shared: &Shared, session: &SessionEntry, iq: &Element, bind: 
     let reply = reply.with_child(
         Element::new("bind", BIND_NS).with_child(Element::new("jid", BIND_NS).with_text(&full)),
     );
-    BindReply { xml: reply.to_xml_in(CLIENT_NS), bound: Ok(full) }
+    BindReply {
+        xml: reply.to_xml_in(CLIENT_NS),
+        bound: Ok(full),
+    }
 }
 
 fn random_resource() -> String {
@@ -121,16 +142,21 @@ fn random_resource() -> String {
 }
 
 /// Route one stanza from a bound session.
-pub async fn route(shared: &Arc<Shared>, session: &Arc<SessionEntry>, info: &StreamInfo, mut stanza: Element) -> RouteOutcome {
+pub async fn route(
+    shared: &Arc<Shared>,
+    session: &Arc<SessionEntry>,
+    info: &StreamInfo,
+    mut stanza: Element,
+) -> RouteOutcome {
     let domain = shared.config.domain.clone();
-    stanza.set_attr("from", &session.jid());
+    stanza.set_attr("from", session.jid());
     let to = match stanza.attr("to").map(Jid::parse) {
         None => None,
         Some(Ok(j)) => Some(j),
         Some(Err(_)) => return error_out(&stanza, "modify", "jid-malformed", &domain),
     };
     if let Some(to) = &to {
-        stanza.set_attr("to", &to.to_string());
+        stanza.set_attr("to", to.to_string());
         if to.domain != domain {
             return error_out(&stanza, "cancel", "remote-server-not-found", &domain);
         }
@@ -155,12 +181,29 @@ fn deliver_to(target: &SessionEntry, stanza: &Element) -> bool {
 
 /// Sessions that receive a stanza addressed to a bare JID: available ones, else all bound ones.
 fn bare_targets(sessions: &Sessions, user: &str) -> Vec<Arc<SessionEntry>> {
-    let bound: Vec<_> = sessions.of_user(user).into_iter().filter(|s| s.is_bound()).collect();
-    let available: Vec<_> = bound.iter().filter(|s| s.available.load(std::sync::atomic::Ordering::Relaxed)).cloned().collect();
-    if available.is_empty() { bound } else { available }
+    let bound: Vec<_> = sessions
+        .of_user(user)
+        .into_iter()
+        .filter(|s| s.is_bound())
+        .collect();
+    let available: Vec<_> = bound
+        .iter()
+        .filter(|s| s.available.load(std::sync::atomic::Ordering::Relaxed))
+        .cloned()
+        .collect();
+    if available.is_empty() {
+        bound
+    } else {
+        available
+    }
 }
 
-fn route_message(shared: &Shared, stanza: &Element, to: Option<&Jid>, domain: &str) -> RouteOutcome {
+fn route_message(
+    shared: &Shared,
+    stanza: &Element,
+    to: Option<&Jid>,
+    domain: &str,
+) -> RouteOutcome {
     let Some(to) = to.filter(|t| t.local.is_some()) else {
         // Messages to the server itself are not handled.
         return error_out(stanza, "cancel", "service-unavailable", domain);
@@ -182,7 +225,12 @@ fn route_message(shared: &Shared, stanza: &Element, to: Option<&Jid>, domain: &s
     RouteOutcome::default()
 }
 
-fn route_presence(shared: &Shared, session: &SessionEntry, stanza: &Element, to: Option<&Jid>) -> RouteOutcome {
+fn route_presence(
+    shared: &Shared,
+    session: &SessionEntry,
+    stanza: &Element,
+    to: Option<&Jid>,
+) -> RouteOutcome {
     match to {
         None => {
             // Broadcast: the sender's availability, shared with its other resources.
@@ -198,8 +246,17 @@ fn route_presence(shared: &Shared, session: &SessionEntry, stanza: &Element, to:
         }
         Some(to) => {
             let targets = match (&to.local, &to.resource) {
-                (Some(_), Some(_)) => shared.sessions.by_full_jid(&to.to_string()).into_iter().collect(),
-                (Some(user), None) => shared.sessions.of_user(user).into_iter().filter(|s| s.is_bound()).collect(),
+                (Some(_), Some(_)) => shared
+                    .sessions
+                    .by_full_jid(&to.to_string())
+                    .into_iter()
+                    .collect(),
+                (Some(user), None) => shared
+                    .sessions
+                    .of_user(user)
+                    .into_iter()
+                    .filter(|s| s.is_bound())
+                    .collect(),
                 _ => Vec::new(),
             };
             for t in targets {
@@ -210,9 +267,18 @@ fn route_presence(shared: &Shared, session: &SessionEntry, stanza: &Element, to:
     RouteOutcome::default()
 }
 
-async fn route_iq(shared: &Arc<Shared>, session: &Arc<SessionEntry>, info: &StreamInfo, stanza: Element, to: Option<&Jid>) -> RouteOutcome {
+async fn route_iq(
+    shared: &Arc<Shared>,
+    session: &Arc<SessionEntry>,
+    info: &StreamInfo,
+    stanza: Element,
+    to: Option<&Jid>,
+) -> RouteOutcome {
     let domain = shared.config.domain.clone();
-    let valid = matches!(stanza.attr("type"), Some("get" | "set" | "result" | "error")) && stanza.attr("id").is_some();
+    let valid = matches!(
+        stanza.attr("type"),
+        Some("get" | "set" | "result" | "error")
+    ) && stanza.attr("id").is_some();
     if !valid {
         return error_out(&stanza, "modify", "bad-request", &domain);
     }
@@ -233,7 +299,16 @@ async fn route_iq(shared: &Arc<Shared>, session: &Arc<SessionEntry>, info: &Stre
     let Some(payload) = stanza.child_elements().next().cloned() else {
         return error_out(&stanza, "modify", "bad-request", &domain);
     };
-    server_iq(shared, session, info, stanza, &payload, to_server, own_account).await
+    server_iq(
+        shared,
+        session,
+        info,
+        stanza,
+        &payload,
+        to_server,
+        own_account,
+    )
+    .await
 }
 
 async fn server_iq(
@@ -248,8 +323,12 @@ async fn server_iq(
     let domain = shared.config.domain.clone();
     let get = stanza.attr("type") == Some("get");
     match (payload.ns.as_str(), payload.name.as_str()) {
-        (PING_NS, "ping") if get && (to_server || own_account) => RouteOutcome::reply(&result_for(&stanza, &domain)),
-        (DISCO_INFO, "query") if get && to_server => RouteOutcome::reply(&disco_info(shared, &stanza)),
+        (PING_NS, "ping") if get && (to_server || own_account) => {
+            RouteOutcome::reply(&result_for(&stanza, &domain))
+        }
+        (DISCO_INFO, "query") if get && to_server => {
+            RouteOutcome::reply(&disco_info(shared, &stanza))
+        }
         (DISCO_ITEMS, "query") if get && to_server => RouteOutcome::reply(
             &result_for(&stanza, &domain).with_child(Element::new("query", DISCO_ITEMS)),
         ),
@@ -260,20 +339,35 @@ async fn server_iq(
             RouteOutcome::reply(&r.with_child(Element::new("query", ROSTER_NS)))
         }
         (BIND_NS, "bind") => error_out(&stanza, "cancel", "not-allowed", &domain),
-        (register::NS, "query") if to_server || own_account => register::authenticated(shared, session, &stanza, payload).await,
+        (register::NS, "query") if to_server || own_account => {
+            register::authenticated(shared, session, &stanza, payload).await
+        }
         (ns, _) => module_iq(shared, info, stanza.clone(), ns)
             .unwrap_or_else(|| error_out(&stanza, "cancel", "service-unavailable", &domain)),
     }
 }
 
-fn module_iq(shared: &Shared, info: &StreamInfo, stanza: Element, ns: &str) -> Option<RouteOutcome> {
+fn module_iq(
+    shared: &Shared,
+    info: &StreamInfo,
+    stanza: Element,
+    ns: &str,
+) -> Option<RouteOutcome> {
     let routes = shared.registry.routes();
     let module = routes.iq.get(ns)?;
-    let request = Request::Iq(IqRequest { stream: info.clone(), stanza: stanza.clone() });
+    let request = Request::Iq(IqRequest {
+        stream: info.clone(),
+        stanza: stanza.clone(),
+    });
     match module.request::<Option<Element>>(&request) {
         Ok(Some(reply)) => Some(RouteOutcome::reply(&reply)),
         Ok(None) => None,
-        Err(_) => Some(error_out(&stanza, "cancel", "internal-server-error", &shared.config.domain)),
+        Err(_) => Some(error_out(
+            &stanza,
+            "cancel",
+            "internal-server-error",
+            &shared.config.domain,
+        )),
     }
 }
 

@@ -28,13 +28,17 @@ pub async fn pre_auth(shared: &Arc<Shared>, _info: &StreamInfo, iq: &Element) ->
     let reply = match iq.attr("type") {
         Some("get") => result_for(iq, &domain).with_child(
             Element::new("query", NS)
-                .with_child(Element::new("instructions", NS).with_text("Choose a username and password."))
+                .with_child(
+                    Element::new("instructions", NS).with_text("Choose a username and password."),
+                )
                 .with_child(Element::new("username", NS))
                 .with_child(Element::new("password", NS)),
         ),
         Some("set") => {
-            let (Some(user), Some(password)) = (field(query, "username"), field(query, "password")) else {
-                return error_reply(iq, "modify", "not-acceptable", &domain).map(|e| e.to_xml_in(CLIENT_NS));
+            let (Some(user), Some(password)) = (field(query, "username"), field(query, "password"))
+            else {
+                return error_reply(iq, "modify", "not-acceptable", &domain)
+                    .map(|e| e.to_xml_in(CLIENT_NS));
             };
             let email = field(query, "email").filter(|e| !e.is_empty());
             let store = shared.store.clone();
@@ -49,17 +53,23 @@ pub async fn pre_auth(shared: &Arc<Shared>, _info: &StreamInfo, iq: &Element) ->
                     result_for(iq, &domain)
                 }
                 Ok(Err(AccountError::Store(crate::store::StoreError::AccountExists(_)))) => {
-                    return error_reply(iq, "cancel", "conflict", &domain).map(|e| e.to_xml_in(CLIENT_NS));
+                    return error_reply(iq, "cancel", "conflict", &domain)
+                        .map(|e| e.to_xml_in(CLIENT_NS));
                 }
                 Ok(Err(AccountError::Store(_))) | Err(_) => {
-                    return error_reply(iq, "wait", "internal-server-error", &domain).map(|e| e.to_xml_in(CLIENT_NS));
+                    return error_reply(iq, "wait", "internal-server-error", &domain)
+                        .map(|e| e.to_xml_in(CLIENT_NS));
                 }
                 Ok(Err(_)) => {
-                    return error_reply(iq, "modify", "not-acceptable", &domain).map(|e| e.to_xml_in(CLIENT_NS));
+                    return error_reply(iq, "modify", "not-acceptable", &domain)
+                        .map(|e| e.to_xml_in(CLIENT_NS));
                 }
             }
         }
-        _ => return error_reply(iq, "modify", "bad-request", &domain).map(|e| e.to_xml_in(CLIENT_NS)),
+        _ => {
+            return error_reply(iq, "modify", "bad-request", &domain)
+                .map(|e| e.to_xml_in(CLIENT_NS))
+        }
     };
     Some(reply.to_xml_in(CLIENT_NS))
 }
@@ -94,7 +104,10 @@ pub async fn authenticated(
         };
     }
     let user_field = field(query, "username");
-    if user_field.as_deref().is_some_and(|u| !u.eq_ignore_ascii_case(&session.user)) {
+    if user_field
+        .as_deref()
+        .is_some_and(|u| !u.eq_ignore_ascii_case(&session.user))
+    {
         return error_out(iq, "auth", "not-authorized", &domain);
     }
     let Some(password) = field(query, "password") else {
@@ -103,7 +116,9 @@ pub async fn authenticated(
     let shared2 = shared.clone();
     let user = session.user.clone();
     let origin = session.stream_id;
-    let changed = tokio::task::spawn_blocking(move || shared2.set_password(&user, &password, Some(origin))).await;
+    let changed =
+        tokio::task::spawn_blocking(move || shared2.set_password(&user, &password, Some(origin)))
+            .await;
     match changed {
         Ok(Ok(())) => RouteOutcome::reply(&result_for(iq, &domain)),
         Ok(Err(AccountError::Password(_))) => error_out(iq, "modify", "not-acceptable", &domain),

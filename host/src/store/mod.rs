@@ -74,9 +74,20 @@ pub trait Store: Send + Sync + 'static {
     /// All account names, sorted.
     fn list_accounts(&self) -> Result<Vec<String>, StoreError>;
     /// Read a module's entry.
-    fn kv_get(&self, module: &str, scope: &KvScope, key: &str) -> Result<Option<String>, StoreError>;
+    fn kv_get(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Write a module's entry.
-    fn kv_put(&self, module: &str, scope: &KvScope, key: &str, value: &str) -> Result<(), StoreError>;
+    fn kv_put(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError>;
     /// Delete a module's entry; returns whether it existed.
     fn kv_delete(&self, module: &str, scope: &KvScope, key: &str) -> Result<bool, StoreError>;
     /// A module's entries whose key starts with `prefix`, sorted by key.

@@ -78,7 +78,10 @@ impl SqliteStore {
         })
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let conn = self
             .writer
             .lock()
@@ -241,7 +244,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn kv_get(&self, module: &str, scope: &KvScope, key: &str) -> Result<Option<String>, StoreError> {
+    fn kv_get(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.read(|c| {
             c.query_row(
                 "SELECT value FROM module_kv WHERE module = ?1 AND scope = ?2 AND key = ?3",
@@ -252,7 +260,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn kv_put(&self, module: &str, scope: &KvScope, key: &str, value: &str) -> Result<(), StoreError> {
+    fn kv_put(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         self.write(|c| {
             c.execute(
                 "INSERT INTO module_kv (module, scope, key, value) VALUES (?1, ?2, ?3, ?4)

@@ -37,11 +37,15 @@ fn accounts_round_trip_and_duplicates_are_refused() {
         Err(StoreError::AccountExists(u)) if u == "alice"
     ));
     assert_eq!(s.get_account("bob").unwrap(), None);
-    assert!(s.set_credentials("alice", &secret(7), &secret(8), 99).unwrap());
+    assert!(s
+        .set_credentials("alice", &secret(7), &secret(8), 99)
+        .unwrap());
     let a = s.get_account("alice").unwrap().unwrap();
     assert_eq!(a.scram_sha256, secret(8));
     assert_eq!(a.password_changed_at_ms, 99);
-    assert!(!s.set_credentials("bob", &secret(7), &secret(8), 99).unwrap());
+    assert!(!s
+        .set_credentials("bob", &secret(7), &secret(8), 99)
+        .unwrap());
     assert!(s.set_email("alice", None).unwrap());
     assert_eq!(s.get_account("alice").unwrap().unwrap().email, None);
     assert_eq!(s.list_accounts().unwrap(), vec!["alice".to_string()]);
@@ -57,26 +61,45 @@ fn kv_is_scoped_per_module_and_account_and_dies_with_the_account() {
     s.kv_put("fast", &KvScope::Global, "tok:1", "g").unwrap();
     s.kv_put("other", &alice, "tok:1", "o").unwrap();
     s.kv_put("fast", &alice, "tok:1", "a2").unwrap();
-    assert_eq!(s.kv_get("fast", &alice, "tok:1").unwrap().as_deref(), Some("a2"));
-    assert_eq!(s.kv_get("fast", &KvScope::Global, "tok:1").unwrap().as_deref(), Some("g"));
+    assert_eq!(
+        s.kv_get("fast", &alice, "tok:1").unwrap().as_deref(),
+        Some("a2")
+    );
+    assert_eq!(
+        s.kv_get("fast", &KvScope::Global, "tok:1")
+            .unwrap()
+            .as_deref(),
+        Some("g")
+    );
     assert_eq!(
         s.kv_list("fast", &alice, "tok:").unwrap(),
         vec![("tok:1".into(), "a2".into()), ("tok:2".into(), "b".into())]
     );
-    assert!(s.kv_list("fast", &alice, "tok%").unwrap().is_empty(), "prefix is literal, not LIKE");
+    assert!(
+        s.kv_list("fast", &alice, "tok%").unwrap().is_empty(),
+        "prefix is literal, not LIKE"
+    );
     assert!(s.kv_delete("fast", &alice, "tok:2").unwrap());
     assert!(!s.kv_delete("fast", &alice, "tok:2").unwrap());
     assert!(s.delete_account("alice").unwrap());
     assert_eq!(s.kv_get("fast", &alice, "tok:1").unwrap(), None);
     assert_eq!(s.kv_get("other", &alice, "tok:1").unwrap(), None);
-    assert_eq!(s.kv_get("fast", &KvScope::Global, "tok:1").unwrap().as_deref(), Some("g"));
+    assert_eq!(
+        s.kv_get("fast", &KvScope::Global, "tok:1")
+            .unwrap()
+            .as_deref(),
+        Some("g")
+    );
 }
 
 #[test]
 fn reopening_keeps_data_and_refuses_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.sqlite");
-    SqliteStore::open(&path).unwrap().create_account(&account("alice")).unwrap();
+    SqliteStore::open(&path)
+        .unwrap()
+        .create_account(&account("alice"))
+        .unwrap();
     let s = SqliteStore::open(&path).unwrap();
     assert!(s.get_account("alice").unwrap().is_some());
     drop(s);

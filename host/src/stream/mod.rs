@@ -39,7 +39,10 @@ impl StreamError {
     pub fn to_xml(&self) -> String {
         let mut s = format!("<stream:error><{} xmlns='{STREAMS_NS}'/>", self.condition);
         if let Some(t) = &self.text {
-            s.push_str(&format!("<text xmlns='{STREAMS_NS}' xml:lang='en'>{}</text>", escape_text(t)));
+            s.push_str(&format!(
+                "<text xmlns='{STREAMS_NS}' xml:lang='en'>{}</text>",
+                escape_text(t)
+            ));
         }
         s.push_str("</stream:error></stream:stream>");
         s

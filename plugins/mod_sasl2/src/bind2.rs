@@ -8,8 +8,9 @@
 //!   tag and user-agent id always get the same resource (so a reconnecting client replaces its
 //!   old session), and the user-agent id itself never appears in the JID. Without a user-agent id
 //!   the suffix is 12 random characters.
-//! * A `<tag>` that is empty (after trimming) or longer than [`MAX_TAG_LEN`] bytes is ignored.
-//!   The host applies resourceprep when binding.
+//! * A `<tag>` that is empty (after trimming) or longer than [`MAX_TAG_LEN`] bytes is ignored,
+//!   and so is one whose resource would not pass resourceprep (e.g. right-to-left text next to
+//!   the suffix); non-ASCII spaces become spaces and the tag is NFKC-normalised.
 //! * `<bound/>` carries an empty `<metadata xmlns='urn:xmpp:mam:2'/>` (the archive summary is
 //!   not known to this module) followed by any children other modules contribute.
 
@@ -18,6 +19,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tessera_plugin_api::xml::Element;
+use tessera_sasl::saslprep;
 
 use crate::wire::{BIND2_NS, MAM_NS};
 
@@ -62,12 +64,24 @@ pub(crate) fn random_suffix(random: &[u8]) -> String {
     encoded
 }
 
-/// The resource for a request: `tag/suffix` or `suffix`.
+/// The resource for a request: `tag/suffix`, or `suffix` alone when there is no tag or
+/// `tag/suffix` would not survive the host's resourceprep unchanged.
+///
+/// The candidate goes through SASLprep, which uses the same Unicode 3.2 tables, NFKC, prohibited
+/// characters, bidirectional rule and unassigned-code-point check as resourceprep, and maps
+/// non-ASCII spaces (which resourceprep forbids) to a space; its output is therefore a
+/// resourceprep fixed point, so the `<authorization-identifier/>` equals the bound JID.
 pub(crate) fn resource(request: &BindRequest, suffix: &str) -> String {
-    match &request.tag {
-        Some(tag) => format!("{tag}/{suffix}"),
-        None => suffix.to_owned(),
-    }
+    request
+        .tag
+        .as_deref()
+        .and_then(|tag| {
+            let candidate = format!("{tag}/{suffix}");
+            let prepared = saslprep(&candidate).ok()?.into_owned();
+            // A tag that prepares to nothing leaves only "/suffix": use the suffix alone.
+            (prepared.len() > suffix.len() + 1).then_some(prepared)
+        })
+        .unwrap_or_else(|| suffix.to_owned())
 }
 
 /// `<bound xmlns='urn:xmpp:bind:0'><metadata xmlns='urn:xmpp:mam:2'/>…</bound>`.
@@ -166,6 +180,26 @@ mod tests {
         };
         assert_eq!(resource(&tagged, &suffix), "AwesomeXMPP/-_v7-_v7-_v7");
         assert_eq!(resource(&BindRequest { tag: None }, "abc"), "abc");
+    }
+
+    #[test]
+    fn tags_are_prepared_or_dropped_so_resourceprep_cannot_fail() {
+        let with = |tag: &str| {
+            resource(
+                &BindRequest {
+                    tag: Some(tag.into()),
+                },
+                "Ab-_12345678",
+            )
+        };
+        assert_eq!(with("Gajim\u{00A0}Desktop"), "Gajim Desktop/Ab-_12345678");
+        assert_eq!(with("\u{FB01}le"), "file/Ab-_12345678");
+        assert_eq!(with("jürgen's"), "jürgen's/Ab-_12345678");
+        // Right-to-left text next to the left-to-right suffix breaks the bidi rule.
+        assert_eq!(with("\u{0627}\u{0628}"), "Ab-_12345678");
+        // Prohibited or vanishing tags.
+        assert_eq!(with("a\u{E000}b"), "Ab-_12345678");
+        assert_eq!(with("\u{00AD}"), "Ab-_12345678");
     }
 
     #[test]

@@ -35,8 +35,8 @@
 //!   Usernames are SASLprep'd and lower-cased before lookup.
 //! * Rate-limited attempts are refused with `<temporary-auth-failure/>` and the text
 //!   `Too many failed attempts; retry in N s`, identically for existing and unknown accounts.
-//!   `aborted` and `temporary-auth-failure` outcomes are not counted; a successful login clears
-//!   the account's counter. Counters survive a hot swap (`save_state`).
+//!   Only credential failures (`not-authorized`, `credentials-expired`) are counted; a successful
+//!   login clears the account's counter. Counters survive a hot swap (`save_state`).
 //! * Bind 2 resources are `tag/` plus 12 characters derived from the account and user-agent id
 //!   (stable per client), or random without a user-agent id.
 

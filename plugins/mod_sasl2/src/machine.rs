@@ -18,8 +18,10 @@
 //! * After a `<failure/>` the stream stays usable until `sasl2_max_retries` failures; the failure
 //!   that reaches the limit is followed by a `<policy-violation/>` stream error.
 //! * Every `<success/>` and `<failure/>` fires `authentication-success` /
-//!   `authentication-failure`; failures other than `aborted` and `temporary-auth-failure` count
-//!   toward the per-account and per-address limits.
+//!   `authentication-failure`; credential failures (`not-authorized`, `credentials-expired`)
+//!   count toward the per-account and per-address limits. Protocol errors (unknown mechanism,
+//!   bad encoding, …) do not: they cannot guess a password, clients produce them innocently
+//!   (a FAST attempt where FAST is not offered), and the per-stream retry limit bounds them.
 
 use std::sync::Mutex;
 

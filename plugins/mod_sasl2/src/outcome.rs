@@ -37,6 +37,11 @@ impl Fail {
     }
 }
 
+/// Whether a failure is a failed credential check (rate-limited) rather than a protocol error.
+pub(crate) fn counts_toward_limits(condition: &str) -> bool {
+    matches!(condition, "not-authorized" | "credentials-expired")
+}
+
 /// `<policy-violation/>` stream error.
 pub(crate) fn close(text: &str) -> StreamAction {
     StreamAction::Close {
@@ -54,7 +59,7 @@ pub(crate) fn fail(
     f: Fail,
 ) -> Vec<StreamAction> {
     st.failures = st.failures.saturating_add(1);
-    if !matches!(f.condition.as_str(), "aborted" | "temporary-auth-failure") {
+    if counts_toward_limits(&f.condition) {
         let now = env.svc.now_ms();
         locked(env.limiter).record_failure(f.user.as_deref(), &stream.peer_ip, now);
     }

@@ -92,13 +92,15 @@ fn address_limit_refuses_before_the_mechanism_runs() {
 }
 
 #[test]
-fn aborts_and_limit_answers_do_not_count() {
+fn protocol_errors_and_aborts_do_not_count() {
     let core = core_with(settings(1, 1));
     let fake = Fake::new(&core);
     let s = stream(false);
     for _ in 0..3 {
         only_send(&fake.send(&s, authenticate("PLAIN", None, vec![])));
         only_send(&fake.send(&s, Element::new("abort", SASL2_NS)));
+        only_send(&fake.send(&s, authenticate("HT-SHA-256-NONE", Some(b"x"), vec![])));
+        only_send(&fake.send(&s, authenticate("PLAIN", Some(b"\0alice"), vec![])));
     }
     let ok = fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![]));
     assert!(

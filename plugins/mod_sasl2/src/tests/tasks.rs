@@ -129,6 +129,12 @@ fn task_protocol_violations() {
     start(&fake, &s2);
     // <task-data> before <next>.
     assert!(is_policy_close(fake.send(&s2, code("123456")).first()));
+    let last = fake
+        .events
+        .borrow()
+        .last()
+        .map(|(n, o)| (n.clone(), o.stream_id));
+    assert_eq!(last, Some(("authentication-failure".to_owned(), 2)));
 
     let mut s3 = stream(false);
     s3.id = 3;

@@ -46,6 +46,11 @@ fn anything_but_response_or_abort_during_an_exchange_is_a_policy_violation() {
             fake.calls.borrow().last().map(String::as_str),
             Some("end 42")
         );
+        let outcome = (
+            "authentication-failure".to_owned(),
+            Some("aborted".to_owned()),
+        );
+        assert_eq!(fake.outcomes(), vec![outcome]);
         core.session_closed(42);
     }
 }

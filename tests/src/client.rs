@@ -234,6 +234,20 @@ impl XmppClient {
         }
     }
 
+    /// Wait until any of `needles` was received; consume up to and including the earliest.
+    pub fn read_until_any(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let found = needles.iter().filter_map(|n| self.received.find(n).map(|p| p + n.len())).min();
+            if let Some(end) = found {
+                return self.received.drain(..end).collect();
+            }
+            assert!(!self.closed, "connection closed before any of {needles:?}; received: {}", self.received);
+            assert!(Instant::now() < deadline, "timed out waiting for {needles:?}; received: {}", self.received);
+            self.fill();
+        }
+    }
+
     /// Read until the server closes the connection; return everything received.
     pub fn read_to_close(&mut self) -> String {
         let deadline = Instant::now() + TIMEOUT;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod client;
+pub mod sasl;
 pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};
 
 /// How long a test waits for anything before failing.

@@ -1,0 +1,218 @@
+// xmpp.js (@xmpp/client 0.14.0) driver for tests/e2e/interop.rs.
+//
+//   node xmppjs.mjs pair    --service URL --domain D --user alice:PW --user bob:PW [--body TEXT]
+//       alice and bob log in; bob sends TEXT to alice's bare JID; exits 0 once alice got it.
+//   node xmppjs.mjs receive --service URL --domain D --user bob:PW [--from BAREJID] [--body TEXT]
+//       logs in, prints "online", then exits 0 once a message (matching --from/--body) arrives.
+//
+// stdout: one JSON object per line, for the Rust test to parse:
+//   {"event":"online","user":…,"jid":…,"resource":…,"sasl2":bool,"mechanism":…,"bind2":bool,
+//    "legacy_bind":bool,"legacy_sasl":bool,"tls":"TLSv1.3"}
+//   {"event":"message","to":…,"from":…,"body":…}
+//   {"event":"error","user":…,"error":…}
+// How SASL2 is shown: every element the client sends and receives passes through the hooks below;
+// "sasl2" is true when the client sent <authenticate xmlns='urn:xmpp:sasl:2'> and got
+// <success xmlns='urn:xmpp:sasl:2'>; "bind2" when that <authenticate> carried
+// <bind xmlns='urn:xmpp:bind:0'> and the <success> carried <bound/>; "legacy_bind"/"legacy_sasl"
+// when it used RFC 6120 resource binding / <auth>, which must not happen on the SASL2 path.
+// stderr: the raw XML exchange of every session ("alice >> …" sent, "alice << …" received).
+//
+// Bounded: the whole run is killed by its own timer (--timeout seconds, default 20) besides the
+// caller's timeout. The server's certificate is self-signed: TLS verification is off for this
+// process only (NODE_TLS_REJECT_UNAUTHORIZED=0, set here before any connection).
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+// Node warns once about the setting above on stderr; that is expected here.
+
+const { client, xml } = await import("@xmpp/client");
+
+function parseArgs(argv) {
+  const [mode, ...rest] = argv;
+  const opts = { mode, users: [], timeout: 20, body: "hello from xmpp.js" };
+  for (let i = 0; i < rest.length; i += 2) {
+    const key = rest[i];
+    const value = rest[i + 1];
+    if (value === undefined) throw new Error(`missing value for ${key}`);
+    switch (key) {
+      case "--service":
+        opts.service = value;
+        break;
+      case "--domain":
+        opts.domain = value;
+        break;
+      case "--user": {
+        const colon = value.indexOf(":");
+        if (colon < 1) throw new Error(`--user wants NAME:PASSWORD, got ${value}`);
+        opts.users.push({ username: value.slice(0, colon), password: value.slice(colon + 1) });
+        break;
+      }
+      case "--from":
+        opts.from = value;
+        break;
+      case "--body":
+        opts.body = value;
+        break;
+      case "--timeout":
+        opts.timeout = Number(value);
+        break;
+      default:
+        throw new Error(`unknown option ${key}`);
+    }
+  }
+  if (!opts.service || !opts.domain) throw new Error("--service and --domain are required");
+  const need = { pair: 2, receive: 1 }[mode];
+  if (!need) throw new Error(`unknown mode ${mode}`);
+  if (opts.users.length !== need) throw new Error(`${mode} needs ${need} --user`);
+  return opts;
+}
+
+function emit(obj) {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+const clients = [];
+
+async function finish(code) {
+  clearTimeout(timer);
+  await Promise.allSettled(
+    clients.map((c) =>
+      Promise.race([c.stop(), new Promise((resolve) => setTimeout(resolve, 2000))]),
+    ),
+  );
+  process.exit(code);
+}
+
+let timer;
+
+// Log in one user; resolves with the client once it is online (after initial presence).
+async function login(opts, user) {
+  const { username, password } = user;
+  const trace = {
+    sasl2Sent: false,
+    sasl2Success: false,
+    mechanism: null,
+    bind2Sent: false,
+    bound: false,
+    legacyBind: false,
+    legacySasl: false,
+  };
+  const xmpp = client({
+    service: opts.service,
+    domain: opts.domain,
+    username,
+    password,
+    // The Bind 2 tag (and the RFC 6120 resource, were the client to fall back to it).
+    resource: "interop",
+  });
+  clients.push(xmpp);
+  // Never reconnect on its own: a failure must show as a failure.
+  xmpp.reconnect.stop();
+
+  // Raw XML trace: _onData is bound when the first socket is attached, so patch it before start().
+  const onData = xmpp._onData;
+  xmpp._onData = function (data) {
+    process.stderr.write(`${username} << ${data.toString("utf8")}\n`);
+    return onData.call(this, data);
+  };
+  const write = xmpp.write;
+  xmpp.write = function (string) {
+    process.stderr.write(`${username} >> ${string}\n`);
+    return write.call(this, string);
+  };
+
+  xmpp.on("send", (el) => {
+    if (el.is("authenticate", "urn:xmpp:sasl:2")) {
+      trace.sasl2Sent = true;
+      trace.mechanism = el.attrs.mechanism;
+      trace.bind2Sent = !!el.getChild("bind", "urn:xmpp:bind:0");
+    }
+    if (el.is("auth", "urn:ietf:params:xml:ns:xmpp-sasl")) {
+      trace.legacySasl = true;
+      trace.mechanism = el.attrs.mechanism;
+    }
+    if (el.is("iq") && el.getChild("bind", "urn:ietf:params:xml:ns:xmpp-bind")) {
+      trace.legacyBind = true;
+    }
+  });
+  xmpp.on("element", (el) => {
+    if (el.is("success", "urn:xmpp:sasl:2")) {
+      trace.sasl2Success = true;
+      trace.bound = !!el.getChild("bound", "urn:xmpp:bind:0");
+    }
+  });
+  xmpp.on("error", (err) => {
+    emit({ event: "error", user: username, error: String(err?.stack ?? err) });
+  });
+
+  const online = new Promise((resolve, reject) => {
+    xmpp.once("online", resolve);
+    xmpp.once("offline", () => reject(new Error(`${username} went offline before online`)));
+  });
+  await xmpp.start();
+  const address = await online;
+  await xmpp.send(xml("presence"));
+  const tls = xmpp.socket?.socket?.getProtocol?.() ?? null;
+  emit({
+    event: "online",
+    user: username,
+    jid: address.toString(),
+    resource: address.resource,
+    sasl2: trace.sasl2Sent && trace.sasl2Success,
+    mechanism: trace.mechanism,
+    bind2: trace.bind2Sent && trace.bound,
+    legacy_sasl: trace.legacySasl,
+    legacy_bind: trace.legacyBind,
+    tls,
+  });
+  return xmpp;
+}
+
+function waitForMessage(xmpp, to, opts) {
+  return new Promise((resolve) => {
+    xmpp.on("stanza", (stanza) => {
+      if (!stanza.is("message")) return;
+      const body = stanza.getChildText("body");
+      if (body === null) return;
+      const from = stanza.attrs.from ?? "";
+      emit({ event: "message", to, from, body });
+      const bare = from.split("/")[0];
+      if ((opts.from === undefined || bare === opts.from) && body === opts.body) {
+        resolve();
+      }
+    });
+  });
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  timer = setTimeout(() => {
+    emit({ event: "error", error: `timed out after ${opts.timeout} s` });
+    process.exit(3);
+  }, opts.timeout * 1000);
+
+  if (opts.mode === "pair") {
+    const [aliceUser, bobUser] = opts.users;
+    const alice = await login(opts, aliceUser);
+    const got = waitForMessage(alice, alice.jid.toString(), {
+      from: `${bobUser.username}@${opts.domain}`,
+      body: opts.body,
+    });
+    const bob = await login(opts, bobUser);
+    await bob.send(
+      xml("message", { to: `${aliceUser.username}@${opts.domain}`, type: "chat" }, [
+        xml("body", {}, opts.body),
+      ]),
+    );
+    await got;
+  } else {
+    const [user] = opts.users;
+    const me = await login(opts, user);
+    await waitForMessage(me, me.jid.toString(), opts);
+  }
+  await finish(0);
+}
+
+main().catch(async (err) => {
+  emit({ event: "error", error: String(err?.stack ?? err) });
+  await finish(1);
+});

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Tessera's one test command: `./tests/run.sh`.
+#
+# On a fresh Debian bookworm machine (as root, or with sudo) it installs what the tests need, then
+# runs `cargo test --workspace` and exits with its status. Every install step checks first and is
+# skipped when already satisfied, so reruns go straight to the tests; the tests are never skipped.
+#
+#   ./tests/run.sh                  install, then `cargo test --workspace`
+#   ./tests/run.sh --install-only   install only
+#   ./tests/run.sh ARGS…            install, then `cargo test ARGS…` (e.g. -p tessera-tests --test interop)
+#
+# What it installs (see tests/interop/ and shared docs "test-infrastructure"):
+#   - go-sendxmpp >= 0.14 from Debian bookworm-backports (the suite is added if missing);
+#   - the npm packages of tests/interop (package-lock.json; @xmpp/client 0.14.0) with `npm ci`;
+#   - a Python venv at tests/interop/.venv with tests/interop/requirements.txt (slixmpp).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INTEROP="$ROOT/tests/interop"
+cd "$ROOT"
+
+log() { printf '[tests/run.sh] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+INSTALL_ONLY=0
+if [[ "${1:-}" == "--install-only" ]]; then
+    INSTALL_ONLY=1
+    shift
+fi
+
+SUDO=()
+if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || die "not root and no sudo: cannot install packages"
+    SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+APT_UPDATED=0
+apt_update_once() {
+    if [[ "$APT_UPDATED" == 0 ]]; then
+        log "apt-get update"
+        "${SUDO[@]}" apt-get update -q >/dev/null
+        APT_UPDATED=1
+    fi
+}
+
+# --- Debian bookworm-backports + go-sendxmpp (SASL2 / SCRAM-*-PLUS / Bind 2 client) -------------
+BACKPORTS=/etc/apt/sources.list.d/bookworm-backports.sources
+installed_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+
+gsx="$(installed_version go-sendxmpp)"
+if [[ -n "$gsx" ]] && dpkg --compare-versions "$gsx" ge 0.14; then
+    log "go-sendxmpp $gsx already installed"
+else
+    if [[ ! -f "$BACKPORTS" ]] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        log "adding Debian bookworm-backports to the apt sources"
+        "${SUDO[@]}" tee "$BACKPORTS" >/dev/null <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    fi
+    apt_update_once
+    log "installing go-sendxmpp from bookworm-backports"
+    "${SUDO[@]}" apt-get install -y -q -t bookworm-backports go-sendxmpp >/dev/null
+    gsx="$(installed_version go-sendxmpp)"
+    dpkg --compare-versions "$gsx" ge 0.14 || die "go-sendxmpp $gsx is older than 0.14"
+    log "go-sendxmpp $gsx installed"
+fi
+
+# --- Node.js (>= 20.10, required by @xmpp/client 0.14) and the npm packages ----------------------
+command -v node >/dev/null || die "node not found: the tests need Node.js >= 20.10 (the machine image ships it)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
+    || die "node $(node --version) is too old: @xmpp/client 0.14 needs >= 20.10"
+command -v npm >/dev/null || die "npm not found"
+
+# `npm ci` always reinstalls from scratch; skip it when node_modules was made from this very lock.
+lock_sum="$(sha256sum "$INTEROP/package-lock.json" | cut -d' ' -f1)"
+stamp="$INTEROP/node_modules/.tessera-lock-sha256"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" && -d "$INTEROP/node_modules/@xmpp/client" ]]; then
+    log "tests/interop/node_modules up to date ($(node --version))"
+else
+    log "npm ci in tests/interop"
+    (cd "$INTEROP" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$lock_sum" >"$stamp"
+fi
+
+# --- Python venv with slixmpp (legacy RFC 6120 SASL client) --------------------------------------
+VENV="$INTEROP/.venv"
+req_sum="$(sha256sum "$INTEROP/requirements.txt" | cut -d' ' -f1)"
+stamp="$VENV/.tessera-requirements-sha256"
+if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$req_sum" ]] \
+    && "$VENV/bin/python" -c 'import slixmpp' 2>/dev/null; then
+    log "tests/interop/.venv up to date"
+else
+    PY=python3
+    if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        if ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then
+            apt_update_once
+            log "installing python3-venv"
+            "${SUDO[@]}" apt-get install -y -q python3-venv >/dev/null
+        fi
+        PY=/usr/bin/python3
+    fi
+    log "creating tests/interop/.venv with $($PY --version)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$INTEROP/requirements.txt"
+    echo "$req_sum" >"$stamp"
+fi
+log "slixmpp $("$VENV/bin/python" -c 'import slixmpp; print(slixmpp.__version__)')"
+
+if [[ "$INSTALL_ONLY" == 1 ]]; then
+    log "install done (--install-only)"
+    exit 0
+fi
+
+# --- The tests ------------------------------------------------------------------------------------
+command -v cargo >/dev/null || die "cargo not found"
+if [[ $# -eq 0 ]]; then
+    set -- --workspace
+fi
+log "cargo test $*"
+set +e
+cargo test "$@"
+status=$?
+set -e
+log "cargo test exited with $status"
+exit "$status"

@@ -1,0 +1,196 @@
+//! mod_sasl2 over real TLS: every mechanism succeeds, every bad input gets its exact
+//! `<failure>` and the stream behaves as XEP-0388 says; no account enumeration; rate limits.
+
+use std::time::Instant;
+
+use tessera_sasl::scram::{ClientBinding, ClientSecret, ScramClient};
+use tessera_sasl::{CbType, Hash};
+use tessera_tests::sasl::{b64, inner, unb64, Sasl2Extras, SASL2};
+use tessera_tests::{Server, ServerOptions, XmppClient};
+
+const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+
+fn server_with(top: &str) -> Server {
+    let s = Server::start(&ServerOptions { top: top.into(), ..ServerOptions::with_modules(&["sasl2"]) });
+    s.add_user("alice", "correct horse", None);
+    s
+}
+
+fn fresh(server: &Server) -> XmppClient {
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    c
+}
+
+fn condition(xml: &str, cond: &str) -> bool {
+    xml.contains(&format!("<{cond} xmlns='{SASL_NS}'/>"))
+}
+
+#[test]
+fn every_mechanism_succeeds_and_the_server_signature_verifies() {
+    let server = server_with("");
+    for (hash, plus) in [(Hash::Sha256, true), (Hash::Sha256, false), (Hash::Sha1, true), (Hash::Sha1, false)] {
+        let mut c = fresh(&server);
+        let out = c.sasl2_scram(hash, plus, "alice", "correct horse", &Sasl2Extras::bind("t"));
+        assert!(out.success, "{}: {}", hash.scram_mechanism(plus), out.xml);
+        assert!(out.xml.contains("<bound xmlns='urn:xmpp:bind:0'>"), "{}", out.xml);
+        c.read_until("</stream:features>");
+    }
+    // TLS 1.2 (with Extended Master Secret) also has tls-exporter.
+    let mut c = XmppClient::direct_tls_with(server.ports.direct_tls, true);
+    c.open();
+    assert!(c.sasl2_scram(Hash::Sha256, true, "alice", "correct horse", &Sasl2Extras::default()).success);
+    let mut c = fresh(&server);
+    let out = c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default());
+    assert!(out.success && out.jid().as_deref() == Some("alice@localhost"), "no bind → bare JID: {}", out.xml);
+    let features = c.read_until("</stream:features>");
+    assert!(features.contains("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"), "RFC 6120 bind offered after SASL2 without Bind 2: {features}");
+}
+
+#[test]
+fn unknown_mechanism_gets_invalid_mechanism_and_the_stream_stays_usable() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    c.sasl2_start("X-NOPE", Some(b"x"), &Sasl2Extras::default());
+    let failure = c.read_until("</failure>");
+    assert!(condition(&failure, "invalid-mechanism"), "{failure}");
+    assert!(c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default()).success, "retry on the same stream");
+}
+
+#[test]
+fn malformed_base64_gets_incorrect_encoding() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    c.send(&format!("<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>@@not base64@@</initial-response></authenticate>"));
+    assert!(condition(&c.read_until("</failure>"), "incorrect-encoding"));
+    // Whitespace inside base64 is tolerated (the XEP's own examples wrap lines).
+    let ir = b64(b"\0alice\0correct horse");
+    let (a, b) = ir.split_at(8);
+    c.send(&format!("<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{a}\n  {b}</initial-response></authenticate>"));
+    assert!(c.read_until_any(&["</success>", "</failure>"]).contains("<success"));
+}
+
+#[test]
+fn wrong_scram_proof_gets_not_authorized_with_the_scram_error() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    let out = c.sasl2_scram(Hash::Sha256, false, "alice", "wrong horse", &Sasl2Extras::default());
+    assert!(!out.success && condition(&out.xml, "not-authorized"), "{}", out.xml);
+    assert!(out.xml.contains("invalid-proof"), "the e= value is in <text>: {}", out.xml);
+}
+
+fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
+    let scram = ScramClient::new(Hash::Sha256, "alice", None, ClientBinding::Bound { cb_type: CbType::TlsExporter, data: cb }, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
+    c.sasl2_start("SCRAM-SHA-256-PLUS", Some(&scram.client_first()), &Sasl2Extras::default());
+    let challenge = c.read_until("</challenge>");
+    let (fin, _) = scram.server_first(&unb64(inner(&challenge, "challenge").expect("challenge")), ClientSecret::Password("correct horse")).expect("server-first");
+    c.send(&format!("<response xmlns='{SASL2}' mechanism='SCRAM-SHA-256-PLUS'>{}</response>", b64(&fin)));
+    c.read_until("</failure>")
+}
+
+#[test]
+fn wrong_channel_binding_data_is_refused() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    // The exporter value of ANOTHER connection: what a man in the middle would relay.
+    let other = XmppClient::direct_tls(server.ports.direct_tls).tls_exporter();
+    let failure = scram_plus_with_cb(&mut c, other);
+    assert!(condition(&failure, "not-authorized") && failure.contains("channel-bindings-dont-match"), "{failure}");
+}
+
+#[test]
+fn a_downgraded_client_flag_y_is_detected() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    let scram = ScramClient::new(Hash::Sha256, "alice", None, ClientBinding::NotUsed, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
+    c.sasl2_start("SCRAM-SHA-256", Some(&scram.client_first()), &Sasl2Extras::default());
+    let failure = c.read_until("</failure>");
+    assert!(failure.contains("server-does-support-channel-binding"), "{failure}");
+}
+
+#[test]
+fn authenticate_after_success_is_a_policy_violation() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    assert!(c.sasl2_plain("alice", "correct horse", &Sasl2Extras::bind("x")).success);
+    c.read_until("</stream:features>");
+    c.sasl2_start("PLAIN", Some(b"\0alice\0correct horse"), &Sasl2Extras::default());
+    let closed = c.read_to_close();
+    assert!(closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{closed}");
+}
+
+#[test]
+fn abort_gets_aborted() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    let scram = ScramClient::new(Hash::Sha1, "alice", None, ClientBinding::NotSupported, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
+    c.sasl2_start("SCRAM-SHA-1", Some(&scram.client_first()), &Sasl2Extras::default());
+    c.read_until("</challenge>");
+    c.send(&format!("<abort xmlns='{SASL2}'/>"));
+    assert!(condition(&c.read_until("</failure>"), "aborted"));
+}
+
+#[test]
+fn unknown_accounts_and_wrong_passwords_look_the_same() {
+    let server = server_with("sasl2_max_failures_per_ip = 1000");
+    let attempt = |user: &str| -> (String, std::time::Duration) {
+        let mut c = fresh(&server);
+        let started = Instant::now();
+        let out = c.sasl2_scram(Hash::Sha256, false, user, "wrong horse", &Sasl2Extras::default());
+        (out.xml, started.elapsed())
+    };
+    let (known, _) = attempt("alice");
+    let (unknown, _) = attempt("nobody");
+    assert_eq!(known, unknown, "identical failure for an unknown account");
+    // The salt and iteration count offered to an unknown account are stable (not random per try).
+    let salt_of = |user: &str| -> String {
+        let mut c = fresh(&server);
+        let scram = ScramClient::new(Hash::Sha256, user, None, ClientBinding::NotSupported, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
+        c.sasl2_start("SCRAM-SHA-256", Some(&scram.client_first()), &Sasl2Extras::default());
+        let ch = String::from_utf8(unb64(inner(&c.read_until("</challenge>"), "challenge").expect("challenge"))).expect("utf8");
+        ch.split(',').filter(|p| p.starts_with("s=") || p.starts_with("i=")).collect::<Vec<_>>().join(",")
+    };
+    assert_eq!(salt_of("nobody"), salt_of("nobody"));
+    assert_ne!(salt_of("nobody"), salt_of("alice"));
+    // Timing: medians of a few tries each stay within a small factor (no early exit).
+    let median = |user: &str| -> u128 {
+        let mut v: Vec<u128> = (0..7).map(|_| attempt(user).1.as_micros()).collect();
+        v.sort_unstable();
+        v[3]
+    };
+    let (k, u) = (median("alice"), median("nobody"));
+    assert!(k * 3 > u && u * 3 > k, "timing differs too much: known {k} µs, unknown {u} µs");
+}
+
+#[test]
+fn repeated_failures_are_rate_limited_with_a_retry_hint_and_retries_are_bounded() {
+    let server = server_with("sasl2_max_failures_per_user = 3\nsasl2_max_retries = 10");
+    for _ in 0..3 {
+        let mut c = fresh(&server);
+        assert!(!c.sasl2_plain("alice", "nope", &Sasl2Extras::default()).success);
+    }
+    let mut c = fresh(&server);
+    let limited = c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default());
+    assert!(!limited.success && condition(&limited.xml, "temporary-auth-failure"), "{}", limited.xml);
+    assert!(limited.xml.contains("retry in"), "{}", limited.xml);
+    // Same answer for an unknown account under attack.
+    let server = server_with("sasl2_max_retries = 2");
+    let mut c = fresh(&server);
+    assert!(!c.sasl2_plain("alice", "bad1", &Sasl2Extras::default()).success);
+    c.sasl2_start("PLAIN", Some(b"\0alice\0bad2"), &Sasl2Extras::default());
+    let closed = c.read_to_close();
+    assert!(condition(&closed, "not-authorized") && closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{closed}");
+}
+
+#[test]
+fn legacy_profile_reports_failures_in_its_own_namespace() {
+    let server = server_with("");
+    let mut c = fresh(&server);
+    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>", b64(b"\0alice\0wrong")));
+    let failure = c.read_until("</failure>");
+    assert!(failure.contains(&format!("<failure xmlns='{SASL_NS}'><not-authorized/>")) || condition(&failure, "not-authorized"), "{failure}");
+    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='HT-SHA-256-NONE'>AAAA</auth>"));
+    assert!(c.read_until("</failure>").contains("invalid-mechanism"), "HT-* is never served over RFC 6120 SASL");
+    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>", b64(b"\0alice\0correct horse")));
+    assert!(c.read_until_any(&["</success>", "<success"]).contains("success"));
+}

@@ -1,0 +1,1 @@
+//! mod_sasl2_fast: work in progress

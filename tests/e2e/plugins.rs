@@ -244,11 +244,16 @@ fn the_third_party_example_module_loads_from_its_own_build() {
         plugins.path().join("libmod_hello.so"),
     )
     .expect("copy hello");
+    std::fs::copy(
+        target_dir().join("libmod_sasl2.so"),
+        plugins.path().join("libmod_sasl2.so"),
+    )
+    .expect("copy sasl2");
     let server = Server::start(&ServerOptions {
         plugin_dir: Some(plugins.path().to_path_buf()),
-        ..ServerOptions::with_modules(&["hello"])
+        ..ServerOptions::with_modules(&["sasl2", "hello"])
     });
-    assert_eq!(server.modules, ["hello 1.0.0"]);
+    assert_eq!(server.modules, ["sasl2 1.0.0", "hello 1.0.0"]);
     let mut c = XmppClient::direct_tls(server.ports.direct_tls);
     let features = c.open();
     assert!(
@@ -261,6 +266,22 @@ fn the_third_party_example_module_loads_from_its_own_build() {
         serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"],
         0
     );
+    // A shipped module (sasl2) and the third-party one cooperate: a bound session reaches
+    // mod_hello as a `session-bound` event, and its IQ handler answers.
+    server.add_user("alice", "pw", None);
+    let (mut alice, jid) = XmppClient::login(server.ports.direct_tls, "alice", "pw", "t");
+    alice.send("<iq type='get' id='h1' to='localhost'><hello xmlns='urn:example:hello'/></iq>");
+    let reply = alice.read_until("</iq>");
+    assert!(reply.contains("type='result'") && reply.contains(&format!("Hello, {jid}!")), "{reply}");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let stats = https(server.ports.http, "GET", "/hello/stats", &[], b"");
+        if serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "session-bound never reached mod_hello: {}", stats.body);
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let list = server.cli(&["module", "list"], "");
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(

@@ -14,7 +14,13 @@ fn plugin_file() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "--release", "-p", "tessera-fixture-counter"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tessera-fixture-counter",
+        ])
         .current_dir(&root)
         .status()
         .expect("cargo build");
@@ -28,8 +34,13 @@ fn registry_with(n: usize, file: &PathBuf, staging: &std::path::Path) -> Registr
     for _ in 0..n {
         // Each load stages a fresh copy, so every handler is a separate library instance.
         let library = tessera_host::loader::load(file, staging).expect("load fixture");
-        let prepared = tessera_host::startup::PreparedModule { library, options: Default::default() };
-        modules.push(Arc::new(tessera_host::startup::instantiate(&prepared, &[]).expect("instantiate")));
+        let prepared = tessera_host::startup::PreparedModule {
+            library,
+            options: Default::default(),
+        };
+        modules.push(Arc::new(
+            tessera_host::startup::instantiate(&prepared, &[]).expect("instantiate"),
+        ));
     }
     registry.install(modules);
     registry

@@ -235,7 +235,8 @@ impl Routes {
             }
             r.disco_features.extend(reg.disco_features.iter().cloned());
         }
-        r.mechanisms.sort_by_key(|entry| std::cmp::Reverse(entry.0.priority));
+        r.mechanisms
+            .sort_by_key(|entry| std::cmp::Reverse(entry.0.priority));
         r.http.sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
         r.modules = modules;
         (r, conflicts)

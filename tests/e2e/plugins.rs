@@ -272,14 +272,23 @@ fn the_third_party_example_module_loads_from_its_own_build() {
     let (mut alice, jid) = XmppClient::login(server.ports.direct_tls, "alice", "pw", "t");
     alice.send("<iq type='get' id='h1' to='localhost'><hello xmlns='urn:example:hello'/></iq>");
     let reply = alice.read_until("</iq>");
-    assert!(reply.contains("type='result'") && reply.contains(&format!("Hello, {jid}!")), "{reply}");
+    assert!(
+        reply.contains("type='result'") && reply.contains(&format!("Hello, {jid}!")),
+        "{reply}"
+    );
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let stats = https(server.ports.http, "GET", "/hello/stats", &[], b"");
-        if serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"] == 1 {
+        if serde_json::from_str::<serde_json::Value>(&stats.body).expect("json")["sessions_bound"]
+            == 1
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "session-bound never reached mod_hello: {}", stats.body);
+        assert!(
+            Instant::now() < deadline,
+            "session-bound never reached mod_hello: {}",
+            stats.body
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let list = server.cli(&["module", "list"], "");
@@ -288,4 +297,50 @@ fn the_third_party_example_module_loads_from_its_own_build() {
         text.contains("\"name\": \"hello\"") && text.contains("libmod_hello.so"),
         "{text}"
     );
+}
+
+#[test]
+fn modules_use_host_timers_mail_and_the_sessions_api() {
+    let server = Server::start(&ServerOptions::with_modules(&[
+        "sasl2",
+        "fixture_emitter",
+        "fixture_listener_a",
+    ]));
+    assert_eq!(
+        get(&server, "/test/emitter/timer?ms=50&event=fixture-ping").body,
+        "armed"
+    );
+    let seen = seen_until(&server, "listener_a", |s| {
+        values(s, "fixture-ping").contains(&"timer".to_owned())
+    });
+    assert_eq!(values(&seen, "fixture-ping"), ["timer"]);
+
+    // No [smtp]: the host writes the mail into data_dir/outbox.
+    let op = get(&server, "/test/emitter/mail?to=carol%40example.org");
+    assert_eq!(op.status, 200, "{}", op.body);
+    let outbox = server.dir.path().join("data/outbox");
+    let deadline = Instant::now() + TIMEOUT;
+    let mail = loop {
+        let found = std::fs::read_dir(&outbox)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok);
+        if let Some(entry) = found {
+            break std::fs::read_to_string(entry.path()).expect("read mail");
+        }
+        assert!(Instant::now() < deadline, "no mail in {}", outbox.display());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        mail.contains("To: carol@example.org") && mail.contains("Subject: Fixture mail"),
+        "{mail}"
+    );
+    server.wait_for_log("mail sent");
+
+    server.add_user("alice", "pw", None);
+    let (_alice, jid) = XmppClient::login(server.ports.direct_tls, "alice", "pw", "t");
+    let sessions: serde_json::Value =
+        serde_json::from_str(&get(&server, "/test/emitter/sessions?user=alice").body)
+            .expect("json");
+    assert_eq!(sessions[0]["jid"], jid.as_str());
 }

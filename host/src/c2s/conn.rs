@@ -268,9 +268,10 @@ impl Conn {
                     stream: self.info.clone(),
                     element,
                 });
-                let actions: Vec<StreamAction> = module
-                    .request(&request)
-                    .map_err(|_| StreamError::new("internal-server-error"))?;
+                // Authentication may derive keys (PLAIN runs PBKDF2): keep the reactor free.
+                let actions: Vec<StreamAction> =
+                    tokio::task::block_in_place(|| module.request(&request))
+                        .map_err(|_| StreamError::new("internal-server-error"))?;
                 return self.apply(actions);
             }
             if authenticated && phase == &StreamPhase::PreAuth {

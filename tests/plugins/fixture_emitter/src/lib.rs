@@ -54,6 +54,17 @@ impl Module for Emitter {
         }
     }
 
+    fn timer(
+        &self,
+        host: &Host,
+        timer: tessera_plugin_api::protocol::TimerFired,
+    ) -> Result<(), PluginError> {
+        host.fire(
+            &timer.tag,
+            &serde_json::json!({ "value": "timer", "from": Self::NAME }),
+        )
+    }
+
     fn http(&self, host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         // Accept the path with or without the route prefix.
         let rest = request.path.strip_prefix(PREFIX).unwrap_or(&request.path);
@@ -71,6 +82,35 @@ impl Module for Emitter {
                 Ok(text(200, "fired"))
             }
             ("GET", "/greeting") => Ok(text(200, &self.greeting)),
+            ("GET", "/timer") => {
+                // Fires `event` (value "timer") when the host calls back after `ms`.
+                let ms = query_param(&request.query, "ms")
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(10);
+                let event =
+                    query_param(&request.query, "event").unwrap_or_else(|| "fixture-ping".into());
+                host.set_timer(ms, &event)?;
+                Ok(text(200, "armed"))
+            }
+            ("GET", "/mail") => {
+                let Some(to) = query_param(&request.query, "to") else {
+                    return Ok(text(400, "missing `to`"));
+                };
+                let op = host.send_mail(tessera_plugin_api::protocol::Mail {
+                    to,
+                    subject: "Fixture mail".into(),
+                    body: "Sent by fixture_emitter through the host's mailer.".into(),
+                })?;
+                Ok(text(200, &op.to_string()))
+            }
+            ("GET", "/sessions") => {
+                let user = query_param(&request.query, "user").unwrap_or_default();
+                let sessions = host.list_sessions(&user)?;
+                Ok(text(
+                    200,
+                    &serde_json::to_string(&sessions).map_err(PluginError::from)?,
+                ))
+            }
             _ => Ok(text(404, "not found")),
         }
     }

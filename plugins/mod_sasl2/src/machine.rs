@@ -243,6 +243,30 @@ fn initiate(
     mechanism_result(st, env, stream, ex, step)
 }
 
+/// Mechanisms of other modules (FAST's HT-*) share the password rate limits: once their
+/// outcome names the account, an account over its limit gets `temporary-auth-failure`, like a
+/// password attempt would (our own mechanisms check before looking up credentials).
+fn foreign_limit(
+    env: Env<'_>,
+    stream: &StreamInfo,
+    ex: &Exchange,
+    step: &MechanismStep,
+) -> Option<Fail> {
+    if crate::config::MECHANISMS
+        .iter()
+        .any(|(name, _)| *name == ex.mechanism)
+    {
+        return None;
+    }
+    let user = match step {
+        MechanismStep::Success { user, .. } => Some(user.as_str()),
+        MechanismStep::Failure { user, .. } => user.as_deref(),
+        MechanismStep::Challenge { .. } => None,
+    }?;
+    let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms())?;
+    Some(Fail::new("temporary-auth-failure", Some(&limit.text())))
+}
+
 /// Encryption and mechanism checks before an exchange starts; `None` admits it.
 fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Option<Fail> {
     if !stream.secure {
@@ -314,6 +338,10 @@ fn mechanism_result(
         );
         mech::failure("temporary-auth-failure", None, None)
     });
+    if let Some(limited) = foreign_limit(env, stream, &ex, &step) {
+        env.svc.mechanism_end(stream.id);
+        return fail(st, env, stream, &ex, limited);
+    }
     match step {
         MechanismStep::Challenge { data } => {
             let xml = wire::challenge(ex.profile, &data).to_xml();

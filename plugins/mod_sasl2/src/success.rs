@@ -46,7 +46,13 @@ pub(crate) fn succeed(
             ]
         }
         Profile::Sasl2 => {
-            let requirements = tasks::required(env, stream, &ex, &user);
+            // XEP-0484: a token login (the HT-* family) never starts interactive tasks.
+            let token_login = ex.mechanism.starts_with("HT-");
+            let requirements = if token_login {
+                Vec::new()
+            } else {
+                tasks::required(env, stream, &ex, &user)
+            };
             if requirements.is_empty() {
                 finish(st, env, stream, ex, user, additional_data, Vec::new())
             } else {

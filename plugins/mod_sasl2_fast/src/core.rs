@@ -1,0 +1,146 @@
+//! The module's state and the glue between the SDK callbacks and the protocol code: it owns the
+//! options, the token key and the per-stream notes, and never holds a lock while calling the
+//! host.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+use tessera_plugin_api::events::{
+    self, hooks, Event, Sasl2Success, SessionEvent, UserDeleted, UserPasswordChanged,
+};
+use tessera_plugin_api::protocol::{HookCall, MechanismStart, MechanismStep, StreamInfo};
+use tessera_plugin_api::{LogLevel, PluginError};
+
+use crate::auth;
+use crate::config::Settings;
+use crate::ht;
+use crate::issue;
+use crate::pending::Pendings;
+use crate::services::{locked, Services};
+use crate::store;
+use crate::token::TokenKey;
+
+const NO_STEP: &str = "HT mechanisms have a single round";
+
+/// All state of one module instance.
+#[derive(Debug)]
+pub(crate) struct Core {
+    settings: Settings,
+    key: TokenKey,
+    pending: Mutex<Pendings>,
+}
+
+impl Core {
+    /// A fresh instance.
+    pub(crate) fn new(settings: Settings, key: TokenKey) -> Self {
+        Self {
+            settings,
+            key,
+            pending: Mutex::new(Pendings::default()),
+        }
+    }
+
+    /// A query hook call; `None` contributes nothing.
+    ///
+    /// # Errors
+    /// A payload that does not match the hook's documented type.
+    pub(crate) fn hook(
+        &self,
+        svc: &dyn Services,
+        call: HookCall,
+    ) -> Result<Option<Value>, PluginError> {
+        match call.name.as_str() {
+            hooks::SASL2_INLINE_FEATURES => {
+                let stream: StreamInfo = serde_json::from_value(call.payload)?;
+                Ok(ht::advertisement(&stream).map(|fast| json!([fast])))
+            }
+            hooks::SASL2_SUCCESS => {
+                let success: Sasl2Success = serde_json::from_value(call.payload)?;
+                let pending = locked(&self.pending).take(success.stream.id);
+                let children = issue::on_success(svc, &self.key, self.settings, &success, pending);
+                Ok((!children.is_empty()).then(|| json!(children)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A hooked bus event.
+    ///
+    /// # Errors
+    /// A payload that does not match the event's type.
+    pub(crate) fn on_event(&self, svc: &dyn Services, event: &Event) -> Result<(), PluginError> {
+        let user = match event.name.as_str() {
+            events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
+            events::USER_DELETED => event.decode::<UserDeleted>()?.user,
+            events::SESSION_CLOSED => {
+                let closed: SessionEvent = event.decode()?;
+                locked(&self.pending).take(closed.stream_id);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        self.revoke_all(svc, &user, &event.name);
+        Ok(())
+    }
+
+    /// Delete every token of an account (under the host's name and, if it differs, ours).
+    fn revoke_all(&self, svc: &dyn Services, user: &str, why: &str) {
+        let mut names = vec![user.to_owned()];
+        names.extend(ht::canonical_user(user).filter(|c| c != user));
+        for name in names {
+            match store::forget_account(svc, &name) {
+                Ok(n) => svc.log(
+                    LogLevel::Debug,
+                    &format!("{why}: {n} FAST token record(s) deleted"),
+                ),
+                Err(e) => svc.log(
+                    LogLevel::Warn,
+                    &format!("{why}: cannot delete FAST tokens (they stay refused): {e}"),
+                ),
+            }
+        }
+    }
+
+    /// The host starts a FAST authentication.
+    pub(crate) fn mechanism_start(
+        &self,
+        svc: &dyn Services,
+        start: &MechanismStart,
+    ) -> MechanismStep {
+        let stream = start.stream.id;
+        locked(&self.pending).take(stream);
+        let (step, pending) = auth::start(svc, &self.key, self.settings.min_ttl_ms, start);
+        if let Some(pending) = pending {
+            locked(&self.pending).insert(stream, pending);
+        }
+        step
+    }
+
+    /// HT is a single round: a further response is a protocol error.
+    pub(crate) fn mechanism_step(&self) -> MechanismStep {
+        auth::failure("malformed-request", Some(NO_STEP), None)
+    }
+
+    /// The hot-swap state.
+    ///
+    /// # Errors
+    /// Only if serialisation fails.
+    pub(crate) fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        locked(&self.pending).encode()
+    }
+
+    /// Load a previous instance's state.
+    ///
+    /// # Errors
+    /// `BAD_STATE` for an unknown format version or unreadable content.
+    pub(crate) fn restore(&self, bytes: &[u8]) -> Result<(), PluginError> {
+        *locked(&self.pending) = Pendings::decode(bytes)?;
+        Ok(())
+    }
+
+    /// Number of streams with a note (tests).
+    #[cfg(test)]
+    pub(crate) fn pending_len(&self) -> usize {
+        locked(&self.pending).len()
+    }
+}

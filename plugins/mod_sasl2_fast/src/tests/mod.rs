@@ -1,0 +1,356 @@
+//! Tests of the module without a host: a fake [`Services`] with an in-memory account table and
+//! key-value store, and a client that drives [`Core`] the way mod_sasl2 and the host do
+//! (mechanism start, then the `sasl2-success` hook).
+
+mod flows;
+mod refusals;
+mod revocation;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use tessera_plugin_api::events::{hooks, Event, Sasl2Success};
+use tessera_plugin_api::protocol::{
+    AccountCredentials, ChannelBindings, HookCall, KvScope, MechanismStart, MechanismStep,
+    ScramSecret, StreamInfo,
+};
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{LogLevel, PluginError};
+use tessera_sasl::ht::build_initial_response;
+
+use crate::config::Settings;
+use crate::core::Core;
+use crate::ht::{FAST_NS, SASL2_NS};
+use crate::services::Services;
+use crate::token::TokenKey;
+
+/// A UUID-shaped user-agent id.
+pub(crate) const UA: &str = "d4565fa7-4d72-4749-b3d3-740edbf87770";
+/// Test start time.
+pub(crate) const T0: u64 = 1_700_000_000_000;
+/// tls-exporter data of test streams.
+pub(crate) const EXPORTER: [u8; 32] = [0xc7; 32];
+
+/// The fake host.
+#[derive(Debug, Default)]
+pub(crate) struct Fake {
+    /// Accounts and their last password change.
+    pub(crate) accounts: RefCell<BTreeMap<String, u64>>,
+    /// The key-value store: (user, key) → value.
+    pub(crate) kv: RefCell<BTreeMap<(String, String), String>>,
+    pub(crate) now: Cell<u64>,
+    counter: Cell<u8>,
+    pub(crate) store_down: Cell<bool>,
+    pub(crate) logs: RefCell<Vec<String>>,
+}
+
+fn scope_user(scope: &KvScope) -> String {
+    match scope {
+        KvScope::Global => String::new(),
+        KvScope::Account(u) => u.clone(),
+    }
+}
+
+impl Fake {
+    /// Account `alice` (password set at 0), clock at [`T0`].
+    pub(crate) fn new() -> Self {
+        let fake = Self::default();
+        fake.accounts.borrow_mut().insert("alice".into(), 0);
+        fake.now.set(T0);
+        fake
+    }
+
+    pub(crate) fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+
+    fn up(&self) -> Result<(), PluginError> {
+        if self.store_down.get() {
+            Err(PluginError::host("store down"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Keys stored for `user`.
+    pub(crate) fn keys(&self, user: &str) -> Vec<String> {
+        self.kv
+            .borrow()
+            .keys()
+            .filter(|(u, _)| u == user)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+}
+
+fn secret() -> ScramSecret {
+    ScramSecret {
+        salt: vec![1],
+        iterations: 4096,
+        stored_key: vec![2],
+        server_key: vec![3],
+    }
+}
+
+impl Services for Fake {
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn random_bytes(&self, n: usize) -> Vec<u8> {
+        let c = self.counter.get().wrapping_add(1);
+        self.counter.set(c);
+        vec![c; n]
+    }
+
+    fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        self.up()?;
+        Ok(self
+            .accounts
+            .borrow()
+            .get(user)
+            .map(|at| AccountCredentials {
+                scram_sha1: secret(),
+                scram_sha256: secret(),
+                password_changed_at_ms: *at,
+            }))
+    }
+
+    fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<String>, PluginError> {
+        self.up()?;
+        Ok(self
+            .kv
+            .borrow()
+            .get(&(scope_user(scope), key.into()))
+            .cloned())
+    }
+
+    fn kv_put(&self, scope: &KvScope, key: &str, value: &str) -> Result<(), PluginError> {
+        self.up()?;
+        self.kv
+            .borrow_mut()
+            .insert((scope_user(scope), key.into()), value.into());
+        Ok(())
+    }
+
+    fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool, PluginError> {
+        self.up()?;
+        Ok(self
+            .kv
+            .borrow_mut()
+            .remove(&(scope_user(scope), key.into()))
+            .is_some())
+    }
+
+    fn kv_list(&self, scope: &KvScope, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
+        self.up()?;
+        let user = scope_user(scope);
+        Ok(self
+            .kv
+            .borrow()
+            .iter()
+            .filter(|((u, k), _)| *u == user && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push(format!("{level:?} {message}"));
+    }
+}
+
+/// A core with test keys and the given lifetimes in seconds.
+pub(crate) fn core_with(ttl_secs: u64, min_ttl_secs: u64) -> Core {
+    let settings = Settings {
+        ttl_ms: ttl_secs * 1000,
+        min_ttl_ms: min_ttl_secs * 1000,
+    };
+    Core::new(
+        settings,
+        TokenKey::new(&[0x42; 32]).unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// A core with the default lifetimes.
+pub(crate) fn core() -> Core {
+    core_with(1_814_400, 86_400)
+}
+
+/// An encrypted stream; `exporter` adds tls-exporter data.
+pub(crate) fn stream(id: u64, exporter: bool) -> StreamInfo {
+    StreamInfo {
+        id,
+        domain: "example.org".into(),
+        secure: true,
+        tls_version: Some("TLSv1.3".into()),
+        channel_bindings: ChannelBindings {
+            tls_exporter: exporter.then(|| EXPORTER.to_vec()),
+            tls_server_end_point: None,
+        },
+        peer_ip: "192.0.2.1".into(),
+        ..StreamInfo::default()
+    }
+}
+
+pub(crate) fn user_agent(id: &str) -> Element {
+    Element::new("user-agent", SASL2_NS).with_attr("id", id)
+}
+
+pub(crate) fn request_token(mechanism: &str) -> Element {
+    Element::new("request-token", FAST_NS).with_attr("mechanism", mechanism)
+}
+
+pub(crate) fn fast() -> Element {
+    Element::new("fast", FAST_NS)
+}
+
+/// `<authenticate mechanism=…>` with children.
+pub(crate) fn authenticate(mechanism: &str, children: Vec<Element>) -> Element {
+    let mut el = Element::new("authenticate", SASL2_NS).with_attr("mechanism", mechanism);
+    for c in children {
+        el.push_child(c);
+    }
+    el
+}
+
+/// Run the `sasl2-success` hook for alice; the `<token/>`s it adds.
+pub(crate) fn success_hook(
+    core: &Core,
+    fake: &Fake,
+    stream: &StreamInfo,
+    mechanism: &str,
+    auth: Element,
+) -> Vec<Element> {
+    success_hook_as(core, fake, stream, "alice", mechanism, auth)
+}
+
+/// Run the `sasl2-success` hook for `user`; the `<token/>`s it adds.
+pub(crate) fn success_hook_as(
+    core: &Core,
+    fake: &Fake,
+    stream: &StreamInfo,
+    user: &str,
+    mechanism: &str,
+    auth: Element,
+) -> Vec<Element> {
+    let payload = Sasl2Success {
+        stream: stream.clone(),
+        user: user.into(),
+        mechanism: mechanism.into(),
+        authenticate: auth,
+    };
+    let call = HookCall {
+        name: hooks::SASL2_SUCCESS.into(),
+        payload: json!(payload),
+    };
+    match core.hook(fake, call) {
+        Ok(Some(v)) => serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}")),
+        Ok(None) => Vec::new(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A password login (another module's mechanism) with these children; the token string issued.
+pub(crate) fn password_login(
+    core: &Core,
+    fake: &Fake,
+    stream: &StreamInfo,
+    children: Vec<Element>,
+) -> Option<String> {
+    let auth = authenticate("SCRAM-SHA-256", children);
+    let tokens = success_hook(core, fake, stream, "SCRAM-SHA-256", auth);
+    token_of(&tokens)
+}
+
+/// The token attribute of the single `<token/>`, if any.
+pub(crate) fn token_of(elements: &[Element]) -> Option<String> {
+    assert!(elements.len() <= 1, "{elements:?}");
+    let el = elements.first()?;
+    assert!(el.is("token", FAST_NS), "{el:?}");
+    el.attr("token").map(str::to_owned)
+}
+
+/// The result of a FAST login: the mechanism step and the tokens of the success hook.
+#[derive(Debug)]
+pub(crate) struct FastLogin {
+    pub(crate) step: MechanismStep,
+    pub(crate) issued: Option<String>,
+}
+
+/// A FAST login as `authcid` with `token` under `mechanism`; `extra` children besides the
+/// user-agent and `<fast/>` (already included when `ua`/`with_fast`).
+pub(crate) fn fast_login(
+    core: &Core,
+    fake: &Fake,
+    stream: &StreamInfo,
+    mechanism: &str,
+    authcid: &str,
+    token: &str,
+    extra: Vec<Element>,
+) -> FastLogin {
+    let cb: &[u8] = if mechanism.ends_with("EXPR") {
+        &EXPORTER
+    } else {
+        b""
+    };
+    let mut children = vec![user_agent(UA), fast()];
+    children.extend(extra);
+    let auth = authenticate(mechanism, children);
+    let start = start(
+        stream,
+        mechanism,
+        Some(build_initial_response(authcid, token.as_bytes(), cb)),
+        auth.clone(),
+    );
+    let step = core.mechanism_start(fake, &start);
+    let issued = match &step {
+        MechanismStep::Success { .. } => {
+            token_of(&success_hook(core, fake, stream, mechanism, auth))
+        }
+        _ => None,
+    };
+    FastLogin { step, issued }
+}
+
+/// A `MechanismStart` as mod_sasl2 sends it.
+pub(crate) fn start(
+    stream: &StreamInfo,
+    mechanism: &str,
+    initial_response: Option<Vec<u8>>,
+    auth: Element,
+) -> MechanismStart {
+    MechanismStart {
+        exchange: stream.id,
+        mechanism: mechanism.into(),
+        stream: stream.clone(),
+        profile: SASL2_NS.into(),
+        initial_response,
+        user_agent_id: crate::ht::user_agent_id(&auth),
+        authenticate: Some(auth),
+    }
+}
+
+/// The condition and user of a failure step.
+pub(crate) fn failure_of(step: &MechanismStep) -> (String, Option<String>) {
+    match step {
+        MechanismStep::Failure {
+            condition, user, ..
+        } => (condition.clone(), user.clone()),
+        other => panic!("expected a failure: {other:?}"),
+    }
+}
+
+/// Whether the step is a success for alice.
+pub(crate) fn succeeded(step: &MechanismStep) -> bool {
+    matches!(step, MechanismStep::Success { user, .. } if user == "alice")
+}
+
+/// Deliver a bus event.
+pub(crate) fn event(core: &Core, fake: &Fake, name: &str, payload: Value) {
+    let ev = Event {
+        name: name.into(),
+        payload,
+    };
+    core.on_event(fake, &ev).unwrap_or_else(|e| panic!("{e}"));
+}

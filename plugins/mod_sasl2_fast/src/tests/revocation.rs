@@ -1,0 +1,144 @@
+//! Tokens die with password changes and account deletion; per-stream notes die with their
+//! stream and survive a hot swap.
+
+use serde_json::json;
+use tessera_plugin_api::events;
+
+use super::*;
+
+const NONE: &str = "HT-SHA-256-NONE";
+
+fn token(core: &Core, fake: &Fake, ua: &str) -> String {
+    password_login(
+        core,
+        fake,
+        &stream(1, false),
+        vec![user_agent(ua), request_token(NONE)],
+    )
+    .unwrap_or_else(|| panic!("no token issued"))
+}
+
+#[test]
+fn password_change_event_deletes_every_token_of_the_account() {
+    let core = core();
+    let fake = Fake::new();
+    fake.accounts.borrow_mut().insert("bob".into(), 0);
+    let t = token(&core, &fake, UA);
+    token(&core, &fake, "9f0c2a4e-1111-4000-8000-000000000001");
+    let bob_auth = authenticate("PLAIN", vec![user_agent(UA), request_token(NONE)]);
+    let issued = success_hook_as(&core, &fake, &stream(5, false), "bob", "PLAIN", bob_auth);
+    assert!(token_of(&issued).is_some());
+    assert_eq!(fake.keys("alice").len(), 2);
+    assert_eq!(fake.keys("bob").len(), 1);
+    event(
+        &core,
+        &fake,
+        events::USER_PASSWORD_CHANGED,
+        json!({"user": "alice", "at_ms": T0 + 5}),
+    );
+    assert!(fake.keys("alice").is_empty());
+    assert_eq!(fake.keys("bob").len(), 1, "other accounts keep theirs");
+    let login = fast_login(&core, &fake, &stream(2, false), NONE, "alice", &t, vec![]);
+    assert_eq!(failure_of(&login.step).0, "not-authorized");
+}
+
+#[test]
+fn tokens_issued_before_a_password_change_are_refused_even_if_the_event_was_missed() {
+    let core = core();
+    let fake = Fake::new();
+    let t = token(&core, &fake, UA);
+    fake.advance(10);
+    fake.accounts.borrow_mut().insert("alice".into(), T0 + 5);
+    let login = fast_login(&core, &fake, &stream(2, false), NONE, "alice", &t, vec![]);
+    assert_eq!(
+        failure_of(&login.step),
+        ("credentials-expired".into(), Some("alice".into()))
+    );
+    // A token issued after the change works.
+    let fresh = token(&core, &fake, UA);
+    let login = fast_login(
+        &core,
+        &fake,
+        &stream(3, false),
+        NONE,
+        "alice",
+        &fresh,
+        vec![],
+    );
+    assert!(succeeded(&login.step), "{login:?}");
+}
+
+#[test]
+fn account_deletion_deletes_the_tokens() {
+    let core = core();
+    let fake = Fake::new();
+    let t = token(&core, &fake, UA);
+    event(&core, &fake, events::USER_DELETED, json!({"user": "alice"}));
+    assert!(fake.keys("alice").is_empty());
+    let login = fast_login(&core, &fake, &stream(2, false), NONE, "alice", &t, vec![]);
+    assert_eq!(failure_of(&login.step).0, "not-authorized");
+}
+
+#[test]
+fn a_malformed_event_is_an_error_and_unknown_events_are_ignored() {
+    let core = core();
+    let fake = Fake::new();
+    let bad = Event {
+        name: events::USER_DELETED.into(),
+        payload: json!({"who": 1}),
+    };
+    assert!(core.on_event(&fake, &bad).is_err());
+    let other = Event {
+        name: "something-else".into(),
+        payload: json!(null),
+    };
+    assert!(core.on_event(&fake, &other).is_ok());
+}
+
+/// A FAST success whose stream closes before the hook: the note goes with it.
+#[test]
+fn session_closed_drops_the_stream_note() {
+    let core = core();
+    let fake = Fake::new();
+    let t = token(&core, &fake, UA);
+    let s = stream(9, false);
+    let auth = authenticate(NONE, vec![user_agent(UA), fast()]);
+    let st = start(
+        &s,
+        NONE,
+        Some(build_initial_response("alice", t.as_bytes(), b"")),
+        auth,
+    );
+    assert!(succeeded(&core.mechanism_start(&fake, &st)));
+    assert_eq!(core.pending_len(), 1);
+    event(
+        &core,
+        &fake,
+        events::SESSION_CLOSED,
+        json!({"stream_id": 9}),
+    );
+    assert_eq!(core.pending_len(), 0);
+}
+
+#[test]
+fn hot_swap_carries_the_notes() {
+    let old = core_with(3600, 60);
+    let fake = Fake::new();
+    let t = token(&old, &fake, UA);
+    fake.advance(61_000);
+    let s = stream(4, false);
+    let auth = authenticate(NONE, vec![user_agent(UA), fast()]);
+    let st = start(
+        &s,
+        NONE,
+        Some(build_initial_response("alice", t.as_bytes(), b"")),
+        auth.clone(),
+    );
+    assert!(succeeded(&old.mechanism_start(&fake, &st)));
+    let bytes = old.save_state().unwrap_or_else(|e| panic!("{e}"));
+    let new = core_with(3600, 60);
+    new.restore(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    // The new generation answers the hook with the rotation the old one decided.
+    assert!(token_of(&success_hook(&new, &fake, &s, NONE, auth)).is_some());
+    assert!(new.restore(&[9]).is_err());
+}

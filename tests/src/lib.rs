@@ -40,12 +40,13 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Build every workspace binary and plugin once per test process (cheap when up to date).
+/// Build the server binary and every plugin once per test process (cheap when up to date).
+/// The load tool and this crate are left out: they are built by their own test targets.
 pub fn ensure_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = cargo()
-            .args(["build", "--workspace", "--quiet"])
+            .args(["build", "--workspace", "--exclude", "tessera-load", "--exclude", "tessera-tests", "--quiet"])
             .current_dir(workspace())
             .status()
             .expect("run cargo build");

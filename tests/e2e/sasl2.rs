@@ -11,7 +11,10 @@ use tessera_tests::{Server, ServerOptions, XmppClient};
 const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 
 fn server_with(top: &str) -> Server {
-    let s = Server::start(&ServerOptions { top: top.into(), ..ServerOptions::with_modules(&["sasl2"]) });
+    let s = Server::start(&ServerOptions {
+        top: top.into(),
+        ..ServerOptions::with_modules(&["sasl2"])
+    });
     s.add_user("alice", "correct horse", None);
     s
 }
@@ -29,22 +32,53 @@ fn condition(xml: &str, cond: &str) -> bool {
 #[test]
 fn every_mechanism_succeeds_and_the_server_signature_verifies() {
     let server = server_with("");
-    for (hash, plus) in [(Hash::Sha256, true), (Hash::Sha256, false), (Hash::Sha1, true), (Hash::Sha1, false)] {
+    for (hash, plus) in [
+        (Hash::Sha256, true),
+        (Hash::Sha256, false),
+        (Hash::Sha1, true),
+        (Hash::Sha1, false),
+    ] {
         let mut c = fresh(&server);
-        let out = c.sasl2_scram(hash, plus, "alice", "correct horse", &Sasl2Extras::bind("t"));
+        let out = c.sasl2_scram(
+            hash,
+            plus,
+            "alice",
+            "correct horse",
+            &Sasl2Extras::bind("t"),
+        );
         assert!(out.success, "{}: {}", hash.scram_mechanism(plus), out.xml);
-        assert!(out.xml.contains("<bound xmlns='urn:xmpp:bind:0'>"), "{}", out.xml);
+        assert!(
+            out.xml.contains("<bound xmlns='urn:xmpp:bind:0'>"),
+            "{}",
+            out.xml
+        );
         c.read_until("</stream:features>");
     }
     // TLS 1.2 (with Extended Master Secret) also has tls-exporter.
     let mut c = XmppClient::direct_tls_with(server.ports.direct_tls, true);
     c.open();
-    assert!(c.sasl2_scram(Hash::Sha256, true, "alice", "correct horse", &Sasl2Extras::default()).success);
+    assert!(
+        c.sasl2_scram(
+            Hash::Sha256,
+            true,
+            "alice",
+            "correct horse",
+            &Sasl2Extras::default()
+        )
+        .success
+    );
     let mut c = fresh(&server);
     let out = c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default());
-    assert!(out.success && out.jid().as_deref() == Some("alice@localhost"), "no bind → bare JID: {}", out.xml);
+    assert!(
+        out.success && out.jid().as_deref() == Some("alice@localhost"),
+        "no bind → bare JID: {}",
+        out.xml
+    );
     let features = c.read_until("</stream:features>");
-    assert!(features.contains("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"), "RFC 6120 bind offered after SASL2 without Bind 2: {features}");
+    assert!(
+        features.contains("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"),
+        "RFC 6120 bind offered after SASL2 without Bind 2: {features}"
+    );
 }
 
 #[test]
@@ -54,7 +88,11 @@ fn unknown_mechanism_gets_invalid_mechanism_and_the_stream_stays_usable() {
     c.sasl2_start("X-NOPE", Some(b"x"), &Sasl2Extras::default());
     let failure = c.read_until("</failure>");
     assert!(condition(&failure, "invalid-mechanism"), "{failure}");
-    assert!(c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default()).success, "retry on the same stream");
+    assert!(
+        c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default())
+            .success,
+        "retry on the same stream"
+    );
 }
 
 #[test]
@@ -67,24 +105,62 @@ fn malformed_base64_gets_incorrect_encoding() {
     let ir = b64(b"\0alice\0correct horse");
     let (a, b) = ir.split_at(8);
     c.send(&format!("<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{a}\n  {b}</initial-response></authenticate>"));
-    assert!(c.read_until_any(&["</success>", "</failure>"]).contains("<success"));
+    assert!(c
+        .read_until_any(&["</success>", "</failure>"])
+        .contains("<success"));
 }
 
 #[test]
 fn wrong_scram_proof_gets_not_authorized_with_the_scram_error() {
     let server = server_with("");
     let mut c = fresh(&server);
-    let out = c.sasl2_scram(Hash::Sha256, false, "alice", "wrong horse", &Sasl2Extras::default());
-    assert!(!out.success && condition(&out.xml, "not-authorized"), "{}", out.xml);
-    assert!(out.xml.contains("invalid-proof"), "the e= value is in <text>: {}", out.xml);
+    let out = c.sasl2_scram(
+        Hash::Sha256,
+        false,
+        "alice",
+        "wrong horse",
+        &Sasl2Extras::default(),
+    );
+    assert!(
+        !out.success && condition(&out.xml, "not-authorized"),
+        "{}",
+        out.xml
+    );
+    assert!(
+        out.xml.contains("invalid-proof"),
+        "the e= value is in <text>: {}",
+        out.xml
+    );
 }
 
 fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
-    let scram = ScramClient::new(Hash::Sha256, "alice", None, ClientBinding::Bound { cb_type: CbType::TlsExporter, data: cb }, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
-    c.sasl2_start("SCRAM-SHA-256-PLUS", Some(&scram.client_first()), &Sasl2Extras::default());
+    let scram = ScramClient::new(
+        Hash::Sha256,
+        "alice",
+        None,
+        ClientBinding::Bound {
+            cb_type: CbType::TlsExporter,
+            data: cb,
+        },
+        "nonceABCDEFGHIJKLMNOPQRSTUV",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-256-PLUS",
+        Some(&scram.client_first()),
+        &Sasl2Extras::default(),
+    );
     let challenge = c.read_until("</challenge>");
-    let (fin, _) = scram.server_first(&unb64(inner(&challenge, "challenge").expect("challenge")), ClientSecret::Password("correct horse")).expect("server-first");
-    c.send(&format!("<response xmlns='{SASL2}' mechanism='SCRAM-SHA-256-PLUS'>{}</response>", b64(&fin)));
+    let (fin, _) = scram
+        .server_first(
+            &unb64(inner(&challenge, "challenge").expect("challenge")),
+            ClientSecret::Password("correct horse"),
+        )
+        .expect("server-first");
+    c.send(&format!(
+        "<response xmlns='{SASL2}' mechanism='SCRAM-SHA-256-PLUS'>{}</response>",
+        b64(&fin)
+    ));
     c.read_until("</failure>")
 }
 
@@ -95,36 +171,74 @@ fn wrong_channel_binding_data_is_refused() {
     // The exporter value of ANOTHER connection: what a man in the middle would relay.
     let other = XmppClient::direct_tls(server.ports.direct_tls).tls_exporter();
     let failure = scram_plus_with_cb(&mut c, other);
-    assert!(condition(&failure, "not-authorized") && failure.contains("channel-bindings-dont-match"), "{failure}");
+    assert!(
+        condition(&failure, "not-authorized") && failure.contains("channel-bindings-dont-match"),
+        "{failure}"
+    );
 }
 
 #[test]
 fn a_downgraded_client_flag_y_is_detected() {
     let server = server_with("");
     let mut c = fresh(&server);
-    let scram = ScramClient::new(Hash::Sha256, "alice", None, ClientBinding::NotUsed, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
-    c.sasl2_start("SCRAM-SHA-256", Some(&scram.client_first()), &Sasl2Extras::default());
+    let scram = ScramClient::new(
+        Hash::Sha256,
+        "alice",
+        None,
+        ClientBinding::NotUsed,
+        "nonceABCDEFGHIJKLMNOPQRSTUV",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-256",
+        Some(&scram.client_first()),
+        &Sasl2Extras::default(),
+    );
     let failure = c.read_until("</failure>");
-    assert!(failure.contains("server-does-support-channel-binding"), "{failure}");
+    assert!(
+        failure.contains("server-does-support-channel-binding"),
+        "{failure}"
+    );
 }
 
 #[test]
 fn authenticate_after_success_is_a_policy_violation() {
     let server = server_with("");
     let mut c = fresh(&server);
-    assert!(c.sasl2_plain("alice", "correct horse", &Sasl2Extras::bind("x")).success);
+    assert!(
+        c.sasl2_plain("alice", "correct horse", &Sasl2Extras::bind("x"))
+            .success
+    );
     c.read_until("</stream:features>");
-    c.sasl2_start("PLAIN", Some(b"\0alice\0correct horse"), &Sasl2Extras::default());
+    c.sasl2_start(
+        "PLAIN",
+        Some(b"\0alice\0correct horse"),
+        &Sasl2Extras::default(),
+    );
     let closed = c.read_to_close();
-    assert!(closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{closed}");
+    assert!(
+        closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{closed}"
+    );
 }
 
 #[test]
 fn abort_gets_aborted() {
     let server = server_with("");
     let mut c = fresh(&server);
-    let scram = ScramClient::new(Hash::Sha1, "alice", None, ClientBinding::NotSupported, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
-    c.sasl2_start("SCRAM-SHA-1", Some(&scram.client_first()), &Sasl2Extras::default());
+    let scram = ScramClient::new(
+        Hash::Sha1,
+        "alice",
+        None,
+        ClientBinding::NotSupported,
+        "nonceABCDEFGHIJKLMNOPQRSTUV",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-1",
+        Some(&scram.client_first()),
+        &Sasl2Extras::default(),
+    );
     c.read_until("</challenge>");
     c.send(&format!("<abort xmlns='{SASL2}'/>"));
     assert!(condition(&c.read_until("</failure>"), "aborted"));
@@ -136,7 +250,13 @@ fn unknown_accounts_and_wrong_passwords_look_the_same() {
     let attempt = |user: &str| -> (String, std::time::Duration) {
         let mut c = fresh(&server);
         let started = Instant::now();
-        let out = c.sasl2_scram(Hash::Sha256, false, user, "wrong horse", &Sasl2Extras::default());
+        let out = c.sasl2_scram(
+            Hash::Sha256,
+            false,
+            user,
+            "wrong horse",
+            &Sasl2Extras::default(),
+        );
         (out.xml, started.elapsed())
     };
     let (known, _) = attempt("alice");
@@ -145,10 +265,27 @@ fn unknown_accounts_and_wrong_passwords_look_the_same() {
     // The salt and iteration count offered to an unknown account are stable (not random per try).
     let salt_of = |user: &str| -> String {
         let mut c = fresh(&server);
-        let scram = ScramClient::new(Hash::Sha256, user, None, ClientBinding::NotSupported, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client");
-        c.sasl2_start("SCRAM-SHA-256", Some(&scram.client_first()), &Sasl2Extras::default());
-        let ch = String::from_utf8(unb64(inner(&c.read_until("</challenge>"), "challenge").expect("challenge"))).expect("utf8");
-        ch.split(',').filter(|p| p.starts_with("s=") || p.starts_with("i=")).collect::<Vec<_>>().join(",")
+        let scram = ScramClient::new(
+            Hash::Sha256,
+            user,
+            None,
+            ClientBinding::NotSupported,
+            "nonceABCDEFGHIJKLMNOPQRSTUV",
+        )
+        .expect("client");
+        c.sasl2_start(
+            "SCRAM-SHA-256",
+            Some(&scram.client_first()),
+            &Sasl2Extras::default(),
+        );
+        let ch = String::from_utf8(unb64(
+            inner(&c.read_until("</challenge>"), "challenge").expect("challenge"),
+        ))
+        .expect("utf8");
+        ch.split(',')
+            .filter(|p| p.starts_with("s=") || p.starts_with("i="))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     assert_eq!(salt_of("nobody"), salt_of("nobody"));
     assert_ne!(salt_of("nobody"), salt_of("alice"));
@@ -159,7 +296,10 @@ fn unknown_accounts_and_wrong_passwords_look_the_same() {
         v[3]
     };
     let (k, u) = (median("alice"), median("nobody"));
-    assert!(k * 3 > u && u * 3 > k, "timing differs too much: known {k} µs, unknown {u} µs");
+    assert!(
+        k * 3 > u && u * 3 > k,
+        "timing differs too much: known {k} µs, unknown {u} µs"
+    );
 }
 
 #[test]
@@ -167,30 +307,61 @@ fn repeated_failures_are_rate_limited_with_a_retry_hint_and_retries_are_bounded(
     let server = server_with("sasl2_max_failures_per_user = 3\nsasl2_max_retries = 10");
     for _ in 0..3 {
         let mut c = fresh(&server);
-        assert!(!c.sasl2_plain("alice", "nope", &Sasl2Extras::default()).success);
+        assert!(
+            !c.sasl2_plain("alice", "nope", &Sasl2Extras::default())
+                .success
+        );
     }
     let mut c = fresh(&server);
     let limited = c.sasl2_plain("alice", "correct horse", &Sasl2Extras::default());
-    assert!(!limited.success && condition(&limited.xml, "temporary-auth-failure"), "{}", limited.xml);
+    assert!(
+        !limited.success && condition(&limited.xml, "temporary-auth-failure"),
+        "{}",
+        limited.xml
+    );
     assert!(limited.xml.contains("retry in"), "{}", limited.xml);
     // Same answer for an unknown account under attack.
     let server = server_with("sasl2_max_retries = 2");
     let mut c = fresh(&server);
-    assert!(!c.sasl2_plain("alice", "bad1", &Sasl2Extras::default()).success);
+    assert!(
+        !c.sasl2_plain("alice", "bad1", &Sasl2Extras::default())
+            .success
+    );
     c.sasl2_start("PLAIN", Some(b"\0alice\0bad2"), &Sasl2Extras::default());
     let closed = c.read_to_close();
-    assert!(condition(&closed, "not-authorized") && closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{closed}");
+    assert!(
+        condition(&closed, "not-authorized")
+            && closed.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{closed}"
+    );
 }
 
 #[test]
 fn legacy_profile_reports_failures_in_its_own_namespace() {
     let server = server_with("");
     let mut c = fresh(&server);
-    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>", b64(b"\0alice\0wrong")));
+    c.send(&format!(
+        "<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>",
+        b64(b"\0alice\0wrong")
+    ));
     let failure = c.read_until("</failure>");
-    assert!(failure.contains(&format!("<failure xmlns='{SASL_NS}'><not-authorized/>")) || condition(&failure, "not-authorized"), "{failure}");
-    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='HT-SHA-256-NONE'>AAAA</auth>"));
-    assert!(c.read_until("</failure>").contains("invalid-mechanism"), "HT-* is never served over RFC 6120 SASL");
-    c.send(&format!("<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>", b64(b"\0alice\0correct horse")));
-    assert!(c.read_until_any(&["</success>", "<success"]).contains("success"));
+    assert!(
+        failure.contains(&format!("<failure xmlns='{SASL_NS}'><not-authorized/>"))
+            || condition(&failure, "not-authorized"),
+        "{failure}"
+    );
+    c.send(&format!(
+        "<auth xmlns='{SASL_NS}' mechanism='HT-SHA-256-NONE'>AAAA</auth>"
+    ));
+    assert!(
+        c.read_until("</failure>").contains("invalid-mechanism"),
+        "HT-* is never served over RFC 6120 SASL"
+    );
+    c.send(&format!(
+        "<auth xmlns='{SASL_NS}' mechanism='PLAIN'>{}</auth>",
+        b64(b"\0alice\0correct horse")
+    ));
+    assert!(c
+        .read_until_any(&["</success>", "<success"])
+        .contains("success"));
 }

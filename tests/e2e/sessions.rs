@@ -21,60 +21,117 @@ fn tls_streams_offer_sasl2_bind2_legacy_sasl_and_channel_binding() {
     let mut starttls = XmppClient::starttls(server.ports.c2s);
     for features in [direct.open(), starttls.open()] {
         let sasl2 = inner(&features, "authentication").expect("SASL2 offered");
-        assert!(sasl2.contains("<mechanism>SCRAM-SHA-256-PLUS</mechanism>"), "{features}");
-        assert!(sasl2.contains("<mechanism>SCRAM-SHA-1</mechanism>") && sasl2.contains("<mechanism>PLAIN</mechanism>"), "{features}");
-        assert!(sasl2.contains("<bind xmlns='urn:xmpp:bind:0'>"), "{features}");
+        assert!(
+            sasl2.contains("<mechanism>SCRAM-SHA-256-PLUS</mechanism>"),
+            "{features}"
+        );
+        assert!(
+            sasl2.contains("<mechanism>SCRAM-SHA-1</mechanism>")
+                && sasl2.contains("<mechanism>PLAIN</mechanism>"),
+            "{features}"
+        );
+        assert!(
+            sasl2.contains("<bind xmlns='urn:xmpp:bind:0'>"),
+            "{features}"
+        );
         let legacy = inner(&features, "mechanisms").expect("RFC 6120 SASL offered");
-        assert!(legacy.contains("<mechanism>SCRAM-SHA-1-PLUS</mechanism>"), "{features}");
+        assert!(
+            legacy.contains("<mechanism>SCRAM-SHA-1-PLUS</mechanism>"),
+            "{features}"
+        );
         let cb = inner(&features, "sasl-channel-binding").expect("XEP-0440 list with -PLUS");
-        assert!(cb.contains("tls-exporter") && cb.contains("tls-server-end-point"), "{features}");
+        assert!(
+            cb.contains("tls-exporter") && cb.contains("tls-server-end-point"),
+            "{features}"
+        );
     }
 }
 
 #[test]
 fn messages_route_by_full_and_bare_jid_and_unknown_targets_bounce() {
     let server = server();
-    let (mut alice, alice_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "phone");
+    let (mut alice, alice_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "phone");
     let (mut bob, bob_jid) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "laptop");
-    assert!(alice_jid.starts_with("alice@localhost/phone/"), "Bind 2 resource is tag/…: {alice_jid}");
-    bob.send(&format!("<message to='{alice_jid}' type='chat' id='m1'><body>to full</body></message>"));
+    assert!(
+        alice_jid.starts_with("alice@localhost/phone/"),
+        "Bind 2 resource is tag/…: {alice_jid}"
+    );
+    bob.send(&format!(
+        "<message to='{alice_jid}' type='chat' id='m1'><body>to full</body></message>"
+    ));
     let got = alice.read_until("</message>");
-    assert!(got.contains(&format!("from='{bob_jid}'")) && got.contains("<body>to full</body>"), "{got}");
+    assert!(
+        got.contains(&format!("from='{bob_jid}'")) && got.contains("<body>to full</body>"),
+        "{got}"
+    );
     bob.send("<message to='alice@localhost' type='chat' id='m2'><body>to bare</body></message>");
-    assert!(alice.read_until("</message>").contains("<body>to bare</body>"));
+    assert!(alice
+        .read_until("</message>")
+        .contains("<body>to bare</body>"));
     // The server stamps `from`: a forged one is replaced.
     bob.send("<message to='alice@localhost' from='mallory@localhost/x' id='m3'><body>forged</body></message>");
     let got = alice.read_until("</message>");
-    assert!(got.contains(&format!("from='{bob_jid}'")) && !got.contains("mallory"), "{got}");
+    assert!(
+        got.contains(&format!("from='{bob_jid}'")) && !got.contains("mallory"),
+        "{got}"
+    );
     bob.send("<message to='nobody@localhost' id='m4'><body>?</body></message>");
     let bounce = bob.read_until("</message>");
-    assert!(bounce.contains("type='error'") && bounce.contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"), "{bounce}");
+    assert!(
+        bounce.contains("type='error'")
+            && bounce
+                .contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{bounce}"
+    );
     bob.send("<message to='carol@elsewhere.example' id='m5'><body>?</body></message>");
-    assert!(bob.read_until("</message>").contains("remote-server-not-found"));
+    assert!(bob
+        .read_until("</message>")
+        .contains("remote-server-not-found"));
 }
 
 #[test]
 fn ping_disco_roster_and_unknown_iqs_get_the_right_answers() {
     let server = server();
-    let (mut alice, alice_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    let (mut alice, alice_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
     let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
     alice.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
     let pong = alice.read_until("/>");
-    assert!(pong.contains("type='result'") && pong.contains("id='p1'"), "{pong}");
+    assert!(
+        pong.contains("type='result'") && pong.contains("id='p1'"),
+        "{pong}"
+    );
     alice.send("<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
     let disco = alice.read_until("</iq>");
-    assert!(disco.contains("category='server'") && disco.contains("type='im'") && disco.contains("var='urn:xmpp:ping'"), "{disco}");
+    assert!(
+        disco.contains("category='server'")
+            && disco.contains("type='im'")
+            && disco.contains("var='urn:xmpp:ping'"),
+        "{disco}"
+    );
     alice.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
     let roster = alice.read_until("</iq>");
-    assert!(roster.contains("id='r1'") && roster.contains("<query xmlns='jabber:iq:roster'/>"), "{roster}");
+    assert!(
+        roster.contains("id='r1'") && roster.contains("<query xmlns='jabber:iq:roster'/>"),
+        "{roster}"
+    );
     alice.send("<iq type='get' id='u1' to='localhost'><query xmlns='urn:example:unknown'/></iq>");
     let unknown = alice.read_until("</iq>");
-    assert!(unknown.contains("type='error'") && unknown.contains("<service-unavailable"), "{unknown}");
+    assert!(
+        unknown.contains("type='error'") && unknown.contains("<service-unavailable"),
+        "{unknown}"
+    );
     alice.send("<iq type='get' id='bad'/>");
     assert!(alice.read_until("</iq>").contains("bad-request"));
-    bob.send(&format!("<iq type='get' id='x1' to='{alice_jid}'><query xmlns='urn:example:peer'/></iq>"));
+    bob.send(&format!(
+        "<iq type='get' id='x1' to='{alice_jid}'><query xmlns='urn:example:peer'/></iq>"
+    ));
     let routed = alice.read_until("</iq>");
-    assert!(routed.contains("id='x1'") && routed.contains("urn:example:peer"), "IQs to full JIDs are routed: {routed}");
+    assert!(
+        routed.contains("id='x1'") && routed.contains("urn:example:peer"),
+        "IQs to full JIDs are routed: {routed}"
+    );
 }
 
 #[test]
@@ -99,17 +156,33 @@ fn password_change_resets_other_sessions_and_spares_the_changing_one() {
     one.send("<iq type='set' id='pw1'><query xmlns='jabber:iq:register'><username>alice</username><password>changed pw</password></query></iq>");
     assert!(one.read_until("/>").contains("type='result'"));
     let closed = two.read_to_close();
-    assert!(closed.contains("<reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{closed}");
+    assert!(
+        closed.contains("<reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{closed}"
+    );
     one.send("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-    assert!(one.read_until("/>").contains("id='p2'"), "the changing session stays up");
+    assert!(
+        one.read_until("/>").contains("id='p2'"),
+        "the changing session stays up"
+    );
     let mut old = XmppClient::direct_tls(server.ports.direct_tls);
     old.open();
-    assert!(!old.sasl2_plain("alice", "alice pw", &Sasl2Extras::default()).success, "old password refused");
+    assert!(
+        !old.sasl2_plain("alice", "alice pw", &Sasl2Extras::default())
+            .success,
+        "old password refused"
+    );
     let (_new, _) = XmppClient::login(server.ports.direct_tls, "alice", "changed pw", "new");
     // An operator's change through the CLI (admin socket) resets every session.
     let out = server.cli(&["user", "passwd", "alice@localhost"], "third pw\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(one.read_to_close().contains("<reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(one
+        .read_to_close()
+        .contains("<reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
 }
 
 #[test]
@@ -117,17 +190,31 @@ fn deleting_an_account_closes_its_sessions_with_not_authorized() {
     let server = server();
     let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
     let out = server.cli(&["user", "del", "bob"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(bob.read_to_close().contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bob
+        .read_to_close()
+        .contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
     let mut again = XmppClient::direct_tls(server.ports.direct_tls);
     again.open();
-    assert!(!again.sasl2_plain("bob", "bob pw", &Sasl2Extras::default()).success);
+    assert!(
+        !again
+            .sasl2_plain("bob", "bob pw", &Sasl2Extras::default())
+            .success
+    );
 }
 
 #[test]
 fn same_client_and_tag_get_the_same_resource_and_replace_the_old_session() {
     let server = server();
-    let extras = Sasl2Extras { user_agent_id: Some("d4565fa7-4d72-4749-b3d3-740edbf87770".into()), bind_tag: Some("Phone".into()), raw: String::new() };
+    let extras = Sasl2Extras {
+        user_agent_id: Some("d4565fa7-4d72-4749-b3d3-740edbf87770".into()),
+        bind_tag: Some("Phone".into()),
+        raw: String::new(),
+    };
     let mut first = XmppClient::direct_tls(server.ports.direct_tls);
     first.open();
     let a = first.sasl2_plain("alice", "alice pw", &extras);
@@ -135,7 +222,9 @@ fn same_client_and_tag_get_the_same_resource_and_replace_the_old_session() {
     second.open();
     let b = second.sasl2_plain("alice", "alice pw", &extras);
     assert_eq!(a.jid(), b.jid(), "stable resource for the same user agent");
-    assert!(first.read_to_close().contains("<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    assert!(first
+        .read_to_close()
+        .contains("<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
 }
 
 #[test]
@@ -145,8 +234,15 @@ fn presence_reaches_the_accounts_other_resources() {
     let (mut two, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "two");
     one.send("<presence><show>away</show></presence>");
     let got = two.read_until("</presence>");
-    assert!(got.contains(&format!("from='{one_jid}'")) && got.contains("<show>away</show>"), "{got}");
-    assert_eq!(one.read_for(Duration::from_millis(200)), "", "no echo to the sender");
+    assert!(
+        got.contains(&format!("from='{one_jid}'")) && got.contains("<show>away</show>"),
+        "{got}"
+    );
+    assert_eq!(
+        one.read_for(Duration::from_millis(200)),
+        "",
+        "no echo to the sender"
+    );
 }
 
 #[test]
@@ -156,11 +252,18 @@ fn in_band_registration_is_off_by_default_and_works_when_enabled() {
     let features = c.open();
     assert!(!features.contains("iq-register"), "{features}");
     c.send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>eve</username><password>pw</password></query></iq>");
-    assert!(c.read_to_close().contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    assert!(c
+        .read_to_close()
+        .contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
 
-    let open = Server::start(&ServerOptions { top: "allow_registration = true".into(), ..ServerOptions::with_modules(&["sasl2"]) });
+    let open = Server::start(&ServerOptions {
+        top: "allow_registration = true".into(),
+        ..ServerOptions::with_modules(&["sasl2"])
+    });
     let mut c = XmppClient::direct_tls(open.ports.direct_tls);
-    assert!(c.open().contains("<register xmlns='http://jabber.org/features/iq-register'/>"));
+    assert!(c
+        .open()
+        .contains("<register xmlns='http://jabber.org/features/iq-register'/>"));
     c.send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>eve</username><password>eve pw</password></query></iq>");
     assert!(c.read_until("/>").contains("type='result'"));
     c.send("<iq type='set' id='reg2'><query xmlns='jabber:iq:register'><username>eve</username><password>other</password></query></iq>");

@@ -238,12 +238,23 @@ impl XmppClient {
     pub fn read_until_any(&mut self, needles: &[&str]) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let found = needles.iter().filter_map(|n| self.received.find(n).map(|p| p + n.len())).min();
+            let found = needles
+                .iter()
+                .filter_map(|n| self.received.find(n).map(|p| p + n.len()))
+                .min();
             if let Some(end) = found {
                 return self.received.drain(..end).collect();
             }
-            assert!(!self.closed, "connection closed before any of {needles:?}; received: {}", self.received);
-            assert!(Instant::now() < deadline, "timed out waiting for {needles:?}; received: {}", self.received);
+            assert!(
+                !self.closed,
+                "connection closed before any of {needles:?}; received: {}",
+                self.received
+            );
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needles:?}; received: {}",
+                self.received
+            );
             self.fill();
         }
     }

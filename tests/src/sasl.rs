@@ -20,7 +20,9 @@ pub fn b64(data: &[u8]) -> String {
 
 /// Decode standard base64 (panics on garbage: test helper).
 pub fn unb64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(text.trim()).expect("base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .expect("base64")
 }
 
 /// The text content of the first `<tag …>content</tag>` in `xml`.
@@ -54,7 +56,10 @@ impl Sasl2Outcome {
 
 fn read_outcome(c: &mut XmppClient) -> Sasl2Outcome {
     let text = c.read_until_any(&["</success>", "</failure>", "<success/>", "<failure/>"]);
-    Sasl2Outcome { success: text.contains("<success"), xml: text }
+    Sasl2Outcome {
+        success: text.contains("<success"),
+        xml: text,
+    }
 }
 
 /// Optional SASL2 children: user agent and Bind 2.
@@ -71,17 +76,24 @@ pub struct Sasl2Extras {
 impl Sasl2Extras {
     /// Bind with this tag.
     pub fn bind(tag: &str) -> Self {
-        Self { bind_tag: Some(tag.to_owned()), ..Self::default() }
+        Self {
+            bind_tag: Some(tag.to_owned()),
+            ..Self::default()
+        }
     }
 
     fn render(&self) -> String {
         let mut s = String::new();
         if let Some(id) = &self.user_agent_id {
-            s.push_str(&format!("<user-agent id='{id}'><software>tessera-tests</software></user-agent>"));
+            s.push_str(&format!(
+                "<user-agent id='{id}'><software>tessera-tests</software></user-agent>"
+            ));
         }
         match self.bind_tag.as_deref() {
             Some("") => s.push_str("<bind xmlns='urn:xmpp:bind:0'/>"),
-            Some(tag) => s.push_str(&format!("<bind xmlns='urn:xmpp:bind:0'><tag>{tag}</tag></bind>")),
+            Some(tag) => s.push_str(&format!(
+                "<bind xmlns='urn:xmpp:bind:0'><tag>{tag}</tag></bind>"
+            )),
             None => {}
         }
         s.push_str(&self.raw);
@@ -92,30 +104,71 @@ impl Sasl2Extras {
 impl XmppClient {
     /// `<authenticate>` with an initial response; returns the first answer element.
     pub fn sasl2_start(&mut self, mechanism: &str, initial: Option<&[u8]>, extras: &Sasl2Extras) {
-        let ir = initial.map(|d| format!("<initial-response>{}</initial-response>", b64(d))).unwrap_or_default();
-        self.send(&format!("<authenticate xmlns='{SASL2}' mechanism='{mechanism}'>{ir}{}</authenticate>", extras.render()));
+        let ir = initial
+            .map(|d| format!("<initial-response>{}</initial-response>", b64(d)))
+            .unwrap_or_default();
+        self.send(&format!(
+            "<authenticate xmlns='{SASL2}' mechanism='{mechanism}'>{ir}{}</authenticate>",
+            extras.render()
+        ));
     }
 
     /// SASL2 PLAIN.
-    pub fn sasl2_plain(&mut self, user: &str, password: &str, extras: &Sasl2Extras) -> Sasl2Outcome {
-        self.sasl2_start("PLAIN", Some(format!("\0{user}\0{password}").as_bytes()), extras);
+    pub fn sasl2_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+        extras: &Sasl2Extras,
+    ) -> Sasl2Outcome {
+        self.sasl2_start(
+            "PLAIN",
+            Some(format!("\0{user}\0{password}").as_bytes()),
+            extras,
+        );
         read_outcome(self)
     }
 
     /// SASL2 SCRAM-SHA-1/256, with tls-exporter channel binding when `plus`.
-    pub fn sasl2_scram(&mut self, hash: Hash, plus: bool, user: &str, password: &str, extras: &Sasl2Extras) -> Sasl2Outcome {
-        let binding = if plus { ClientBinding::Bound { cb_type: CbType::TlsExporter, data: self.tls_exporter() } } else { ClientBinding::NotSupported };
-        let scram = ScramClient::new(hash, user, None, binding, "clientnonce0123456789ABCDEF").expect("scram client");
+    pub fn sasl2_scram(
+        &mut self,
+        hash: Hash,
+        plus: bool,
+        user: &str,
+        password: &str,
+        extras: &Sasl2Extras,
+    ) -> Sasl2Outcome {
+        let binding = if plus {
+            ClientBinding::Bound {
+                cb_type: CbType::TlsExporter,
+                data: self.tls_exporter(),
+            }
+        } else {
+            ClientBinding::NotSupported
+        };
+        let scram = ScramClient::new(hash, user, None, binding, "clientnonce0123456789ABCDEF")
+            .expect("scram client");
         let mechanism = hash.scram_mechanism(plus);
         self.sasl2_start(mechanism, Some(&scram.client_first()), extras);
         let first = self.read_until_any(&["</challenge>", "</failure>"]);
-        let Some(challenge) = inner(&first, "challenge") else { return Sasl2Outcome { success: false, xml: first } };
-        let (client_final, verifier) = scram.server_first(&unb64(challenge), ClientSecret::Password(password)).expect("server-first");
-        self.send(&format!("<response xmlns='{SASL2}'>{}</response>", b64(&client_final)));
+        let Some(challenge) = inner(&first, "challenge") else {
+            return Sasl2Outcome {
+                success: false,
+                xml: first,
+            };
+        };
+        let (client_final, verifier) = scram
+            .server_first(&unb64(challenge), ClientSecret::Password(password))
+            .expect("server-first");
+        self.send(&format!(
+            "<response xmlns='{SASL2}'>{}</response>",
+            b64(&client_final)
+        ));
         let outcome = read_outcome(self);
         if outcome.success {
             let data = inner(&outcome.xml, "additional-data").expect("additional-data");
-            verifier.server_final(&unb64(data)).expect("server signature verifies");
+            verifier
+                .server_final(&unb64(data))
+                .expect("server signature verifies");
         }
         outcome
     }
@@ -123,23 +176,48 @@ impl XmppClient {
     /// RFC 6120 SASL with SCRAM-SHA-1, then stream restart and resource binding. Returns the
     /// bound JID.
     pub fn legacy_login(&mut self, user: &str, password: &str, resource: &str) -> String {
-        let scram = ScramClient::new(Hash::Sha1, user, None, ClientBinding::NotSupported, "legacynonce0123456789ABCDEF").expect("scram client");
-        self.send(&format!("<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1'>{}</auth>", b64(&scram.client_first())));
+        let scram = ScramClient::new(
+            Hash::Sha1,
+            user,
+            None,
+            ClientBinding::NotSupported,
+            "legacynonce0123456789ABCDEF",
+        )
+        .expect("scram client");
+        self.send(&format!(
+            "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1'>{}</auth>",
+            b64(&scram.client_first())
+        ));
         let first = self.read_until("</challenge>");
         let challenge = inner(&first, "challenge").expect("challenge");
-        let (client_final, verifier) = scram.server_first(&unb64(challenge), ClientSecret::Password(password)).expect("server-first");
-        self.send(&format!("<response xmlns='{SASL}'>{}</response>", b64(&client_final)));
+        let (client_final, verifier) = scram
+            .server_first(&unb64(challenge), ClientSecret::Password(password))
+            .expect("server-first");
+        self.send(&format!(
+            "<response xmlns='{SASL}'>{}</response>",
+            b64(&client_final)
+        ));
         let success = self.read_until("</success>");
-        verifier.server_final(&unb64(inner(&success, "success").expect("success data"))).expect("server signature");
+        verifier
+            .server_final(&unb64(inner(&success, "success").expect("success data")))
+            .expect("server signature");
         let features = self.open();
-        assert!(features.contains("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"), "{features}");
+        assert!(
+            features.contains("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"),
+            "{features}"
+        );
         self.send(&format!("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"));
         let bound = self.read_until("</iq>");
         inner(&bound, "jid").expect("bound jid").to_owned()
     }
 
     /// Direct TLS, SASL2 PLAIN with Bind 2: a ready session. Returns the client and full JID.
-    pub fn login(addr: std::net::SocketAddr, user: &str, password: &str, tag: &str) -> (XmppClient, String) {
+    pub fn login(
+        addr: std::net::SocketAddr,
+        user: &str,
+        password: &str,
+        tag: &str,
+    ) -> (XmppClient, String) {
         let mut c = XmppClient::direct_tls(addr);
         c.open();
         let outcome = c.sasl2_plain(user, password, &Sasl2Extras::bind(tag));

@@ -17,20 +17,36 @@ impl Module for Counter {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn manifest() -> Manifest {
-        Manifest { description: "Counts fixture-count events (benchmarks)".into(), ..Manifest::default() }
+        Manifest {
+            description: "Counts fixture-count events (benchmarks)".into(),
+            ..Manifest::default()
+        }
     }
 
     fn init(_host: &Host, _config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
         // Restores its count from the previous generation (hot-swap handoff: u64 little endian).
         let seen = match restore {
-            Some(bytes) => u64::from_le_bytes(bytes.try_into().map_err(|_| PluginError::new(tessera_plugin_api::PluginErrorKind::BAD_STATE, "expected 8 bytes"))?),
+            Some(bytes) => u64::from_le_bytes(bytes.try_into().map_err(|_| {
+                PluginError::new(
+                    tessera_plugin_api::PluginErrorKind::BAD_STATE,
+                    "expected 8 bytes",
+                )
+            })?),
             None => 0,
         };
-        Ok(Self { seen: AtomicU64::new(seen) })
+        Ok(Self {
+            seen: AtomicU64::new(seen),
+        })
     }
 
     fn registrations(&self) -> Registrations {
-        Registrations { events: vec![HookSpec { name: "fixture-count".into(), priority: 0 }], ..Registrations::default() }
+        Registrations {
+            events: vec![HookSpec {
+                name: "fixture-count".into(),
+                priority: 0,
+            }],
+            ..Registrations::default()
+        }
     }
 
     fn on_event(&self, _host: &Host, _event: &Event) -> Result<EventFlow, PluginError> {

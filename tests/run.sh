@@ -112,6 +112,11 @@ else
 fi
 log "slixmpp $("$VENV/bin/python" -c 'import slixmpp; print(slixmpp.__version__)')"
 
+# Browser, SMTP server and their drivers for the password-reset tests (tests/web).
+if [[ -x "$ROOT/tests/web/install.sh" ]]; then
+    "$ROOT/tests/web/install.sh"
+fi
+
 if [[ "$INSTALL_ONLY" == 1 ]]; then
     log "install done (--install-only)"
     exit 0
@@ -120,6 +125,11 @@ fi
 # --- The tests ------------------------------------------------------------------------------------
 command -v cargo >/dev/null || die "cargo not found"
 if [[ $# -eq 0 ]]; then
+    # The full run also holds the code to its gates.
+    log "cargo fmt --all --check"
+    cargo fmt --all --check || die "code is not formatted (cargo fmt --all)"
+    log "cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
     set -- --workspace
 fi
 log "cargo test $*"

@@ -28,7 +28,7 @@ fn plugin_file() -> PathBuf {
     root.join("target/release/libmod_fixture_counter.so")
 }
 
-fn registry_with(n: usize, file: &PathBuf, staging: &std::path::Path) -> Registry {
+fn registry_with(n: usize, file: &std::path::Path, staging: &std::path::Path) -> Registry {
     let registry = Registry::default();
     let mut modules = Vec::new();
     for _ in 0..n {

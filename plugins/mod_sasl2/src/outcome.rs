@@ -5,6 +5,7 @@
 use tessera_plugin_api::events::{self, AuthenticationOutcome};
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::LogLevel;
 
 use crate::machine::{Env, Exchange, StreamState};
 use crate::services::locked;
@@ -95,5 +96,27 @@ pub(crate) fn fire(
     } else {
         events::AUTHENTICATION_SUCCESS
     };
+    env.svc
+        .log(LogLevel::Info, &outcome_line(ex, user, condition));
     env.svc.fire(name, &outcome);
+}
+
+/// One log line per outcome: account, mechanism (a -PLUS or HT-*-EXPR/ENDP name means channel
+/// binding was used) and profile; never credentials.
+fn outcome_line(ex: &Exchange, user: Option<&str>, condition: Option<&str>) -> String {
+    let profile = match ex.profile {
+        crate::wire::Profile::Sasl2 => "sasl2",
+        crate::wire::Profile::Legacy => "legacy",
+    };
+    let user = user.unwrap_or("-");
+    match condition {
+        None => format!(
+            "authentication succeeded user={user} mechanism={} profile={profile}",
+            ex.mechanism
+        ),
+        Some(c) => format!(
+            "authentication failed user={user} mechanism={} condition={c} profile={profile}",
+            ex.mechanism
+        ),
+    }
 }

@@ -1,0 +1,653 @@
+//! Interop with real XMPP clients that none of us wrote, against the real `tessera` binary with
+//! mod_sasl2. Each test starts its own server (OS-chosen loopback ports), creates the accounts
+//! through the CLI, runs the clients as subprocesses (every one bounded by a timeout and killed on
+//! drop) and checks both what the clients report and what the server logged.
+//!
+//! What each test proves:
+//! - `xmppjs_sasl2_scram_sha1_bind2_over_starttls` / `…_over_direct_tls`: xmpp.js
+//!   (@xmpp/client 0.14.0) logs in two sessions with SASL2
+//!   (`<authenticate xmlns='urn:xmpp:sasl:2'>`), SCRAM-SHA-1 and Bind 2
+//!   (`<bind xmlns='urn:xmpp:bind:0'>` in, `<bound/>` out, resource `interop/<suffix>`), never
+//!   touching RFC 6120 SASL or bind, on the STARTTLS port and on the direct TLS port; bob's
+//!   message to alice's bare JID reaches alice; the server logged both authentications and the
+//!   very JIDs the clients were given.
+//! - `go_sendxmpp_sasl2_scram_plus_tls_exporter_to_xmppjs`: go-sendxmpp 0.14 (STARTTLS) picks a
+//!   SCRAM-*-PLUS mechanism over SASL2 with `tls-exporter` channel binding (gs2 header
+//!   `p=tls-exporter`), binds with Bind 2, and its message reaches an xmpp.js session of bob.
+//! - `go_sendxmpp_pinned_scram_sha1_plus_over_direct_tls`: the same with SCRAM-SHA-1-PLUS pinned,
+//!   over direct TLS.
+//! - `slixmpp_legacy_sasl_and_bind_to_xmppjs`: slixmpp 1.17 (no SASL2) uses the RFC 6120 path:
+//!   `<auth>` with SCRAM, stream restart, `<iq><bind/></iq>` with its own resource; its message
+//!   reaches an xmpp.js (SASL2) session: both profiles' sessions route to each other.
+//! - `slixmpp_legacy_scram_sha1_both_ends_over_direct_tls`: legacy SCRAM-SHA-1 (RFC 6120's
+//!   mandatory mechanism) on both ends over direct TLS: a legacy-bound session also receives.
+//!
+//! The clients are installed by `tests/run.sh` (CI runs it); a missing client fails the test with
+//! a hint to run `./tests/run.sh --install-only`. The drivers are tests/interop/xmppjs.mjs and
+//! tests/interop/slix.py: they print one JSON object per line on stdout (parsed here) and the raw
+//! XML exchange on stderr (shown in every failure message); go-sendxmpp runs with `--debug`, which
+//! prints its XML exchange. Server-side evidence is the host's log lines `authenticated user=…` and
+//! `resource bound jid=…`. The server does not log the SASL mechanism, so the -PLUS mechanism and
+//! the channel-binding type are checked in go-sendxmpp's own XML trace.
+//!
+//! Known client quirk worked around in xmppjs.mjs (not a server fault): xmpp.js 0.14's `start()`
+//! can reject with a TimeoutError over direct TLS although the stream opened, because it starts
+//! listening for the server's stream header only after its own header's write callback; the driver
+//! ignores that one error once the stream reached "open" and waits for "online" instead.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+use tessera_tests::{workspace, Server, ServerOptions};
+
+/// Upper bound for one client run (SCRAM with 10 000 iterations in a debug build takes ~1 s).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+/// What the drivers are told to bound themselves to (less than [`CLIENT_TIMEOUT`]).
+const DRIVER_TIMEOUT_SECS: &str = "35";
+const DOMAIN: &str = "localhost";
+
+fn interop_dir() -> PathBuf {
+    workspace().join("tests").join("interop")
+}
+
+fn server_with(users: &[(&str, &str)]) -> Server {
+    let server = Server::start(&ServerOptions::with_modules(&["sasl2"]));
+    for (user, password) in users {
+        server.add_user(user, password, None);
+    }
+    server
+}
+
+/// A client subprocess: stdout lines are collected (and parsed when JSON), stderr is kept for
+/// failure messages. Killed on drop.
+struct Proc {
+    name: String,
+    child: Child,
+    lines_rx: Receiver<String>,
+    lines: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Finished {
+    status: Option<ExitStatus>,
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl Finished {
+    fn events(&self, event: &str) -> Vec<Value> {
+        self.lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == event)
+            .collect()
+    }
+
+    fn describe(&self, name: &str) -> String {
+        format!(
+            "{name}: exit status {:?}\n--- {name} stdout ---\n{}\n--- {name} stderr ---\n{}",
+            self.status,
+            self.lines.join("\n"),
+            self.stderr
+        )
+    }
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, stdin: Option<&str>) -> Proc {
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {name} ({:?}): {e}; the interop clients are installed by \
+                 `./tests/run.sh --install-only`",
+                cmd.get_program()
+            )
+        });
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            input
+                .write_all(text.as_bytes())
+                .expect("write client stdin");
+            // Dropping `input` closes the pipe: the client sees end of input.
+        }
+        let (tx, lines_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let out_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut pipe = child.stderr.take().expect("stderr");
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Proc {
+            name: name.to_owned(),
+            child,
+            lines_rx,
+            lines: Vec::new(),
+            stderr,
+            readers: vec![out_reader, err_reader],
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Wait for the JSON line `{"event": EVENT, …}`; panics (with everything the client said) if
+    /// the client exits or the deadline passes first.
+    fn wait_event(&mut self, event: &str, server: &Server) -> Value {
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines_rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    self.lines.push(line.clone());
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["event"] == event {
+                            return v;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{} did not report {event:?} within {CLIENT_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
+                    self.name,
+                    self.lines.join("\n"),
+                    self.stderr(),
+                    server.logs()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!(
+                        "{} exited ({status:?}) before reporting {event:?}\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
+                        self.name,
+                        self.lines.join("\n"),
+                        self.stderr(),
+                        server.logs()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Wait for the client to exit (killing it at the deadline) and collect its output.
+    fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        while let Ok(line) = self.lines_rx.try_recv() {
+            self.lines.push(line);
+        }
+        Finished {
+            status,
+            lines: std::mem::take(&mut self.lines),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p … EXTRA…`.
+fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> Proc {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@xmpp/client").is_dir(),
+        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
+        dir.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("xmppjs.mjs"))
+        .args([mode, "--service", service, "--domain", DOMAIN])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+        .current_dir(&dir)
+        // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
+        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+        .env("NODE_NO_WARNINGS", "1");
+    for (user, password) in users {
+        cmd.arg("--user").arg(format!("{user}:{password}"));
+    }
+    cmd.args(extra);
+    Proc::spawn(&format!("xmpp.js {mode}"), cmd, None)
+}
+
+/// `tests/interop/.venv/bin/python tests/interop/slix.py MODE --host … --port … ARGS…`.
+fn slixmpp(mode: &str, addr: std::net::SocketAddr, args: &[&str]) -> Proc {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `./tests/run.sh --install-only`",
+        python.display()
+    );
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join("slix.py"))
+        .arg(mode)
+        .args(["--host", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+        .args(args)
+        .current_dir(&dir);
+    Proc::spawn(&format!("slixmpp {mode}"), cmd, None)
+}
+
+/// `go-sendxmpp --debug -n -u alice@localhost -p PW -j ADDR … TO` with `body` on stdin and a
+/// HOME of its own (it caches a client id, a SCRAM pin and FAST tokens per account there).
+fn go_sendxmpp(
+    home: &std::path::Path,
+    addr: std::net::SocketAddr,
+    jid: &str,
+    password: &str,
+    to: &str,
+    extra: &[&str],
+    body: &str,
+) -> Proc {
+    let mut cmd = Command::new("go-sendxmpp");
+    cmd.args([
+        "--debug",
+        "-n",
+        "--suppress-root-warning",
+        "--timeout",
+        "20",
+    ])
+    .args(["-u", jid, "-p", password])
+    .args(["-j", &addr.to_string()])
+    .args(extra)
+    .arg(to)
+    .env("HOME", home)
+    .env("XDG_CONFIG_HOME", home.join(".config"))
+    .env("XDG_DATA_HOME", home.join(".local/share"))
+    .current_dir(home);
+    Proc::spawn("go-sendxmpp", cmd, Some(&format!("{body}\n")))
+}
+
+fn ok(finished: &Finished, name: &str, server: &Server) {
+    assert!(
+        finished.status.is_some_and(|s| s.success()),
+        "{}\n--- server log ---\n{}",
+        finished.describe(name),
+        server.logs()
+    );
+}
+
+/// What an xmpp.js "online" line must show for a SASL2 + SCRAM-SHA-1 + Bind 2 login.
+fn assert_xmppjs_sasl2_bind2(online: &Value, user: &str, context: &str) {
+    assert_eq!(online["sasl2"], true, "not SASL2: {online}\n{context}");
+    assert_eq!(
+        online["mechanism"], "SCRAM-SHA-1",
+        "mechanism: {online}\n{context}"
+    );
+    assert_eq!(online["bind2"], true, "not Bind 2: {online}\n{context}");
+    assert_eq!(
+        online["legacy_sasl"], false,
+        "used <auth>: {online}\n{context}"
+    );
+    assert_eq!(
+        online["legacy_bind"], false,
+        "used RFC 6120 bind: {online}\n{context}"
+    );
+    assert_eq!(online["tls"], "TLSv1.3", "TLS version: {online}\n{context}");
+    let jid = online["jid"].as_str().unwrap_or_default();
+    let resource = jid
+        .strip_prefix(&format!("{user}@{DOMAIN}/"))
+        .unwrap_or_else(|| panic!("bound JID {jid:?} is not {user}'s\n{context}"));
+    // Bind 2: the resource is the client's <tag> ("interop"), '/', and a server-made suffix.
+    let suffix = resource.strip_prefix("interop/").unwrap_or_else(|| {
+        panic!("resource {resource:?} has not the Bind 2 shape tag/…\n{context}")
+    });
+    assert!(
+        !suffix.is_empty(),
+        "empty Bind 2 suffix in {jid:?}\n{context}"
+    );
+}
+
+/// The server logged the authentication and this exact bound JID.
+fn assert_server_saw(server: &Server, user: &str, jid: &str) {
+    server.wait_for_log(&format!("authenticated user={user}"));
+    server.wait_for_log(&format!("resource bound jid={jid}"));
+}
+
+fn xmppjs_pair(direct_tls: bool) {
+    let users = [("alice", "alice-pass-1"), ("bob", "bob-pass-2")];
+    let server = server_with(&users);
+    let service = if direct_tls {
+        format!("xmpps://{}", server.ports.direct_tls)
+    } else {
+        format!("xmpp://{}", server.ports.c2s)
+    };
+    let body = format!("hello alice over {service}");
+    let run = xmppjs("pair", &service, &users, &["--body", &body]).finish();
+    let context = format!(
+        "{}\n--- server log ---\n{}",
+        run.describe("xmpp.js"),
+        server.logs()
+    );
+    ok(&run, "xmpp.js", &server);
+
+    let online = run.events("online");
+    assert_eq!(online.len(), 2, "{context}");
+    for (v, (user, _)) in online.iter().zip(users) {
+        assert_eq!(v["user"], user, "{context}");
+        assert_xmppjs_sasl2_bind2(v, user, &context);
+        assert_server_saw(&server, user, v["jid"].as_str().unwrap_or_default());
+    }
+    let messages = run.events("message");
+    let bob_jid = online[1]["jid"].as_str().unwrap_or_default();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["body"] == body.as_str() && m["from"] == bob_jid),
+        "alice did not get bob's message from {bob_jid}\n{context}"
+    );
+    assert!(
+        !run.events("error").iter().any(|e| e["user"].is_string()),
+        "client errors\n{context}"
+    );
+}
+
+#[test]
+fn xmppjs_sasl2_scram_sha1_bind2_over_starttls() {
+    xmppjs_pair(false);
+}
+
+#[test]
+fn xmppjs_sasl2_scram_sha1_bind2_over_direct_tls() {
+    xmppjs_pair(true);
+}
+
+/// From go-sendxmpp's --debug trace: the mechanism of its SASL2 `<authenticate>` and the gs2
+/// header of its initial response.
+fn go_sendxmpp_auth(trace: &str) -> (String, String) {
+    let start = trace
+        .find("<authenticate xmlns='urn:xmpp:sasl:2'")
+        .or_else(|| trace.find("<authenticate xmlns=\"urn:xmpp:sasl:2\""))
+        .unwrap_or_else(|| panic!("go-sendxmpp sent no SASL2 <authenticate>:\n{trace}"));
+    let element = &trace[start..];
+    let element = &element[..element.find("</authenticate>").unwrap_or(element.len())];
+    let mechanism = element
+        .split("mechanism=")
+        .nth(1)
+        .and_then(|rest| rest.get(1..))
+        .and_then(|rest| rest.split(['\'', '"']).next())
+        .unwrap_or_default()
+        .to_owned();
+    let initial = element
+        .split("<initial-response>")
+        .nth(1)
+        .and_then(|rest| rest.split("</initial-response>").next())
+        .unwrap_or_default();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(initial.trim())
+        .unwrap_or_else(|e| panic!("initial response {initial:?} is not base64 ({e}):\n{trace}"));
+    let decoded = String::from_utf8_lossy(&decoded);
+    // gs2-header = cb-flag "," [authzid] ","
+    let gs2 = decoded.splitn(3, ',').take(2).collect::<Vec<_>>().join(",");
+    (mechanism, gs2)
+}
+
+fn go_sendxmpp_to_xmppjs(direct_tls: bool, extra: &[&str], expect_mechanism: Option<&str>) {
+    let users = [("alice", "alice-pass-1"), ("bob", "bob-pass-2")];
+    let server = server_with(&users);
+    let (service, addr) = if direct_tls {
+        (
+            format!("xmpps://{}", server.ports.direct_tls),
+            server.ports.direct_tls,
+        )
+    } else {
+        (format!("xmpp://{}", server.ports.c2s), server.ports.c2s)
+    };
+    let body = format!("hello bob from go-sendxmpp over {service}");
+    let mut bob = xmppjs(
+        "receive",
+        &service,
+        &[users[1]],
+        &["--from", "alice@localhost", "--body", &body],
+    );
+    let bob_online = bob.wait_event("online", &server);
+    assert_xmppjs_sasl2_bind2(&bob_online, "bob", &bob.stderr());
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut args = extra.to_vec();
+    if direct_tls {
+        args.push("--tls");
+    }
+    let sender = go_sendxmpp(
+        home.path(),
+        addr,
+        "alice@localhost",
+        users[0].1,
+        "bob@localhost",
+        &args,
+        &body,
+    )
+    .finish();
+    let bob = bob.finish();
+    let context = format!(
+        "{}\n{}\n--- server log ---\n{}",
+        sender.describe("go-sendxmpp"),
+        bob.describe("xmpp.js bob"),
+        server.logs()
+    );
+    ok(&sender, "go-sendxmpp", &server);
+    ok(&bob, "xmpp.js bob", &server);
+
+    // go-sendxmpp writes its --debug XML trace to stdout (SEND:/RECV: lines).
+    let trace = format!("{}\n{}", sender.lines.join("\n"), sender.stderr);
+    let (mechanism, gs2) = go_sendxmpp_auth(&trace);
+    assert!(
+        mechanism.starts_with("SCRAM-SHA-") && mechanism.ends_with("-PLUS"),
+        "go-sendxmpp did not use SCRAM-*-PLUS but {mechanism:?}\n{context}"
+    );
+    if let Some(expected) = expect_mechanism {
+        assert_eq!(mechanism, expected, "{context}");
+    }
+    assert_eq!(gs2, "p=tls-exporter,", "channel binding\n{context}");
+    assert!(
+        trace.contains("<success xmlns='urn:xmpp:sasl:2'>")
+            && trace.contains("<bound xmlns='urn:xmpp:bind:0'"),
+        "no SASL2 <success> with Bind 2 <bound/> in go-sendxmpp's trace\n{context}"
+    );
+    assert!(
+        trace.contains("<bind xmlns='urn:xmpp:bind:0'>"),
+        "go-sendxmpp did not ask for Bind 2\n{context}"
+    );
+
+    // The message arrived, from a Bind 2 resource of alice that the server logged.
+    let got = bob.events("message");
+    let from = got
+        .iter()
+        .find(|m| m["body"] == body.as_str())
+        .and_then(|m| m["from"].as_str())
+        .unwrap_or_else(|| panic!("bob did not get the message\n{context}"))
+        .to_owned();
+    assert!(from.starts_with("alice@localhost/"), "{from}\n{context}");
+    assert_server_saw(&server, "alice", &from);
+    assert_server_saw(
+        &server,
+        "bob",
+        bob_online["jid"].as_str().unwrap_or_default(),
+    );
+}
+
+#[test]
+fn go_sendxmpp_sasl2_scram_plus_tls_exporter_to_xmppjs() {
+    go_sendxmpp_to_xmppjs(false, &[], None);
+}
+
+#[test]
+fn go_sendxmpp_pinned_scram_sha1_plus_over_direct_tls() {
+    go_sendxmpp_to_xmppjs(
+        true,
+        &["--scram-mech-pinning", "SCRAM-SHA-1-PLUS"],
+        Some("SCRAM-SHA-1-PLUS"),
+    );
+}
+
+/// What a slixmpp "online" line must show for the RFC 6120 path.
+fn assert_slixmpp_legacy(online: &Value, jid: &str, mechanism: Option<&str>, context: &str) {
+    assert_eq!(
+        online["legacy_sasl"], true,
+        "no <auth>: {online}\n{context}"
+    );
+    assert_eq!(online["sasl2"], false, "{online}\n{context}");
+    assert_eq!(
+        online["legacy_bind"], true,
+        "no RFC 6120 bind: {online}\n{context}"
+    );
+    let mech = online["mechanism"].as_str().unwrap_or_default();
+    assert!(mech.starts_with("SCRAM-SHA-"), "{online}\n{context}");
+    if let Some(expected) = mechanism {
+        assert_eq!(mech, expected, "{online}\n{context}");
+    }
+    assert_eq!(online["tls"], "TLSv1.3", "{online}\n{context}");
+    // RFC 6120 bind with a requested resource: the server granted exactly that resource.
+    assert_eq!(online["jid"], jid, "{online}\n{context}");
+}
+
+#[test]
+fn slixmpp_legacy_sasl_and_bind_to_xmppjs() {
+    let users = [("alice", "alice-pass-1"), ("bob", "bob-pass-2")];
+    let server = server_with(&users);
+    let service = format!("xmpp://{}", server.ports.c2s);
+    let body = "hello bob from slixmpp";
+    let mut bob = xmppjs(
+        "receive",
+        &service,
+        &[users[1]],
+        &["--from", "alice@localhost", "--body", body],
+    );
+    let bob_online = bob.wait_event("online", &server);
+    assert_xmppjs_sasl2_bind2(&bob_online, "bob", &bob.stderr());
+
+    let alice = slixmpp(
+        "send",
+        server.ports.c2s,
+        &[
+            "--jid",
+            "alice@localhost/slix",
+            "--password",
+            users[0].1,
+            "--to",
+            "bob@localhost",
+            "--body",
+            body,
+        ],
+    )
+    .finish();
+    let bob = bob.finish();
+    let context = format!(
+        "{}\n{}\n--- server log ---\n{}",
+        alice.describe("slixmpp alice"),
+        bob.describe("xmpp.js bob"),
+        server.logs()
+    );
+    ok(&alice, "slixmpp alice", &server);
+    ok(&bob, "xmpp.js bob", &server);
+    let online = alice.events("online");
+    assert_eq!(online.len(), 1, "{context}");
+    assert_slixmpp_legacy(&online[0], "alice@localhost/slix", None, &context);
+    assert!(
+        bob.events("message")
+            .iter()
+            .any(|m| m["body"] == body && m["from"] == "alice@localhost/slix"),
+        "bob did not get the message\n{context}"
+    );
+    assert_server_saw(&server, "alice", "alice@localhost/slix");
+}
+
+#[test]
+fn slixmpp_legacy_scram_sha1_both_ends_over_direct_tls() {
+    let users = [("alice", "alice-pass-1"), ("bob", "bob-pass-2")];
+    let server = server_with(&users);
+    let addr = server.ports.direct_tls;
+    let body = "hello bob, legacy to legacy";
+    let common = ["--direct-tls", "--mech", "SCRAM-SHA-1", "--body", body];
+    let mut bob_args = vec!["--jid", "bob@localhost/slixb", "--password", users[1].1];
+    bob_args.extend(["--from", "alice@localhost"]);
+    bob_args.extend(common);
+    let mut bob = slixmpp("receive", addr, &bob_args);
+    let bob_online = bob.wait_event("online", &server);
+    assert_slixmpp_legacy(
+        &bob_online,
+        "bob@localhost/slixb",
+        Some("SCRAM-SHA-1"),
+        &bob.stderr(),
+    );
+
+    let mut alice_args = vec!["--jid", "alice@localhost/slixa", "--password", users[0].1];
+    alice_args.extend(["--to", "bob@localhost"]);
+    alice_args.extend(common);
+    let alice = slixmpp("send", addr, &alice_args).finish();
+    let bob = bob.finish();
+    let context = format!(
+        "{}\n{}\n--- server log ---\n{}",
+        alice.describe("slixmpp alice"),
+        bob.describe("slixmpp bob"),
+        server.logs()
+    );
+    ok(&alice, "slixmpp alice", &server);
+    ok(&bob, "slixmpp bob", &server);
+    let online = alice.events("online");
+    assert_eq!(online.len(), 1, "{context}");
+    assert_slixmpp_legacy(
+        &online[0],
+        "alice@localhost/slixa",
+        Some("SCRAM-SHA-1"),
+        &context,
+    );
+    assert!(
+        bob.events("message")
+            .iter()
+            .any(|m| m["body"] == body && m["from"] == "alice@localhost/slixa"),
+        "bob did not get the message\n{context}"
+    );
+    assert_server_saw(&server, "alice", "alice@localhost/slixa");
+    assert_server_saw(&server, "bob", "bob@localhost/slixb");
+}

@@ -1,0 +1,145 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::Mechanism;
+use crate::net::TlsMode;
+
+/// Drives a running XMPP server on loopback and prints one JSON line of results on stdout (and a
+/// short summary on stderr).
+#[derive(Debug, Parser)]
+#[command(name = "tessera-load", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) mode: Mode,
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Mode {
+    /// Concurrent clients doing repeated logins: connect, TLS, SASL2 + Bind 2, close.
+    Logins(LoginsArgs),
+    /// Open N authenticated sessions, hold them, report the server's memory per session.
+    Idle(IdleArgs),
+    /// N sessions of one account; change its password and time until all got `<reset/>`.
+    /// Creates its own account (`<prefix>fan0`) through the tessera CLI: needs --tessera-config.
+    Fanout(FanoutArgs),
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+/// Where the accounts come from.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AccountArgs {
+    /// Existing accounts, one `user[@domain]:password` per line (any XMPP server).
+    #[arg(long, value_name = "FILE", conflicts_with = "create")]
+    pub(crate) accounts: Option<PathBuf>,
+    /// Create N accounts `<prefix>0..` through `tessera user add` and delete them at the end.
+    #[arg(long, value_name = "N", requires = "tessera_config")]
+    pub(crate) create: Option<usize>,
+    /// The running Tessera server's config file (for `tessera -c FILE user …`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tessera_config: Option<PathBuf>,
+    /// The `tessera` binary (default: beside this one, else target/{release,debug}/tessera).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) tessera_bin: Option<PathBuf>,
+    /// Localpart prefix of created accounts.
+    #[arg(long, default_value = "load")]
+    pub(crate) prefix: String,
+}
+
+/// Options every mode has.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// The server's address (loopback only), e.g. 127.0.0.1:5223.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) server: String,
+    /// Direct TLS (XEP-0368) or STARTTLS.
+    #[arg(long, value_enum, default_value = "direct")]
+    pub(crate) tls: TlsMode,
+    /// TLS session resumption (session tickets).
+    #[arg(long, value_enum, default_value = "off")]
+    pub(crate) resumption: OnOff,
+    /// Send the account's JID as stream `from` (ejabberd offers SASL2, Prosody FAST, only then).
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub(crate) send_from: bool,
+    /// The domain (stream `to`, TLS name) when the accounts do not say.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
+    /// The server's process id: report its CPU time (and memory in `idle`).
+    #[arg(long, value_name = "PID")]
+    pub(crate) server_pid: Option<u32>,
+    /// Seconds allowed for one connection + login (and for the close).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub(crate) timeout: f64,
+    /// Tokio worker threads of the tool (default: one per core).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    #[command(flatten)]
+    pub(crate) accounts: AccountArgs,
+}
+
+/// `logins`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoginsArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Clients logging in at the same time.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) concurrency: usize,
+    /// Stop starting logins after this many seconds (default 10 when --count is not given).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) duration: Option<f64>,
+    /// Stop after this many logins.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Login method.
+    #[arg(long, value_enum, default_value = "scram-sha-256")]
+    pub(crate) mechanism: Mechanism,
+}
+
+/// `idle`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IdleArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Sessions to open and hold.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: usize,
+    /// Sessions being opened at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Seconds to hold the sessions once all are open.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub(crate) duration: f64,
+    /// Also report the server's memory when this many sessions are open (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub(crate) checkpoints: Vec<usize>,
+    /// Login method.
+    #[arg(long, value_enum, default_value = "scram-sha-256")]
+    pub(crate) mechanism: Mechanism,
+}
+
+/// `fanout`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FanoutArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Sessions of the one account.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: usize,
+    /// Sessions being opened at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Each session also gets a FAST token (HT-SHA-256-NONE); after the change, time until
+    /// every token is refused.
+    #[arg(long)]
+    pub(crate) tokens: bool,
+}

@@ -167,23 +167,22 @@ impl Store for SqliteStore {
 
     fn get_account(&self, user: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.read(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT user, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
                         sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key,
                         email, created_at, password_changed_at
                  FROM accounts WHERE user = ?1",
-                params![user],
-                |row| {
-                    Ok(AccountRecord {
-                        user: row.get(0)?,
-                        scram_sha1: secret_from_row(row, 1)?,
-                        scram_sha256: secret_from_row(row, 5)?,
-                        email: row.get(9)?,
-                        created_at_ms: row.get::<_, i64>(10)? as u64,
-                        password_changed_at_ms: row.get::<_, i64>(11)? as u64,
-                    })
-                },
-            )
+            )?
+            .query_row(params![user], |row| {
+                Ok(AccountRecord {
+                    user: row.get(0)?,
+                    scram_sha1: secret_from_row(row, 1)?,
+                    scram_sha256: secret_from_row(row, 5)?,
+                    email: row.get(9)?,
+                    created_at_ms: row.get::<_, i64>(10)? as u64,
+                    password_changed_at_ms: row.get::<_, i64>(11)? as u64,
+                })
+            })
             .optional()
         })
     }
@@ -251,11 +250,10 @@ impl Store for SqliteStore {
         key: &str,
     ) -> Result<Option<String>, StoreError> {
         self.read(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT value FROM module_kv WHERE module = ?1 AND scope = ?2 AND key = ?3",
-                params![module, scope_key(scope), key],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![module, scope_key(scope), key], |r| r.get(0))
             .optional()
         })
     }

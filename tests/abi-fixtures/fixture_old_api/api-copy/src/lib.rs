@@ -73,10 +73,18 @@
 #![allow(non_local_definitions)]
 
 pub mod abi;
+// Unchanged: compiled from the real crate's source.
+#[path = "../../../../../plugin-api/src/error.rs"]
 pub mod error;
+// Unchanged: compiled from the real crate's source.
+#[path = "../../../../../plugin-api/src/events.rs"]
 pub mod events;
+// Unchanged: compiled from the real crate's source.
+#[path = "../../../../../plugin-api/src/protocol.rs"]
 pub mod protocol;
 pub mod sdk;
+// Unchanged: compiled from the real crate's source.
+#[path = "../../../../../plugin-api/src/xml.rs"]
 pub mod xml;
 
 pub use abi::{EventFlow, LogLevel, API_MAJOR, API_VERSION};

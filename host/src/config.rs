@@ -196,6 +196,15 @@ impl Config {
                 return Err(self.key_error(key, unknown_key_message(key, &owner)));
             }
         }
+        for (module, manifest) in manifests {
+            for key in &manifest.requires {
+                if !self.host_key_is_set(key) {
+                    return Err(
+                        self.key_error(key, format!("must be set: module `{module}` needs it"))
+                    );
+                }
+            }
+        }
         let mut out: HashMap<String, serde_json::Map<String, serde_json::Value>> = manifests
             .iter()
             .map(|(m, _)| (m.clone(), serde_json::Map::new()))
@@ -231,6 +240,16 @@ impl Config {
         }
     }
 
+    /// Whether a host key a module `requires` is set.
+    fn host_key_is_set(&self, key: &str) -> bool {
+        match key {
+            "http.public_url" => self.http.public_url.is_some(),
+            "smtp" | "smtp.url" => self.smtp.is_some(),
+            "tls.cert" => self.tls.cert.is_some(),
+            _ => false,
+        }
+    }
+
     /// The file of module `name`.
     pub fn plugin_path(&self, name: &str) -> PathBuf {
         self.plugin_dir.join(format!(
@@ -250,21 +269,42 @@ fn unknown_key_message(
     key: &str,
     owner: &HashMap<&str, (&str, &tessera_plugin_api::protocol::OptionSpec)>,
 ) -> String {
-    let prefix = key.split('_').next().unwrap_or(key);
-    let mut similar: Vec<&str> = owner
+    let nearest = owner
         .keys()
-        .copied()
-        .filter(|k| k.starts_with(prefix))
-        .collect();
-    similar.sort_unstable();
-    if similar.is_empty() {
-        "unknown key (not a host option, nor an option of an enabled module)".to_owned()
-    } else {
-        format!(
-            "unknown key (not a host option, nor an option of an enabled module; did you mean {}?)",
-            similar.join(", ")
-        )
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    match nearest {
+        Some((_, k)) => format!(
+            "unknown key (not a host option, nor an option of an enabled module; did you mean {k}?)"
+        ),
+        None => "unknown key (not a host option, nor an option of an enabled module)".to_owned(),
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let cost = usize::from(ca != *cb);
+            let value = (prev + cost)
+                .min(above.saturating_add(1))
+                .min(left.saturating_add(1));
+            prev = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 fn check_option(value: &serde_json::Value, kind: &OptionKind) -> Result<(), String> {

@@ -107,9 +107,19 @@ fn module_options_are_checked_against_manifests() {
     let (key, line, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
     assert_eq!((key.as_str(), line), ("sasl2_fast_token_tll", Some(2)));
     assert!(
-        msg.contains("did you mean") && msg.contains("sasl2_fast_token_ttl"),
+        msg.ends_with("did you mean sasl2_fast_token_ttl?)"),
         "{msg}"
     );
+    assert_eq!(super::edit_distance("kitten", "sitting"), 3);
+    assert_eq!(super::edit_distance("", "abc"), 3);
+
+    let mut needs_url = manifest();
+    needs_url[0].1.requires = vec!["http.public_url".into()];
+    let (key, _, msg) = key_of(&parse("").unwrap().module_configs(&needs_url).unwrap_err());
+    assert_eq!(key, "http.public_url");
+    assert_eq!(msg, "must be set: module `sasl2_fast` needs it");
+    let with_url = parse("[http]\npublic_url = \"https://xmpp.example.org\"\n").unwrap();
+    assert!(with_url.module_configs(&needs_url).is_ok());
 
     let c = parse("sasl2_fast_token_ttl = \"long\"\n").unwrap();
     let (_, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());

@@ -23,6 +23,10 @@ pub struct Manifest {
     /// Modules that must be loaded for this one to work (e.g. `sasl2` for `sasl2_fast`).
     #[serde(default)]
     pub depends: Vec<String>,
+    /// Host configuration keys that must be set for this module (e.g. `http.public_url`), so
+    /// that `check-config` refuses a config the module could not start with.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// One configuration option a module declares.

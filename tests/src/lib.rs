@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod client;
+pub mod reset;
 pub mod sasl;
 pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};
 
@@ -46,7 +47,15 @@ pub fn ensure_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = cargo()
-            .args(["build", "--workspace", "--exclude", "tessera-load", "--exclude", "tessera-tests", "--quiet"])
+            .args([
+                "build",
+                "--workspace",
+                "--exclude",
+                "tessera-load",
+                "--exclude",
+                "tessera-tests",
+                "--quiet",
+            ])
             .current_dir(workspace())
             .status()
             .expect("run cargo build");
@@ -134,6 +143,8 @@ pub struct ServerOptions {
     pub plugin_dir: Option<PathBuf>,
     /// Extra `[c2s]` keys.
     pub c2s: String,
+    /// Extra `[http]` keys (e.g. `public_url`).
+    pub http: String,
 }
 
 impl ServerOptions {
@@ -151,11 +162,12 @@ pub fn write_config(dir: &Path, opts: &ServerOptions) -> PathBuf {
     let plugin_dir = opts.plugin_dir.clone().unwrap_or_else(target_dir);
     let modules: Vec<String> = opts.modules.iter().map(|m| format!("\"{m}\"")).collect();
     let text = format!(
-        "domain = \"localhost\"\ndata_dir = \"data\"\nplugin_dir = \"{}\"\nmodules_enabled = [{}]\n{}\n\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = [\"127.0.0.1:0\"]\n{}\n\n[http]\nlisten = [\"127.0.0.1:0\"]\n\n{}\n",
+        "domain = \"localhost\"\ndata_dir = \"data\"\nplugin_dir = \"{}\"\nmodules_enabled = [{}]\n{}\n\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = [\"127.0.0.1:0\"]\n{}\n\n[http]\nlisten = [\"127.0.0.1:0\"]\n{}\n\n{}\n",
         plugin_dir.display(),
         modules.join(", "),
         opts.top,
         opts.c2s,
+        opts.http,
         opts.tables
     );
     let path = dir.join("tessera.toml");

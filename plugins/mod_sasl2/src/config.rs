@@ -131,6 +131,7 @@ pub(crate) fn manifest() -> Manifest {
             })
             .collect(),
         depends: Vec::new(),
+        requires: Vec::new(),
     }
 }
 

@@ -258,10 +258,14 @@ fn foreign_limit(
     {
         return None;
     }
+    // Only credential outcomes: a module's other failures (e.g. a password-reset request,
+    // answered with `aborted`) must stay possible for an account locked out by guessing.
     let user = match step {
         MechanismStep::Success { user, .. } => Some(user.as_str()),
-        MechanismStep::Failure { user, .. } => user.as_deref(),
-        MechanismStep::Challenge { .. } => None,
+        MechanismStep::Failure {
+            user, condition, ..
+        } if crate::outcome::counts_toward_limits(condition) => user.as_deref(),
+        MechanismStep::Failure { .. } | MechanismStep::Challenge { .. } => None,
     }?;
     let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms())?;
     Some(Fail::new("temporary-auth-failure", Some(&limit.text())))

@@ -111,6 +111,7 @@ pub(crate) fn manifest() -> Manifest {
             })
             .collect(),
         depends: vec!["sasl2".into()],
+        requires: Vec::new(),
     }
 }
 

@@ -39,6 +39,7 @@ impl Module for Emitter {
                 doc: "Text served at /test/emitter/greeting".into(),
             }],
             depends: Vec::new(),
+            requires: Vec::new(),
         }
     }
 

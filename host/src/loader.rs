@@ -147,6 +147,26 @@ pub fn load(source: &Path, staging_dir: &Path) -> Result<LoadedLibrary, LoadErro
     result
 }
 
+/// Delete staged copies left by servers that are no longer running (named
+/// `<stem>.<pid>.gen<N>.so`), so the staging folder does not grow across restarts.
+pub fn clean_stale(staging_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(staging_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_suffix(".so")
+            .and_then(|n| n.rsplit('.').nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 fn stage(source: &Path, staging_dir: &Path) -> Result<PathBuf, LoadError> {
     let err = |e: std::io::Error| LoadError::Stage {
         path: source.to_path_buf(),

@@ -78,6 +78,7 @@ pub struct PreparedModule {
 /// The first refused file, option or dependency.
 pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartError> {
     let staging = config.data_dir.join("plugins");
+    crate::loader::clean_stale(&staging);
     let mut libraries = Vec::new();
     for name in &config.modules_enabled {
         let path = config.plugin_path(name);

@@ -66,6 +66,7 @@
 #![allow(non_local_definitions)]
 
 pub mod abi;
+pub mod b64;
 pub mod error;
 pub mod events;
 pub mod protocol;
@@ -98,16 +99,27 @@ mod tests {
     #[test]
     fn request_wire_round_trip() {
         use crate::protocol::{Request, StreamInfo};
-        let req = Request::StreamFeatures(StreamInfo {
+        let mut info = StreamInfo {
             id: 7,
             domain: "localhost".into(),
             ..StreamInfo::default()
-        });
+        };
+        info.channel_bindings.tls_exporter = Some(vec![0, 1, 2, 254, 255]);
+        let req = Request::StreamFeatures(info);
         let (kind, payload) = crate::sdk::to_wire(&req).unwrap();
         assert_eq!(kind, "stream-features");
         let back: Request = crate::sdk::from_wire(&kind, &payload).unwrap();
         assert_eq!(back, req);
-        let err = crate::sdk::from_wire::<Request>("no-such-kind", "{}").unwrap_err();
+        assert!(payload.contains("\"channel_bindings\""), "{payload}");
+        let err = crate::sdk::from_wire::<Request>(
+            "no-such-kind",
+            r#"{"kind":"no-such-kind","payload":{}}"#,
+        )
+        .unwrap_err();
         assert!(err.is_unsupported());
+        assert!(
+            payload.contains("\"AAEC/v8=\""),
+            "bytes travel as base64: {payload}"
+        );
     }
 }

@@ -164,10 +164,10 @@ fn yes() -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelBindings {
     /// RFC 9266 `tls-exporter` (32 bytes), when the connection allows it.
-    #[serde(default)]
+    #[serde(default, with = "crate::b64::opt")]
     pub tls_exporter: Option<Vec<u8>>,
     /// RFC 5929 `tls-server-end-point`, when the certificate defines a hash.
-    #[serde(default)]
+    #[serde(default, with = "crate::b64::opt")]
     pub tls_server_end_point: Option<Vec<u8>>,
 }
 
@@ -270,7 +270,7 @@ pub struct MechanismStart {
     /// `urn:xmpp:sasl:2` or `urn:ietf:params:xml:ns:xmpp-sasl`.
     pub profile: String,
     /// The decoded initial response, if the client sent one.
-    #[serde(default)]
+    #[serde(default, with = "crate::b64::opt")]
     pub initial_response: Option<Vec<u8>>,
     /// The SASL2 user-agent id, if any.
     #[serde(default)]
@@ -286,6 +286,7 @@ pub struct MechanismResponse {
     /// The exchange id from [`MechanismStart`].
     pub exchange: u64,
     /// The decoded response.
+    #[serde(with = "crate::b64")]
     pub response: Vec<u8>,
 }
 
@@ -296,6 +297,7 @@ pub enum MechanismStep {
     /// Send a challenge and wait for a response.
     Challenge {
         /// Raw challenge bytes (the profile encodes them).
+        #[serde(with = "crate::b64")]
         data: Vec<u8>,
     },
     /// Authenticated.
@@ -303,7 +305,7 @@ pub enum MechanismStep {
         /// The account localpart.
         user: String,
         /// Final server data (SCRAM `v=`, HT responder HMAC).
-        #[serde(default)]
+        #[serde(default, with = "crate::b64::opt")]
         additional_data: Option<Vec<u8>>,
     },
     /// Failed.
@@ -336,7 +338,7 @@ pub struct HttpRequest {
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// The body (bounded by the host).
-    #[serde(default)]
+    #[serde(default, with = "crate::b64")]
     pub body: Vec<u8>,
     /// The client's IP address.
     #[serde(default)]
@@ -352,7 +354,7 @@ pub struct HttpResponse {
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// The body.
-    #[serde(default)]
+    #[serde(default, with = "crate::b64")]
     pub body: Vec<u8>,
 }
 
@@ -430,12 +432,15 @@ pub enum KvScope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramSecret {
     /// The salt.
+    #[serde(with = "crate::b64")]
     pub salt: Vec<u8>,
     /// PBKDF2 iteration count (>= 4096).
     pub iterations: u32,
     /// H(ClientKey).
+    #[serde(with = "crate::b64")]
     pub stored_key: Vec<u8>,
     /// HMAC(SaltedPassword, "Server Key").
+    #[serde(with = "crate::b64")]
     pub server_key: Vec<u8>,
 }
 

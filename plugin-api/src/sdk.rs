@@ -437,36 +437,36 @@ impl Config {
     }
 }
 
-/// Serialise an externally tagged `{kind, payload}` enum into its wire pair.
+/// Serialise an adjacently tagged `{"kind": …, "payload": …}` enum into its wire pair: the kind
+/// string and the whole JSON envelope (serialised once, straight to text).
 ///
 /// # Errors
 /// If the value is not such an enum.
 pub fn to_wire<T: Serialize>(value: &T) -> Result<(String, String), PluginError> {
-    let json = serde_json::to_value(value)?;
-    let kind = json
-        .get("kind")
-        .and_then(serde_json::Value::as_str)
+    let envelope = serde_json::to_string(value)?;
+    // serde writes the tag first: `{"kind":"<kind>",…`; kinds are plain kebab-case names.
+    let kind = envelope
+        .strip_prefix("{\"kind\":\"")
+        .and_then(|rest| rest.split('"').next())
         .ok_or_else(|| PluginError::internal("request without kind"))?
         .to_owned();
-    let payload = json
-        .get("payload")
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    Ok((kind, serde_json::to_string(&payload)?))
+    Ok((kind, envelope))
 }
 
-/// Rebuild a `{kind, payload}` enum from its wire pair.
+/// Rebuild a `{kind, payload}` enum from its wire pair (the envelope carries the kind too; the
+/// separate kind lets a receiver route or refuse without parsing).
 ///
 /// # Errors
 /// Unknown kind ([`PluginErrorKind::UNSUPPORTED`]) or malformed payload.
 pub fn from_wire<T: DeserializeOwned>(kind: &str, payload: &str) -> Result<T, PluginError> {
-    let payload: serde_json::Value = if payload.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(payload)?
-    };
-    serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
-        .map_err(|e| PluginError::new(PluginErrorKind::UNSUPPORTED, format!("{kind}: {e}")))
+    serde_json::from_str(payload).map_err(|e| {
+        let message = format!("{kind}: {e}");
+        if message.contains("unknown variant") {
+            PluginError::new(PluginErrorKind::UNSUPPORTED, message)
+        } else {
+            PluginError::bad_request(message)
+        }
+    })
 }
 
 thread_local! {

@@ -4,7 +4,7 @@
 #   tests/load/bench.sh [SECONDS]        # default 10 s per run
 #
 # Builds the host, mod_sasl2 and the load tool in release, starts `tessera run` with a temporary
-# config (modules_enabled = ["sasl2"], loopback ports, RUST_LOG=warn), and runs `tessera-load
+# config (modules_enabled = ["sasl2", "sasl2_fast"], loopback ports, RUST_LOG=warn), and runs `tessera-load
 # logins` over direct TLS for SCRAM-SHA-256 at concurrency 1, 4 and 16, then PLAIN and
 # SCRAM-SHA-1 at concurrency 4. Each run creates its accounts and deletes them afterwards.
 # Prints one JSON line per run on stdout (the summaries go to stderr). The server and the tool
@@ -14,7 +14,7 @@ set -euo pipefail
 SECS="${1:-10}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 -p tessera-load
+cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 -p tessera-mod-sasl2-fast -p tessera-load
 BIN="$ROOT/target/release"
 
 DIR="$(mktemp -d)"
@@ -23,7 +23,7 @@ cat > "$DIR/tessera.toml" <<EOF
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$BIN"
-modules_enabled = ["sasl2"]
+modules_enabled = ["sasl2", "sasl2_fast"]
 
 [c2s]
 listen = ["127.0.0.1:$PORT"]
@@ -53,3 +53,6 @@ run scram-sha-256 4
 run scram-sha-256 16
 run plain 4
 run scram-sha-1 4
+run fast-none 4
+run fast-expr 4
+run scram-sha-256 4

@@ -3,10 +3,12 @@
 #
 #   tests/load/bench.sh [SECONDS]        # default 10 s per run
 #
-# Builds the host, mod_sasl2 and the load tool in release, starts `tessera run` with a temporary
-# config (modules_enabled = ["sasl2", "sasl2_fast"], loopback ports, RUST_LOG=warn), and runs `tessera-load
-# logins` over direct TLS for SCRAM-SHA-256 at concurrency 1, 4 and 16, then PLAIN and
-# SCRAM-SHA-1 at concurrency 4. Each run creates its accounts and deletes them afterwards.
+# Builds the host, mod_sasl2, mod_sasl2_fast and the load tool in release, starts `tessera run`
+# with a temporary config (modules_enabled = ["sasl2", "sasl2_fast"], loopback ports,
+# RUST_LOG=warn), and runs `tessera-load logins` over direct TLS: SCRAM-SHA-256 at concurrency
+# 1, 4 and 16, then PLAIN, SCRAM-SHA-1, FAST HT-SHA-256-NONE, FAST HT-SHA-256-EXPR and
+# SCRAM-SHA-256 again at concurrency 4 (same server, same run: FAST and SCRAM compare
+# directly). Each run creates its accounts and deletes them afterwards.
 # Prints one JSON line per run on stdout (the summaries go to stderr). The server and the tool
 # share the machine: compare server CPU per login more than logins per second.
 set -euo pipefail

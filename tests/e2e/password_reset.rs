@@ -2,11 +2,23 @@
 //! server on loopback (aiosmtpd) that receives the reset mail, and Debian's headless chromium
 //! (driven by playwright-core) that opens the link, fills in the form and submits it, leaving
 //! screenshots in `target/test-artifacts/`. The SASL side is run by the reference client
-//! (`tessera_tests::reset`), in both profiles.
+//! (`tessera_tests::reset`), in both profiles. The session that the reset must end is an xmpp.js
+//! (@xmpp/client 0.14.0) one, run by `tests/interop/fast.mjs --stay` over direct TLS: it logs in
+//! with the old password, obtains a FAST token (HT-SHA-256-NONE) kept in its state file, and stays
+//! online until the server closes its stream; afterwards the same script, given only that state
+//! file, shows the token refused.
 //!
-//! Needs `tests/web/install.sh` (chromium, playwright-core, aiosmtpd).
+//! Needs `tests/web/install.sh` (chromium, playwright-core, aiosmtpd) and the interop clients of
+//! `tests/run.sh --install-only` (@xmpp/client).
 
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use tessera_sasl::ht::build_initial_response;
 use tessera_tests::reset::{
@@ -14,14 +26,13 @@ use tessera_tests::reset::{
     SmtpSink, RESET_NS,
 };
 use tessera_tests::sasl::{inner, Sasl2Extras};
-use tessera_tests::{https, HttpReply, Server, ServerOptions, XmppClient};
+use tessera_tests::{https, workspace, HttpReply, Server, ServerOptions, XmppClient};
 
 const PUBLIC: &str = "https://chat.example.test";
 const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const OLD: &str = "old password 1";
 const NEW: &str = "brand new passphrase";
 const EMAIL: &str = "alice@Example.net";
-const UA: &str = "9f1c2b7e-4d3a-4c8e-9b1a-2f6e5d4c3b2a";
 const FINAL_TEXT: &str = "If the account exists and this is the email address stored for it, \
                           a link to choose a new password has been sent to that address.";
 const PAIR: &str = "password=long+enough+1&confirm=long+enough+1";
@@ -89,28 +100,13 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap_or_default().to_owned()
 }
 
-/// A password login that asks FAST for a token; returns it.
-fn fast_token(server: &Server) -> String {
-    let extras = Sasl2Extras {
-        user_agent_id: Some(UA.into()),
-        bind_tag: None,
-        raw: "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>".into(),
-    };
-    let out = fresh(server).sasl2_plain("alice", OLD, &extras);
-    let at = out
-        .xml
-        .find("<token xmlns='urn:xmpp:fast:0'")
-        .expect("a FAST token");
-    let rest = &out.xml[at..];
-    let t = rest.find("token='").expect("token attribute") + 7;
-    rest[t..].split('\'').next().unwrap_or_default().to_owned()
-}
-
-fn fast_login(server: &Server, token: &str) -> String {
+/// A FAST login (HT-SHA-256-NONE, `<fast/>`) by the reference client with `token`, bound to the
+/// user-agent id `ua`; returns the SASL2 `<success>` or `<failure>`.
+fn fast_login(server: &Server, token: &str, ua: &str) -> String {
     let mut c = fresh(server);
     let ir = build_initial_response("alice", token.as_bytes(), b"");
     let extras = Sasl2Extras {
-        user_agent_id: Some(UA.into()),
+        user_agent_id: Some(ua.into()),
         bind_tag: None,
         raw: "<fast xmlns='urn:xmpp:fast:0'/>".into(),
     };
@@ -118,13 +114,200 @@ fn fast_login(server: &Server, token: &str) -> String {
     c.read_until_any(&["</success>", "</failure>"])
 }
 
+// ---------------------------------------------------------------------------------------------
+// xmpp.js (tests/interop/fast.mjs; see its header for its options and its JSON lines)
+
+/// Upper bound for one xmpp.js run, and for the background session's whole life.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// What the driver is told to bound itself to (less than [`CLIENT_TIMEOUT`]).
+const DRIVER_TIMEOUT_SECS: &str = "110";
+
+/// `node tests/interop/fast.mjs --service xmpps://DIRECT_TLS --domain localhost --user alice
+/// --state STATE [--password PW] [extra…]`, stdin closed, stdout and stderr piped.
+fn xmppjs(server: &Server, state: &Path, password: Option<&str>, extra: &[&str]) -> Command {
+    let dir = workspace().join("tests").join("interop");
+    assert!(
+        dir.join("node_modules/@xmpp/client").is_dir(),
+        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
+        dir.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("fast.mjs"))
+        .args(["--service", &format!("xmpps://{}", server.ports.direct_tls)])
+        .args(["--domain", "localhost", "--user", "alice"])
+        .arg("--state")
+        .arg(state)
+        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+        .args(extra)
+        .current_dir(&dir)
+        // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
+        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+        .env("NODE_NO_WARNINGS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(password) = password {
+        cmd.args(["--password", password]);
+    }
+    cmd
+}
+
+/// A running (or finished) fast.mjs: its stdout lines arrive on a channel as it prints them.
+struct Xmppjs {
+    name: &'static str,
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+    started: Instant,
+}
+
+impl Xmppjs {
+    fn spawn(name: &'static str, mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {name} (node): {e}; run `./tests/run.sh --install-only`")
+        });
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = err.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        Xmppjs {
+            name,
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Some(stderr),
+            started: Instant::now(),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.started + CLIENT_TIMEOUT
+    }
+
+    /// The JSON lines `{"event": EVENT, …}` printed so far.
+    fn events(&self, event: &str) -> Vec<Value> {
+        self.stdout
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == event)
+            .collect()
+    }
+
+    /// Read stdout until every one of `events` has been printed (panics at the deadline or if
+    /// stdout ends first).
+    fn wait_for(&mut self, events: &[&str]) {
+        while events.iter().any(|e| self.events(e).is_empty()) {
+            let left = self.deadline().saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.stdout.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    let context = self.describe(None);
+                    panic!("{} did not print {events:?} in time\n{context}", self.name)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    let context = self.describe(status);
+                    panic!("{} ended before printing {events:?}\n{context}", self.name)
+                }
+            }
+        }
+    }
+
+    /// Wait for the process to end (killed at the deadline: `None`), with all its output.
+    fn finish(&mut self) -> Option<ExitStatus> {
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < self.deadline() => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        // The reader ends with the pipe: the process and its pipes are gone now.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.stdout.push(line);
+        }
+        status
+    }
+
+    /// stdout so far and (once the process has ended) stderr, the raw XML trace.
+    fn describe(&mut self, status: Option<ExitStatus>) -> String {
+        let stderr = match &self.stderr {
+            Some(h) if h.is_finished() => self
+                .stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default(),
+            _ => "(still running)".to_owned(),
+        };
+        format!(
+            "{name}: exit status {status:?}\n--- {name} stdout ---\n{}\n--- {name} stderr ---\n{stderr}",
+            self.stdout.join("\n"),
+            name = self.name
+        )
+    }
+}
+
+impl Drop for Xmppjs {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the client running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The xmpp.js state file: (user-agent id, token, token mechanism).
+fn xmppjs_state(path: &Path) -> (String, Option<String>, Option<String>) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {text}", path.display()));
+    let field = |v: &Value| v.as_str().map(str::to_owned);
+    (
+        field(&v["user_agent_id"]).unwrap_or_default(),
+        field(&v["token"]["token"]),
+        field(&v["token"]["mechanism"]),
+    )
+}
+
 #[test]
 fn a_mailed_link_opened_in_a_browser_replaces_the_password_and_ends_every_session() {
     let smtp = SmtpSink::start();
     let server = start(&["sasl2", "sasl2_fast", "password_reset"], "", Some(&smtp));
-    let (mut online, _) = XmppClient::login(server.ports.direct_tls, "alice", OLD, "phone");
-    let token = fast_token(&server);
-    has(&fast_login(&server, &token), "<success");
+    // An xmpp.js session: password login asking for a FAST token, then online until the server
+    // ends it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("xmppjs-state.json");
+    let mut session = Xmppjs::spawn(
+        "xmpp.js (session)",
+        xmppjs(&server, &state, Some(OLD), &["--stay"]),
+    );
+    session.wait_for(&["online", "token-saved"]);
+    let (ua, token, mechanism) = xmppjs_state(&state);
+    let token = token.expect("xmpp.js stored its FAST token");
+    assert_eq!(mechanism.as_deref(), Some("HT-SHA-256-NONE"));
+    assert_eq!(session.events("token-saved")[0]["token"], token.as_str());
+    // The token it holds is good before the reset (checked by the reference client, which binds
+    // no resource, so the xmpp.js session is left alone).
+    has(&fast_login(&server, &token, &ua), "<success");
 
     let features = XmppClient::direct_tls(server.ports.direct_tls).open();
     let sasl2 = inner(&features, "authentication").expect("SASL2");
@@ -192,13 +375,46 @@ fn a_mailed_link_opened_in_a_browser_replaces_the_password_and_ends_every_sessio
     assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
     assert!(artifacts_dir().join("password-reset-done.png").is_file());
 
-    has(
-        &online.read_to_close(),
-        "<reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>",
+    // The xmpp.js session was closed with <reset/>, and ended cleanly on its side.
+    let status = session.finish();
+    let context = session.describe(status);
+    assert!(status.is_some_and(|s| s.success()), "{context}");
+    assert_eq!(
+        session.events("stream-error"),
+        [serde_json::json!({"event": "stream-error", "condition": "reset"})],
+        "{context}"
     );
+    assert_eq!(session.events("offline").len(), 1, "{context}");
+    drop(session);
+
+    // Its token is refused: the same installation (state file), given no password, cannot log in.
+    let mut token_only = Xmppjs::spawn("xmpp.js (token only)", xmppjs(&server, &state, None, &[]));
+    let status = token_only.finish();
+    let context = format!(
+        "{}\n--- server log ---\n{}",
+        token_only.describe(status),
+        server.logs()
+    );
+    assert!(!status.is_some_and(|s| s.success()), "{context}");
+    assert!(status.is_some(), "killed at the deadline\n{context}");
+    let auths = token_only.events("authenticate");
+    assert!(
+        auths
+            .first()
+            .is_some_and(|a| a["mechanism"] == "HT-SHA-256-NONE"
+                && a["fast"] == true
+                && a["user_agent_id"] == ua.as_str()),
+        "the first <authenticate> is not the FAST one: {auths:?}\n{context}"
+    );
+    assert!(
+        !token_only.events("failure").is_empty(),
+        "no SASL2 <failure>\n{context}"
+    );
+    assert!(token_only.events("success").is_empty(), "{context}");
+    assert!(token_only.events("online").is_empty(), "{context}");
+
     assert!(!login_works(&server, OLD), "the old password is refused");
     assert!(login_works(&server, NEW), "the new password works");
-    has(&fast_login(&server, &token), "<failure");
 
     page(&get(&server, &path), 410, "This link has already been used");
     let replay = post(&server, &path, &format!("csrf={stale_csrf}&{PAIR}"));

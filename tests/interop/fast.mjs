@@ -1,8 +1,12 @@
-// xmpp.js (@xmpp/client 0.14.0) FAST (XEP-0484) driver for tests/e2e/interop_fast.rs.
+// xmpp.js (@xmpp/client 0.14.0) FAST (XEP-0484) driver for tests/e2e/interop_fast.rs and
+// tests/e2e/password_reset.rs.
 //
 //   node fast.mjs --service URL --domain D --user NAME [--password PW] --state FILE [--timeout S]
+//                 [--stay]
 //
-// One login, then a clean logout. The state FILE is this "installation" of the client, kept
+// One login, then a clean logout. With --stay, no logout: after "online" the session stays
+// connected until the server ends it, which it must do with a stream error (see below). The
+// state FILE is this "installation" of the client, kept
 // between processes the way an app keeps it on disk:
 //   {"user_agent_id": "<uuid>", "token": {"mechanism": …, "token": …, "expiry": …} | null}
 // A missing FILE is created with a fresh UUID and no token. The user-agent id is ours, not
@@ -24,9 +28,16 @@
 //   {"event":"failure","condition":…}                         (SASL2 <failure>)
 //   {"event":"token-saved","mechanism":…,"token":…,"expiry":…} / {"event":"token-deleted"}
 //   {"event":"online","jid":…,"tls":…,"user_agent_id":…}
+//   {"event":"stream-error","condition":…}                   (--stay only: <stream:error>, e.g. "reset")
 //   {"event":"offline"}
 //   {"event":"error","error":…}
 // Exit status 0 after online and a clean logout, 1 on any failure, 3 on its own timeout.
+// With --stay: 0 once the server has sent a stream error and the connection has ended (then
+// "stream-error" and "offline" were printed, in that order), 1 if the connection ended without a
+// stream error. xmpp.js reports a received <stream:error> as an "error" event carrying a
+// StreamError whose .condition is the condition element's name (@xmpp/connection
+// _onStreamError), then closes the stream and the socket itself; its "disconnect" status marks
+// the socket closed. Under --stay a StreamError is printed as "stream-error", not as "error".
 // stderr: the raw XML exchange (">> " sent, "<< " received).
 //
 // Bounded: the process kills itself after --timeout seconds (default 20) besides the caller's
@@ -42,9 +53,15 @@ const FAST_NS = "urn:xmpp:fast:0";
 const SASL2_NS = "urn:xmpp:sasl:2";
 
 function parseArgs(argv) {
-  const opts = { timeout: 20 };
+  const opts = { timeout: 20, stay: false };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i];
+    if (key === "--stay") {
+      // A flag: no value.
+      opts.stay = true;
+      i -= 1;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`missing value for ${key}`);
     switch (key) {
@@ -191,7 +208,15 @@ async function main() {
       emit({ event: "failure", condition: condition?.name ?? null });
     }
   });
+  // --stay: the stream error the server ended the session with, and the end of the connection.
+  let streamError = null;
+  const disconnected = new Promise((resolve) => xmpp.once("disconnect", resolve));
   xmpp.on("error", (err) => {
+    if (opts.stay && err?.name === "StreamError") {
+      streamError ??= err;
+      emit({ event: "stream-error", condition: err.condition ?? null });
+      return;
+    }
     emit({ event: "error", error: String(err?.stack ?? err) });
   });
 
@@ -229,6 +254,17 @@ async function main() {
     tls: xmpp.socket?.socket?.getProtocol?.() ?? null,
     user_agent_id: state.user_agent_id,
   });
+  if (opts.stay) {
+    await disconnected;
+    emit({ event: "offline" });
+    // The connection is gone already: nothing left to stop.
+    clearTimeout(timer);
+    if (streamError === null) {
+      emit({ event: "error", error: "the connection ended without a stream error" });
+      process.exit(1);
+    }
+    process.exit(0);
+  }
   await xmpp.stop();
   emit({ event: "offline" });
   await finish(0);

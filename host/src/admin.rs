@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::swap::ModuleManager;
 use crate::Shared;
 
 /// Longest request line accepted.
@@ -47,6 +48,26 @@ pub enum AdminRequest {
     ModuleList,
     /// Sessions and modules at a glance.
     Status,
+    /// Load a module that is not running.
+    ModuleLoad {
+        /// Module name (`sasl2` is `libmod_sasl2.so` in `plugin_dir`).
+        name: String,
+    },
+    /// Unload a running module.
+    ModuleUnload {
+        /// Module name.
+        name: String,
+        /// Unload even if other loaded modules depend on it.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Replace a running module with the current build of its file.
+    ModuleReload {
+        /// Module name.
+        name: String,
+    },
+    /// Re-read the config file and load or unload modules to match `modules_enabled`.
+    ConfigReload,
 }
 
 /// An admin answer.
@@ -97,12 +118,7 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<
     let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
     while let Some(line) = lines.next_line().await? {
         let response = match serde_json::from_str::<AdminRequest>(&line) {
-            Ok(req) => {
-                let shared = shared.clone();
-                tokio::task::spawn_blocking(move || execute(&shared, req))
-                    .await
-                    .unwrap_or_else(|_| failure("internal error".into()))
-            }
+            Ok(req) => answer(&shared, req).await,
             Err(e) => failure(format!("bad request: {e}")),
         };
         let mut out = serde_json::to_string(&response).unwrap_or_default();
@@ -113,6 +129,36 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<
 }
 
 use tokio::io::AsyncReadExt as _;
+
+/// Module operations run one at a time through the [`ModuleManager`]; the rest on a blocking
+/// thread.
+async fn answer(shared: &Arc<Shared>, req: AdminRequest) -> AdminResponse {
+    let op = match req {
+        AdminRequest::ModuleLoad { name } => {
+            ModuleManager::run(shared, move |s| s.modules.load(s, &name)).await
+        }
+        AdminRequest::ModuleUnload { name, force } => {
+            ModuleManager::run(shared, move |s| s.modules.unload(s, &name, force)).await
+        }
+        AdminRequest::ModuleReload { name } => {
+            ModuleManager::run(shared, move |s| s.modules.reload(s, &name)).await
+        }
+        AdminRequest::ConfigReload => ModuleManager::run(shared, crate::swap::config::reload).await,
+        other => {
+            let shared = shared.clone();
+            return tokio::task::spawn_blocking(move || execute(&shared, other))
+                .await
+                .unwrap_or_else(|_| failure("internal error".into()));
+        }
+    };
+    match op {
+        Ok(message) => success(serde_json::json!({ "message": message })),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin: module operation refused");
+            failure(e.to_string())
+        }
+    }
+}
 
 fn failure(error: String) -> AdminResponse {
     AdminResponse {
@@ -158,37 +204,22 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             .list_accounts()
             .map(|v| serde_json::json!(v))
             .map_err(|e| e.to_string()),
-        AdminRequest::ModuleList => Ok(module_list(shared)),
+        AdminRequest::ModuleList => Ok(crate::swap::list(shared)),
         AdminRequest::Status => Ok(serde_json::json!({
             "sessions": shared.sessions.len(),
-            "modules": module_list(shared),
+            "modules": crate::swap::list(shared),
         })),
+        AdminRequest::ModuleLoad { .. }
+        | AdminRequest::ModuleUnload { .. }
+        | AdminRequest::ModuleReload { .. }
+        | AdminRequest::ConfigReload => {
+            Err("module operations go through the module manager".into())
+        }
     };
     match result {
         Ok(v) => success(v),
         Err(e) => failure(e),
     }
-}
-
-fn module_list(shared: &Shared) -> serde_json::Value {
-    let routes = shared.registry.routes();
-    serde_json::Value::Array(
-        routes
-            .modules
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name,
-                    "version": m.version,
-                    "build": m.build_id,
-                    "file": m.source.display().to_string(),
-                    "loaded_at_ms": m.loaded_at_ms,
-                    "mapped_bytes": m.mapped_bytes,
-                    "state": "running",
-                })
-            })
-            .collect(),
-    )
 }
 
 /// Send one request to a running server; `Ok(None)` when no server listens on the socket.

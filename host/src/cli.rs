@@ -1,4 +1,4 @@
-//! The command line: `tessera [-c FILE] run | check-config | user … | module list`.
+//! The command line: `tessera [-c FILE] run | check-config | user … | module … | config reload`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -31,9 +31,20 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
-    /// Inspect modules of the running server.
+    /// Inspect, load, unload and reload modules of the running server.
     #[command(subcommand)]
     Module(ModuleCommand),
+    /// Configuration of the running server.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `tessera config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Re-read the config file the server started with and load or unload modules to match
+    /// `modules_enabled` (as SIGHUP does); a bad config is refused and the running one kept.
+    Reload,
 }
 
 /// `tessera user …`.
@@ -64,8 +75,27 @@ pub enum UserCommand {
 /// `tessera module …`.
 #[derive(Debug, Subcommand)]
 pub enum ModuleCommand {
-    /// List loaded modules (name, version, file, load time, state).
+    /// List module generations (name, version, build, file, load time, mapped size, state:
+    /// running, draining or retired).
     List,
+    /// Load a module that is not running (options from the server's current config).
+    Load {
+        /// Module name (`sasl2` is `libmod_sasl2.so` in `plugin_dir`).
+        name: String,
+    },
+    /// Unload a running module; connected sessions stay up.
+    Unload {
+        /// Module name.
+        name: String,
+        /// Unload even if other loaded modules depend on it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace a running module with the current build of its file, handing its state over.
+    Reload {
+        /// Module name.
+        name: String,
+    },
 }
 
 /// Run the CLI; returns the process exit code.
@@ -76,6 +106,9 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tessera: config error: {e}");
+            if matches!(cli.command, Command::Config(ConfigCommand::Reload)) {
+                eprintln!("tessera: nothing was reloaded; a running server keeps its config");
+            }
             return 2;
         }
     };
@@ -132,7 +165,19 @@ async fn dispatch(command: Command, config: Config) -> i32 {
             }
         },
         Command::User(cmd) => user(cmd, &config).await,
-        Command::Module(ModuleCommand::List) => admin_only(&config, AdminRequest::ModuleList).await,
+        Command::Module(cmd) => admin_only(&config, module_request(cmd)).await,
+        Command::Config(ConfigCommand::Reload) => {
+            admin_only(&config, AdminRequest::ConfigReload).await
+        }
+    }
+}
+
+fn module_request(cmd: ModuleCommand) -> AdminRequest {
+    match cmd {
+        ModuleCommand::List => AdminRequest::ModuleList,
+        ModuleCommand::Load { name } => AdminRequest::ModuleLoad { name },
+        ModuleCommand::Unload { name, force } => AdminRequest::ModuleUnload { name, force },
+        ModuleCommand::Reload { name } => AdminRequest::ModuleReload { name },
     }
 }
 
@@ -255,7 +300,12 @@ fn offline(request: AdminRequest, config: &Config) -> i32 {
             .list_accounts()
             .map(|v| v.join("\n"))
             .map_err(Into::into),
-        AdminRequest::ModuleList | AdminRequest::Status => Ok("no server is running".into()),
+        AdminRequest::ModuleList
+        | AdminRequest::Status
+        | AdminRequest::ModuleLoad { .. }
+        | AdminRequest::ModuleUnload { .. }
+        | AdminRequest::ModuleReload { .. }
+        | AdminRequest::ConfigReload => Ok("no server is running".into()),
     };
     match result {
         Ok(text) => {
@@ -275,10 +325,13 @@ async fn admin_only(config: &Config, request: AdminRequest) -> i32 {
     match admin::request(&config.admin_socket(), &request).await {
         Ok(Some(resp)) => {
             if resp.ok {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&resp.result).unwrap_or_default()
-                );
+                match resp.result.get("message").and_then(|m| m.as_str()) {
+                    Some(message) => println!("{message}"),
+                    None => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&resp.result).unwrap_or_default()
+                    ),
+                }
                 0
             } else {
                 report(&resp)

@@ -7,8 +7,9 @@
 //!
 //! How to read it: [`run`] wires the subsystems together (this file is the only place that
 //! does); [`config`] is the config file; [`loader`] and [`services`] are the ABI boundary;
-//! [`modules`] and [`bus`] route calls and events to plugins; [`c2s`] and [`router`] are the
-//! client protocol; [`store`] persists accounts and module data.
+//! [`modules`] and [`bus`] route calls and events to plugins; [`swap`] loads, unloads and
+//! reloads modules on a running server; [`c2s`] and [`router`] are the client protocol;
+//! [`store`] persists accounts and module data.
 
 pub mod accounts;
 pub mod admin;
@@ -28,6 +29,7 @@ pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod stream;
+pub mod swap;
 pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +68,8 @@ pub struct Shared {
     pub secret: ServerSecret,
     /// Live modules and routing tables.
     pub registry: Arc<Registry>,
+    /// Module generations and the load / unload / reload operations.
+    pub modules: swap::ModuleManager,
     /// The event bus.
     pub bus: Bus,
     /// Authenticated streams.

@@ -185,6 +185,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let shared = Arc::new(Shared {
         bus: Bus::start(registry.clone()),
         registry,
+        modules: crate::swap::ModuleManager::new(config.clone()),
         store: Arc::new(store),
         secret,
         sessions: Default::default(),
@@ -229,6 +230,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tokio::spawn(crate::http::serve(shared.clone(), l));
     }
     tokio::spawn(crate::admin::serve(shared.clone(), admin));
+    // Installed before the ready line: from then on SIGHUP means "reload the config".
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => {
+            tokio::spawn(crate::swap::config::on_hangup(shared.clone(), hangup));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; use `tessera config reload`"),
+    }
     // The machine-readable ready line (tests and scripts read the OS-chosen ports from it).
     #[allow(clippy::print_stdout)]
     {
@@ -247,6 +255,9 @@ fn start_modules(shared: &Arc<Shared>, prepared: &[PreparedModule]) -> Result<()
     for p in prepared {
         let module = Arc::new(instantiate(p, &[])?);
         tracing::info!(plugin = %module.name, version = %module.version, build = %module.build_id, file = %module.source.display(), "module loaded");
+        shared
+            .modules
+            .record(&module, crate::swap::GenState::Running);
         live.push(module);
     }
     for conflict in shared.registry.install(live.clone()) {

@@ -20,9 +20,11 @@ pub const AUTHENTICATION_FAILURE: &str = "authentication-failure";
 pub const SESSION_BOUND: &str = "session-bound";
 /// A stream closed (authenticated or not). Payload: [`SessionEvent`].
 pub const SESSION_CLOSED: &str = "session-closed";
-/// A module was loaded. Payload: [`ModuleEvent`].
+/// A module was loaded (at start, by `tessera module load`, or as the new generation of a
+/// `tessera module reload`, right after [`MODULE_UNLOADED`] for the old one). Payload:
+/// [`ModuleEvent`].
 pub const MODULE_LOADED: &str = "module-loaded";
-/// A module was unloaded. Payload: [`ModuleEvent`].
+/// A module was unloaded (or replaced by a reload). Payload: [`ModuleEvent`].
 pub const MODULE_UNLOADED: &str = "module-unloaded";
 /// A mail a module asked for was sent or failed. Payload: [`MailResult`].
 pub const MAIL_RESULT: &str = "mail-result";

@@ -1,10 +1,15 @@
 //! Benchmark fixture: hooks `fixture-count` and counts deliveries in memory, so that
 //! `host/benches/bus.rs` measures the cost of dispatch across the ABI and nothing else.
+//!
+//! Also the hot-swap fixture: `GET /test/counter/count` answers the count and the build id
+//! (`{"count": N, "build": "…"}`), and the count is handed to the next generation on reload.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations};
+use tessera_plugin_api::protocol::{HookSpec, HttpRequest, HttpResponse, Manifest, Registrations};
 use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError};
+
+const ROUTE: &str = "/test/counter";
 
 /// Counts `fixture-count` events.
 #[derive(Debug, Default)]
@@ -45,8 +50,29 @@ impl Module for Counter {
                 name: "fixture-count".into(),
                 priority: 0,
             }],
+            http_routes: vec![ROUTE.into()],
             ..Registrations::default()
         }
+    }
+
+    fn http(&self, _host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
+        let rest = request.path.strip_prefix(ROUTE).unwrap_or(&request.path);
+        if (request.method.as_str(), rest) != ("GET", "/count") {
+            return Ok(HttpResponse {
+                status: 404,
+                ..HttpResponse::default()
+            });
+        }
+        let body = format!(
+            "{{\"count\": {}, \"build\": \"{}\"}}",
+            self.seen.load(Ordering::Relaxed),
+            option_env!("TESSERA_BUILD_ID").unwrap_or("dev")
+        );
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        })
     }
 
     fn on_event(&self, _host: &Host, _event: &Event) -> Result<EventFlow, PluginError> {

@@ -74,6 +74,9 @@
 
 pub mod abi;
 // Unchanged: compiled from the real crate's source.
+#[path = "../../../../../plugin-api/src/b64.rs"]
+pub mod b64;
+// Unchanged: compiled from the real crate's source.
 #[path = "../../../../../plugin-api/src/error.rs"]
 pub mod error;
 // Unchanged: compiled from the real crate's source.

@@ -1,0 +1,324 @@
+//! Hot swap (issue 8): `tessera module load | unload | reload` and `tessera config reload` /
+//! SIGHUP on a running server, with logged-in sessions that must not notice.
+
+mod hotswap_util;
+
+use std::process::Command;
+use std::time::Duration;
+
+use hotswap_util::*;
+use tessera_tests::{write_config, Server, ServerOptions, XmppClient};
+
+#[test]
+fn reload_hands_state_over_and_lists_every_generation() {
+    let plugins = plugin_dir(&["fixture_emitter", "fixture_counter"]);
+    let server = Server::start(&ServerOptions {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        ..ServerOptions::with_modules(&["fixture_emitter", "fixture_counter"])
+    });
+    fire_count(&server, 3);
+    until("count 3", || (counter(&server)["count"] == 3).then_some(()));
+    let out = ok(&server, &["module", "reload", "fixture_counter"]);
+    assert!(out.contains("reloaded fixture_counter"), "{out}");
+    assert!(out.contains("8 bytes of state"), "{out}");
+    assert_eq!(counter(&server)["count"], 3, "the count was handed over");
+    fire_count(&server, 1);
+    until("count 4", || (counter(&server)["count"] == 4).then_some(()));
+    let list = until("the old generation retired", || {
+        let list = module_list(&server);
+        list.iter()
+            .any(|g| g["name"] == "fixture_counter" && g["state"] == "retired")
+            .then_some(list)
+    });
+    let counters: Vec<_> = list
+        .iter()
+        .filter(|g| g["name"] == "fixture_counter")
+        .collect();
+    assert_eq!(counters.len(), 2, "{list:?}");
+    assert!(counters
+        .iter()
+        .all(|g| g["mapped_bytes"].as_u64() > Some(0)));
+    assert_ne!(counters[0]["staged"], counters[1]["staged"]);
+
+    replace_file(
+        &counter_build("build-2"),
+        &lib(plugins.path(), "fixture_counter"),
+    );
+    let out = ok(&server, &["module", "reload", "fixture_counter"]);
+    assert!(out.contains("(build build-2)"), "{out}");
+    let now = counter(&server);
+    assert_eq!(
+        (now["count"].as_u64(), now["build"].as_str()),
+        (Some(4), Some("build-2"))
+    );
+    let list = module_list(&server);
+    let running: Vec<_> = list.iter().filter(|g| g["state"] == "running").collect();
+    assert!(
+        running
+            .iter()
+            .any(|g| g["name"] == "fixture_counter" && g["build"] == "build-2"),
+        "{list:?}"
+    );
+    assert_eq!(
+        list.iter()
+            .filter(|g| g["name"] == "fixture_counter")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn sessions_and_tokens_survive_reloads_of_sasl2_and_fast() {
+    let server = fast_server();
+    let token = obtain_token(&server);
+    let (mut alice, alice_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    let (mut bob, bob_jid) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    for module in ["sasl2", "sasl2_fast", "sasl2"] {
+        let out = ok(&server, &["module", "reload", module]);
+        assert!(out.contains(&format!("reloaded {module}")), "{out}");
+        chat(&mut alice, &mut bob, &bob_jid, &format!("after {module}"));
+        chat(
+            &mut bob,
+            &mut alice,
+            &alice_jid,
+            &format!("back after {module}"),
+        );
+        try_login(&server, "bob", "bob pw").expect("a new login works");
+        assert!(fast_login(&server, &token), "the old token still works");
+    }
+    assert!(!alice.is_closed() && !bob.is_closed());
+}
+
+fn sasl2_in_own_folder() -> (tempfile::TempDir, Server) {
+    let plugins = plugin_dir(&["sasl2", "fixture_bad_init"]);
+    let server = Server::start(&ServerOptions {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        ..ServerOptions::with_modules(&["sasl2"])
+    });
+    server.add_user("alice", "alice pw", None);
+    (plugins, server)
+}
+
+#[test]
+fn an_abi_incompatible_build_is_refused_and_the_old_instance_keeps_serving() {
+    let (plugins, server) = sasl2_in_own_folder();
+    let old_api = lib(&tessera_tests::build_abi_fixtures(), "fixture_old_api");
+    replace_file(&old_api, &lib(plugins.path(), "sasl2"));
+    let err = refused(&server, &["module", "reload", "sasl2"]);
+    assert!(
+        err.contains("libmod_sasl2.so: incompatible plugin ABI"),
+        "{err}"
+    );
+    assert!(err.contains("Error:mismatched type"), "{err}");
+    try_login(&server, "alice", "alice pw").expect("the old sasl2 still serves");
+}
+
+#[test]
+fn missing_foreign_and_failing_builds_are_refused_precisely() {
+    let (plugins, server) = sasl2_in_own_folder();
+    let file = lib(plugins.path(), "sasl2");
+    let junk = plugins.path().join("junk");
+    std::fs::write(&junk, b"not an ELF file").expect("write");
+    replace_file(&junk, &file);
+    let err = refused(&server, &["module", "reload", "sasl2"]);
+    assert!(
+        err.contains("libmod_sasl2.so: not a loadable shared library"),
+        "{err}"
+    );
+    try_login(&server, "alice", "alice pw").expect("the old sasl2 still serves");
+
+    std::fs::remove_file(&file).expect("remove");
+    let err = refused(&server, &["module", "reload", "sasl2"]);
+    assert!(
+        err.contains("libmod_sasl2.so: plugin file not found"),
+        "{err}"
+    );
+    try_login(&server, "alice", "alice pw").expect("the old sasl2 still serves");
+
+    let err = refused(&server, &["module", "load", "fixture_bad_init"]);
+    assert!(
+        err.contains(
+            "module `fixture_bad_init` failed to start: config: fixture_bad_init refuses to start"
+        ),
+        "{err}"
+    );
+    let err = refused(&server, &["module", "load", "sasl2"]);
+    assert!(err.contains("module `sasl2` is already loaded"), "{err}");
+    let err = refused(&server, &["module", "reload", "nothing"]);
+    assert!(err.contains("module `nothing` is not loaded"), "{err}");
+    try_login(&server, "alice", "alice pw").expect("still serving");
+}
+
+#[test]
+fn unload_removes_routes_and_events_and_respects_dependencies() {
+    let server = Server::start(&ServerOptions::with_modules(&[
+        "sasl2",
+        "sasl2_fast",
+        "fixture_emitter",
+        "fixture_listener_a",
+    ]));
+    server.add_user("alice", "alice pw", None);
+    let (mut alice, alice_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    let (mut alice2, alice2_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "b");
+    let out = ok(&server, &["module", "unload", "fixture_listener_a"]);
+    assert!(out.contains("unloaded fixture_listener_a"), "{out}");
+    assert_eq!(get(&server, "/test/listener_a/seen").status, 404);
+    get(&server, "/test/emitter/fire?event=fixture-ping&value=away");
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&server, &["module", "load", "fixture_listener_a"]);
+    get(&server, "/test/emitter/fire?event=fixture-ping&value=back");
+    let seen = until("listener_a records `back`", || {
+        let body = get(&server, "/test/listener_a/seen").body;
+        body.contains("\"back\"").then_some(body)
+    });
+    assert!(
+        !seen.contains("\"away\""),
+        "delivered while unloaded: {seen}"
+    );
+
+    let err = refused(&server, &["module", "unload", "sasl2"]);
+    assert!(
+        err.contains("module `sasl2` is needed by `sasl2_fast`"),
+        "{err}"
+    );
+    let out = ok(&server, &["module", "unload", "sasl2", "--force"]);
+    assert!(out.contains("forced"), "{out}");
+    let features = XmppClient::direct_tls(server.ports.direct_tls).open();
+    assert!(
+        !features.contains("<authentication"),
+        "no sasl2: {features}"
+    );
+    chat(&mut alice, &mut alice2, &alice2_jid, "still here");
+    chat(&mut alice2, &mut alice, &alice_jid, "me too");
+    ok(&server, &["module", "load", "sasl2"]);
+    try_login(&server, "alice", "alice pw").expect("logins work again");
+}
+
+#[test]
+fn config_reload_and_sighup_apply_modules_enabled_or_refuse_a_bad_config() {
+    let mut opts = ServerOptions::with_modules(&["sasl2"]);
+    let server = Server::start(&opts);
+    let dir = server.dir.path().to_path_buf();
+    opts.modules.push("fixture_emitter".into());
+    write_config(&dir, &opts);
+    let out = ok(&server, &["config", "reload"]);
+    assert!(out.contains("loaded fixture_emitter"), "{out}");
+    assert_eq!(get(&server, "/test/emitter/greeting").status, 200);
+
+    let bad = ServerOptions {
+        top: "sasl2_max_retires = 3".into(),
+        ..opts.clone()
+    };
+    write_config(&dir, &bad);
+    let err = refused(&server, &["config", "reload"]);
+    assert!(err.contains("tessera.toml:5: `sasl2_max_retires`"), "{err}");
+    assert_eq!(get(&server, "/test/emitter/greeting").status, 200, "kept");
+
+    let sighup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    std::fs::write(server.config_path(), "modules_enabled = [\n").expect("write");
+    let err = refused(&server, &["config", "reload"]);
+    assert!(
+        err.contains("tessera.toml") && err.contains("nothing was reloaded"),
+        "{err}"
+    );
+    sighup();
+    server.wait_for_log("SIGHUP: config reload refused");
+    assert_eq!(get(&server, "/test/emitter/greeting").status, 200, "kept");
+    write_config(&dir, &ServerOptions::with_modules(&["sasl2"]));
+    sighup();
+    let log = server.wait_for_log("SIGHUP: config reloaded");
+    assert!(log.contains("unloaded fixture_emitter"), "{log}");
+    assert_eq!(get(&server, "/test/emitter/greeting").status, 404);
+}
+
+#[test]
+fn logins_never_fail_while_fast_is_reloaded_ten_times() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = fast_server();
+    let token = obtain_token(&server);
+    let stop = AtomicBool::new(false);
+    let failures = std::thread::scope(|s| {
+        let workers: Vec<_> = [false, true]
+            .into_iter()
+            .map(|fast| {
+                let (server, token, stop) = (&server, &token, &stop);
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    let mut n = 0;
+                    while n < 200 && (n < 5 || !stop.load(Ordering::Relaxed)) {
+                        let result = if fast {
+                            fast_login(server, token)
+                                .then_some(())
+                                .ok_or_else(|| "FAST login failed".to_owned())
+                        } else {
+                            try_login(server, "alice", "alice pw")
+                        };
+                        failed.extend(result.err());
+                        n += 1;
+                    }
+                    (n, failed)
+                })
+            })
+            .collect();
+        for _ in 0..10 {
+            ok(&server, &["module", "reload", "sasl2_fast"]);
+        }
+        stop.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect::<Vec<_>>()
+    });
+    for (n, failed) in failures {
+        assert!(n >= 5);
+        assert!(
+            failed.is_empty(),
+            "{} of {n} logins failed: {failed:?}",
+            failed.len()
+        );
+    }
+}
+
+#[test]
+fn retained_generations_are_bounded_and_reported() {
+    let server = Server::start(&ServerOptions::with_modules(&[
+        "fixture_emitter",
+        "fixture_counter",
+    ]));
+    for _ in 1..64 {
+        ok(&server, &["module", "reload", "fixture_counter"]);
+    }
+    let err = refused(&server, &["module", "reload", "fixture_counter"]);
+    assert!(
+        err.contains("module `fixture_counter`: 64 generations are mapped (limit 64;")
+            && err.contains("restart the server to reclaim them"),
+        "{err}"
+    );
+    let list = module_list(&server);
+    let counters: Vec<_> = list
+        .iter()
+        .filter(|g| g["name"] == "fixture_counter")
+        .collect();
+    assert_eq!(counters.len(), 64);
+    assert_eq!(
+        counters.iter().filter(|g| g["state"] == "running").count(),
+        1
+    );
+    assert!(counters
+        .iter()
+        .all(|g| g["mapped_bytes"].as_u64() > Some(0)));
+    assert_eq!(
+        get(&server, "/test/counter/count").status,
+        200,
+        "still serving"
+    );
+}

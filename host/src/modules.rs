@@ -45,6 +45,7 @@ pub struct Module {
     /// What it asked to be routed.
     pub registrations: Registrations,
     instance: PluginInstanceBox,
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Module {
@@ -80,6 +81,7 @@ impl Module {
             manifest: lib.manifest.clone(),
             registrations,
             instance,
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -129,8 +131,15 @@ impl Module {
             .map(|v| v.into_vec())
     }
 
+    /// Whether this generation was shut down (a replaced or unloaded module after draining).
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Tell the instance it will get no further calls.
     pub fn shutdown(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
         self.instance.shutdown();
     }
 

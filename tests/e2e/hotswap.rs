@@ -322,3 +322,53 @@ fn retained_generations_are_bounded_and_reported() {
         "still serving"
     );
 }
+
+#[test]
+fn a_sasl_exchange_begun_before_a_reload_completes_on_its_generation() {
+    use tessera_sasl::scram::{ClientBinding, ClientSecret, ScramClient};
+    use tessera_tests::sasl::{b64, inner, unb64, Sasl2Extras, SASL2};
+    let server = Server::start(&ServerOptions::with_modules(&["sasl2"]));
+    server.add_user("alice", "alice pw", None);
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    let scram = ScramClient::new(
+        tessera_sasl::Hash::Sha256,
+        "alice",
+        None,
+        ClientBinding::NotSupported,
+        "pinnednonce0123456789ABCDEF",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-256",
+        Some(&scram.client_first()),
+        &Sasl2Extras::default(),
+    );
+    let challenge = c.read_until("</challenge>");
+    // The module is replaced between the challenge and the response.
+    let out = ok(&server, &["module", "reload", "sasl2"]);
+    assert!(out.contains("reloaded sasl2"), "{out}");
+    let (client_final, verifier) = scram
+        .server_first(
+            &unb64(inner(&challenge, "challenge").expect("challenge")),
+            ClientSecret::Password("alice pw"),
+        )
+        .expect("server-first");
+    c.send(&format!(
+        "<response xmlns='{SASL2}'>{}</response>",
+        b64(&client_final)
+    ));
+    let outcome = c.read_until_any(&["</success>", "</failure>"]);
+    assert!(
+        outcome.contains("<success"),
+        "the exchange completed on the old generation: {outcome}"
+    );
+    verifier
+        .server_final(&unb64(
+            inner(&outcome, "additional-data").expect("additional-data"),
+        ))
+        .expect("server signature");
+    // New streams are served by the new generation.
+    let (_fresh, jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "new");
+    assert!(jid.starts_with("alice@localhost/new/"));
+}

@@ -57,6 +57,9 @@ struct Conn {
     queue: Option<mpsc::Receiver<String>>,
     out: String,
     deadline: Option<Instant>,
+    /// The module generation that handled this stream's last pre-auth element: a SASL exchange
+    /// that began on a generation completes on it across a hot swap (until it is retired).
+    pinned: Option<Arc<crate::modules::Module>>,
 }
 
 enum Wake {
@@ -102,6 +105,7 @@ pub(super) async fn run(
         queue: None,
         out: String::new(),
         deadline: Some(deadline),
+        pinned: None,
     };
     let reason = conn.serve().await;
     conn.finish(&reason).await;
@@ -264,6 +268,15 @@ impl Conn {
                 StreamPhase::Any => true,
             };
             if allowed {
+                let module = match &self.pinned {
+                    Some(p) if p.name == module.name && !p.is_retired() && !authenticated => {
+                        p.clone()
+                    }
+                    _ => module.clone(),
+                };
+                if !authenticated {
+                    self.pinned = Some(module.clone());
+                }
                 let request = Request::StreamElement(StreamElement {
                     stream: self.info.clone(),
                     element,
@@ -407,6 +420,7 @@ impl Conn {
         tracing::info!(user = %user, "authenticated");
         self.session = Some(entry);
         self.queue = Some(queue);
+        self.pinned = None;
         self.info.user = Some(user);
         self.phase = Phase::Authenticated;
         Ok(())

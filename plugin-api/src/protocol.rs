@@ -47,6 +47,30 @@ pub struct OptionSpec {
     pub doc: String,
 }
 
+impl OptionSpec {
+    /// An optional integer option within `min..=max` with a default.
+    pub fn integer(name: &str, min: i64, max: i64, default: i64, doc: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: OptionKind::Integer { min, max },
+            default: Some(serde_json::Value::from(default)),
+            required: false,
+            doc: doc.into(),
+        }
+    }
+
+    /// An optional boolean option with a default.
+    pub fn boolean(name: &str, default: bool, doc: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: OptionKind::Bool,
+            default: Some(serde_json::Value::Bool(default)),
+            required: false,
+            doc: doc.into(),
+        }
+    }
+}
+
 /// The type of an option's value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]

@@ -3,9 +3,7 @@
 //! that revoke links (`user-password-changed`, `user-deleted`).
 
 use tessera_plugin_api::events;
-use tessera_plugin_api::protocol::{
-    HookSpec, Manifest, MechanismSpec, OptionKind, OptionSpec, Registrations,
-};
+use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations};
 use tessera_plugin_api::{Config, PluginError};
 
 /// The mechanism's name.
@@ -151,24 +149,13 @@ impl Settings {
 pub(crate) fn manifest() -> Manifest {
     let mut options: Vec<OptionSpec> = INTEGERS
         .iter()
-        .map(|(name, min, max, default, doc)| OptionSpec {
-            name: (*name).into(),
-            kind: OptionKind::Integer {
-                min: *min,
-                max: *max,
-            },
-            default: Some(serde_json::Value::from(*default)),
-            required: false,
-            doc: (*doc).into(),
-        })
+        .map(|(name, min, max, default, doc)| OptionSpec::integer(name, *min, *max, *default, doc))
         .collect();
-    options.push(OptionSpec {
-        name: OPT_LEGACY.into(),
-        kind: OptionKind::Bool,
-        default: Some(serde_json::Value::Bool(false)),
-        required: false,
-        doc: "also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list".into(),
-    });
+    options.push(OptionSpec::boolean(
+        OPT_LEGACY,
+        false,
+        "also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list",
+    ));
     Manifest {
         description: "PASSWORD-RESET SASL mechanism, reset mail and reset web page".into(),
         options,

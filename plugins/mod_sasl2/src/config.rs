@@ -4,8 +4,7 @@
 
 use tessera_plugin_api::events;
 use tessera_plugin_api::protocol::{
-    ElementSpec, HookSpec, Manifest, MechanismSpec, OptionKind, OptionSpec, Registrations,
-    StreamPhase,
+    ElementSpec, HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations, StreamPhase,
 };
 use tessera_plugin_api::{Config, PluginError};
 
@@ -119,15 +118,8 @@ pub(crate) fn manifest() -> Manifest {
                 .into(),
         options: OPTIONS
             .iter()
-            .map(|(name, min, max, default, doc)| OptionSpec {
-                name: (*name).into(),
-                kind: OptionKind::Integer {
-                    min: *min,
-                    max: *max,
-                },
-                default: Some(serde_json::Value::from(*default)),
-                required: false,
-                doc: (*doc).into(),
+            .map(|(name, min, max, default, doc)| {
+                OptionSpec::integer(name, *min, *max, *default, doc)
             })
             .collect(),
         depends: Vec::new(),

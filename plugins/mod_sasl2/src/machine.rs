@@ -104,6 +104,9 @@ pub(crate) struct Exchange {
     pub(crate) user_agent_id: Option<String>,
     /// The SASL2 `<authenticate/>`.
     pub(crate) authenticate: Option<Element>,
+    /// The mechanism is listed only inside another module's feature (FAST's HT-*): a token
+    /// login, which never starts interactive tasks (XEP-0484).
+    pub(crate) hidden: bool,
 }
 
 impl Exchange {
@@ -114,6 +117,7 @@ impl Exchange {
             mechanism: String::new(),
             user_agent_id: None,
             authenticate: None,
+            hidden: false,
         }
     }
 }
@@ -202,11 +206,12 @@ fn initiate(
         return vec![close("Authentication already continued")];
     }
     let sasl2 = profile == Profile::Sasl2;
-    let ex = Exchange {
+    let mut ex = Exchange {
         profile,
         mechanism: el.attr("mechanism").unwrap_or_default().trim().to_owned(),
         user_agent_id: if sasl2 { wire::user_agent_id(el) } else { None },
         authenticate: sasl2.then(|| el.clone()),
+        hidden: false,
     };
     if st.profile.is_some_and(|p| p != profile) {
         return fail(
@@ -218,8 +223,9 @@ fn initiate(
         );
     }
     st.profile = Some(profile);
-    if let Some(f) = refusal(env, stream, &ex) {
-        return fail(st, env, stream, &ex, f);
+    match refusal(env, stream, &ex) {
+        Ok(hidden) => ex.hidden = hidden,
+        Err(f) => return fail(st, env, stream, &ex, f),
     }
     let initial_response = match wire::initial_response(profile, el) {
         Ok(ir) => ir,
@@ -271,25 +277,29 @@ fn foreign_limit(
     Some(Fail::new("temporary-auth-failure", Some(&limit.text())))
 }
 
-/// Encryption and mechanism checks before an exchange starts; `None` admits it.
-fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Option<Fail> {
+/// Encryption and mechanism checks before an exchange starts; `Ok(hidden)` admits it.
+#[allow(clippy::result_large_err)] // one Fail per refused attempt; not worth a Box
+fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Result<bool, Fail> {
     if !stream.secure {
-        return Some(Fail::new("encryption-required", None));
+        return Err(Fail::new("encryption-required", None));
     }
     if ex.mechanism.is_empty() || ex.mechanism.len() > MAX_MECHANISM_LEN {
-        return Some(Fail::new("invalid-mechanism", None));
+        return Err(Fail::new("invalid-mechanism", None));
     }
     let offered = env
         .svc
         .mechanisms(stream, ex.profile.ns())
         .map(|list| features::usable(list, stream, ex.profile));
     match offered {
-        Ok(list) if list.iter().any(|m| m.name == ex.mechanism) => None,
-        Ok(_) => Some(Fail::new("invalid-mechanism", None)),
+        Ok(list) => list
+            .iter()
+            .find(|m| m.name == ex.mechanism)
+            .map(|m| m.hidden)
+            .ok_or_else(|| Fail::new("invalid-mechanism", None)),
         Err(e) => {
             env.svc
                 .log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
-            Some(Fail::new("temporary-auth-failure", None))
+            Err(Fail::new("temporary-auth-failure", None))
         }
     }
 }

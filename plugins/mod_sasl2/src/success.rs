@@ -46,9 +46,8 @@ pub(crate) fn succeed(
             ]
         }
         Profile::Sasl2 => {
-            // XEP-0484: a token login (the HT-* family) never starts interactive tasks.
-            let token_login = ex.mechanism.starts_with("HT-");
-            let requirements = if token_login {
+            // XEP-0484: a token login never starts interactive tasks.
+            let requirements = if ex.hidden {
                 Vec::new()
             } else {
                 tasks::required(env, stream, &ex, &user)

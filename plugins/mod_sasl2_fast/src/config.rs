@@ -3,9 +3,7 @@
 //! account and session events.
 
 use tessera_plugin_api::events::{self, hooks};
-use tessera_plugin_api::protocol::{
-    HookSpec, Manifest, MechanismSpec, OptionKind, OptionSpec, Registrations,
-};
+use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations};
 use tessera_plugin_api::{Config, PluginError};
 use tessera_sasl::ht::HtMechanism;
 
@@ -99,15 +97,8 @@ pub(crate) fn manifest() -> Manifest {
         description: "XEP-0484 FAST tokens with HT-SHA-256-{EXPR,ENDP,NONE} for SASL2".into(),
         options: OPTIONS
             .iter()
-            .map(|(name, min, max, default, doc)| OptionSpec {
-                name: (*name).into(),
-                kind: OptionKind::Integer {
-                    min: *min,
-                    max: *max,
-                },
-                default: Some(serde_json::Value::from(*default)),
-                required: false,
-                doc: (*doc).into(),
+            .map(|(name, min, max, default, doc)| {
+                OptionSpec::integer(name, *min, *max, *default, doc)
             })
             .collect(),
         depends: vec!["sasl2".into()],

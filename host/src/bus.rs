@@ -1,4 +1,4 @@
-//! The event bus. [`Bus::fire`] only enqueues; one dispatcher thread delivers each event to the
+//! The event bus. [`Bus::fire`] only enqueues (and drops an event no module hooks); one dispatcher thread delivers each event to the
 //! modules that hooked it, highest priority first, after the firing call has returned. Delivery
 //! is never re-entrant, so a module firing an event from inside a callback cannot deadlock a
 //! swap or recurse into itself. A handler may stop propagation; a failing or panicking handler
@@ -29,6 +29,7 @@ pub struct QueuedEvent {
 #[derive(Debug, Clone)]
 pub struct Bus {
     tx: SyncSender<Envelope>,
+    registry: Arc<Registry>,
 }
 
 #[derive(Debug)]
@@ -42,17 +43,30 @@ impl Bus {
     /// Start the dispatcher thread.
     pub fn start(registry: Arc<Registry>) -> Self {
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let dispatcher = registry.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-bus".into())
-            .spawn(move || dispatch_loop(&rx, &registry));
+            .spawn(move || dispatch_loop(&rx, &dispatcher));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the event bus thread");
         }
-        Self { tx }
+        Self { tx, registry }
+    }
+
+    /// Whether any loaded module hooks `name` right now. Firing an event nobody hooks costs
+    /// nothing (no payload, no queue, no wake-up of the dispatcher): most events of a login
+    /// (`session-bound`, `authentication-success`) have no listener in a default setup.
+    /// A module loaded later does not see events fired before it, queued or not.
+    // Seam for a cluster bus: events other nodes must see would be forwarded before this check.
+    pub fn has_listeners(&self, name: &str) -> bool {
+        self.registry.routes().events.contains_key(name)
     }
 
     /// Enqueue an event.
     pub fn fire(&self, name: &str, payload: String, origin: Option<&str>) {
+        if !self.has_listeners(name) {
+            return;
+        }
         let event = QueuedEvent {
             name: name.to_owned(),
             payload,

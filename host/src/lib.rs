@@ -57,6 +57,18 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Run blocking work (PBKDF2, a slow plugin task) from synchronous code. On a runtime worker
+/// the worker first hands its other connections to a fresh thread (`block_in_place`), so they
+/// are not held up; anywhere else (the bus thread, the blocking pool) the work just runs.
+pub fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// State shared by every connection, the bus, the HTTP server, the admin socket and the host
 /// services plugins call.
 pub struct Shared {
@@ -101,6 +113,9 @@ impl Shared {
 
     /// Fire a host event on the bus.
     pub fn fire<T: Serialize>(&self, name: &str, payload: &T) {
+        if !self.bus.has_listeners(name) {
+            return;
+        }
         match serde_json::to_string(payload) {
             Ok(json) => self.bus.fire(name, json, None),
             Err(e) => tracing::error!(event = name, error = %e, "cannot serialise event"),

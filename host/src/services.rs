@@ -12,7 +12,9 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RResult, RSliceMut, RStr, RString};
 use serde::Serialize;
 use serde_json::Value;
-use tessera_plugin_api::abi::{HostServices, HostServicesRef, LogLevel, PluginHandle};
+use tessera_plugin_api::abi::{
+    BlockingTaskRef, HostServices, HostServicesRef, LogLevel, PluginHandle,
+};
 use tessera_plugin_api::events::{self, MailResult};
 use tessera_plugin_api::protocol::*;
 use tessera_plugin_api::sdk::from_wire;
@@ -37,6 +39,7 @@ pub fn header() -> &'static LibHeader {
             random_bytes: host_random,
             fire: host_fire,
             call: host_call,
+            run_blocking: host_run_blocking,
         }
         .leak_into_prefix();
         Box::leak(Box::new(LibHeader::from_module(services)))
@@ -80,6 +83,12 @@ extern "C" fn host_fire(handle: PluginHandle, name: RStr<'_>, payload: RStr<'_>)
                 .fire(name.as_str(), payload.as_str().to_owned(), Some(&origin));
         }
     }));
+}
+
+extern "C" fn host_run_blocking(_plugin: PluginHandle, mut task: BlockingTaskRef<'_>) {
+    // The SDK's task catches its own panics; this guard keeps a host-side one from unwinding
+    // into the plugin.
+    let _ = catch_unwind(AssertUnwindSafe(|| crate::run_blocking(|| task.run())));
 }
 
 extern "C" fn host_call(
@@ -186,12 +195,12 @@ pub fn dispatch(
             password,
             origin_stream,
         } => {
-            shared
-                .set_password(&user, &password, origin_stream)
-                .map_err(|e| match e {
+            crate::run_blocking(|| shared.set_password(&user, &password, origin_stream)).map_err(
+                |e| match e {
                     crate::accounts::AccountError::Store(s) => store_err(s),
                     other => PluginError::bad_request(other.to_string()),
-                })?;
+                },
+            )?;
             json(())
         }
         HostRequest::GetEmail { user } => {

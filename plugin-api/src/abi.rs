@@ -26,7 +26,7 @@ use abi_stable::{
     declare_root_module_statics,
     library::{LibHeader, RootModule},
     package_version_strings, sabi_trait,
-    sabi_types::VersionStrings,
+    sabi_types::{RMut, VersionStrings},
     std_types::{RBox, RResult, RSlice, RSliceMut, RStr, RString, RVec},
     StableAbi,
 };
@@ -154,6 +154,20 @@ pub trait PluginInstance: Send + Sync {
     fn shutdown(&self);
 }
 
+/// Blocking work a plugin hands to [`HostServices::run_blocking`]; the SDK's
+/// [`crate::Host::blocking`] implements it for a closure.
+#[sabi_trait]
+pub trait BlockingTask {
+    /// Do the work. Called at most once, on the host's thread of choice, before
+    /// `run_blocking` returns; must not unwind (the SDK catches panics and re-raises them on the
+    /// plugin's side of the boundary).
+    #[sabi(last_prefix_field)]
+    fn run(&mut self);
+}
+
+/// A borrowed, type-erased [`BlockingTask`].
+pub type BlockingTaskRef<'a> = BlockingTask_TO<'a, RMut<'a, ()>>;
+
 /// The owned, type-erased form of a [`PluginInstance`].
 pub type PluginInstanceBox = PluginInstance_TO<'static, RBox<()>>;
 
@@ -210,6 +224,10 @@ pub struct HostServices {
         kind: RStr<'_>,
         payload: RStr<'_>,
     ) -> RResult<RString, PluginError>,
+    /// Run slow, blocking work (key derivation, a query to an external service) so that it does
+    /// not hold up the host's I/O threads, and return when it is done. Every other call into a
+    /// plugin runs on those threads and must be quick.
+    pub run_blocking: extern "C" fn(plugin: PluginHandle, task: BlockingTaskRef<'_>),
 }
 
 impl RootModule for HostServicesRef {

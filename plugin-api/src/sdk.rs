@@ -12,8 +12,8 @@ use abi_stable::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::abi::{
-    EventFlow, HostServicesRef, LogLevel, PluginHandle, PluginInfo, PluginInstance,
-    PluginInstanceBox, PluginInstance_TO, PluginMod, PluginModRef,
+    BlockingTask, BlockingTask_TO, EventFlow, HostServicesRef, LogLevel, PluginHandle, PluginInfo,
+    PluginInstance, PluginInstanceBox, PluginInstance_TO, PluginMod, PluginModRef,
 };
 use crate::error::{PluginError, PluginErrorKind};
 use crate::events::Event;
@@ -153,6 +153,20 @@ pub trait Module: Send + Sync + Sized + 'static {
     fn shutdown(&self, _host: &Host) {}
 }
 
+/// A closure run once through the ABI, its result or panic kept for the caller.
+struct OnceTask<F, R> {
+    work: Option<F>,
+    outcome: Option<std::thread::Result<R>>,
+}
+
+impl<F: FnOnce() -> R, R> BlockingTask for OnceTask<F, R> {
+    fn run(&mut self) {
+        if let Some(work) = self.work.take() {
+            self.outcome = Some(catch_unwind(AssertUnwindSafe(work)));
+        }
+    }
+}
+
 /// The module's view of the host: every service goes through it.
 #[derive(Clone, Copy)]
 pub struct Host {
@@ -199,6 +213,32 @@ impl Host {
         let json = serde_json::to_string(payload)?;
         (self.services.fire())(self.handle, RStr::from_str(name), RStr::from_str(&json));
         Ok(())
+    }
+
+    /// Run slow, blocking work — a password hash, a call to an external service — without
+    /// holding up other connections, and return its result. Everything else a module does runs
+    /// on the host's I/O threads and must take microseconds, not milliseconds. On a host without
+    /// this service the work runs in place. A panic in `work` resumes in the caller.
+    pub fn blocking<R>(&self, work: impl FnOnce() -> R) -> R {
+        let mut task = OnceTask {
+            work: Some(work),
+            outcome: None,
+        };
+        if let Some(run_blocking) = self.services.run_blocking() {
+            run_blocking(
+                self.handle,
+                BlockingTask_TO::from_ptr(abi_stable::sabi_types::RMut::new(&mut task), TD_Opaque),
+            );
+        }
+        if task.outcome.is_none() {
+            // An older host, or one that did not run the task: do it here.
+            task.run();
+        }
+        match task.outcome {
+            Some(Ok(output)) => output,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => unreachable!("OnceTask::run always sets the outcome"),
+        }
     }
 
     /// Send a raw host request and decode its answer.

@@ -25,7 +25,7 @@ use tessera_plugin_api::protocol::{AccountCredentials, MechanismStart, Mechanism
 use tessera_plugin_api::LogLevel;
 use tessera_sasl::plain::parse_plain;
 use tessera_sasl::scram::{
-    fake_credentials, verify_password, ScramCredentials, ScramError, ScramServer, ScramServerFirst,
+    fake_credentials, ScramCredentials, ScramError, ScramServer, ScramServerFirst,
 };
 use tessera_sasl::{ChannelBindings, Hash};
 
@@ -243,7 +243,7 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
         return refusal;
     }
     match lookup(env, &user, Hash::Sha256) {
-        Some((stored, exists)) if verify_password(&stored, &creds.password) && exists => {
+        Some((stored, exists)) if env.svc.verify_password(&stored, &creds.password) && exists => {
             MechanismStep::Success {
                 user,
                 additional_data: None,

@@ -12,6 +12,7 @@ use tessera_plugin_api::protocol::{
 };
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Host, LogLevel, PluginError};
+use tessera_sasl::scram::ScramCredentials;
 
 use crate::features::elements_from_replies;
 
@@ -54,6 +55,9 @@ pub(crate) trait Services {
     fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError>;
     /// An account's stored SCRAM verifiers.
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError>;
+    /// Check a password against a stored verifier: PBKDF2, the one slow step of a login, so the
+    /// host runs it off its I/O threads.
+    fn verify_password(&self, stored: &ScramCredentials, password: &str) -> bool;
     /// Fire `authentication-success` / `authentication-failure`.
     fn fire(&self, name: &str, outcome: &AuthenticationOutcome);
     /// Log a line (never with secrets).
@@ -104,6 +108,10 @@ impl Services for Host {
 
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
         self.get_credentials(user)
+    }
+
+    fn verify_password(&self, stored: &ScramCredentials, password: &str) -> bool {
+        self.blocking(|| tessera_sasl::scram::verify_password(stored, password))
     }
 
     fn fire(&self, name: &str, outcome: &AuthenticationOutcome) {

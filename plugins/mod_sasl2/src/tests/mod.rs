@@ -19,7 +19,7 @@ use tessera_plugin_api::protocol::{
 };
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{LogLevel, PluginError};
-use tessera_sasl::scram::derive_credentials;
+use tessera_sasl::scram::{derive_credentials, ScramCredentials};
 use tessera_sasl::{decode_base64_lenient, encode_base64, Hash};
 
 use crate::config::{mechanism_specs, Settings};
@@ -239,6 +239,10 @@ impl Services for Fake<'_> {
             return Err(PluginError::host("store down"));
         }
         Ok(self.accounts.get(user).cloned())
+    }
+
+    fn verify_password(&self, stored: &ScramCredentials, password: &str) -> bool {
+        tessera_sasl::scram::verify_password(stored, password)
     }
 
     fn fire(&self, name: &str, outcome: &AuthenticationOutcome) {

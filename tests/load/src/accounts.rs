@@ -27,7 +27,7 @@ pub(crate) struct Account {
 }
 
 impl Account {
-    fn new(local: &str, domain: &str, password: &str) -> Self {
+    pub(crate) fn new(local: &str, domain: &str, password: &str) -> Self {
         Self {
             local: local.to_owned(),
             domain: domain.to_owned(),

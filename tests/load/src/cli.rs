@@ -26,6 +26,9 @@ pub(crate) enum Mode {
     /// N sessions of one account; change its password and time until all got `<reset/>`.
     /// Creates its own account (`<prefix>fan0`) through the tessera CLI: needs --tessera-config.
     Fanout(FanoutArgs),
+    /// A steady mix for a set duration (soak, hot swap): held sessions pinging, SCRAM and FAST
+    /// logins, and (with --password-every) password changes that reset a group of sessions.
+    Mixed(MixedArgs),
 }
 
 /// On or off.
@@ -142,4 +145,35 @@ pub(crate) struct FanoutArgs {
     /// every token is refused.
     #[arg(long)]
     pub(crate) tokens: bool,
+}
+
+/// `mixed`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MixedArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub(crate) duration: f64,
+    /// Sessions opened and held, each pinging the server.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub(crate) idle: usize,
+    /// Seconds between two pings of a held session.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub(crate) ping_every: f64,
+    /// Held sessions being opened at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Workers doing SCRAM-SHA-256 logins back to back.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub(crate) scram: usize,
+    /// Workers doing FAST (HT-SHA-256-NONE) logins back to back.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub(crate) fast: usize,
+    /// Change the password of a separate account every SECS (needs --tessera-config).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) password_every: Option<f64>,
+    /// Sessions of that account, each of which must get `<reset/>` at every change.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) fanout: usize,
 }

@@ -37,12 +37,35 @@ impl Limits {
     }
 }
 
+/// What every worker of one run shares.
 #[derive(Debug)]
-struct Ctx {
+pub(crate) struct Ctx {
     target: Target,
     mechanism: Mechanism,
     timeout: Duration,
     limits: Limits,
+}
+
+impl Ctx {
+    /// Workers log in with `mechanism` until `deadline` and/or `count` logins.
+    pub(crate) fn new(
+        target: Target,
+        mechanism: Mechanism,
+        timeout: Duration,
+        deadline: Option<Instant>,
+        count: Option<u64>,
+    ) -> Self {
+        Self {
+            target,
+            mechanism,
+            timeout,
+            limits: Limits {
+                deadline,
+                count,
+                claimed: AtomicU64::new(0),
+            },
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -65,16 +88,13 @@ pub(crate) async fn run(
         (None, None) => Some(10.0),
         (d, _) => d,
     };
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(Ctx::new(
         target,
-        mechanism: args.mechanism,
+        args.mechanism,
         timeout,
-        limits: Limits {
-            deadline: duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
-            count: args.count,
-            claimed: AtomicU64::new(0),
-        },
-    });
+        duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
+        args.count,
+    ));
     let cpu = CpuMeter::start(args.common.server_pid)?;
     let start = Instant::now();
     let mut set = JoinSet::new();
@@ -143,7 +163,9 @@ pub(crate) async fn acquire_token(
     token.ok_or_else(|| Failure::Protocol("no token".into()))
 }
 
-async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
+/// One client logging in back to back until the run is over; a refused FAST token is replaced
+/// (unmeasured) with a password login.
+pub(crate) async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
     let mut tally = Tally::default();
     while ctx.limits.claim() {
         if let (Some(ht), None) = (ctx.mechanism.fast(), &client.token) {

@@ -7,9 +7,9 @@
 //!     --mechanism scram-sha-256 --create 4 --tessera-config tessera.toml --server-pid PID
 //! tessera-load idle --server 127.0.0.1:5223 --count 1000 --create 10 --tessera-config tessera.toml --server-pid PID
 //! tessera-load fanout --server 127.0.0.1:5223 --count 1000 --tessera-config tessera.toml
+//! tessera-load mixed --server 127.0.0.1:5223 --duration 60 --idle 200 --scram 2 --fast 2 \
+//!     --password-every 5 --create 8 --tessera-config tessera.toml --server-pid PID
 //! ```
-//!
-//! Not there yet: `mixed` (a steady mix of the modes, for soak and hot-swap tests).
 //!
 //! How to read it: `net` (TCP, TLS, reading up to a pattern), `auth` (one SASL2 login),
 //! `accounts` (where logins come from), then one file per mode; `stats` and `procfs` measure.
@@ -21,6 +21,7 @@ mod failure;
 mod fanout;
 mod idle;
 mod logins;
+mod mixed;
 mod net;
 mod procfs;
 mod stats;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Mode::Logins(a) => a.common.threads,
         Mode::Idle(a) => a.common.threads,
         Mode::Fanout(a) => a.common.threads,
+        Mode::Mixed(a) => a.common.threads,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
@@ -85,6 +87,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
         Mode::Logins(a) => &a.common,
         Mode::Idle(a) => &a.common,
         Mode::Fanout(a) => &a.common,
+        Mode::Mixed(a) => &a.common,
     };
     let addr = net::loopback_addr(&common.server).await?;
     let accounts = match &mode {
@@ -92,15 +95,29 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
         Mode::Fanout(a) => fanout::accounts(a).await?,
         _ => Accounts::obtain(&common.accounts, common.domain.as_deref()).await?,
     };
+    let fanout_account = match &mode {
+        Mode::Mixed(a) => match mixed::fanout_account(a).await {
+            Ok(f) => f,
+            Err(e) => {
+                accounts.cleanup().await;
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let result = match target(common, addr, &accounts) {
         Ok(target) => match &mode {
             Mode::Logins(a) => logins::run(a, target, &accounts).await,
             Mode::Idle(a) => idle::run(a, target, &accounts).await,
             Mode::Fanout(a) => fanout::run(a, target, &accounts).await,
+            Mode::Mixed(a) => mixed::run(a, target, &accounts, fanout_account.as_ref()).await,
         },
         Err(e) => Err(e),
     };
     accounts.cleanup().await;
+    if let Some(f) = &fanout_account {
+        f.cleanup().await;
+    }
     result
 }
 

@@ -1,9 +1,150 @@
-//! Smoke test for CI: a real server with mod_sasl2, two accounts, and the built `tessera-load`
-//! doing SCRAM-SHA-256 logins over direct TLS for two seconds with two clients.
+//! Smoke tests for CI: a real server and the built `tessera-load`, a short bounded run of each
+//! mode (logins with SCRAM and FAST, idle, fanout, mixed), each report checked for the work done
+//! and zero errors, and the accounts the tool created deleted afterwards.
 
 use std::process::Command;
 
+use serde_json::Value;
 use tessera_tests::{Server, ServerOptions};
+
+fn fast_server() -> Server {
+    Server::start(&ServerOptions::with_modules(&["sasl2", "sasl2_fast"]))
+}
+
+/// Run `tessera-load MODE --server <direct TLS> ARGS --tessera-config … --server-pid …`;
+/// returns the JSON report (the run must succeed).
+fn load(server: &Server, mode: &str, args: &[&str]) -> (Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera-load"))
+        .args([mode, "--server"])
+        .arg(server.ports.direct_tls.to_string())
+        .args(args)
+        .arg("--tessera-config")
+        .arg(server.config_path())
+        .arg("--tessera-bin")
+        .arg(tessera_tests::tessera_bin())
+        .args(["--server-pid", &server.pid().to_string()])
+        .output()
+        .expect("run tessera-load");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "tessera-load {mode} failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(line).expect("one JSON line");
+    assert_eq!(report["mode"], mode, "{report}");
+    assert_eq!(
+        report["errors_total"].as_u64().unwrap_or(0),
+        0,
+        "{report}\n{stderr}"
+    );
+    (report, stderr)
+}
+
+/// The accounts the tool created are gone again.
+fn assert_cleaned_up(server: &Server) {
+    let out = server.cli(&["user", "list"], "");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert!(
+        !listed.lines().any(|l| l.starts_with("load")),
+        "accounts left behind: {listed}"
+    );
+}
+
+#[test]
+fn fast_logins_report_server_cpu() {
+    let server = fast_server();
+    let (r, _) = load(
+        &server,
+        "logins",
+        &[
+            "--mechanism",
+            "fast-expr",
+            "--concurrency",
+            "2",
+            "--duration",
+            "2",
+            "--create",
+            "2",
+        ],
+    );
+    assert!(r["logins"].as_u64().unwrap_or(0) > 10, "{r}");
+    assert_eq!(r["tls_version"], "TLSv1_3", "{r}");
+    assert!(
+        r["server_cpu_ms_per_login"].as_f64().unwrap_or(0.0) > 0.0,
+        "{r}"
+    );
+    assert_cleaned_up(&server);
+}
+
+#[test]
+fn idle_holds_sessions_and_reports_memory() {
+    let server = fast_server();
+    let (r, _) = load(
+        &server,
+        "idle",
+        &[
+            "--count",
+            "40",
+            "--checkpoints",
+            "20",
+            "--duration",
+            "1",
+            "--create",
+            "2",
+        ],
+    );
+    assert_eq!(r["sessions_alive_at_end"], 40, "{r}");
+    assert!(r["kib_per_session"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    assert_eq!(r["checkpoints"][0]["sessions"], 20, "{r}");
+    assert_cleaned_up(&server);
+}
+
+#[test]
+fn fanout_resets_every_session_and_refuses_every_token() {
+    let server = fast_server();
+    let (r, _) = load(&server, "fanout", &["--count", "20", "--tokens"]);
+    assert_eq!(r["resets"], 20, "{r}");
+    assert_eq!(r["tokens_refused"], 20, "{r}");
+    assert_eq!(r["not_reset"], serde_json::json!({}), "{r}");
+    assert!(r["all_reset_ms"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    assert_cleaned_up(&server);
+}
+
+#[test]
+fn mixed_runs_every_part_without_errors() {
+    let server = fast_server();
+    let (r, _) = load(
+        &server,
+        "mixed",
+        &[
+            "--duration",
+            "3",
+            "--idle",
+            "10",
+            "--ping-every",
+            "0.5",
+            "--scram",
+            "1",
+            "--fast",
+            "1",
+            "--password-every",
+            "1",
+            "--fanout",
+            "5",
+            "--create",
+            "2",
+        ],
+    );
+    assert_eq!(r["idle"]["alive_at_end"], 10, "{r}");
+    assert!(r["idle"]["pings"].as_u64().unwrap_or(0) >= 30, "{r}");
+    assert!(r["scram"]["logins"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(r["fast"]["logins"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(
+        r["password_changes"]["changes"].as_u64().unwrap_or(0) >= 1,
+        "{r}"
+    );
+    assert_cleaned_up(&server);
+}
 
 #[test]
 fn logins_against_a_real_server() {

@@ -161,3 +161,38 @@ impl Shared {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// With one worker thread, a task spawned while the worker runs blocking work can only run
+    /// if `run_blocking` handed the worker's other tasks to another thread.
+    #[test]
+    fn blocking_work_leaves_the_worker_free_for_other_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let handle = runtime.handle().clone();
+        let other_task_ran = runtime.block_on(async move {
+            tokio::spawn(async move {
+                super::run_blocking(|| {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    handle.spawn(async move {
+                        let _ = tx.send(());
+                    });
+                    rx.recv_timeout(Duration::from_secs(5)).is_ok()
+                })
+            })
+            .await
+            .expect("task")
+        });
+        assert!(other_task_ran);
+    }
+
+    #[test]
+    fn blocking_work_outside_a_runtime_just_runs() {
+        assert_eq!(super::run_blocking(|| 6 * 7), 42);
+    }
+}

@@ -707,3 +707,61 @@ macro_rules! export_module {
         };
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use abi_stable::prefix_type::PrefixTypeTrait;
+
+    use super::*;
+    use crate::abi::{BlockingTaskRef, HostServices};
+
+    static RUN_BY_HOST: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn log(_: PluginHandle, _: LogLevel, _: RStr<'_>) {}
+    extern "C" fn now() -> u64 {
+        0
+    }
+    extern "C" fn random(_: RSliceMut<'_, u8>) {}
+    extern "C" fn fire(_: PluginHandle, _: RStr<'_>, _: RStr<'_>) {}
+    extern "C" fn call(_: PluginHandle, _: RStr<'_>, _: RStr<'_>) -> RResult<RString, PluginError> {
+        RResult::RErr(PluginError::host("no calls in this test"))
+    }
+    /// Like the host (tokio's `block_in_place` runs the work on the calling thread, after
+    /// handing that thread's other tasks away).
+    extern "C" fn run_blocking(_: PluginHandle, mut task: BlockingTaskRef<'_>) {
+        RUN_BY_HOST.fetch_add(1, Ordering::SeqCst);
+        task.run();
+    }
+
+    fn host() -> Host {
+        let services = HostServices {
+            log,
+            now_unix_ms: now,
+            random_bytes: random,
+            fire,
+            call,
+            run_blocking,
+        }
+        .leak_into_prefix();
+        Host::new(services, PluginHandle(1))
+    }
+
+    #[test]
+    fn blocking_work_runs_through_the_host_and_returns_its_result() {
+        let before = RUN_BY_HOST.load(Ordering::SeqCst);
+        let borrowed = vec![1u64, 2, 3];
+        let sum = host().blocking(|| borrowed.iter().sum::<u64>());
+        assert_eq!(sum, 6);
+        assert_eq!(RUN_BY_HOST.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[test]
+    fn a_panic_in_blocking_work_resumes_in_the_caller_not_in_the_host() {
+        let caught =
+            std::panic::catch_unwind(|| host().blocking(|| -> u8 { panic!("derivation failed") }));
+        let payload = caught.expect_err("the panic comes back to the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"derivation failed"));
+    }
+}

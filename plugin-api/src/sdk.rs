@@ -710,14 +710,15 @@ macro_rules! export_module {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use abi_stable::prefix_type::PrefixTypeTrait;
 
     use super::*;
     use crate::abi::{BlockingTaskRef, HostServices};
 
-    static RUN_BY_HOST: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        /// Tasks the fake host ran on this thread (tests run in parallel on their own threads).
+        static RUN_BY_HOST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     extern "C" fn log(_: PluginHandle, _: LogLevel, _: RStr<'_>) {}
     extern "C" fn now() -> u64 {
@@ -731,7 +732,7 @@ mod tests {
     /// Like the host (tokio's `block_in_place` runs the work on the calling thread, after
     /// handing that thread's other tasks away).
     extern "C" fn run_blocking(_: PluginHandle, mut task: BlockingTaskRef<'_>) {
-        RUN_BY_HOST.fetch_add(1, Ordering::SeqCst);
+        RUN_BY_HOST.set(RUN_BY_HOST.get() + 1);
         task.run();
     }
 
@@ -750,11 +751,11 @@ mod tests {
 
     #[test]
     fn blocking_work_runs_through_the_host_and_returns_its_result() {
-        let before = RUN_BY_HOST.load(Ordering::SeqCst);
-        let borrowed = vec![1u64, 2, 3];
+        let before = RUN_BY_HOST.get();
+        let borrowed = [1u64, 2, 3];
         let sum = host().blocking(|| borrowed.iter().sum::<u64>());
         assert_eq!(sum, 6);
-        assert_eq!(RUN_BY_HOST.load(Ordering::SeqCst), before + 1);
+        assert_eq!(RUN_BY_HOST.get(), before + 1);
     }
 
     #[test]

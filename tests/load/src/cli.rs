@@ -103,6 +103,10 @@ pub(crate) struct LoginsArgs {
     /// Stop after this many logins.
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
+    /// Start logins at this many per second in all (open loop; latency counts from when a
+    /// login was due). Default: back to back.
+    #[arg(long, value_name = "PER_S")]
+    pub(crate) rate: Option<f64>,
     /// Login method.
     #[arg(long, value_enum, default_value = "scram-sha-256")]
     pub(crate) mechanism: Mechanism,

@@ -18,22 +18,32 @@ use crate::net::{Target, TlsMode};
 use crate::procfs::{round, CpuMeter};
 use crate::stats::Tally;
 
-/// When workers stop starting new logins.
+/// When workers stop starting new logins, and (with a rate) when each one starts.
 #[derive(Debug)]
 struct Limits {
     deadline: Option<Instant>,
     count: Option<u64>,
     claimed: AtomicU64,
+    /// Open-loop pacing: login n is due at `start + n / rate`.
+    pace: Option<(Instant, f64)>,
 }
 
 impl Limits {
-    /// Claim the next login; `false` once the run is over.
-    fn claim(&self) -> bool {
+    /// Claim the next login: when it is due (now, without a rate), or `None` once the run is
+    /// over.
+    fn claim(&self) -> Option<Instant> {
         if crate::stopped() || self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
+            return None;
         }
         let n = self.claimed.fetch_add(1, Ordering::Relaxed);
-        self.count.is_none_or(|c| n < c)
+        if self.count.is_some_and(|c| n >= c) {
+            return None;
+        }
+        Some(match self.pace {
+            #[allow(clippy::cast_precision_loss)]
+            Some((start, rate)) => start + Duration::from_secs_f64(n as f64 / rate),
+            None => Instant::now(),
+        })
     }
 }
 
@@ -47,13 +57,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Workers log in with `mechanism` until `deadline` and/or `count` logins.
+    /// Workers log in with `mechanism` until `deadline` and/or `count` logins, back to back
+    /// or, with `rate`, paced to that many logins per second in all.
     pub(crate) fn new(
         target: Target,
         mechanism: Mechanism,
         timeout: Duration,
         deadline: Option<Instant>,
         count: Option<u64>,
+        rate: Option<f64>,
     ) -> Self {
         Self {
             target,
@@ -63,6 +75,7 @@ impl Ctx {
                 deadline,
                 count,
                 claimed: AtomicU64::new(0),
+                pace: rate.filter(|r| *r > 0.0).map(|r| (Instant::now(), r)),
             },
         }
     }
@@ -94,6 +107,7 @@ pub(crate) async fn run(
         timeout,
         duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
         args.count,
+        args.rate,
     ));
     let cpu = CpuMeter::start(args.common.server_pid)?;
     let start = Instant::now();
@@ -167,7 +181,10 @@ pub(crate) async fn acquire_token(
 /// (unmeasured) with a password login.
 pub(crate) async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
     let mut tally = Tally::default();
-    while ctx.limits.claim() {
+    while let Some(due) = ctx.limits.claim() {
+        // Open loop: latency counts from when the login was due, so a server that falls
+        // behind the rate shows it (no coordinated omission).
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         if let (Some(ht), None) = (ctx.mechanism.fast(), &client.token) {
             // The last token was refused: get a new one (not measured).
             match acquire_token(&ctx.target, &client, ht, ctx.timeout).await {
@@ -178,7 +195,11 @@ pub(crate) async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
                 }
             }
         }
-        let start = Instant::now();
+        let start = if ctx.limits.pace.is_some() {
+            due
+        } else {
+            Instant::now()
+        };
         let one = tokio::time::timeout(ctx.timeout, one_login(&ctx, &client, start)).await;
         match one.unwrap_or(Err(Failure::Timeout)) {
             Ok(done) => {
@@ -242,6 +263,7 @@ fn report(
         "resumed_handshakes": tally.resumed,
         "send_from": ctx.target.send_from,
         "concurrency": args.concurrency,
+        "target_rate_per_s": args.rate,
         "accounts": accounts.list.len().min(args.concurrency),
         "elapsed_s": round(elapsed),
         "logins": logins,

@@ -107,6 +107,7 @@ pub(crate) async fn run(
         timeout,
         Some(deadline),
         None,
+        None,
     ));
     for c in scram {
         scram_workers.spawn(logins::worker(ctx.clone(), c));
@@ -117,6 +118,7 @@ pub(crate) async fn run(
         Mechanism::FastNone,
         timeout,
         Some(deadline),
+        None,
         None,
     ));
     for c in fast {

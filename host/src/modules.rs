@@ -180,6 +180,10 @@ pub struct Routes {
     pub stream_features: Vec<Arc<Module>>,
     /// XEP-0030 features added by modules.
     pub disco_features: Vec<String>,
+    /// Pre-auth `<stream:features/>` per stream class, filled on first use. It lives in the
+    /// routes, so every load, unload, reload or option change (which all build new routes)
+    /// starts it afresh.
+    pub pre_auth_features: crate::c2s::features::FeatureCache,
 }
 
 fn add_by_priority(

@@ -33,10 +33,13 @@ pub const MAIL_RESULT: &str = "mail-result";
 /// so other modules can extend them (as Prosody's mod_sasl2_fast extends mod_sasl2).
 pub mod hooks {
     /// Called by mod_sasl2 while building SASL2 `<inline/>`. Payload: `StreamInfo`; answer:
-    /// `Vec<Element>` (children of `<inline/>`, e.g. FAST's `<fast/>`).
+    /// `Vec<Element>` (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
+    /// stream features, so the same rule applies as to [`crate::Module::stream_features`]:
+    /// answer from the stream's transport and the module's configuration only.
     pub const SASL2_INLINE_FEATURES: &str = "sasl2-inline-features";
     /// Called by mod_sasl2 while building the Bind 2 `<inline/>`. Payload: `StreamInfo`; answer:
-    /// `Vec<Element>` (`<feature var='…'/>` elements).
+    /// `Vec<Element>` (`<feature var='…'/>` elements). Pre-auth, like
+    /// [`SASL2_INLINE_FEATURES`].
     pub const BIND2_INLINE_FEATURES: &str = "bind2-inline-features";
     /// Called by mod_sasl2 when a SASL2 `<authenticate/>` has succeeded, before `<success/>` is
     /// written. Payload: [`super::Sasl2Success`]; answer: `Vec<Element>` (extra children of

@@ -372,3 +372,60 @@ fn a_sasl_exchange_begun_before_a_reload_completes_on_its_generation() {
     let (_fresh, jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "new");
     assert!(jid.starts_with("alice@localhost/new/"));
 }
+
+/// The `<seen/>` element fixture_emitter adds to the stream features (empty if absent).
+fn seen(features: &str) -> String {
+    features
+        .split_once("<seen ")
+        .and_then(|(_, rest)| rest.split_once("/>"))
+        .map(|(attrs, _)| attrs.to_owned())
+        .unwrap_or_default()
+}
+
+fn pre_auth_features(server: &Server, from: Option<&str>) -> String {
+    let mut client = XmppClient::direct_tls(server.ports.direct_tls);
+    match from {
+        None => client.open(),
+        Some(from) => {
+            client.send(
+                &tessera_tests::HEADER_FOR_TESTS
+                    .replace("to='localhost'", &format!("to='localhost' from='{from}'")),
+            );
+            client.read_until("</stream:features>")
+        }
+    }
+}
+
+#[test]
+fn pre_auth_features_are_shared_per_stream_class_and_rebuilt_by_a_reload() {
+    let mut opts = ServerOptions::with_modules(&["sasl2", "fixture_emitter"]);
+    let server = Server::start(&opts);
+    let first = pre_auth_features(&server, None);
+    let second = pre_auth_features(&server, Some("alice@localhost"));
+    let seen_first = seen(&first);
+    assert!(seen_first.contains("greeting='hello'"), "{first}");
+    // The module was asked about the stream class only: no id, address or `from` to leak.
+    for attr in ["stream='0'", "peer=''", "from=''", "user=''"] {
+        assert!(seen_first.contains(attr), "{attr} in {first}");
+    }
+    assert_eq!(seen_first, seen(&second), "one stream class, one answer");
+    assert!(second.contains("<authentication"), "{second}");
+
+    // A STARTTLS stream is another class, built for itself.
+    let mut starttls = XmppClient::starttls(server.ports.c2s);
+    let features = starttls.open();
+    assert!(seen(&features).contains("greeting='hello'"), "{features}");
+
+    // A changed option applies at the module's reload, which rebuilds the features.
+    opts.top = "fixture_emitter_greeting = \"bonjour\"".into();
+    write_config(server.dir.path(), &opts);
+    ok(&server, &["config", "reload"]);
+    ok(&server, &["module", "reload", "fixture_emitter"]);
+    let after = pre_auth_features(&server, None);
+    assert!(seen(&after).contains("greeting='bonjour'"), "{after}");
+
+    ok(&server, &["module", "unload", "fixture_emitter"]);
+    let unloaded = pre_auth_features(&server, None);
+    assert!(!unloaded.contains("<seen"), "{unloaded}");
+    assert!(unloaded.contains("<authentication"), "{unloaded}");
+}

@@ -1,6 +1,9 @@
 //! Stream headers and `<stream:features/>` (RFC 6120 §4.3, §4.7).
 
-use tessera_plugin_api::protocol::{Request, StreamInfo};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tessera_plugin_api::protocol::{ChannelBindings, Request, StreamInfo};
 use tessera_plugin_api::xml::{escape_attr, Element};
 
 use crate::stream::parse::StreamHeader;
@@ -89,10 +92,85 @@ fn stream_id() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `<stream:features>…</stream:features>` for a stream in the given state.
-pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> String {
-    let mut out = String::from("<stream:features>");
+/// What pre-auth stream features may depend on: the transport, never the particular stream
+/// (its id, peer address, `from` or channel-binding values). The plugin API documents this
+/// contract on `Module::stream_features` and the inline-feature hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamClass {
+    secure: bool,
+    direct_tls: bool,
+    tls_version: Option<String>,
+    tls_exporter: bool,
+    tls_server_end_point: bool,
+}
+
+impl StreamClass {
+    fn of(info: &StreamInfo) -> Self {
+        Self {
+            secure: info.secure,
+            direct_tls: info.direct_tls,
+            tls_version: info.tls_version.clone(),
+            tls_exporter: info.channel_bindings.tls_exporter.is_some(),
+            tls_server_end_point: info.channel_bindings.tls_server_end_point.is_some(),
+        }
+    }
+
+    /// The stream the modules are asked about: this class and nothing else (so a module
+    /// cannot put one stream's details into features another stream is sent).
+    fn representative(&self, domain: &str) -> StreamInfo {
+        StreamInfo {
+            domain: domain.to_owned(),
+            secure: self.secure,
+            direct_tls: self.direct_tls,
+            tls_version: self.tls_version.clone(),
+            channel_bindings: ChannelBindings {
+                tls_exporter: self.tls_exporter.then(Vec::new),
+                tls_server_end_point: self.tls_server_end_point.then(Vec::new),
+            },
+            ..StreamInfo::default()
+        }
+    }
+}
+
+/// Rendered pre-auth features by stream class; a handful of classes exist (TLS version ×
+/// direct or STARTTLS × channel bindings), so it needs no bound.
+#[derive(Debug, Default)]
+pub struct FeatureCache(Mutex<HashMap<StreamClass, Arc<str>>>);
+
+/// `<stream:features>…</stream:features>` for a stream in the given state. Pre-auth features
+/// are built through the modules once per stream class and routing generation (they cost a
+/// dozen ABI calls, about a tenth of a FAST login); after authentication they may depend on
+/// the account, so they are built for each stream.
+pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> Arc<str> {
     let routes = shared.registry.routes();
+    if set != FeatureSet::PreAuth {
+        return build(shared, &routes, info, set).into();
+    }
+    let class = StreamClass::of(info);
+    let cache = &routes.pre_auth_features.0;
+    if let Some(hit) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&class)
+    {
+        return hit.clone();
+    }
+    // Built without the lock held: the modules may call back into the host.
+    let built: Arc<str> = build(shared, &routes, &class.representative(&info.domain), set).into();
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(class, built.clone());
+    built
+}
+
+fn build(
+    shared: &Shared,
+    routes: &crate::modules::Routes,
+    info: &StreamInfo,
+    set: FeatureSet,
+) -> String {
+    let mut out = String::from("<stream:features>");
     let request = Request::StreamFeatures(info.clone());
     for module in &routes.stream_features {
         if let Ok(elements) = module.request::<Vec<Element>>(&request) {

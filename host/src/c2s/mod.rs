@@ -3,7 +3,7 @@
 //! task in [`conn`].
 
 mod conn;
-mod features;
+pub mod features;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

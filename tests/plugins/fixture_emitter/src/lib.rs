@@ -9,10 +9,14 @@
 //!   `{"value": V, "from": "fixture_emitter"}` and answers 200 `fired` (400 without `event`).
 //! * `GET /test/emitter/greeting` answers 200 with the option `fixture_emitter_greeting`
 //!   (a string, default `hello`).
+//! * `<stream:features/>` get `<seen xmlns='urn:tessera:test:emitter' greeting=… stream=…
+//!   peer=… from=…/>`: the option and what the module was told about the stream (the host
+//!   caches pre-auth features per stream class, so it must not learn the particular stream).
 
 use tessera_plugin_api::protocol::{
-    HttpRequest, HttpResponse, Manifest, OptionKind, OptionSpec, Registrations,
+    HttpRequest, HttpResponse, Manifest, OptionKind, OptionSpec, Registrations, StreamInfo,
 };
+use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Config, Host, Module, PluginError};
 
 const PREFIX: &str = "/test/emitter";
@@ -51,8 +55,23 @@ impl Module for Emitter {
     fn registrations(&self) -> Registrations {
         Registrations {
             http_routes: vec![PREFIX.into()],
+            stream_features: true,
             ..Registrations::default()
         }
+    }
+
+    fn stream_features(
+        &self,
+        _host: &Host,
+        stream: &StreamInfo,
+    ) -> Result<Vec<Element>, PluginError> {
+        let mut seen = Element::new("seen", "urn:tessera:test:emitter");
+        seen.set_attr("greeting", &self.greeting);
+        seen.set_attr("stream", &stream.id.to_string());
+        seen.set_attr("peer", &stream.peer_ip);
+        seen.set_attr("from", stream.from.as_deref().unwrap_or_default());
+        seen.set_attr("user", stream.user.as_deref().unwrap_or_default());
+        Ok(vec![seen])
     }
 
     fn timer(

@@ -67,7 +67,7 @@ impl Module for Emitter {
     ) -> Result<Vec<Element>, PluginError> {
         let mut seen = Element::new("seen", "urn:tessera:test:emitter");
         seen.set_attr("greeting", &self.greeting);
-        seen.set_attr("stream", &stream.id.to_string());
+        seen.set_attr("stream", stream.id.to_string());
         seen.set_attr("peer", &stream.peer_ip);
         seen.set_attr("from", stream.from.as_deref().unwrap_or_default());
         seen.set_attr("user", stream.user.as_deref().unwrap_or_default());

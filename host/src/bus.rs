@@ -56,7 +56,8 @@ impl Bus {
     /// Whether any loaded module hooks `name` right now. Firing an event nobody hooks costs
     /// nothing (no payload, no queue, no wake-up of the dispatcher): most events of a login
     /// (`session-bound`, `authentication-success`) have no listener in a default setup.
-    /// A module loaded later does not see events fired before it, queued or not.
+    /// An event queued because some module hooks it reaches every module hooking it at
+    /// delivery (one loaded in between included); one fired while nobody hooks it is gone.
     // Seam for a cluster bus: events other nodes must see would be forwarded before this check.
     pub fn has_listeners(&self, name: &str) -> bool {
         self.registry.routes().events.contains_key(name)

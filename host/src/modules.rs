@@ -151,12 +151,32 @@ impl Module {
     }
 
     fn log_failure(&self, what: &str, e: &PluginError) {
+        if !e.is_unsupported() {
+            note_failure();
+        }
         if e.kind == PluginErrorKind::PANICKED {
             tracing::error!(plugin = %self.name, call = what, message = %e.message, "plugin panicked; the call failed, the server lives on");
         } else if !e.is_unsupported() {
             tracing::warn!(plugin = %self.name, call = what, error = %e, "plugin call failed");
         }
     }
+}
+
+thread_local! {
+    static FAILURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many plugin calls and host calls have failed on this thread so far. Everything a plugin
+/// call sets off runs on the calling thread, so a caller that keeps a result (the pre-auth
+/// features cache) compares this before and after and keeps only a result built without a
+/// failure anywhere beneath it (a module that failed once would otherwise be left out for good).
+pub fn failures_on_this_thread() -> u64 {
+    FAILURES.with(std::cell::Cell::get)
+}
+
+/// Count a failed call (see [`failures_on_this_thread`]).
+pub(crate) fn note_failure() {
+    FAILURES.with(|f| f.set(f.get().wrapping_add(1)));
 }
 
 /// Routing tables: who handles what. Rebuilt from scratch on every change.

@@ -105,6 +105,9 @@ extern "C" fn host_call(
         let answer = dispatch(shared, &caller, request)?;
         serde_json::to_string(&answer).map_err(|e| PluginError::internal(e.to_string()))
     }));
+    if !matches!(result, Ok(Ok(_))) {
+        crate::modules::note_failure();
+    }
     match result {
         Ok(Ok(s)) => RResult::ROk(RString::from(s)),
         Ok(Err(e)) => RResult::RErr(e),
@@ -221,16 +224,14 @@ pub fn dispatch(
                 .kv_get(&caller.name, &scope, &key)
                 .map_err(store_err)?,
         ),
+        // Writes may wait for the writer lock or run a WAL checkpoint (an fsync): off the I/O
+        // thread. Reads stay on it (microseconds, WAL readers never wait for the writer).
         HostRequest::KvPut { scope, key, value } => json(
-            shared
-                .store
-                .kv_put(&caller.name, &scope, &key, &value)
+            crate::run_blocking(|| shared.store.kv_put(&caller.name, &scope, &key, &value))
                 .map_err(store_err)?,
         ),
         HostRequest::KvDelete { scope, key } => json(
-            shared
-                .store
-                .kv_delete(&caller.name, &scope, &key)
+            crate::run_blocking(|| shared.store.kv_delete(&caller.name, &scope, &key))
                 .map_err(store_err)?,
         ),
         HostRequest::KvList { scope, prefix } => json(

@@ -158,8 +158,9 @@ pub trait PluginInstance: Send + Sync {
 /// [`crate::Host::blocking`] implements it for a closure.
 #[sabi_trait]
 pub trait BlockingTask {
-    /// Do the work. Called at most once, on the host's thread of choice, before
-    /// `run_blocking` returns; must not unwind (the SDK catches panics and re-raises them on the
+    /// Do the work. Called at most once, before `run_blocking` returns, on the calling thread
+    /// (the host first hands that thread's other work away; the object is not `Send`, so it
+    /// cannot go elsewhere); must not unwind (the SDK catches panics and re-raises them on the
     /// plugin's side of the boundary).
     #[sabi(last_prefix_field)]
     fn run(&mut self);
@@ -226,7 +227,8 @@ pub struct HostServices {
     ) -> RResult<RString, PluginError>,
     /// Run slow, blocking work (key derivation, a query to an external service) so that it does
     /// not hold up the host's I/O threads, and return when it is done. Every other call into a
-    /// plugin runs on those threads and must be quick.
+    /// plugin runs on those threads and must be quick. Added before 1.0 shipped; when a field
+    /// is appended after it, that is plugin API 1.1 (a plugin refuses an older host's table).
     pub run_blocking: extern "C" fn(plugin: PluginHandle, task: BlockingTaskRef<'_>),
 }
 

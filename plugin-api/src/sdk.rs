@@ -224,8 +224,8 @@ impl Host {
 
     /// Run slow, blocking work — a password hash, a call to an external service — without
     /// holding up other connections, and return its result. Everything else a module does runs
-    /// on the host's I/O threads and must take microseconds, not milliseconds. On a host without
-    /// this service the work runs in place. A panic in `work` resumes in the caller.
+    /// on the host's I/O threads and must take microseconds, not milliseconds.
+    /// `work` runs on the calling thread; a panic in it resumes in the caller.
     pub fn blocking<R>(&self, work: impl FnOnce() -> R) -> R {
         let mut task = OnceTask {
             work: Some(work),
@@ -238,7 +238,7 @@ impl Host {
             );
         }
         if task.outcome.is_none() {
-            // An older host, or one that did not run the task: do it here.
+            // Only a table built without the service (a test harness) gets here: do it here.
             task.run();
         }
         match task.outcome {

@@ -404,17 +404,19 @@ fn pre_auth_features_are_shared_per_stream_class_and_rebuilt_by_a_reload() {
     let second = pre_auth_features(&server, Some("alice@localhost"));
     let seen_first = seen(&first);
     assert!(seen_first.contains("greeting='hello'"), "{first}");
+    assert!(seen_first.contains("calls='1'"), "{first}");
     // The module was asked about the stream class only: no id, address or `from` to leak.
     for attr in ["stream='0'", "peer=''", "from=''", "user=''"] {
         assert!(seen_first.contains(attr), "{attr} in {first}");
     }
-    assert_eq!(seen_first, seen(&second), "one stream class, one answer");
+    assert_eq!(seen_first, seen(&second), "one stream class, asked once");
     assert!(second.contains("<authentication"), "{second}");
 
     // A STARTTLS stream is another class, built for itself.
     let mut starttls = XmppClient::starttls(server.ports.c2s);
     let features = starttls.open();
     assert!(seen(&features).contains("greeting='hello'"), "{features}");
+    assert!(seen(&features).contains("calls='2'"), "{features}");
 
     // A changed option applies at the module's reload, which rebuilds the features.
     opts.top = "fixture_emitter_greeting = \"bonjour\"".into();
@@ -423,9 +425,34 @@ fn pre_auth_features_are_shared_per_stream_class_and_rebuilt_by_a_reload() {
     ok(&server, &["module", "reload", "fixture_emitter"]);
     let after = pre_auth_features(&server, None);
     assert!(seen(&after).contains("greeting='bonjour'"), "{after}");
+    assert!(
+        seen(&after).contains("calls='1'"),
+        "a new generation: {after}"
+    );
 
     ok(&server, &["module", "unload", "fixture_emitter"]);
     let unloaded = pre_auth_features(&server, None);
     assert!(!unloaded.contains("<seen"), "{unloaded}");
     assert!(unloaded.contains("<authentication"), "{unloaded}");
+}
+
+#[test]
+fn pre_auth_features_built_while_a_module_failed_are_not_kept() {
+    let server = Server::start(&ServerOptions {
+        top: "fixture_emitter_greeting = \"fail-first\"".into(),
+        ..ServerOptions::with_modules(&["sasl2", "fixture_emitter"])
+    });
+    let first = pre_auth_features(&server, None);
+    assert!(
+        !first.contains("<seen"),
+        "the failed part is left out: {first}"
+    );
+    assert!(
+        first.contains("<authentication"),
+        "the rest is served: {first}"
+    );
+    let second = pre_auth_features(&server, None);
+    assert!(seen(&second).contains("calls='2'"), "built again: {second}");
+    let third = pre_auth_features(&server, None);
+    assert_eq!(seen(&third), seen(&second), "then kept");
 }

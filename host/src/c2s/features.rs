@@ -156,11 +156,15 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> A
         return hit.clone();
     }
     // Built without the lock held: the modules may call back into the host.
+    let failures = crate::modules::failures_on_this_thread();
     let built: Arc<str> = build(shared, &routes, &class.representative(&info.domain), set).into();
-    cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(class, built.clone());
+    // A module or hook that failed left its part out: serve this once, build again next time.
+    if crate::modules::failures_on_this_thread() == failures {
+        cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(class, built.clone());
+    }
     built
 }
 

@@ -39,11 +39,13 @@ impl Limits {
         if self.count.is_some_and(|c| n >= c) {
             return None;
         }
-        Some(match self.pace {
-            #[allow(clippy::cast_precision_loss)]
-            Some((start, rate)) => start + Duration::from_secs_f64(n as f64 / rate),
-            None => Instant::now(),
-        })
+        let Some((start, rate)) = self.pace else {
+            return Some(Instant::now());
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let due = start + Duration::from_secs_f64(n as f64 / rate);
+        // A login due after the end is not started.
+        self.deadline.is_none_or(|d| due < d).then_some(due)
     }
 }
 
@@ -88,6 +90,9 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Value> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r >= 0.01)) {
+        bail!("--rate must be a number of logins per second, at least 0.01");
     }
     let timeout = Duration::from_secs_f64(args.common.timeout);
     let clients: Vec<Client> = (0..args.concurrency)
@@ -182,19 +187,24 @@ pub(crate) async fn acquire_token(
 pub(crate) async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
     let mut tally = Tally::default();
     while let Some(due) = ctx.limits.claim() {
-        // Open loop: latency counts from when the login was due, so a server that falls
-        // behind the rate shows it (no coordinated omission).
-        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        let mut due = due;
         if let (Some(ht), None) = (ctx.mechanism.fast(), &client.token) {
             // The last token was refused: get a new one (not measured).
             match acquire_token(&ctx.target, &client, ht, ctx.timeout).await {
-                Ok(t) => client.token = Some(t),
+                Ok(t) => {
+                    client.token = Some(t);
+                    due = due.max(Instant::now());
+                }
                 Err(f) => {
                     tally.error(&f);
                     continue;
                 }
             }
         }
+        // Open loop: latency counts from when the login was due, so a server that falls
+        // behind the rate shows it (no coordinated omission); an unmeasured token fetch
+        // above moved that to when it ended.
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         let start = if ctx.limits.pace.is_some() {
             due
         } else {

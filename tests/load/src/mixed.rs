@@ -10,7 +10,10 @@
 //!   those sessions must get `<reset/>` (timed, as in `fanout`), then they log in again with the
 //!   new password.
 //!
-//! Every failure is counted by kind in `errors`; `errors_total` is 0 on a clean run.
+//! Every failure is counted by kind in `errors`; `errors_total` is 0 on a clean run. The
+//! server's CPU is charged to the SCRAM and FAST logins (`server_cpu_ms_per_login`) although it
+//! also paid for the pings, the fanout sessions' logins and the password changes: it is the
+//! cost per login with everything else going on, not a login's own cost (see `logins`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -142,6 +145,10 @@ pub(crate) async fn run(
         _ => None,
     };
 
+    let scram_tally = join_all(&mut scram_workers).await;
+    let fast_tally = join_all(&mut fast_workers).await;
+    // Login rates are over the time the login workers ran, not the time the rest took to end.
+    let logins_elapsed = start.elapsed().as_secs_f64();
     let mut held_tally = Tally::default();
     let mut alive = 0;
     while let Some(r) = holders.join_next().await {
@@ -149,8 +156,6 @@ pub(crate) async fn run(
         held_tally.merge(t);
         alive += usize::from(ok);
     }
-    let scram_tally = join_all(&mut scram_workers).await;
-    let fast_tally = join_all(&mut fast_workers).await;
     let changes = match changes {
         Some(h) => Some(h.await.unwrap_or_else(|e| ChangeResults::failed(&e))),
         None => None,
@@ -165,7 +170,10 @@ pub(crate) async fn run(
             fast: fast_tally,
             changes,
         },
-        elapsed,
+        Elapsed {
+            all: elapsed,
+            logins: logins_elapsed,
+        },
         &cpu,
     ))
 }
@@ -271,8 +279,12 @@ impl Fanout {
         let mut out = ChangeResults::default();
         let mut next = Instant::now() + self.every;
         loop {
+            if Instant::now() >= self.deadline || crate::stopped() {
+                return out;
+            }
             let conns = self.open(&account, &mut out.tally).await;
-            tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+            let wake = next.min(self.deadline);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
             if Instant::now() >= self.deadline || crate::stopped() {
                 for c in conns {
                     c.close().await;
@@ -298,23 +310,36 @@ impl Fanout {
                 });
             }
             let jid = account.jid();
-            if let Err(e) = self
+            let changed = self
                 .admin
                 .run(&["user", "passwd", &jid], &format!("{password}\n"))
-                .await
-            {
+                .await;
+            if let Err(e) = changed {
+                // The password stays as it was: drop these sessions, open new ones next round.
                 out.tally
                     .error(&Failure::Protocol(format!("passwd: {e:#}")));
+                watchers.abort_all();
+                continue;
             }
             let mut last = Duration::ZERO;
+            let mut all_reset = true;
             while let Some(r) = watchers.join_next().await {
                 match r {
                     Ok(Ok(d)) => last = last.max(d),
-                    Ok(Err(f)) => out.tally.error(&f),
-                    Err(e) => out.tally.error(&Failure::Protocol(e.to_string())),
+                    Ok(Err(f)) => {
+                        all_reset = false;
+                        out.tally.error(&f);
+                    }
+                    Err(e) => {
+                        all_reset = false;
+                        out.tally.error(&Failure::Protocol(e.to_string()));
+                    }
                 }
             }
-            out.all_reset_ms.push(last.as_secs_f64() * 1000.0);
+            // A change counts once every session got its <reset/> (the failures are in errors).
+            if all_reset {
+                out.all_reset_ms.push(last.as_secs_f64() * 1000.0);
+            }
             account = Arc::new(Account::new(&account.local, &account.domain, &password));
         }
     }
@@ -344,6 +369,11 @@ impl Fanout {
     }
 }
 
+struct Elapsed {
+    all: f64,
+    logins: f64,
+}
+
 struct Parts {
     held: Tally,
     alive: usize,
@@ -366,7 +396,7 @@ fn logins_part(tally: &mut Tally, workers: usize, elapsed: f64) -> Value {
     })
 }
 
-fn report(args: &MixedArgs, mut p: Parts, elapsed: f64, cpu: &CpuMeter) -> Value {
+fn report(args: &MixedArgs, mut p: Parts, elapsed: Elapsed, cpu: &CpuMeter) -> Value {
     let mut errors = Map::new();
     let mut add = |part: &str, t: &Tally| {
         for (kind, n) in &t.errors {
@@ -404,15 +434,15 @@ fn report(args: &MixedArgs, mut p: Parts, elapsed: f64, cpu: &CpuMeter) -> Value
     let mut out = json!({
         "mode": "mixed",
         "duration_s": args.duration,
-        "elapsed_s": round(elapsed),
+        "elapsed_s": round(elapsed.all),
         "idle": {
             "sessions": args.idle,
             "alive_at_end": p.alive,
             "pings": pings,
             "ping_latency_ms": p.held.latency_ms(),
         },
-        "scram": logins_part(&mut p.scram, args.scram, elapsed),
-        "fast": logins_part(&mut p.fast, args.fast, elapsed),
+        "scram": logins_part(&mut p.scram, args.scram, elapsed.logins),
+        "fast": logins_part(&mut p.fast, args.fast, elapsed.logins),
         "password_changes": changes,
         "errors": errors,
         "errors_total": errors_total,
@@ -422,7 +452,7 @@ fn report(args: &MixedArgs, mut p: Parts, elapsed: f64, cpu: &CpuMeter) -> Value
     }
     eprintln!(
         "mixed: {:.1} s: {}/{} held sessions alive, {pings} pings (p99 {} ms); SCRAM {} logins, FAST {} logins (p99 {} / {} ms){}; {errors_total} errors",
-        elapsed,
+        elapsed.all,
         p.alive,
         args.idle,
         out["idle"]["ping_latency_ms"]["p99"],

@@ -9,9 +9,11 @@
 //!   `{"value": V, "from": "fixture_emitter"}` and answers 200 `fired` (400 without `event`).
 //! * `GET /test/emitter/greeting` answers 200 with the option `fixture_emitter_greeting`
 //!   (a string, default `hello`).
-//! * `<stream:features/>` get `<seen xmlns='urn:tessera:test:emitter' greeting=… stream=…
-//!   peer=… from=…/>`: the option and what the module was told about the stream (the host
-//!   caches pre-auth features per stream class, so it must not learn the particular stream).
+//! * `<stream:features/>` get `<seen xmlns='urn:tessera:test:emitter' greeting=… calls=…
+//!   stream=… peer=… from=… user=…/>`: the option, how many times this instance was asked,
+//!   and what it was told about the stream (the host caches pre-auth features per stream
+//!   class, so it must not learn the particular stream). With the greeting `fail-first` the
+//!   first call fails.
 
 use tessera_plugin_api::protocol::{
     HttpRequest, HttpResponse, Manifest, OptionKind, OptionSpec, Registrations, StreamInfo,
@@ -26,6 +28,8 @@ const GREETING_OPTION: &str = "fixture_emitter_greeting";
 #[derive(Debug)]
 pub struct Emitter {
     greeting: String,
+    /// `stream_features` calls this instance answered (shows the host's features cache).
+    feature_calls: std::sync::atomic::AtomicU64,
 }
 
 impl Module for Emitter {
@@ -49,7 +53,10 @@ impl Module for Emitter {
 
     fn init(_host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
         let greeting = config.string(GREETING_OPTION).unwrap_or("hello").to_owned();
-        Ok(Emitter { greeting })
+        Ok(Emitter {
+            greeting,
+            feature_calls: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     fn registrations(&self) -> Registrations {
@@ -66,7 +73,16 @@ impl Module for Emitter {
         stream: &StreamInfo,
     ) -> Result<Vec<Element>, PluginError> {
         let mut seen = Element::new("seen", "urn:tessera:test:emitter");
+        let calls = 1 + self
+            .feature_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if calls == 1 && self.greeting == "fail-first" {
+            return Err(PluginError::internal(
+                "first stream_features call fails (as asked)",
+            ));
+        }
         seen.set_attr("greeting", &self.greeting);
+        seen.set_attr("calls", calls.to_string());
         seen.set_attr("stream", stream.id.to_string());
         seen.set_attr("peer", &stream.peer_ip);
         seen.set_attr("from", stream.from.as_deref().unwrap_or_default());

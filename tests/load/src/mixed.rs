@@ -77,6 +77,8 @@ pub(crate) async fn run(
     let cpu = CpuMeter::start(args.common.server_pid)?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
+    // Scripts wait for this line before they start what the run is meant to ride out.
+    eprintln!("mixed: warm-up done, running for {} s", args.duration);
     let target = Arc::new(target);
 
     let mut holders = JoinSet::new();

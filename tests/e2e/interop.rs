@@ -35,27 +35,14 @@
 //! listening for the server's stream header only after its own header's write callback; the driver
 //! ignores that one error once the stream reached "open" and waits for "online" instead.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
-use tessera_tests::{workspace, Server, ServerOptions};
+use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::{Server, ServerOptions};
 
-/// Upper bound for one client run (SCRAM with 10 000 iterations in a debug build takes ~1 s).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
-/// What the drivers are told to bound themselves to (less than [`CLIENT_TIMEOUT`]).
-const DRIVER_TIMEOUT_SECS: &str = "35";
 const DOMAIN: &str = "localhost";
-
-fn interop_dir() -> PathBuf {
-    workspace().join("tests").join("interop")
-}
 
 fn server_with(users: &[(&str, &str)]) -> Server {
     let server = Server::start(&ServerOptions::with_modules(&["sasl2"]));
@@ -65,178 +52,8 @@ fn server_with(users: &[(&str, &str)]) -> Server {
     server
 }
 
-/// A client subprocess: stdout lines are collected (and parsed when JSON), stderr is kept for
-/// failure messages. Killed on drop.
-struct Proc {
-    name: String,
-    child: Child,
-    lines_rx: Receiver<String>,
-    lines: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-#[derive(Debug)]
-struct Finished {
-    status: Option<ExitStatus>,
-    lines: Vec<String>,
-    stderr: String,
-}
-
-impl Finished {
-    fn events(&self, event: &str) -> Vec<Value> {
-        self.lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == event)
-            .collect()
-    }
-
-    fn describe(&self, name: &str) -> String {
-        format!(
-            "{name}: exit status {:?}\n--- {name} stdout ---\n{}\n--- {name} stderr ---\n{}",
-            self.status,
-            self.lines.join("\n"),
-            self.stderr
-        )
-    }
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, stdin: Option<&str>) -> Proc {
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start {name} ({:?}): {e}; the interop clients are installed by \
-                 `./tests/run.sh --install-only`",
-                cmd.get_program()
-            )
-        });
-        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-            input
-                .write_all(text.as_bytes())
-                .expect("write client stdin");
-            // Dropping `input` closes the pipe: the client sees end of input.
-        }
-        let (tx, lines_rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let out_reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut pipe = child.stderr.take().expect("stderr");
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        Proc {
-            name: name.to_owned(),
-            child,
-            lines_rx,
-            lines: Vec::new(),
-            stderr,
-            readers: vec![out_reader, err_reader],
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Wait for the JSON line `{"event": EVENT, …}`; panics (with everything the client said) if
-    /// the client exits or the deadline passes first.
-    fn wait_event(&mut self, event: &str, server: &Server) -> Value {
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines_rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(line) => {
-                    self.lines.push(line.clone());
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if v["event"] == event {
-                            return v;
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{} did not report {event:?} within {CLIENT_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
-                    self.name,
-                    self.lines.join("\n"),
-                    self.stderr(),
-                    server.logs()
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    panic!(
-                        "{} exited ({status:?}) before reporting {event:?}\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
-                        self.name,
-                        self.lines.join("\n"),
-                        self.stderr(),
-                        server.logs()
-                    );
-                }
-            }
-        }
-    }
-
-    /// Wait for the client to exit (killing it at the deadline) and collect its output.
-    fn finish(mut self) -> Finished {
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break None;
-                }
-            }
-        };
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        while let Ok(line) = self.lines_rx.try_recv() {
-            self.lines.push(line);
-        }
-        Finished {
-            status,
-            lines: std::mem::take(&mut self.lines),
-            stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p … EXTRA…`.
-fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> Proc {
+fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> ClientProcess {
     let dir = interop_dir();
     assert!(
         dir.join("node_modules/@xmpp/client").is_dir(),
@@ -255,11 +72,11 @@ fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> 
         cmd.arg("--user").arg(format!("{user}:{password}"));
     }
     cmd.args(extra);
-    Proc::spawn(&format!("xmpp.js {mode}"), cmd, None)
+    ClientProcess::spawn(&format!("xmpp.js {mode}"), cmd, None)
 }
 
 /// `tests/interop/.venv/bin/python tests/interop/slix.py MODE --host … --port … ARGS…`.
-fn slixmpp(mode: &str, addr: std::net::SocketAddr, args: &[&str]) -> Proc {
+fn slixmpp(mode: &str, addr: std::net::SocketAddr, args: &[&str]) -> ClientProcess {
     let dir = interop_dir();
     let python = dir.join(".venv/bin/python");
     assert!(
@@ -275,7 +92,7 @@ fn slixmpp(mode: &str, addr: std::net::SocketAddr, args: &[&str]) -> Proc {
         .args(["--timeout", DRIVER_TIMEOUT_SECS])
         .args(args)
         .current_dir(&dir);
-    Proc::spawn(&format!("slixmpp {mode}"), cmd, None)
+    ClientProcess::spawn(&format!("slixmpp {mode}"), cmd, None)
 }
 
 /// `go-sendxmpp --debug -n -u alice@localhost -p PW -j ADDR … TO` with `body` on stdin and a
@@ -288,7 +105,7 @@ fn go_sendxmpp(
     to: &str,
     extra: &[&str],
     body: &str,
-) -> Proc {
+) -> ClientProcess {
     let mut cmd = Command::new("go-sendxmpp");
     cmd.args([
         "--debug",
@@ -305,14 +122,14 @@ fn go_sendxmpp(
     .env("XDG_CONFIG_HOME", home.join(".config"))
     .env("XDG_DATA_HOME", home.join(".local/share"))
     .current_dir(home);
-    Proc::spawn("go-sendxmpp", cmd, Some(&format!("{body}\n")))
+    ClientProcess::spawn("go-sendxmpp", cmd, Some(&format!("{body}\n")))
 }
 
 fn ok(finished: &Finished, name: &str, server: &Server) {
     assert!(
         finished.status.is_some_and(|s| s.success()),
         "{}\n--- server log ---\n{}",
-        finished.describe(name),
+        finished.describe_as(name),
         server.logs()
     );
 }
@@ -366,7 +183,7 @@ fn xmppjs_pair(direct_tls: bool) {
     let run = xmppjs("pair", &service, &users, &["--body", &body]).finish();
     let context = format!(
         "{}\n--- server log ---\n{}",
-        run.describe("xmpp.js"),
+        run.describe_as("xmpp.js"),
         server.logs()
     );
     ok(&run, "xmpp.js", &server);
@@ -471,8 +288,8 @@ fn go_sendxmpp_to_xmppjs(direct_tls: bool, extra: &[&str], expect_mechanism: Opt
     let bob = bob.finish();
     let context = format!(
         "{}\n{}\n--- server log ---\n{}",
-        sender.describe("go-sendxmpp"),
-        bob.describe("xmpp.js bob"),
+        sender.describe_as("go-sendxmpp"),
+        bob.describe_as("xmpp.js bob"),
         server.logs()
     );
     ok(&sender, "go-sendxmpp", &server);
@@ -584,8 +401,8 @@ fn slixmpp_legacy_sasl_and_bind_to_xmppjs() {
     let bob = bob.finish();
     let context = format!(
         "{}\n{}\n--- server log ---\n{}",
-        alice.describe("slixmpp alice"),
-        bob.describe("xmpp.js bob"),
+        alice.describe_as("slixmpp alice"),
+        bob.describe_as("xmpp.js bob"),
         server.logs()
     );
     ok(&alice, "slixmpp alice", &server);
@@ -628,8 +445,8 @@ fn slixmpp_legacy_scram_sha1_both_ends_over_direct_tls() {
     let bob = bob.finish();
     let context = format!(
         "{}\n{}\n--- server log ---\n{}",
-        alice.describe("slixmpp alice"),
-        bob.describe("slixmpp bob"),
+        alice.describe_as("slixmpp alice"),
+        bob.describe_as("slixmpp bob"),
         server.logs()
     );
     ok(&alice, "slixmpp alice", &server);

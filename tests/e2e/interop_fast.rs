@@ -41,25 +41,17 @@
 //! The clients are installed by `tests/run.sh` (CI runs it); a missing client fails the test with
 //! a hint to run `./tests/run.sh --install-only`.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
-use tessera_tests::{workspace, Server, ServerOptions, TIMEOUT};
+use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::{Server, ServerOptions, TIMEOUT};
 
-/// Upper bound for one client run (SCRAM with 10 000 iterations in a debug build takes ~1 s).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
-/// What the xmpp.js driver is told to bound itself to (less than [`CLIENT_TIMEOUT`]).
-const DRIVER_TIMEOUT_SECS: &str = "35";
 const FAST_NS: &str = "urn:xmpp:fast:0";
-
-fn interop_dir() -> PathBuf {
-    workspace().join("tests").join("interop")
-}
 
 /// A server with mod_sasl2 and mod_sasl2_fast, `top` as extra top-level config, and alice.
 fn fast_server(top: &str, password: &str) -> Server {
@@ -75,110 +67,6 @@ fn fast_server(top: &str, password: &str) -> Server {
     );
     server.add_user("alice", password, None);
     server
-}
-
-/// A finished client run.
-#[derive(Debug)]
-struct Run {
-    name: String,
-    /// `None` when it was killed at the deadline.
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn exit_code(&self) -> Option<i32> {
-        self.status.and_then(|s| s.code())
-    }
-
-    /// The JSON lines `{"event": EVENT, …}` of stdout.
-    fn events(&self, event: &str) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == event)
-            .collect()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{name}: exit status {:?}\n--- {name} stdout ---\n{}\n--- {name} stderr ---\n{}",
-            self.status,
-            self.stdout,
-            self.stderr,
-            name = self.name
-        )
-    }
-}
-
-/// Run a client to its end (killed at [`CLIENT_TIMEOUT`]), with `stdin` as its input.
-fn run(name: &str, mut cmd: Command, stdin: Option<&str>) -> Run {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| {
-        panic!(
-            "cannot start {name} ({:?}): {e}; the interop clients are installed by \
-             `./tests/run.sh --install-only`",
-            cmd.get_program()
-        )
-    });
-    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-        input
-            .write_all(text.as_bytes())
-            .expect("write client stdin");
-        // Dropping `input` closes the pipe: the client sees end of input.
-    }
-    let collect = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let out = collect(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = collect(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    Run {
-        name: name.to_owned(),
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +141,7 @@ fn assert_fast_success(line: &AuthLine, mechanism: &str, context: &str) {
 
 /// `go-sendxmpp --debug -n -u alice@localhost -p PW -j ADDR alice@localhost` with a body on stdin
 /// and `home` as HOME (its FAST token and client id cache live there).
-fn go_sendxmpp(home: &Path, addr: SocketAddr, password: &str, body: &str) -> Run {
+fn go_sendxmpp(home: &Path, addr: SocketAddr, password: &str, body: &str) -> Finished {
     let mut cmd = Command::new("go-sendxmpp");
     cmd.args([
         "--debug",
@@ -270,7 +158,7 @@ fn go_sendxmpp(home: &Path, addr: SocketAddr, password: &str, body: &str) -> Run
     .env("XDG_DATA_HOME", home.join(".local/share"))
     .env("XDG_CACHE_HOME", home.join(".cache"))
     .current_dir(home);
-    run("go-sendxmpp", cmd, Some(&format!("{body}\n")))
+    ClientProcess::spawn("go-sendxmpp", cmd, Some(&format!("{body}\n"))).finish()
 }
 
 /// The value of attribute `name` in the start tag at the beginning of `element` (either quote).
@@ -357,7 +245,7 @@ fn go_sendxmpp_fast_ht_sha_256_expr_then_refused_after_password_change() {
         server.logs()
     );
     assert!(first.success(), "{context}");
-    let trace = format!("{}\n{}", first.stdout, first.stderr);
+    let trace = format!("{}\n{}", first.stdout(), first.stderr);
     let auths = go_authenticates(&trace);
     assert_eq!(auths.len(), 1, "one <authenticate> expected\n{context}");
     let password_auth = &auths[0];
@@ -404,7 +292,7 @@ fn go_sendxmpp_fast_ht_sha_256_expr_then_refused_after_password_change() {
         server.logs()
     );
     assert!(second.success(), "{context}");
-    let trace = format!("{}\n{}", second.stdout, second.stderr);
+    let trace = format!("{}\n{}", second.stdout(), second.stderr);
     let auths = go_authenticates(&trace);
     assert_eq!(
         auths.len(),
@@ -464,7 +352,7 @@ fn go_sendxmpp_fast_ht_sha_256_expr_then_refused_after_password_change() {
         Some(1),
         "go-sendxmpp should exit 1 when its token is refused\n{context}"
     );
-    let trace = format!("{}\n{}", third.stdout, third.stderr);
+    let trace = format!("{}\n{}", third.stdout(), third.stderr);
     let auths = go_authenticates(&trace);
     assert_eq!(
         auths.len(),
@@ -513,7 +401,7 @@ fn go_sendxmpp_fast_ht_sha_256_expr_then_refused_after_password_change() {
 
 /// `node tests/interop/fast.mjs --service xmpp://C2S --domain localhost --user alice
 /// [--password PW] --state STATE`: one login (STARTTLS), then logout.
-fn xmppjs_fast(server: &Server, state: &Path, password: Option<&str>) -> Run {
+fn xmppjs_fast(server: &Server, state: &Path, password: Option<&str>) -> Finished {
     let dir = interop_dir();
     assert!(
         dir.join("node_modules/@xmpp/client").is_dir(),
@@ -539,7 +427,7 @@ fn xmppjs_fast(server: &Server, state: &Path, password: Option<&str>) -> Run {
     } else {
         "xmpp.js (token only)"
     };
-    run(name, cmd, None)
+    ClientProcess::spawn(name, cmd, None).finish()
 }
 
 /// The xmpp.js state file: user-agent id and stored token.
@@ -563,7 +451,7 @@ fn read_state(path: &Path) -> State {
 }
 
 /// The one SASL2 `<authenticate>` of a run that went online.
-fn single_authenticate(run: &Run, context: &str) -> Value {
+fn single_authenticate(run: &Finished, context: &str) -> Value {
     let auths = run.events("authenticate");
     assert_eq!(
         auths.len(),
@@ -623,7 +511,7 @@ fn xmppjs_obtain_token(server: &Server, state_path: &Path, password: &str) -> St
 
 /// A token-only login (no password given to xmpp.js) that must succeed with HT-SHA-256-NONE; `n`
 /// is how many outcomes for alice the server has logged with this one. Returns the run.
-fn xmppjs_fast_ok(server: &Server, state_path: &Path, n: usize) -> Run {
+fn xmppjs_fast_ok(server: &Server, state_path: &Path, n: usize) -> Finished {
     let before = read_state(state_path);
     let run = xmppjs_fast(server, state_path, None);
     let context = format!(

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod client;
+pub mod interop;
 pub mod reset;
 pub mod sasl;
 pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};

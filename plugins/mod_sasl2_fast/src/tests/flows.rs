@@ -11,17 +11,6 @@ use crate::token::{slot_key, Slot};
 const NONE: &str = "HT-SHA-256-NONE";
 const EXPR: &str = "HT-SHA-256-EXPR";
 
-fn get_token(core: &Core, fake: &Fake, mechanism: &str) -> String {
-    let s = stream(1, true);
-    password_login(
-        core,
-        fake,
-        &s,
-        vec![user_agent(UA), request_token(mechanism)],
-    )
-    .unwrap_or_else(|| panic!("no token issued"))
-}
-
 #[test]
 fn password_login_with_request_token_issues_a_stored_token() {
     let core = core();
@@ -50,7 +39,7 @@ fn password_login_with_request_token_issues_a_stored_token() {
 fn fast_login_succeeds_with_the_raw_responder_and_promotes_the_token() {
     let core = core();
     let fake = Fake::new();
-    let token = get_token(&core, &fake, EXPR);
+    let token = issued_token(&core, &fake, EXPR);
     fake.advance(1000);
     let s = stream(2, true);
     let login = fast_login(&core, &fake, &s, EXPR, "alice", &token, vec![]);
@@ -85,7 +74,7 @@ fn fast_login_succeeds_with_the_raw_responder_and_promotes_the_token() {
 fn authcid_case_is_folded_like_mod_sasl2() {
     let core = core();
     let fake = Fake::new();
-    let token = get_token(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let login = fast_login(
         &core,
         &fake,
@@ -102,7 +91,7 @@ fn authcid_case_is_folded_like_mod_sasl2() {
 fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
     let core = core_with(3600, 60);
     let fake = Fake::new();
-    let old = get_token(&core, &fake, NONE);
+    let old = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     // Young token: no rotation.
     let first = fast_login(&core, &fake, &s, NONE, "alice", &old, vec![]);
@@ -144,7 +133,7 @@ fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
 fn request_token_during_fast_login_gives_a_new_token() {
     let core = core();
     let fake = Fake::new();
-    let token = get_token(&core, &fake, EXPR);
+    let token = issued_token(&core, &fake, EXPR);
     let login = fast_login(
         &core,
         &fake,
@@ -164,7 +153,7 @@ fn request_token_during_fast_login_gives_a_new_token() {
 fn invalidate_deletes_both_slots_and_issues_nothing_even_when_due() {
     let core = core_with(3600, 60);
     let fake = Fake::new();
-    let old = get_token(&core, &fake, NONE);
+    let old = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     fake.advance(61_000);
     let rotated = fast_login(&core, &fake, &s, NONE, "alice", &old, vec![]);
@@ -190,7 +179,7 @@ fn invalidate_deletes_both_slots_and_issues_nothing_even_when_due() {
 fn invalidate_with_request_token_issues_a_fresh_token() {
     let core = core();
     let fake = Fake::new();
-    let old = get_token(&core, &fake, NONE);
+    let old = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     let fast_invalidate = Element::new("fast", FAST_NS).with_attr("invalidate", "1");
     let auth = authenticate(

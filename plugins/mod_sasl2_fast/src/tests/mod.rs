@@ -263,6 +263,17 @@ pub(crate) fn password_login(
     token_of(&tokens)
 }
 
+/// A password login on stream 1 by [`UA`] requesting a token for `mechanism`; the token.
+pub(crate) fn issued_token(core: &Core, fake: &Fake, mechanism: &str) -> String {
+    password_login(
+        core,
+        fake,
+        &stream(1, true),
+        vec![user_agent(UA), request_token(mechanism)],
+    )
+    .unwrap_or_else(|| panic!("no token issued"))
+}
+
 /// The token attribute of the single `<token/>`, if any.
 pub(crate) fn token_of(elements: &[Element]) -> Option<String> {
     assert!(elements.len() <= 1, "{elements:?}");

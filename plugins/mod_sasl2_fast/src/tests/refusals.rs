@@ -8,16 +8,6 @@ use super::*;
 const NONE: &str = "HT-SHA-256-NONE";
 const EXPR: &str = "HT-SHA-256-EXPR";
 
-fn token_for(core: &Core, fake: &Fake, mechanism: &str) -> String {
-    password_login(
-        core,
-        fake,
-        &stream(1, true),
-        vec![user_agent(UA), request_token(mechanism)],
-    )
-    .unwrap_or_else(|| panic!("no token issued"))
-}
-
 fn refused(core: &Core, fake: &Fake, st: &MechanismStart) -> (String, Option<String>) {
     let step = core.mechanism_start(fake, st);
     assert_eq!(core.pending_len(), 0, "no note after a failure");
@@ -32,7 +22,7 @@ fn alice() -> (String, Option<String>) {
 fn a_token_is_refused_under_another_mechanism() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let login = fast_login(
         &core,
         &fake,
@@ -43,7 +33,7 @@ fn a_token_is_refused_under_another_mechanism() {
         vec![],
     );
     assert_eq!(failure_of(&login.step), alice());
-    let token = token_for(&core, &fake, EXPR);
+    let token = issued_token(&core, &fake, EXPR);
     let login = fast_login(
         &core,
         &fake,
@@ -60,7 +50,7 @@ fn a_token_is_refused_under_another_mechanism() {
 fn a_replayed_expr_response_fails_on_another_connection() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, EXPR);
+    let token = issued_token(&core, &fake, EXPR);
     let auth = authenticate(EXPR, vec![user_agent(UA), fast()]);
     let response = build_initial_response("alice", token.as_bytes(), &EXPORTER);
     let mut other = stream(2, true);
@@ -85,7 +75,7 @@ fn a_token_is_bound_to_its_user_agent_and_account() {
     let core = core();
     let fake = Fake::new();
     fake.accounts.borrow_mut().insert("bob".into(), 0);
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     let other_ua = "9f0c2a4e-1111-4000-8000-000000000001";
     let auth = authenticate(NONE, vec![user_agent(other_ua), fast()]);
@@ -105,7 +95,7 @@ fn a_token_is_bound_to_its_user_agent_and_account() {
 fn an_expired_token_is_credentials_expired_and_removed() {
     let core = core_with(3600, 60);
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     fake.advance(3_600_000);
     let s = stream(2, false);
     let login = fast_login(&core, &fake, &s, NONE, "alice", &token, vec![]);
@@ -122,7 +112,7 @@ fn an_expired_token_is_credentials_expired_and_removed() {
 fn unknown_accounts_look_like_wrong_tokens() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     let nobody = fast_login(&core, &fake, &s, NONE, "nobody", &token, vec![]);
     let wrong = fast_login(
@@ -148,7 +138,7 @@ fn unknown_accounts_look_like_wrong_tokens() {
 fn stream_from_must_name_the_same_account() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let mut s = stream(2, false);
     s.from = Some("bob@example.org".into());
     let login = fast_login(&core, &fake, &s, NONE, "alice", &token, vec![]);
@@ -162,7 +152,7 @@ fn stream_from_must_name_the_same_account() {
 fn malformed_requests() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     let good = build_initial_response("alice", token.as_bytes(), b"");
     let malformed = |st: MechanismStart| {
@@ -207,7 +197,7 @@ fn malformed_requests() {
 fn other_refusals() {
     let core = core();
     let fake = Fake::new();
-    let token = token_for(&core, &fake, NONE);
+    let token = issued_token(&core, &fake, NONE);
     let auth = authenticate(NONE, vec![user_agent(UA), fast()]);
     let good = build_initial_response("alice", token.as_bytes(), b"");
     let mut plain = stream(2, false);

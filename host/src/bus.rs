@@ -1,4 +1,4 @@
-//! The event bus. [`Bus::fire`] only enqueues (and drops an event no module hooks); one dispatcher thread delivers each event to the
+//! The event bus. [`Bus::fire_with`] only enqueues (and drops an event no module hooks); one dispatcher thread delivers each event to the
 //! modules that hooked it, highest priority first, after the firing call has returned. Delivery
 //! is never re-entrant, so a module firing an event from inside a callback cannot deadlock a
 //! swap or recurse into itself. A handler may stop propagation; a failing or panicking handler
@@ -53,25 +53,25 @@ impl Bus {
         Self { tx, registry }
     }
 
-    /// Whether any loaded module hooks `name` right now. Firing an event nobody hooks costs
-    /// nothing (no payload, no queue, no wake-up of the dispatcher): most events of a login
-    /// (`session-bound`, `authentication-success`) have no listener in a default setup.
-    /// An event queued because some module hooks it reaches every module hooking it at
-    /// delivery (one loaded in between included); one fired while nobody hooks it is gone.
+    /// Enqueue an event if any loaded module hooks `name` right now; `event` (payload and
+    /// origin) is built only then. Firing an event nobody hooks costs nothing (no payload, no
+    /// queue, no wake-up of the dispatcher): most events of a login (`session-bound`,
+    /// `authentication-success`) have no listener in a default setup. An event queued because
+    /// some module hooks it reaches every module hooking it at delivery (one loaded in between
+    /// included); one fired while nobody hooks it is gone. `event` returning `None` (a payload
+    /// that could not be built) fires nothing.
     // Seam for a cluster bus: events other nodes must see would be forwarded before this check.
-    pub fn has_listeners(&self, name: &str) -> bool {
-        self.registry.routes().events.contains_key(name)
-    }
-
-    /// Enqueue an event.
-    pub fn fire(&self, name: &str, payload: String, origin: Option<&str>) {
-        if !self.has_listeners(name) {
+    pub fn fire_with(&self, name: &str, event: impl FnOnce() -> Option<(String, Option<String>)>) {
+        if !self.registry.routes().events.contains_key(name) {
             return;
         }
+        let Some((payload, origin)) = event() else {
+            return;
+        };
         let event = QueuedEvent {
             name: name.to_owned(),
             payload,
-            origin: origin.map(str::to_owned),
+            origin,
         };
         match self.tx.try_send(Envelope::Event(event)) {
             Ok(()) => {}

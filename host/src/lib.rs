@@ -113,13 +113,14 @@ impl Shared {
 
     /// Fire a host event on the bus.
     pub fn fire<T: Serialize>(&self, name: &str, payload: &T) {
-        if !self.bus.has_listeners(name) {
-            return;
-        }
-        match serde_json::to_string(payload) {
-            Ok(json) => self.bus.fire(name, json, None),
-            Err(e) => tracing::error!(event = name, error = %e, "cannot serialise event"),
-        }
+        self.bus
+            .fire_with(name, || match serde_json::to_string(payload) {
+                Ok(json) => Some((json, None)),
+                Err(e) => {
+                    tracing::error!(event = name, error = %e, "cannot serialise event");
+                    None
+                }
+            });
     }
 
     /// The one way a password changes: store the new verifiers, close every other session of

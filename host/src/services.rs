@@ -77,10 +77,9 @@ extern "C" fn host_random(mut out: RSliceMut<'_, u8>) {
 extern "C" fn host_fire(handle: PluginHandle, name: RStr<'_>, payload: RStr<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if let Some(shared) = SHARED.get() {
-            let origin = module_name(handle);
-            shared
-                .bus
-                .fire(name.as_str(), payload.as_str().to_owned(), Some(&origin));
+            shared.bus.fire_with(name.as_str(), || {
+                Some((payload.as_str().to_owned(), Some(module_name(handle))))
+            });
         }
     }));
 }

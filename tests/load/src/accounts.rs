@@ -171,6 +171,24 @@ impl Accounts {
         })
     }
 
+    /// One account of this run's own, `<prefix><suffix>0`, created through the tessera CLI
+    /// (whose password the run changes: never one of `--accounts`); `what` names the option that
+    /// needs it in the error when `--tessera-config` is missing.
+    pub(crate) async fn own_account(
+        args: &AccountArgs,
+        suffix: &str,
+        what: &str,
+    ) -> anyhow::Result<Self> {
+        if args.tessera_config.is_none() {
+            bail!("{what} changes a password through the tessera CLI: give --tessera-config FILE");
+        }
+        let mut a = args.clone();
+        a.accounts = None;
+        a.create = Some(1);
+        a.prefix = format!("{}{suffix}", a.prefix);
+        Self::obtain(&a, None).await
+    }
+
     /// The domain all accounts share.
     pub(crate) fn domain(&self) -> anyhow::Result<String> {
         let Some(first) = self.list.first() else {

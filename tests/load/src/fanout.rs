@@ -24,14 +24,7 @@ const TOKEN_MECH: HtMechanism = HtMechanism::Sha256None;
 
 /// Fanout always creates its own account (`<prefix>fan0`): its password gets changed.
 pub(crate) async fn accounts(args: &FanoutArgs) -> anyhow::Result<Accounts> {
-    let mut a = args.common.accounts.clone();
-    if a.tessera_config.is_none() {
-        bail!("fanout changes a password through the tessera CLI: give --tessera-config FILE");
-    }
-    a.accounts = None;
-    a.create = Some(1);
-    a.prefix = format!("{}fan", a.prefix);
-    Accounts::obtain(&a, None).await
+    Accounts::own_account(&args.common.accounts, "fan", "fanout").await
 }
 
 pub(crate) async fn run(
@@ -47,7 +40,9 @@ pub(crate) async fn run(
         .collect();
     let clients = crate::logins::warm_up(&target, clients, Mechanism::ScramSha256, timeout).await?;
     let target = Arc::new(target);
-    let (sessions, mut tally) = open_all(&target, clients, args, timeout).await;
+    let request = args.tokens.then_some(TOKEN_MECH);
+    let (sessions, mut tally) =
+        open_sessions(&target, clients, request, args.concurrency, timeout).await;
     if sessions.is_empty() {
         bail!("no session could be opened");
     }
@@ -82,14 +77,17 @@ pub(crate) async fn run(
     Ok(report(args, &tally, &ends, cli_ms))
 }
 
-async fn open_all(
+/// Log every client in (SCRAM-SHA-256, `concurrency` at a time, unmeasured), asking for a
+/// FAST token when `request` says so; the open sessions with each client's token, and the
+/// failures.
+pub(crate) async fn open_sessions(
     target: &Arc<Target>,
     clients: Vec<Client>,
-    args: &FanoutArgs,
+    request: Option<HtMechanism>,
+    concurrency: usize,
     timeout: Duration,
 ) -> (Vec<(Client, Conn)>, Tally) {
-    let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
-    let request = args.tokens.then_some(TOKEN_MECH);
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
     for mut client in clients {
         let (target, gate) = (target.clone(), gate.clone());
@@ -117,6 +115,23 @@ async fn open_all(
     (sessions, tally)
 }
 
+/// Wait (at most `timeout`) for the stream error that ends `conn`: the time since `t0` when it
+/// is `<reset/>`, else what came instead.
+pub(crate) async fn await_reset(
+    conn: &mut Conn,
+    t0: Instant,
+    timeout: Duration,
+) -> Result<Duration, Failure> {
+    match tokio::time::timeout(timeout, conn.read_until(&["</stream:error>"])).await {
+        Ok(Ok((_, text))) => match crate::xml::stream_error(&text) {
+            Some(c) if c == "reset" => Ok(t0.elapsed()),
+            c => Err(Failure::StreamError(c.unwrap_or_default())),
+        },
+        Ok(Err(f)) => Err(f),
+        Err(_) => Err(Failure::Timeout),
+    }
+}
+
 /// How one session ended.
 #[derive(Debug)]
 struct End {
@@ -137,18 +152,9 @@ async fn watch(
     timeout: Duration,
 ) -> End {
     let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1000.0;
-    let got = tokio::time::timeout(timeout, conn.read_until(&["</stream:error>"])).await;
-    let now = Instant::now();
-    let (reset_ms, other) = match got {
-        Ok(Ok((_, text))) => match crate::xml::stream_error(&text) {
-            Some(c) if c == "reset" => (Some(ms(now)), None),
-            c => (
-                None,
-                Some(format!("stream-error:{}", c.unwrap_or_default())),
-            ),
-        },
-        Ok(Err(f)) => (None, Some(f.kind())),
-        Err(_) => (None, Some("timeout".into())),
+    let (reset_ms, other) = match await_reset(&mut conn, t0, timeout).await {
+        Ok(after) => (Some(after.as_secs_f64() * 1000.0), None),
+        Err(f) => (None, Some(f.kind())),
     };
     drop(conn);
     let mut token_refused_ms = None;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -28,6 +28,7 @@ use crate::accounts::{random_password, Account, Accounts, Admin};
 use crate::auth::{self, Client, Mechanism};
 use crate::cli::MixedArgs;
 use crate::failure::Failure;
+use crate::fanout::{await_reset, open_sessions};
 use crate::logins::{self, Ctx};
 use crate::net::{Conn, Target};
 use crate::procfs::{round, CpuMeter};
@@ -43,14 +44,8 @@ pub(crate) async fn fanout_account(args: &MixedArgs) -> anyhow::Result<Option<Ac
     if args.password_every.is_none() {
         return Ok(None);
     }
-    let mut a = args.common.accounts.clone();
-    if a.tessera_config.is_none() {
-        bail!("--password-every changes a password through the tessera CLI: give --tessera-config FILE");
-    }
-    a.accounts = None;
-    a.create = Some(1);
-    a.prefix = format!("{}mixfan", a.prefix);
-    Ok(Some(Accounts::obtain(&a, None).await?))
+    let own = Accounts::own_account(&args.common.accounts, "mixfan", "--password-every");
+    Ok(Some(own.await?))
 }
 
 pub(crate) async fn run(
@@ -284,12 +279,12 @@ impl Fanout {
             if Instant::now() >= self.deadline || crate::stopped() {
                 return out;
             }
-            let conns = self.open(&account, &mut out.tally).await;
+            let sessions = self.open(&account, &mut out.tally).await;
             let wake = next.min(self.deadline);
             tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
             if Instant::now() >= self.deadline || crate::stopped() {
-                for c in conns {
-                    c.close().await;
+                for (_, conn) in sessions {
+                    conn.close().await;
                 }
                 return out;
             }
@@ -297,19 +292,9 @@ impl Fanout {
             let password = random_password();
             let t0 = Instant::now();
             let mut watchers = JoinSet::new();
-            for mut c in conns {
+            for (_, mut conn) in sessions {
                 let timeout = self.timeout;
-                watchers.spawn(async move {
-                    let got = tokio::time::timeout(timeout, c.read_until(&["</stream:error>"]));
-                    match got.await {
-                        Ok(Ok((_, text))) => match crate::xml::stream_error(&text) {
-                            Some(c) if c == "reset" => Ok(t0.elapsed()),
-                            c => Err(Failure::StreamError(c.unwrap_or_default())),
-                        },
-                        Ok(Err(f)) => Err(f),
-                        Err(_) => Err(Failure::Timeout),
-                    }
-                });
+                watchers.spawn(async move { await_reset(&mut conn, t0, timeout).await });
             }
             let jid = account.jid();
             let changed = self
@@ -347,27 +332,14 @@ impl Fanout {
     }
 
     /// Log `sessions` clients of `account` in (SCRAM-SHA-256, unmeasured).
-    async fn open(&self, account: &Arc<Account>, tally: &mut Tally) -> Vec<Conn> {
-        let mut set = JoinSet::new();
-        for i in 0..self.sessions {
-            let client = Client::new(account.clone(), UA_FANOUT + i as u64);
-            let (target, timeout) = (self.target.clone(), self.timeout);
-            set.spawn(async move {
-                let login = auth::login(&target, &client, Mechanism::ScramSha256, None, None);
-                tokio::time::timeout(timeout, login)
-                    .await
-                    .unwrap_or(Err(Failure::Timeout))
-            });
-        }
-        let mut conns = Vec::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(s)) => conns.push(s.conn),
-                Ok(Err(f)) => tally.error(&f),
-                Err(e) => tally.error(&Failure::Protocol(e.to_string())),
-            }
-        }
-        conns
+    async fn open(&self, account: &Arc<Account>, tally: &mut Tally) -> Vec<(Client, Conn)> {
+        let clients = (0..self.sessions)
+            .map(|i| Client::new(account.clone(), UA_FANOUT + i as u64))
+            .collect();
+        let (sessions, failed) =
+            open_sessions(&self.target, clients, None, self.sessions, self.timeout).await;
+        tally.merge(failed);
+        sessions
     }
 }
 

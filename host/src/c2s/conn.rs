@@ -248,7 +248,7 @@ impl Conn {
         self.out.push_str(&reply);
         self.info.from = header.from.clone();
         self.header = header;
-        self.out.push_str(&features(&self.shared, &self.info, set));
+        features(&self.shared, &self.info, set, &mut self.out);
         self.phase = match set {
             FeatureSet::PreAuth => Phase::PreAuth,
             FeatureSet::Authenticated => Phase::Authenticated,
@@ -385,7 +385,7 @@ impl Conn {
                     } else {
                         FeatureSet::Authenticated
                     };
-                    self.out.push_str(&features(&self.shared, &self.info, set));
+                    features(&self.shared, &self.info, set, &mut self.out);
                 }
                 StreamAction::ExpectRestart => {
                     self.framer.reset();

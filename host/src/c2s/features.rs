@@ -137,14 +137,15 @@ impl StreamClass {
 #[derive(Debug, Default)]
 pub struct FeatureCache(Mutex<HashMap<StreamClass, Arc<str>>>);
 
-/// `<stream:features>…</stream:features>` for a stream in the given state. Pre-auth features
-/// are built through the modules once per stream class and routing generation (they cost a
-/// dozen ABI calls, about a tenth of a FAST login); after authentication they may depend on
-/// the account, so they are built for each stream.
-pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> Arc<str> {
+/// Append `<stream:features>…</stream:features>` for a stream in the given state to `out`.
+/// Pre-auth features are built through the modules once per stream class and routing
+/// generation (they cost a dozen ABI calls, about a tenth of a FAST login); after
+/// authentication they may depend on the account, so they are built for each stream.
+pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out: &mut String) {
     let routes = shared.registry.routes();
     if set != FeatureSet::PreAuth {
-        return build(shared, &routes, info, set).into();
+        build(shared, &routes, info, set, out);
+        return;
     }
     let class = StreamClass::of(info);
     let cache = &routes.pre_auth_features.0;
@@ -153,19 +154,27 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet) -> A
         .unwrap_or_else(PoisonError::into_inner)
         .get(&class)
     {
-        return hit.clone();
+        out.push_str(hit);
+        return;
     }
     // Built without the lock held: the modules may call back into the host.
     let failures = crate::modules::failures_on_this_thread();
-    let built: Arc<str> = build(shared, &routes, &class.representative(&info.domain), set).into();
+    let start = out.len();
+    build(
+        shared,
+        &routes,
+        &class.representative(&info.domain),
+        set,
+        out,
+    );
     // A module or hook that failed left its part out: serve this once, build again next time.
     if crate::modules::failures_on_this_thread() == failures {
+        let built: Arc<str> = out.get(start..).unwrap_or_default().into();
         cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(class, built.clone());
+            .insert(class, built);
     }
-    built
 }
 
 fn build(
@@ -173,13 +182,14 @@ fn build(
     routes: &crate::modules::Routes,
     info: &StreamInfo,
     set: FeatureSet,
-) -> String {
-    let mut out = String::from("<stream:features>");
+    out: &mut String,
+) {
+    out.push_str("<stream:features>");
     let request = Request::StreamFeatures(info.clone());
     for module in &routes.stream_features {
         if let Ok(elements) = module.request::<Vec<Element>>(&request) {
             for e in elements {
-                e.write_xml(&mut out, "jabber:client");
+                e.write_xml(out, "jabber:client");
             }
         }
     }
@@ -198,5 +208,4 @@ fn build(
         FeatureSet::Bound => {}
     }
     out.push_str("</stream:features>");
-    out
 }

@@ -100,30 +100,23 @@ pub(crate) async fn run(
         });
     }
 
-    let mut scram_workers = JoinSet::new();
-    let ctx = Arc::new(Ctx::new(
-        (*target).clone(),
-        Mechanism::ScramSha256,
-        timeout,
-        Some(deadline),
-        None,
-        None,
-    ));
-    for c in scram {
-        scram_workers.spawn(logins::worker(ctx.clone(), c));
-    }
-    let mut fast_workers = JoinSet::new();
-    let ctx = Arc::new(Ctx::new(
-        (*target).clone(),
-        Mechanism::FastNone,
-        timeout,
-        Some(deadline),
-        None,
-        None,
-    ));
-    for c in fast {
-        fast_workers.spawn(logins::worker(ctx.clone(), c));
-    }
+    let workers = |mechanism, clients: Vec<Client>| {
+        let ctx = Arc::new(Ctx::new(
+            (*target).clone(),
+            mechanism,
+            timeout,
+            Some(deadline),
+            None,
+            None,
+        ));
+        let mut set = JoinSet::new();
+        for c in clients {
+            set.spawn(logins::worker(ctx.clone(), c));
+        }
+        set
+    };
+    let mut scram_workers = workers(Mechanism::ScramSha256, scram);
+    let mut fast_workers = workers(Mechanism::FastNone, fast);
 
     let changes = match (fanout, args.password_every) {
         (Some(f), Some(every)) => {

@@ -40,11 +40,8 @@ fn invalid(part: &'static str, reason: impl Into<String>) -> JidError {
 /// # Errors
 /// Empty, longer than 1023 bytes, or refused by nodeprep.
 pub fn prep_localpart(s: &str) -> Result<String, JidError> {
-    let p = stringprep::nodeprep(s).map_err(|e| invalid("localpart", e.to_string()))?;
-    if p.is_empty() || p.len() > 1023 {
-        return Err(invalid("localpart", "must be 1 to 1023 bytes"));
-    }
-    Ok(p.into_owned())
+    // The SDK's function, so that modules key accounts exactly as the host stores them.
+    tessera_plugin_api::names::prep(s).map_err(|reason| invalid("localpart", reason))
 }
 
 /// Prepare a resource with resourceprep.

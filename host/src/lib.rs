@@ -17,6 +17,8 @@ pub mod bus;
 pub mod c2s;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
+pub mod exchanges;
 pub mod http;
 pub mod jid;
 pub mod loader;
@@ -35,14 +37,13 @@ pub mod tls;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use serde::Serialize;
 use tessera_plugin_api::events::{self, UserDeleted, UserPasswordChanged};
 
 use crate::accounts::AccountError;
 use crate::bus::Bus;
 use crate::config::Config;
-use crate::modules::{Module, Registry};
+use crate::modules::Registry;
 use crate::secret::ServerSecret;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -51,10 +52,15 @@ pub use startup::{run, StartError};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
+    // Never goes back, even if the wall clock does: a login is valid only against a password
+    // change strictly before it began (`exchanges::still_valid`), and a clock stepped back
+    // could otherwise date an exchange before a change that preceded it.
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    LAST.fetch_max(wall, Ordering::Relaxed).max(wall)
 }
 
 /// Run blocking work (PBKDF2, a slow plugin task) from synchronous code. On a runtime worker
@@ -90,8 +96,9 @@ pub struct Shared {
     pub mailer: mail::Mailer,
     /// TLS configuration and channel-binding data.
     pub tls: tls::Tls,
-    /// SASL exchanges in progress, pinned to the module generation that started them.
-    pub exchanges: DashMap<u64, Arc<Module>>,
+    /// SASL exchanges in progress (pinned to the module generation that started them) and the
+    /// logins the host verified.
+    pub exchanges: exchanges::Exchanges,
     /// The tokio runtime (for host services called from plugin callbacks).
     pub runtime: tokio::runtime::Handle,
     next_id: AtomicU64,

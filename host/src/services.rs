@@ -255,15 +255,16 @@ pub fn dispatch(
         HostRequest::Mechanisms { stream, profile } => json(mechanisms(shared, &stream, &profile)),
         HostRequest::MechanismStart(start) => mechanism_start(shared, start),
         HostRequest::MechanismStep(step) => {
+            let exchange = step.exchange;
             let provider = shared
                 .exchanges
-                .get(&step.exchange)
-                .map(|m| m.clone())
+                .provider(exchange)
                 .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
-            provider.request::<Value>(&Request::MechanismStep(step))
+            let answer = provider.request::<Value>(&Request::MechanismStep(step))?;
+            Ok(judge_success(shared, exchange, answer))
         }
         HostRequest::MechanismEnd(id) => {
-            if let Some((_, provider)) = shared.exchanges.remove(&id) {
+            if let Some(provider) = shared.exchanges.end(id) {
                 let _ = provider.request::<Value>(&Request::MechanismEnd(id));
             }
             json(())
@@ -287,9 +288,66 @@ fn mechanism_start(shared: &Arc<Shared>, start: MechanismStart) -> Result<Value,
         .ok_or_else(|| {
             PluginError::bad_request(format!("no module provides {}", start.mechanism))
         })?;
-    // Pin the exchange to this generation; a swap mid-exchange does not move it.
-    shared.exchanges.insert(start.exchange, provider.clone());
-    provider.request::<Value>(&Request::MechanismStart(start))
+    let exchange = start.exchange;
+    // Pin the exchange to this generation; a swap mid-exchange does not move it. The basis is
+    // taken before the mechanism loads any credential.
+    let replaced =
+        shared
+            .exchanges
+            .begin(exchange, start.stream.id, provider.clone(), crate::now_ms());
+    if let Some(old) = replaced {
+        let _ = old.request::<Value>(&Request::MechanismEnd(exchange));
+    }
+    let answer = provider.request::<Value>(&Request::MechanismStart(start))?;
+    Ok(judge_success(shared, exchange, answer))
+}
+
+/// A mechanism's `Success` counts only if the account, as it is now, still accepts the proof
+/// (see [`crate::exchanges`]); otherwise it becomes `<not-authorized/>`. Other steps pass.
+fn judge_success(shared: &Shared, exchange: u64, answer: Value) -> Value {
+    if answer.get("step").and_then(Value::as_str) != Some("success") {
+        return answer;
+    }
+    let user = answer
+        .get("user")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let refuse = |why: &str| {
+        tracing::warn!(exchange, user = %user, why, "login refused: the proof no longer counts");
+        serde_json::json!({
+            "step": "failure",
+            "condition": "not-authorized",
+            "user": user,
+        })
+    };
+    let Some((stream, basis_ms)) = shared.exchanges.basis(exchange) else {
+        return refuse("unknown exchange");
+    };
+    let Ok(prepared) = crate::jid::prep_localpart(user) else {
+        return refuse("not an account name");
+    };
+    let account = match shared.store.get_account(&prepared) {
+        Ok(account) => account,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure checking a login");
+            return serde_json::json!({
+                "step": "failure",
+                "condition": "temporary-auth-failure",
+                "user": user,
+            });
+        }
+    };
+    if let Err(stale) = crate::exchanges::still_valid(account.as_ref(), basis_ms) {
+        return refuse(&stale.to_string());
+    }
+    shared.exchanges.verify(
+        stream,
+        crate::exchanges::Verified {
+            user: prepared,
+            basis_ms,
+        },
+    );
+    answer
 }
 
 /// Mechanisms offered on a stream for a profile, in offer order. Hidden mechanisms (listed only

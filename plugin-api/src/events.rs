@@ -58,6 +58,12 @@ pub struct Sasl2Success {
     pub mechanism: String,
     /// The client's whole `<authenticate/>`, for inline requests (`<request-token/>`, `<fast/>`).
     pub authenticate: crate::xml::Element,
+    /// When the exchange began, ms since the epoch (0: unknown, from an older mod_sasl2). A
+    /// credential minted by this login (a FAST token) must be dated from this instant, not from
+    /// its issue: the host accepts the login only if the password did not change after it, and
+    /// a change after it must revoke the credential.
+    #[serde(default)]
+    pub exchange_started_at_ms: u64,
 }
 
 /// Named priorities (higher runs first).

@@ -69,6 +69,7 @@ pub mod abi;
 pub mod b64;
 pub mod error;
 pub mod events;
+pub mod names;
 pub mod protocol;
 pub mod sdk;
 pub mod xml;

@@ -203,6 +203,11 @@ impl Conn {
         if self.session.is_some() {
             self.shared.sessions.remove(self.info.id);
         }
+        // An exchange the client abandoned would otherwise pin its module generation (and the
+        // mechanism's state) until a reload's drain timed out.
+        for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
+            let _ = provider.request::<serde_json::Value>(&Request::MechanismEnd(exchange));
+        }
         let event = SessionEvent {
             stream_id: self.info.id,
             jid: self.info.jid.clone().or_else(|| {
@@ -363,13 +368,20 @@ impl Conn {
     }
 
     fn apply(&mut self, actions: Vec<StreamAction>) -> Result<(), StreamError> {
+        // A login is decided before anything of its answer (`<success/>`, a token) is written.
+        for action in &actions {
+            if let StreamAction::Authenticated {
+                user,
+                user_agent_id,
+            } = action
+            {
+                self.authenticated(user, user_agent_id.clone())?;
+            }
+        }
         for action in actions {
             match action {
                 StreamAction::Send { xml } => self.out.push_str(&xml),
-                StreamAction::Authenticated {
-                    user,
-                    user_agent_id,
-                } => self.authenticated(&user, user_agent_id)?,
+                StreamAction::Authenticated { .. } => {}
                 StreamAction::Bind { resource } => {
                     let Some(session) = self.session.clone() else {
                         return Err(StreamError::new("internal-server-error"));
@@ -399,6 +411,10 @@ impl Conn {
         Ok(())
     }
 
+    /// Register the session of a login, if the host verified it: a mechanism's success for
+    /// this very account on this stream, still valid against the account as it is now. The
+    /// session is registered first and the account checked after, so a password change or a
+    /// deletion racing with the login either is seen here or finds the session to close.
     fn authenticated(
         &mut self,
         user: &str,
@@ -412,6 +428,14 @@ impl Conn {
         }
         let user = crate::jid::prep_localpart(user)
             .map_err(|_| StreamError::new("internal-server-error"))?;
+        let refused = |why: &str| {
+            tracing::warn!(user = %user, why, "login refused at session start");
+            StreamError::with_text("not-authorized", "authentication is no longer valid")
+        };
+        let verified = self.shared.exchanges.take_verified(self.info.id);
+        let Some(verified) = verified.filter(|v| v.user == user) else {
+            return Err(refused("no verified authentication for this account"));
+        };
         let (entry, queue) = self.shared.sessions.authenticate(
             self.info.id,
             &user,
@@ -419,6 +443,16 @@ impl Conn {
             user_agent_id,
             &self.info.peer_ip,
         );
+        let account = self.shared.store.get_account(&user);
+        let current = match &account {
+            Ok(account) => crate::exchanges::still_valid(account.as_ref(), verified.basis_ms)
+                .map_err(|stale| stale.to_string()),
+            Err(e) => Err(format!("store failure: {e}")),
+        };
+        if let Err(why) = current {
+            self.shared.sessions.remove(self.info.id);
+            return Err(refused(&why));
+        }
         tracing::info!(user = %user, "authenticated");
         self.session = Some(entry);
         self.queue = Some(queue);

@@ -317,9 +317,7 @@ impl ModuleManager {
             while Arc::strong_count(&old) > 1 && started.elapsed() < DRAIN_TIMEOUT {
                 tokio::time::sleep(DRAIN_POLL).await;
             }
-            let before = shared2.exchanges.len();
-            shared2.exchanges.retain(|_, m| !Arc::ptr_eq(m, &old));
-            let dropped = before.saturating_sub(shared2.exchanges.len());
+            let dropped = shared2.exchanges.drop_pinned_to(&old);
             let handle = old.handle.0;
             let name = old.name.clone();
             let holders = Arc::strong_count(&old).saturating_sub(1);

@@ -36,15 +36,16 @@ pub(crate) fn view(ctx: Ctx<'_>, link_token: &str) -> View {
         return View::Dead(Status::Unknown);
     };
     let now = ctx.svc.now_ms();
-    match store::load(ctx.svc, &id) {
-        Ok(None) => View::Dead(Status::Unknown),
-        Ok(Some(record)) => match record.status(now) {
-            Status::Valid(r) => View::Form {
-                jid: format!("{}@{}", r.user, ctx.domain),
-                csrf: crypto::csrf_token(&ctx.keys.csrf, &id, now),
-            },
-            dead => View::Dead(dead),
+    let status = store::load(ctx.svc, &id).and_then(|record| match record {
+        Some(record) => store::status_now(ctx.svc, record, now),
+        None => Ok(Status::Unknown),
+    });
+    match status {
+        Ok(Status::Valid(r)) => View::Form {
+            jid: format!("{}@{}", r.user, ctx.domain),
+            csrf: crypto::csrf_token(&ctx.keys.csrf, &id, now),
         },
+        Ok(dead) => View::Dead(dead),
         Err(e) => {
             ctx.svc
                 .log(LogLevel::Warn, &format!("reset link lookup failed: {e}"));
@@ -140,12 +141,13 @@ pub(crate) fn confirm(
     };
     let _serial = locked(serial);
     let now = svc.now_ms();
-    let record = match store::load(svc, &id) {
-        Ok(None) => return Confirmed::Dead(Status::Unknown),
-        Ok(Some(record)) => match record.status(now) {
-            Status::Valid(r) => r,
-            dead => return Confirmed::Dead(dead),
-        },
+    let status = store::load(svc, &id).and_then(|record| match record {
+        Some(record) => store::status_now(svc, record, now),
+        None => Ok(Status::Unknown),
+    });
+    let record = match status {
+        Ok(Status::Valid(r)) => r,
+        Ok(dead) => return Confirmed::Dead(dead),
         Err(e) => {
             svc.log(LogLevel::Warn, &format!("reset link lookup failed: {e}"));
             return Confirmed::Unavailable;

@@ -178,14 +178,17 @@ fn named(name: &[u8], peer_ip: String) -> Stepped {
     )
 }
 
-/// The account a name designates on this server: the localpart of `user` or `user@domain`,
-/// lower-cased. A JID of another domain (or with a resource) is kept whole, which no account
-/// matches.
+/// The account a name designates on this server: the localpart of `user` or `user@domain`, in
+/// the host's canonical form (`tessera_plugin_api::names`), so that every spelling of one
+/// account shares its mail limit and its links. A JID of another domain (or with a resource)
+/// is kept whole (lower-cased), which no account matches.
 pub(crate) fn account_name(name: &str, domain: &str) -> String {
-    let name = name.trim().to_lowercase();
+    let name = name.trim();
     match name.split_once('@') {
-        Some((local, d)) if d.eq_ignore_ascii_case(domain) => local.to_owned(),
-        _ => name,
+        Some((local, d)) if d.eq_ignore_ascii_case(domain) => {
+            tessera_plugin_api::names::account_key(local)
+        }
+        _ => tessera_plugin_api::names::account_key(name),
     }
 }
 

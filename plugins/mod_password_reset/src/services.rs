@@ -20,6 +20,8 @@ pub(crate) trait Services {
     fn random_bytes(&self, n: usize) -> Vec<u8>;
     /// The email address stored for an account (`None`: no account or no address).
     fn get_email(&self, user: &str) -> Result<Option<String>, PluginError>;
+    /// When an account's password last changed (`None`: no such account).
+    fn password_changed_at(&self, user: &str) -> Result<Option<u64>, PluginError>;
     /// Set an account's password; the host fires `user-password-changed`.
     fn set_password(&self, user: &str, password: &str) -> Result<(), PluginError>;
     /// Read a key.
@@ -49,6 +51,10 @@ impl Services for Host {
 
     fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
         Host::get_email(self, user)
+    }
+
+    fn password_changed_at(&self, user: &str) -> Result<Option<u64>, PluginError> {
+        Ok(Host::get_credentials(self, user)?.map(|c| c.password_changed_at_ms))
     }
 
     fn set_password(&self, user: &str, password: &str) -> Result<(), PluginError> {

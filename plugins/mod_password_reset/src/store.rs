@@ -65,6 +65,26 @@ impl Record {
     }
 }
 
+/// The link's status at `now_ms` against its account as it is now: a link created before the
+/// account's last password change, or whose account is gone, is revoked, whether or not the
+/// revocation (an event) reached this module.
+///
+/// # Errors
+/// Store failure.
+pub(crate) fn status_now(
+    svc: &dyn Services,
+    record: Record,
+    now_ms: u64,
+) -> Result<Status, PluginError> {
+    match record.status(now_ms) {
+        Status::Valid(r) => match svc.password_changed_at(&r.user)? {
+            Some(changed) if changed < r.created_ms => Ok(Status::Valid(r)),
+            _ => Ok(Status::Revoked),
+        },
+        dead => Ok(dead),
+    }
+}
+
 fn token_key(id: &str) -> String {
     format!("token:{id}")
 }

@@ -12,15 +12,21 @@ use crate::wire::{SASL2_NS, SASL_NS};
 
 /// Option: failed attempts allowed on one stream before it is closed with `<policy-violation/>`.
 pub(crate) const OPT_MAX_RETRIES: &str = "sasl2_max_retries";
-/// Option: failed attempts per account within the window before attempts are refused.
+/// Option: failed attempts on one account from one address (IPv6: /64) within the window before
+/// that address is refused for that account.
 pub(crate) const OPT_MAX_FAILURES_PER_USER: &str = "sasl2_max_failures_per_user";
+/// Option: failed attempts on one account from all addresses within the window after which each
+/// address that failed on it must wait between attempts (the account is never locked).
+pub(crate) const OPT_ACCOUNT_BACKOFF_AFTER: &str = "sasl2_account_backoff_after";
+/// Option: the longest wait of the account backoff, in seconds.
+pub(crate) const OPT_ACCOUNT_BACKOFF_MAX: &str = "sasl2_account_backoff_max";
 /// Option: failed attempts per client IP address within the window before attempts are refused.
 pub(crate) const OPT_MAX_FAILURES_PER_IP: &str = "sasl2_max_failures_per_ip";
 /// Option: length of the sliding window for the failure counters, in seconds.
 pub(crate) const OPT_FAILURE_WINDOW: &str = "sasl2_failure_window";
 
 /// (name, min, max, default, doc) of every integer option.
-const OPTIONS: [(&str, i64, i64, i64, &str); 4] = [
+const OPTIONS: [(&str, i64, i64, i64, &str); 6] = [
     (
         OPT_MAX_RETRIES,
         1,
@@ -33,14 +39,28 @@ const OPTIONS: [(&str, i64, i64, i64, &str); 4] = [
         1,
         1_000_000,
         10,
-        "failed attempts per account within sasl2_failure_window before further attempts are refused",
+        "failed attempts on one account from one address (IPv6: /64) within sasl2_failure_window before that address is refused for that account",
+    ),
+    (
+        OPT_ACCOUNT_BACKOFF_AFTER,
+        1,
+        1_000_000,
+        10,
+        "failed attempts on one account from all addresses within sasl2_failure_window after which every address that failed on it waits between attempts (1 s, doubling)",
+    ),
+    (
+        OPT_ACCOUNT_BACKOFF_MAX,
+        1,
+        3_600,
+        60,
+        "longest wait of the account backoff, in seconds",
     ),
     (
         OPT_MAX_FAILURES_PER_IP,
         1,
         1_000_000,
         30,
-        "failed attempts per client IP within sasl2_failure_window before further attempts are refused",
+        "failed attempts per client address (IPv6: /64) within sasl2_failure_window before further attempts from it are refused",
     ),
     (
         OPT_FAILURE_WINDOW,
@@ -60,6 +80,10 @@ pub(crate) struct Settings {
     pub(crate) max_failures_per_user: usize,
     /// `sasl2_max_failures_per_ip`.
     pub(crate) max_failures_per_ip: usize,
+    /// `sasl2_account_backoff_after`.
+    pub(crate) account_backoff_after: usize,
+    /// `sasl2_account_backoff_max`, in milliseconds.
+    pub(crate) account_backoff_max_ms: u64,
     /// `sasl2_failure_window`, in milliseconds.
     pub(crate) failure_window_ms: u64,
 }
@@ -70,6 +94,8 @@ impl Default for Settings {
             max_retries: 5,
             max_failures_per_user: 10,
             max_failures_per_ip: 30,
+            account_backoff_after: 10,
+            account_backoff_max_ms: 60_000,
             failure_window_ms: 300_000,
         }
     }
@@ -103,10 +129,27 @@ impl Settings {
             max_retries: u32::try_from(get(OPT_MAX_RETRIES)?).unwrap_or(u32::MAX),
             max_failures_per_user: as_usize(get(OPT_MAX_FAILURES_PER_USER)?),
             max_failures_per_ip: as_usize(get(OPT_MAX_FAILURES_PER_IP)?),
+            account_backoff_after: as_usize(get(OPT_ACCOUNT_BACKOFF_AFTER)?),
+            account_backoff_max_ms: u64::try_from(get(OPT_ACCOUNT_BACKOFF_MAX)?)
+                .unwrap_or(60)
+                .saturating_mul(1000),
             failure_window_ms: u64::try_from(get(OPT_FAILURE_WINDOW)?)
                 .unwrap_or(300)
                 .saturating_mul(1000),
         })
+    }
+}
+
+impl Settings {
+    /// The failure limits.
+    pub(crate) fn limits(&self) -> crate::ratelimit::Limits {
+        crate::ratelimit::Limits {
+            per_user_ip: self.max_failures_per_user,
+            per_ip: self.max_failures_per_ip,
+            backoff_after: self.account_backoff_after,
+            backoff_max_ms: self.account_backoff_max_ms,
+            window_ms: self.failure_window_ms,
+        }
     }
 }
 
@@ -218,6 +261,8 @@ mod tests {
             [
                 OPT_MAX_RETRIES,
                 OPT_MAX_FAILURES_PER_USER,
+                OPT_ACCOUNT_BACKOFF_AFTER,
+                OPT_ACCOUNT_BACKOFF_MAX,
                 OPT_MAX_FAILURES_PER_IP,
                 OPT_FAILURE_WINDOW
             ]

@@ -64,11 +64,7 @@ pub(crate) struct Core {
 impl Core {
     /// A fresh instance.
     pub(crate) fn new(settings: Settings, keys: Keys) -> Self {
-        let limiter = RateLimiter::new(
-            settings.max_failures_per_user,
-            settings.max_failures_per_ip,
-            settings.failure_window_ms,
-        );
+        let limiter = RateLimiter::new(settings.limits());
         Self {
             settings,
             keys,

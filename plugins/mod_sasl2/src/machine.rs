@@ -107,6 +107,9 @@ pub(crate) struct Exchange {
     /// The mechanism is listed only inside another module's feature (FAST's HT-*): a token
     /// login, which never starts interactive tasks (XEP-0484).
     pub(crate) hidden: bool,
+    /// When the exchange began (before any credential was loaded): what a token minted by
+    /// this login is dated from, so a password change during the login revokes it.
+    pub(crate) started_at_ms: u64,
 }
 
 impl Exchange {
@@ -118,6 +121,7 @@ impl Exchange {
             user_agent_id: None,
             authenticate: None,
             hidden: false,
+            started_at_ms: 0,
         }
     }
 }
@@ -212,6 +216,7 @@ fn initiate(
         user_agent_id: if sasl2 { wire::user_agent_id(el) } else { None },
         authenticate: sasl2.then(|| el.clone()),
         hidden: false,
+        started_at_ms: 0,
     };
     if st.profile.is_some_and(|p| p != profile) {
         return fail(
@@ -237,6 +242,7 @@ fn initiate(
         let f = Fail::new("temporary-auth-failure", Some(&limit.text()));
         return fail(st, env, stream, &ex, f);
     }
+    ex.started_at_ms = now;
     let step = env.svc.mechanism_start(MechanismStart {
         exchange: stream.id,
         mechanism: ex.mechanism.clone(),
@@ -273,7 +279,9 @@ fn foreign_limit(
         } if crate::outcome::counts_toward_limits(condition) => user.as_deref(),
         MechanismStep::Failure { .. } | MechanismStep::Challenge { .. } => None,
     }?;
-    let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms())?;
+    // A token login (hidden mechanism: FAST) is unguessable: the account's backoff does not
+    // hold back its owner's clients; the address limits still apply.
+    let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms(), ex.hidden)?;
     Some(Fail::new("temporary-auth-failure", Some(&limit.text())))
 }
 

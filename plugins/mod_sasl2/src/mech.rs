@@ -7,8 +7,8 @@
 //! # Wire behaviour
 //! * Without an initial response the first step is an empty challenge (both are client-first).
 //! * Usernames (SCRAM `n=`, PLAIN authcid) are SASLprep'd with the localpart rules and then
-//!   lower-cased (Unicode `to_lowercase`), the form account names are stored in; the success
-//!   reports that form.
+//!   brought to the host's canonical form (nodeprep, `tessera_plugin_api::names`), the form
+//!   account names are stored and failures counted in; the success reports that form.
 //! * An unknown account runs the same exchange against deterministic fake credentials (secret
 //!   `scram-fake-credentials`, [`FAKE_ITERATIONS`]) and fails exactly like a wrong password
 //!   (`<not-authorized/>`, text `invalid-proof` for SCRAM).
@@ -167,16 +167,21 @@ fn first_message(env: MechEnv<'_>, kind: Kind, info: ExchangeInfo, message: &[u8
     }
 }
 
-/// The form of a prepared username that account names are stored in.
+/// The form of a prepared username that account names are stored in (the SDK's one
+/// canonical form; a name no account can have keys its counters lower-cased, and its exchange
+/// runs against fake credentials like any unknown account).
 pub(crate) fn canonical_user(prepared: &str) -> String {
-    prepared.to_lowercase()
+    tessera_plugin_api::names::account_key(prepared)
 }
 
 /// Whether a requested authorization identity is acceptable for `user`.
 pub(crate) fn authzid_ok(authzid: Option<&str>, user: &str, domain: &str) -> bool {
     match authzid {
         None | Some("") => true,
-        Some(a) => a.to_lowercase() == format!("{user}@{domain}"),
+        Some(a) => a.split_once('@').is_some_and(|(local, d)| {
+            d.eq_ignore_ascii_case(domain)
+                && tessera_plugin_api::names::canonical_account(local).as_deref() == Some(user)
+        }),
     }
 }
 
@@ -188,7 +193,7 @@ fn precheck(
     authzid: Option<&str>,
 ) -> Option<MechanismStep> {
     let now = env.svc.now_ms();
-    let limit = locked(env.limiter).check(user, &info.peer_ip, now);
+    let limit = locked(env.limiter).check(user, &info.peer_ip, now, false);
     if let Some(limit) = limit {
         return Some(failure(
             "temporary-auth-failure",

@@ -137,6 +137,7 @@ mod tests {
             limiter: LimiterSnapshot {
                 users: vec![("alice".into(), vec![1, 2])],
                 ips: vec![("192.0.2.1".into(), vec![2])],
+                pairs: vec![("alice\u{0}192.0.2.1".into(), vec![2])],
             },
             streams: save_streams(&streams),
         };

@@ -32,7 +32,7 @@ pub(crate) fn succeed(
 ) -> Vec<StreamAction> {
     match ex.profile {
         Profile::Legacy => {
-            locked(env.limiter).record_success(&user);
+            locked(env.limiter).record_success(&user, &stream.peer_ip);
             st.phase = Phase::Done;
             fire(env, stream, &ex, Some(&user), None);
             let xml = wire::legacy_success(additional_data.as_deref()).to_xml();
@@ -71,6 +71,7 @@ pub(crate) fn payload(stream: &StreamInfo, ex: &Exchange, user: &str) -> Sasl2Su
             .authenticate
             .clone()
             .unwrap_or_else(|| Element::new("authenticate", SASL2_NS)),
+        exchange_started_at_ms: ex.started_at_ms,
     }
 }
 
@@ -118,7 +119,7 @@ pub(crate) fn finish(
     };
     extra.extend(hook_elements(env.svc, hooks::SASL2_SUCCESS, json!(success)));
     let xml = wire::sasl2_success(additional_data.as_deref(), &identifier, extra).to_xml();
-    locked(env.limiter).record_success(&user);
+    locked(env.limiter).record_success(&user, &stream.peer_ip);
     st.phase = Phase::Done;
     fire(env, stream, &ex, Some(&user), None);
     let mut actions = vec![StreamAction::Authenticated {

@@ -110,9 +110,12 @@ pub(crate) fn is_uuid(id: &str) -> bool {
             .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The form account names are stored in: SASLprep with the localpart rules, then lower case.
+/// The form account names are stored in: SASLprep with the localpart rules, then the host's
+/// canonical form (`tessera_plugin_api::names`); `None` when no account can have the name.
 pub(crate) fn canonical_user(raw: &str) -> Option<String> {
-    prepare_username(raw).ok().map(|u| u.to_lowercase())
+    prepare_username(raw)
+        .ok()
+        .and_then(|u| tessera_plugin_api::names::canonical_account(&u))
 }
 
 /// Whether the stream header `from` is compatible with the account `user`: absent, naming no

@@ -75,12 +75,27 @@ pub(crate) fn on_success(
         );
         return Vec::new();
     };
-    issue(svc, key, settings, &success.user, &ua_id, mechanism)
-        .into_iter()
-        .collect()
+    // Dated from the start of the login, so that a password change while it ran revokes it.
+    let now_ms = svc.now_ms();
+    let basis_ms = match success.exchange_started_at_ms {
+        0 => now_ms,
+        started => started.min(now_ms),
+    };
+    issue(
+        svc,
+        key,
+        settings,
+        &success.user,
+        &ua_id,
+        mechanism,
+        basis_ms,
+    )
+    .into_iter()
+    .collect()
 }
 
-/// Store a new token in slot `new` and build its `<token/>`; `None` when the store fails.
+/// Store a new token dated `now_ms` in slot `new` and build its `<token/>`; `None` when the
+/// store fails.
 fn issue(
     svc: &dyn Services,
     key: &TokenKey,
@@ -88,8 +103,8 @@ fn issue(
     user: &str,
     ua_id: &str,
     mechanism: HtMechanism,
+    now_ms: u64,
 ) -> Option<Element> {
-    let now_ms = svc.now_ms();
     let random = svc.random_bytes(TOKEN_ID_BYTES);
     let Some(record) = token::issue(mechanism, &random, now_ms, settings.ttl_ms) else {
         svc.log(LogLevel::Error, "the host's RNG returned too few bytes");

@@ -248,7 +248,8 @@ pub(crate) fn verify(
             reason: Stale::Expired,
         };
     }
-    if record.issued_at_ms < changed_at {
+    // A token dated in the very millisecond of a change may predate it: revoked.
+    if record.issued_at_ms <= changed_at {
         return Verdict::Stale {
             slot,
             reason: Stale::Revoked,

@@ -28,6 +28,8 @@ pub(crate) const PUBLIC: &str = "https://xmpp.example.org";
 pub(crate) struct Fake {
     /// Accounts: name → (password, email).
     pub(crate) accounts: RefCell<BTreeMap<String, (String, Option<String>)>>,
+    /// When each account's password last changed (absent: at the start of time).
+    pub(crate) changed_at: RefCell<BTreeMap<String, u64>>,
     pub(crate) kv: RefCell<BTreeMap<String, String>>,
     pub(crate) mails: RefCell<Vec<Mail>>,
     pub(crate) logs: RefCell<Vec<String>>,
@@ -91,6 +93,11 @@ impl Services for Fake {
             .get(user)
             .and_then(|(_, e)| e.clone()))
     }
+    fn password_changed_at(&self, user: &str) -> Result<Option<u64>, PluginError> {
+        self.store()?;
+        let exists = self.accounts.borrow().contains_key(user);
+        Ok(exists.then(|| self.changed_at.borrow().get(user).copied().unwrap_or(0)))
+    }
     fn set_password(&self, user: &str, password: &str) -> Result<(), PluginError> {
         self.store()?;
         if password.contains('\u{7}') {
@@ -101,6 +108,9 @@ impl Services for Fake {
         match self.accounts.borrow_mut().get_mut(user) {
             Some(acc) => {
                 acc.0 = password.into();
+                self.changed_at
+                    .borrow_mut()
+                    .insert(user.into(), self.now.get());
                 Ok(())
             }
             None => Err(PluginError::bad_request("no such account")),

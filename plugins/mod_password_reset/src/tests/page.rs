@@ -230,3 +230,33 @@ fn deleting_the_account_revokes_its_links() {
     core.event(&fake, &event("session-bound", serde_json::json!({})))
         .expect("ignored");
 }
+
+/// Revocation does not depend on the event: a password change or a deletion whose
+/// `user-password-changed` / `user-deleted` never reached the module (a full bus queue, a crash
+/// between the store write and the event) still kills the link, on the page and on submit.
+#[test]
+fn a_link_dies_with_a_password_change_or_deletion_even_if_the_event_was_lost() {
+    let (fake, core, path) = linked(Settings::default());
+    let csrf = csrf_of(&body(&http(&core, &fake, "GET", &path, "")));
+    fake.advance(1000);
+    fake.set_password("alice", "changed by the admin")
+        .expect("admin change, no event");
+    assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);
+    let page = post(&core, &fake, &path, &csrf, "attacker pw 1", "attacker pw 1");
+    assert_eq!(page.status, 410, "{}", body(&page));
+    assert_eq!(
+        fake.password("alice").as_deref(),
+        Some("changed by the admin")
+    );
+
+    let (fake, core, path) = linked(Settings::default());
+    fake.accounts.borrow_mut().remove("alice");
+    assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);
+    // A new account of the same name does not inherit the old account's links.
+    fake.advance(1000);
+    fake.add("alice", "new owner", None);
+    fake.changed_at
+        .borrow_mut()
+        .insert("alice".into(), fake.now.get());
+    assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);
+}

@@ -239,6 +239,7 @@ pub(crate) fn success_hook_as(
         user: user.into(),
         mechanism: mechanism.into(),
         authenticate: auth,
+        exchange_started_at_ms: 0,
     };
     let call = HookCall {
         name: hooks::SASL2_SUCCESS.into(),

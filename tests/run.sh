@@ -22,6 +22,88 @@ cd "$ROOT"
 log() { printf '[tests/run.sh] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Print the URI of the Debian `bookworm` suite with the `main` component from the apt sources in the
+# folder $1 (default /etc/apt): sources.list and sources.list.d/*.list (one-line format) and
+# sources.list.d/*.sources (deb822), in the order apt reads them; the first match wins. Prints
+# nothing when there is none. Disabled (`Enabled: no`), commented-out, deb-src and cdrom: entries
+# are skipped. So the backports suite comes from the mirror this machine already uses.
+# (tests/run_sh_tests.sh checks it against sample files.)
+debian_bookworm_uri() {
+    local etc="${1:-/etc/apt}" f
+    local files=()
+    if [[ -f "$etc/sources.list" ]]; then files+=("$etc/sources.list"); fi
+    for f in "$etc"/sources.list.d/*; do
+        if [[ -f "$f" && ( "$f" == *.list || "$f" == *.sources ) ]]; then files+=("$f"); fi
+    done
+    if [[ ${#files[@]} -eq 0 ]]; then return 0; fi
+    awk '
+        function has(list, word,   n, w, i) {
+            n = split(list, w, /[ \t]+/)
+            for (i = 1; i <= n; i++) if (w[i] == word) return 1
+            return 0
+        }
+        function found(uri) { print uri; done = 1; exit }
+        function stanza(   n, u, i) {
+            if (has(types, "deb") && tolower(enabled) != "no" && has(suites, "bookworm") \
+                && has(components, "main")) {
+                n = split(uris, u, /[ \t]+/)
+                for (i = 1; i <= n; i++) if (u[i] != "" && u[i] !~ /^cdrom:/) found(u[i])
+            }
+            types = uris = suites = components = enabled = key = ""
+        }
+        function field(k, v) {
+            if (k == "types") types = types " " v
+            else if (k == "uris") uris = uris " " v
+            else if (k == "suites") suites = suites " " v
+            else if (k == "components") components = components " " v
+            else if (k == "enabled") enabled = v
+        }
+        function oneline(line,   n, t, i, j) {
+            sub(/#.*/, "", line)
+            gsub(/^[ \t]+|[ \t]+$/, "", line)
+            n = split(line, t, /[ \t]+/)
+            if (n < 4 || t[1] != "deb") return
+            i = 2
+            if (t[i] ~ /^\[/) { while (i <= n && t[i] !~ /\]$/) i++; i++ }
+            if (i + 2 > n || t[i] ~ /^cdrom:/ || t[i + 1] != "bookworm") return
+            for (j = i + 2; j <= n; j++) if (t[j] == "main") found(t[i])
+        }
+        FNR == 1 { stanza() }
+        FILENAME !~ /\.sources$/ { oneline($0); next }
+        /^[ \t]*#/ { next }
+        /^[ \t]*$/ { stanza(); next }
+        /^[ \t]/ { if (key != "") { line = $0; sub(/^[ \t]+/, "", line); field(key, line) } next }
+        {
+            key = tolower($0); sub(/:.*/, "", key)
+            line = $0; sub(/^[^:]*:[ \t]*/, "", line); sub(/[ \t]+$/, "", line)
+            field(key, line)
+        }
+        END { if (!done) stanza() }
+    ' "${files[@]}"
+}
+
+# Print the deb822 stanza for bookworm-backports, from the mirror of the apt sources in the folder
+# $1 (default /etc/apt), or from Debian's default mirror when they have no bookworm main suite.
+backports_sources() {
+    local mirror
+    mirror="$(debian_bookworm_uri "${1:-/etc/apt}")"
+    if [[ -z "$mirror" ]]; then
+        mirror=http://deb.debian.org/debian
+        log "no Debian bookworm main suite in the apt sources; using $mirror"
+    fi
+    log "bookworm-backports from $mirror"
+    cat <<EOF
+Types: deb
+URIs: $mirror
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+}
+
+# Sourced (by tests/run_sh_tests.sh): define the functions only.
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
+
 INSTALL_ONLY=0
 if [[ "${1:-}" == "--install-only" ]]; then
     INSTALL_ONLY=1
@@ -54,13 +136,7 @@ if [[ -n "$gsx" ]] && dpkg --compare-versions "$gsx" ge 0.14; then
 else
     if [[ ! -f "$BACKPORTS" ]] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
         log "adding Debian bookworm-backports to the apt sources"
-        "${SUDO[@]}" tee "$BACKPORTS" >/dev/null <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+        backports_sources | "${SUDO[@]}" tee "$BACKPORTS" >/dev/null
     fi
     apt_update_once
     log "installing go-sendxmpp from bookworm-backports"
@@ -126,6 +202,8 @@ fi
 command -v cargo >/dev/null || die "cargo not found"
 if [[ $# -eq 0 ]]; then
     # The full run also holds the code to its gates.
+    log "tests/run_sh_tests.sh"
+    bash "$ROOT/tests/run_sh_tests.sh" || die "tests/run_sh_tests.sh failed"
     log "cargo fmt --all --check"
     cargo fmt --all --check || die "code is not formatted (cargo fmt --all)"
     log "cargo clippy --workspace --all-targets -- -D warnings"

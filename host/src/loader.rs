@@ -1,20 +1,30 @@
-//! Loading plugin files: the only place (with `services.rs`) that touches abi_stable and
-//! libloading, and the only `unsafe` in the host.
+//! Loading plugin files: the only place (with `services.rs`) that touches abi_stable and the
+//! dynamic loader, and the only `unsafe` in the host.
 //!
-//! Each load copies the file to a fresh path (`<data_dir>/plugins/<name>.gen<N>.so`), because the
-//! dynamic loader returns the already-mapped image for a path it has seen, even if the file was
-//! replaced. Then two gates run: a cheap one with libloading (the `TESSERA_PLUGIN_MAGIC` symbol:
-//! is this a Tessera plugin, of our major version?) and abi_stable's version and layout check.
-//! Libraries are never unloaded (see docs/plugin-abi.md): a replaced generation stays mapped.
+//! Each load copies the file to a fresh, unpredictable path
+//! (`<data_dir>/plugins/<name>.<pid>.gen<N>-<16 hex>.so`), because the dynamic loader returns the
+//! already-mapped image for a path it has seen, even if the file was replaced. The staging folder
+//! is owner-only (0700, tightened if it was wider) and the copy is created 0600 with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW`, so nothing planted there is followed or reused.
+//!
+//! Then two gates run on the staged copy. The first reads the file as ELF, without loading it:
+//! the exported `TESSERA_PLUGIN_MAGIC` symbol's bytes say whether this is a Tessera plugin of our
+//! major version. Only then does the dynamic loader open it (running its initialisers) for the
+//! second gate, abi_stable's version and layout check. Libraries are never unloaded (see
+//! docs/plugin-abi.md): a replaced generation stays mapped.
 
 // The ABI boundary: opening shared objects and reading their symbols is inherently unsafe;
 // each block below carries its SAFETY argument. No other host module uses `unsafe`.
 #![allow(unsafe_code)]
 
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol};
 use tessera_plugin_api::abi::{
     PluginInfo, PluginMagic, PluginModRef, API_MAJOR, MAGIC, MAGIC_SYMBOL,
 };
@@ -132,7 +142,8 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Stage, check and open a plugin file.
 ///
 /// # Errors
-/// Any [`LoadError`]; nothing is left mapped when the first gate fails.
+/// Any [`LoadError`]. When the first gate fails nothing was mapped and none of the file's code
+/// (initialisers included) has run.
 pub fn load(source: &Path, staging_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     if !source.is_file() {
         return Err(LoadError::NotFound {
@@ -148,7 +159,8 @@ pub fn load(source: &Path, staging_dir: &Path) -> Result<LoadedLibrary, LoadErro
 }
 
 /// Delete staged copies left by servers that are no longer running (named
-/// `<stem>.<pid>.gen<N>.so`), so the staging folder does not grow across restarts.
+/// `<stem>.<pid>.gen<N>-<hex>.so`, or `<stem>.<pid>.gen<N>.so` by older builds), so the staging
+/// folder does not grow across restarts.
 pub fn clean_stale(staging_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(staging_dir) else {
         return;
@@ -168,53 +180,84 @@ pub fn clean_stale(staging_dir: &Path) {
 }
 
 fn stage(source: &Path, staging_dir: &Path) -> Result<PathBuf, LoadError> {
-    let err = |e: std::io::Error| LoadError::Stage {
+    let err = |e: io::Error| LoadError::Stage {
         path: source.to_path_buf(),
         message: e.to_string(),
     };
-    std::fs::create_dir_all(staging_dir).map_err(err)?;
+    prepare_staging_dir(staging_dir).map_err(err)?;
     let stem = source
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("plugin");
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed);
-    let staged = staging_dir.join(format!("{stem}.{}.gen{gen}.so", std::process::id()));
+    let mut nonce = [0u8; 8];
+    crate::secret::random_bytes(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let staged = staging_dir.join(format!("{stem}.{}.gen{gen}-{nonce}.so", std::process::id()));
     // A copy, never a hard link: glibc also matches loaded objects by device and inode.
-    std::fs::copy(source, &staged).map_err(err)?;
+    copy_exclusive(source, &staged).map_err(err)?;
     Ok(staged)
 }
 
-/// Gate 1: the plain `TESSERA_PLUGIN_MAGIC` static.
+/// Create the staging folder owner-only, or tighten an existing one to 0700. A symlink, a
+/// non-folder, or a folder owned by another user is refused.
+fn prepare_staging_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.file_type().is_dir() {
+        return Err(io::Error::other(format!(
+            "staging folder {} is not a folder (a symlink?)",
+            dir.display()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Err(io::Error::other(format!(
+            "staging folder {} belongs to uid {}, not to this server (uid {euid})",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o7777 != 0o700 {
+        std::fs::set_permissions(dir, Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Copy `source` to the new file `dest` (0600). Never follows or reuses anything at `dest`: an
+/// existing file or symlink there is an error. A partial copy is removed.
+fn copy_exclusive(source: &Path, dest: &Path) -> io::Result<()> {
+    let mut input = File::open(source)?;
+    let mut output = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dest)?;
+    let copied = io::copy(&mut input, &mut output).and_then(|_| output.sync_all());
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
+}
+
+/// Gate 1: the plain `TESSERA_PLUGIN_MAGIC` static, read from the ELF file without loading it
+/// (loading would run the library's initialisers before we know what it is).
 fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
-    // SAFETY: loading a shared object runs its initialisers. The operator named this file as a
-    // plugin in the config; Tessera plugins have no initialisers beyond Rust's (none run user
-    // code). The library is closed again when `lib` drops at the end of this function; nothing
-    // obtained from it outlives that (the magic is copied out by value).
-    let lib = unsafe { libloading::Library::new(staged) }.map_err(|e| LoadError::Open {
+    let bytes = std::fs::read(staged).map_err(|e| LoadError::Stage {
         path: source.to_path_buf(),
         message: e.to_string(),
     })?;
-    // SAFETY: the symbol, when present, is the `PluginMagic` static the SDK's export macro
-    // defines: `#[repr(C)]` plain data whose layout is frozen (magic first, so a foreign symbol
-    // of that name is rejected by the magic comparison before any other field is trusted).
-    let magic: PluginMagic = unsafe {
-        match lib.get::<*const PluginMagic>(MAGIC_SYMBOL.as_bytes()) {
-            Ok(sym) => {
-                let ptr: *const PluginMagic = *sym;
-                if ptr.is_null() {
-                    return Err(LoadError::NotAPlugin {
-                        path: source.to_path_buf(),
-                    });
-                }
-                std::ptr::read_unaligned(ptr)
-            }
-            Err(_) => {
-                return Err(LoadError::NotAPlugin {
-                    path: source.to_path_buf(),
-                })
-            }
-        }
-    };
+    let magic = read_magic(&bytes).map_err(|e| match e {
+        MagicError::NotElf(message) => LoadError::Open {
+            path: source.to_path_buf(),
+            message,
+        },
+        MagicError::Missing => LoadError::NotAPlugin {
+            path: source.to_path_buf(),
+        },
+    })?;
     if magic.magic != MAGIC {
         return Err(LoadError::NotAPlugin {
             path: source.to_path_buf(),
@@ -230,6 +273,73 @@ fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
         });
     }
     Ok(())
+}
+
+/// Why [`read_magic`] found no magic.
+#[derive(Debug)]
+enum MagicError {
+    /// Not an ELF shared object this process could load.
+    NotElf(String),
+    /// No exported, defined `TESSERA_PLUGIN_MAGIC` with file-backed bytes.
+    Missing,
+}
+
+/// `PluginMagic` is `#[repr(C)]`: magic (8 bytes), api_major (u32), api_version_len (u32),
+/// api_version (32 bytes), in this order and with no padding.
+const MAGIC_SIZE: usize = 48;
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<PluginMagic>() == MAGIC_SIZE);
+    assert!(offset_of!(PluginMagic, api_major) == 8);
+    assert!(offset_of!(PluginMagic, api_version_len) == 12);
+    assert!(offset_of!(PluginMagic, api_version) == 16);
+};
+
+/// Find the exported `TESSERA_PLUGIN_MAGIC` in an ELF shared object's dynamic symbols and decode
+/// the bytes the loader would map at its address.
+fn read_magic(file: &[u8]) -> Result<PluginMagic, MagicError> {
+    let elf = object::File::parse(file)
+        .map_err(|e| MagicError::NotElf(format!("not an ELF shared object ({e})")))?;
+    if elf.kind() != ObjectKind::Dynamic {
+        return Err(MagicError::NotElf(format!(
+            "an ELF file, but not a shared object ({:?})",
+            elf.kind()
+        )));
+    }
+    let native = cfg!(target_endian = "little") == elf.is_little_endian()
+        && cfg!(target_pointer_width = "64") == elf.is_64();
+    if !native {
+        return Err(MagicError::NotElf(
+            "an ELF shared object for another kind of machine".to_owned(),
+        ));
+    }
+    let symbol = elf
+        .dynamic_symbols()
+        .find(|s| {
+            s.name_bytes().ok() == Some(MAGIC_SYMBOL.as_bytes())
+                && s.is_definition()
+                && !s.is_local()
+        })
+        .ok_or(MagicError::Missing)?;
+    let (address, size) = (symbol.address(), MAGIC_SIZE as u64);
+    // The segments are what the dynamic loader maps, so read the bytes from them.
+    let raw = elf
+        .segments()
+        .find_map(|seg| seg.data_range(address, size).ok().flatten())
+        .ok_or(MagicError::Missing)?;
+    decode_magic(raw).ok_or(MagicError::Missing)
+}
+
+fn decode_magic(raw: &[u8]) -> Option<PluginMagic> {
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(raw.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some(PluginMagic {
+        magic: raw.get(0..8)?.try_into().ok()?,
+        api_major: u32_at(8)?,
+        api_version_len: u32_at(12)?,
+        api_version: raw.get(16..MAGIC_SIZE)?.try_into().ok()?,
+    })
 }
 
 /// Gate 2: abi_stable's version and layout check, then read the plugin's info.
@@ -307,3 +417,7 @@ fn summarize_layout_error(full: &str) -> String {
         keep.join("\n")
     }
 }
+
+#[cfg(test)]
+#[path = "loader_tests.rs"]
+mod tests;

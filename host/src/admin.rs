@@ -2,6 +2,10 @@
 //! per line and one JSON answer per line. `tessera user passwd` and `user del` go through it
 //! when a server is running, so that the event fires and sessions close; with no server they
 //! act on the store directly.
+//!
+//! Three fences keep other local users out: the data directory is 0700, the socket is created
+//! 0600 (bound under a 0o177 umask, so it never exists with a wider mode), and every accepted
+//! connection's peer uid (`SO_PEERCRED`) must be the server's own or root's.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,6 +89,10 @@ pub struct AdminResponse {
 
 /// Bind the socket (replacing a stale one) with mode 0600.
 ///
+/// The socket is created under a 0o177 umask, so it is 0600 from its first instant (a chmod
+/// after bind would leave a window). The umask is process-wide: call this while no other thread
+/// creates files (the server binds it right after locking the data directory).
+///
 /// # Errors
 /// I/O errors, or another server already listening on it.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -97,20 +105,64 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    let previous = crate::data_dir::set_umask(0o177);
+    let listener = UnixListener::bind(path);
+    crate::data_dir::set_umask(previous);
+    listener
 }
 
-/// Serve admin connections.
+/// Whether a peer with `peer_uid` may use the admin socket of a server running as
+/// `server_uid`: the same user, or root.
+pub fn peer_allowed(peer_uid: u32, server_uid: u32) -> bool {
+    peer_uid == server_uid || peer_uid == 0
+}
+
+/// Serve admin connections: only from the server's own uid or root. An accept error (say, no
+/// descriptor left) is logged and retried after a pause; it never ends the admin socket.
 pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
-    while let Ok((stream, _)) = listener.accept().await {
+    let server_uid = crate::data_dir::effective_uid();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket: accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _ = connection(shared, stream).await;
+            let peer = stream.peer_cred().map(|c| (c.uid(), c.pid()));
+            match peer {
+                Ok((uid, _)) if peer_allowed(uid, server_uid) => {
+                    let _ = connection(shared, stream).await;
+                }
+                other => refuse(stream, other, server_uid).await,
+            }
         });
     }
+}
+
+/// Answer a connection from another user with one failure line, then close it.
+async fn refuse(
+    mut stream: UnixStream,
+    peer: std::io::Result<(u32, Option<i32>)>,
+    server_uid: u32,
+) {
+    let error = match peer {
+        Ok((uid, pid)) => {
+            tracing::warn!(peer_uid = uid, peer_pid = ?pid, "admin socket: connection from another user refused");
+            format!("refused: this server runs as uid {server_uid}; uid {uid} may not use its admin socket")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "admin socket: cannot read the peer's credentials; refused");
+            format!("refused: cannot read the peer's credentials: {e}")
+        }
+    };
+    let mut line = serde_json::to_string(&failure(error)).unwrap_or_default();
+    line.push('\n');
+    let _ = stream.write_all(line.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn connection(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> {
@@ -222,24 +274,68 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
     }
 }
 
-/// Send one request to a running server; `Ok(None)` when no server listens on the socket.
+/// What a running server said, or why none could be reached.
+#[derive(Debug)]
+pub enum Reply {
+    /// The server's answer.
+    Answered(AdminResponse),
+    /// Connecting to the socket failed (no server, or one that does not answer).
+    Unreachable(std::io::Error),
+}
+
+/// Send one request to a running server.
 ///
 /// # Errors
 /// I/O errors talking to a server that accepted the connection.
-pub async fn request(path: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
-    let Ok(stream) = UnixStream::connect(path).await else {
-        return Ok(None);
+pub async fn request(path: &Path, req: &AdminRequest) -> std::io::Result<Reply> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e) => return Ok(Reply::Unreachable(e)),
     };
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
     line.push('\n');
-    write.write_all(line.as_bytes()).await?;
+    // A server that refuses us answers without reading: its answer still counts when our
+    // write fails because it has closed already.
+    let written = write.write_all(line.as_bytes()).await;
     let mut lines = BufReader::new(read).lines();
-    let answer = lines
-        .next_line()
-        .await?
-        .ok_or_else(|| std::io::Error::other("admin socket closed"))?;
+    let answer = match (lines.next_line().await, written) {
+        (Ok(Some(answer)), _) => answer,
+        (_, Err(e)) | (Err(e), Ok(())) => return Err(e),
+        (Ok(None), Ok(())) => return Err(std::io::Error::other("admin socket closed")),
+    };
     serde_json::from_str(&answer)
-        .map(Some)
+        .map(Reply::Answered)
         .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_servers_own_user_and_root_may_connect() {
+        assert!(peer_allowed(1000, 1000));
+        assert!(peer_allowed(0, 1000), "root administers any server");
+        assert!(peer_allowed(0, 0));
+        assert!(!peer_allowed(1001, 1000));
+        assert!(!peer_allowed(65534, 0), "a root server refuses nobody");
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_private_from_its_first_instant() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let before = crate::data_dir::set_umask(0o022);
+        let listener = bind(&path).unwrap();
+        let after = crate::data_dir::set_umask(before);
+        assert_eq!(after, 0o022, "bind restores the umask");
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(listener);
+    }
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::admin::{self, AdminRequest};
+use crate::admin::{self, AdminRequest, Reply};
 use crate::config::Config;
+use crate::data_dir::{self, DataDirError};
 use crate::store::Store as _;
 
 /// Tessera, a modular XMPP server.
@@ -100,6 +101,8 @@ pub enum ModuleCommand {
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // Before any thread or file exists: everything this process creates is owner-only.
+    crate::data_dir::private_umask();
     let cli = Cli::parse();
     init_tracing();
     let config = match Config::load(cli.config.as_deref()) {
@@ -216,8 +219,8 @@ async fn user(cmd: UserCommand, config: &Config) -> i32 {
         }
     };
     match admin::request(&config.admin_socket(), &request).await {
-        Ok(Some(resp)) => report(&resp),
-        Ok(None) => offline(request, config),
+        Ok(Reply::Answered(resp)) => report(&resp),
+        Ok(Reply::Unreachable(_)) => offline(request, config).await,
         Err(e) => {
             eprintln!("tessera: admin socket: {e}");
             1
@@ -268,13 +271,32 @@ fn report(resp: &admin::AdminResponse) -> i32 {
     }
 }
 
-/// No server running: act on the store directly (no sessions to close, no modules to notify;
-/// FAST tokens issued before the change are refused because they predate it).
-fn offline(request: AdminRequest, config: &Config) -> i32 {
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!("tessera: data_dir: {e}");
-        return 1;
-    }
+/// No server answered: act on the store directly (no sessions to close, no modules to notify;
+/// FAST tokens issued before the change are refused because they predate it) — but only while
+/// holding the data directory's lock. A server that holds it and did not answer is never
+/// bypassed.
+async fn offline(request: AdminRequest, config: &Config) -> i32 {
+    let _lock = match data_dir::take(&config.data_dir, data_dir::Role::Command).await {
+        Ok(lock) => lock,
+        Err(DataDirError::Locked { holder, .. }) => {
+            // It may have started since: ask it once more before refusing.
+            return match admin::request(&config.admin_socket(), &request).await {
+                Ok(Reply::Answered(resp)) => report(&resp),
+                Ok(Reply::Unreachable(e)) | Err(e) => {
+                    eprintln!(
+                        "tessera: {holder} holds {}; its admin socket did not answer: {e}; \
+                         refusing to write the store behind its back",
+                        config.data_dir.display()
+                    );
+                    1
+                }
+            };
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return 1;
+        }
+    };
     let store = match crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite")) {
         Ok(s) => s,
         Err(e) => {
@@ -323,7 +345,7 @@ fn offline(request: AdminRequest, config: &Config) -> i32 {
 
 async fn admin_only(config: &Config, request: AdminRequest) -> i32 {
     match admin::request(&config.admin_socket(), &request).await {
-        Ok(Some(resp)) => {
+        Ok(Reply::Answered(resp)) => {
             if resp.ok {
                 match resp.result.get("message").and_then(|m| m.as_str()) {
                     Some(message) => println!("{message}"),
@@ -337,11 +359,17 @@ async fn admin_only(config: &Config, request: AdminRequest) -> i32 {
                 report(&resp)
             }
         }
-        Ok(None) => {
-            eprintln!(
-                "tessera: no server is running (no admin socket at {})",
-                config.admin_socket().display()
-            );
+        Ok(Reply::Unreachable(e)) => {
+            match data_dir::holder(&config.data_dir) {
+                Some(holder) => eprintln!(
+                    "tessera: {holder} holds {}, but its admin socket did not answer: {e}",
+                    config.data_dir.display()
+                ),
+                None => eprintln!(
+                    "tessera: no server is running (no admin socket at {})",
+                    config.admin_socket().display()
+                ),
+            }
             1
         }
         Err(e) => {

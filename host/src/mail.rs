@@ -1,12 +1,14 @@
 //! Outgoing mail, owned by the host: SMTP through lettre when `[smtp]` is configured, otherwise
 //! each message is written as an `.eml` file into `<data_dir>/outbox/` and its path logged, so
-//! the embedded default works with no mail server.
+//! the embedded default works with no mail server. The outbox is 0700 and each mail 0600: a
+//! reset mail holds a live link.
 
 use std::path::PathBuf;
 
 use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tessera_plugin_api::protocol::Mail;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::config::SmtpConfig;
 
@@ -120,9 +122,13 @@ impl Mailer {
                 Ok(format!("smtp {}", response.code()))
             }
             Mailer::Outbox { dir, .. } => {
-                tokio::fs::create_dir_all(dir)
+                let outbox = |e: std::io::Error| MailError::Outbox(e.to_string());
+                tokio::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
                     .await
-                    .map_err(|e| MailError::Outbox(e.to_string()))?;
+                    .map_err(outbox)?;
                 let mut raw = [0u8; 6];
                 crate::secret::random_bytes(&mut raw);
                 let name = format!(
@@ -131,9 +137,15 @@ impl Mailer {
                     raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
                 );
                 let path = dir.join(name);
-                tokio::fs::write(&path, message.formatted())
+                let mut file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
                     .await
-                    .map_err(|e| MailError::Outbox(e.to_string()))?;
+                    .map_err(outbox)?;
+                file.write_all(&message.formatted()).await.map_err(outbox)?;
+                file.flush().await.map_err(outbox)?;
                 Ok(path.display().to_string())
             }
         }
@@ -155,6 +167,16 @@ mod tests {
         };
         let path = mailer.send(&mail).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        let mode = |p: &std::path::Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dir.path().join("outbox")), 0o700);
+        assert_eq!(
+            mode(std::path::Path::new(&path)),
+            0o600,
+            "it holds reset links"
+        );
         assert!(text.contains("To: alice@example.org"), "{text}");
         assert!(text.contains("Subject: Hi"));
         assert!(text.contains("Body line"));

@@ -46,13 +46,19 @@ pub enum StartError {
     /// Another runtime failure (I/O, store, TLS, bind).
     #[error("{0}")]
     Runtime(String),
+    /// The data directory is not private to us, or another server holds it.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
+    /// Another process holds the data directory's lock.
+    #[error("{0}; refusing to start a second server on it")]
+    Locked(crate::data_dir::DataDirError),
 }
 
 impl StartError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Runtime(_) => 1,
+            StartError::Runtime(_) | StartError::DataDir(_) | StartError::Locked(_) => 1,
             _ => 2,
         }
     }
@@ -166,12 +172,43 @@ fn local_addrs(ls: &[TcpListener]) -> Vec<SocketAddr> {
     ls.iter().filter_map(|l| l.local_addr().ok()).collect()
 }
 
+/// Removes the admin socket when the server stops or fails to start.
+#[derive(Debug)]
+struct SocketFile(std::path::PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Start the server and serve until SIGINT or SIGTERM.
+///
+/// The data directory is checked and locked first (a second server on it is refused), and the
+/// admin socket is bound next, before anything else can create files: from then on a `tessera
+/// user` command either reaches this server or refuses to act (see [`crate::data_dir`]).
 ///
 /// # Errors
 /// Anything that prevents starting; see [`StartError::exit_code`].
 pub async fn run(config: Config) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| runtime("data_dir")(&e))?;
+    crate::data_dir::private_umask();
+    let lock = crate::data_dir::take(&config.data_dir, crate::data_dir::Role::Server)
+        .await
+        .map_err(|e| match e {
+            crate::data_dir::DataDirError::Locked { .. } => StartError::Locked(e),
+            other => other.into(),
+        })?;
+    let admin =
+        crate::admin::bind(&config.admin_socket()).map_err(|e| runtime("admin socket")(&e))?;
+    let socket = SocketFile(config.admin_socket());
+    let served = serve(config, admin).await;
+    // The socket goes before the lock: the next server's socket must not be removed.
+    drop(socket);
+    drop(lock);
+    served
+}
+
+async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), StartError> {
     let secret = crate::secret::ServerSecret::load_or_create(&config.data_dir)
         .map_err(|e| runtime("server secret")(&e))?;
     let store = crate::store::SqliteStore::open(&config.data_dir.join("tessera.sqlite"))
@@ -201,8 +238,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let c2s = bind_all(&shared.config.c2s.listen, "c2s").await?;
     let direct = bind_all(&shared.config.c2s.direct_tls, "direct TLS").await?;
     let http = bind_all(&shared.config.http.listen, "http").await?;
-    let admin = crate::admin::bind(&shared.config.admin_socket())
-        .map_err(|e| runtime("admin socket")(&e))?;
     let ready = Ready {
         c2s: local_addrs(&c2s),
         direct_tls: local_addrs(&direct),

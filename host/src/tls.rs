@@ -120,25 +120,37 @@ fn ensure_self_signed(data_dir: &Path, domain: &str) -> Result<(PathBuf, PathBuf
     if cert_path.is_file() && key_path.is_file() {
         return Ok((cert_path, key_path));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| file_err(&dir, e))?;
+    }
     let names = vec![domain.to_owned(), format!("*.{domain}")];
     let generated =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, generated.cert.pem()).map_err(|e| file_err(&cert_path, e))?;
+    write_private(&cert_path, generated.cert.pem().as_bytes())?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate");
     Ok((cert_path, key_path))
 }
 
+/// Write a file owner-only (like everything in the data directory; a file left there wider by
+/// an older build is narrowed too).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|e| file_err(path, e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| file_err(path, e))?;
     f.write_all(bytes).map_err(|e| file_err(path, e))
 }
@@ -311,6 +323,14 @@ mod tests {
         let b = load(&TlsConfig::default(), dir.path(), "localhost").unwrap();
         let cert2 = std::fs::read(dir.path().join("tls/localhost.crt")).unwrap();
         assert_eq!(cert1, cert2);
+        let mode = |p: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(dir.path().join(p)).unwrap();
+            meta.permissions().mode() & 0o777
+        };
+        assert_eq!(mode("tls"), 0o700);
+        assert_eq!(mode("tls/localhost.key"), 0o600);
+        assert_eq!(mode("tls/localhost.crt"), 0o600);
         assert_eq!(a.end_point, b.end_point);
         assert_eq!(a.end_point.as_ref().map(Vec::len), Some(32));
     }

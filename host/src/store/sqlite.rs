@@ -60,12 +60,49 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The database and the files SQLite keeps beside it.
+fn files(path: &Path) -> [std::path::PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [path.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// Make the database owner-only before SQLite opens it: create it 0600 if missing, narrow an
+/// existing one (and its `-wal` and `-shm`) left wider by an older build. SQLite gives the
+/// `-wal` and `-shm` files it creates the database file's mode, whatever the umask.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    for file in files(path) {
+        match crate::data_dir::tighten(&file) {
+            Ok(Some((from, to))) => {
+                tracing::info!(path = %file.display(), from = %format!("{from:04o}"), to = %format!("{to:04o}"), "tightened permissions to owner-only");
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Open (creating if needed) and migrate the database at `path`.
+    /// Open (creating if needed, owner-only) and migrate the database at `path`.
     ///
     /// # Errors
     /// I/O, corruption, or a schema newer than this build.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        make_private(path)?;
         let mut writer = open(path)?;
         migrate(&mut writer)?;
         let readers = (0..READERS)
@@ -228,9 +265,12 @@ impl Store for SqliteStore {
     }
 
     fn delete_account(&self, user: &str) -> Result<bool, StoreError> {
+        // One transaction: the account and its module entries go together or not at all.
         self.write(|c| {
-            let n = c.execute("DELETE FROM accounts WHERE user = ?1", params![user])?;
-            c.execute("DELETE FROM module_kv WHERE scope = ?1", params![user])?;
+            let tx = c.unchecked_transaction()?;
+            let n = tx.execute("DELETE FROM accounts WHERE user = ?1", params![user])?;
+            tx.execute("DELETE FROM module_kv WHERE scope = ?1", params![user])?;
+            tx.commit()?;
             Ok(n > 0)
         })
     }

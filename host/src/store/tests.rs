@@ -111,3 +111,64 @@ fn reopening_keeps_data_and_refuses_newer_schema() {
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn deleting_an_account_clears_both_tables_or_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let s = SqliteStore::open(&path).unwrap();
+    let alice = KvScope::Account("alice".into());
+    s.create_account(&account("alice")).unwrap();
+    s.kv_put("fast", &alice, "tok:1", "a").unwrap();
+    // The second statement fails (a trigger made by another connection, as a crash or a full
+    // disk would make it fail): the first one must not stay done.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER fail_kv_delete BEFORE DELETE ON module_kv
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    let err = s.delete_account("alice").unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert!(
+        s.get_account("alice").unwrap().is_some(),
+        "the account survives a failed delete"
+    );
+    assert_eq!(
+        s.kv_get("fast", &alice, "tok:1").unwrap().as_deref(),
+        Some("a")
+    );
+    other.execute_batch("DROP TRIGGER fail_kv_delete;").unwrap();
+    assert!(s.delete_account("alice").unwrap());
+    assert_eq!(s.get_account("alice").unwrap(), None);
+    assert_eq!(s.kv_get("fast", &alice, "tok:1").unwrap(), None);
+}
+
+#[test]
+fn database_files_are_owner_only_and_wider_ones_are_narrowed_on_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let files = [
+        path.clone(),
+        dir.path().join("t.sqlite-wal"),
+        dir.path().join("t.sqlite-shm"),
+    ];
+    // The test process keeps the usual 0o022 umask: the modes come from the store itself.
+    let first = SqliteStore::open(&path).unwrap();
+    first.create_account(&account("alice")).unwrap();
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    for f in &files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let second = SqliteStore::open(&path).unwrap();
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    assert!(second.get_account("alice").unwrap().is_some());
+    drop(first);
+}

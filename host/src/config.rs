@@ -91,8 +91,15 @@ pub struct C2sConfig {
     pub max_depth: usize,
     /// Time allowed to finish stream, TLS and authentication negotiation.
     pub negotiation_timeout: Duration,
-    /// Most simultaneous client connections.
+    /// Most simultaneous client connections (lowered to what the descriptor limit allows; see
+    /// `admission`).
     pub max_connections: usize,
+    /// Most simultaneous client connections from one address (IPv6: one /64).
+    pub max_connections_per_ip: usize,
+    /// Largest element accepted before authentication, in bytes.
+    pub max_pre_auth_stanza_size: usize,
+    /// Most elements (the top-level one included) in one element before authentication.
+    pub max_pre_auth_elements: usize,
 }
 
 /// `[http]`.
@@ -102,6 +109,8 @@ pub struct HttpConfig {
     pub listen: Vec<SocketAddr>,
     /// The URL users reach the server at (for links in mails).
     pub public_url: Option<String>,
+    /// Most simultaneous HTTPS connections (lowered to an eighth of the descriptor budget).
+    pub max_connections: usize,
 }
 
 /// `[tls]`.
@@ -444,6 +453,9 @@ impl Parser<'_> {
             "max_depth",
             "negotiation_timeout",
             "max_connections",
+            "max_connections_per_ip",
+            "max_pre_auth_stanza_size",
+            "max_pre_auth_elements",
         ];
         let t = self
             .section(v, "c2s", &allowed)?
@@ -477,12 +489,39 @@ impl Parser<'_> {
             max_connections: self
                 .int(&t, "max_connections", "c2s.max_connections", 1, 10_000_000)?
                 .unwrap_or(100_000) as usize,
+            max_connections_per_ip: self
+                .int(
+                    &t,
+                    "max_connections_per_ip",
+                    "c2s.max_connections_per_ip",
+                    1,
+                    10_000_000,
+                )?
+                .unwrap_or(256) as usize,
+            max_pre_auth_stanza_size: self
+                .int(
+                    &t,
+                    "max_pre_auth_stanza_size",
+                    "c2s.max_pre_auth_stanza_size",
+                    1024,
+                    16 << 20,
+                )?
+                .unwrap_or(16 * 1024) as usize,
+            max_pre_auth_elements: self
+                .int(
+                    &t,
+                    "max_pre_auth_elements",
+                    "c2s.max_pre_auth_elements",
+                    4,
+                    100_000,
+                )?
+                .unwrap_or(128) as usize,
         })
     }
 
     fn http(&self, v: Option<&toml::Value>) -> Result<HttpConfig, ConfigError> {
         let t = self
-            .section(v, "http", &["listen", "public_url"])?
+            .section(v, "http", &["listen", "public_url", "max_connections"])?
             .cloned()
             .unwrap_or_default();
         let listen = match t.get("listen") {
@@ -495,7 +534,14 @@ impl Parser<'_> {
                 return Err(self.err("http.public_url", "must start with https:// or http://"));
             }
         }
-        Ok(HttpConfig { listen, public_url })
+        let max_connections = self
+            .int(&t, "max_connections", "http.max_connections", 1, 1_000_000)?
+            .unwrap_or(512) as usize;
+        Ok(HttpConfig {
+            listen,
+            public_url,
+            max_connections,
+        })
     }
 
     fn tls(&self, v: Option<&toml::Value>) -> Result<TlsConfig, ConfigError> {

@@ -26,14 +26,34 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Accept HTTPS connections until the listener fails.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.http_config.clone());
+    let mut backoff = crate::admission::AcceptBackoff::default();
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => {
+                backoff.reset();
+                x
+            }
+            Err(e) => {
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "HTTPS accept failed");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        let ticket = match shared
+            .admission
+            .admit(crate::admission::Kind::Https, peer.ip())
+        {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                tracing::debug!(%peer, %refusal, "HTTPS connection refused");
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _ticket = ticket;
             let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
             else {

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod admission;
 pub mod bus;
 pub mod c2s;
 pub mod cli;
@@ -99,6 +100,8 @@ pub struct Shared {
     /// SASL exchanges in progress (pinned to the module generation that started them) and the
     /// logins the host verified.
     pub exchanges: exchanges::Exchanges,
+    /// Connection caps (global per listener kind and per address).
+    pub admission: admission::Admission,
     /// The tokio runtime (for host services called from plugin callbacks).
     pub runtime: tokio::runtime::Handle,
     next_id: AtomicU64,

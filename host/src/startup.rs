@@ -172,6 +172,34 @@ fn local_addrs(ls: &[TcpListener]) -> Vec<SocketAddr> {
     ls.iter().filter_map(|l| l.local_addr().ok()).collect()
 }
 
+/// Connection caps from the descriptor limit (raised to the hard limit first) and the config.
+fn admission(config: &Config) -> crate::admission::Admission {
+    let descriptors = crate::admission::raise_descriptor_limit();
+    let caps = crate::admission::caps(
+        descriptors,
+        config.c2s.max_connections,
+        config.http.max_connections,
+        config.c2s.max_connections_per_ip,
+    );
+    if caps.c2s < config.c2s.max_connections || caps.https < config.http.max_connections {
+        tracing::warn!(
+            descriptors,
+            configured_c2s = config.c2s.max_connections,
+            configured_https = config.http.max_connections,
+            "connection caps lowered to fit the descriptor limit"
+        );
+    }
+    tracing::info!(
+        c2s = caps.c2s,
+        https = caps.https,
+        per_ip = caps.per_ip,
+        descriptors,
+        reserved = crate::admission::RESERVED_DESCRIPTORS,
+        "connection caps"
+    );
+    crate::admission::Admission::new(caps)
+}
+
 /// Removes the admin socket when the server stops or fails to start.
 #[derive(Debug)]
 struct SocketFile(std::path::PathBuf);
@@ -229,6 +257,7 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
         mailer,
         tls,
         exchanges: Default::default(),
+        admission: admission(&config),
         runtime: tokio::runtime::Handle::current(),
         next_id: AtomicU64::new(0),
         config,
@@ -252,14 +281,11 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
             .collect(),
     };
     tracing::info!(c2s = ?ready.c2s, direct_tls = ?ready.direct_tls, http = ?ready.http, "listening");
-    let limit = Arc::new(tokio::sync::Semaphore::new(
-        shared.config.c2s.max_connections,
-    ));
     for l in c2s {
-        tokio::spawn(crate::c2s::serve(shared.clone(), l, false, limit.clone()));
+        tokio::spawn(crate::c2s::serve(shared.clone(), l, false));
     }
     for l in direct {
-        tokio::spawn(crate::c2s::serve(shared.clone(), l, true, limit.clone()));
+        tokio::spawn(crate::c2s::serve(shared.clone(), l, true));
     }
     for l in http {
         tokio::spawn(crate::http::serve(shared.clone(), l));

@@ -155,3 +155,174 @@ fn abandoned_exchanges_are_dropped_with_their_connection() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Open `n` idle TCP connections from `from`; returns those the server kept open (a refused
+/// one is closed by the server at once).
+fn idle_connections(
+    from: &str,
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (Vec<std::net::TcpStream>, usize) {
+    use std::io::Read;
+    let from: std::net::IpAddr = from.parse().expect("address");
+    let opened: Vec<_> = (0..n)
+        .map(|_| tessera_tests::tcp_from(from, addr).expect("connect"))
+        .collect();
+    // The server closes a refused connection as soon as it accepts it.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut kept = Vec::new();
+    let mut refused = 0;
+    for mut s in opened {
+        s.set_nonblocking(true).expect("nonblocking");
+        match s.read(&mut [0u8; 16]) {
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => kept.push(s),
+            other => panic!("unexpected read result: {other:?}"),
+        }
+    }
+    (kept, refused)
+}
+
+/// The finding: under a 1,100-descriptor limit, 1,100 idle connections from one address made
+/// logins time out, `/health` hang and the admin socket unreachable (and the CLI then wrote the
+/// store behind the server's back). Now: caps derived from the descriptor limit, per address
+/// too, with descriptors reserved for the admin socket and the store.
+#[test]
+fn connection_floods_cannot_exhaust_descriptors_or_lock_out_the_operator() {
+    let server = Server::start(&ServerOptions {
+        c2s: "max_connections_per_ip = 100".into(),
+        nofile: Some(400),
+        ..ServerOptions::with_modules(&["sasl2"])
+    });
+    server.add_user("alice", "old password", None);
+    // 400 descriptors - 128 reserved = 272: HTTPS gets 34, c2s 238.
+    let caps = server.wait_for_log("connection caps");
+    assert!(
+        caps.contains("c2s=238") && caps.contains("https=34"),
+        "{caps}"
+    );
+    let addr = server.ports.direct_tls;
+    let (one, refused) = idle_connections("127.0.0.2", addr, 150);
+    assert_eq!(
+        (one.len(), refused),
+        (100, 50),
+        "per-address cap; log:\n{}",
+        server.logs()
+    );
+    let (two, _) = idle_connections("127.0.0.3", addr, 100);
+    let (three, refused) = idle_connections("127.0.0.4", addr, 100);
+    assert_eq!(two.len() + three.len(), 138);
+    assert_eq!(refused, 62, "global c2s cap");
+    // The operator still reaches the server: HTTPS has its own share, the admin socket its
+    // reserve, and a password change goes through the running server.
+    let health = tessera_tests::https(server.ports.http, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+    let list = server.cli(&["module", "list"], "");
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    cli_ok(
+        &server,
+        &["user", "passwd", "alice@localhost"],
+        "new password\n",
+    );
+    server.wait_for_log("password changed");
+    // Places come back when the flood goes.
+    drop(three);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut owner = XmppClient::direct_tls(addr);
+    owner.open();
+    assert!(
+        owner
+            .sasl2_scram(
+                Hash::Sha256,
+                false,
+                "alice",
+                "new password",
+                &Sasl2Extras::default()
+            )
+            .success
+    );
+    drop((one, two));
+}
+
+fn authenticate_with_children(children: usize, pad: usize) -> String {
+    let first = b64(b"n,,n=alice,r=abcdefghijklmnopqrstuvwx");
+    format!(
+        "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}</initial-response>{}<x xmlns='urn:example:pad'>{}</x></authenticate>",
+        "<a xmlns='urn:example:pad'/>".repeat(children),
+        "p".repeat(pad)
+    )
+}
+
+/// The finding: mod_sasl2 kept each whole `<authenticate/>`, so forty 240 KB elements with
+/// 60,000 children raised the server's memory from 97 to 482 MiB. Before authentication an
+/// element may now be at most 16 KiB and 128 elements; what a connection can make the server
+/// hold is measured and printed.
+#[test]
+fn unauthenticated_connections_hold_little_memory() {
+    let server = server();
+    let pid = server.pid();
+    // The attack as reported: refused as soon as the limits are crossed.
+    let big = authenticate_with_children(60_000, 0);
+    assert!(big.len() > 240_000);
+    let before = tessera_tests::rss_kib(pid);
+    for _ in 0..40 {
+        let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+        c.open();
+        // The server stops reading where a limit is crossed (the 129th element, 3.6 KB in);
+        // sending the rest would only race its close.
+        c.send(&big[..16 * 1024]);
+        let closed = c.read_to_close();
+        assert!(closed.contains("<policy-violation"), "{closed}");
+    }
+    let after_attack = tessera_tests::rss_kib(pid);
+    // Each limit on its own: size and element count.
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    c.send(&authenticate_with_children(0, 17_000));
+    assert!(c.read_to_close().contains("<policy-violation"));
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    c.send(&authenticate_with_children(200, 0));
+    assert!(c.read_to_close().contains("<policy-violation"));
+    // The most each connection can make the server keep: an exchange held open with an
+    // `<authenticate/>` at both limits.
+    let held_before = tessera_tests::rss_kib(pid);
+    let largest = authenticate_with_children(120, 11_000);
+    assert!(largest.len() < 16 * 1024);
+    let held: Vec<XmppClient> = (0..200)
+        .map(|_| {
+            let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+            c.open();
+            c.send(&largest);
+            let answer = c.read_until_any(&["</challenge>", "</failure>"]);
+            assert!(answer.contains("<challenge"), "{answer}");
+            c
+        })
+        .collect();
+    let held_after = tessera_tests::rss_kib(pid);
+    let per_connection = held_after.saturating_sub(held_before) / 200;
+    println!(
+        "rss: {before} KiB before the attack, {after_attack} KiB after it; {per_connection} KiB per unauthenticated connection holding a maximal exchange ({held_before} -> {held_after} KiB for 200)"
+    );
+    assert!(
+        after_attack.saturating_sub(before) < 32 * 1024,
+        "the refused attack grew the server by {} KiB",
+        after_attack - before
+    );
+    assert!(
+        per_connection < 256,
+        "{per_connection} KiB per unauthenticated connection"
+    );
+    drop(held);
+    // After authentication the stanza limit is the ordinary one: a 20 KB message passes.
+    let (mut alice, jid) = XmppClient::login(server.ports.direct_tls, "alice", "old password", "a");
+    let body = "m".repeat(20_000);
+    alice.send(&format!(
+        "<message to='{jid}' type='chat' id='big'><body>{body}</body></message>"
+    ));
+    assert!(alice.read_until("</message>").contains(&body));
+}

@@ -208,6 +208,7 @@ modules_enabled = ["sasl2", "sasl2_fast"]
 [c2s]
 listen = ["127.0.0.1:$c2s"]
 direct_tls = ["127.0.0.1:$tls"]
+max_connections_per_ip = 1000000   # the load tool connects from one address
 
 [http]
 listen = ["127.0.0.1:$http"]

@@ -57,6 +57,7 @@ modules_enabled = ["sasl2", "sasl2_fast", "password_reset"]
 [c2s]
 listen = ["127.0.0.1:$PORT"]
 direct_tls = ["127.0.0.1:$((PORT + 1))"]
+max_connections_per_ip = 1000000   # the load tool connects from one address
 
 [http]
 listen = ["127.0.0.1:$((PORT + 2))"]

@@ -24,6 +24,7 @@ modules_enabled = ["sasl2", "sasl2_fast"]
 [c2s]
 listen = ["$C2S"]
 direct_tls = ["$DIRECT"]
+max_connections_per_ip = 1000000   # the load tool connects from one address
 
 [http]
 listen = ["127.0.0.1:$((PORT + 2))"]

@@ -118,6 +118,30 @@ pub struct Ports {
     pub http: SocketAddr,
 }
 
+/// A TCP connection to `addr` from the local address `from` (another loopback address, so that
+/// tests can be several clients).
+pub fn tcp_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+/// The resident memory of a process, in KiB (from `/proc`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A running `tessera run`, killed on drop.
 #[derive(Debug)]
 pub struct Server {
@@ -146,6 +170,8 @@ pub struct ServerOptions {
     pub c2s: String,
     /// Extra `[http]` keys (e.g. `public_url`).
     pub http: String,
+    /// Run the server under this descriptor limit (soft and hard), through `prlimit`.
+    pub nofile: Option<u64>,
 }
 
 impl ServerOptions {
@@ -181,7 +207,17 @@ impl Server {
     pub fn start(opts: &ServerOptions) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), opts);
-        let mut child = Command::new(tessera_bin())
+        let mut command = match opts.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(tessera_bin());
+                c
+            }
+            None => Command::new(tessera_bin()),
+        };
+        let mut child = command
             .arg("-c")
             .arg(&config)
             .arg("run")

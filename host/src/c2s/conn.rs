@@ -27,11 +27,25 @@ use crate::Shared;
 
 const READ_CHUNK: usize = 4096;
 
-/// Framer limits from the config.
+/// Framer limits from the config, for an authenticated stream.
 pub(super) fn limits(config: &Config) -> Limits {
     Limits {
         max_stanza_bytes: config.c2s.max_stanza_size,
         max_depth: config.c2s.max_depth,
+        ..Limits::default()
+    }
+}
+
+/// Framer limits before authentication: what an unauthenticated peer can make the server hold
+/// (the framed bytes, the parsed tree, what a module keeps of it) stays small.
+pub(super) fn pre_auth_limits(config: &Config) -> Limits {
+    Limits {
+        max_stanza_bytes: config
+            .c2s
+            .max_pre_auth_stanza_size
+            .min(config.c2s.max_stanza_size),
+        max_depth: config.c2s.max_depth,
+        max_elements: config.c2s.max_pre_auth_elements,
         ..Limits::default()
     }
 }
@@ -94,7 +108,7 @@ pub(super) async fn run(
         }
     };
     let mut conn = Conn {
-        framer: Framer::new(limits(&shared.config)),
+        framer: Framer::new(pre_auth_limits(&shared.config)),
         shared,
         io,
         header: StreamHeader::default(),
@@ -454,6 +468,7 @@ impl Conn {
             return Err(refused(&why));
         }
         tracing::info!(user = %user, "authenticated");
+        self.framer.set_limits(limits(&self.shared.config));
         self.session = Some(entry);
         self.queue = Some(queue);
         self.pinned = None;

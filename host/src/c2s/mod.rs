@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
@@ -26,31 +25,39 @@ const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const SASL2_NS: &str = "urn:xmpp:sasl:2";
 
-/// Accept connections until the listener fails; each gets its own task.
-pub async fn serve(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    direct_tls: bool,
-    limit: Arc<Semaphore>,
-) {
+/// Accept connections until the listener fails; each admitted one gets its own task. A
+/// connection over a cap is closed at once (its descriptor freed); accept errors (descriptor
+/// exhaustion above all) back off instead of spinning.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, direct_tls: bool) {
+    let mut backoff = crate::admission::AcceptBackoff::default();
     loop {
         let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.reset();
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "accept failed");
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; refusing connection");
-            continue;
+        let ticket = match shared
+            .admission
+            .admit(crate::admission::Kind::C2s, peer.ip())
+        {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                tracing::debug!(%peer, %refusal, "connection refused");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
             connection(shared, tcp, peer, direct_tls).await;
-            drop(permit);
+            drop(ticket);
         });
     }
 }
@@ -95,7 +102,7 @@ async fn starttls(
     mut tcp: TcpStream,
     deadline: Instant,
 ) -> Result<TlsStream<TcpStream>, String> {
-    let mut framer = Framer::new(conn::limits(&shared.config));
+    let mut framer = Framer::new(conn::pre_auth_limits(&shared.config));
     let mut buf = vec![0u8; 4096];
     let mut header_sent = false;
     loop {

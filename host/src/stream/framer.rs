@@ -53,6 +53,10 @@ pub struct Limits {
     /// Maximum size in bytes of the prolog plus the stream header start tag
     /// (default 4 KiB).
     pub max_header_bytes: usize,
+    /// Maximum number of elements in one top-level element, counting itself (default:
+    /// unbounded; before authentication the connection sets a small one, since the parsed
+    /// tree of a small element with many empty children costs far more than its bytes).
+    pub max_elements: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +65,7 @@ impl Default for Limits {
             max_stanza_bytes: 256 * 1024,
             max_depth: 32,
             max_header_bytes: 4 * 1024,
+            max_elements: usize::MAX,
         }
     }
 }
@@ -107,13 +112,21 @@ pub enum FramerError {
         /// The configured maximum depth.
         max: usize,
     },
+    /// One top-level element held more than [`Limits::max_elements`] elements.
+    #[error("more than {max} elements in one element")]
+    TooManyElements {
+        /// The configured maximum.
+        max: usize,
+    },
 }
 
 impl FramerError {
     /// The RFC 6120 §4.9.3 stream error condition to send to the peer.
     pub fn stream_condition(&self) -> &'static str {
         match self {
-            Self::PolicyViolation { .. } | Self::DepthExceeded { .. } => "policy-violation",
+            Self::PolicyViolation { .. }
+            | Self::DepthExceeded { .. }
+            | Self::TooManyElements { .. } => "policy-violation",
             Self::RestrictedXml { .. } => "restricted-xml",
             Self::NotWellFormed { .. } => "not-well-formed",
         }
@@ -248,6 +261,8 @@ pub struct Framer {
     name: (usize, usize),
     /// Ranges in `buf` of the names of the open elements of the current top-level element.
     open: Vec<(usize, usize)>,
+    /// Start tags seen in the current top-level element.
+    elements: usize,
     /// The qualified name of the stream header, to match the stream end tag.
     header_name: Vec<u8>,
     /// Completed frames not yet returned by `next_frame`.
@@ -269,6 +284,7 @@ impl Framer {
             utf8: Utf8::default(),
             name: (0, 0),
             open: Vec::new(),
+            elements: 0,
             header_name: Vec::new(),
             ready: VecDeque::new(),
             ready_bytes: 0,
@@ -338,6 +354,12 @@ impl Framer {
         self.header_name.clear();
         self.ready.clear();
         self.ready_bytes = 0;
+    }
+
+    /// Applies new limits from the next byte on (after authentication: the stanza limits
+    /// replace the tighter pre-authentication ones).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Bytes held by the framer: the partial frame plus queued complete frames.
@@ -500,6 +522,18 @@ impl Framer {
                     return Err(FramerError::DepthExceeded {
                         max: self.limits.max_depth,
                     });
+                }
+                if self.phase == Phase::Stream {
+                    self.elements = if self.open.is_empty() {
+                        1
+                    } else {
+                        self.elements + 1
+                    };
+                    if self.elements > self.limits.max_elements {
+                        return Err(FramerError::TooManyElements {
+                            max: self.limits.max_elements,
+                        });
+                    }
                 }
                 self.name = (self.buf.len() - 1, self.buf.len());
                 self.lex = Lex::StartName;
@@ -928,6 +962,30 @@ mod tests {
         );
         let (_, err) = run(&mut Framer::new(limits), &[b' '; 41], 1);
         assert_eq!(err.map(|e| e.stream_condition()), Some("policy-violation"));
+    }
+
+    #[test]
+    fn element_count_limit_counts_the_top_level_element_and_resets_per_element() {
+        let limits = Limits {
+            max_elements: 3,
+            ..Limits::default()
+        };
+        let ok = with_header(b"<a><b/><c>x</c></a><a><b/><b/></a>");
+        assert_eq!(run(&mut Framer::new(limits), &ok, 1).0.len(), 3);
+        let many = with_header(b"<a><b/><b/><b/></a>");
+        let (frames, err) = run(&mut Framer::new(limits), &many, 1);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(err, Some(FramerError::TooManyElements { max: 3 }));
+        assert_eq!(
+            FramerError::TooManyElements { max: 3 }.stream_condition(),
+            "policy-violation"
+        );
+        // Raised limits apply from the next byte on.
+        let mut f = Framer::new(limits);
+        run(&mut f, HEADER, 4096);
+        f.set_limits(Limits::default());
+        assert!(f.push(b"<a><b/><b/><b/></a>").is_ok());
+        assert!(matches!(f.next_frame(), Ok(Some(Frame::Element(_)))));
     }
 
     #[test]

@@ -16,13 +16,17 @@
 //! | option | default | meaning |
 //! |---|---|---|
 //! | `sasl2_max_retries` | 5 (1–100) | failures allowed on one stream; the failure reaching it is followed by a `<policy-violation/>` stream error |
-//! | `sasl2_max_failures_per_user` | 10 (1–1000000) | failed attempts per account within the window before attempts get `<temporary-auth-failure/>` |
-//! | `sasl2_max_failures_per_ip` | 30 (1–1000000) | the same per client IP address |
-//! | `sasl2_failure_window` | 300 (1–86400) | sliding window of both counters, in seconds |
+//! | `sasl2_max_failures_per_user` | 10 (1–1000000) | failed attempts on one account from one address (IPv6: /64) within the window before that address gets `<temporary-auth-failure/>` for that account |
+//! | `sasl2_account_backoff_after` | 10 (1–1000000) | failed attempts on one account from all addresses within the window after which every address that failed on it waits between attempts (1 s, doubling); the account is never locked |
+//! | `sasl2_account_backoff_max` | 60 (1–3600) | the longest of those waits, in seconds |
+//! | `sasl2_max_failures_per_ip` | 30 (1–1000000) | failed attempts from one address (IPv6: /64) over all accounts before it is refused |
+//! | `sasl2_failure_window` | 300 (1–86400) | sliding window of the counters, in seconds |
 //!
 //! ```toml
 //! sasl2_max_retries = 5
 //! sasl2_max_failures_per_user = 10
+//! sasl2_account_backoff_after = 10
+//! sasl2_account_backoff_max = 60
 //! sasl2_max_failures_per_ip = 30
 //! sasl2_failure_window = 300
 //! ```
@@ -32,11 +36,14 @@
 //!   connection has channel-binding data, and then always with `<sasl-channel-binding/>`.
 //! * The first profile a client uses locks the stream; the other profile gets `<failure><aborted/>`.
 //! * A user-agent id of 1–128 characters is used; a longer one is ignored (treated as absent).
-//!   Usernames are SASLprep'd and lower-cased before lookup.
+//!   Usernames are SASLprep'd and brought to the host's canonical form (nodeprep) before lookup.
 //! * Rate-limited attempts are refused with `<temporary-auth-failure/>` and the text
 //!   `Too many failed attempts; retry in N s`, identically for existing and unknown accounts.
 //!   Only credential failures (`not-authorized`, `credentials-expired`) are counted; a successful
-//!   login clears the account's counter. Counters survive a hot swap (`save_state`).
+//!   login clears the account's counters. Nobody can lock an account: the limits hold back the
+//!   guessing addresses, and a token login passes the account's backoff (see `ratelimit`).
+//!   Accounts are keyed in the host's canonical form (`tessera_plugin_api::names`), so `ß`/`ss`
+//!   and other spellings share one counter. Counters survive a hot swap (`save_state`).
 //! * Bind 2 resources are `tag/` plus 12 characters derived from the account and user-agent id
 //!   (stable per client), or random without a user-agent id.
 

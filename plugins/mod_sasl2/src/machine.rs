@@ -214,7 +214,7 @@ fn initiate(
         profile,
         mechanism: el.attr("mechanism").unwrap_or_default().trim().to_owned(),
         user_agent_id: if sasl2 { wire::user_agent_id(el) } else { None },
-        authenticate: sasl2.then(|| el.clone()),
+        authenticate: sasl2.then(|| kept(el)),
         hidden: false,
         started_at_ms: 0,
     };
@@ -253,6 +253,21 @@ fn initiate(
         authenticate: ex.authenticate.clone(),
     });
     mechanism_result(st, env, stream, ex, step)
+}
+
+/// What an exchange keeps of `<authenticate/>` for the success hooks: its attributes and its
+/// children but the initial response (already handed to the mechanism) and text between them.
+/// The host bounds the element before authentication (size and element count), so this is
+/// bounded too.
+fn kept(el: &Element) -> Element {
+    let mut kept = Element::new(el.name.clone(), el.ns.clone());
+    kept.attrs = el.attrs.clone();
+    for child in el.child_elements() {
+        if child.name != "initial-response" {
+            kept.push_child(child.clone());
+        }
+    }
+    kept
 }
 
 /// Mechanisms of other modules (FAST's HT-*) share the password rate limits: once their

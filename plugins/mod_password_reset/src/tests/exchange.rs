@@ -255,3 +255,30 @@ fn without_a_timer_the_work_is_done_at_once_and_stale_job_tags_are_ignored() {
     core.run_job(&fake, "job:x");
     assert_eq!(fake.mails.borrow().len(), 1);
 }
+
+/// The finding: `al\u{AD}ice` and `ａlice` each got a mail after `alice`'s cap was reached,
+/// and a link requested under another spelling survived the account's password change. Every
+/// spelling now names the account in the host's canonical form.
+#[test]
+fn every_spelling_of_an_account_shares_its_mail_limit_and_its_links() {
+    let (fake, core) = (Fake::new(), core_with(Settings::default()));
+    request(&core, &fake, "alice", "alice@example.net");
+    request(&core, &fake, "ALICE", "alice@example.net");
+    request(&core, &fake, "al\u{AD}ice", "alice@example.net");
+    let link = last_link(&fake);
+    for name in ["\u{FF41}lice", "Al\u{AD}ice@Example.org", "alice"] {
+        request(&core, &fake, name, "alice@example.net");
+    }
+    assert_eq!(fake.mails.borrow().len(), 3, "one cap for every spelling");
+    let path = link.strip_prefix(PUBLIC).expect("public url").to_owned();
+    assert_eq!(http(&core, &fake, "GET", &path, "").status, 200);
+    core.event(
+        &fake,
+        &event(
+            "user-password-changed",
+            serde_json::json!({"user": "alice", "at_ms": fake.now.get()}),
+        ),
+    )
+    .expect("event");
+    assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);
+}

@@ -180,3 +180,72 @@ fn session_closed_drops_stream_and_exchange_state() {
         )
     );
 }
+
+/// The finding: ten failures from three addresses locked the account for 300 s, its owner and
+/// FAST token included. Now the guessing addresses back off, and the owner is not held back.
+#[test]
+fn guessing_from_many_addresses_locks_out_neither_the_owner_nor_a_token_login() {
+    let core = core_with(Settings {
+        account_backoff_after: 3,
+        ..settings(100, 100)
+    });
+    let fake = Fake::new(&core).with_hidden("HT-SHA-256-NONE");
+    for (i, ip) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let xml = only_send(&plain(&fake, 10 + i as u64, ip, "alice", "bad"));
+        assert_eq!(xml, sasl2_failure("not-authorized", None));
+    }
+    // A guessing address waits (1 s, doubling with each further failure) ...
+    let again = only_send(&plain(&fake, 20, "198.51.100.1", "alice", "bad"));
+    let wait = |s: u64| {
+        sasl2_failure(
+            "temporary-auth-failure",
+            Some(&format!("Too many failed attempts; retry in {s} s")),
+        )
+    };
+    assert_eq!(again, wait(1));
+    fake.advance(1_000);
+    only_send(&plain(&fake, 21, "198.51.100.1", "alice", "bad"));
+    assert_eq!(
+        only_send(&plain(&fake, 22, "198.51.100.1", "alice", "bad")),
+        wait(2)
+    );
+    // ... a token login from that very address is not held back by the account's backoff ...
+    let mut s = stream(false);
+    s.id = 23;
+    s.peer_ip = "198.51.100.1".into();
+    let token = fake.send(&s, authenticate("HT-SHA-256-NONE", Some(b"alice"), vec![]));
+    assert!(
+        token
+            .iter()
+            .any(|a| matches!(a, StreamAction::Authenticated { .. })),
+        "{token:?}"
+    );
+    // ... and the owner, from an address that did not guess, logs in with the password.
+    let owner = plain(&fake, 24, "203.0.113.1", "alice", "pencil");
+    assert!(
+        matches!(owner.first(), Some(StreamAction::Authenticated { .. })),
+        "{owner:?}"
+    );
+}
+
+/// `straße` and `strasse` are one account (nodeprep): failures under either spelling count
+/// on one key, and a login under either names the stored account.
+#[test]
+fn spellings_of_one_account_share_its_failure_counter() {
+    let core = core_with(settings(2, 100));
+    let mut fake = Fake::new(&core);
+    let alice = fake.accounts.remove("alice").expect("alice");
+    fake.accounts.insert("strasse".into(), alice);
+    only_send(&plain(&fake, 1, "192.0.2.5", "Straße", "bad"));
+    only_send(&plain(&fake, 2, "192.0.2.5", "STRASSE", "bad"));
+    let xml = only_send(&plain(&fake, 3, "192.0.2.5", "strasse", "pencil"));
+    assert_eq!(xml, sasl2_failure("temporary-auth-failure", Some(LIMITED)));
+    let ok = plain(&fake, 4, "192.0.2.6", "Straße", "pencil");
+    assert!(
+        matches!(ok.first(), Some(StreamAction::Authenticated { user, .. }) if user == "strasse"),
+        "{ok:?}"
+    );
+}

@@ -212,6 +212,26 @@ async fn answer(shared: &Arc<Shared>, req: AdminRequest) -> AdminResponse {
     }
 }
 
+/// The figures of `tessera status`: what an operator (or the soak run) watches for leaks.
+fn status(shared: &Shared) -> serde_json::Value {
+    let (c2s, https) = shared.admission.in_use();
+    let caps = shared.admission.caps();
+    serde_json::json!({
+        "sessions": shared.sessions.len(),
+        "connections": { "c2s": c2s, "https": https },
+        "caps": {
+            "c2s": caps.c2s,
+            "https": caps.https,
+            "per_ip": caps.per_ip,
+            "descriptors": caps.descriptors,
+        },
+        "exchanges": shared.exchanges.len(),
+        "verified_pending": shared.exchanges.verified_len(),
+        "tasks": shared.runtime.metrics().num_alive_tasks(),
+        "modules": crate::swap::list(shared),
+    })
+}
+
 fn failure(error: String) -> AdminResponse {
     AdminResponse {
         ok: false,
@@ -257,10 +277,7 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             .map(|v| serde_json::json!(v))
             .map_err(|e| e.to_string()),
         AdminRequest::ModuleList => Ok(crate::swap::list(shared)),
-        AdminRequest::Status => Ok(serde_json::json!({
-            "sessions": shared.sessions.len(),
-            "modules": crate::swap::list(shared),
-        })),
+        AdminRequest::Status => Ok(status(shared)),
         AdminRequest::ModuleLoad { .. }
         | AdminRequest::ModuleUnload { .. }
         | AdminRequest::ModuleReload { .. }

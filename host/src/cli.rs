@@ -38,6 +38,9 @@ pub enum Command {
     /// Configuration of the running server.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The running server's figures (JSON): sessions, connections and their caps, SASL
+    /// exchanges in progress, runtime tasks, modules.
+    Status,
 }
 
 /// `tessera config …`.
@@ -172,6 +175,7 @@ async fn dispatch(command: Command, config: Config) -> i32 {
         Command::Config(ConfigCommand::Reload) => {
             admin_only(&config, AdminRequest::ConfigReload).await
         }
+        Command::Status => admin_only(&config, AdminRequest::Status).await,
     }
 }
 

@@ -153,6 +153,7 @@ pub struct Server {
     /// Modules reported by the ready line.
     pub modules: Vec<String>,
     log: Arc<Mutex<String>>,
+    nofile: Option<u64>,
 }
 
 /// Options for [`Server::start`].
@@ -207,7 +208,54 @@ impl Server {
     pub fn start(opts: &ServerOptions) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), opts);
-        let mut command = match opts.nofile {
+        let log = Arc::new(Mutex::new(String::new()));
+        let (child, ports, modules) = Self::spawn(&config, opts.nofile, &log);
+        Server {
+            child,
+            dir,
+            ports,
+            modules,
+            log,
+            nofile: opts.nofile,
+        }
+    }
+
+    /// Kill the server with SIGKILL (no shutdown of any kind) and wait for it; returns how it
+    /// ended. The log gets a marker line. [`Server::restart`] starts it again.
+    pub fn kill9(&mut self) -> std::process::ExitStatus {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for the killed server");
+        if let Ok(mut l) = self.log.lock() {
+            l.push_str(&format!("=== tessera killed: {status} ===\n"));
+        }
+        status
+    }
+
+    /// Start a stopped server again on the same config and data directory, exactly as
+    /// [`Server::start`] does, and wait for its ready line. The listeners are on new OS-chosen
+    /// ports: [`Server::ports`] is updated. The log keeps the earlier process's lines.
+    pub fn restart(&mut self) {
+        assert!(!self.is_running(), "restart: the server is still running");
+        let (child, ports, modules) = Self::spawn(&self.config_path(), self.nofile, &self.log);
+        self.child = child;
+        self.ports = ports;
+        self.modules = modules;
+    }
+
+    /// [`Server::kill9`], then [`Server::restart`].
+    pub fn kill9_and_restart(&mut self) {
+        self.kill9();
+        self.restart();
+    }
+
+    /// Run `tessera -c CONFIG run` (under `prlimit` when `nofile` is set), copy its stderr into
+    /// `log`, and wait for the ready line; returns the process, its listeners and its modules.
+    fn spawn(
+        config: &Path,
+        nofile: Option<u64>,
+        log: &Arc<Mutex<String>>,
+    ) -> (Child, Ports, Vec<String>) {
+        let mut command = match nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
                 c.arg(format!("--nofile={n}:{n}"))
@@ -219,7 +267,7 @@ impl Server {
         };
         let mut child = command
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .arg("run")
             .env("RUST_LOG", "info,tessera_host=debug")
             .stdin(Stdio::null())
@@ -227,9 +275,8 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tessera");
-        let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
+        let sink = Arc::clone(log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut l) = sink.lock() {
@@ -280,13 +327,7 @@ impl Server {
                     .collect()
             })
             .unwrap_or_default();
-        Server {
-            child,
-            dir,
-            ports,
-            modules,
-            log,
-        }
+        (child, ports, modules)
     }
 
     /// Everything the server logged so far.

@@ -169,23 +169,21 @@ pub(crate) fn confirm(
     if let Some(p) = problem(sub, ctx.settings.min_length) {
         return retry(p);
     }
-    let used = Record {
-        used_ms: Some(now),
-        ..record.clone()
-    };
-    if let Err(e) = store::save(svc, &id, &used) {
-        svc.log(LogLevel::Warn, &format!("cannot mark reset link used: {e}"));
-        return Confirmed::Unavailable;
-    }
+    // The password first: a crash before the link is marked leaves it revoked anyway (created
+    // before the account's password change), so the link is never burnt for nothing.
     match svc.set_password(&record.user, sub.password.as_deref().unwrap_or_default()) {
         Ok(()) => {
+            let used = Record {
+                used_ms: Some(now),
+                ..record
+            };
+            if let Err(e) = store::save(svc, &id, &used) {
+                svc.log(LogLevel::Warn, &format!("cannot mark reset link used: {e}"));
+            }
             svc.log(LogLevel::Info, &format!("password of {jid} reset by link"));
             Confirmed::Done { jid }
         }
         Err(e) => {
-            if let Err(e) = store::save(svc, &id, &record) {
-                svc.log(LogLevel::Warn, &format!("cannot restore reset link: {e}"));
-            }
             if e.kind == PluginErrorKind::BAD_REQUEST {
                 retry(Problem::Refused(e.message.to_string()))
             } else {

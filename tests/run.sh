@@ -5,7 +5,8 @@
 # runs `cargo test --workspace` and exits with its status. Every install step checks first and is
 # skipped when already satisfied, so reruns go straight to the tests; the tests are never skipped.
 #
-#   ./tests/run.sh                  install, then `cargo test --workspace`
+#   ./tests/run.sh                  install, then `cargo test --workspace`, then each fuzz target
+#                                   for 30 s (tests/fuzz/run.sh 30; see tests/fuzz/README.md)
 #   ./tests/run.sh --install-only   install only
 #   ./tests/run.sh ARGS…            install, then `cargo test ARGS…` (e.g. -p tessera-tests --test interop)
 #
@@ -200,7 +201,9 @@ fi
 
 # --- The tests ------------------------------------------------------------------------------------
 command -v cargo >/dev/null || die "cargo not found"
+FULL_RUN=0
 if [[ $# -eq 0 ]]; then
+    FULL_RUN=1
     # The full run also holds the code to its gates.
     log "tests/run_sh_tests.sh"
     bash "$ROOT/tests/run_sh_tests.sh" || die "tests/run_sh_tests.sh failed"
@@ -216,4 +219,13 @@ cargo test "$@"
 status=$?
 set -e
 log "cargo test exited with $status"
+if [[ "$status" == 0 && "$FULL_RUN" == 1 ]]; then
+    # Smoke-run every fuzz target for 30 s; its last line is `fuzz: N passed, M failed`.
+    log "tests/fuzz/run.sh 30"
+    set +e
+    bash "$ROOT/tests/fuzz/run.sh" 30
+    status=$?
+    set -e
+    log "tests/fuzz/run.sh exited with $status"
+fi
 exit "$status"

@@ -25,7 +25,8 @@
 //! so a state can never be reused by mistake. Secret comparisons use constant-time equality
 //! (`subtle`). Inputs fed by the peer never panic.
 //!
-//! The crate has no cargo features.
+//! The crate has no cargo features for users; `fuzzing` only exposes entry points for the fuzz
+//! targets in `tests/fuzz`.
 #![deny(missing_docs)]
 
 mod channel_binding;

@@ -231,6 +231,12 @@ impl Tree {
             return Err(nwf("content after the root element"));
         }
         let tag = read_tag(start)?;
+        if tag.prefix.as_deref() == Some("xml") {
+            // The `xml` namespace is for `xml:*` attributes. An element in it could only be
+            // written back with a default-namespace declaration of that namespace, which
+            // Namespaces in XML forbids (a recipient's parser would refuse the stanza).
+            return Err(ParseError::BadNamespacePrefix("xml".into()));
+        }
         self.scopes.enter();
         for (prefix, uri) in &tag.decls {
             self.scopes.declare(prefix, uri)?;
@@ -609,6 +615,23 @@ mod tests {
         );
         // A prefix declared on a sibling is out of scope.
         assert!(parse("<a><b xmlns:p='urn:p'/><p:c/></a>").is_err());
+    }
+
+    /// Found with the `stream` fuzz target's round-trip check: `<xml:foo/>` parsed into an
+    /// element in the XML namespace, which serialises as `<foo xmlns='…/XML/1998/namespace'/>`,
+    /// a declaration every namespace-aware parser (this one included) refuses, so one client
+    /// could have the server send another a stanza its parser rejects.
+    #[test]
+    fn fuzz_regression_elements_in_the_xml_namespace_are_refused() {
+        for xml in ["<message><xml:foo/></message>", "<xml:message/>"] {
+            assert_eq!(
+                parse(xml),
+                Err(ParseError::BadNamespacePrefix("xml".into())),
+                "{xml}"
+            );
+        }
+        let lang = ok("<message xml:lang='en'><body xml:lang='de'>x</body></message>");
+        assert_eq!(lang.attr("xml:lang"), Some("en"));
     }
 
     #[test]

@@ -40,6 +40,10 @@ mod xmlparse;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 use tessera_plugin_api::protocol::{
     HttpRequest, HttpResponse, Manifest, MechanismResponse, MechanismStart, MechanismStep,
     Registrations, TimerFired,

@@ -66,7 +66,7 @@ fn unavailable() -> HttpResponse {
 }
 
 /// The link token of a request path, if the path is `/password-reset/<token>`.
-fn link_token(path: &str) -> Option<&str> {
+pub(crate) fn link_token(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(ROUTE)?.strip_prefix('/')?;
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
 }
@@ -99,7 +99,7 @@ fn decode_component(text: &str) -> Option<String> {
 }
 
 /// The page's fields from a form body; `None` when it is not valid form encoding.
-fn parse_submission(body: &[u8]) -> Option<Submission> {
+pub(crate) fn parse_submission(body: &[u8]) -> Option<Submission> {
     let text = std::str::from_utf8(body).ok()?;
     let mut sub = Submission::default();
     for pair in text.split('&').filter(|p| !p.is_empty()) {

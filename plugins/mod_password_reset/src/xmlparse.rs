@@ -2,7 +2,8 @@
 //! data form inside a SASL `<response/>`. It builds the plugin API's namespace-resolved
 //! [`Element`] and accepts only what a data form needs: one root element, an optional XML
 //! declaration, the predefined entities and character references. DTDs, processing
-//! instructions, comments, undeclared prefixes and nesting deeper than [`MAX_DEPTH`] are refused
+//! instructions, comments, undeclared prefixes, characters XML 1.0 does not allow (control
+//! characters, literal or as references) and nesting deeper than [`MAX_DEPTH`] are refused
 //! (no entity expansion attacks, bounded work).
 
 use quick_xml::events::{BytesRef, BytesStart, Event};
@@ -18,9 +19,56 @@ pub(crate) const MAX_ELEMENTS: usize = 256;
 /// Why a document was refused, as text for the client.
 pub(crate) type XmlError = String;
 
+/// Refuses characters outside XML 1.0 `Char` (quick-xml passes them through).
+fn check_chars(text: &str) -> Result<String, XmlError> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+    };
+    match text.chars().find(|&c| !allowed(c)) {
+        Some(c) => Err(format!(
+            "not well-formed: character U+{:04X} is not allowed",
+            u32::from(c)
+        )),
+        None => Ok(text.to_owned()),
+    }
+}
+
+/// A local name as XML allows it (`NCName`, XML 1.0 fifth edition; U+FFFD, what bytes that are
+/// not UTF-8 decode to, is refused too). quick-xml takes any bytes up to whitespace, `=`, `/` or
+/// `>` as a name, `< />` included.
+fn local_name(raw: &[u8]) -> Result<String, XmlError> {
+    let name = String::from_utf8_lossy(raw);
+    let start = |c: char| {
+        matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFC}'
+            | '\u{10000}'..='\u{EFFFF}')
+    };
+    let rest = |c: char| {
+        start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}'
+                | '\u{203F}'..='\u{2040}')
+    };
+    let mut chars = name.chars();
+    if chars.next().is_some_and(start) && chars.all(rest) {
+        Ok(name.into_owned())
+    } else {
+        Err(format!("not well-formed: invalid name {name:?}"))
+    }
+}
+
+/// The namespace an element is in. quick-xml hands a declaration's value over as written:
+/// it is unescaped and checked here like any attribute value.
 fn namespace(resolved: &ResolveResult<'_>) -> Result<String, XmlError> {
     match resolved {
-        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Bound(ns) => {
+            let raw = std::str::from_utf8(ns.as_ref())
+                .map_err(|_| "a namespace name is not UTF-8".to_owned())?;
+            let uri =
+                quick_xml::escape::unescape(raw).map_err(|e| format!("bad namespace name: {e}"))?;
+            check_chars(&uri)
+        }
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(p) => Err(format!(
             "undeclared namespace prefix '{}'",
@@ -34,7 +82,7 @@ fn element(
     start: &BytesStart<'_>,
     ns: String,
 ) -> Result<Element, XmlError> {
-    let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+    let name = local_name(start.local_name().as_ref())?;
     let mut el = Element::new(name, ns);
     for attr in start.attributes() {
         let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
@@ -43,7 +91,7 @@ fn element(
             continue;
         }
         let (resolved, local) = reader.resolve_attribute(key);
-        let local = String::from_utf8_lossy(local.as_ref()).into_owned();
+        let local = local_name(local.as_ref())?;
         let name = match resolved {
             ResolveResult::Unbound => local,
             ResolveResult::Bound(ns) if ns.as_ref() == b"http://www.w3.org/XML/1998/namespace" => {
@@ -61,7 +109,7 @@ fn element(
         let value = attr
             .unescape_value()
             .map_err(|e| format!("bad attribute value: {e}"))?;
-        el.set_attr(name, value.into_owned());
+        el.set_attr(name, check_chars(&value)?);
     }
     Ok(el)
 }
@@ -164,7 +212,7 @@ fn close(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
 fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
     match stack.last_mut() {
         Some(el) => {
-            el.push_text(text);
+            el.push_text(check_chars(text)?);
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),
@@ -189,6 +237,8 @@ mod tests {
         let value = field.child("value", "jabber:x:data").expect("value");
         assert_eq!(value.text(), "1 < 2 \u{263A}");
         let y = el.child("y", "urn:p").expect("y");
+        let escaped = parse(b"<x xmlns='jabber:x:d&#97;ta&amp;&quot;'/>").expect("valid");
+        assert_eq!(escaped.ns, "jabber:x:data&\"");
         assert_eq!(y.attrs, vec![("xml:lang".to_owned(), "en".to_owned())]);
     }
 
@@ -204,6 +254,21 @@ mod tests {
             (b"<x/><y/>", "more than one root"),
             (b"hello", "outside"),
             (b"", "no element"),
+            (b"<x>a\x0f\0b</x>", "U+000F"),
+            (b"<x>&#0;</x>", "character"),
+            (b"<x>&#x1;</x>", "U+0001"),
+            (b"<x><![CDATA[\x01]]></x>", "U+0001"),
+            (b"<x a='&#x1B;'/>", "U+001B"),
+            (b"<x>\xEF\xBF\xBE</x>", "U+FFFE"),
+            (b"<x xmlns='urn:\0'/>", "U+0000"),
+            (b"<x xmlns='urn:&bogus;'/>", "bad namespace name"),
+            // Found by the `data_form` fuzz target (the crashing input).
+            (b"< />", "invalid name"),
+            (b"<x><></></x>", "invalid name"),
+            (b"<x a\x01='1'/>", "invalid name"),
+            (b"<1x/>", "invalid name"),
+            (b"<x \xff='1'/>", "invalid name"),
+            (b"<p:x xmlns:p='urn:\xff'/>", "not UTF-8"),
             (
                 b"<a><a><a><a><a><a><a><a><a/></a></a></a></a></a></a></a></a>",
                 "deeper",
@@ -216,5 +281,48 @@ mod tests {
                 String::from_utf8_lossy(doc)
             );
         }
+    }
+
+    /// Found by the `data_form` fuzz target: control characters in a form value were taken
+    /// as text (quick-xml does not check XML `Char`), so the parsed form held characters no XML
+    /// document can carry. The input is the crashing one, verbatim.
+    #[test]
+    fn fuzz_regression_control_characters_in_text_are_refused() {
+        let crash = b"<?xml version='1.0'?><x xmlns='jabber:x:data' type='submit'>\
+            <field var='FORM_TYPE' type='hidden'><value>urn:tessera:password-reset:0</value>\
+            </field><field var='username'><value> alice </value></field><field var='email'>\
+            <value>alice@exam\x0f\0\0\0ple.org</value></field><field var='later'/></x>";
+        let err = parse(crash).expect_err("control characters");
+        assert!(err.contains("U+000F"), "{err}");
+        let clean = String::from_utf8_lossy(crash).replace("\u{f}\0\0\0", "");
+        assert!(parse(clean.as_bytes()).is_ok());
+    }
+
+    /// Found by the `data_form` fuzz target: a namespace declaration's value was used as
+    /// written, control characters included. The input is the crashing one, verbatim.
+    #[test]
+    fn fuzz_regression_control_characters_in_a_namespace_are_refused() {
+        let mut crash = b"<?xml version='1.0'?><x xmlns='jabber:x:dat".to_vec();
+        crash.extend_from_slice(&[0; 29]);
+        crash.extend_from_slice(
+            b"a' type='submit'><field var='FORM_TYPE' type='hidden'><value>\
+            urn:tessera:password-reset:0</value></field><field var='username'><value> alice \
+            </value></field><field var='email'><value>alice@example.org</value></field>\
+            <field var='later'/></x>",
+        );
+        let err = parse(&crash).expect_err("control characters");
+        assert!(err.contains("U+0000"), "{err}");
+    }
+
+    /// Found by the `data_form` fuzz target: attribute names holding quotes, control
+    /// characters and bytes that are not UTF-8 were taken as names. The crashing input.
+    #[test]
+    fn fuzz_regression_attribute_names_must_be_names() {
+        let crash =
+            b"<x xmUUUUU\x01lnsmls=\";'\"\"n\"\xdd'\"\x02\"xrnmln=\"s'\"\"\"xnmln=\"s'\"\"\xff\0\
+            tls=\";'\"\"n\"\xdd'\"e\"xrnmln=\"s'\"\"\"xrnmn=\"s'\"\"='submit'>:y xmlns:p='urn:p' \
+            xml:lang='en' p:skip='1'/><![CDATA[<b>]]></x>";
+        let err = parse(crash).expect_err("not names");
+        assert!(err.contains("invalid name"), "{err}");
     }
 }

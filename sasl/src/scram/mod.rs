@@ -53,6 +53,10 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use client::{ClientBinding, ClientKeys, ClientSecret, ScramClient, ScramClientFinal};
 pub use credentials::{derive_credentials, fake_credentials, verify_password, ScramCredentials};
 pub use error::{CredentialError, ScramError, ScramSyntax};

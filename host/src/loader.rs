@@ -245,11 +245,15 @@ fn copy_exclusive(source: &Path, dest: &Path) -> io::Result<()> {
 /// Gate 1: the plain `TESSERA_PLUGIN_MAGIC` static, read from the ELF file without loading it
 /// (loading would run the library's initialisers before we know what it is).
 fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
-    let bytes = std::fs::read(staged).map_err(|e| LoadError::Stage {
+    // Read through a cache of the parts parsed (headers, dynamic symbols, 48 bytes of data),
+    // not the whole file: plugin files are megabytes, and a buffer that size freed at start
+    // would show up as memory the server holds until the allocator returns it.
+    let file = std::fs::File::open(staged).map_err(|e| LoadError::Stage {
         path: source.to_path_buf(),
         message: e.to_string(),
     })?;
-    let magic = read_magic(&bytes).map_err(|e| match e {
+    let cache = object::ReadCache::new(file);
+    let magic = read_magic(&cache).map_err(|e| match e {
         MagicError::NotElf(message) => LoadError::Open {
             path: source.to_path_buf(),
             message,
@@ -297,7 +301,7 @@ const _: () = {
 
 /// Find the exported `TESSERA_PLUGIN_MAGIC` in an ELF shared object's dynamic symbols and decode
 /// the bytes the loader would map at its address.
-fn read_magic(file: &[u8]) -> Result<PluginMagic, MagicError> {
+fn read_magic<'data, R: object::ReadRef<'data>>(file: R) -> Result<PluginMagic, MagicError> {
     let elf = object::File::parse(file)
         .map_err(|e| MagicError::NotElf(format!("not an ELF shared object ({e})")))?;
     if elf.kind() != ObjectKind::Dynamic {

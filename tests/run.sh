@@ -147,6 +147,19 @@ else
     log "go-sendxmpp $gsx installed"
 fi
 
+# --- util-linux tools of the e2e tests: setpriv (a client as another user, which needs root) and
+# prlimit (a server under a small descriptor limit) --------------------------------------------
+for tool in setpriv prlimit; do
+    if ! command -v "$tool" >/dev/null; then
+        apt_update_once
+        log "installing util-linux ($tool)"
+        "${SUDO[@]}" apt-get install -y -q util-linux >/dev/null
+    fi
+    command -v "$tool" >/dev/null || die "$tool not found after installing util-linux"
+done
+[[ "$(id -u)" == 0 ]] || log "WARNING: not root: the admin-socket test that runs a client as another user will fail"
+getent passwd nobody >/dev/null || die "no user 'nobody': the admin-socket test runs a client as it"
+
 # --- Node.js (>= 20.10, required by @xmpp/client 0.14) and the npm packages ----------------------
 command -v node >/dev/null || die "node not found: the tests need Node.js >= 20.10 (the machine image ships it)"
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \

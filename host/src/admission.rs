@@ -8,10 +8,11 @@
 //! Each address (IPv6 by /64) may hold at most `max_connections_per_ip` of each kind. A refused
 //! connection is closed at once, which frees its descriptor and tells the peer.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Descriptors kept out of the connection budget: stdio, listeners, the admin socket and its
@@ -141,6 +142,36 @@ impl Admission {
         })
     }
 
+    /// The next admitted connection on `listener`, with the ticket that holds its place. Accept
+    /// errors (descriptor exhaustion above all) wait as `backoff` says instead of spinning; a
+    /// connection over a cap is closed at once, which frees its descriptor and tells the peer.
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+        kind: Kind,
+        backoff: &mut AcceptBackoff,
+    ) -> (TcpStream, SocketAddr, Ticket) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => {
+                    backoff.reset();
+                    x
+                }
+                Err(e) => {
+                    let wait = backoff.failed();
+                    let wait_ms = wait.as_millis() as u64;
+                    tracing::warn!(?kind, error = %e, wait_ms, "accept failed");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            match self.admit(kind, peer.ip()) {
+                Ok(ticket) => return (tcp, peer, ticket),
+                Err(refusal) => tracing::debug!(?kind, %peer, %refusal, "connection refused"),
+            }
+        }
+    }
+
     /// Connections held now (c2s, HTTPS).
     pub fn in_use(&self) -> (usize, usize) {
         (
@@ -163,7 +194,7 @@ pub fn raise_descriptor_limit() -> usize {
 
 /// How long an accept loop waits after an accept error: descriptor exhaustion (EMFILE,
 /// ENFILE) and memory shortage repeat at once if retried at once, so the wait doubles from
-/// 10 ms up to 1 s while errors go on; `None` resets it.
+/// 10 ms up to 1 s while errors go on; a successful accept resets it.
 #[derive(Debug, Default)]
 pub struct AcceptBackoff {
     next_ms: u64,

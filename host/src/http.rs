@@ -28,28 +28,10 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.http_config.clone());
     let mut backoff = crate::admission::AcceptBackoff::default();
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => {
-                backoff.reset();
-                x
-            }
-            Err(e) => {
-                let wait = backoff.failed();
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "HTTPS accept failed");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        };
-        let ticket = match shared
+        let (tcp, peer, ticket) = shared
             .admission
-            .admit(crate::admission::Kind::Https, peer.ip())
-        {
-            Ok(ticket) => ticket,
-            Err(refusal) => {
-                tracing::debug!(%peer, %refusal, "HTTPS connection refused");
-                continue;
-            }
-        };
+            .accept(&listener, crate::admission::Kind::Https, &mut backoff)
+            .await;
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         tokio::spawn(async move {

@@ -31,28 +31,10 @@ const SASL2_NS: &str = "urn:xmpp:sasl:2";
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, direct_tls: bool) {
     let mut backoff = crate::admission::AcceptBackoff::default();
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => {
-                backoff.reset();
-                x
-            }
-            Err(e) => {
-                let wait = backoff.failed();
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "accept failed");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        };
-        let ticket = match shared
+        let (tcp, peer, ticket) = shared
             .admission
-            .admit(crate::admission::Kind::C2s, peer.ip())
-        {
-            Ok(ticket) => ticket,
-            Err(refusal) => {
-                tracing::debug!(%peer, %refusal, "connection refused");
-                continue;
-            }
-        };
+            .accept(&listener, crate::admission::Kind::C2s, &mut backoff)
+            .await;
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {

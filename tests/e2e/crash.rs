@@ -30,9 +30,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tessera_sasl::ht::build_initial_response;
-use tessera_sasl::Hash;
 use tessera_tests::reset::{mail_body, reset_link, Profile};
-use tessera_tests::sasl::Sasl2Extras;
+use tessera_tests::sasl::{
+    password_login_works as login_works, PasswordMechanism as Mech, Sasl2Extras,
+};
 use tessera_tests::{https, Server, ServerOptions, XmppClient};
 
 const PW: &str = "pw";
@@ -144,26 +145,7 @@ fn fresh(addr: SocketAddr) -> XmppClient {
     c
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mech {
-    Sha1,
-    Sha256,
-    Plain,
-}
-
-const MECHS: [Mech; 3] = [Mech::Sha1, Mech::Sha256, Mech::Plain];
-
-/// A password login on a fresh stream; whether it succeeded.
-fn login_works(addr: SocketAddr, user: &str, password: &str, mech: Mech) -> bool {
-    let mut c = fresh(addr);
-    let none = Sasl2Extras::default();
-    match mech {
-        Mech::Sha1 => c.sasl2_scram(Hash::Sha1, false, user, password, &none),
-        Mech::Sha256 => c.sasl2_scram(Hash::Sha256, false, user, password, &none),
-        Mech::Plain => c.sasl2_plain(user, password, &none),
-    }
-    .success
-}
+const MECHS: [Mech; 3] = [Mech::ScramSha1, Mech::ScramSha256, Mech::Plain];
 
 /// The `token` attribute of FAST's `<token/>` in a `<success/>`.
 fn token_of(xml: &str) -> Option<String> {
@@ -513,7 +495,7 @@ fn check_rst(
     let current = match rec.in_flight {
         Some(reset) => {
             let link = get(server.ports.http, &reset.path).status;
-            let works = login_works(addr, RST, &reset.password, Mech::Sha256);
+            let works = login_works(addr, RST, &reset.password, Mech::ScramSha256);
             // Used if and only if the password took effect.
             if (link == 410) != works {
                 tally.half_applied.push(format!(

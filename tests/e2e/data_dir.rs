@@ -3,15 +3,15 @@
 //! socket serves only its own user (and root), one server per folder, and an offline `tessera
 //! user` command never writes the store behind a server it cannot reach.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tessera_tests::reset::Profile;
-use tessera_tests::sasl::Sasl2Extras;
+use tessera_tests::sasl::{password_login_works, PasswordMechanism};
 use tessera_tests::{
     run_cli, tessera_bin, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
 };
@@ -35,10 +35,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn login_works(direct_tls: std::net::SocketAddr, password: &str) -> bool {
-    let mut c = XmppClient::direct_tls(direct_tls);
-    c.open();
-    c.sasl2_plain("alice", password, &Sasl2Extras::default())
-        .success
+    password_login_works(direct_tls, "alice", password, PasswordMechanism::Plain)
 }
 
 /// The first file in `folder`, waiting for one to appear.
@@ -66,42 +63,9 @@ struct Running {
 
 impl Running {
     fn start(config: &Path) -> Running {
-        let mut child = Command::new(tessera_bin())
-            .arg("-c")
-            .arg(config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tessera");
         let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (ready_tx, ready) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("tessera ready ") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let mut running = Running { child, log };
-        if ready.recv_timeout(TIMEOUT).is_err() {
-            let _ = running.child.kill();
-            panic!("server not ready: {}", running.logs());
-        }
-        running
+        let (child, _, _) = Server::spawn(config, None, &log);
+        Running { child, log }
     }
 
     fn logs(&self) -> String {
@@ -370,30 +334,22 @@ fn another_local_user_cannot_use_the_admin_socket() {
     // refuses a folder of another user.
     chmod(server.dir.path(), 0o711);
     chmod(&config, 0o644);
-    let out = as_nobody(
-        &["-c", config_arg, "user", "passwd", "alice"],
-        &format!("{NEW}\n"),
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("belongs to uid 0, not to this process (uid 65534)"),
-        "{err}"
-    );
+    // `tessera user passwd alice` as nobody: refused (exit 1) with `reason`.
+    let refused_as_nobody = |reason: &str| {
+        let out = as_nobody(
+            &["-c", config_arg, "user", "passwd", "alice"],
+            &format!("{NEW}\n"),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(reason), "{err}");
+    };
+    refused_as_nobody("belongs to uid 0, not to this process (uid 65534)");
 
     // Open every door but the last: data_dir passable, socket 0666.
     chmod(&data, 0o711);
     chmod(&data.join("admin.sock"), 0o666);
-    let out = as_nobody(
-        &["-c", config_arg, "user", "passwd", "alice"],
-        &format!("{NEW}\n"),
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("refused: this server runs as uid 0; uid 65534 may not use its admin socket"),
-        "{err}"
-    );
+    refused_as_nobody("refused: this server runs as uid 0; uid 65534 may not use its admin socket");
     server.wait_for_log("admin socket: connection from another user refused");
     assert!(login_works(server.ports.direct_tls, OLD), "nothing changed");
     // Root (any user the server runs as) still gets in.

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use tessera_sasl::scram::{ClientBinding, ClientSecret, ScramClient};
 use tessera_sasl::Hash;
-use tessera_tests::sasl::{b64, inner, unb64, Sasl2Extras, SASL2};
+use tessera_tests::sasl::{
+    b64, inner, password_login_works, unb64, PasswordMechanism, Sasl2Extras, SASL2,
+};
 use tessera_tests::{Server, ServerOptions, XmppClient};
 
 const UA: &str = "d4565fa7-4d72-4749-b3d3-740edbf87770";
@@ -94,19 +96,12 @@ fn a_login_begun_before_a_password_change_fails_after_it_and_gets_no_token() {
     assert!(!closed.contains("id='p1'"), "{closed}");
     server.wait_for_log("login refused");
     // The owner logs in with the new password.
-    let mut owner = XmppClient::direct_tls(server.ports.direct_tls);
-    owner.open();
-    assert!(
-        owner
-            .sasl2_scram(
-                Hash::Sha256,
-                false,
-                "alice",
-                "new password",
-                &Sasl2Extras::default()
-            )
-            .success
-    );
+    assert!(password_login_works(
+        server.ports.direct_tls,
+        "alice",
+        "new password",
+        PasswordMechanism::ScramSha256
+    ));
 }
 
 /// The same after `tessera user del`: the observed bypass bound a resource that answered pings.
@@ -250,19 +245,12 @@ fn connection_floods_cannot_exhaust_descriptors_or_lock_out_the_operator() {
     // Places come back when the flood goes.
     drop(three);
     std::thread::sleep(Duration::from_millis(300));
-    let mut owner = XmppClient::direct_tls(addr);
-    owner.open();
-    assert!(
-        owner
-            .sasl2_scram(
-                Hash::Sha256,
-                false,
-                "alice",
-                "new password",
-                &Sasl2Extras::default()
-            )
-            .success
-    );
+    assert!(password_login_works(
+        addr,
+        "alice",
+        "new password",
+        PasswordMechanism::ScramSha256
+    ));
     drop((one, two));
 }
 

@@ -250,7 +250,8 @@ impl Server {
 
     /// Run `tessera -c CONFIG run` (under `prlimit` when `nofile` is set), copy its stderr into
     /// `log`, and wait for the ready line; returns the process, its listeners and its modules.
-    fn spawn(
+    /// For tests that prepare a config and data directory of their own.
+    pub fn spawn(
         config: &Path,
         nofile: Option<u64>,
         log: &Arc<Mutex<String>>,

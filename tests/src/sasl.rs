@@ -62,6 +62,36 @@ fn read_outcome(c: &mut XmppClient) -> Sasl2Outcome {
     }
 }
 
+/// A SASL2 password mechanism the tests log in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordMechanism {
+    /// SCRAM-SHA-1.
+    ScramSha1,
+    /// SCRAM-SHA-256.
+    ScramSha256,
+    /// PLAIN.
+    Plain,
+}
+
+/// Whether a SASL2 password login of `user` succeeds, on a fresh direct-TLS connection to
+/// `addr`.
+pub fn password_login_works(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    mechanism: PasswordMechanism,
+) -> bool {
+    let mut c = XmppClient::direct_tls(addr);
+    c.open();
+    let none = Sasl2Extras::default();
+    match mechanism {
+        PasswordMechanism::ScramSha1 => c.sasl2_scram(Hash::Sha1, false, user, password, &none),
+        PasswordMechanism::ScramSha256 => c.sasl2_scram(Hash::Sha256, false, user, password, &none),
+        PasswordMechanism::Plain => c.sasl2_plain(user, password, &none),
+    }
+    .success
+}
+
 /// Optional SASL2 children: user agent and Bind 2.
 #[derive(Debug, Clone, Default)]
 pub struct Sasl2Extras {

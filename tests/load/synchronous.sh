@@ -27,49 +27,13 @@ NORMAL="$(cd "$1" && pwd)"
 FULL="$(cd "$2" && pwd)"
 SECS="${3:-5}"
 ROUNDS="${4:-2}"
-SERVER=""
-DIR=""
+# shellcheck source=start.sh
+source "$(dirname "$0")/start.sh"
+trap stop_server EXIT
 
-stop() {
-    if [ -n "$SERVER" ]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-    fi
-    SERVER=""
-    if [ -n "$DIR" ]; then rm -rf "$DIR"; fi
-    DIR=""
-}
-trap stop EXIT
-
-# start BIN_DIR [MIN_TTL]: a fresh server from BIN_DIR; sets DIR, CONF, SERVER, DIRECT.
+# start BIN_DIR [MIN_TTL]: a fresh server from BIN_DIR, every FAST login rotating by default.
 start() {
-    DIR="$(mktemp -d)"
-    CONF="$DIR/tessera.toml"
-    local port=$((20000 + RANDOM % 20000))
-    DIRECT="127.0.0.1:$((port + 1))"
-    cat > "$CONF" <<EOT
-domain = "localhost"
-data_dir = "data"
-plugin_dir = "$1"
-modules_enabled = ["sasl2", "sasl2_fast"]
-sasl2_fast_token_min_ttl = ${2:-0}
-
-[c2s]
-listen = ["127.0.0.1:$port"]
-direct_tls = ["$DIRECT"]
-max_connections_per_ip = 1000000
-
-[http]
-listen = ["127.0.0.1:$((port + 2))"]
-EOT
-    RUST_LOG=warn "$1/tessera" -c "$CONF" run > "$DIR/server.out" 2> "$DIR/server.err" &
-    SERVER=$!
-    for _ in $(seq 100); do
-        grep -q '^tessera ready' "$DIR/server.out" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    cat "$DIR/server.err" >&2
-    exit 1
+    start_server "$1" "sasl2_fast_token_min_ttl = ${2:-0}"
 }
 
 logins() { # BIN_DIR NAME MECHANISM [MIN_TTL]
@@ -82,7 +46,7 @@ rate, p50, p99, rot, err = r["logins_per_s"], l["p50"], l["p99"], r["tokens_rota
 cpu = r.get("server_cpu_ms_per_login")
 print(f"{sys.argv[1]:6} {sys.argv[2]:26} {rate:8.0f}/s  p50 {p50} ms  p99 {p99} ms  server CPU {cpu} ms/login  rotated {rot}  errors {err}")' \
             "$2" "$3${4:+ (min_ttl $4)}"
-    stop
+    stop_server
 }
 
 passwd() { # BIN_DIR NAME
@@ -110,7 +74,7 @@ passwd() { # BIN_DIR NAME
 n=sum(int(open(f"{sys.argv[3]}/count{i}").read()) for i in range(1,5)); s=float(sys.argv[5])-float(sys.argv[4])
 print(f"{sys.argv[1]:6} {sys.argv[2]:26} {n/s:8.1f}/s  {4*s*1000/n:.1f} ms per change per loop  ({n} changes)")' \
         "$2" passwd "$DIR" "$t0" "$t1"
-    stop
+    stop_server
 }
 
 for round in $(seq "$ROUNDS"); do

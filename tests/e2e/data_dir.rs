@@ -3,17 +3,16 @@
 //! socket serves only its own user (and root), one server per folder, and an offline `tessera
 //! user` command never writes the store behind a server it cannot reach.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tessera_tests::reset::Profile;
 use tessera_tests::sasl::{password_login_works, PasswordMechanism};
 use tessera_tests::{
-    run_cli, tessera_bin, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
+    run_cli, run_with_stdin, tessera_bin, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
 };
 
 const OLD: &str = "old password 1";
@@ -298,20 +297,12 @@ fn with_no_server_running_the_cli_acts_offline_even_after_a_crash() {
 
 /// Run the `tessera` binary as `nobody` (uid 65534) with `stdin`.
 fn as_nobody(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new("setpriv")
+    let mut command = Command::new("setpriv");
+    command
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(tessera_bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("setpriv");
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child.wait_with_output().expect("wait")
+        .args(args);
+    run_with_stdin(command, stdin)
 }
 
 #[test]

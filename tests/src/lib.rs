@@ -396,16 +396,21 @@ impl Drop for Server {
 
 /// Run `tessera -c CONFIG ARGS…` with `stdin`, bounded by [`TIMEOUT`].
 pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(tessera_bin())
-        .arg("-c")
-        .arg(config)
-        .args(args)
+    let mut command = Command::new(tessera_bin());
+    command.arg("-c").arg(config).args(args);
+    run_with_stdin(command, stdin)
+}
+
+/// Run `command` (with `RUST_LOG=warn`) feeding it `stdin`, bounded by [`TIMEOUT`] (killed past
+/// it); returns what it printed and how it ended.
+pub fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn tessera cli");
+        .expect("spawn a command");
     if let Some(mut input) = child.stdin.take() {
         let _ = input.write_all(stdin.as_bytes());
     }

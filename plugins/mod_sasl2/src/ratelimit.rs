@@ -59,25 +59,25 @@ impl Table {
         }
     }
 
-    /// Failures of `key` within the window, oldest first.
-    fn recent(&self, key: &str, now: u64, window: u64) -> Vec<u64> {
+    /// Failures of `key` within the window, oldest first (no allocation: this runs on every
+    /// login attempt).
+    fn recent<'a>(&'a self, key: &str, now: u64, window: u64) -> impl Iterator<Item = u64> + 'a {
         self.entries
             .get(key)
-            .map(|times| {
-                times
-                    .iter()
-                    .copied()
-                    .filter(|t| t.saturating_add(window) > now)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |t| t.saturating_add(window) > now)
     }
 
     /// Milliseconds until `key` is below its limit again, `None` when it is below now.
     fn retry_after_ms(&self, key: &str, now: u64, window: u64) -> Option<u64> {
-        let recent = self.recent(key, now, window);
-        let pivot = recent.len().checked_sub(self.limit)?;
-        let unlock_at = recent.get(pivot)?.saturating_add(window);
+        let count = self.recent(key, now, window).count();
+        let pivot = count.checked_sub(self.limit)?;
+        let unlock_at = self
+            .recent(key, now, window)
+            .nth(pivot)?
+            .saturating_add(window);
         Some(unlock_at.saturating_sub(now).max(1))
     }
 
@@ -270,9 +270,9 @@ impl RateLimiter {
     /// The account backoff still to wait for this pair, if the account is past its threshold
     /// and this address has failed on it.
     fn backoff_ms(&self, user: &str, pair: &str, now: u64) -> Option<u64> {
-        let failures = self.users.recent(user, now, self.window_ms).len();
+        let failures = self.users.recent(user, now, self.window_ms).count();
         let over = failures.checked_sub(self.users.limit)?;
-        let last = *self.pairs.recent(pair, now, self.window_ms).last()?;
+        let last = self.pairs.recent(pair, now, self.window_ms).last()?;
         let shift = u32::try_from(over.min(BACKOFF_STEPS)).unwrap_or(0);
         let wait = (BACKOFF_BASE_MS << shift).min(self.backoff_max_ms);
         let until = last.saturating_add(wait);

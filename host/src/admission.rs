@@ -67,11 +67,6 @@ pub fn caps(descriptors: usize, c2s: usize, https: usize, per_ip: usize) -> Caps
     }
 }
 
-/// The key of an address for the per-address cap.
-fn address(ip: IpAddr) -> String {
-    tessera_plugin_api::names::address_key(&ip.to_string())
-}
-
 /// Both listeners' counters.
 #[derive(Debug)]
 pub struct Admission {
@@ -127,7 +122,7 @@ impl Admission {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refusal::Full(cap))?;
-        let key = (kind, address(ip));
+        let key = (kind, tessera_plugin_api::names::ip_key(ip));
         {
             let mut n = self.per_ip.entry(key.clone()).or_insert(0);
             if *n >= self.caps.per_ip {

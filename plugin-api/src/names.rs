@@ -56,15 +56,22 @@ pub fn prep(name: &str) -> Result<String, String> {
 /// ```
 pub fn address_key(ip: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+        Ok(ip) => ip_key(ip),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// [`address_key`] of a parsed address.
+pub fn ip_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
             }
         },
-        Err(_) => ip.to_owned(),
     }
 }
 

@@ -17,9 +17,9 @@
 // each block below carries its SAFETY argument. No other host module uses `unsafe`.
 #![allow(unsafe_code)]
 
-use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -210,8 +210,7 @@ fn prepare_staging_dir(dir: &Path) -> io::Result<()> {
             dir.display()
         )));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::data_dir::effective_uid();
     if meta.uid() != euid {
         return Err(io::Error::other(format!(
             "staging folder {} belongs to uid {}, not to this server (uid {euid})",
@@ -219,9 +218,7 @@ fn prepare_staging_dir(dir: &Path) -> io::Result<()> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o7777 != 0o700 {
-        std::fs::set_permissions(dir, Permissions::from_mode(0o700))?;
-    }
+    crate::data_dir::tighten(dir)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! not skip them). Each library has a constructor that writes a marker file, so a test can tell
 //! whether the dynamic loader ran any of its code.
 
+use std::fs::Permissions;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;

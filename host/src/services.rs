@@ -312,13 +312,18 @@ fn judge_success(shared: &Shared, exchange: u64, answer: Value) -> Value {
         .get("user")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let failure = |condition: &str| {
+        serde_json::to_value(MechanismStep::Failure {
+            condition: condition.to_owned(),
+            text: None,
+            user: Some(user.to_owned()),
+            application: None,
+        })
+        .unwrap_or(Value::Null)
+    };
     let refuse = |why: &str| {
         tracing::warn!(exchange, user = %user, why, "login refused: the proof no longer counts");
-        serde_json::json!({
-            "step": "failure",
-            "condition": "not-authorized",
-            "user": user,
-        })
+        failure("not-authorized")
     };
     let Some((stream, basis_ms)) = shared.exchanges.basis(exchange) else {
         return refuse("unknown exchange");
@@ -330,11 +335,7 @@ fn judge_success(shared: &Shared, exchange: u64, answer: Value) -> Value {
         Ok(account) => account,
         Err(e) => {
             tracing::error!(error = %e, "store failure checking a login");
-            return serde_json::json!({
-                "step": "failure",
-                "condition": "temporary-auth-failure",
-                "user": user,
-            });
+            return failure("temporary-auth-failure");
         }
     };
     if let Err(stale) = crate::exchanges::still_valid(account.as_ref(), basis_ms) {

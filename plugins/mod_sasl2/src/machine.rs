@@ -214,7 +214,7 @@ fn initiate(
         profile,
         mechanism: el.attr("mechanism").unwrap_or_default().trim().to_owned(),
         user_agent_id: if sasl2 { wire::user_agent_id(el) } else { None },
-        authenticate: sasl2.then(|| kept(el)),
+        authenticate: None,
         hidden: false,
         started_at_ms: 0,
     };
@@ -243,6 +243,8 @@ fn initiate(
         return fail(st, env, stream, &ex, f);
     }
     ex.started_at_ms = now;
+    // Kept only for an exchange that starts: refused attempts copy nothing.
+    ex.authenticate = sasl2.then(|| kept(el));
     let step = env.svc.mechanism_start(MechanismStart {
         exchange: stream.id,
         mechanism: ex.mechanism.clone(),

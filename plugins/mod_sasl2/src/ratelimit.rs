@@ -253,9 +253,11 @@ impl RateLimiter {
     /// attempt (FAST) is not held back by the account's backoff.
     pub(crate) fn check(&self, user: &str, ip: &str, now: u64, token: bool) -> Option<Limited> {
         let w = self.window_ms;
-        let address = address(ip).unwrap_or_default();
-        let pair = pair_key(user, &address);
-        let by_ip = self.check_ip(ip, now).map(|l| l.retry_after_secs * 1000);
+        let address = address(ip);
+        let pair = pair_key(user, address.as_deref().unwrap_or_default());
+        let by_ip = address
+            .as_deref()
+            .and_then(|a| self.ips.retry_after_ms(a, now, w));
         let by_pair = self.pairs.retry_after_ms(&pair, now, w);
         let by_backoff = (!token)
             .then(|| self.backoff_ms(user, &pair, now))

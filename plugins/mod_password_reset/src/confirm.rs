@@ -36,11 +36,7 @@ pub(crate) fn view(ctx: Ctx<'_>, link_token: &str) -> View {
         return View::Dead(Status::Unknown);
     };
     let now = ctx.svc.now_ms();
-    let status = store::load(ctx.svc, &id).and_then(|record| match record {
-        Some(record) => store::status_now(ctx.svc, record, now),
-        None => Ok(Status::Unknown),
-    });
-    match status {
+    match store::status_of(ctx.svc, &id, now) {
         Ok(Status::Valid(r)) => View::Form {
             jid: format!("{}@{}", r.user, ctx.domain),
             csrf: crypto::csrf_token(&ctx.keys.csrf, &id, now),
@@ -141,11 +137,7 @@ pub(crate) fn confirm(
     };
     let _serial = locked(serial);
     let now = svc.now_ms();
-    let status = store::load(svc, &id).and_then(|record| match record {
-        Some(record) => store::status_now(svc, record, now),
-        None => Ok(Status::Unknown),
-    });
-    let record = match status {
+    let record = match store::status_of(svc, &id, now) {
         Ok(Status::Valid(r)) => r,
         Ok(dead) => return Confirmed::Dead(dead),
         Err(e) => {

@@ -65,17 +65,16 @@ impl Record {
     }
 }
 
-/// The link's status at `now_ms` against its account as it is now: a link created before the
-/// account's last password change, or whose account is gone, is revoked, whether or not the
-/// revocation (an event) reached this module.
+/// The status at `now_ms` of the link with id `id`, against its account as it is now: a link
+/// created before the account's last password change, or whose account is gone, is revoked,
+/// whether or not the revocation (an event) reached this module; no record is `Unknown`.
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn status_now(
-    svc: &dyn Services,
-    record: Record,
-    now_ms: u64,
-) -> Result<Status, PluginError> {
+pub(crate) fn status_of(svc: &dyn Services, id: &str, now_ms: u64) -> Result<Status, PluginError> {
+    let Some(record) = load(svc, id)? else {
+        return Ok(Status::Unknown);
+    };
     match record.status(now_ms) {
         Status::Valid(r) => match svc.password_changed_at(&r.user)? {
             Some(changed) if changed < r.created_ms => Ok(Status::Valid(r)),

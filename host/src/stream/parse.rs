@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use quick_xml::escape::{resolve_xml_entity, unescape_with, EscapeError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
-use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::xml::{is_ncname, is_xml_char, Element};
 
 /// The namespace of the stream element, `http://etherx.jabber.org/streams`.
 pub const STREAM_NS: &str = "http://etherx.jabber.org/streams";
@@ -439,31 +439,6 @@ fn split_qname(raw: &[u8]) -> Result<(Option<String>, String), ParseError> {
         return Err(nwf(format_args!("invalid name {name:?}")));
     }
     Ok((prefix.map(str::to_owned), local.to_owned()))
-}
-
-/// `NCName`: an XML `Name` without colons (XML 1.0 fifth edition ranges).
-fn is_ncname(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
-}
-
-fn is_name_start(c: char) -> bool {
-    matches!(c,
-        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
-        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
-        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
-        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
-        | '\u{10000}'..='\u{EFFFF}')
-}
-
-fn is_name_char(c: char) -> bool {
-    is_name_start(c)
-        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
-}
-
-/// XML 1.0 `Char`.
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
 fn check_chars(s: &str) -> Result<(), ParseError> {

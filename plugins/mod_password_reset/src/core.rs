@@ -1,7 +1,8 @@
 //! The module's state and the glue between the SDK callbacks and the pure flow: exchanges in
 //! progress, rate limits, the lock that makes each link single-use, and the hourly cleanup.
-//! No lock is held while the host is called, except `serial` around a page confirmation (the
-//! host never calls back into this module synchronously from there: events are queued).
+//! No lock is held while the host is called, except `serial` around a page confirmation and
+//! around an event's revocation (the host never calls back into this module synchronously from
+//! either: events are queued and delivered on the bus thread).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -143,6 +144,11 @@ impl Core {
             events::USER_DELETED => event.decode::<UserDeleted>()?.user,
             _ => return Ok(()),
         };
+        // Under `serial`: the event of a page confirmation's own password change arrives on
+        // the bus thread while that confirmation may still be marking its link used; revoking
+        // outside the lock could write back the unmarked record over it (lost update), and the
+        // page would then call a used link revoked.
+        let _serial = locked(&self.serial);
         flow::revoke(self.ctx(svc), &user);
         Ok(())
     }

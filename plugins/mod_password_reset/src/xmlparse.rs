@@ -9,7 +9,7 @@
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
-use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::xml::{is_ncname, is_xml_char, Element};
 
 /// Deepest element nesting accepted (a data form needs 3: `x`, `field`, `value`).
 pub(crate) const MAX_DEPTH: usize = 8;
@@ -21,10 +21,7 @@ pub(crate) type XmlError = String;
 
 /// Refuses characters outside XML 1.0 `Char` (quick-xml passes them through).
 fn check_chars(text: &str) -> Result<String, XmlError> {
-    let allowed = |c: char| {
-        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
-    };
-    match text.chars().find(|&c| !allowed(c)) {
+    match text.chars().find(|&c| !is_xml_char(c)) {
         Some(c) => Err(format!(
             "not well-formed: character U+{:04X} is not allowed",
             u32::from(c)
@@ -38,20 +35,7 @@ fn check_chars(text: &str) -> Result<String, XmlError> {
 /// `>` as a name, `< />` included.
 fn local_name(raw: &[u8]) -> Result<String, XmlError> {
     let name = String::from_utf8_lossy(raw);
-    let start = |c: char| {
-        matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
-            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
-            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
-            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFC}'
-            | '\u{10000}'..='\u{EFFFF}')
-    };
-    let rest = |c: char| {
-        start(c)
-            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}'
-                | '\u{203F}'..='\u{2040}')
-    };
-    let mut chars = name.chars();
-    if chars.next().is_some_and(start) && chars.all(rest) {
+    if is_ncname(&name) && !name.contains('\u{FFFD}') {
         Ok(name.into_owned())
     } else {
         Err(format!("not well-formed: invalid name {name:?}"))

@@ -1,4 +1,4 @@
-//! Cost of firing one event to N hooked plugins across the ABI (JSON payload decode and the
+//! Cost of firing one event to N hooked plugins across the ABI (payload decode and the
 //! abi_stable trait-object call included), with real plugin files loaded by the real loader.
 //!
 //! Run: `cargo bench -p tessera-host --bench bus`
@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tessera_host::bus::{deliver, QueuedEvent};
-use tessera_host::modules::Registry;
+use tessera_host::runtime::bus::{deliver, QueuedEvent};
+use tessera_host::runtime::modules::Registry;
 
 fn plugin_file() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -33,13 +33,13 @@ fn registry_with(n: usize, file: &std::path::Path, staging: &std::path::Path) ->
     let mut modules = Vec::new();
     for _ in 0..n {
         // Each load stages a fresh copy, so every handler is a separate library instance.
-        let library = tessera_host::loader::load(file, staging).expect("load fixture");
+        let library = tessera_host::runtime::loader::load(file, staging).expect("load fixture");
         let prepared = tessera_host::startup::PreparedModule {
             library,
             options: Default::default(),
         };
         modules.push(Arc::new(
-            tessera_host::startup::instantiate(&prepared, &[]).expect("instantiate"),
+            tessera_host::runtime::loader::instantiate(None, &prepared, &[]).expect("instantiate"),
         ));
     }
     registry.install(modules);
@@ -51,7 +51,14 @@ fn bench(c: &mut Criterion) {
     let staging = tempfile::tempdir().expect("tempdir");
     let event = QueuedEvent {
         name: "fixture-count".into(),
-        payload: r#"{"user":"alice","origin_stream":null,"at_ms":1764072000000}"#.into(),
+        payload: tessera_plugin_api::wire::encode(
+            &tessera_plugin_api::events::UserPasswordChanged {
+                user: "alice".into(),
+                origin_stream: None,
+                at_ms: 1_764_072_000_000,
+            },
+        )
+        .expect("encode"),
         origin: None,
     };
     let mut group = c.benchmark_group("bus_dispatch");

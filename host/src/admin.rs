@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::swap::ModuleManager;
+use crate::runtime::swap::ModuleManager;
 use crate::Shared;
 
 /// Longest request line accepted.
@@ -195,7 +195,9 @@ async fn answer(shared: &Arc<Shared>, req: AdminRequest) -> AdminResponse {
         AdminRequest::ModuleReload { name } => {
             ModuleManager::run(shared, move |s| s.modules.reload(s, &name)).await
         }
-        AdminRequest::ConfigReload => ModuleManager::run(shared, crate::swap::config::reload).await,
+        AdminRequest::ConfigReload => {
+            ModuleManager::run(shared, crate::runtime::swap::config::reload).await
+        }
         other => {
             let shared = shared.clone();
             return tokio::task::spawn_blocking(move || execute(&shared, other))
@@ -228,7 +230,7 @@ fn status(shared: &Shared) -> serde_json::Value {
         "exchanges": shared.exchanges.len(),
         "verified_pending": shared.exchanges.verified_len(),
         "tasks": shared.runtime.metrics().num_alive_tasks(),
-        "modules": crate::swap::list(shared),
+        "modules": crate::runtime::swap::list(shared),
     })
 }
 
@@ -276,7 +278,7 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             .list_accounts()
             .map(|v| serde_json::json!(v))
             .map_err(|e| e.to_string()),
-        AdminRequest::ModuleList => Ok(crate::swap::list(shared)),
+        AdminRequest::ModuleList => Ok(crate::runtime::swap::list(shared)),
         AdminRequest::Status => Ok(status(shared)),
         AdminRequest::ModuleLoad { .. }
         | AdminRequest::ModuleUnload { .. }

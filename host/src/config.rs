@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tessera_plugin_api::protocol::{Manifest, OptionKind};
+use tessera_plugin_api::protocol::{Manifest, OptionKind, OptionValue};
 use toml::de::{DeTable, DeValue};
 
 /// The config used when no file is given and `./tessera.toml` does not exist.
@@ -185,14 +185,14 @@ impl Config {
     }
 
     /// Check module options against the manifests of the enabled modules and return each
-    /// module's options (with defaults filled in) as a JSON object.
+    /// module's options, typed, with defaults filled in.
     ///
     /// # Errors
     /// An unknown top-level key, a wrong type, a value out of bounds or a missing required key.
     pub fn module_configs(
         &self,
         manifests: &[(String, Manifest)],
-    ) -> Result<HashMap<String, serde_json::Map<String, serde_json::Value>>, ConfigError> {
+    ) -> Result<HashMap<String, tessera_plugin_api::Config>, ConfigError> {
         let mut owner: HashMap<&str, (&str, &tessera_plugin_api::protocol::OptionSpec)> =
             HashMap::new();
         for (module, manifest) in manifests {
@@ -214,16 +214,13 @@ impl Config {
                 }
             }
         }
-        let mut out: HashMap<String, serde_json::Map<String, serde_json::Value>> = manifests
+        let mut out: HashMap<String, tessera_plugin_api::Config> = manifests
             .iter()
-            .map(|(m, _)| (m.clone(), serde_json::Map::new()))
+            .map(|(m, _)| (m.clone(), tessera_plugin_api::Config::default()))
             .collect();
         for (key, (module, spec)) in &owner {
             let value = match self.module_options.get(*key) {
-                Some(v) => {
-                    check_option(v, &spec.kind).map_err(|m| self.key_error(key, m))?;
-                    v.clone()
-                }
+                Some(v) => check_option(v, &spec.kind).map_err(|m| self.key_error(key, m))?,
                 None if spec.required => {
                     return Err(self.key_error(key, format!("required by module `{module}`")))
                 }
@@ -232,8 +229,8 @@ impl Config {
                     None => continue,
                 },
             };
-            if let Some(map) = out.get_mut(*module) {
-                map.insert((*key).to_owned(), value);
+            if let Some(config) = out.get_mut(*module) {
+                config.set(key, value);
             }
         }
         Ok(out)
@@ -316,21 +313,32 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row.last().copied().unwrap_or(0)
 }
 
-fn check_option(value: &serde_json::Value, kind: &OptionKind) -> Result<(), String> {
+/// The typed value of an option, if `value` has the declared type and bounds.
+fn check_option(value: &serde_json::Value, kind: &OptionKind) -> Result<OptionValue, String> {
     match kind {
-        OptionKind::Bool if value.is_boolean() => Ok(()),
-        OptionKind::Bool => Err("expected true or false".into()),
+        OptionKind::Bool => value
+            .as_bool()
+            .map(OptionValue::Bool)
+            .ok_or_else(|| "expected true or false".into()),
         OptionKind::Integer { min, max } => match value.as_i64() {
             Some(v) if v < *min || v > *max => Err(format!("{v} is out of range {min}..={max}")),
-            Some(_) => Ok(()),
+            Some(v) => Ok(OptionValue::Integer(v)),
             None => Err("expected an integer".into()),
         },
-        OptionKind::String if value.is_string() => Ok(()),
-        OptionKind::String => Err("expected a string".into()),
-        OptionKind::StringList => match value.as_array() {
-            Some(items) if items.iter().all(serde_json::Value::is_string) => Ok(()),
-            _ => Err("expected a list of strings".into()),
-        },
+        OptionKind::String => value
+            .as_str()
+            .map(|s| OptionValue::String(s.to_owned()))
+            .ok_or_else(|| "expected a string".into()),
+        OptionKind::StringList => value
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .map(OptionValue::StringList)
+            .ok_or_else(|| "expected a list of strings".into()),
     }
 }
 

@@ -14,10 +14,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tessera_plugin_api::protocol::{HttpRequest, HttpResponse, Request as PluginRequest};
+use tessera_plugin_api::protocol::{HttpRequest, HttpResponse};
+use tessera_plugin_api::ModuleCalls;
 use tokio::net::TcpListener;
 
-use crate::modules::Module;
+use crate::runtime::modules::Module;
 use crate::Shared;
 
 /// Largest request body accepted.
@@ -100,16 +101,15 @@ async fn handle(
             ))
         }
     };
-    let request = PluginRequest::Http(HttpRequest {
+    let request = HttpRequest {
         method,
         path,
         query,
         headers,
         body,
         peer_ip: peer.ip().to_string(),
-    });
-    let answer =
-        tokio::task::spawn_blocking(move || module.request::<HttpResponse>(&request)).await;
+    };
+    let answer = tokio::task::spawn_blocking(move || module.http(request)).await;
     Ok(match answer {
         Ok(Ok(r)) => to_response(r),
         _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),

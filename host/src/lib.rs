@@ -14,37 +14,33 @@
 pub mod accounts;
 pub mod admin;
 pub mod admission;
-pub mod bus;
 pub mod c2s;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
-pub mod exchanges;
 pub mod http;
 pub mod jid;
-pub mod loader;
 pub mod mail;
-pub mod modules;
 pub mod router;
+pub mod runtime;
 pub mod secret;
-pub mod services;
 pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod stream;
-pub mod swap;
 pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tessera_plugin_api::StreamCondition;
 
 use serde::Serialize;
 use tessera_plugin_api::events::{self, UserDeleted, UserPasswordChanged};
 
 use crate::accounts::AccountError;
-use crate::bus::Bus;
 use crate::config::Config;
-use crate::modules::Registry;
+use crate::runtime::bus::Bus;
+use crate::runtime::modules::Registry;
 use crate::secret::ServerSecret;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -88,7 +84,7 @@ pub struct Shared {
     /// Live modules and routing tables.
     pub registry: Arc<Registry>,
     /// Module generations and the load / unload / reload operations.
-    pub modules: swap::ModuleManager,
+    pub modules: runtime::swap::ModuleManager,
     /// The event bus.
     pub bus: Bus,
     /// Authenticated streams.
@@ -99,7 +95,7 @@ pub struct Shared {
     pub tls: tls::Tls,
     /// SASL exchanges in progress (pinned to the module generation that started them) and the
     /// logins the host verified.
-    pub exchanges: exchanges::Exchanges,
+    pub exchanges: runtime::exchanges::Exchanges,
     /// Connection caps (global per listener kind and per address).
     pub admission: admission::Admission,
     /// The tokio runtime (for host services called from plugin callbacks).
@@ -124,10 +120,10 @@ impl Shared {
     /// Fire a host event on the bus.
     pub fn fire<T: Serialize>(&self, name: &str, payload: &T) {
         self.bus
-            .fire_with(name, || match serde_json::to_string(payload) {
-                Ok(json) => Some((json, None)),
+            .fire_with(name, || match tessera_plugin_api::wire::encode(payload) {
+                Ok(bytes) => Some((bytes, None)),
                 Err(e) => {
-                    tracing::error!(event = name, error = %e, "cannot serialise event");
+                    tracing::error!(event = name, error = %e, "cannot encode event");
                     None
                 }
             });
@@ -147,7 +143,9 @@ impl Shared {
     ) -> Result<(), AccountError> {
         let at_ms = now_ms();
         let user = accounts::set_password(self.store.as_ref(), user, password, at_ms)?;
-        let closed = self.sessions.close_user(&user, "reset", origin_stream);
+        let closed = self
+            .sessions
+            .close_user(&user, StreamCondition::Reset, origin_stream);
         tracing::info!(%user, sessions_closed = closed, "password changed");
         self.fire(
             events::USER_PASSWORD_CHANGED,
@@ -166,7 +164,9 @@ impl Shared {
     /// Bad name, unknown account, store failure.
     pub fn delete_user(&self, user: &str) -> Result<(), AccountError> {
         let user = accounts::delete(self.store.as_ref(), user)?;
-        let closed = self.sessions.close_user(&user, "not-authorized", None);
+        let closed = self
+            .sessions
+            .close_user(&user, StreamCondition::NotAuthorized, None);
         tracing::info!(%user, sessions_closed = closed, "account deleted");
         self.fire(events::USER_DELETED, &UserDeleted { user });
         Ok(())

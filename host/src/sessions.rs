@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use tessera_plugin_api::StreamCondition;
 
 use dashmap::DashMap;
 use tessera_plugin_api::protocol::SessionInfo;
@@ -16,7 +17,7 @@ pub const SESSION_QUEUE: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseRequest {
     /// Stream error condition (`reset`, `conflict`, `not-authorized`, ...).
-    pub condition: String,
+    pub condition: StreamCondition,
     /// Optional text.
     pub text: Option<String>,
 }
@@ -59,11 +60,11 @@ impl SessionEntry {
     }
 
     /// Ask the connection task to close with a stream error (first request wins).
-    pub fn request_close(&self, condition: &str, text: Option<&str>) {
+    pub fn request_close(&self, condition: StreamCondition, text: Option<&str>) {
         if let Ok(mut slot) = self.close.lock() {
             if slot.is_none() {
                 *slot = Some(CloseRequest {
-                    condition: condition.to_owned(),
+                    condition,
                     text: text.map(str::to_owned),
                 });
             }
@@ -150,7 +151,10 @@ impl Sessions {
         if let Some(old) = self.by_full_jid.insert(full.clone(), entry.stream_id) {
             if old != entry.stream_id {
                 if let Some(old_entry) = self.by_stream.get(&old) {
-                    old_entry.request_close("conflict", Some("Replaced by new connection"));
+                    old_entry.request_close(
+                        StreamCondition::Conflict,
+                        Some("Replaced by new connection"),
+                    );
                 }
             }
         }
@@ -197,7 +201,7 @@ impl Sessions {
     }
 
     /// Close every stream of an account except one; returns how many were told to close.
-    pub fn close_user(&self, user: &str, condition: &str, except: Option<u64>) -> u64 {
+    pub fn close_user(&self, user: &str, condition: StreamCondition, except: Option<u64>) -> u64 {
         let mut n = 0;
         for e in self.of_user(user) {
             if Some(e.stream_id) != except {
@@ -209,7 +213,7 @@ impl Sessions {
     }
 
     /// Close every authenticated stream (server shutdown).
-    pub fn close_all(&self, condition: &str) {
+    pub fn close_all(&self, condition: StreamCondition) {
         for e in self.by_stream.iter() {
             e.request_close(condition, None);
         }

@@ -2,19 +2,18 @@
 //! and a graceful stop on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use tessera_plugin_api::StreamCondition;
 
-use abi_stable::std_types::{RSlice, RStr};
 use serde::Serialize;
-use tessera_plugin_api::abi::PluginHandle;
 use tessera_plugin_api::events::{self, ModuleEvent};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::loader::{LoadError, LoadedLibrary};
-use crate::modules::{Module, Registry};
-use crate::{bus::Bus, Shared};
+use crate::runtime::loader::{LoadError, LoadedLibrary};
+use crate::runtime::modules::Registry;
+use crate::{runtime::bus::Bus, Shared};
 
 /// Why the server could not start. [`StartError::exit_code`] is 2 for problems the operator
 /// fixes in the config or plugin folder, 1 otherwise.
@@ -73,8 +72,8 @@ fn runtime(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
 pub struct PreparedModule {
     /// The opened library.
     pub library: LoadedLibrary,
-    /// Its options as JSON.
-    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Its options, validated and typed.
+    pub options: tessera_plugin_api::Config,
 }
 
 /// Open every enabled module file, check options against manifests and dependencies. Used by
@@ -84,7 +83,7 @@ pub struct PreparedModule {
 /// The first refused file, option or dependency.
 pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartError> {
     let staging = config.data_dir.join("plugins");
-    crate::loader::clean_stale(&staging);
+    crate::runtime::loader::clean_stale(&staging);
     let mut libraries = Vec::new();
     for name in &config.modules_enabled {
         let path = config.plugin_path(name);
@@ -96,7 +95,7 @@ pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartErro
                 )
                 .into());
         }
-        libraries.push(crate::loader::load(&path, &staging)?);
+        libraries.push(crate::runtime::loader::load(&path, &staging)?);
     }
     let manifests: Vec<_> = libraries
         .iter()
@@ -120,32 +119,6 @@ pub fn prepare_modules(config: &Config) -> Result<Vec<PreparedModule>, StartErro
             PreparedModule { library, options }
         })
         .collect())
-}
-
-static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
-
-/// Instantiate a prepared module (with optional restored state).
-///
-/// # Errors
-/// The module's init error.
-pub fn instantiate(prepared: &PreparedModule, restore: &[u8]) -> Result<Module, StartError> {
-    let lib = &prepared.library;
-    let handle = PluginHandle(NEXT_HANDLE.fetch_add(1, Ordering::Relaxed));
-    crate::services::register_handle(handle, &lib.info.name);
-    let options = serde_json::Value::Object(prepared.options.clone()).to_string();
-    let init_err = |message: String| StartError::Init {
-        module: lib.info.name.clone(),
-        message,
-    };
-    let instance = (lib.module.instantiate())(
-        crate::services::header(),
-        handle,
-        RStr::from_str(&options),
-        RSlice::from_slice(restore),
-    )
-    .into_result()
-    .map_err(|e| init_err(e.to_string()))?;
-    Module::new(lib, handle, instance, crate::now_ms()).map_err(|e| init_err(e.to_string()))
 }
 
 #[derive(Debug, Serialize)]
@@ -250,7 +223,7 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
     let shared = Arc::new(Shared {
         bus: Bus::start(registry.clone()),
         registry,
-        modules: crate::swap::ModuleManager::new(config.clone()),
+        modules: crate::runtime::swap::ModuleManager::new(config.clone()),
         store: Arc::new(store),
         secret,
         sessions: Default::default(),
@@ -262,7 +235,6 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
         next_id: AtomicU64::new(0),
         config,
     });
-    crate::services::install(shared.clone());
     start_modules(&shared, &prepared)?;
     let c2s = bind_all(&shared.config.c2s.listen, "c2s").await?;
     let direct = bind_all(&shared.config.c2s.direct_tls, "direct TLS").await?;
@@ -294,7 +266,10 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
     // Installed before the ready line: from then on SIGHUP means "reload the config".
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangup) => {
-            tokio::spawn(crate::swap::config::on_hangup(shared.clone(), hangup));
+            tokio::spawn(crate::runtime::swap::config::on_hangup(
+                shared.clone(),
+                hangup,
+            ));
         }
         Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; use `tessera config reload`"),
     }
@@ -314,11 +289,11 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
 fn start_modules(shared: &Arc<Shared>, prepared: &[PreparedModule]) -> Result<(), StartError> {
     let mut live = Vec::new();
     for p in prepared {
-        let module = Arc::new(instantiate(p, &[])?);
+        let module = Arc::new(crate::runtime::loader::instantiate(Some(shared), p, &[])?);
         tracing::info!(plugin = %module.name, version = %module.version, build = %module.build_id, file = %module.source.display(), "module loaded");
         shared
             .modules
-            .record(&module, crate::swap::GenState::Running);
+            .record(&module, crate::runtime::swap::GenState::Running);
         live.push(module);
     }
     for conflict in shared.registry.install(live.clone()) {
@@ -352,7 +327,7 @@ async fn wait_for_signal() {
 
 async fn stop(shared: &Arc<Shared>) {
     tracing::info!(sessions = shared.sessions.len(), "shutting down");
-    shared.sessions.close_all("system-shutdown");
+    shared.sessions.close_all(StreamCondition::SystemShutdown);
     for m in shared.registry.routes().modules.iter() {
         m.shutdown();
     }

@@ -1,13 +1,11 @@
-//! The one error type that crosses the boundary in both directions.
+//! The one error type of the API, in both directions (the ABI carries it as
+//! `abi::AbiError`, converted at the boundary).
 
 use std::fmt;
 
-use abi_stable::{std_types::RString, StableAbi};
-
 /// What went wrong, as a code that can grow without breaking the ABI (a `u8` newtype, not a
 /// Rust enum, so an unknown code from a newer peer is a value, never undefined behaviour).
-#[repr(transparent)]
-#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PluginErrorKind(pub u8);
 
 impl PluginErrorKind {
@@ -51,13 +49,12 @@ impl fmt::Debug for PluginErrorKind {
 }
 
 /// An error returned across the ABI: a kind plus a human-readable message.
-#[repr(C)]
-#[derive(StableAbi, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PluginError {
     /// The kind of failure.
     pub kind: PluginErrorKind,
     /// Detail for the operator's log. Never contains secrets.
-    pub message: RString,
+    pub message: String,
 }
 
 impl PluginError {
@@ -65,7 +62,7 @@ impl PluginError {
     pub fn new(kind: PluginErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            message: RString::from(message.into()),
+            message: message.into(),
         }
     }
     /// [`PluginErrorKind::INTERNAL`].
@@ -107,9 +104,3 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
-
-impl From<serde_json::Error> for PluginError {
-    fn from(e: serde_json::Error) -> Self {
-        Self::bad_request(format!("payload: {e}"))
-    }
-}

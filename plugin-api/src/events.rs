@@ -3,8 +3,9 @@
 //! Events are fire-and-forget notifications on the bus: [`crate::Host::fire`] only enqueues, and
 //! the host delivers after the current call returns, to each hooked module in priority order
 //! (higher first); a handler may stop propagation with [`crate::EventFlow::Stop`]. Payloads are
-//! JSON objects; new fields are optional, so adding one is not a breaking change. Modules may
-//! define their own event names (lower-case, hyphenated, prefixed with the module name).
+//! the postcard encoding ([`crate::wire`]) of the struct each event names, frozen once
+//! released: a new field means a new event. Modules may define their own event names
+//! (lower-case, hyphenated, prefixed with the module name) and payload structs.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,7 @@ pub const MAIL_RESULT: &str = "mail-result";
 /// so other modules can extend them (as Prosody's mod_sasl2_fast extends mod_sasl2).
 pub mod hooks {
     /// Called by mod_sasl2 while building SASL2 `<inline/>`. Payload: `StreamInfo`; answer:
-    /// `Vec<Element>` (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
+    /// `Vec<Element>` (each encoded with [`crate::wire`]) (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
     /// stream features, so the same rule applies as to [`crate::Module::stream_features`]:
     /// answer from the stream's transport and the module's configuration only.
     pub const SASL2_INLINE_FEATURES: &str = "sasl2-inline-features";
@@ -62,7 +63,6 @@ pub struct Sasl2Success {
     /// credential minted by this login (a FAST token) must be dated from this instant, not from
     /// its issue: the host accepts the login only if the password did not change after it, and
     /// a change after it must revoke the credential.
-    #[serde(default)]
     pub exchange_started_at_ms: u64,
 }
 
@@ -86,7 +86,6 @@ pub struct UserPasswordChanged {
     /// Account localpart.
     pub user: String,
     /// The stream that changed it (spared from `<reset/>`), if any.
-    #[serde(default)]
     pub origin_stream: Option<u64>,
     /// When (ms since the epoch).
     pub at_ms: u64,
@@ -103,22 +102,17 @@ pub struct UserDeleted {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthenticationOutcome {
     /// The account named in the attempt, if it could be parsed.
-    #[serde(default)]
     pub user: Option<String>,
     /// The mechanism.
     pub mechanism: String,
     /// The SASL2 user-agent id, if any.
-    #[serde(default)]
     pub user_agent_id: Option<String>,
     /// The client's IP.
-    #[serde(default)]
     pub peer_ip: String,
     /// The stream.
-    #[serde(default)]
     pub stream_id: u64,
     /// The SASL condition of a failure.
-    #[serde(default)]
-    pub condition: Option<String>,
+    pub condition: Option<crate::conditions::SaslCondition>,
 }
 
 /// Payload of [`SESSION_BOUND`] and [`SESSION_CLOSED`].
@@ -127,10 +121,8 @@ pub struct SessionEvent {
     /// Connection id.
     pub stream_id: u64,
     /// Full JID if bound, bare JID if only authenticated, `None` before authentication.
-    #[serde(default)]
     pub jid: Option<String>,
     /// Why it closed (stream error condition or `disconnected`), for [`SESSION_CLOSED`].
-    #[serde(default)]
     pub reason: Option<String>,
 }
 
@@ -151,25 +143,24 @@ pub struct MailResult {
     /// Whether the transport accepted it.
     pub ok: bool,
     /// The transport's error, if not.
-    #[serde(default)]
     pub error: Option<String>,
 }
 
-/// An event as delivered to [`crate::Module::on_event`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
+/// An event as delivered to [`crate::Module::on_event`], borrowed from the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
     /// Event name.
-    pub name: String,
-    /// JSON payload.
-    pub payload: serde_json::Value,
+    pub name: &'a str,
+    /// The payload's encoding.
+    pub payload: &'a [u8],
 }
 
-impl Event {
-    /// Decode the payload as `T`.
+impl<'a> Event<'a> {
+    /// Decode the payload as `T` (strings may borrow from it).
     ///
     /// # Errors
-    /// When the payload does not match `T`.
-    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::PluginError> {
-        Ok(serde_json::from_value(self.payload.clone())?)
+    /// [`crate::PluginErrorKind::BAD_REQUEST`] when the payload does not hold a `T`.
+    pub fn decode<T: Deserialize<'a>>(&self) -> Result<T, crate::PluginError> {
+        crate::wire::decode(self.name, self.payload)
     }
 }

@@ -6,17 +6,23 @@
 //!
 //! How to read it:
 //! * [`Module`] — the trait a module implements; [`export_module!`] turns it into a plugin.
-//! * [`Host`] — everything a module can ask of the server: accounts, per-module storage,
-//!   sessions, mail, timers, the event bus, logging.
-//! * [`protocol`] — the typed requests and answers that cross the ABI as JSON.
-//! * [`events`] — the events the host defines (`user-password-changed`, ...).
+//! * [`Host`] — everything a module can ask of the server; its typed calls are [`HostCalls`]
+//!   (accounts, per-module storage, sessions, mail, timers, hooks), plus logging, the clock,
+//!   randomness, events and [`Host::blocking`].
+//! * [`calls`] — every call across the boundary, declared once: the traits, kinds and
+//!   dispatchers of both directions are generated from it.
+//! * [`protocol`] — the typed arguments and answers; [`events`] — the events the host defines
+//!   (`user-password-changed`, ...); [`conditions`] — stream, stanza and SASL conditions.
+//! * [`wire`] — the binary encoding (postcard) and its evolution rule.
 //! * [`xml`] — a small element model for stanzas and stream elements.
-//! * [`abi`] — the `#[repr(C)]` types abi_stable checks at load time (you rarely need them).
+//! * [`abi`] — the `#[repr(C)]` types abi_stable checks at load time (module authors never
+//!   need them).
 //!
 //! ## Versioning
-//! The crate is 1.x. A plugin loads into any host with the same major version and a minor
-//! version at least as new as the plugin's. The host refuses other builds with a precise error
-//! (file, expected and found version, first layout difference).
+//! The crate is 2.x. A plugin loads into any host with the same major version; calls and
+//! events added in a minor version are answered `UNSUPPORTED` by an older peer. The host
+//! refuses other builds with a precise error (file, expected and found version, first layout
+//! difference), and a 1.x plugin with a hint to rebuild it against 2.
 //!
 //! ## Rules for modules
 //! Callbacks are synchronous and short: no blocking, no threads, no async runtimes, no
@@ -51,7 +57,7 @@
 //!     fn stream_features(&self, _host: &Host, _s: &StreamInfo) -> Result<Vec<Element>, PluginError> {
 //!         Ok(vec![Element::new("hello", "urn:example:hello")])
 //!     }
-//!     fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+//!     fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
 //!         let bound: events::SessionEvent = event.decode()?;
 //!         host.log(LogLevel::Info, &format!("hello, {}", bound.jid.unwrap_or_default()));
 //!         Ok(EventFlow::Continue)
@@ -66,15 +72,19 @@
 #![allow(non_local_definitions)]
 
 pub mod abi;
-pub mod b64;
+pub mod calls;
+pub mod conditions;
 pub mod error;
 pub mod events;
 pub mod names;
 pub mod protocol;
 pub mod sdk;
+pub mod wire;
 pub mod xml;
 
 pub use abi::{EventFlow, LogLevel, API_MAJOR, API_VERSION};
+pub use calls::{HostCalls, ModuleCalls};
+pub use conditions::{ErrorType, SaslCondition, StanzaCondition, StreamCondition};
 pub use error::{PluginError, PluginErrorKind};
 pub use events::Event;
 pub use sdk::{Config, Host, Module};
@@ -94,33 +104,6 @@ mod tests {
         assert_eq!(
             "_1as_0lib_1header_0root_bmodule_bloader",
             abi_stable::library::ROOT_MODULE_LOADER_NAME
-        );
-    }
-
-    #[test]
-    fn request_wire_round_trip() {
-        use crate::protocol::{Request, StreamInfo};
-        let mut info = StreamInfo {
-            id: 7,
-            domain: "localhost".into(),
-            ..StreamInfo::default()
-        };
-        info.channel_bindings.tls_exporter = Some(vec![0, 1, 2, 254, 255]);
-        let req = Request::StreamFeatures(info);
-        let (kind, payload) = crate::sdk::to_wire(&req).unwrap();
-        assert_eq!(kind, "stream-features");
-        let back: Request = crate::sdk::from_wire(&kind, &payload).unwrap();
-        assert_eq!(back, req);
-        assert!(payload.contains("\"channel_bindings\""), "{payload}");
-        let err = crate::sdk::from_wire::<Request>(
-            "no-such-kind",
-            r#"{"kind":"no-such-kind","payload":{}}"#,
-        )
-        .unwrap_err();
-        assert!(err.is_unsupported());
-        assert!(
-            payload.contains("\"AAEC/v8=\""),
-            "bytes travel as base64: {payload}"
         );
     }
 }

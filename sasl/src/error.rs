@@ -13,57 +13,9 @@ use crate::saslprep::PrepError;
 use crate::scram::{CredentialError, ScramError};
 
 /// A SASL failure condition (RFC 6120 §6.5), the child element of `<failure/>` in the
-/// `urn:ietf:params:xml:ns:xmpp-sasl` namespace (also inside SASL2 `<failure>`, XEP-0388).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SaslCondition {
-    /// `aborted`: the client sent `<abort/>`, or the server aborts.
-    Aborted,
-    /// `account-disabled`: the account is locked or disabled.
-    AccountDisabled,
-    /// `credentials-expired`: password expired, or FAST token expired or revoked.
-    CredentialsExpired,
-    /// `encryption-required`: the mechanism needs TLS and the stream is not encrypted.
-    EncryptionRequired,
-    /// `incorrect-encoding`: bad base64.
-    IncorrectEncoding,
-    /// `invalid-authzid`: the authorization identity is malformed or not permitted.
-    InvalidAuthzid,
-    /// `invalid-mechanism`: the mechanism is not offered.
-    InvalidMechanism,
-    /// `malformed-request`: syntax error in the SASL data, or unavailable channel binding.
-    MalformedRequest,
-    /// `mechanism-too-weak`: policy forbids this mechanism for this account.
-    MechanismTooWeak,
-    /// `not-authorized`: bad credentials (also used for unknown users, indistinguishably).
-    NotAuthorized,
-    /// `temporary-auth-failure`: backend unavailable or server-side misconfiguration.
-    TemporaryAuthFailure,
-}
-
-impl SaslCondition {
-    /// The element name defined by RFC 6120 §6.5, e.g. `"not-authorized"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SaslCondition::Aborted => "aborted",
-            SaslCondition::AccountDisabled => "account-disabled",
-            SaslCondition::CredentialsExpired => "credentials-expired",
-            SaslCondition::EncryptionRequired => "encryption-required",
-            SaslCondition::IncorrectEncoding => "incorrect-encoding",
-            SaslCondition::InvalidAuthzid => "invalid-authzid",
-            SaslCondition::InvalidMechanism => "invalid-mechanism",
-            SaslCondition::MalformedRequest => "malformed-request",
-            SaslCondition::MechanismTooWeak => "mechanism-too-weak",
-            SaslCondition::NotAuthorized => "not-authorized",
-            SaslCondition::TemporaryAuthFailure => "temporary-auth-failure",
-        }
-    }
-}
-
-impl std::fmt::Display for SaslCondition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// `urn:ietf:params:xml:ns:xmpp-sasl` namespace (also inside SASL2 `<failure>`, XEP-0388): the
+/// plugin API's enum, so a mechanism's condition reaches the wire without a translation.
+pub use tessera_plugin_api::SaslCondition;
 
 /// Base64 payload could not be decoded (see [`decode_base64_lenient`](crate::decode_base64_lenient)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -162,16 +162,27 @@ fn refused(modules: &[&str], plugin_dir: Option<std::path::PathBuf>) -> (i32, St
 #[test]
 fn a_plugin_built_against_a_changed_api_is_refused_precisely() {
     let (code, err) = refused(
+        &["fixture_changed_abi"],
+        Some(tessera_tests::build_abi_fixtures()),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("libmod_fixture_changed_abi.so: incompatible plugin ABI (host has plugin API 2.0.0, plugin was built against 2.0.0)"), "{err}");
+    assert!(
+        err.contains("Error:too many variants")
+            && err.contains("Expected: 2")
+            && err.contains("Found: 3"),
+        "the first layout difference (EventFlow's extra variant) is named: {err}"
+    );
+}
+
+#[test]
+fn a_plugin_built_against_plugin_api_1_is_refused_with_a_rebuild_hint() {
+    let (code, err) = refused(
         &["fixture_old_api"],
         Some(tessera_tests::build_abi_fixtures()),
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("libmod_fixture_old_api.so: incompatible plugin ABI (host has plugin API 1.0.0, plugin was built against 1.0.0)"), "{err}");
-    assert!(err.contains("Error:mismatched type"), "{err}");
-    assert!(
-        err.contains("Expected: RStr<'a>") && err.contains("Found: RSlice<'a>"),
-        "the first layout difference is named: {err}"
-    );
+    assert!(err.contains("libmod_fixture_old_api.so: built against plugin API 1.0.0 (major 1); this host expects major 2 (API 2.0.0); rebuild it against tessera-plugin-api 2"), "{err}");
 }
 
 #[test]
@@ -181,7 +192,11 @@ fn a_plugin_of_another_major_version_is_refused_at_the_first_gate() {
         Some(tessera_tests::build_abi_fixtures()),
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("libmod_fixture_other_major.so: built against plugin API 2.0.0 (major 2); this host expects major 1 (API 1.0.0)"), "{err}");
+    assert!(err.contains("libmod_fixture_other_major.so: built against plugin API 3.0.0 (major 3); this host expects major 2 (API 2.0.0)"), "{err}");
+    assert!(
+        !err.contains("rebuild"),
+        "no rebuild hint for a newer plugin: {err}"
+    );
 }
 
 #[test]

@@ -77,11 +77,11 @@ impl Module for Hello {
         Ok(hello_reply(&request))
     }
 
-    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+    fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
         if event.name == events::SESSION_BOUND {
             let bound: SessionEvent = event.decode()?;
             let count = sessions_bound(host)?.saturating_add(1);
-            host.kv_put(&KvScope::Global, COUNTER_KEY, &count.to_string())?;
+            host.kv_put(KvScope::Global, COUNTER_KEY, &count.to_string())?;
             let jid = bound.jid.as_deref().unwrap_or("(unknown)");
             host.log(
                 LogLevel::Info,
@@ -99,7 +99,7 @@ impl Module for Hello {
                 Ok(HttpResponse {
                     status: 200,
                     headers: vec![("content-type".into(), "application/json".into())],
-                    body: serde_json::to_vec(&body)?,
+                    body: serde_json::to_vec(&body).map_err(|e| PluginError::internal(e.to_string()))?,
                 })
             }
             (_, "/stats") => Ok(HttpResponse {
@@ -117,7 +117,7 @@ impl Module for Hello {
 
 /// The stored number of bound sessions (0 when never set).
 fn sessions_bound(host: &Host) -> Result<u64, PluginError> {
-    match host.kv_get(&KvScope::Global, COUNTER_KEY)? {
+    match host.kv_get(KvScope::Global, COUNTER_KEY)? {
         None => Ok(0),
         Some(text) => text
             .parse()

@@ -6,10 +6,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tessera_plugin_api::StreamCondition;
 
 use tessera_plugin_api::events::{self, SessionEvent};
-use tessera_plugin_api::protocol::{Request, StreamAction, StreamElement, StreamInfo, StreamPhase};
+use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::ModuleCalls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -73,7 +75,7 @@ struct Conn {
     deadline: Option<Instant>,
     /// The module generation that handled this stream's last pre-auth element: a SASL exchange
     /// that began on a generation completes on it across a hot swap (until it is retired).
-    pinned: Option<Arc<crate::modules::Module>>,
+    pinned: Option<Arc<crate::runtime::modules::Module>>,
 }
 
 enum Wake {
@@ -174,7 +176,7 @@ impl Conn {
                     text: req.text,
                 }),
                 Wake::Timeout => Err(StreamError::with_text(
-                    "connection-timeout",
+                    StreamCondition::ConnectionTimeout,
                     "negotiation took too long",
                 )),
             };
@@ -220,7 +222,7 @@ impl Conn {
         // An exchange the client abandoned would otherwise pin its module generation (and the
         // mechanism's state) until a reload's drain timed out.
         for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
-            let _ = provider.request::<serde_json::Value>(&Request::MechanismEnd(exchange));
+            let _ = provider.mechanism_end(exchange);
         }
         let event = SessionEvent {
             stream_id: self.info.id,
@@ -257,7 +259,7 @@ impl Conn {
     fn on_header(&mut self, raw: &[u8]) -> Result<(), StreamError> {
         let Phase::AwaitHeader(set) = self.phase else {
             return Err(StreamError::with_text(
-                "not-well-formed",
+                StreamCondition::NotWellFormed,
                 "unexpected stream header",
             ));
         };
@@ -296,21 +298,21 @@ impl Conn {
                 if !authenticated {
                     self.pinned = Some(module.clone());
                 }
-                let request = Request::StreamElement(StreamElement {
+                let request = StreamElement {
                     stream: self.info.clone(),
                     element,
-                });
+                };
                 // Runs on this I/O thread: module calls take microseconds, and the slow part
                 // of a login (PLAIN's PBKDF2) goes through `Host::blocking`. Handing every
                 // element to another thread cost ~5 context switches and 10 % CPU per login.
                 let actions: Vec<StreamAction> = module
-                    .request(&request)
-                    .map_err(|_| StreamError::new("internal-server-error"))?;
+                    .stream_element(request)
+                    .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
                 return self.apply(actions);
             }
             if authenticated && phase == &StreamPhase::PreAuth {
                 return Err(StreamError::with_text(
-                    "policy-violation",
+                    StreamCondition::PolicyViolation,
                     "already authenticated",
                 ));
             }
@@ -320,7 +322,7 @@ impl Conn {
             Phase::Authenticated => self.authenticated_element(element).await,
             Phase::Bound => self.bound_element(element).await,
             Phase::AwaitHeader(_) => Err(StreamError::with_text(
-                "not-authorized",
+                StreamCondition::NotAuthorized,
                 "stream restart expected",
             )),
         }
@@ -336,14 +338,14 @@ impl Conn {
             }
         }
         Err(StreamError::with_text(
-            "not-authorized",
+            StreamCondition::NotAuthorized,
             "authenticate first",
         ))
     }
 
     async fn authenticated_element(&mut self, element: Element) -> Result<(), StreamError> {
         let Some(session) = self.session.clone() else {
-            return Err(StreamError::new("internal-server-error"));
+            return Err(StreamError::new(StreamCondition::InternalServerError));
         };
         if element.is("iq", "jabber:client") {
             if let Some(bind) = element.child("bind", router::BIND_NS) {
@@ -356,20 +358,20 @@ impl Conn {
             }
         }
         Err(StreamError::with_text(
-            "not-authorized",
+            StreamCondition::NotAuthorized,
             "bind a resource first",
         ))
     }
 
     async fn bound_element(&mut self, element: Element) -> Result<(), StreamError> {
         let Some(session) = self.session.clone() else {
-            return Err(StreamError::new("internal-server-error"));
+            return Err(StreamError::new(StreamCondition::InternalServerError));
         };
         if element.ns != "jabber:client"
             || !matches!(element.name.as_str(), "iq" | "message" | "presence")
         {
             return Err(StreamError::with_text(
-                "unsupported-stanza-type",
+                StreamCondition::UnsupportedStanzaType,
                 format!("<{}/>", element.name),
             ));
         }
@@ -398,10 +400,10 @@ impl Conn {
                 StreamAction::Authenticated { .. } => {}
                 StreamAction::Bind { resource } => {
                     let Some(session) = self.session.clone() else {
-                        return Err(StreamError::new("internal-server-error"));
+                        return Err(StreamError::new(StreamCondition::InternalServerError));
                     };
                     let resource = crate::jid::prep_resource(&resource)
-                        .map_err(|_| StreamError::new("internal-server-error"))?;
+                        .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
                     let full = self.shared.sessions.bind(&session, &resource);
                     self.bound(full);
                 }
@@ -436,15 +438,18 @@ impl Conn {
     ) -> Result<(), StreamError> {
         if self.session.is_some() {
             return Err(StreamError::with_text(
-                "policy-violation",
+                StreamCondition::PolicyViolation,
                 "already authenticated",
             ));
         }
         let user = crate::jid::prep_localpart(user)
-            .map_err(|_| StreamError::new("internal-server-error"))?;
+            .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
         let refused = |why: &str| {
             tracing::warn!(user = %user, why, "login refused at session start");
-            StreamError::with_text("not-authorized", "authentication is no longer valid")
+            StreamError::with_text(
+                StreamCondition::NotAuthorized,
+                "authentication is no longer valid",
+            )
         };
         let verified = self.shared.exchanges.take_verified(self.info.id);
         let Some(verified) = verified.filter(|v| v.user == user) else {
@@ -459,8 +464,10 @@ impl Conn {
         );
         let account = self.shared.store.get_account(&user);
         let current = match &account {
-            Ok(account) => crate::exchanges::still_valid(account.as_ref(), verified.basis_ms)
-                .map_err(|stale| stale.to_string()),
+            Ok(account) => {
+                crate::runtime::exchanges::still_valid(account.as_ref(), verified.basis_ms)
+                    .map_err(|stale| stale.to_string())
+            }
             Err(e) => Err(format!("store failure: {e}")),
         };
         if let Err(why) = current {

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use tessera_plugin_api::StreamCondition;
 
-use tessera_plugin_api::protocol::{ChannelBindings, Request, StreamInfo};
-use tessera_plugin_api::xml::{escape_attr, Element};
+use tessera_plugin_api::protocol::{ChannelBindings, StreamInfo};
+use tessera_plugin_api::xml::escape_attr;
+use tessera_plugin_api::ModuleCalls;
 
 use crate::stream::parse::StreamHeader;
 use crate::stream::StreamError;
@@ -28,23 +30,23 @@ pub(crate) enum FeatureSet {
 pub fn stream_header(shared: &Shared, h: &StreamHeader) -> Result<String, StreamError> {
     if h.name != "stream" {
         return Err(StreamError::with_text(
-            "invalid-namespace",
+            StreamCondition::InvalidNamespace,
             "expected <stream:stream>",
         ));
     }
     if h.default_ns.as_deref() != Some("jabber:client") {
         return Err(StreamError::with_text(
-            "invalid-namespace",
+            StreamCondition::InvalidNamespace,
             "the default namespace must be jabber:client",
         ));
     }
     let domain = &shared.config.domain;
     match h.to.as_deref() {
         Some(to) if to.eq_ignore_ascii_case(domain) => {}
-        Some(_) => return Err(StreamError::new("host-unknown")),
+        Some(_) => return Err(StreamError::new(StreamCondition::HostUnknown)),
         None => {
             return Err(StreamError::with_text(
-                "host-unknown",
+                StreamCondition::HostUnknown,
                 "the stream header needs a 'to' attribute",
             ))
         }
@@ -53,7 +55,7 @@ pub fn stream_header(shared: &Shared, h: &StreamHeader) -> Result<String, Stream
         Some(v) if v.starts_with("1.") => {}
         _ => {
             return Err(StreamError::with_text(
-                "unsupported-version",
+                StreamCondition::UnsupportedVersion,
                 "version='1.0' is required",
             ))
         }
@@ -64,7 +66,7 @@ pub fn stream_header(shared: &Shared, h: &StreamHeader) -> Result<String, Stream
         let from_domain = from_domain.split('/').next().unwrap_or_default();
         if !from_domain.eq_ignore_ascii_case(domain) {
             return Err(StreamError::with_text(
-                "invalid-from",
+                StreamCondition::InvalidFrom,
                 "the 'from' domain is not this server",
             ));
         }
@@ -158,7 +160,7 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out:
         return;
     }
     // Built without the lock held: the modules may call back into the host.
-    let failures = crate::modules::failures_on_this_thread();
+    let failures = crate::runtime::modules::failures_on_this_thread();
     let start = out.len();
     build(
         shared,
@@ -168,7 +170,7 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out:
         out,
     );
     // A module or hook that failed left its part out: serve this once, build again next time.
-    if crate::modules::failures_on_this_thread() == failures {
+    if crate::runtime::modules::failures_on_this_thread() == failures {
         let built: Arc<str> = out.get(start..).unwrap_or_default().into();
         cache
             .lock()
@@ -179,15 +181,14 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out:
 
 fn build(
     shared: &Shared,
-    routes: &crate::modules::Routes,
+    routes: &crate::runtime::modules::Routes,
     info: &StreamInfo,
     set: FeatureSet,
     out: &mut String,
 ) {
     out.push_str("<stream:features>");
-    let request = Request::StreamFeatures(info.clone());
     for module in &routes.stream_features {
-        if let Ok(elements) = module.request::<Vec<Element>>(&request) {
+        if let Ok(elements) = module.stream_features(info.clone()) {
             for e in elements {
                 e.write_xml(out, "jabber:client");
             }

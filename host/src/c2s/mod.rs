@@ -7,6 +7,7 @@ pub mod features;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tessera_plugin_api::StreamCondition;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,7 +94,7 @@ async fn starttls(
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(format!("read: {e}")),
             Err(_) => {
-                let err = StreamError::new("connection-timeout");
+                let err = StreamError::new(StreamCondition::ConnectionTimeout);
                 send_error(&mut tcp, shared, header_sent, &err).await;
                 return Err("negotiation timed out".into());
             }
@@ -158,7 +159,7 @@ async fn plaintext_frames(
                         // Data pipelined after <starttls/> would be processed as if it had
                         // arrived over TLS (STARTTLS command injection): refuse.
                         return Err(StreamError::with_text(
-                            "policy-violation",
+                            StreamCondition::PolicyViolation,
                             "data after <starttls/>",
                         ));
                     }
@@ -174,7 +175,7 @@ async fn plaintext_frames(
                     continue;
                 }
                 return Err(StreamError::with_text(
-                    "not-authorized",
+                    StreamCondition::NotAuthorized,
                     "TLS is required; send <starttls/>",
                 ));
             }

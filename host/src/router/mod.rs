@@ -8,8 +8,9 @@ pub mod register;
 
 use std::sync::Arc;
 
-use tessera_plugin_api::protocol::{IqRequest, Request, StreamInfo};
+use tessera_plugin_api::protocol::{IqRequest, StreamInfo};
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::ModuleCalls;
 
 use crate::jid::Jid;
 use crate::sessions::{SessionEntry, Sessions};
@@ -355,11 +356,11 @@ fn module_iq(
 ) -> Option<RouteOutcome> {
     let routes = shared.registry.routes();
     let module = routes.iq.get(ns)?;
-    let request = Request::Iq(IqRequest {
+    let request = IqRequest {
         stream: info.clone(),
         stanza: stanza.clone(),
-    });
-    match module.request::<Option<Element>>(&request) {
+    };
+    match module.iq(request) {
         Ok(Some(reply)) => Some(RouteOutcome::reply(&reply)),
         Ok(None) => None,
         Err(_) => Some(error_out(

@@ -3,6 +3,7 @@
 //! `allow_registration = true`; the XMPP Interop Testing suite provisions accounts this way).
 
 use std::sync::Arc;
+use tessera_plugin_api::StreamCondition;
 
 use tessera_plugin_api::protocol::StreamInfo;
 use tessera_plugin_api::xml::Element;
@@ -98,7 +99,10 @@ pub async fn authenticated(
         return match removed {
             Ok(Ok(())) => RouteOutcome {
                 reply: result_for(iq, &domain).to_xml_in(CLIENT_NS),
-                close: Some(StreamError::with_text("not-authorized", "account removed")),
+                close: Some(StreamError::with_text(
+                    StreamCondition::NotAuthorized,
+                    "account removed",
+                )),
             },
             _ => error_out(iq, "wait", "internal-server-error", &domain),
         };

@@ -44,7 +44,7 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
 }
 
-fn scope_key(scope: &KvScope) -> &str {
+fn scope_key<'a>(scope: &KvScope<'a>) -> &'a str {
     match scope {
         KvScope::Global => "",
         KvScope::Account(user) => user,

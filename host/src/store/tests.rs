@@ -55,7 +55,7 @@ fn accounts_round_trip_and_duplicates_are_refused() {
 fn kv_is_scoped_per_module_and_account_and_dies_with_the_account() {
     let (_d, s) = store();
     s.create_account(&account("alice")).unwrap();
-    let alice = KvScope::Account("alice".into());
+    let alice = KvScope::Account("alice");
     s.kv_put("fast", &alice, "tok:1", "a").unwrap();
     s.kv_put("fast", &alice, "tok:2", "b").unwrap();
     s.kv_put("fast", &KvScope::Global, "tok:1", "g").unwrap();
@@ -117,7 +117,7 @@ fn deleting_an_account_clears_both_tables_or_neither() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.sqlite");
     let s = SqliteStore::open(&path).unwrap();
-    let alice = KvScope::Account("alice".into());
+    let alice = KvScope::Account("alice");
     s.create_account(&account("alice")).unwrap();
     s.kv_put("fast", &alice, "tok:1", "a").unwrap();
     // The second statement fails (a trigger made by another connection, as a crash or a full

@@ -39,6 +39,7 @@
 //! `tests.rs`.
 
 use std::collections::VecDeque;
+use tessera_plugin_api::StreamCondition;
 
 /// Hard limits applied while framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,13 +123,13 @@ pub enum FramerError {
 
 impl FramerError {
     /// The RFC 6120 §4.9.3 stream error condition to send to the peer.
-    pub fn stream_condition(&self) -> &'static str {
+    pub fn stream_condition(&self) -> StreamCondition {
         match self {
             Self::PolicyViolation { .. }
             | Self::DepthExceeded { .. }
-            | Self::TooManyElements { .. } => "policy-violation",
-            Self::RestrictedXml { .. } => "restricted-xml",
-            Self::NotWellFormed { .. } => "not-well-formed",
+            | Self::TooManyElements { .. } => StreamCondition::PolicyViolation,
+            Self::RestrictedXml { .. } => StreamCondition::RestrictedXml,
+            Self::NotWellFormed { .. } => StreamCondition::NotWellFormed,
         }
     }
 }
@@ -800,7 +801,7 @@ mod tests {
             }
         );
         let in_stream = error_of(&with_header(b"<?xml version='1.0'?>"));
-        assert_eq!(in_stream.stream_condition(), "restricted-xml");
+        assert_eq!(in_stream.stream_condition().as_str(), "restricted-xml");
         let other_pi = error_of(b"<?xml-stylesheet href='x'?>");
         assert_eq!(
             other_pi,
@@ -863,7 +864,7 @@ mod tests {
                 "{:?} -> {err:?}",
                 String::from_utf8_lossy(input)
             );
-            assert_eq!(err.stream_condition(), "not-well-formed");
+            assert_eq!(err.stream_condition().as_str(), "not-well-formed");
         }
     }
 
@@ -961,7 +962,10 @@ mod tests {
             })
         );
         let (_, err) = run(&mut Framer::new(limits), &[b' '; 41], 1);
-        assert_eq!(err.map(|e| e.stream_condition()), Some("policy-violation"));
+        assert_eq!(
+            err.map(|e| e.stream_condition().as_str()),
+            Some("policy-violation")
+        );
     }
 
     #[test]
@@ -977,7 +981,9 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(err, Some(FramerError::TooManyElements { max: 3 }));
         assert_eq!(
-            FramerError::TooManyElements { max: 3 }.stream_condition(),
+            FramerError::TooManyElements { max: 3 }
+                .stream_condition()
+                .as_str(),
             "policy-violation"
         );
         // Raised limits apply from the next byte on.
@@ -1001,7 +1007,9 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(err, Some(FramerError::DepthExceeded { max: 3 }));
         assert_eq!(
-            FramerError::DepthExceeded { max: 3 }.stream_condition(),
+            FramerError::DepthExceeded { max: 3 }
+                .stream_condition()
+                .as_str(),
             "policy-violation"
         );
     }
@@ -1099,7 +1107,10 @@ mod tests {
             b"\x80",
         ] {
             let input = with_header(&[b"<a>".as_slice(), bad, b"</a>"].concat());
-            assert_eq!(error_of(&input).stream_condition(), "not-well-formed");
+            assert_eq!(
+                error_of(&input).stream_condition().as_str(),
+                "not-well-formed"
+            );
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod framer;
 pub mod parse;
 
 use tessera_plugin_api::xml::escape_text;
+use tessera_plugin_api::StreamCondition;
 
 /// The stream-error namespace.
 pub const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
@@ -12,32 +13,35 @@ pub const STREAMS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// A stream-level error to send before closing: an RFC 6120 §4.9.3 condition and optional text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamError {
-    /// The condition element name, e.g. `policy-violation`.
-    pub condition: String,
+    /// The condition.
+    pub condition: StreamCondition,
     /// Optional human-readable text.
     pub text: Option<String>,
 }
 
 impl StreamError {
     /// A stream error with a condition and no text.
-    pub fn new(condition: &str) -> Self {
+    pub fn new(condition: StreamCondition) -> Self {
         Self {
-            condition: condition.to_owned(),
+            condition,
             text: None,
         }
     }
 
     /// A stream error with text.
-    pub fn with_text(condition: &str, text: impl Into<String>) -> Self {
+    pub fn with_text(condition: StreamCondition, text: impl Into<String>) -> Self {
         Self {
-            condition: condition.to_owned(),
+            condition,
             text: Some(text.into()),
         }
     }
 
     /// `<stream:error>…</stream:error></stream:stream>`.
     pub fn to_xml(&self) -> String {
-        let mut s = format!("<stream:error><{} xmlns='{STREAMS_NS}'/>", self.condition);
+        let mut s = format!(
+            "<stream:error><{} xmlns='{STREAMS_NS}'/>",
+            self.condition.as_str()
+        );
         if let Some(t) = &self.text {
             s.push_str(&format!(
                 "<text xmlns='{STREAMS_NS}' xml:lang='en'>{}</text>",

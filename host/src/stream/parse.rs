@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use tessera_plugin_api::StreamCondition;
 
 use quick_xml::escape::{resolve_xml_entity, unescape_with, EscapeError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
@@ -73,12 +74,12 @@ pub enum ParseError {
 
 impl ParseError {
     /// The RFC 6120 §4.9.3 stream error condition to send to the peer.
-    pub fn stream_condition(&self) -> &'static str {
+    pub fn stream_condition(&self) -> StreamCondition {
         match self {
-            Self::NotWellFormed(_) => "not-well-formed",
-            Self::RestrictedXml(_) => "restricted-xml",
-            Self::BadNamespacePrefix(_) => "bad-namespace-prefix",
-            Self::InvalidNamespace => "invalid-namespace",
+            Self::NotWellFormed(_) => StreamCondition::NotWellFormed,
+            Self::RestrictedXml(_) => StreamCondition::RestrictedXml,
+            Self::BadNamespacePrefix(_) => StreamCondition::BadNamespacePrefix,
+            Self::InvalidNamespace => StreamCondition::InvalidNamespace,
         }
     }
 }
@@ -503,7 +504,7 @@ mod tests {
         );
         let wrong = parse_stream_header(b"<stream:stream xmlns:stream='urn:wrong'>");
         assert_eq!(
-            wrong.map_err(|e| e.stream_condition()),
+            wrong.map_err(|e| e.stream_condition().as_str()),
             Err("invalid-namespace")
         );
         let undeclared = parse_stream_header(b"<stream:stream xmlns='jabber:client'>");
@@ -585,7 +586,7 @@ mod tests {
             Err(ParseError::BadNamespacePrefix("xml".into()))
         );
         assert_eq!(
-            parse("<xmlns:a/>").map_err(|e| e.stream_condition()),
+            parse("<xmlns:a/>").map_err(|e| e.stream_condition().as_str()),
             Err("bad-namespace-prefix")
         );
         // A prefix declared on a sibling is out of scope.
@@ -626,7 +627,7 @@ mod tests {
             "<a>&</a>",
         ] {
             assert_eq!(
-                parse(xml).map_err(|e| e.stream_condition()),
+                parse(xml).map_err(|e| e.stream_condition().as_str()),
                 Err("not-well-formed"),
                 "{xml}"
             );
@@ -709,7 +710,11 @@ mod tests {
             "<a:b:c xmlns:a='u'/>",
         ] {
             let err = parse(xml).expect_err(xml);
-            assert_eq!(err.stream_condition(), "not-well-formed", "{xml}: {err:?}");
+            assert_eq!(
+                err.stream_condition().as_str(),
+                "not-well-formed",
+                "{xml}: {err:?}"
+            );
         }
     }
 
@@ -755,17 +760,19 @@ mod tests {
 
     #[test]
     fn stream_conditions() {
-        assert_eq!(nwf("x").stream_condition(), "not-well-formed");
+        assert_eq!(nwf("x").stream_condition().as_str(), "not-well-formed");
         assert_eq!(
-            ParseError::RestrictedXml("DTD").stream_condition(),
+            ParseError::RestrictedXml("DTD").stream_condition().as_str(),
             "restricted-xml"
         );
         assert_eq!(
-            ParseError::InvalidNamespace.stream_condition(),
+            ParseError::InvalidNamespace.stream_condition().as_str(),
             "invalid-namespace"
         );
         assert_eq!(
-            ParseError::BadNamespacePrefix("p".into()).stream_condition(),
+            ParseError::BadNamespacePrefix("p".into())
+                .stream_condition()
+                .as_str(),
             "bad-namespace-prefix"
         );
     }

@@ -118,7 +118,7 @@ impl Settings {
                 .copied()
                 .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
             let value = match config.get(name) {
-                None | Some(serde_json::Value::Null) => default,
+                None => default,
                 Some(_) => config.integer(name)?,
             };
             if !(min..=max).contains(&value) {
@@ -130,7 +130,7 @@ impl Settings {
         };
         let count = |name: &str| get(name).map(|v| usize::try_from(v).unwrap_or(usize::MAX));
         let legacy = match config.get(OPT_LEGACY) {
-            None | Some(serde_json::Value::Null) => false,
+            None => false,
             Some(_) => config.boolean(OPT_LEGACY)?,
         };
         Ok(Self {
@@ -200,6 +200,7 @@ pub(crate) fn registrations(settings: &Settings) -> Registrations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_plugin_api::protocol::OptionValue;
 
     #[test]
     fn defaults_apply_when_keys_are_absent() {
@@ -210,18 +211,18 @@ mod tests {
     #[test]
     fn values_are_read_and_bounds_enforced() {
         let mut config = Config::default();
-        config.set(OPT_TOKEN_TTL, serde_json::json!(2));
-        config.set(OPT_LEGACY, serde_json::json!(true));
+        config.set(OPT_TOKEN_TTL, OptionValue::Integer(2));
+        config.set(OPT_LEGACY, OptionValue::Bool(true));
         let settings = Settings::from_config(&config).expect("valid");
         assert_eq!(settings.token_ttl_ms, 2000);
         assert!(settings.legacy);
         assert!(registrations(&settings).mechanisms[0].legacy);
 
-        config.set(OPT_MIN_LENGTH, serde_json::json!(0));
+        config.set(OPT_MIN_LENGTH, OptionValue::Integer(0));
         let err = Settings::from_config(&config).expect_err("out of bounds");
         assert!(err.message.contains(OPT_MIN_LENGTH), "{err}");
-        config.set(OPT_MIN_LENGTH, serde_json::json!(8));
-        config.set(OPT_LEGACY, serde_json::json!("yes"));
+        config.set(OPT_MIN_LENGTH, OptionValue::Integer(8));
+        config.set(OPT_LEGACY, OptionValue::String("yes".into()));
         let err = Settings::from_config(&config).expect_err("not a bool");
         assert!(err.message.contains(OPT_LEGACY), "{err}");
     }

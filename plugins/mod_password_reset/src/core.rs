@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::events::{self, UserDeleted, UserPasswordChanged};
 use tessera_plugin_api::protocol::{
@@ -113,7 +114,7 @@ impl Core {
     ) -> MechanismStep {
         let Some((_, pending)) = locked(&self.exchanges).remove(&response.exchange) else {
             return MechanismStep::Failure {
-                condition: "temporary-auth-failure".into(),
+                condition: SaslCondition::TemporaryAuthFailure,
                 text: Some("The password reset was interrupted; please start again".into()),
                 user: None,
                 application: None,
@@ -138,8 +139,8 @@ impl Core {
     ///
     /// # Errors
     /// A payload that does not decode.
-    pub(crate) fn event(&self, svc: &dyn Services, event: &Event) -> Result<(), PluginError> {
-        let user = match event.name.as_str() {
+    pub(crate) fn event(&self, svc: &dyn Services, event: &Event<'_>) -> Result<(), PluginError> {
+        let user = match event.name {
             events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
             events::USER_DELETED => event.decode::<UserDeleted>()?.user,
             _ => return Ok(()),

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{MechanismStart, MechanismStep};
 use tessera_plugin_api::xml::Element;
@@ -100,9 +101,9 @@ pub(crate) enum Pending {
 /// A step and the state to keep (`None`: the exchange is over).
 pub(crate) type Stepped = (MechanismStep, Option<Pending>);
 
-fn failure(condition: &str, text: &str, application: Option<Element>) -> MechanismStep {
+fn failure(condition: SaslCondition, text: &str, application: Option<Element>) -> MechanismStep {
     MechanismStep::Failure {
-        condition: condition.into(),
+        condition,
         text: Some(text.into()),
         // No `user`: mod_sasl2 would apply its password-failure limits to it, and a reset
         // request must neither reveal nor depend on them.
@@ -114,21 +115,25 @@ fn failure(condition: &str, text: &str, application: Option<Element>) -> Mechani
 /// The one answer to every well-formed request.
 pub(crate) fn final_failure() -> MechanismStep {
     failure(
-        "aborted",
+        SaslCondition::Aborted,
         FINAL_TEXT,
         Some(Element::new("reset-requested", NS)),
     )
 }
 
 fn malformed(text: &str) -> Stepped {
-    (failure("malformed-request", text, None), None)
+    (failure(SaslCondition::MalformedRequest, text, None), None)
 }
 
 /// Start an exchange.
 pub(crate) fn start(start: &MechanismStart) -> Stepped {
     if !start.stream.secure {
         return (
-            failure("encryption-required", "PASSWORD-RESET needs TLS", None),
+            failure(
+                SaslCondition::EncryptionRequired,
+                "PASSWORD-RESET needs TLS",
+                None,
+            ),
             None,
         );
     }
@@ -149,7 +154,7 @@ pub(crate) fn step(ctx: Ctx<'_>, pending: Pending, response: &[u8]) -> Stepped {
         Pending::AwaitForm { name, peer_ip } => {
             match form::parse_response(response, name.is_none()) {
                 Err(text) => malformed(&text),
-                Ok(Answer::Cancelled) => (failure("aborted", CANCELLED, None), None),
+                Ok(Answer::Cancelled) => (failure(SaslCondition::Aborted, CANCELLED, None), None),
                 Ok(Answer::Submitted { username, email }) => {
                     let name = name.or(username).unwrap_or_default();
                     (request_reset(ctx, &name, &email, &peer_ip), None)
@@ -202,7 +207,11 @@ fn request_reset(ctx: Ctx<'_>, name: &str, email: &str, peer_ip: &str) -> Mechan
         Ok(stored) => stored,
         Err(e) => {
             svc.log(LogLevel::Warn, &format!("email lookup failed: {e}"));
-            return failure("temporary-auth-failure", "Please try again later", None);
+            return failure(
+                SaslCondition::TemporaryAuthFailure,
+                "Please try again later",
+                None,
+            );
         }
     };
     let matched = crypto::email_matches(stored.as_deref(), email, &ctx.keys.decoy);

@@ -78,7 +78,7 @@ impl Module for PasswordResetModule {
 
     fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
         let settings = config::Settings::from_config(config)?;
-        let info = host.info()?;
+        let info = host.host_info()?;
         let public_url = info
             .public_url
             .filter(|u| !u.trim().is_empty())
@@ -104,7 +104,7 @@ impl Module for PasswordResetModule {
         config::registrations(self.core.settings())
     }
 
-    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+    fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
         self.core.event(host, event)?;
         Ok(EventFlow::Continue)
     }

@@ -62,19 +62,19 @@ impl Services for Host {
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<String>, PluginError> {
-        Host::kv_get(self, &KvScope::Global, key)
+        Host::kv_get(self, KvScope::Global, key)
     }
 
     fn kv_put(&self, key: &str, value: &str) -> Result<(), PluginError> {
-        Host::kv_put(self, &KvScope::Global, key, value)
+        Host::kv_put(self, KvScope::Global, key, value)
     }
 
     fn kv_delete(&self, key: &str) -> Result<bool, PluginError> {
-        Host::kv_delete(self, &KvScope::Global, key)
+        Host::kv_delete(self, KvScope::Global, key)
     }
 
     fn kv_list(&self, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
-        Host::kv_list(self, &KvScope::Global, prefix)
+        Host::kv_list(self, KvScope::Global, prefix)
     }
 
     fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {

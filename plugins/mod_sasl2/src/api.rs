@@ -1,7 +1,7 @@
 //! The extension points this module offers other modules, as query hooks (called with
 //! `Host::call_hook`; a module takes part by registering the hook name in
-//! `Registrations::hooks` and answering in `Module::hook`). Payloads and answers are JSON; the
-//! types here document (and can be used to produce) their exact shape.
+//! `Registrations::hooks` and answering in `Module::hook`). Payloads and answers are the
+//! `tessera_plugin_api::wire` encoding of the types named here.
 //!
 //! Besides these, mod_sasl2 calls the host-defined hooks in
 //! `tessera_plugin_api::events::hooks`: `sasl2-inline-features`, `bind2-inline-features` and
@@ -27,6 +27,7 @@
 use serde::{Deserialize, Serialize};
 use tessera_plugin_api::protocol::StreamInfo;
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::SaslCondition;
 
 /// Query hook: which tasks must follow a successful SASL2 mechanism. Payload:
 /// `tessera_plugin_api::events::Sasl2Success`; answer: a JSON array of task names (alternatives
@@ -56,26 +57,22 @@ pub struct TaskCall {
 
 /// Answer of [`SASL2_TASK`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
 pub enum TaskStep {
     /// Send `<task-data/>` with these children and wait for the client's `<task-data/>`.
     Data {
         /// Children of `<task-data/>`.
-        #[serde(default)]
         children: Vec<Element>,
     },
     /// The task succeeded; these children go into the final `<success/>`.
     Done {
         /// Task-specific children of `<success/>`.
-        #[serde(default)]
         children: Vec<Element>,
     },
     /// The task failed: `<failure/>` with this RFC 6120 condition.
     Failure {
-        /// E.g. `not-authorized`.
-        condition: String,
+        /// E.g. [`SaslCondition::NotAuthorized`].
+        condition: SaslCondition,
         /// Optional text for the client.
-        #[serde(default)]
         text: Option<String>,
     },
 }

@@ -114,7 +114,7 @@ impl Settings {
                 .copied()
                 .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
             let value = match config.get(name) {
-                None | Some(serde_json::Value::Null) => default,
+                None => default,
                 Some(_) => config.integer(name)?,
             };
             if !(min..=max).contains(&value) {
@@ -228,6 +228,7 @@ pub(crate) fn registrations() -> Registrations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_plugin_api::protocol::OptionValue;
 
     #[test]
     fn defaults_apply_when_keys_are_absent() {
@@ -239,16 +240,16 @@ mod tests {
     #[test]
     fn values_are_read_and_bounds_enforced() {
         let mut config = Config::default();
-        config.set(OPT_MAX_RETRIES, serde_json::json!(2));
-        config.set(OPT_FAILURE_WINDOW, serde_json::json!(60));
+        config.set(OPT_MAX_RETRIES, OptionValue::Integer(2));
+        config.set(OPT_FAILURE_WINDOW, OptionValue::Integer(60));
         let settings = Settings::from_config(&config).expect("valid");
         assert_eq!(settings.max_retries, 2);
         assert_eq!(settings.failure_window_ms, 60_000);
 
-        config.set(OPT_MAX_FAILURES_PER_IP, serde_json::json!(0));
+        config.set(OPT_MAX_FAILURES_PER_IP, OptionValue::Integer(0));
         let err = Settings::from_config(&config).expect_err("out of bounds");
         assert!(err.message.contains(OPT_MAX_FAILURES_PER_IP), "{err}");
-        config.set(OPT_MAX_FAILURES_PER_IP, serde_json::json!("many"));
+        config.set(OPT_MAX_FAILURES_PER_IP, OptionValue::String("many".into()));
         assert!(Settings::from_config(&config).is_err());
     }
 
@@ -271,7 +272,7 @@ mod tests {
             .options
             .iter()
             .all(|o| o.name.starts_with("sasl2_")));
-        assert_eq!(manifest.options[0].default, Some(serde_json::json!(5)));
+        assert_eq!(manifest.options[0].default, Some(OptionValue::Integer(5)));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
-use serde_json::json;
 use tessera_plugin_api::events::hooks;
 use tessera_plugin_api::protocol::{
     MechanismResponse, MechanismStart, MechanismStep, StreamAction, StreamElement, StreamInfo,
@@ -96,7 +96,7 @@ impl Core {
         if !stream.secure || stream.user.is_some() {
             return Vec::new();
         }
-        let list = |profile: Profile| match svc.mechanisms(stream, profile.ns()) {
+        let list = |profile: Profile| match svc.mechanisms(stream, profile) {
             Ok(list) => features::usable(list, stream, profile),
             Err(e) => {
                 svc.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
@@ -107,13 +107,13 @@ impl Core {
         let listed = sasl2.iter().any(|m| !m.hidden);
         let inline = |hook: &str| {
             if listed {
-                hook_elements(svc, hook, json!(stream))
+                hook_elements(svc, hook, stream)
             } else {
                 Vec::new()
             }
         };
         features::build(Advertisement {
-            legacy: list(Profile::Legacy),
+            legacy: list(Profile::Rfc6120),
             bind2_inline: inline(hooks::BIND2_INLINE_FEATURES),
             sasl2_inline: inline(hooks::SASL2_INLINE_FEATURES),
             sasl2,
@@ -153,7 +153,7 @@ impl Core {
         response: MechanismResponse,
     ) -> MechanismStep {
         let Some(current) = locked(&self.exchanges).remove(&response.exchange) else {
-            return mech::failure("temporary-auth-failure", None, None);
+            return mech::failure(SaslCondition::TemporaryAuthFailure, None, None);
         };
         let (step, next) = mech::step(self.mech_env(svc), current, &response.response);
         if let Some(next) = next {

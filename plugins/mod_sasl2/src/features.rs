@@ -118,19 +118,14 @@ pub(crate) fn build(ad: Advertisement) -> Vec<Element> {
     out
 }
 
-/// Replies of a query hook that answers `Vec<Element>` (a single element is accepted too);
-/// malformed replies are skipped.
-pub(crate) fn elements_from_replies(replies: Vec<serde_json::Value>) -> Vec<Element> {
+/// Replies of a query hook that answers `Vec<Element>`; malformed replies are skipped.
+pub(crate) fn elements_from_replies(replies: Vec<Vec<u8>>) -> Vec<Element> {
     replies
-        .into_iter()
-        .flat_map(
-            |reply| match serde_json::from_value::<Vec<Element>>(reply.clone()) {
-                Ok(list) => list,
-                Err(_) => serde_json::from_value::<Element>(reply)
-                    .into_iter()
-                    .collect(),
-            },
-        )
+        .iter()
+        .filter_map(|reply| {
+            tessera_plugin_api::wire::decode::<Vec<Element>>("hook reply", reply).ok()
+        })
+        .flatten()
         .collect()
 }
 

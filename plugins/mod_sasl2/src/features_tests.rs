@@ -1,6 +1,7 @@
 use tessera_plugin_api::protocol::ChannelBindings as ApiBindings;
 
 use super::*;
+
 use crate::config::mechanism_specs;
 
 fn stream(exporter: bool, endpoint: bool) -> StreamInfo {
@@ -60,7 +61,7 @@ fn declared_channel_binding_types_and_hidden_mechanisms_are_filtered() {
         names(&usable(list.clone(), &s, Profile::Sasl2)),
         ["HT-SHA-256-EXPR", "HT-SHA-256-NONE"]
     );
-    assert!(usable(list, &s, Profile::Legacy).is_empty());
+    assert!(usable(list, &s, Profile::Rfc6120).is_empty());
 }
 
 #[test]
@@ -69,7 +70,7 @@ fn full_advertisement_with_channel_binding() {
     let mut sasl2 = usable(mechanism_specs(), &s, Profile::Sasl2);
     sasl2.push(ht("HT-SHA-256-NONE", None));
     let out = build(Advertisement {
-        legacy: usable(mechanism_specs(), &s, Profile::Legacy),
+        legacy: usable(mechanism_specs(), &s, Profile::Rfc6120),
         sasl2,
         cb_types: cb_types(&s),
         bind2_inline: vec![Element::new("feature", BIND2_NS).with_attr("var", "urn:xmpp:carbons:2")],
@@ -101,7 +102,7 @@ fn full_advertisement_with_channel_binding() {
 fn no_channel_binding_means_no_plus_and_no_cb_list() {
     let s = stream(false, false);
     let out = build(Advertisement {
-        legacy: usable(mechanism_specs(), &s, Profile::Legacy),
+        legacy: usable(mechanism_specs(), &s, Profile::Rfc6120),
         sasl2: usable(mechanism_specs(), &s, Profile::Sasl2),
         cb_types: cb_types(&s),
         ..Advertisement::default()
@@ -121,7 +122,7 @@ fn no_channel_binding_means_no_plus_and_no_cb_list() {
 fn exporter_only_lists_only_exporter() {
     let s = stream(true, false);
     let out = build(Advertisement {
-        legacy: usable(mechanism_specs(), &s, Profile::Legacy),
+        legacy: usable(mechanism_specs(), &s, Profile::Rfc6120),
         sasl2: usable(mechanism_specs(), &s, Profile::Sasl2),
         cb_types: cb_types(&s),
         ..Advertisement::default()
@@ -146,14 +147,15 @@ fn empty_or_hidden_only_lists_are_not_advertised() {
 }
 
 #[test]
-fn hook_replies_accept_lists_and_single_elements_and_skip_garbage() {
+fn hook_replies_are_element_lists_and_garbage_is_skipped() {
     let a = Element::new("a", "urn:a");
     let b = Element::new("b", "urn:b");
+    let encode = |v: &Vec<Element>| tessera_plugin_api::wire::encode(v).unwrap_or_default();
     let replies = vec![
-        serde_json::to_value(vec![a.clone()]).unwrap_or_default(),
-        serde_json::to_value(&b).unwrap_or_default(),
-        serde_json::json!("nonsense"),
-        serde_json::json!([]),
+        encode(&vec![a.clone()]),
+        b"\xff\x01nonsense".to_vec(),
+        encode(&vec![]),
+        encode(&vec![b.clone()]),
     ];
     assert_eq!(elements_from_replies(replies), vec![a, b]);
 }

@@ -24,6 +24,7 @@
 //!   (a FAST attempt where FAST is not offered), and the per-stream retry limit bounds them.
 
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{
     MechanismResponse, MechanismStart, MechanismStep, StreamAction, StreamInfo,
@@ -166,14 +167,14 @@ fn idle(
             env,
             stream,
             &Exchange::bare(p),
-            Fail::new("aborted", None),
+            Fail::new(SaslCondition::Aborted, None),
         ),
         Incoming::Response(p, _) => {
-            let f = Fail::new("malformed-request", Some(NO_EXCHANGE));
+            let f = Fail::new(SaslCondition::MalformedRequest, Some(NO_EXCHANGE));
             fail(st, env, stream, &Exchange::bare(p), f)
         }
         Incoming::Next(_) | Incoming::TaskData(_) => {
-            let f = Fail::new("malformed-request", Some(NO_EXCHANGE));
+            let f = Fail::new(SaslCondition::MalformedRequest, Some(NO_EXCHANGE));
             fail(st, env, stream, &Exchange::bare(Profile::Sasl2), f)
         }
         Incoming::Other => vec![close(NOT_SASL)],
@@ -193,8 +194,8 @@ fn interrupted(
     };
     env.svc.mechanism_end(stream.id);
     let f = match incoming {
-        Incoming::Abort(_) => Fail::new("aborted", None),
-        _ => Fail::new("temporary-auth-failure", Some(RELOADED)),
+        Incoming::Abort(_) => Fail::new(SaslCondition::Aborted, None),
+        _ => Fail::new(SaslCondition::TemporaryAuthFailure, Some(RELOADED)),
     };
     fail(st, env, stream, &Exchange::bare(profile), f)
 }
@@ -224,7 +225,7 @@ fn initiate(
             env,
             stream,
             &ex,
-            Fail::new("aborted", Some(PROFILE_LOCKED)),
+            Fail::new(SaslCondition::Aborted, Some(PROFILE_LOCKED)),
         );
     }
     st.profile = Some(profile);
@@ -234,12 +235,20 @@ fn initiate(
     }
     let initial_response = match wire::initial_response(profile, el) {
         Ok(ir) => ir,
-        Err(_) => return fail(st, env, stream, &ex, Fail::new("incorrect-encoding", None)),
+        Err(_) => {
+            return fail(
+                st,
+                env,
+                stream,
+                &ex,
+                Fail::new(SaslCondition::IncorrectEncoding, None),
+            )
+        }
     };
     let now = env.svc.now_ms();
     let limit = locked(env.limiter).check_ip(&stream.peer_ip, now);
     if let Some(limit) = limit {
-        let f = Fail::new("temporary-auth-failure", Some(&limit.text()));
+        let f = Fail::new(SaslCondition::TemporaryAuthFailure, Some(&limit.text()));
         return fail(st, env, stream, &ex, f);
     }
     ex.started_at_ms = now;
@@ -249,7 +258,7 @@ fn initiate(
         exchange: stream.id,
         mechanism: ex.mechanism.clone(),
         stream: stream.clone(),
-        profile: profile.ns().into(),
+        profile,
         initial_response,
         user_agent_id: ex.user_agent_id.clone(),
         authenticate: ex.authenticate.clone(),
@@ -293,38 +302,41 @@ fn foreign_limit(
         MechanismStep::Success { user, .. } => Some(user.as_str()),
         MechanismStep::Failure {
             user, condition, ..
-        } if crate::outcome::counts_toward_limits(condition) => user.as_deref(),
+        } if crate::outcome::counts_toward_limits(*condition) => user.as_deref(),
         MechanismStep::Failure { .. } | MechanismStep::Challenge { .. } => None,
     }?;
     // A token login (hidden mechanism: FAST) is unguessable: the account's backoff does not
     // hold back its owner's clients; the address limits still apply.
     let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms(), ex.hidden)?;
-    Some(Fail::new("temporary-auth-failure", Some(&limit.text())))
+    Some(Fail::new(
+        SaslCondition::TemporaryAuthFailure,
+        Some(&limit.text()),
+    ))
 }
 
 /// Encryption and mechanism checks before an exchange starts; `Ok(hidden)` admits it.
 #[allow(clippy::result_large_err)] // one Fail per refused attempt; not worth a Box
 fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Result<bool, Fail> {
     if !stream.secure {
-        return Err(Fail::new("encryption-required", None));
+        return Err(Fail::new(SaslCondition::EncryptionRequired, None));
     }
     if ex.mechanism.is_empty() || ex.mechanism.len() > MAX_MECHANISM_LEN {
-        return Err(Fail::new("invalid-mechanism", None));
+        return Err(Fail::new(SaslCondition::InvalidMechanism, None));
     }
     let offered = env
         .svc
-        .mechanisms(stream, ex.profile.ns())
+        .mechanisms(stream, ex.profile)
         .map(|list| features::usable(list, stream, ex.profile));
     match offered {
         Ok(list) => list
             .iter()
             .find(|m| m.name == ex.mechanism)
             .map(|m| m.hidden)
-            .ok_or_else(|| Fail::new("invalid-mechanism", None)),
+            .ok_or_else(|| Fail::new(SaslCondition::InvalidMechanism, None)),
         Err(e) => {
             env.svc
                 .log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
-            Err(Fail::new("temporary-auth-failure", None))
+            Err(Fail::new(SaslCondition::TemporaryAuthFailure, None))
         }
     }
 }
@@ -347,16 +359,28 @@ fn in_exchange(
             }
             Err(_) => {
                 env.svc.mechanism_end(stream.id);
-                fail(st, env, stream, &ex, Fail::new("incorrect-encoding", None))
+                fail(
+                    st,
+                    env,
+                    stream,
+                    &ex,
+                    Fail::new(SaslCondition::IncorrectEncoding, None),
+                )
             }
         },
         Incoming::Abort(p) if p == ex.profile => {
             env.svc.mechanism_end(stream.id);
-            fail(st, env, stream, &ex, Fail::new("aborted", None))
+            fail(
+                st,
+                env,
+                stream,
+                &ex,
+                Fail::new(SaslCondition::Aborted, None),
+            )
         }
         _ => {
             env.svc.mechanism_end(stream.id);
-            fire(env, stream, &ex, None, Some("aborted"));
+            fire(env, stream, &ex, None, Some(SaslCondition::Aborted));
             vec![close(NOT_SASL)]
         }
     }
@@ -375,7 +399,7 @@ fn mechanism_result(
             LogLevel::Warn,
             &format!("mechanism {} failed: {e}", ex.mechanism),
         );
-        mech::failure("temporary-auth-failure", None, None)
+        mech::failure(SaslCondition::TemporaryAuthFailure, None, None)
     });
     if let Some(limited) = foreign_limit(env, stream, &ex, &step) {
         env.svc.mechanism_end(stream.id);

@@ -20,6 +20,7 @@
 //!   `<encryption-required/>`.
 
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{AccountCredentials, MechanismStart, MechanismStep};
 use tessera_plugin_api::LogLevel;
@@ -106,9 +107,13 @@ pub(crate) enum MechState {
 pub(crate) type Stepped = (MechanismStep, Option<MechState>);
 
 /// A failure step.
-pub(crate) fn failure(condition: &str, text: Option<&str>, user: Option<&str>) -> MechanismStep {
+pub(crate) fn failure(
+    condition: SaslCondition,
+    text: Option<&str>,
+    user: Option<&str>,
+) -> MechanismStep {
     MechanismStep::Failure {
-        condition: condition.into(),
+        condition,
         text: text.map(str::to_owned),
         user: user.map(str::to_owned),
         application: None,
@@ -116,13 +121,13 @@ pub(crate) fn failure(condition: &str, text: Option<&str>, user: Option<&str>) -
 }
 
 fn scram_failure(e: &ScramError, user: Option<&str>) -> MechanismStep {
-    failure(e.condition().as_str(), Some(e.server_error_value()), user)
+    failure(e.condition(), Some(e.server_error_value()), user)
 }
 
 /// Start an exchange of one of this module's mechanisms.
 pub(crate) fn start(env: MechEnv<'_>, start: MechanismStart) -> Stepped {
     let Some(kind) = Kind::from_name(&start.mechanism) else {
-        return (failure("invalid-mechanism", None, None), None);
+        return (failure(SaslCondition::InvalidMechanism, None, None), None);
     };
     let info = ExchangeInfo {
         secure: start.stream.secure,
@@ -132,7 +137,7 @@ pub(crate) fn start(env: MechEnv<'_>, start: MechanismStart) -> Stepped {
         offers_plus: features::offers_plus(&start.stream),
     };
     if kind == Kind::Plain && !info.secure {
-        return (failure("encryption-required", None, None), None);
+        return (failure(SaslCondition::EncryptionRequired, None, None), None);
     }
     match start.initial_response {
         Some(message) => first_message(env, kind, info, &message),
@@ -196,12 +201,13 @@ fn precheck(
     let limit = locked(env.limiter).check(user, &info.peer_ip, now, false);
     if let Some(limit) = limit {
         return Some(failure(
-            "temporary-auth-failure",
+            SaslCondition::TemporaryAuthFailure,
             Some(&limit.text()),
             Some(user),
         ));
     }
-    (!authzid_ok(authzid, user, &info.domain)).then(|| failure("invalid-authzid", None, Some(user)))
+    (!authzid_ok(authzid, user, &info.domain))
+        .then(|| failure(SaslCondition::InvalidAuthzid, None, Some(user)))
 }
 
 fn scram_first(
@@ -237,11 +243,11 @@ fn scram_first(
 
 fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep {
     if !info.secure {
-        return failure("encryption-required", None, None);
+        return failure(SaslCondition::EncryptionRequired, None, None);
     }
     let creds = match parse_plain(message) {
         Ok(creds) => creds,
-        Err(e) => return failure(e.condition().as_str(), None, None),
+        Err(e) => return failure(e.condition(), None, None),
     };
     let user = canonical_user(&creds.authcid);
     if let Some(refusal) = precheck(env, info, &user, creds.authzid.as_deref()) {
@@ -254,7 +260,7 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
                 additional_data: None,
             }
         }
-        Some(_) => failure("not-authorized", None, Some(&user)),
+        Some(_) => failure(SaslCondition::NotAuthorized, None, Some(&user)),
         None => store_failure(&user),
     }
 }
@@ -277,7 +283,7 @@ fn lookup(env: MechEnv<'_>, user: &str, hash: Hash) -> Option<(ScramCredentials,
 }
 
 fn store_failure(user: &str) -> MechanismStep {
-    failure("temporary-auth-failure", None, Some(user))
+    failure(SaslCondition::TemporaryAuthFailure, None, Some(user))
 }
 
 fn verifier(account: &AccountCredentials, hash: Hash) -> ScramCredentials {

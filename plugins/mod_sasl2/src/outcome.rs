@@ -5,7 +5,7 @@
 use tessera_plugin_api::events::{self, AuthenticationOutcome};
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::LogLevel;
+use tessera_plugin_api::{LogLevel, SaslCondition, StreamCondition};
 
 use crate::machine::{Env, Exchange, StreamState};
 use crate::services::locked;
@@ -17,7 +17,7 @@ const TOO_MANY: &str = "Too many failed authentication attempts";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fail {
     /// RFC 6120 §6.5 condition.
-    pub(crate) condition: String,
+    pub(crate) condition: SaslCondition,
     /// `<text/>`.
     pub(crate) text: Option<String>,
     /// The account named in the attempt.
@@ -28,9 +28,9 @@ pub(crate) struct Fail {
 
 impl Fail {
     /// A failure with a condition and optional text.
-    pub(crate) fn new(condition: &str, text: Option<&str>) -> Self {
+    pub(crate) fn new(condition: SaslCondition, text: Option<&str>) -> Self {
         Self {
-            condition: condition.into(),
+            condition,
             text: text.map(str::to_owned),
             user: None,
             application: None,
@@ -39,14 +39,17 @@ impl Fail {
 }
 
 /// Whether a failure is a failed credential check (rate-limited) rather than a protocol error.
-pub(crate) fn counts_toward_limits(condition: &str) -> bool {
-    matches!(condition, "not-authorized" | "credentials-expired")
+pub(crate) fn counts_toward_limits(condition: SaslCondition) -> bool {
+    matches!(
+        condition,
+        SaslCondition::NotAuthorized | SaslCondition::CredentialsExpired
+    )
 }
 
 /// `<policy-violation/>` stream error.
 pub(crate) fn close(text: &str) -> StreamAction {
     StreamAction::Close {
-        condition: "policy-violation".into(),
+        condition: StreamCondition::PolicyViolation,
         text: Some(text.into()),
     }
 }
@@ -60,12 +63,12 @@ pub(crate) fn fail(
     f: Fail,
 ) -> Vec<StreamAction> {
     st.failures = st.failures.saturating_add(1);
-    if counts_toward_limits(&f.condition) {
+    if counts_toward_limits(f.condition) {
         let now = env.svc.now_ms();
         locked(env.limiter).record_failure(f.user.as_deref(), &stream.peer_ip, now);
     }
-    fire(env, stream, ex, f.user.as_deref(), Some(&f.condition));
-    let failure = wire::failure(ex.profile, &f.condition, f.text.as_deref(), f.application);
+    fire(env, stream, ex, f.user.as_deref(), Some(f.condition));
+    let failure = wire::failure(ex.profile, f.condition, f.text.as_deref(), f.application);
     let mut actions = vec![StreamAction::Send {
         xml: failure.to_xml(),
     }];
@@ -81,7 +84,7 @@ pub(crate) fn fire(
     stream: &StreamInfo,
     ex: &Exchange,
     user: Option<&str>,
-    condition: Option<&str>,
+    condition: Option<SaslCondition>,
 ) {
     let outcome = AuthenticationOutcome {
         user: user.map(str::to_owned),
@@ -89,7 +92,7 @@ pub(crate) fn fire(
         user_agent_id: ex.user_agent_id.clone(),
         peer_ip: stream.peer_ip.clone(),
         stream_id: stream.id,
-        condition: condition.map(str::to_owned),
+        condition,
     };
     let name = if condition.is_some() {
         events::AUTHENTICATION_FAILURE
@@ -103,10 +106,10 @@ pub(crate) fn fire(
 
 /// One log line per outcome: account, mechanism (a -PLUS or HT-*-EXPR/ENDP name means channel
 /// binding was used) and profile; never credentials.
-fn outcome_line(ex: &Exchange, user: Option<&str>, condition: Option<&str>) -> String {
+fn outcome_line(ex: &Exchange, user: Option<&str>, condition: Option<SaslCondition>) -> String {
     let profile = match ex.profile {
         crate::wire::Profile::Sasl2 => "sasl2",
-        crate::wire::Profile::Legacy => "legacy",
+        crate::wire::Profile::Rfc6120 => "legacy",
     };
     let user = user.unwrap_or("-");
     match condition {

@@ -4,14 +4,14 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use serde_json::Value;
+use serde::Serialize;
 use tessera_plugin_api::events::AuthenticationOutcome;
 use tessera_plugin_api::protocol::{
-    AccountCredentials, HostRequest, MechanismResponse, MechanismSpec, MechanismStart,
-    MechanismStep, StreamInfo,
+    AccountCredentials, MechanismResponse, MechanismSpec, MechanismStart, MechanismStep,
+    SaslProfile, StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{Host, LogLevel, PluginError};
+use tessera_plugin_api::{Host, HostCalls, LogLevel, PluginError};
 use tessera_sasl::scram::ScramCredentials;
 
 use crate::features::elements_from_replies;
@@ -23,8 +23,14 @@ pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
-pub(crate) fn hook_elements(svc: &dyn Services, name: &str, payload: Value) -> Vec<Element> {
-    match svc.call_hook(name, payload) {
+pub(crate) fn hook_elements<P: Serialize>(
+    svc: &dyn Services,
+    name: &str,
+    payload: &P,
+) -> Vec<Element> {
+    let replies =
+        tessera_plugin_api::wire::encode(payload).and_then(|payload| svc.call_hook(name, &payload));
+    match replies {
         Ok(replies) => elements_from_replies(replies),
         Err(e) => {
             svc.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
@@ -43,7 +49,7 @@ pub(crate) trait Services {
     fn mechanisms(
         &self,
         stream: &StreamInfo,
-        profile: &str,
+        profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError>;
     /// Start an exchange with whichever module implements the mechanism.
     fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError>;
@@ -52,7 +58,7 @@ pub(crate) trait Services {
     /// End an exchange (always called once it is over).
     fn mechanism_end(&self, exchange: u64);
     /// Call a query hook on every module that registered it.
-    fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError>;
+    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError>;
     /// An account's stored SCRAM verifiers.
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError>;
     /// Check a password against a stored verifier: PBKDF2, the one slow step of a login, so the
@@ -76,24 +82,21 @@ impl Services for Host {
     fn mechanisms(
         &self,
         stream: &StreamInfo,
-        profile: &str,
+        profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError> {
-        self.request(&HostRequest::Mechanisms {
-            stream: stream.clone(),
-            profile: profile.into(),
-        })
+        HostCalls::mechanisms(self, stream.clone(), profile)
     }
 
     fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
-        self.request(&HostRequest::MechanismStart(start))
+        HostCalls::mechanism_start(self, start)
     }
 
     fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
-        self.request(&HostRequest::MechanismStep(response))
+        HostCalls::mechanism_step(self, response)
     }
 
     fn mechanism_end(&self, exchange: u64) {
-        if let Err(e) = self.request::<Value>(&HostRequest::MechanismEnd(exchange)) {
+        if let Err(e) = HostCalls::mechanism_end(self, exchange) {
             Host::log(
                 self,
                 LogLevel::Debug,
@@ -102,8 +105,8 @@ impl Services for Host {
         }
     }
 
-    fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError> {
-        Host::call_hook(self, name, payload)
+    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
+        HostCalls::call_hook(self, name, payload)
     }
 
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {

@@ -8,7 +8,6 @@
 //! when bound, else the bare JID), task children, `<bound/>` (if Bind 2 ran), then whatever the
 //! `sasl2-success` hook returns (e.g. a FAST `<token/>`).
 
-use serde_json::json;
 use tessera_plugin_api::events::{hooks, Sasl2Success};
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
@@ -31,7 +30,7 @@ pub(crate) fn succeed(
     additional_data: Option<Vec<u8>>,
 ) -> Vec<StreamAction> {
     match ex.profile {
-        Profile::Legacy => {
+        Profile::Rfc6120 => {
             locked(env.limiter).record_success(&user, &stream.peer_ip);
             st.phase = Phase::Done;
             fire(env, stream, &ex, Some(&user), None);
@@ -108,16 +107,12 @@ pub(crate) fn finish(
                     .cloned()
                     .unwrap_or_else(|| Element::new("bind", BIND2_NS)),
             };
-            extra.push(bind2::bound(hook_elements(
-                env.svc,
-                BIND2_BOUND,
-                json!(bound),
-            )));
+            extra.push(bind2::bound(hook_elements(env.svc, BIND2_BOUND, &bound)));
             format!("{bare}/{resource}")
         }
         None => bare,
     };
-    extra.extend(hook_elements(env.svc, hooks::SASL2_SUCCESS, json!(success)));
+    extra.extend(hook_elements(env.svc, hooks::SASL2_SUCCESS, &success));
     let xml = wire::sasl2_success(additional_data.as_deref(), &identifier, extra).to_xml();
     locked(env.limiter).record_success(&user, &stream.peer_ip);
     st.phase = Phase::Done;

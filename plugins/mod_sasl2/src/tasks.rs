@@ -10,8 +10,8 @@
 //! * A task without an owner (no module answers) fails with `<temporary-auth-failure/>`.
 
 use std::collections::VecDeque;
+use tessera_plugin_api::SaslCondition;
 
-use serde_json::json;
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::LogLevel;
@@ -47,10 +47,9 @@ pub(crate) fn required(
     ex: &Exchange,
     user: &str,
 ) -> Vec<Vec<String>> {
-    let replies = match env
-        .svc
-        .call_hook(SASL2_TASKS, json!(payload(stream, ex, user)))
-    {
+    let replies = tessera_plugin_api::wire::encode(&payload(stream, ex, user))
+        .and_then(|payload| env.svc.call_hook(SASL2_TASKS, &payload));
+    let replies = match replies {
         Ok(replies) => replies,
         Err(e) => {
             env.svc
@@ -60,7 +59,7 @@ pub(crate) fn required(
     };
     replies
         .into_iter()
-        .filter_map(|r| serde_json::from_value::<Vec<String>>(r).ok())
+        .filter_map(|r| tessera_plugin_api::wire::decode::<Vec<String>>(SASL2_TASKS, &r).ok())
         .map(|alts| {
             alts.into_iter()
                 .filter(|t| !t.is_empty() && t.len() <= MAX_TASK_LEN)
@@ -109,7 +108,7 @@ pub(crate) fn handle(
                 .front()
                 .is_some_and(|alts| alts.iter().any(|a| a == task));
             if !offered {
-                let f = Fail::new("malformed-request", Some("Task not offered"));
+                let f = Fail::new(SaslCondition::MalformedRequest, Some("Task not offered"));
                 return fail(
                     st,
                     env,
@@ -126,7 +125,7 @@ pub(crate) fn handle(
         }
         (Incoming::TaskData(el), Some(task)) => run(st, env, stream, t, task, el),
         (Incoming::Abort(Profile::Sasl2), _) => {
-            let f = Fail::new("aborted", None);
+            let f = Fail::new(SaslCondition::Aborted, None);
             fail(
                 st,
                 env,
@@ -139,7 +138,13 @@ pub(crate) fn handle(
             )
         }
         _ => {
-            fire(env, stream, &t.ex, Some(&t.user), Some("aborted"));
+            fire(
+                env,
+                stream,
+                &t.ex,
+                Some(&t.user),
+                Some(SaslCondition::Aborted),
+            );
             vec![close("Unexpected element during SASL2 tasks")]
         }
     }
@@ -160,12 +165,11 @@ fn run(
         task,
         element: el.clone(),
     };
-    let answer = env
-        .svc
-        .call_hook(SASL2_TASK, json!(call))
+    let answer = tessera_plugin_api::wire::encode(&call)
+        .and_then(|call| env.svc.call_hook(SASL2_TASK, &call))
         .unwrap_or_default()
-        .into_iter()
-        .find_map(|r| serde_json::from_value::<TaskStep>(r).ok());
+        .iter()
+        .find_map(|r| tessera_plugin_api::wire::decode::<TaskStep>(SASL2_TASK, r).ok());
     let user = Some(t.user.clone());
     match answer {
         Some(TaskStep::Data { children }) => {
@@ -188,11 +192,14 @@ fn run(
             }
         }
         Some(TaskStep::Failure { condition, text }) => {
-            let f = Fail::new(&condition, text.as_deref());
+            let f = Fail::new(condition, text.as_deref());
             fail(st, env, stream, &t.ex, Fail { user, ..f })
         }
         None => {
-            let f = Fail::new("temporary-auth-failure", Some("Task unavailable"));
+            let f = Fail::new(
+                SaslCondition::TemporaryAuthFailure,
+                Some("Task unavailable"),
+            );
             fail(st, env, stream, &t.ex, Fail { user, ..f })
         }
     }

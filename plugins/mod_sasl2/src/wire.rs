@@ -28,39 +28,9 @@ pub(crate) const MAM_NS: &str = "urn:xmpp:mam:2";
 /// Longest accepted `<user-agent id>`, in characters.
 pub(crate) const MAX_USER_AGENT_ID: usize = 128;
 
-/// The RFC 6120 §6.5 conditions; anything else a mechanism reports becomes `not-authorized`.
-const CONDITIONS: [&str; 11] = [
-    "aborted",
-    "account-disabled",
-    "credentials-expired",
-    "encryption-required",
-    "incorrect-encoding",
-    "invalid-authzid",
-    "invalid-mechanism",
-    "malformed-request",
-    "mechanism-too-weak",
-    "not-authorized",
-    "temporary-auth-failure",
-];
-
-/// Which SASL profile an element or exchange belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) enum Profile {
-    /// XEP-0388 Extensible SASL Profile.
-    Sasl2,
-    /// RFC 6120 §6 SASL.
-    Legacy,
-}
-
-impl Profile {
-    /// The profile's namespace (also the `profile` string of mechanism requests).
-    pub(crate) fn ns(self) -> &'static str {
-        match self {
-            Profile::Sasl2 => SASL2_NS,
-            Profile::Legacy => SASL_NS,
-        }
-    }
-}
+/// Which SASL profile an element or exchange belongs to (the API's enum).
+pub(crate) use tessera_plugin_api::protocol::SaslProfile as Profile;
+use tessera_plugin_api::SaslCondition;
 
 /// A classified incoming nonza.
 #[derive(Debug, Clone, Copy)]
@@ -83,11 +53,11 @@ pub(crate) enum Incoming<'a> {
 pub(crate) fn classify(el: &Element) -> Incoming<'_> {
     let profile = match el.ns.as_str() {
         SASL2_NS => Profile::Sasl2,
-        SASL_NS => Profile::Legacy,
+        SASL_NS => Profile::Rfc6120,
         _ => return Incoming::Other,
     };
     match (profile, el.name.as_str()) {
-        (Profile::Sasl2, "authenticate") | (Profile::Legacy, "auth") => {
+        (Profile::Sasl2, "authenticate") | (Profile::Rfc6120, "auth") => {
             Incoming::Initiate(profile, el)
         }
         (_, "response") => Incoming::Response(profile, el),
@@ -104,7 +74,7 @@ pub(crate) struct BadEncoding;
 
 /// Decode the base64 text of `<response>`, `<auth>` or `<initial-response>`.
 pub(crate) fn decode_payload(profile: Profile, text: &str) -> Result<Vec<u8>, BadEncoding> {
-    if profile == Profile::Legacy && text.trim() == "=" {
+    if profile == Profile::Rfc6120 && text.trim() == "=" {
         return Ok(Vec::new());
     }
     decode_base64_lenient(text).map_err(|_| BadEncoding)
@@ -120,7 +90,7 @@ pub(crate) fn initial_response(
             .child("initial-response", SASL2_NS)
             .map(|ir| decode_payload(profile, &ir.text()))
             .transpose(),
-        Profile::Legacy => {
+        Profile::Rfc6120 => {
             let text = el.text();
             if text.trim().is_empty() {
                 Ok(None)
@@ -143,7 +113,7 @@ pub(crate) fn user_agent_id(el: &Element) -> Option<String> {
 
 /// Encode a payload for the wire (legacy: `=` for zero length).
 pub(crate) fn encode_payload(profile: Profile, data: &[u8]) -> String {
-    if data.is_empty() && profile == Profile::Legacy {
+    if data.is_empty() && profile == Profile::Rfc6120 {
         "=".to_owned()
     } else {
         encode_base64(data)
@@ -158,16 +128,12 @@ pub(crate) fn challenge(profile: Profile, data: &[u8]) -> Element {
 /// `<failure/>` with one condition, optional `<text>` and an optional application element.
 pub(crate) fn failure(
     profile: Profile,
-    condition: &str,
+    condition: SaslCondition,
     text: Option<&str>,
     application: Option<Element>,
 ) -> Element {
-    let condition = if CONDITIONS.contains(&condition) {
-        condition
-    } else {
-        "not-authorized"
-    };
-    let mut el = Element::new("failure", profile.ns()).with_child(Element::new(condition, SASL_NS));
+    let mut el =
+        Element::new("failure", profile.ns()).with_child(Element::new(condition.as_str(), SASL_NS));
     if let Some(text) = text.filter(|t| !t.is_empty()) {
         el.push_child(
             Element::new("text", profile.ns())
@@ -185,7 +151,7 @@ pub(crate) fn failure(
 pub(crate) fn legacy_success(additional_data: Option<&[u8]>) -> Element {
     let el = Element::new("success", SASL_NS);
     match additional_data {
-        Some(data) => el.with_text(encode_payload(Profile::Legacy, data)),
+        Some(data) => el.with_text(encode_payload(Profile::Rfc6120, data)),
         None => el,
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use tessera_plugin_api::SaslCondition;
 
 #[test]
 fn classify_by_name_and_namespace() {
@@ -17,10 +18,10 @@ fn classify_by_name_and_namespace() {
     for (el, expected) in cases {
         let got = match classify(&el) {
             Incoming::Initiate(Profile::Sasl2, _) => "initiate-sasl2",
-            Incoming::Initiate(Profile::Legacy, _) => "initiate-legacy",
+            Incoming::Initiate(Profile::Rfc6120, _) => "initiate-legacy",
             Incoming::Response(Profile::Sasl2, _) => "response-sasl2",
-            Incoming::Response(Profile::Legacy, _) => "response-legacy",
-            Incoming::Abort(Profile::Legacy) => "abort-legacy",
+            Incoming::Response(Profile::Rfc6120, _) => "response-legacy",
+            Incoming::Abort(Profile::Rfc6120) => "abort-legacy",
             Incoming::Abort(Profile::Sasl2) => "abort-sasl2",
             Incoming::Next(_) => "next",
             Incoming::TaskData(_) => "task-data",
@@ -32,15 +33,15 @@ fn classify_by_name_and_namespace() {
 
 #[test]
 fn payload_decoding_follows_each_profile() {
-    assert_eq!(decode_payload(Profile::Legacy, "="), Ok(Vec::new()));
-    assert_eq!(decode_payload(Profile::Legacy, " = "), Ok(Vec::new()));
+    assert_eq!(decode_payload(Profile::Rfc6120, "="), Ok(Vec::new()));
+    assert_eq!(decode_payload(Profile::Rfc6120, " = "), Ok(Vec::new()));
     assert_eq!(decode_payload(Profile::Sasl2, "="), Err(BadEncoding));
     assert_eq!(decode_payload(Profile::Sasl2, ""), Ok(Vec::new()));
     assert_eq!(
         decode_payload(Profile::Sasl2, " biws\n bj11\r\n\tc2Vy "),
         Ok(b"n,,n=user".to_vec())
     );
-    assert_eq!(decode_payload(Profile::Legacy, "dXN*"), Err(BadEncoding));
+    assert_eq!(decode_payload(Profile::Rfc6120, "dXN*"), Err(BadEncoding));
 }
 
 #[test]
@@ -58,17 +59,17 @@ fn initial_response_absent_empty_and_present() {
     assert_eq!(initial_response(Profile::Sasl2, &bad), Err(BadEncoding));
 
     let auth = Element::new("auth", SASL_NS);
-    assert_eq!(initial_response(Profile::Legacy, &auth), Ok(None));
+    assert_eq!(initial_response(Profile::Rfc6120, &auth), Ok(None));
     assert_eq!(
-        initial_response(Profile::Legacy, &auth.clone().with_text("  \n")),
+        initial_response(Profile::Rfc6120, &auth.clone().with_text("  \n")),
         Ok(None)
     );
     assert_eq!(
-        initial_response(Profile::Legacy, &auth.clone().with_text("=")),
+        initial_response(Profile::Rfc6120, &auth.clone().with_text("=")),
         Ok(Some(Vec::new()))
     );
     assert_eq!(
-        initial_response(Profile::Legacy, &auth.with_text("dXNlcg==")),
+        initial_response(Profile::Rfc6120, &auth.with_text("dXNlcg==")),
         Ok(Some(b"user".to_vec()))
     );
 }
@@ -96,7 +97,7 @@ fn user_agent_id_of_1_to_128_characters_is_accepted() {
 #[test]
 fn challenges_encode_empty_data_per_profile() {
     assert_eq!(
-        challenge(Profile::Legacy, b"").to_xml(),
+        challenge(Profile::Rfc6120, b"").to_xml(),
         "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</challenge>"
     );
     assert_eq!(
@@ -114,7 +115,7 @@ fn failure_puts_condition_in_sasl_ns_and_text_in_profile_ns() {
     assert_eq!(
         failure(
             Profile::Sasl2,
-            "not-authorized",
+            SaslCondition::NotAuthorized,
             Some("invalid-proof"),
             None
         )
@@ -124,12 +125,18 @@ fn failure_puts_condition_in_sasl_ns_and_text_in_profile_ns() {
          <text xml:lang='en'>invalid-proof</text></failure>"
     );
     assert_eq!(
-        failure(Profile::Legacy, "aborted", None, None).to_xml(),
+        failure(Profile::Rfc6120, SaslCondition::Aborted, None, None).to_xml(),
         "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>"
     );
     let app = Element::new("x", "urn:example:app");
     assert_eq!(
-        failure(Profile::Legacy, "bogus-condition", Some(""), Some(app)).to_xml(),
+        failure(
+            Profile::Rfc6120,
+            SaslCondition::NotAuthorized,
+            Some(""),
+            Some(app)
+        )
+        .to_xml(),
         "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>\
          <x xmlns='urn:example:app'/></failure>"
     );

@@ -23,11 +23,12 @@
 //! slots are deleted at once.
 
 use serde::{Deserialize, Serialize};
-use tessera_plugin_api::protocol::{MechanismStart, MechanismStep};
+use tessera_plugin_api::protocol::{MechanismStart, MechanismStep, SaslProfile};
 use tessera_plugin_api::LogLevel;
+use tessera_plugin_api::SaslCondition;
 use tessera_sasl::ht::{parse_initial_response, HtMechanism};
 
-use crate::ht::{self, SASL2_NS};
+use crate::ht;
 use crate::services::Services;
 use crate::store;
 use crate::token::{self, Attempt, Slot, Stale, TokenKey, TokenRecord, Verdict};
@@ -52,9 +53,13 @@ pub(crate) struct Pending {
 }
 
 /// A failure step.
-pub(crate) fn failure(condition: &str, text: Option<&str>, user: Option<&str>) -> MechanismStep {
+pub(crate) fn failure(
+    condition: SaslCondition,
+    text: Option<&str>,
+    user: Option<&str>,
+) -> MechanismStep {
     MechanismStep::Failure {
-        condition: condition.into(),
+        condition,
         text: text.map(str::to_owned),
         user: user.map(str::to_owned),
         application: None,
@@ -80,17 +85,17 @@ struct Request {
 /// Why a request is refused before any account is looked at (no account is named).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Refusal {
-    condition: &'static str,
+    condition: SaslCondition,
     text: Option<&'static str>,
 }
 
 impl Refusal {
-    const fn new(condition: &'static str, text: Option<&'static str>) -> Self {
+    const fn new(condition: SaslCondition, text: Option<&'static str>) -> Self {
         Self { condition, text }
     }
 
     const fn malformed(text: &'static str) -> Self {
-        Self::new("malformed-request", Some(text))
+        Self::new(SaslCondition::MalformedRequest, Some(text))
     }
 
     fn step(self) -> MechanismStep {
@@ -100,13 +105,13 @@ impl Refusal {
 
 fn parse(start: &MechanismStart) -> Result<Request, Refusal> {
     let Some(mechanism) = HtMechanism::from_name(&start.mechanism) else {
-        return Err(Refusal::new("invalid-mechanism", None));
+        return Err(Refusal::new(SaslCondition::InvalidMechanism, None));
     };
-    if start.profile != SASL2_NS {
-        return Err(Refusal::new("invalid-mechanism", None));
+    if start.profile != SaslProfile::Sasl2 {
+        return Err(Refusal::new(SaslCondition::InvalidMechanism, None));
     }
     if !start.stream.secure {
-        return Err(Refusal::new("encryption-required", None));
+        return Err(Refusal::new(SaslCondition::EncryptionRequired, None));
     }
     let Some(fast) = start.authenticate.as_ref().and_then(ht::fast_request) else {
         return Err(Refusal::malformed(NO_FAST));
@@ -147,14 +152,16 @@ pub(crate) fn start(
         Err(refusal) => return (refusal.step(), None),
     };
     let Some(user) = ht::canonical_user(&req.authcid) else {
-        return (failure("not-authorized", None, None), None);
+        return (failure(SaslCondition::NotAuthorized, None, None), None);
     };
-    let fail = |condition: &str, text: Option<&str>| (failure(condition, text, Some(&user)), None);
+    let fail = |condition: SaslCondition, text: Option<&str>| {
+        (failure(condition, text, Some(&user)), None)
+    };
     if !ht::from_matches(start.stream.from.as_deref(), &user) {
-        return fail("not-authorized", None);
+        return fail(SaslCondition::NotAuthorized, None);
     }
     let Some(cb_data) = ht::cb_data(req.mechanism, &start.stream) else {
-        return fail("malformed-request", Some(NO_CB));
+        return fail(SaslCondition::MalformedRequest, Some(NO_CB));
     };
     let looked_up = store::load(svc, &user, &req.ua_id)
         .and_then(|slots| svc.credentials(&user).map(|account| (slots, account)));
@@ -162,7 +169,7 @@ pub(crate) fn start(
         Ok(found) => found,
         Err(e) => {
             svc.log(LogLevel::Warn, &format!("FAST lookup failed: {e}"));
-            return fail("temporary-auth-failure", None);
+            return fail(SaslCondition::TemporaryAuthFailure, None);
         }
     };
     let now_ms = svc.now_ms();
@@ -176,10 +183,10 @@ pub(crate) fn start(
         password_changed_at_ms: account.map(|a| a.password_changed_at_ms),
     };
     match token::verify(key, &attempt, &slots) {
-        Verdict::Rejected => fail("not-authorized", None),
+        Verdict::Rejected => fail(SaslCondition::NotAuthorized, None),
         Verdict::Stale { slot, reason } => {
             forget_stale(svc, &user, &req.ua_id, slot, reason);
-            fail("credentials-expired", Some(STALE))
+            fail(SaslCondition::CredentialsExpired, Some(STALE))
         }
         Verdict::Accepted {
             slot,
@@ -226,7 +233,10 @@ fn accept(
         // The client is logging out: do not report success with the token still alive.
         if let Err(e) = store::forget_client(svc, &user, &req.ua_id) {
             svc.log(LogLevel::Warn, &format!("FAST invalidate failed: {e}"));
-            return (failure("temporary-auth-failure", None, Some(&user)), None);
+            return (
+                failure(SaslCondition::TemporaryAuthFailure, None, Some(&user)),
+                None,
+            );
         }
     } else if slot == Slot::New {
         if let Err(e) = store::promote(svc, &user, &req.ua_id, record) {

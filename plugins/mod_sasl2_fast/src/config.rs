@@ -58,7 +58,7 @@ fn read(config: &Config, name: &str) -> Result<i64, PluginError> {
         .copied()
         .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
     let value = match config.get(name) {
-        None | Some(serde_json::Value::Null) => default,
+        None => default,
         Some(_) => config.integer(name)?,
     };
     if !(min..=max).contains(&value) {
@@ -150,8 +150,9 @@ pub(crate) fn registrations() -> Registrations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_plugin_api::protocol::OptionValue;
 
-    fn config(pairs: &[(&str, serde_json::Value)]) -> Config {
+    fn config(pairs: &[(&str, OptionValue)]) -> Config {
         let mut c = Config::default();
         for (k, v) in pairs {
             c.set(k, v.clone());
@@ -170,8 +171,8 @@ mod tests {
     #[test]
     fn values_are_read_in_seconds() {
         let c = config(&[
-            (OPT_TOKEN_TTL, serde_json::json!(3600)),
-            (OPT_TOKEN_MIN_TTL, serde_json::json!(0)),
+            (OPT_TOKEN_TTL, OptionValue::Integer(3600)),
+            (OPT_TOKEN_MIN_TTL, OptionValue::Integer(0)),
         ]);
         let s = Settings::from_config(&c).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((s.ttl_ms, s.min_ttl_ms), (3_600_000, 0));
@@ -181,8 +182,8 @@ mod tests {
     fn min_ttl_not_below_ttl_is_an_error_naming_both_keys() {
         for (ttl, min) in [(3600, 3600), (60, 86_400)] {
             let c = config(&[
-                (OPT_TOKEN_TTL, serde_json::json!(ttl)),
-                (OPT_TOKEN_MIN_TTL, serde_json::json!(min)),
+                (OPT_TOKEN_TTL, OptionValue::Integer(ttl)),
+                (OPT_TOKEN_MIN_TTL, OptionValue::Integer(min)),
             ]);
             let err = Settings::from_config(&c).expect_err("min_ttl >= ttl");
             assert_eq!(err.kind, tessera_plugin_api::PluginErrorKind::CONFIG);
@@ -191,18 +192,18 @@ mod tests {
             assert!(err.message.contains(&ttl.to_string()), "{err}");
         }
         // The default min_ttl (1 day) against a short ttl is the same error.
-        let c = config(&[(OPT_TOKEN_TTL, serde_json::json!(3600))]);
+        let c = config(&[(OPT_TOKEN_TTL, OptionValue::Integer(3600))]);
         assert!(Settings::from_config(&c).is_err());
     }
 
     #[test]
     fn bounds_and_types_are_enforced() {
-        let c = config(&[(OPT_TOKEN_TTL, serde_json::json!(0))]);
+        let c = config(&[(OPT_TOKEN_TTL, OptionValue::Integer(0))]);
         let err = Settings::from_config(&c).expect_err("ttl 0");
         assert!(err.message.contains(OPT_TOKEN_TTL), "{err}");
-        let c = config(&[(OPT_TOKEN_MIN_TTL, serde_json::json!(-1))]);
+        let c = config(&[(OPT_TOKEN_MIN_TTL, OptionValue::Integer(-1))]);
         assert!(Settings::from_config(&c).is_err());
-        let c = config(&[(OPT_TOKEN_TTL, serde_json::json!("long"))]);
+        let c = config(&[(OPT_TOKEN_TTL, OptionValue::String("long".into()))]);
         assert!(Settings::from_config(&c).is_err());
     }
 
@@ -212,8 +213,8 @@ mod tests {
         assert_eq!(m.depends, ["sasl2"]);
         let names: Vec<_> = m.options.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, [OPT_TOKEN_TTL, OPT_TOKEN_MIN_TTL]);
-        assert_eq!(m.options[0].default, Some(serde_json::json!(1_814_400)));
-        assert_eq!(m.options[1].default, Some(serde_json::json!(86_400)));
+        assert_eq!(m.options[0].default, Some(OptionValue::Integer(1_814_400)));
+        assert_eq!(m.options[1].default, Some(OptionValue::Integer(86_400)));
 
         let specs = mechanism_specs();
         let pairs: Vec<_> = specs

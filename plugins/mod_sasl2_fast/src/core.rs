@@ -3,12 +3,13 @@
 //! host.
 
 use std::sync::Mutex;
+use tessera_plugin_api::SaslCondition;
 
-use serde_json::{json, Value};
 use tessera_plugin_api::events::{
     self, hooks, Event, Sasl2Success, SessionEvent, UserDeleted, UserPasswordChanged,
 };
-use tessera_plugin_api::protocol::{HookCall, MechanismStart, MechanismStep, StreamInfo};
+use tessera_plugin_api::protocol::{MechanismStart, MechanismStep, StreamInfo};
+use tessera_plugin_api::wire;
 use tessera_plugin_api::{LogLevel, PluginError};
 
 use crate::auth;
@@ -47,18 +48,23 @@ impl Core {
     pub(crate) fn hook(
         &self,
         svc: &dyn Services,
-        call: HookCall,
-    ) -> Result<Option<Value>, PluginError> {
-        match call.name.as_str() {
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        match name {
             hooks::SASL2_INLINE_FEATURES => {
-                let stream: StreamInfo = serde_json::from_value(call.payload)?;
-                Ok(ht::advertisement(&stream).map(|fast| json!([fast])))
+                let stream: StreamInfo = wire::decode(name, payload)?;
+                ht::advertisement(&stream)
+                    .map(|fast| wire::encode(&vec![fast]))
+                    .transpose()
             }
             hooks::SASL2_SUCCESS => {
-                let success: Sasl2Success = serde_json::from_value(call.payload)?;
+                let success: Sasl2Success = wire::decode(name, payload)?;
                 let pending = locked(&self.pending).take(success.stream.id);
                 let children = issue::on_success(svc, &self.key, self.settings, &success, pending);
-                Ok((!children.is_empty()).then(|| json!(children)))
+                (!children.is_empty())
+                    .then(|| wire::encode(&children))
+                    .transpose()
             }
             _ => Ok(None),
         }
@@ -68,8 +74,12 @@ impl Core {
     ///
     /// # Errors
     /// A payload that does not match the event's type.
-    pub(crate) fn on_event(&self, svc: &dyn Services, event: &Event) -> Result<(), PluginError> {
-        let user = match event.name.as_str() {
+    pub(crate) fn on_event(
+        &self,
+        svc: &dyn Services,
+        event: &Event<'_>,
+    ) -> Result<(), PluginError> {
+        let user = match event.name {
             events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
             events::USER_DELETED => event.decode::<UserDeleted>()?.user,
             events::SESSION_CLOSED => {
@@ -79,7 +89,7 @@ impl Core {
             }
             _ => return Ok(()),
         };
-        self.revoke_all(svc, &user, &event.name);
+        self.revoke_all(svc, &user, event.name);
         Ok(())
     }
 
@@ -118,7 +128,7 @@ impl Core {
 
     /// HT is a single round: a further response is a protocol error.
     pub(crate) fn mechanism_step(&self) -> MechanismStep {
-        auth::failure("malformed-request", Some(NO_STEP), None)
+        auth::failure(SaslCondition::MalformedRequest, Some(NO_STEP), None)
     }
 
     /// The hot-swap state.

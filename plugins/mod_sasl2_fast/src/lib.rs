@@ -60,9 +60,8 @@ mod token;
 #[cfg(test)]
 mod tests;
 
-use serde_json::Value;
 use tessera_plugin_api::protocol::{
-    HookCall, Manifest, MechanismResponse, MechanismStart, MechanismStep, Registrations,
+    Manifest, MechanismResponse, MechanismStart, MechanismStep, Registrations,
 };
 use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError};
 
@@ -100,13 +99,18 @@ impl Module for FastModule {
         config::registrations()
     }
 
-    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+    fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
         self.core.on_event(host, event)?;
         Ok(EventFlow::Continue)
     }
 
-    fn hook(&self, host: &Host, call: HookCall) -> Result<Option<Value>, PluginError> {
-        self.core.hook(host, call)
+    fn hook(
+        &self,
+        host: &Host,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        self.core.hook(host, name, payload)
     }
 
     fn mechanism_start(

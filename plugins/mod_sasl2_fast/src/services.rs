@@ -21,13 +21,17 @@ pub(crate) trait Services {
     /// An account's credentials (for `password_changed_at_ms`); `None` when it does not exist.
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError>;
     /// Read a key of this module's store.
-    fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<String>, PluginError>;
+    fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<String>, PluginError>;
     /// Write a key.
-    fn kv_put(&self, scope: &KvScope, key: &str, value: &str) -> Result<(), PluginError>;
+    fn kv_put(&self, scope: &KvScope<'_>, key: &str, value: &str) -> Result<(), PluginError>;
     /// Delete a key; whether it existed.
-    fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool, PluginError>;
+    fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<bool, PluginError>;
     /// Keys and values starting with `prefix`.
-    fn kv_list(&self, scope: &KvScope, prefix: &str) -> Result<Vec<(String, String)>, PluginError>;
+    fn kv_list(
+        &self,
+        scope: &KvScope<'_>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, PluginError>;
     /// Log a line (never with tokens).
     fn log(&self, level: LogLevel, message: &str);
 }
@@ -45,20 +49,24 @@ impl Services for Host {
         self.get_credentials(user)
     }
 
-    fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<String>, PluginError> {
-        Host::kv_get(self, scope, key)
+    fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<String>, PluginError> {
+        Host::kv_get(self, *scope, key)
     }
 
-    fn kv_put(&self, scope: &KvScope, key: &str, value: &str) -> Result<(), PluginError> {
-        Host::kv_put(self, scope, key, value)
+    fn kv_put(&self, scope: &KvScope<'_>, key: &str, value: &str) -> Result<(), PluginError> {
+        Host::kv_put(self, *scope, key, value)
     }
 
-    fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool, PluginError> {
-        Host::kv_delete(self, scope, key)
+    fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<bool, PluginError> {
+        Host::kv_delete(self, *scope, key)
     }
 
-    fn kv_list(&self, scope: &KvScope, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
-        Host::kv_list(self, scope, prefix)
+    fn kv_list(
+        &self,
+        scope: &KvScope<'_>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        Host::kv_list(self, *scope, prefix)
     }
 
     fn log(&self, level: LogLevel, message: &str) {

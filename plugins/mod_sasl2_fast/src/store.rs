@@ -11,8 +11,8 @@ use crate::token::{self, Slot, TokenRecord, KEY_PREFIX};
 /// Most records kept per account (64 clients with both slots) when a token is issued.
 pub(crate) const MAX_RECORDS_PER_ACCOUNT: usize = 128;
 
-fn scope(user: &str) -> KvScope {
-    KvScope::Account(user.to_owned())
+fn scope(user: &str) -> KvScope<'_> {
+    KvScope::Account(user)
 }
 
 /// Both slots of (user, ua_id), `new` first.
@@ -52,7 +52,7 @@ pub(crate) fn save(
     slot: Slot,
     record: &TokenRecord,
 ) -> Result<(), PluginError> {
-    let value = serde_json::to_string(record)?;
+    let value = serde_json::to_string(record).map_err(|e| PluginError::internal(e.to_string()))?;
     svc.kv_put(&scope(user), &token::slot_key(ua_id, slot), &value)
 }
 

@@ -1,6 +1,6 @@
 //! The SASL side: the two challenges, the uniform final failure, mails, limits, bad input.
 
-use tessera_plugin_api::protocol::MechanismStep;
+use tessera_plugin_api::protocol::{MechanismStep, SaslProfile};
 
 use super::*;
 use crate::flow::{CANCELLED, FINAL_TEXT};
@@ -12,7 +12,7 @@ fn challenge_text(step: &MechanismStep) -> String {
     }
 }
 
-fn failure_of(step: &MechanismStep) -> (String, String, Option<String>, bool) {
+fn failure_of(step: &MechanismStep) -> (&'static str, String, Option<String>, bool) {
     match step {
         MechanismStep::Failure {
             condition,
@@ -20,7 +20,7 @@ fn failure_of(step: &MechanismStep) -> (String, String, Option<String>, bool) {
             user,
             application,
         } => (
-            condition.clone(),
+            condition.as_str(),
             text.clone().unwrap_or_default(),
             application.as_ref().map(|a| a.to_xml()),
             user.is_none(),
@@ -44,7 +44,7 @@ fn initial_response_names_the_account_and_the_form_asks_only_for_the_address() {
     let last = step(&core, &fake, 1, &submitted(None, "alice@example.NET"));
     fire_timers(&core, &fake);
     let (cond, text, app, no_user) = failure_of(&last);
-    assert_eq!((cond.as_str(), text.as_str()), ("aborted", FINAL_TEXT));
+    assert_eq!((cond, text.as_str()), ("aborted", FINAL_TEXT));
     assert_eq!(
         app.as_deref(),
         Some("<reset-requested xmlns='urn:tessera:password-reset:0'/>")
@@ -187,7 +187,7 @@ fn malformed_input_gets_a_precise_failure_and_changes_nothing() {
     assert_eq!(text, "Field 'email' is longer than 254 bytes");
     let (cond, text, _, _) = failure_of(&start(&core, &fake, 3, Some(&[0xff, 0xfe])));
     assert_eq!(
-        (cond.as_str(), text.as_str()),
+        (cond, text.as_str()),
         ("malformed-request", "The account name is not UTF-8")
     );
     let (_, text, _, _) = failure_of(&start(&core, &fake, 3, Some(&[b'a'; 1024])));
@@ -205,7 +205,7 @@ fn unencrypted_streams_lost_exchanges_and_store_failures_are_refused() {
         exchange: 9,
         mechanism: "PASSWORD-RESET".into(),
         stream: stream(9, "192.0.2.1"),
-        profile: "urn:xmpp:sasl:2".into(),
+        profile: SaslProfile::Sasl2,
         initial_response: Some(b"alice".to_vec()),
         user_agent_id: None,
         authenticate: None,
@@ -272,12 +272,11 @@ fn every_spelling_of_an_account_shares_its_mail_limit_and_its_links() {
     assert_eq!(fake.mails.borrow().len(), 3, "one cap for every spelling");
     let path = link.strip_prefix(PUBLIC).expect("public url").to_owned();
     assert_eq!(http(&core, &fake, "GET", &path, "").status, 200);
-    core.event(
+    deliver(
+        &core,
         &fake,
-        &event(
-            "user-password-changed",
-            serde_json::json!({"user": "alice", "at_ms": fake.now.get()}),
-        ),
+        "user-password-changed",
+        &password_changed("alice", fake.now.get()),
     )
     .expect("event");
     assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);

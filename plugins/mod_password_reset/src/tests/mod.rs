@@ -8,8 +8,10 @@ mod page;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+use tessera_plugin_api::events::{UserDeleted, UserPasswordChanged};
 use tessera_plugin_api::protocol::{
-    HttpRequest, HttpResponse, Mail, MechanismResponse, MechanismStart, MechanismStep, StreamInfo,
+    HttpRequest, HttpResponse, Mail, MechanismResponse, MechanismStart, MechanismStep, SaslProfile,
+    StreamInfo,
 };
 use tessera_plugin_api::{Event, LogLevel, PluginError};
 
@@ -184,7 +186,7 @@ pub(crate) fn start(core: &Core, fake: &Fake, id: u64, ir: Option<&[u8]>) -> Mec
             exchange: id,
             mechanism: "PASSWORD-RESET".into(),
             stream: stream(id, "192.0.2.1"),
-            profile: "urn:xmpp:sasl:2".into(),
+            profile: SaslProfile::Sasl2,
             initial_response: ir.map(<[u8]>::to_vec),
             user_agent_id: None,
             authenticate: None,
@@ -262,10 +264,28 @@ pub(crate) fn http(core: &Core, fake: &Fake, method: &str, path: &str, body: &st
     )
 }
 
-/// An event as the host delivers it.
-pub(crate) fn event(name: &str, payload: serde_json::Value) -> Event {
-    Event {
-        name: name.into(),
-        payload,
+/// Deliver an event as the host does: its payload encoded.
+pub(crate) fn deliver<T: serde::Serialize>(
+    core: &Core,
+    fake: &Fake,
+    name: &str,
+    payload: &T,
+) -> Result<(), PluginError> {
+    let payload = tessera_plugin_api::wire::encode(payload).expect("encodable");
+    core.event(
+        fake,
+        &Event {
+            name,
+            payload: &payload,
+        },
+    )
+}
+
+/// `user-password-changed` for `user` at `at_ms`.
+pub(crate) fn password_changed(user: &str, at_ms: u64) -> UserPasswordChanged {
+    UserPasswordChanged {
+        user: user.into(),
+        origin_stream: None,
+        at_ms,
     }
 }

@@ -63,12 +63,11 @@ fn the_link_sets_the_password_once_and_revokes_the_other_links() {
     assert!(body(&done).contains("<h1>Password changed</h1>"));
     assert_eq!(fake.password("alice").as_deref(), Some("new secret pw"));
     // The host fires user-password-changed; every other link dies with it.
-    core.event(
+    deliver(
+        &core,
         &fake,
-        &event(
-            "user-password-changed",
-            serde_json::json!({"user": "alice", "at_ms": 1}),
-        ),
+        "user-password-changed",
+        &password_changed("alice", 1),
     )
     .expect("event");
     let again = post(
@@ -214,21 +213,20 @@ fn page_posts_are_limited_per_address_and_store_failures_are_503() {
 #[test]
 fn deleting_the_account_revokes_its_links() {
     let (fake, core, path) = linked(Settings::default());
-    core.event(
-        &fake,
-        &event("user-deleted", serde_json::json!({"user": "alice"})),
-    )
-    .expect("event");
+    let deleted = UserDeleted {
+        user: "alice".into(),
+    };
+    deliver(&core, &fake, "user-deleted", &deleted).expect("event");
     assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);
     assert!(
         fake.kv.borrow().keys().all(|k| !k.starts_with("user:")),
         "index emptied"
     );
-    assert!(core
-        .event(&fake, &event("user-deleted", serde_json::json!({})))
-        .is_err());
-    core.event(&fake, &event("session-bound", serde_json::json!({})))
-        .expect("ignored");
+    assert!(
+        deliver(&core, &fake, "user-deleted", &()).is_err(),
+        "a payload that is not a UserDeleted is an error"
+    );
+    deliver(&core, &fake, "session-bound", &()).expect("ignored");
 }
 
 /// Revocation does not depend on the event: a password change or a deletion whose

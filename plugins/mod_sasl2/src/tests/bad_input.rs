@@ -193,14 +193,14 @@ fn plain_on_unencrypted_stream_is_encryption_required() {
         exchange: 1,
         mechanism: "PLAIN".into(),
         stream: s.clone(),
-        profile: SASL_NS.into(),
+        profile: SaslProfile::Rfc6120,
         initial_response: Some(b"\0alice\0pencil".to_vec()),
         user_agent_id: None,
         authenticate: None,
     };
     let step = core.mechanism_start(&fake, start.clone());
     assert!(
-        matches!(step, MechanismStep::Failure { ref condition, .. } if condition == "encryption-required"),
+        matches!(step, MechanismStep::Failure { ref condition, .. } if *condition == SaslCondition::EncryptionRequired),
         "{step:?}"
     );
     start.initial_response = None;
@@ -292,7 +292,7 @@ fn store_failure_and_mechanism_errors_are_temporary() {
         },
     );
     assert!(
-        matches!(step, MechanismStep::Failure { ref condition, .. } if condition == "temporary-auth-failure")
+        matches!(step, MechanismStep::Failure { ref condition, .. } if *condition == SaslCondition::TemporaryAuthFailure)
     );
 }
 

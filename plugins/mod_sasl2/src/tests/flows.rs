@@ -1,15 +1,14 @@
 //! Successful exchanges through the whole module: features, SASL2 + Bind 2, legacy, PLAIN,
 //! -PLUS with channel binding, other modules' mechanisms and hooks.
 
-use serde_json::json;
-use tessera_plugin_api::events::hooks;
+use tessera_plugin_api::events::{hooks, Sasl2Success};
 use tessera_plugin_api::protocol::StreamAction;
 use tessera_plugin_api::xml::Element;
 use tessera_sasl::scram::{ClientBinding, ClientSecret, ScramClient};
 use tessera_sasl::{CbType, Hash};
 
 use super::*;
-use crate::api::BIND2_BOUND;
+use crate::api::{Bind2Bound, BIND2_BOUND};
 use crate::bind2;
 use crate::wire::BIND2_NS;
 
@@ -71,13 +70,13 @@ fn features_offer_both_profiles_bind2_inline_and_channel_binding() {
     let core = core();
     let fake = Fake::new(&core)
         .with_hidden("HT-SHA-256-NONE")
-        .hook(hooks::BIND2_INLINE_FEATURES, |_| {
-            vec![json!([
+        .hook(hooks::BIND2_INLINE_FEATURES, |_: StreamInfo| {
+            vec![vec![
                 Element::new("feature", BIND2_NS).with_attr("var", "urn:xmpp:csi:0")
-            ])]
+            ]]
         })
-        .hook(hooks::SASL2_INLINE_FEATURES, |_| {
-            vec![json!([Element::new("fast", "urn:xmpp:fast:0")])]
+        .hook(hooks::SASL2_INLINE_FEATURES, |_: StreamInfo| {
+            vec![vec![Element::new("fast", "urn:xmpp:fast:0")]]
         });
     let s = stream(true);
     let xml: String = core
@@ -327,16 +326,16 @@ fn other_modules_hidden_mechanism_runs_in_sasl2_with_hooks() {
     let core = core();
     let fake = Fake::new(&core)
         .with_hidden("HT-SHA-256-NONE")
-        .hook(hooks::SASL2_SUCCESS, |p| {
-            assert_eq!(p["user"], "alice");
-            assert_eq!(p["mechanism"], "HT-SHA-256-NONE");
-            vec![json!([
+        .hook(hooks::SASL2_SUCCESS, |p: Sasl2Success| {
+            assert_eq!(p.user, "alice");
+            assert_eq!(p.mechanism, "HT-SHA-256-NONE");
+            vec![vec![
                 Element::new("token", "urn:xmpp:fast:0").with_attr("token", "t")
-            ])]
+            ]]
         })
-        .hook(BIND2_BOUND, |p| {
-            assert_eq!(p["bind"]["name"], "bind");
-            vec![json!([Element::new("enabled", "urn:xmpp:sm:3")])]
+        .hook(BIND2_BOUND, |p: Bind2Bound| {
+            assert_eq!(p.bind.name, "bind");
+            vec![vec![Element::new("enabled", "urn:xmpp:sm:3")]]
         });
     let s = stream(false);
     let el = authenticate(

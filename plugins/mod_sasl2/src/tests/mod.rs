@@ -10,15 +10,15 @@ mod violations;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use tessera_plugin_api::{SaslCondition, StreamCondition};
 
-use serde_json::Value;
 use tessera_plugin_api::events::AuthenticationOutcome;
 use tessera_plugin_api::protocol::{
     AccountCredentials, ChannelBindings, MechanismResponse, MechanismSpec, MechanismStart,
-    MechanismStep, ScramSecret, StreamAction, StreamElement, StreamInfo,
+    MechanismStep, SaslProfile, ScramSecret, StreamAction, StreamElement, StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{LogLevel, PluginError};
+use tessera_plugin_api::{wire, LogLevel, PluginError};
 use tessera_sasl::scram::{derive_credentials, ScramCredentials};
 use tessera_sasl::{decode_base64_lenient, encode_base64, Hash};
 
@@ -33,8 +33,8 @@ const DOMAIN: &str = "example.org";
 /// tls-exporter data of test streams.
 const EXPORTER: [u8; 32] = [0xc7; 32];
 
-/// A query hook answering from the payload.
-type HookFn = Box<dyn Fn(&Value) -> Vec<Value>>;
+/// A query hook answering from the encoded payload with encoded replies.
+type HookFn = Box<dyn Fn(&[u8]) -> Vec<Vec<u8>>>;
 
 /// The fake host.
 pub(crate) struct Fake<'a> {
@@ -50,7 +50,7 @@ pub(crate) struct Fake<'a> {
     /// Fired events.
     events: RefCell<Vec<(String, AuthenticationOutcome)>>,
     /// Payloads of hook calls, by name.
-    hook_payloads: RefCell<Vec<(String, Value)>>,
+    hook_payloads: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Fake<'_> {
@@ -113,11 +113,33 @@ impl<'a> Fake<'a> {
         }
     }
 
-    /// Register a hook answer.
-    pub(crate) fn hook(
+    /// Register a hook answer: `f` gets the payload decoded as `P`, and its replies are
+    /// encoded (a payload that is not a `P` gets no reply).
+    pub(crate) fn hook<P, A>(
         mut self,
         name: &'static str,
-        f: impl Fn(&Value) -> Vec<Value> + 'static,
+        f: impl Fn(P) -> Vec<A> + 'static,
+    ) -> Self
+    where
+        P: serde::de::DeserializeOwned,
+        A: serde::Serialize,
+    {
+        self.hooks.insert(
+            name,
+            Box::new(move |payload: &[u8]| {
+                wire::decode::<P>(name, payload)
+                    .map(|p| f(p).iter().filter_map(|a| wire::encode(a).ok()).collect())
+                    .unwrap_or_default()
+            }),
+        );
+        self
+    }
+
+    /// Register a hook answering raw bytes (to send malformed replies).
+    pub(crate) fn hook_raw(
+        mut self,
+        name: &'static str,
+        f: impl Fn(&[u8]) -> Vec<Vec<u8>> + 'static,
     ) -> Self {
         self.hooks.insert(name, Box::new(f));
         self
@@ -152,7 +174,7 @@ impl<'a> Fake<'a> {
         self.events
             .borrow()
             .iter()
-            .map(|(n, o)| (n.clone(), o.condition.clone()))
+            .map(|(n, o)| (n.clone(), o.condition.map(|c| c.as_str().to_owned())))
             .collect()
     }
 
@@ -176,9 +198,9 @@ impl Services for Fake<'_> {
     fn mechanisms(
         &self,
         stream: &StreamInfo,
-        profile: &str,
+        profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError> {
-        let sasl2 = profile == SASL2_NS;
+        let sasl2 = profile == SaslProfile::Sasl2;
         let mut list: Vec<MechanismSpec> = mechanism_specs()
             .into_iter()
             .chain(self.extra.iter().cloned())
@@ -208,7 +230,7 @@ impl Services for Fake<'_> {
                 user: "alice".into(),
                 additional_data: Some(b"responder".to_vec()),
             },
-            _ => crate::mech::failure("not-authorized", None, Some("alice")),
+            _ => crate::mech::failure(SaslCondition::NotAuthorized, None, Some("alice")),
         })
     }
 
@@ -222,16 +244,12 @@ impl Services for Fake<'_> {
         self.core.mechanism_end(exchange);
     }
 
-    fn call_hook(&self, name: &str, payload: Value) -> Result<Vec<Value>, PluginError> {
+    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
         self.calls.borrow_mut().push(format!("hook {name}"));
         self.hook_payloads
             .borrow_mut()
-            .push((name.to_owned(), payload.clone()));
-        Ok(self
-            .hooks
-            .get(name)
-            .map(|f| f(&payload))
-            .unwrap_or_default())
+            .push((name.to_owned(), payload.to_vec()));
+        Ok(self.hooks.get(name).map(|f| f(payload)).unwrap_or_default())
     }
 
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
@@ -353,5 +371,5 @@ pub(crate) fn legacy_failure(condition: &str, text: Option<&str>) -> String {
 
 /// `Close{policy-violation}`?
 pub(crate) fn is_policy_close(action: Option<&StreamAction>) -> bool {
-    matches!(action, Some(StreamAction::Close { condition, .. }) if condition == "policy-violation")
+    matches!(action, Some(StreamAction::Close { condition, .. }) if *condition == StreamCondition::PolicyViolation)
 }

@@ -1,8 +1,9 @@
 //! The `<continue/>` task API: a fake TOTP module answering the task hooks.
 
-use serde_json::{json, Value};
+use tessera_plugin_api::events::Sasl2Success;
 use tessera_plugin_api::protocol::StreamAction;
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::SaslCondition;
 
 use super::*;
 use crate::api::{TaskCall, TaskStep, SASL2_TASK, SASL2_TASKS};
@@ -12,15 +13,15 @@ const OTP_NS: &str = "urn:example:otp";
 /// A module requiring TOTP (or HOTP) for alice: `<next>` gets a challenge, `<task-data>` with
 /// `<code>123456</code>` passes, anything else fails.
 fn totp(fake: Fake<'_>) -> Fake<'_> {
-    fake.hook(SASL2_TASKS, |p: &Value| {
-        if p["user"] == "alice" {
-            vec![json!(["TOTP-EXAMPLE", "HOTP-EXAMPLE"])]
+    fake.hook(SASL2_TASKS, |p: Sasl2Success| {
+        if p.user == "alice" {
+            vec![vec!["TOTP-EXAMPLE", "HOTP-EXAMPLE"]]
         } else {
             vec![]
         }
     })
-    .hook(SASL2_TASK, |p: &Value| {
-        let Ok(call) = serde_json::from_value::<TaskCall>(p.clone()) else {
+    .hook_raw(SASL2_TASK, |p: &[u8]| {
+        let Ok(call) = wire::decode::<TaskCall>("sasl2-task", p) else {
             return vec![];
         };
         let step = if call.element.name == "next" {
@@ -39,11 +40,12 @@ fn totp(fake: Fake<'_>) -> Fake<'_> {
             }
         } else {
             TaskStep::Failure {
-                condition: "not-authorized".into(),
+                condition: SaslCondition::NotAuthorized,
                 text: Some("bad code".into()),
             }
         };
-        vec![Value::Null, serde_json::to_value(step).unwrap_or_default()]
+        // A reply that is not a TaskStep first: skipped.
+        vec![vec![0xff], wire::encode(&step).unwrap_or_default()]
     })
 }
 
@@ -148,8 +150,10 @@ fn task_protocol_violations() {
 #[test]
 fn task_without_owner_is_temporary_failure_and_malformed_replies_are_ignored() {
     let core = core();
-    let fake = Fake::new(&core).hook(SASL2_TASKS, |_| {
-        vec![json!(["LONELY"]), json!([]), json!("x")]
+    let fake = Fake::new(&core).hook_raw(SASL2_TASKS, |_| {
+        let lonely = wire::encode(&vec!["LONELY"]).unwrap_or_default();
+        let none = wire::encode(&Vec::<String>::new()).unwrap_or_default();
+        vec![lonely, none, vec![0xff, 0x01]]
     });
     let s = stream(false);
     let xml = start(&fake, &s);

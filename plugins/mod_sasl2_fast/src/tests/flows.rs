@@ -1,8 +1,7 @@
 //! Getting, using, rotating and invalidating tokens.
 
-use serde_json::json;
 use tessera_plugin_api::events::hooks;
-use tessera_plugin_api::protocol::{HookCall, MechanismStep};
+use tessera_plugin_api::protocol::MechanismStep;
 use tessera_sasl::ht::responder_hmac;
 
 use super::*;
@@ -243,17 +242,12 @@ fn inline_feature_is_advertised_only_on_encrypted_streams() {
     let core = core();
     let fake = Fake::new();
     let call = |s: &StreamInfo| {
-        core.hook(
-            &fake,
-            HookCall {
-                name: hooks::SASL2_INLINE_FEATURES.into(),
-                payload: json!(s),
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        let payload = wire::encode(s).unwrap_or_else(|e| panic!("{e}"));
+        core.hook(&fake, hooks::SASL2_INLINE_FEATURES, &payload)
+            .unwrap_or_else(|e| panic!("{e}"))
     };
     let reply = call(&stream(1, true)).unwrap_or_else(|| panic!("advertised"));
-    let els: Vec<Element> = serde_json::from_value(reply).unwrap_or_default();
+    let els: Vec<Element> = wire::decode("reply", &reply).unwrap_or_default();
     let xml: Vec<String> = els.iter().map(Element::to_xml).collect();
     assert_eq!(
         xml,
@@ -265,9 +259,5 @@ fn inline_feature_is_advertised_only_on_encrypted_streams() {
     let mut plain = stream(1, true);
     plain.secure = false;
     assert_eq!(call(&plain), None);
-    let other = HookCall {
-        name: "something-else".into(),
-        payload: json!(null),
-    };
-    assert_eq!(core.hook(&fake, other).ok().flatten(), None);
+    assert_eq!(core.hook(&fake, "something-else", &[]).ok().flatten(), None);
 }

@@ -9,14 +9,13 @@ mod revocation;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
 use tessera_plugin_api::events::{hooks, Event, Sasl2Success};
 use tessera_plugin_api::protocol::{
-    AccountCredentials, ChannelBindings, HookCall, KvScope, MechanismStart, MechanismStep,
-    ScramSecret, StreamInfo,
+    AccountCredentials, ChannelBindings, KvScope, MechanismStart, MechanismStep, ScramSecret,
+    StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{LogLevel, PluginError};
+use tessera_plugin_api::{wire, LogLevel, PluginError};
 use tessera_sasl::ht::build_initial_response;
 
 use crate::config::Settings;
@@ -48,7 +47,7 @@ pub(crate) struct Fake {
 fn scope_user(scope: &KvScope) -> String {
     match scope {
         KvScope::Global => String::new(),
-        KvScope::Account(u) => u.clone(),
+        KvScope::Account(u) => (*u).to_owned(),
     }
 }
 
@@ -241,12 +240,9 @@ pub(crate) fn success_hook_as(
         authenticate: auth,
         exchange_started_at_ms: 0,
     };
-    let call = HookCall {
-        name: hooks::SASL2_SUCCESS.into(),
-        payload: json!(payload),
-    };
-    match core.hook(fake, call) {
-        Ok(Some(v)) => serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}")),
+    let payload = wire::encode(&payload).unwrap_or_else(|e| panic!("{e}"));
+    match core.hook(fake, hooks::SASL2_SUCCESS, &payload) {
+        Ok(Some(v)) => wire::decode("reply", &v).unwrap_or_else(|e| panic!("{e}")),
         Ok(None) => Vec::new(),
         Err(e) => panic!("{e}"),
     }
@@ -336,7 +332,7 @@ pub(crate) fn start(
         exchange: stream.id,
         mechanism: mechanism.into(),
         stream: stream.clone(),
-        profile: SASL2_NS.into(),
+        profile: tessera_plugin_api::protocol::SaslProfile::Sasl2,
         initial_response,
         user_agent_id: crate::ht::user_agent_id(&auth),
         authenticate: Some(auth),
@@ -348,7 +344,7 @@ pub(crate) fn failure_of(step: &MechanismStep) -> (String, Option<String>) {
     match step {
         MechanismStep::Failure {
             condition, user, ..
-        } => (condition.clone(), user.clone()),
+        } => (condition.as_str().to_owned(), user.clone()),
         other => panic!("expected a failure: {other:?}"),
     }
 }
@@ -359,10 +355,11 @@ pub(crate) fn succeeded(step: &MechanismStep) -> bool {
 }
 
 /// Deliver a bus event.
-pub(crate) fn event(core: &Core, fake: &Fake, name: &str, payload: Value) {
+pub(crate) fn event<T: serde::Serialize>(core: &Core, fake: &Fake, name: &str, payload: &T) {
+    let payload = wire::encode(payload).unwrap_or_else(|e| panic!("{e}"));
     let ev = Event {
-        name: name.into(),
-        payload,
+        name,
+        payload: &payload,
     };
     core.on_event(fake, &ev).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -1,7 +1,7 @@
 //! Every way a FAST authentication is refused, with the condition and the account reported for
 //! the rate limits.
 
-use tessera_plugin_api::protocol::MechanismStep;
+use tessera_plugin_api::protocol::{MechanismStep, SaslProfile};
 
 use super::*;
 
@@ -127,7 +127,7 @@ fn unknown_accounts_look_like_wrong_tokens() {
     let strip = |step: &MechanismStep| match step {
         MechanismStep::Failure {
             condition, text, ..
-        } => (condition.clone(), text.clone()),
+        } => (*condition, text.clone()),
         other => panic!("{other:?}"),
     };
     assert_eq!(strip(&nobody.step), strip(&wrong.step));
@@ -209,7 +209,7 @@ fn other_refusals() {
     );
     assert_eq!(c, "encryption-required");
     let mut legacy = start(&stream(2, false), NONE, Some(good.clone()), auth.clone());
-    legacy.profile = "urn:ietf:params:xml:ns:xmpp-sasl".into();
+    legacy.profile = SaslProfile::Rfc6120;
     assert_eq!(refused(&core, &fake, &legacy).0, "invalid-mechanism");
     let uniq = start(
         &stream(2, false),

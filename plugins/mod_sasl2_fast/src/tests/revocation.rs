@@ -1,8 +1,7 @@
 //! Tokens die with password changes and account deletion; per-stream notes die with their
 //! stream and survive a hot swap.
 
-use serde_json::json;
-use tessera_plugin_api::events;
+use tessera_plugin_api::events::{self, SessionEvent, UserDeleted, UserPasswordChanged};
 
 use super::*;
 
@@ -34,7 +33,11 @@ fn password_change_event_deletes_every_token_of_the_account() {
         &core,
         &fake,
         events::USER_PASSWORD_CHANGED,
-        json!({"user": "alice", "at_ms": T0 + 5}),
+        &UserPasswordChanged {
+            user: "alice".into(),
+            origin_stream: None,
+            at_ms: T0 + 5,
+        },
     );
     assert!(fake.keys("alice").is_empty());
     assert_eq!(fake.keys("bob").len(), 1, "other accounts keep theirs");
@@ -73,7 +76,10 @@ fn account_deletion_deletes_the_tokens() {
     let core = core();
     let fake = Fake::new();
     let t = token(&core, &fake, UA);
-    event(&core, &fake, events::USER_DELETED, json!({"user": "alice"}));
+    let deleted = UserDeleted {
+        user: "alice".into(),
+    };
+    event(&core, &fake, events::USER_DELETED, &deleted);
     assert!(fake.keys("alice").is_empty());
     let login = fast_login(&core, &fake, &stream(2, false), NONE, "alice", &t, vec![]);
     assert_eq!(failure_of(&login.step).0, "not-authorized");
@@ -84,13 +90,13 @@ fn a_malformed_event_is_an_error_and_unknown_events_are_ignored() {
     let core = core();
     let fake = Fake::new();
     let bad = Event {
-        name: events::USER_DELETED.into(),
-        payload: json!({"who": 1}),
+        name: events::USER_DELETED,
+        payload: &[0xff, 0xff],
     };
     assert!(core.on_event(&fake, &bad).is_err());
     let other = Event {
-        name: "something-else".into(),
-        payload: json!(null),
+        name: "something-else",
+        payload: &[],
     };
     assert!(core.on_event(&fake, &other).is_ok());
 }
@@ -115,7 +121,11 @@ fn session_closed_drops_the_stream_note() {
         &core,
         &fake,
         events::SESSION_CLOSED,
-        json!({"stream_id": 9}),
+        &SessionEvent {
+            stream_id: 9,
+            jid: None,
+            reason: None,
+        },
     );
     assert_eq!(core.pending_len(), 0);
 }

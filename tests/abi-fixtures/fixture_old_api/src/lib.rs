@@ -1,10 +1,9 @@
-//! Test fixture `fixture_old_api`: an ordinary module, built against an ALTERED copy of the
-//! plugin API (`api-copy/`, version 1.0.0 like the real one, but `PluginInstance::on_request`
-//! takes its payload as `RSlice<'_, u8>` instead of `RStr`).
+//! Test fixture `fixture_old_api`: an ordinary module, built against a frozen copy of the 1.x
+//! plugin API (`api-copy/`, version 1.0.0: JSON across the boundary, as shipped before 2.0).
 //!
-//! Used by the host's loader end-to-end test: the file passes the first gate (Tessera magic,
-//! API major 1) and must be refused by abi_stable's layout check with a precise error naming
-//! the file and the versions, never loaded. The code below is never run by a correct host.
+//! Used by the host's loader end-to-end test: a 2.x host must refuse it at the first gate
+//! (Tessera magic, API major 1) with the file, both versions and a hint to rebuild it against
+//! tessera-plugin-api 2, never loaded. The code below is never run by a correct host.
 
 use tessera_plugin_api::protocol::{HttpRequest, HttpResponse, Manifest, Registrations};
 use tessera_plugin_api::{Config, Host, Module, PluginError};

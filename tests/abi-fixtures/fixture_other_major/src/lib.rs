@@ -1,8 +1,8 @@
-//! Test fixture `fixture_other_major`: an ordinary module, built against the altered API copy
-//! compiled as version 2.0.0 (`api-major2/`, `API_MAJOR` = 2).
+//! Test fixture `fixture_other_major`: an ordinary module, built against the 1.x API copy
+//! compiled as version 3.0.0 (`api-major3/`, `API_MAJOR` = 3), a major newer than the host's.
 //!
 //! Used by the host's loader end-to-end test: the first gate (the `TESSERA_PLUGIN_MAGIC`
-//! static) must refuse it with "built against plugin API 2.0.0 (major 2)", before abi_stable is
+//! static) must refuse it with "built against plugin API 3.0.0 (major 3)", before abi_stable is
 //! asked anything. The code below is never run by a correct host.
 
 use tessera_plugin_api::protocol::{HttpRequest, HttpResponse, Manifest, Registrations};

@@ -15,11 +15,15 @@
 //!   class, so it must not learn the particular stream). With the greeting `fail-first` the
 //!   first call fails.
 
+use tessera_plugin_api::protocol::OptionValue;
 use tessera_plugin_api::protocol::{
     HttpRequest, HttpResponse, Manifest, OptionKind, OptionSpec, Registrations, StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Config, Host, Module, PluginError};
+
+#[path = "../../fixture_listener_a/src/ping.rs"]
+mod ping;
 
 const PREFIX: &str = "/test/emitter";
 const GREETING_OPTION: &str = "fixture_emitter_greeting";
@@ -42,7 +46,7 @@ impl Module for Emitter {
             options: vec![OptionSpec {
                 name: GREETING_OPTION.into(),
                 kind: OptionKind::String,
-                default: Some(serde_json::json!("hello")),
+                default: Some(OptionValue::String("hello".into())),
                 required: false,
                 doc: "Text served at /test/emitter/greeting".into(),
             }],
@@ -95,10 +99,11 @@ impl Module for Emitter {
         host: &Host,
         timer: tessera_plugin_api::protocol::TimerFired,
     ) -> Result<(), PluginError> {
-        host.fire(
-            &timer.tag,
-            &serde_json::json!({ "value": "timer", "from": Self::NAME }),
-        )
+        let ping = ping::Ping {
+            value: Some("timer".into()),
+            from: Self::NAME.into(),
+        };
+        host.fire(&timer.tag, &ping)
     }
 
     fn http(&self, host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
@@ -109,12 +114,11 @@ impl Module for Emitter {
                 let Some(event) = query_param(&request.query, "event") else {
                     return Ok(text(400, "missing `event`"));
                 };
-                let value = query_param(&request.query, "value")
-                    .map_or(serde_json::Value::Null, serde_json::Value::String);
-                host.fire(
-                    &event,
-                    &serde_json::json!({ "value": value, "from": Self::NAME }),
-                )?;
+                let ping = ping::Ping {
+                    value: query_param(&request.query, "value"),
+                    from: Self::NAME.into(),
+                };
+                host.fire(&event, &ping)?;
                 Ok(text(200, "fired"))
             }
             ("GET", "/greeting") => Ok(text(200, &self.greeting)),
@@ -144,7 +148,8 @@ impl Module for Emitter {
                 let sessions = host.list_sessions(&user)?;
                 Ok(text(
                     200,
-                    &serde_json::to_string(&sessions).map_err(PluginError::from)?,
+                    &serde_json::to_string(&sessions)
+                        .map_err(|e| PluginError::internal(e.to_string()))?,
                 ))
             }
             _ => Ok(text(404, "not found")),

@@ -2,10 +2,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tessera_plugin_api::events::UserPasswordChanged;
 use tessera_plugin_api::protocol::{
     HookSpec, HttpRequest, HttpResponse, KvScope, Manifest, Registrations,
 };
 use tessera_plugin_api::{events, Config, Event, EventFlow, Host, LogLevel, Module, PluginError};
+
+#[path = "ping.rs"]
+mod ping;
 
 const KEY_PREFIX: &str = "seen:";
 
@@ -42,7 +46,7 @@ impl<B: Behaviour> Module for Listener<B> {
     fn init(host: &Host, _config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
         // Continue after entries left by an earlier run on the same store.
         let existing = host
-            .kv_list(&KvScope::Global, KEY_PREFIX)
+            .kv_list(KvScope::Global, KEY_PREFIX)
             .unwrap_or_else(|e| {
                 host.log(LogLevel::Warn, &format!("cannot list earlier records: {e}"));
                 Vec::new()
@@ -70,22 +74,31 @@ impl<B: Behaviour> Module for Listener<B> {
         }
     }
 
-    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+    fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
-        let record = serde_json::json!({ "name": event.name, "payload": event.payload });
+        let (payload, value) = match event.name {
+            events::USER_PASSWORD_CHANGED => {
+                let e: UserPasswordChanged = event.decode()?;
+                let json = serde_json::json!({
+                    "user": e.user, "origin_stream": e.origin_stream, "at_ms": e.at_ms,
+                });
+                (json, None)
+            }
+            _ => {
+                let p: ping::Ping = event.decode()?;
+                let json = serde_json::json!({ "value": p.value, "from": p.from });
+                (json, p.value)
+            }
+        };
+        let record = serde_json::json!({ "name": event.name, "payload": payload });
         let key = format!("{KEY_PREFIX}{n:020}");
-        if let Err(e) = host.kv_put(&KvScope::Global, &key, &record.to_string()) {
+        if let Err(e) = host.kv_put(KvScope::Global, &key, &record.to_string()) {
             host.log(
                 LogLevel::Warn,
                 &format!("cannot record {}: {e}", event.name),
             );
         }
-        let stop = B::STOPS
-            && event
-                .payload
-                .get("value")
-                .and_then(serde_json::Value::as_str)
-                == Some("stop");
+        let stop = B::STOPS && value.as_deref() == Some("stop");
         Ok(if stop {
             EventFlow::Stop
         } else {
@@ -101,7 +114,7 @@ impl<B: Behaviour> Module for Listener<B> {
                 ..HttpResponse::default()
             });
         }
-        let mut entries = host.kv_list(&KvScope::Global, KEY_PREFIX)?;
+        let mut entries = host.kv_list(KvScope::Global, KEY_PREFIX)?;
         entries.sort(); // zero-padded counters: key order is delivery order
         let seen: Vec<serde_json::Value> = entries
             .iter()
@@ -110,7 +123,7 @@ impl<B: Behaviour> Module for Listener<B> {
         Ok(HttpResponse {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&seen)?,
+            body: serde_json::to_vec(&seen).map_err(|e| PluginError::internal(e.to_string()))?,
         })
     }
 }

@@ -10,6 +10,9 @@
 use tessera_plugin_api::protocol::{HookSpec, HttpRequest, HttpResponse, Manifest, Registrations};
 use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError};
 
+#[path = "../../fixture_listener_a/src/ping.rs"]
+mod ping;
+
 const ROUTE: &str = "/test/panicker";
 
 /// The module (stateless).
@@ -42,13 +45,9 @@ impl Module for Panicker {
         }
     }
 
-    fn on_event(&self, _host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
-        if event
-            .payload
-            .get("value")
-            .and_then(serde_json::Value::as_str)
-            == Some("panic")
-        {
+    fn on_event(&self, _host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
+        let ping: ping::Ping = event.decode()?;
+        if ping.value.as_deref() == Some("panic") {
             panic!("fixture_panicker: deliberate panic in on_event");
         }
         Ok(EventFlow::Continue)

@@ -73,21 +73,16 @@
 #![allow(non_local_definitions)]
 
 pub mod abi;
-// Unchanged: compiled from the real crate's source.
-#[path = "../../../../../plugin-api/src/b64.rs"]
+// Frozen: the 1.0 source of this module.
 pub mod b64;
-// Unchanged: compiled from the real crate's source.
-#[path = "../../../../../plugin-api/src/error.rs"]
+// Frozen: the 1.0 source of this module.
 pub mod error;
-// Unchanged: compiled from the real crate's source.
-#[path = "../../../../../plugin-api/src/events.rs"]
+// Frozen: the 1.0 source of this module.
 pub mod events;
-// Unchanged: compiled from the real crate's source.
-#[path = "../../../../../plugin-api/src/protocol.rs"]
+// Frozen: the 1.0 source of this module.
 pub mod protocol;
 pub mod sdk;
-// Unchanged: compiled from the real crate's source.
-#[path = "../../../../../plugin-api/src/xml.rs"]
+// Frozen: the 1.0 source of this module.
 pub mod xml;
 
 pub use abi::{EventFlow, LogLevel, API_MAJOR, API_VERSION};

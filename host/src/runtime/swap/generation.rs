@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::modules::Module;
+use crate::runtime::modules::Module;
 
 /// Life cycle of a generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,7 +49,7 @@ impl Generation {
             staged: m.staged.display().to_string(),
             loaded_at_ms: m.loaded_at_ms,
             mapped_bytes: m.mapped_bytes,
-            handle: m.handle.0,
+            handle: m.handle,
             state,
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::{ModuleManager, SwapError};
 use crate::config::Config;
-use crate::loader::LoadedLibrary;
+use crate::runtime::loader::LoadedLibrary;
 use crate::startup::{PreparedModule, StartError};
 use crate::Shared;
 
@@ -111,7 +111,7 @@ fn open_all(
                 )
                 .into());
         }
-        let lib = crate::loader::load(&path, staging)?;
+        let lib = crate::runtime::loader::load(&path, staging)?;
         if lib.info.name != *name {
             let found = lib.info.name.clone();
             shared.modules.record_unused(&lib);
@@ -126,7 +126,7 @@ fn open_all(
     Ok(())
 }
 
-type Options = std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>;
+type Options = std::collections::HashMap<String, tessera_plugin_api::Config>;
 
 fn options(
     shared: &Shared,

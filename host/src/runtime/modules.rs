@@ -9,15 +9,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{RSlice, RStr};
 use dashmap::DashMap;
-use serde::de::DeserializeOwned;
-use tessera_plugin_api::abi::{PluginHandle, PluginInstanceBox};
+use tessera_plugin_api::abi::PluginInstanceBox;
+use tessera_plugin_api::calls::{module_call, ModuleTransport};
 use tessera_plugin_api::protocol::{
-    ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, Request, StreamPhase,
+    ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, StreamPhase,
 };
-use tessera_plugin_api::sdk::to_wire;
-use tessera_plugin_api::{EventFlow, PluginError, PluginErrorKind};
+use tessera_plugin_api::{EventFlow, ModuleCalls, PluginError, PluginErrorKind};
 
 /// A callback slower than this is logged: callbacks run inline on connection tasks.
 const SLOW_CALL_MS: u128 = 5;
@@ -38,8 +37,8 @@ pub struct Module {
     pub loaded_at_ms: u64,
     /// Size of the mapped file.
     pub mapped_bytes: u64,
-    /// The handle the plugin uses when calling the host.
-    pub handle: PluginHandle,
+    /// The generation id (timers are delivered to this generation only).
+    pub handle: u64,
     /// Options and dependencies.
     pub manifest: Manifest,
     /// What it asked to be routed.
@@ -59,17 +58,17 @@ impl std::fmt::Debug for Module {
 }
 
 impl Module {
-    /// Wrap an instantiated plugin.
-    #[allow(clippy::too_many_arguments)]
+    /// Wrap an instantiated plugin and ask for its registrations.
+    ///
+    /// # Errors
+    /// The module's failure to answer with its registrations.
     pub fn new(
-        lib: &crate::loader::LoadedLibrary,
-        handle: PluginHandle,
+        lib: &crate::runtime::loader::LoadedLibrary,
+        handle: u64,
         instance: PluginInstanceBox,
         loaded_at_ms: u64,
     ) -> Result<Self, PluginError> {
-        let registrations: Registrations = serde_json::from_str(instance.registrations().as_str())
-            .map_err(|e| PluginError::bad_request(format!("registrations: {e}")))?;
-        Ok(Self {
+        let mut module = Self {
             name: lib.info.name.clone(),
             version: lib.info.version.clone(),
             build_id: lib.info.build_id.clone(),
@@ -79,43 +78,25 @@ impl Module {
             mapped_bytes: lib.mapped_bytes,
             handle,
             manifest: lib.manifest.clone(),
-            registrations,
+            registrations: Registrations::default(),
             instance,
             retired: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    /// Send a request and decode the answer. Panics inside the plugin come back as
-    /// [`PluginErrorKind::PANICKED`] and are logged here with the module's name.
-    ///
-    /// # Errors
-    /// The plugin's error, or a malformed answer.
-    pub fn request<T: DeserializeOwned>(&self, request: &Request) -> Result<T, PluginError> {
-        let (kind, payload) = to_wire(request)?;
-        let started = Instant::now();
-        let answer = self
-            .instance
-            .on_request(RStr::from_str(&kind), RStr::from_str(&payload))
-            .into_result();
-        self.note_duration(&kind, started);
-        let answer = answer.inspect_err(|e| self.log_failure(&kind, e))?;
-        serde_json::from_str(answer.as_str()).map_err(|e| {
-            let err = PluginError::bad_request(format!("answer to {kind}: {e}"));
-            self.log_failure(&kind, &err);
-            err
-        })
+        };
+        module.registrations = ModuleCalls::registrations(&module)?;
+        Ok(module)
     }
 
     /// Deliver one event.
     ///
     /// # Errors
     /// The plugin's error (already logged).
-    pub fn event(&self, name: &str, payload: &str) -> Result<EventFlow, PluginError> {
+    pub fn event(&self, name: &str, payload: &[u8]) -> Result<EventFlow, PluginError> {
         let started = Instant::now();
         let r = self
             .instance
-            .on_event(RStr::from_str(name), RStr::from_str(payload))
-            .into_result();
+            .event(RStr::from_str(name), RSlice::from_slice(payload))
+            .into_result()
+            .map_err(PluginError::from);
         self.note_duration(name, started);
         r.inspect_err(|e| self.log_failure(name, e))
     }
@@ -129,6 +110,7 @@ impl Module {
             .save_state()
             .into_result()
             .map(|v| v.into_vec())
+            .map_err(PluginError::from)
     }
 
     /// Whether this generation was shut down (a replaced or unloaded module after draining).
@@ -159,6 +141,24 @@ impl Module {
         } else if !e.is_unsupported() {
             tracing::warn!(plugin = %self.name, call = what, error = %e, "plugin call failed");
         }
+    }
+}
+
+/// Every call of [`ModuleCalls`] on a module goes through here: panics inside the plugin come
+/// back as [`PluginErrorKind::PANICKED`] and are logged with the module's name, and slow calls
+/// are logged too.
+impl ModuleTransport for Module {
+    fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        let started = Instant::now();
+        let answer = self
+            .instance
+            .call(kind, RSlice::from_slice(&payload))
+            .into_result()
+            .map(|a| a.into_vec())
+            .map_err(PluginError::from);
+        let what = module_call::name(kind);
+        self.note_duration(what, started);
+        answer.inspect_err(|e| self.log_failure(what, e))
     }
 }
 
@@ -297,18 +297,18 @@ impl Registry {
         }
     }
 
-    /// The module that owns a handle (for host calls), if it is still live.
-    pub fn by_handle(&self, handle: PluginHandle) -> Option<Arc<Module>> {
-        self.by_handle.get(&handle.0).map(|m| m.clone())
+    /// The module of a generation id (for timers), if it is still live.
+    pub fn by_handle(&self, handle: u64) -> Option<Arc<Module>> {
+        self.by_handle.get(&handle).map(|m| m.clone())
     }
 
     /// Replace the module list; returns routing conflicts (the earlier module wins each).
     pub fn install(&self, modules: Vec<Arc<Module>>) -> Vec<String> {
         for m in &modules {
-            self.by_handle.insert(m.handle.0, m.clone());
+            self.by_handle.insert(m.handle, m.clone());
         }
         self.by_handle
-            .retain(|h, _| modules.iter().any(|m| m.handle.0 == *h));
+            .retain(|h, _| modules.iter().any(|m| m.handle == *h));
         let (routes, conflicts) = Routes::build(modules);
         let routes = Arc::new(routes);
         match self.routes.write() {

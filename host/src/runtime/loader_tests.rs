@@ -124,24 +124,41 @@ fn a_foreign_library_is_refused_before_its_constructor_runs() {
 }
 
 #[test]
-fn a_plugin_of_another_major_is_refused_before_its_constructor_runs() {
+fn a_plugin_of_an_older_major_is_refused_with_a_hint_before_its_constructor_runs() {
     let case = Case::new();
-    let lib = case.library("other_major", &magic_symbol("TESSERA", 2, "2.0.0"));
-    let err = load(&lib, &case.staging).expect_err("other major");
+    let lib = case.library("old_major", &magic_symbol("TESSERA", 1, "1.0.0"));
+    let err = load(&lib, &case.staging).expect_err("older major");
     assert!(
         matches!(
             &err,
-            LoadError::MajorMismatch { found, found_major: 2, expected_major: API_MAJOR, .. }
-                if found == "2.0.0"
+            LoadError::MajorMismatch { found, found_major: 1, expected_major: API_MAJOR, .. }
+                if found == "1.0.0"
         ),
         "{err}"
     );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: built against plugin API 1.0.0 (major 1); this host expects major 2 (API {}); \
+             rebuild it against tessera-plugin-api 2",
+            lib.display(),
+            tessera_plugin_api::API_VERSION
+        )
+    );
+    assert!(!case.constructor_ran(), "the library's constructor ran");
+}
+
+#[test]
+fn a_plugin_of_a_newer_major_is_refused_without_a_rebuild_hint() {
+    let case = Case::new();
+    let lib = case.library("new_major", &magic_symbol("TESSERA", 3, "3.0.0"));
+    let err = load(&lib, &case.staging).expect_err("newer major");
+    let text = err.to_string();
     assert!(
-        err.to_string().contains(
-            "libmod_other_major.so: built against plugin API 2.0.0 (major 2); this host expects major 1"
-        ),
-        "{err}"
+        text.contains("libmod_new_major.so: built against plugin API 3.0.0 (major 3); this host expects major 2"),
+        "{text}"
     );
+    assert!(!text.contains("rebuild"), "{text}");
     assert!(!case.constructor_ran(), "the library's constructor ran");
 }
 

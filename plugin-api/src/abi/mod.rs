@@ -3,19 +3,17 @@
 //! Two prefix modules cross the boundary, each **checked by its consumer** at load time:
 //!
 //! * [`PluginModRef`] (exported by every plugin, checked by the host): frozen for the whole
-//!   1.x series. Nothing is ever appended to it or to [`PluginInstance`] within a major version,
-//!   because abi_stable refuses a library whose prefix type has *fewer* fields than the loader
-//!   expects (a newer host would then refuse older plugins).
-//! * [`HostServicesRef`] (built by the host, checked by the plugin through a [`LibHeader`]): may
-//!   grow in minor versions. A plugin built against 1.0 accepts a 1.1 host; a plugin built against
-//!   1.1 refuses a 1.0 host with a precise layout error.
+//!   2.x series, like [`PluginInstance`]: abi_stable refuses a library whose prefix type has
+//!   *fewer* fields than the loader expects (a newer host would then refuse older plugins).
+//! * [`HostServicesRef`] (built by the host, checked by the plugin through a [`LibHeader`]).
 //!
-//! Everything that evolves (capabilities, requests, events) travels as a *kind* string plus a
-//! JSON payload whose schema lives in [`crate::protocol`] and [`crate::events`]: a new request
-//! kind or a new optional field is a minor, additive change in both directions.
+//! Everything that evolves travels as a numeric call kind plus postcard bytes
+//! ([`crate::calls`], [`crate::wire`]), or as an event name plus postcard bytes: a new call or
+//! event is a minor, additive change in both directions, and a peer that does not know a kind
+//! answers [`crate::PluginErrorKind::UNSUPPORTED`].
 //!
-//! Only this module and the SDK's export macro name abi_stable types, so a later move to a
-//! hand-written C ABI touches two files.
+//! Only this module (with [`glue`], the plugin side of the export macro) names abi_stable
+//! types, so a later move to a hand-written C ABI touches this folder and the host's loader.
 
 // abi_stable's derive and `#[sabi_trait]` expansions contain `unsafe` blocks and unsafe trait
 // impls (vtables, Send/Sync for the erased object). This module is the ABI boundary, the one
@@ -35,7 +33,7 @@ use crate::error::PluginError;
 
 /// The major version of the plugin ABI. It changes only when [`PluginMod`] or
 /// [`PluginInstance`] change, which is also a new major version of this crate.
-pub const API_MAJOR: u32 = 1;
+pub const API_MAJOR: u32 = 2;
 
 /// The full version of this crate, which abi_stable compares at load time.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -87,11 +85,44 @@ impl PluginMagic {
     }
 }
 
-/// An opaque handle the host gives each plugin instance; the plugin passes it back on every
-/// host call so the host knows who is calling.
+/// The host's context for one plugin instance: an opaque pointer the host hands over at
+/// instantiation and the plugin passes back on every host service call, so the host knows who
+/// calls without a process-wide lookup. The plugin never dereferences it.
 #[repr(transparent)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PluginHandle(pub u64);
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCtx(pub *const ());
+
+// SAFETY: `HostCtx` is an opaque token to the plugin (never dereferenced there); the host
+// points it at a context that is `Sync` and lives for the rest of the process, so passing the
+// token between threads and using it from several at once is sound.
+unsafe impl Send for HostCtx {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for HostCtx {}
+
+/// An error as it crosses the ABI ([`crate::PluginError`] on both sides).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct AbiError {
+    /// [`crate::PluginErrorKind`]'s code.
+    pub kind: u8,
+    /// Detail for the operator's log.
+    pub message: RString,
+}
+
+impl From<PluginError> for AbiError {
+    fn from(e: PluginError) -> Self {
+        Self {
+            kind: e.kind.0,
+            message: RString::from(e.message),
+        }
+    }
+}
+
+impl From<AbiError> for PluginError {
+    fn from(e: AbiError) -> Self {
+        PluginError::new(crate::PluginErrorKind(e.kind), e.message.into_string())
+    }
+}
 
 /// Log levels a plugin can emit through the host's `tracing`.
 #[repr(u8)]
@@ -129,25 +160,24 @@ pub struct PluginInfo {
     pub version: RString,
     /// A build identifier (e.g. a build timestamp or hash) that tells two builds apart.
     pub build_id: RString,
-    /// JSON of [`crate::protocol::Manifest`]: options, dependencies, description.
-    pub manifest: RString,
+    /// The encoded [`crate::protocol::Manifest`]: options, dependencies, description.
+    pub manifest: RVec<u8>,
 }
 
 /// A live plugin instance, as seen through the ABI. Implemented by the SDK's export macro on
-/// top of [`crate::Module`]; module authors never implement it by hand.
+/// top of [`crate::Module`]; module authors never implement it by hand. Frozen for the whole
+/// 2.x series: everything that grows travels as a call kind.
 #[sabi_trait]
 pub trait PluginInstance: Send + Sync {
-    /// JSON of [`crate::protocol::Registrations`]: what the host should route to this instance.
-    fn registrations(&self) -> RString;
+    /// One call of [`crate::calls::ModuleCalls`]: its kind and encoded arguments in, the
+    /// encoded answer out.
+    fn call(&self, kind: u32, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, AbiError>;
 
-    /// Deliver one bus event (name, JSON payload).
-    fn on_event(&self, name: RStr<'_>, payload: RStr<'_>) -> RResult<EventFlow, PluginError>;
-
-    /// A synchronous request from the host (kind, JSON payload) answered with JSON.
-    fn on_request(&self, kind: RStr<'_>, payload: RStr<'_>) -> RResult<RString, PluginError>;
+    /// Deliver one bus event (name, encoded payload).
+    fn event(&self, name: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<EventFlow, AbiError>;
 
     /// Serialise caches and counters for a newer build (hot swap). Starts with a format version.
-    fn save_state(&self) -> RResult<RVec<u8>, PluginError>;
+    fn save_state(&self) -> RResult<RVec<u8>, AbiError>;
 
     /// Stop: the instance will receive no further calls after this returns.
     #[sabi(last_prefix_field)]
@@ -183,15 +213,16 @@ pub struct PluginMod {
     pub info: extern "C" fn() -> PluginInfo,
 
     /// Create an instance. `host` is the host's [`HostServicesRef`] wrapped in a header that the
-    /// plugin checks itself; `config` is JSON of the module's own options; `restore` is the
-    /// previous generation's `save_state` output (empty on a fresh load).
+    /// plugin checks itself; `ctx` is passed back on every host service call; `config` is the
+    /// encoded [`crate::Config`] (the module's validated options); `restore` is the previous
+    /// generation's `save_state` output (empty on a fresh load).
     #[sabi(last_prefix_field)]
     pub instantiate: extern "C" fn(
         host: &'static LibHeader,
-        handle: PluginHandle,
-        config: RStr<'_>,
+        ctx: HostCtx,
+        config: RSlice<'_, u8>,
         restore: RSlice<'_, u8>,
-    ) -> RResult<PluginInstanceBox, PluginError>,
+    ) -> RResult<PluginInstanceBox, AbiError>,
 }
 
 impl RootModule for PluginModRef {
@@ -201,8 +232,9 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-/// Services the host offers to plugins (checked by the plugin). New services are appended after
-/// the last field in minor versions; a plugin sees them as `None` on an older host.
+/// Services the host offers to plugins (checked by the plugin). Everything that grows travels
+/// as a kind of [`crate::calls::HostCalls`] through `call`; a field appended after the last one
+/// would be a minor version that plugins built against it see as `None` on an older host.
 #[repr(C)]
 #[derive(StableAbi)]
 #[allow(missing_debug_implementations)] // a table of function pointers
@@ -210,26 +242,24 @@ impl RootModule for PluginModRef {
 #[sabi(missing_field(option))]
 pub struct HostServices {
     /// Emit a log line through the host's `tracing`, tagged with the plugin's name.
-    pub log: extern "C" fn(plugin: PluginHandle, level: LogLevel, message: RStr<'_>),
+    pub log: extern "C" fn(ctx: HostCtx, level: LogLevel, message: RStr<'_>),
     /// Wall-clock time in milliseconds since the Unix epoch (the host's clock, so tests can fake it).
-    pub now_unix_ms: extern "C" fn() -> u64,
+    pub now_unix_ms: extern "C" fn(ctx: HostCtx) -> u64,
     /// Fill the buffer from the host's CSPRNG.
-    pub random_bytes: extern "C" fn(out: RSliceMut<'_, u8>),
+    pub random_bytes: extern "C" fn(ctx: HostCtx, out: RSliceMut<'_, u8>),
     /// Enqueue an event on the bus. Never re-enters: delivery happens after the current call.
-    pub fire: extern "C" fn(plugin: PluginHandle, name: RStr<'_>, payload: RStr<'_>),
-    /// A synchronous host request (kind, JSON payload) answered with JSON; see
-    /// [`crate::protocol::HostRequest`].
-    #[sabi(last_prefix_field)]
+    pub fire: extern "C" fn(ctx: HostCtx, name: RStr<'_>, payload: RSlice<'_, u8>),
+    /// One call of [`crate::calls::HostCalls`]: kind and encoded arguments in, encoded answer out.
     pub call: extern "C" fn(
-        plugin: PluginHandle,
-        kind: RStr<'_>,
-        payload: RStr<'_>,
-    ) -> RResult<RString, PluginError>,
+        ctx: HostCtx,
+        kind: u32,
+        payload: RSlice<'_, u8>,
+    ) -> RResult<RVec<u8>, AbiError>,
     /// Run slow, blocking work (key derivation, a query to an external service) so that it does
     /// not hold up the host's I/O threads, and return when it is done. Every other call into a
-    /// plugin runs on those threads and must be quick. Added before 1.0 shipped; when a field
-    /// is appended after it, that is plugin API 1.1 (a plugin refuses an older host's table).
-    pub run_blocking: extern "C" fn(plugin: PluginHandle, task: BlockingTaskRef<'_>),
+    /// plugin runs on those threads and must be quick.
+    #[sabi(last_prefix_field)]
+    pub run_blocking: extern "C" fn(ctx: HostCtx, task: BlockingTaskRef<'_>),
 }
 
 impl RootModule for HostServicesRef {
@@ -238,3 +268,5 @@ impl RootModule for HostServicesRef {
     const NAME: &'static str = "tessera_host";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
+
+pub mod glue;

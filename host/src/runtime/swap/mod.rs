@@ -3,7 +3,7 @@
 //!
 //! The [`ModuleManager`] owns the list of module generations. Every operation is serialised by
 //! one async mutex; the routing tables are replaced as a whole
-//! ([`crate::modules::Registry::install`]), so a call in flight finishes on the generation it
+//! ([`crate::runtime::modules::Registry::install`]), so a call in flight finishes on the generation it
 //! started on (it holds that `Arc<Module>`) and new calls go to the new one. A replaced or unloaded generation is *drained*: the manager waits until no
 //! one else holds it (or [`DRAIN_TIMEOUT`]), drops SASL exchanges still pinned to it (their next
 //! step fails, so the client gets `<temporary-auth-failure/>`), calls `shutdown()` and drops the
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tessera_plugin_api::events::{self, ModuleEvent};
 
 use crate::config::Config;
-use crate::modules::Module;
+use crate::runtime::modules::Module;
 use crate::startup::PreparedModule;
 use crate::Shared;
 
@@ -140,7 +140,7 @@ impl ModuleManager {
         self.check_growth(name)?;
         let config = self.config();
         let path = config.plugin_path(name);
-        let library = crate::loader::load(&path, &shared.config.data_dir.join("plugins"))?;
+        let library = crate::runtime::loader::load(&path, &shared.config.data_dir.join("plugins"))?;
         if library.info.name != name {
             self.record_unused(&library);
             return Err(SwapError::WrongModule {
@@ -162,7 +162,7 @@ impl ModuleManager {
     }
 
     /// A library that passed the gates but was not installed stays mapped: account for it.
-    pub(crate) fn record_unused(&self, lib: &crate::loader::LoadedLibrary) {
+    pub(crate) fn record_unused(&self, lib: &crate::runtime::loader::LoadedLibrary) {
         self.inner().generations.push(Generation {
             name: lib.info.name.clone(),
             version: lib.info.version.clone(),
@@ -176,8 +176,13 @@ impl ModuleManager {
         });
     }
 
-    fn instantiate(&self, prepared: &PreparedModule, state: &[u8]) -> Result<Module, SwapError> {
-        crate::startup::instantiate(prepared, state).map_err(|e| {
+    fn instantiate(
+        &self,
+        shared: &Arc<Shared>,
+        prepared: &PreparedModule,
+        state: &[u8],
+    ) -> Result<Module, SwapError> {
+        crate::runtime::loader::instantiate(Some(shared), prepared, state).map_err(|e| {
             self.record_unused(&prepared.library);
             e.into()
         })
@@ -210,7 +215,7 @@ impl ModuleManager {
     ) -> Result<String, SwapError> {
         let name = prepared.library.info.name.as_str();
         let mut live = shared.registry.routes().modules.clone();
-        let module = Arc::new(self.instantiate(prepared, &[])?);
+        let module = Arc::new(self.instantiate(shared, prepared, &[])?);
         live.push(module.clone());
         Self::install(shared, live);
         self.record(&module, GenState::Running);
@@ -288,7 +293,7 @@ impl ModuleManager {
                 message: e.to_string(),
             }
         })?;
-        let new = Arc::new(self.instantiate(&prepared, &state)?);
+        let new = Arc::new(self.instantiate(shared, &prepared, &state)?);
         live[pos] = new.clone();
         Self::install(shared, live);
         self.record(&new, GenState::Running);
@@ -310,7 +315,7 @@ impl ModuleManager {
 
     /// Retire `old` once nothing else holds it (or after [`DRAIN_TIMEOUT`]).
     fn drain(&self, shared: &Arc<Shared>, old: Arc<Module>) {
-        self.set_state(old.handle.0, GenState::Draining);
+        self.set_state(old.handle, GenState::Draining);
         let shared2 = shared.clone();
         shared.runtime.spawn(async move {
             let started = Instant::now();
@@ -318,7 +323,7 @@ impl ModuleManager {
                 tokio::time::sleep(DRAIN_POLL).await;
             }
             let dropped = shared2.exchanges.drop_pinned_to(&old);
-            let handle = old.handle.0;
+            let handle = old.handle;
             let name = old.name.clone();
             let holders = Arc::strong_count(&old).saturating_sub(1);
             let _ = tokio::task::spawn_blocking(move || {
@@ -348,8 +353,8 @@ fn fire(shared: &Shared, name: &str, m: &Module) {
 fn module_options(
     config: &Config,
     live: &[Arc<Module>],
-    library: &crate::loader::LoadedLibrary,
-) -> Result<serde_json::Map<String, Value>, SwapError> {
+    library: &crate::runtime::loader::LoadedLibrary,
+) -> Result<tessera_plugin_api::Config, SwapError> {
     let name = library.info.name.as_str();
     for dep in &library.manifest.depends {
         if !live.iter().any(|m| &m.name == dep) {

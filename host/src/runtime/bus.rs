@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tessera_plugin_api::EventFlow;
 
-use crate::modules::Registry;
+use crate::runtime::modules::Registry;
 
 /// Events queued beyond this are refused (and logged): the bus is bounded like everything else.
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -19,8 +19,8 @@ pub const QUEUE_CAPACITY: usize = 65_536;
 pub struct QueuedEvent {
     /// Event name.
     pub name: String,
-    /// JSON payload.
-    pub payload: String,
+    /// The payload's encoding ([`tessera_plugin_api::wire`]).
+    pub payload: Vec<u8>,
     /// The module that fired it (`None` for the host).
     pub origin: Option<String>,
 }
@@ -61,7 +61,7 @@ impl Bus {
     /// included); one fired while nobody hooks it is gone. `event` returning `None` (a payload
     /// that could not be built) fires nothing.
     // Seam for a cluster bus: events other nodes must see would be forwarded before this check.
-    pub fn fire_with(&self, name: &str, event: impl FnOnce() -> Option<(String, Option<String>)>) {
+    pub fn fire_with(&self, name: &str, event: impl FnOnce() -> Option<(Vec<u8>, Option<String>)>) {
         if !self.registry.routes().events.contains_key(name) {
             return;
         }

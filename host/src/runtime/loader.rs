@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RSlice;
 use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol};
 use tessera_plugin_api::abi::{
     PluginInfo, PluginMagic, PluginModRef, API_MAJOR, MAGIC, MAGIC_SYMBOL,
@@ -64,7 +65,7 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// Built against another major version of the plugin API.
-    #[error("{path}: built against plugin API {found} (major {found_major}); this host expects major {expected_major} (API {expected})")]
+    #[error("{path}: built against plugin API {found} (major {found_major}); this host expects major {expected_major} (API {expected}){hint}")]
     MajorMismatch {
         /// The file.
         path: PathBuf,
@@ -76,6 +77,8 @@ pub enum LoadError {
         found: String,
         /// The plugin's major.
         found_major: u32,
+        /// What to do about it, for a plugin older than the host.
+        hint: String,
     },
     /// abi_stable's version or layout check failed.
     #[error("{path}: incompatible plugin ABI (host has plugin API {expected}, plugin was built against {found}):\n{detail}")]
@@ -271,12 +274,49 @@ fn check_magic(source: &Path, staged: &Path) -> Result<(), LoadError> {
             expected_major: API_MAJOR,
             found: magic.version_str(),
             found_major: magic.api_major,
+            hint: if magic.api_major < API_MAJOR {
+                format!("; rebuild it against tessera-plugin-api {API_MAJOR}")
+            } else {
+                String::new()
+            },
         });
     }
     Ok(())
 }
 
 /// Why [`read_magic`] found no magic.
+static NEXT_HANDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Instantiate a prepared module (with optional restored state), its host calls bound to
+/// `shared`.
+///
+/// # Errors
+/// The module's init error.
+pub fn instantiate(
+    shared: Option<&std::sync::Arc<crate::Shared>>,
+    prepared: &crate::startup::PreparedModule,
+    restore: &[u8],
+) -> Result<crate::runtime::modules::Module, crate::startup::StartError> {
+    let lib = &prepared.library;
+    let handle = NEXT_HANDLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let init_err = |message: String| crate::startup::StartError::Init {
+        module: lib.info.name.clone(),
+        message,
+    };
+    let options =
+        tessera_plugin_api::wire::encode(&prepared.options).map_err(|e| init_err(e.to_string()))?;
+    let instance = (lib.module.instantiate())(
+        crate::runtime::services::header(),
+        crate::runtime::services::context(shared, &lib.info.name, handle),
+        RSlice::from_slice(&options),
+        RSlice::from_slice(restore),
+    )
+    .into_result()
+    .map_err(|e| init_err(tessera_plugin_api::PluginError::from(e).to_string()))?;
+    crate::runtime::modules::Module::new(lib, handle, instance, crate::now_ms())
+        .map_err(|e| init_err(e.to_string()))
+}
+
 #[derive(Debug)]
 enum MagicError {
     /// Not an ELF shared object this process could load.
@@ -359,10 +399,10 @@ fn open_checked(source: &Path, staged: &Path) -> Result<LoadedLibrary, LoadError
         version: raw.version.to_string(),
         build_id: raw.build_id.to_string(),
     };
-    let manifest: Manifest =
-        serde_json::from_str(raw.manifest.as_str()).map_err(|e| LoadError::Manifest {
+    let manifest: Manifest = tessera_plugin_api::wire::decode("manifest", raw.manifest.as_slice())
+        .map_err(|e| LoadError::Manifest {
             path: source.to_path_buf(),
-            message: e.to_string(),
+            message: e.message,
         })?;
     let mapped_bytes = std::fs::metadata(staged).map(|m| m.len()).unwrap_or(0);
     Ok(LoadedLibrary {

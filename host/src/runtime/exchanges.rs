@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::modules::Module;
+use crate::runtime::modules::Module;
 use crate::store::AccountRecord;
 
 /// One exchange in progress.

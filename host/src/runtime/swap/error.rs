@@ -1,7 +1,7 @@
 //! Why a module operation was refused.
 
 use crate::config::ConfigError;
-use crate::loader::LoadError;
+use crate::runtime::loader::LoadError;
 use crate::startup::StartError;
 
 /// Why a module operation was refused. Nothing changed unless the message says so.

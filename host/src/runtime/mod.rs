@@ -1,0 +1,16 @@
+//! The plugin runtime: everything that loads, calls and replaces modules, and the only place in
+//! the host that names abi_stable types.
+//!
+//! * [`loader`] — two gates (magic symbol, abi_stable layout) and instantiation;
+//! * [`services`] — the host services table a plugin calls, with its context pointer;
+//! * [`modules`] — live instances and the routing tables built from their registrations;
+//! * [`bus`] — the event bus;
+//! * [`swap`] — load, unload and hot reload on a running server;
+//! * [`exchanges`] — SASL exchanges pinned to the module generation that started them.
+
+pub mod bus;
+pub mod exchanges;
+pub mod loader;
+pub mod modules;
+pub mod services;
+pub mod swap;

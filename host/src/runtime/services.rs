@@ -1,0 +1,470 @@
+//! The host services table plugins call (`HostServices`), handed to each plugin as a
+//! `&'static LibHeader` that the plugin layout-checks itself (consumer-checked interfaces, see
+//! docs/plugin-abi.md §4), and the host's side of every [`HostCalls`] call.
+//!
+//! Each plugin instance gets a [`HostCtx`]: a pointer to its [`PluginContext`] (its name, its
+//! generation and the server state), which the plugin passes back on every call. No global
+//! lookup decides who is calling or what server it belongs to.
+//!
+//! Every `extern "C"` body here catches panics: a panic crossing the boundary would abort.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
+
+use abi_stable::library::LibHeader;
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RVec};
+use tessera_plugin_api::abi::{
+    AbiError, BlockingTaskRef, HostCtx, HostServices, HostServicesRef, LogLevel,
+};
+use tessera_plugin_api::calls::dispatch_host_call;
+use tessera_plugin_api::events::{self, MailResult};
+use tessera_plugin_api::protocol::*;
+use tessera_plugin_api::{HostCalls, ModuleCalls, PluginError, PluginErrorKind};
+use tessera_plugin_api::{SaslCondition, StreamCondition};
+
+use crate::Shared;
+
+static HEADER: OnceLock<&'static LibHeader> = OnceLock::new();
+
+/// The header handed to plugins at instantiation.
+pub fn header() -> &'static LibHeader {
+    HEADER.get_or_init(|| {
+        let services: HostServicesRef = HostServices {
+            log: host_log,
+            now_unix_ms: host_now,
+            random_bytes: host_random,
+            fire: host_fire,
+            call: host_call,
+            run_blocking: host_run_blocking,
+        }
+        .leak_into_prefix();
+        Box::leak(Box::new(LibHeader::from_module(services)))
+    })
+}
+
+/// What one plugin instance's host calls act for.
+#[derive(Debug)]
+pub struct PluginContext {
+    /// Module name (namespace for its store entries and derived secrets).
+    pub name: String,
+    /// The instance's generation id (timers are delivered to this generation only).
+    pub handle: u64,
+    /// The server its calls act on (`None`: a module loaded outside a server, by a benchmark).
+    shared: Option<Arc<Shared>>,
+}
+
+impl PluginContext {
+    fn shared(&self) -> Result<&Arc<Shared>, PluginError> {
+        self.shared
+            .as_ref()
+            .ok_or_else(|| PluginError::host("host not running"))
+    }
+}
+
+/// A context for a new instance of `name`. It is leaked on purpose: the plugin may hold the
+/// pointer for as long as its code stays mapped, which is the rest of the process (libraries
+/// are never unloaded), so the context lives as long; it costs a few dozen bytes per load.
+pub fn context(shared: Option<&Arc<Shared>>, name: &str, handle: u64) -> HostCtx {
+    let ctx: &'static PluginContext = Box::leak(Box::new(PluginContext {
+        name: name.to_owned(),
+        handle,
+        shared: shared.cloned(),
+    }));
+    HostCtx(std::ptr::from_ref(ctx).cast())
+}
+
+/// The context behind a pointer the host handed out (`None` for null).
+fn context_of(ctx: HostCtx) -> Option<&'static PluginContext> {
+    // SAFETY: every non-null `HostCtx` a plugin holds was made by `context`, which leaks a
+    // `PluginContext` that is never mutated or freed, so the pointer is aligned and points to
+    // a live, immutable value for the rest of the process. (A plugin is trusted native code: one
+    // that forges a pointer can corrupt the process whatever this function does.)
+    #[allow(unsafe_code)]
+    unsafe {
+        ctx.0.cast::<PluginContext>().as_ref()
+    }
+}
+
+fn module_name(ctx: HostCtx) -> &'static str {
+    context_of(ctx).map_or("plugin(unknown)", |c| c.name.as_str())
+}
+
+extern "C" fn host_log(ctx: HostCtx, level: LogLevel, message: RStr<'_>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let plugin = module_name(ctx);
+        let message = message.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(%plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(%plugin, "{message}"),
+            LogLevel::Info => tracing::info!(%plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(%plugin, "{message}"),
+            LogLevel::Error => tracing::error!(%plugin, "{message}"),
+        }
+    }));
+}
+
+extern "C" fn host_now(_ctx: HostCtx) -> u64 {
+    crate::now_ms()
+}
+
+extern "C" fn host_random(_ctx: HostCtx, mut out: RSliceMut<'_, u8>) {
+    crate::secret::random_bytes(out.as_mut_slice());
+}
+
+extern "C" fn host_fire(ctx: HostCtx, name: RStr<'_>, payload: RSlice<'_, u8>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Some((c, shared)) = context_of(ctx).and_then(|c| Some((c, c.shared.as_ref()?))) {
+            shared.bus.fire_with(name.as_str(), || {
+                Some((payload.as_slice().to_vec(), Some(c.name.clone())))
+            });
+        }
+    }));
+}
+
+extern "C" fn host_run_blocking(_ctx: HostCtx, mut task: BlockingTaskRef<'_>) {
+    // The SDK's task catches its own panics; this guard keeps a host-side one from unwinding
+    // into the plugin.
+    let _ = catch_unwind(AssertUnwindSafe(|| crate::run_blocking(|| task.run())));
+}
+
+extern "C" fn host_call(
+    ctx: HostCtx,
+    kind: u32,
+    payload: RSlice<'_, u8>,
+) -> RResult<RVec<u8>, AbiError> {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let caller = context_of(ctx).ok_or_else(|| PluginError::host("no plugin context"))?;
+        dispatch_host_call(caller, kind, payload.as_slice())
+    }));
+    if !matches!(result, Ok(Ok(_))) {
+        crate::runtime::modules::note_failure();
+    }
+    match result {
+        Ok(Ok(answer)) => RResult::ROk(RVec::from(answer)),
+        Ok(Err(e)) => RResult::RErr(e.into()),
+        Err(_) => RResult::RErr(
+            PluginError::new(PluginErrorKind::INTERNAL, "host panicked serving the call").into(),
+        ),
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> PluginError {
+    tracing::error!(error = %e, "store failure serving a plugin");
+    PluginError::host("store failure")
+}
+
+fn prep(user: &str) -> Result<String, PluginError> {
+    crate::jid::prep_localpart(user).map_err(|e| PluginError::bad_request(e.to_string()))
+}
+
+/// The host's side of every call a plugin makes, for the plugin this context belongs to.
+impl HostCalls for PluginContext {
+    fn host_info(&self) -> Result<HostInfo, PluginError> {
+        let shared = self.shared()?;
+        Ok(HostInfo {
+            domain: shared.config.domain.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            public_url: shared.config.http.public_url.clone(),
+        })
+    }
+
+    fn user_exists(&self, user: &str) -> Result<bool, PluginError> {
+        let Ok(user) = prep(user) else {
+            return Ok(false);
+        };
+        Ok(self
+            .shared()?
+            .store
+            .get_account(&user)
+            .map_err(store_err)?
+            .is_some())
+    }
+
+    fn get_credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        let Ok(user) = prep(user) else {
+            return Ok(None);
+        };
+        let rec = self.shared()?.store.get_account(&user).map_err(store_err)?;
+        Ok(rec.map(|r| AccountCredentials {
+            scram_sha1: r.scram_sha1,
+            scram_sha256: r.scram_sha256,
+            password_changed_at_ms: r.password_changed_at_ms,
+        }))
+    }
+
+    fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        origin_stream: Option<u64>,
+    ) -> Result<(), PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| shared.set_password(user, password, origin_stream)).map_err(|e| {
+            match e {
+                crate::accounts::AccountError::Store(s) => store_err(s),
+                other => PluginError::bad_request(other.to_string()),
+            }
+        })
+    }
+
+    fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
+        let Ok(user) = prep(user) else {
+            return Ok(None);
+        };
+        Ok(self
+            .shared()?
+            .store
+            .get_account(&user)
+            .map_err(store_err)?
+            .and_then(|r| r.email))
+    }
+
+    fn kv_get(&self, scope: KvScope<'_>, key: &str) -> Result<Option<String>, PluginError> {
+        self.shared()?
+            .store
+            .kv_get(&self.name, &scope, key)
+            .map_err(store_err)
+    }
+
+    // Writes may wait for the writer lock or run a WAL checkpoint (an fsync): off the I/O
+    // thread. Reads stay on it (microseconds, WAL readers never wait for the writer).
+    fn kv_put(&self, scope: KvScope<'_>, key: &str, value: &str) -> Result<(), PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| shared.store.kv_put(&self.name, &scope, key, value))
+            .map_err(store_err)
+    }
+
+    fn kv_delete(&self, scope: KvScope<'_>, key: &str) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| shared.store.kv_delete(&self.name, &scope, key)).map_err(store_err)
+    }
+
+    fn kv_list(
+        &self,
+        scope: KvScope<'_>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        self.shared()?
+            .store
+            .kv_list(&self.name, &scope, prefix)
+            .map_err(store_err)
+    }
+
+    fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, PluginError> {
+        Ok(self.shared()?.sessions.list(&prep(user)?))
+    }
+
+    fn close_sessions(
+        &self,
+        user: &str,
+        condition: StreamCondition,
+        except_stream: Option<u64>,
+    ) -> Result<u64, PluginError> {
+        Ok(self
+            .shared()?
+            .sessions
+            .close_user(&prep(user)?, condition, except_stream))
+    }
+
+    fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {
+        Ok(send_mail(self.shared()?, &self.name, mail))
+    }
+
+    fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<u64, PluginError> {
+        Ok(set_timer(
+            self.shared()?,
+            self.handle,
+            delay_ms,
+            tag.to_owned(),
+        ))
+    }
+
+    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
+        Ok(call_hook(self.shared()?, name, payload))
+    }
+
+    fn mechanisms(
+        &self,
+        stream: StreamInfo,
+        profile: SaslProfile,
+    ) -> Result<Vec<MechanismSpec>, PluginError> {
+        Ok(mechanisms(self.shared()?, &stream, profile))
+    }
+
+    fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
+        mechanism_start(self.shared()?, start)
+    }
+
+    fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
+        let exchange = response.exchange;
+        let provider = self
+            .shared()?
+            .exchanges
+            .provider(exchange)
+            .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
+        let answer = provider.mechanism_step(response)?;
+        Ok(judge_success(self.shared()?, exchange, answer))
+    }
+
+    fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
+        if let Some(provider) = self.shared()?.exchanges.end(exchange) {
+            let _ = provider.mechanism_end(exchange);
+        }
+        Ok(())
+    }
+
+    fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
+        Ok(self
+            .shared()?
+            .secret
+            .derive(&format!("module/{}/{label}", self.name))
+            .to_vec())
+    }
+}
+
+fn mechanism_start(
+    shared: &Arc<Shared>,
+    start: MechanismStart,
+) -> Result<MechanismStep, PluginError> {
+    let routes = shared.registry.routes();
+    let provider = routes
+        .mechanisms
+        .iter()
+        .find(|(spec, _)| spec.name == start.mechanism)
+        .map(|(_, m)| m.clone())
+        .ok_or_else(|| {
+            PluginError::bad_request(format!("no module provides {}", start.mechanism))
+        })?;
+    let exchange = start.exchange;
+    // Pin the exchange to this generation; a swap mid-exchange does not move it. The basis is
+    // taken before the mechanism loads any credential.
+    let replaced =
+        shared
+            .exchanges
+            .begin(exchange, start.stream.id, provider.clone(), crate::now_ms());
+    if let Some(old) = replaced {
+        let _ = old.mechanism_end(exchange);
+    }
+    let answer = provider.mechanism_start(start)?;
+    Ok(judge_success(shared, exchange, answer))
+}
+
+/// A mechanism's `Success` counts only if the account, as it is now, still accepts the proof
+/// (see [`crate::runtime::exchanges`]); otherwise it becomes `<not-authorized/>`. Other steps pass.
+fn judge_success(shared: &Shared, exchange: u64, answer: MechanismStep) -> MechanismStep {
+    let MechanismStep::Success { user, .. } = &answer else {
+        return answer;
+    };
+    let failure = |condition| MechanismStep::Failure {
+        condition,
+        text: None,
+        user: Some(user.clone()),
+        application: None,
+    };
+    let refuse = |why: &str| {
+        tracing::warn!(exchange, user = %user, why, "login refused: the proof no longer counts");
+        failure(SaslCondition::NotAuthorized)
+    };
+    let Some((stream, basis_ms)) = shared.exchanges.basis(exchange) else {
+        return refuse("unknown exchange");
+    };
+    let Ok(prepared) = crate::jid::prep_localpart(user) else {
+        return refuse("not an account name");
+    };
+    let account = match shared.store.get_account(&prepared) {
+        Ok(account) => account,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure checking a login");
+            return failure(SaslCondition::TemporaryAuthFailure);
+        }
+    };
+    if let Err(stale) = crate::runtime::exchanges::still_valid(account.as_ref(), basis_ms) {
+        return refuse(&stale.to_string());
+    }
+    shared.exchanges.verify(
+        stream,
+        crate::runtime::exchanges::Verified {
+            user: prepared,
+            basis_ms,
+        },
+    );
+    answer
+}
+
+/// Mechanisms offered on a stream for a profile, in offer order. Hidden mechanisms (listed only
+/// in a module's own feature, like FAST's) are included for SASL2 and marked `hidden`.
+pub fn mechanisms(
+    shared: &Shared,
+    stream: &StreamInfo,
+    profile: SaslProfile,
+) -> Vec<MechanismSpec> {
+    let sasl2 = profile == SaslProfile::Sasl2;
+    shared
+        .registry
+        .routes()
+        .mechanisms
+        .iter()
+        .map(|(spec, _)| spec)
+        .filter(|s| stream.secure || !s.tls_only)
+        .filter(|s| {
+            if sasl2 {
+                s.sasl2 || s.hidden
+            } else {
+                s.legacy && !s.hidden
+            }
+        })
+        .filter(|s| match s.channel_binding.as_deref() {
+            Some("tls-exporter") => stream.channel_bindings.tls_exporter.is_some(),
+            Some("tls-server-end-point") => stream.channel_bindings.tls_server_end_point.is_some(),
+            Some(_) => false,
+            None => true,
+        })
+        .cloned()
+        .collect()
+}
+
+fn call_hook(shared: &Shared, name: &str, payload: &[u8]) -> Vec<Vec<u8>> {
+    let routes = shared.registry.routes();
+    let Some(handlers) = routes.hooks.get(name) else {
+        return Vec::new();
+    };
+    handlers
+        .iter()
+        .filter_map(|(_, m)| m.hook(name, payload).ok().flatten())
+        .collect()
+}
+
+fn send_mail(shared: &Arc<Shared>, plugin: &str, mail: Mail) -> u64 {
+    let op_id = shared.next_id();
+    let shared2 = shared.clone();
+    let plugin = plugin.to_owned();
+    shared.runtime.spawn(async move {
+        let result = shared2.mailer.send(&mail).await;
+        let (ok, error) = match result {
+            Ok(where_) => {
+                tracing::info!(%plugin, op_id, delivered = %where_, "mail sent");
+                (true, None)
+            }
+            Err(e) => {
+                tracing::warn!(%plugin, op_id, error = %e, "mail failed");
+                (false, Some(e.to_string()))
+            }
+        };
+        shared2.fire(events::MAIL_RESULT, &MailResult { op_id, ok, error });
+    });
+    op_id
+}
+
+fn set_timer(shared: &Arc<Shared>, handle: u64, delay_ms: u64, tag: String) -> u64 {
+    let id = shared.next_id();
+    let shared2 = shared.clone();
+    shared.runtime.spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        // Timers belong to the generation that set them: a replaced module gets no callback.
+        if let Some(m) = shared2.registry.by_handle(handle) {
+            let _ = tokio::task::spawn_blocking(move || m.timer(TimerFired { id, tag })).await;
+        }
+    });
+    id
+}

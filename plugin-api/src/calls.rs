@@ -1,0 +1,343 @@
+//! Every synchronous call across the boundary, declared once.
+//!
+//! Each declaration below generates, for its direction:
+//! * a trait with one method per call (what the callee implements: [`HostCalls`] is implemented
+//!   by the host and by the in-memory test host's in-memory host; [`ModuleCalls`] by the SDK glue of
+//!   every module);
+//! * the kind constants ([`host_call`], [`module_call`]) and their names for logs;
+//! * the callee's dispatcher ([`dispatch_host_call`], [`dispatch_module_call`]): kind and
+//!   payload bytes in, answer bytes out, unknown kinds refused as
+//!   [`crate::PluginErrorKind::UNSUPPORTED`];
+//! * the caller's side, for anything that can carry bytes ([`HostTransport`],
+//!   [`ModuleTransport`]): the same trait, each method encoding its arguments and decoding the
+//!   answer. So [`crate::Host`] has a typed method per host call (inherent, so no trait import
+//!   is needed), and the host has one per module call, and neither can drift from the other.
+//!
+//! Arguments travel as a postcard tuple ([`crate::wire`]); `&str` and `&[u8]` arguments are
+//! decoded without copying. Kinds are never reused; a new call takes a new kind (see the
+//! evolution rule in [`crate::wire`]).
+
+use crate::conditions::StreamCondition;
+use crate::error::PluginError;
+use crate::protocol::*;
+use crate::wire;
+use crate::xml::Element;
+
+/// Declares one direction of calls; see the module documentation for what it generates.
+macro_rules! declare_calls {
+    (
+        $(#[$tmeta:meta])*
+        pub trait $trait:ident;
+        $(#[$xmeta:meta])*
+        pub trait $transport:ident;
+        $(#[$kmeta:meta])*
+        pub mod $kinds:ident;
+        $(#[$dmeta:meta])*
+        pub fn $dispatch:ident;
+        $(inherent $ity:ty;)?
+        calls $calls:tt
+    ) => {
+        declare_calls!(@trait [$(#[$tmeta])*] $trait $calls);
+        declare_calls!(@kinds [$(#[$kmeta])*] $kinds $calls);
+        declare_calls!(@client [$(#[$xmeta])*] $trait $transport $calls);
+        declare_calls!(@dispatch [$(#[$dmeta])*] $trait $dispatch $calls);
+        $(declare_calls!(@inherent $ity, $trait $calls);)?
+    };
+
+    (@trait [$($tmeta:tt)*] $trait:ident {
+        $($(#[$meta:meta])* $kind:literal => fn $method:ident($($arg:ident : $ty:ty),* $(,)?) -> $ans:ty;)+
+    }) => {
+        $($tmeta)*
+        pub trait $trait {
+            $(
+                $(#[$meta])*
+                ///
+                /// # Errors
+                /// The callee's refusal or failure; a peer too old for the call answers
+                /// [`crate::PluginErrorKind::UNSUPPORTED`].
+                fn $method(&self, $($arg: $ty),*) -> Result<$ans, PluginError>;
+            )+
+        }
+    };
+
+    (@kinds [$($kmeta:tt)*] $kinds:ident {
+        $($(#[$meta:meta])* $kind:literal => fn $method:ident($($arg:ident : $ty:ty),* $(,)?) -> $ans:ty;)+
+    }) => {
+        $($kmeta)*
+        #[allow(non_upper_case_globals)]
+        pub mod $kinds {
+            $(
+                #[doc = concat!("Kind of `", stringify!($method), "`.")]
+                pub const $method: u32 = $kind;
+            )+
+
+            /// The call's name, for logs (`unknown` for a kind this build does not know).
+            pub fn name(kind: u32) -> &'static str {
+                match kind {
+                    $($kind => stringify!($method),)+
+                    _ => "unknown",
+                }
+            }
+        }
+    };
+
+    (@client [$($xmeta:tt)*] $trait:ident $transport:ident {
+        $($(#[$meta:meta])* $kind:literal => fn $method:ident($($arg:ident : $ty:ty),* $(,)?) -> $ans:ty;)+
+    }) => {
+        $($xmeta)*
+        pub trait $transport {
+            /// Carry one encoded call to the callee and bring back its encoded answer.
+            ///
+            /// # Errors
+            /// The callee's error, or a transport failure.
+            fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError>;
+        }
+
+        impl<C: $transport + ?Sized> $trait for C {
+            $(
+                fn $method(&self, $($arg: $ty),*) -> Result<$ans, PluginError> {
+                    let payload = wire::encode(&($($arg,)*))?;
+                    let answer = self.call_raw($kind, payload)?;
+                    wire::decode(concat!("answer to ", stringify!($method)), &answer)
+                }
+            )+
+        }
+    };
+
+    (@dispatch [$($dmeta:tt)*] $trait:ident $dispatch:ident {
+        $($(#[$meta:meta])* $kind:literal => fn $method:ident($($arg:ident : $ty:ty),* $(,)?) -> $ans:ty;)+
+    }) => {
+        $($dmeta)*
+        ///
+        /// # Errors
+        /// An unknown kind ([`crate::PluginErrorKind::UNSUPPORTED`]), arguments that do not
+        /// decode ([`crate::PluginErrorKind::BAD_REQUEST`]), or the callee's own error.
+        pub fn $dispatch<T: $trait + ?Sized>(
+            callee: &T,
+            kind: u32,
+            payload: &[u8],
+        ) -> Result<Vec<u8>, PluginError> {
+            match kind {
+                $(
+                    $kind => {
+                        let ($($arg,)*): ($($ty,)*) = wire::decode(stringify!($method), payload)?;
+                        wire::encode(&callee.$method($($arg),*)?)
+                    }
+                )+
+                _ => Err(PluginError::unsupported(format!("call kind {kind}"))),
+            }
+        }
+    };
+
+    (@inherent $ity:ty, $trait:ident {
+        $($(#[$meta:meta])* $kind:literal => fn $method:ident($($arg:ident : $ty:ty),* $(,)?) -> $ans:ty;)+
+    }) => {
+        /// The typed calls, as inherent methods (no trait import needed).
+        impl $ity {
+            $(
+                $(#[$meta])*
+                ///
+                /// # Errors
+                /// The callee's refusal or failure.
+                pub fn $method(&self, $($arg: $ty),*) -> Result<$ans, PluginError> {
+                    <Self as $trait>::$method(self, $($arg),*)
+                }
+            )+
+        }
+    };
+}
+
+declare_calls! {
+    /// What a module can ask of the host. [`crate::Host`] implements it (through
+    /// [`HostTransport`]), so every method here is a method of the module's `host`.
+    pub trait HostCalls;
+    /// Anything that carries encoded host calls: the ABI in a plugin, the in-memory host in
+    /// tests. Implementing it gives [`HostCalls`].
+    pub trait HostTransport;
+    /// Kinds of [`HostCalls`].
+    pub mod host_call;
+    /// The host's side of [`HostCalls`]: decode, call, encode.
+    pub fn dispatch_host_call;
+    inherent crate::sdk::Host;
+    calls {
+        /// Facts about the server.
+        1 => fn host_info() -> HostInfo;
+        /// Whether an account exists.
+        2 => fn user_exists(user: &str) -> bool;
+        /// An account's SCRAM verifiers (never the password).
+        3 => fn get_credentials(user: &str) -> Option<AccountCredentials>;
+        /// Set a password: the one way a password changes. The host fires
+        /// `user-password-changed`; `origin_stream` is spared from `<reset/>`.
+        4 => fn set_password(user: &str, password: &str, origin_stream: Option<u64>) -> ();
+        /// The account's stored email address.
+        5 => fn get_email(user: &str) -> Option<String>;
+        /// Read a key of this module's store.
+        6 => fn kv_get(scope: KvScope<'_>, key: &str) -> Option<String>;
+        /// Write a key of this module's store.
+        7 => fn kv_put(scope: KvScope<'_>, key: &str, value: &str) -> ();
+        /// Delete a key; answers whether it existed.
+        8 => fn kv_delete(scope: KvScope<'_>, key: &str) -> bool;
+        /// The (key, value) pairs whose key starts with `prefix`.
+        9 => fn kv_list(scope: KvScope<'_>, prefix: &str) -> Vec<(String, String)>;
+        /// An account's connected sessions.
+        10 => fn list_sessions(user: &str) -> Vec<SessionInfo>;
+        /// Close an account's sessions with a stream error, except `except_stream`; answers
+        /// how many were closed.
+        11 => fn close_sessions(
+            user: &str,
+            condition: StreamCondition,
+            except_stream: Option<u64>,
+        ) -> u64;
+        /// Queue a mail; the outcome arrives as the `mail-result` event with the answered id.
+        12 => fn send_mail(mail: Mail) -> u64;
+        /// Be called back with `timer` after `delay_ms`; answers the timer id.
+        13 => fn set_timer(delay_ms: u64, tag: &str) -> u64;
+        /// Call a synchronous query hook on every module that registered it, in priority
+        /// order; answers the non-empty replies (encoded as each hook documents).
+        14 => fn call_hook(name: &str, payload: &[u8]) -> Vec<Vec<u8>>;
+        /// The mechanisms available on a stream for a SASL profile, in offer order.
+        15 => fn mechanisms(stream: StreamInfo, profile: SaslProfile) -> Vec<MechanismSpec>;
+        /// Start an exchange with whichever module implements the mechanism.
+        16 => fn mechanism_start(start: MechanismStart) -> MechanismStep;
+        /// Continue an exchange.
+        17 => fn mechanism_step(response: MechanismResponse) -> MechanismStep;
+        /// End an exchange.
+        18 => fn mechanism_end(exchange: u64) -> ();
+        /// A 32-byte key derived from the server secret (kept outside the store) for `label`.
+        19 => fn derive_secret(label: &str) -> Vec<u8>;
+    }
+}
+
+declare_calls! {
+    /// What the host can ask of a module. The SDK implements it for every [`crate::Module`];
+    /// the host calls it through [`ModuleTransport`].
+    pub trait ModuleCalls;
+    /// Anything that carries encoded module calls (the host's handle on a loaded module).
+    pub trait ModuleTransport;
+    /// Kinds of [`ModuleCalls`].
+    pub mod module_call;
+    /// The module's side of [`ModuleCalls`]: decode, call, encode.
+    pub fn dispatch_module_call;
+    calls {
+        /// What the host should route to the module; asked once after instantiation.
+        1 => fn registrations() -> Registrations;
+        /// Children for `<stream:features/>`.
+        2 => fn stream_features(stream: StreamInfo) -> Vec<Element>;
+        /// A registered top-level stream element.
+        3 => fn stream_element(request: StreamElement) -> Vec<StreamAction>;
+        /// An IQ in a registered namespace; `None` lets the host answer
+        /// `<service-unavailable/>`.
+        4 => fn iq(request: IqRequest) -> Option<Element>;
+        /// Start a SASL exchange of a registered mechanism.
+        5 => fn mechanism_start(start: MechanismStart) -> MechanismStep;
+        /// Continue a SASL exchange.
+        6 => fn mechanism_step(response: MechanismResponse) -> MechanismStep;
+        /// An exchange ended (success, failure, abort or disconnect).
+        7 => fn mechanism_end(exchange: u64) -> ();
+        /// A request on a registered HTTP route.
+        8 => fn http(request: HttpRequest) -> HttpResponse;
+        /// A registered synchronous query hook; `None` contributes nothing.
+        9 => fn hook(name: &str, payload: &[u8]) -> Option<Vec<u8>>;
+        /// A timer the module set fired.
+        10 => fn timer(timer: TimerFired) -> ();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// A callee that records what it was asked.
+    #[derive(Default)]
+    struct Recorder {
+        seen: RefCell<Vec<String>>,
+    }
+
+    impl ModuleCalls for Recorder {
+        fn registrations(&self) -> Result<Registrations, PluginError> {
+            Ok(Registrations::default())
+        }
+        fn stream_features(&self, stream: StreamInfo) -> Result<Vec<Element>, PluginError> {
+            self.seen
+                .borrow_mut()
+                .push(format!("features {}", stream.id));
+            Ok(vec![Element::new("x", "urn:x")])
+        }
+        fn stream_element(&self, _: StreamElement) -> Result<Vec<StreamAction>, PluginError> {
+            Err(PluginError::unsupported("stream-element"))
+        }
+        fn iq(&self, _: IqRequest) -> Result<Option<Element>, PluginError> {
+            Ok(None)
+        }
+        fn mechanism_start(&self, _: MechanismStart) -> Result<MechanismStep, PluginError> {
+            Err(PluginError::unsupported("mechanism-start"))
+        }
+        fn mechanism_step(&self, _: MechanismResponse) -> Result<MechanismStep, PluginError> {
+            Err(PluginError::unsupported("mechanism-step"))
+        }
+        fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
+            self.seen.borrow_mut().push(format!("end {exchange}"));
+            Ok(())
+        }
+        fn http(&self, _: HttpRequest) -> Result<HttpResponse, PluginError> {
+            Err(PluginError::unsupported("http"))
+        }
+        fn hook(&self, name: &str, payload: &[u8]) -> Result<Option<Vec<u8>>, PluginError> {
+            self.seen
+                .borrow_mut()
+                .push(format!("hook {name} {payload:?}"));
+            Ok(Some(payload.iter().rev().copied().collect()))
+        }
+        fn timer(&self, _: TimerFired) -> Result<(), PluginError> {
+            Ok(())
+        }
+    }
+
+    /// A caller whose transport is the callee's dispatcher, as across the ABI.
+    struct Loopback<'a>(&'a Recorder);
+
+    impl ModuleTransport for Loopback<'_> {
+        fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+            dispatch_module_call(self.0, kind, &payload)
+        }
+    }
+
+    #[test]
+    fn a_call_reaches_the_callee_typed_and_its_answer_comes_back() {
+        let callee = Recorder::default();
+        let caller = Loopback(&callee);
+        let info = StreamInfo {
+            id: 42,
+            ..StreamInfo::default()
+        };
+        let features = caller.stream_features(info).unwrap();
+        assert_eq!(features, vec![Element::new("x", "urn:x")]);
+        caller.mechanism_end(7).unwrap();
+        let echoed = caller.hook("sasl2-success", &[1, 2, 3]).unwrap();
+        assert_eq!(echoed, Some(vec![3, 2, 1]));
+        assert_eq!(
+            *callee.seen.borrow(),
+            ["features 42", "end 7", "hook sasl2-success [1, 2, 3]"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_unsupported_and_bad_arguments_are_bad_requests() {
+        let callee = Recorder::default();
+        let err = dispatch_module_call(&callee, 9999, &[]).unwrap_err();
+        assert!(err.is_unsupported(), "{err}");
+        assert_eq!(err.message, "call kind 9999");
+        let err = dispatch_module_call(&callee, module_call::mechanism_end, &[0xff]).unwrap_err();
+        assert_eq!(err.kind, crate::PluginErrorKind::BAD_REQUEST, "{err}");
+        assert!(err.message.starts_with("mechanism_end: "), "{err}");
+        assert!(
+            callee.seen.borrow().is_empty(),
+            "nothing reached the callee"
+        );
+        assert_eq!(module_call::name(module_call::hook), "hook");
+        assert_eq!(host_call::name(host_call::kv_get), "kv_get");
+        assert_eq!(host_call::name(77_777), "unknown");
+    }
+}

@@ -1,0 +1,175 @@
+//! Events defined by the host, their payloads, and named priorities.
+//!
+//! Events are fire-and-forget notifications on the bus: [`crate::Host::fire`] only enqueues, and
+//! the host delivers after the current call returns, to each hooked module in priority order
+//! (higher first); a handler may stop propagation with [`crate::EventFlow::Stop`]. Payloads are
+//! JSON objects; new fields are optional, so adding one is not a breaking change. Modules may
+//! define their own event names (lower-case, hyphenated, prefixed with the module name).
+
+use serde::{Deserialize, Serialize};
+
+/// A password changed through the host's `set_password`. Payload: [`UserPasswordChanged`].
+pub const USER_PASSWORD_CHANGED: &str = "user-password-changed";
+/// An account was deleted. Payload: [`UserDeleted`].
+pub const USER_DELETED: &str = "user-deleted";
+/// A SASL authentication succeeded. Payload: [`AuthenticationOutcome`].
+pub const AUTHENTICATION_SUCCESS: &str = "authentication-success";
+/// A SASL authentication failed. Payload: [`AuthenticationOutcome`].
+pub const AUTHENTICATION_FAILURE: &str = "authentication-failure";
+/// A resource was bound. Payload: [`SessionEvent`].
+pub const SESSION_BOUND: &str = "session-bound";
+/// A stream closed (authenticated or not). Payload: [`SessionEvent`].
+pub const SESSION_CLOSED: &str = "session-closed";
+/// A module was loaded (at start, by `tessera module load`, or as the new generation of a
+/// `tessera module reload`, right after [`MODULE_UNLOADED`] for the old one). Payload:
+/// [`ModuleEvent`].
+pub const MODULE_LOADED: &str = "module-loaded";
+/// A module was unloaded (or replaced by a reload). Payload: [`ModuleEvent`].
+pub const MODULE_UNLOADED: &str = "module-unloaded";
+/// A mail a module asked for was sent or failed. Payload: [`MailResult`].
+pub const MAIL_RESULT: &str = "mail-result";
+
+/// Names of synchronous query hooks ([`crate::Host::call_hook`]) that the shipped modules call,
+/// so other modules can extend them (as Prosody's mod_sasl2_fast extends mod_sasl2).
+pub mod hooks {
+    /// Called by mod_sasl2 while building SASL2 `<inline/>`. Payload: `StreamInfo`; answer:
+    /// `Vec<Element>` (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
+    /// stream features, so the same rule applies as to [`crate::Module::stream_features`]:
+    /// answer from the stream's transport and the module's configuration only.
+    pub const SASL2_INLINE_FEATURES: &str = "sasl2-inline-features";
+    /// Called by mod_sasl2 while building the Bind 2 `<inline/>`. Payload: `StreamInfo`; answer:
+    /// `Vec<Element>` (`<feature var='…'/>` elements). Pre-auth, like
+    /// [`SASL2_INLINE_FEATURES`].
+    pub const BIND2_INLINE_FEATURES: &str = "bind2-inline-features";
+    /// Called by mod_sasl2 when a SASL2 `<authenticate/>` has succeeded, before `<success/>` is
+    /// written. Payload: [`super::Sasl2Success`]; answer: `Vec<Element>` (extra children of
+    /// `<success/>`, e.g. FAST's `<token/>`).
+    pub const SASL2_SUCCESS: &str = "sasl2-success";
+}
+
+/// Payload of the [`hooks::SASL2_SUCCESS`] hook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sasl2Success {
+    /// The stream (its `user` is not yet set).
+    pub stream: crate::protocol::StreamInfo,
+    /// The authenticated account (localpart).
+    pub user: String,
+    /// The mechanism that succeeded.
+    pub mechanism: String,
+    /// The client's whole `<authenticate/>`, for inline requests (`<request-token/>`, `<fast/>`).
+    pub authenticate: crate::xml::Element,
+    /// When the exchange began, ms since the epoch (0: unknown, from an older mod_sasl2). A
+    /// credential minted by this login (a FAST token) must be dated from this instant, not from
+    /// its issue: the host accepts the login only if the password did not change after it, and
+    /// a change after it must revoke the credential.
+    #[serde(default)]
+    pub exchange_started_at_ms: u64,
+}
+
+/// Named priorities (higher runs first).
+pub mod priority {
+    /// Runs before everything else (e.g. security checks).
+    pub const FIRST: i32 = 1000;
+    /// Runs early.
+    pub const EARLY: i32 = 500;
+    /// The default.
+    pub const NORMAL: i32 = 0;
+    /// Runs late.
+    pub const LATE: i32 = -500;
+    /// Runs after everything else (e.g. auditing).
+    pub const LAST: i32 = -1000;
+}
+
+/// Payload of [`USER_PASSWORD_CHANGED`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPasswordChanged {
+    /// Account localpart.
+    pub user: String,
+    /// The stream that changed it (spared from `<reset/>`), if any.
+    #[serde(default)]
+    pub origin_stream: Option<u64>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// Payload of [`USER_DELETED`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDeleted {
+    /// Account localpart.
+    pub user: String,
+}
+
+/// Payload of [`AUTHENTICATION_SUCCESS`] and [`AUTHENTICATION_FAILURE`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticationOutcome {
+    /// The account named in the attempt, if it could be parsed.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The mechanism.
+    pub mechanism: String,
+    /// The SASL2 user-agent id, if any.
+    #[serde(default)]
+    pub user_agent_id: Option<String>,
+    /// The client's IP.
+    #[serde(default)]
+    pub peer_ip: String,
+    /// The stream.
+    #[serde(default)]
+    pub stream_id: u64,
+    /// The SASL condition of a failure.
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// Payload of [`SESSION_BOUND`] and [`SESSION_CLOSED`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    /// Connection id.
+    pub stream_id: u64,
+    /// Full JID if bound, bare JID if only authenticated, `None` before authentication.
+    #[serde(default)]
+    pub jid: Option<String>,
+    /// Why it closed (stream error condition or `disconnected`), for [`SESSION_CLOSED`].
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Payload of [`MODULE_LOADED`] and [`MODULE_UNLOADED`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleEvent {
+    /// Module name.
+    pub name: String,
+    /// Module version.
+    pub version: String,
+}
+
+/// Payload of [`MAIL_RESULT`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailResult {
+    /// The operation id [`crate::Host::send_mail`] returned.
+    pub op_id: u64,
+    /// Whether the transport accepted it.
+    pub ok: bool,
+    /// The transport's error, if not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// An event as delivered to [`crate::Module::on_event`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Event name.
+    pub name: String,
+    /// JSON payload.
+    pub payload: serde_json::Value,
+}
+
+impl Event {
+    /// Decode the payload as `T`.
+    ///
+    /// # Errors
+    /// When the payload does not match `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::PluginError> {
+        Ok(serde_json::from_value(self.payload.clone())?)
+    }
+}

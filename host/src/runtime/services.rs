@@ -55,6 +55,16 @@ pub struct PluginContext {
 }
 
 impl PluginContext {
+    /// A context bound to no server: every call decodes its arguments, then fails with "host
+    /// not running" (a fuzz target drives the host's side of the ABI through it).
+    pub fn detached(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            handle: 0,
+            shared: None,
+        }
+    }
+
     fn shared(&self) -> Result<&Arc<Shared>, PluginError> {
         self.shared
             .as_ref()

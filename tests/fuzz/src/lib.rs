@@ -17,11 +17,12 @@ use tessera_host::stream::framer::{Frame, Framer, FramerError, Limits};
 use tessera_host::stream::parse::{parse_element, parse_stream_header, StreamHeader, STREAM_NS};
 use tessera_host::stream::StreamError;
 use tessera_plugin_api::names::{account_key, canonical_account};
+use tessera_host::runtime::services::PluginContext;
+use tessera_plugin_api::calls::dispatch_host_call;
 use tessera_plugin_api::protocol::{
-    HostRequest, HttpResponse, Manifest, MechanismStep, OptionKind, OptionSpec, Registrations,
-    StreamAction,
+    HttpResponse, Manifest, MechanismStep, OptionKind, OptionSpec, Registrations, StreamAction,
 };
-use tessera_plugin_api::sdk::from_wire;
+use tessera_plugin_api::wire;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::Module;
 use tessera_sasl::ht::{
@@ -316,43 +317,40 @@ pub fn config(data: &[u8]) {
 
 // --- plugin messages ---------------------------------------------------------------------------
 
-/// Decodes `text` as `T`; what decodes is written and read back unchanged.
-fn round_trip<T: DeserializeOwned + Serialize + PartialEq + Debug>(text: &str) {
-    if let Ok(value) = serde_json::from_str::<T>(text) {
-        let written = serde_json::to_string(&value).expect("a decoded message serialises");
-        let back = serde_json::from_str::<T>(&written).expect("a written message decodes");
-        assert_eq!(back, value, "{written}");
+/// Decodes `bytes` as `T`; what decodes is encoded and decoded back unchanged.
+fn round_trip<T: DeserializeOwned + Serialize + PartialEq + Debug>(bytes: &[u8]) {
+    if let Ok(value) = wire::decode::<T>("fuzz", bytes) {
+        let written = wire::encode(&value).expect("a decoded message encodes");
+        let back = wire::decode::<T>("fuzz", &written).expect("an encoded message decodes");
+        assert_eq!(back, value, "{written:?}");
     }
 }
 
-/// What the host decodes from a plugin: calls to the host (`from_wire`), and the answers to
-/// its requests (mechanism steps, stream actions, manifest, registrations, HTTP responses,
-/// stream features, IQ results, hook answers).
+/// What the host decodes from a plugin: a host call (the first four bytes are its kind, little
+/// endian; the rest its arguments), served by the host's own dispatcher with a context bound to
+/// no server (so the arguments are decoded exactly as in production, then the call fails); and
+/// the answers to the host's calls (mechanism steps, stream actions, manifest, registrations,
+/// HTTP responses, stream features, IQ results, hook answers), which decode and read back
+/// unchanged.
 pub fn plugin_messages(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match from_wire::<HostRequest>("fuzz", text) {
-        Ok(request) => {
-            let _ = serde_json::to_string(&request);
-        }
-        Err(e) => {
-            let _ = e.to_string();
+    if let Some((kind, payload)) = data.split_first_chunk::<4>() {
+        let context = PluginContext::detached("fuzz");
+        match dispatch_host_call(&context, u32::from_le_bytes(*kind), payload) {
+            Ok(answer) => panic!("a detached host answered {answer:?}"),
+            Err(e) => {
+                let _ = e.to_string();
+            }
         }
     }
-    round_trip::<MechanismStep>(text);
-    round_trip::<Vec<StreamAction>>(text);
-    round_trip::<Registrations>(text);
-    round_trip::<HttpResponse>(text);
-    round_trip::<Vec<Element>>(text);
-    round_trip::<Option<Element>>(text);
-    // Manifests and hook answers carry free JSON values, whose floats need not read back
-    // bit for bit: decoded only.
-    if let Ok(manifest) = serde_json::from_str::<Manifest>(text) {
-        let _ = serde_json::to_string(&manifest);
-    }
-    let _ = serde_json::from_str::<Option<serde_json::Value>>(text);
-    if let Ok(elements) = serde_json::from_str::<Vec<Element>>(text) {
+    round_trip::<MechanismStep>(data);
+    round_trip::<Vec<StreamAction>>(data);
+    round_trip::<Registrations>(data);
+    round_trip::<HttpResponse>(data);
+    round_trip::<Vec<Element>>(data);
+    round_trip::<Option<Element>>(data);
+    round_trip::<Manifest>(data);
+    round_trip::<Option<Vec<u8>>>(data);
+    if let Ok(elements) = wire::decode::<Vec<Element>>("fuzz", data) {
         for el in elements {
             let _ = el.to_xml();
         }

@@ -2,8 +2,7 @@
 //!
 //! Each declaration below generates, for its direction:
 //! * a trait with one method per call (what the callee implements: [`HostCalls`] is implemented
-//!   by the host and by the in-memory test host's in-memory host; [`ModuleCalls`] by the SDK glue of
-//!   every module);
+//!   by the host and by test hosts; [`ModuleCalls`] by the SDK glue of every module);
 //! * the kind constants ([`host_call`], [`module_call`]) and their names for logs;
 //! * the callee's dispatcher ([`dispatch_host_call`], [`dispatch_module_call`]): kind and
 //!   payload bytes in, answer bytes out, unknown kinds refused as
@@ -91,6 +90,10 @@ macro_rules! declare_calls {
             /// # Errors
             /// The callee's error, or a transport failure.
             fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError>;
+
+            /// The callee answered, but its answer does not decode (a bug on its side): the
+            /// caller gets the error too; a transport may log or count it.
+            fn answer_failed(&self, _kind: u32, _error: &PluginError) {}
         }
 
         impl<C: $transport + ?Sized> $trait for C {
@@ -99,6 +102,7 @@ macro_rules! declare_calls {
                     let payload = wire::encode(&($($arg,)*))?;
                     let answer = self.call_raw($kind, payload)?;
                     wire::decode(concat!("answer to ", stringify!($method)), &answer)
+                        .inspect_err(|e| self.answer_failed($kind, e))
                 }
             )+
         }
@@ -193,7 +197,8 @@ declare_calls! {
         /// Be called back with `timer` after `delay_ms`; answers the timer id.
         13 => fn set_timer(delay_ms: u64, tag: &str) -> u64;
         /// Call a synchronous query hook on every module that registered it, in priority
-        /// order; answers the non-empty replies (encoded as each hook documents).
+        /// order; answers the replies of the modules that contributed one (each encoded as the
+        /// hook documents).
         14 => fn call_hook(name: &str, payload: &[u8]) -> Vec<Vec<u8>>;
         /// The mechanisms available on a stream for a SASL profile, in offer order.
         15 => fn mechanisms(stream: StreamInfo, profile: SaslProfile) -> Vec<MechanismSpec>;

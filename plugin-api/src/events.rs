@@ -34,7 +34,7 @@ pub const MAIL_RESULT: &str = "mail-result";
 /// so other modules can extend them (as Prosody's mod_sasl2_fast extends mod_sasl2).
 pub mod hooks {
     /// Called by mod_sasl2 while building SASL2 `<inline/>`. Payload: `StreamInfo`; answer:
-    /// `Vec<Element>` (each encoded with [`crate::wire`]) (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
+    /// `Vec<Element>` (one reply per module: the [`crate::wire`] encoding of the whole list) (children of `<inline/>`, e.g. FAST's `<fast/>`). Part of the pre-auth
     /// stream features, so the same rule applies as to [`crate::Module::stream_features`]:
     /// answer from the stream's transport and the module's configuration only.
     pub const SASL2_INLINE_FEATURES: &str = "sasl2-inline-features";
@@ -59,7 +59,7 @@ pub struct Sasl2Success {
     pub mechanism: String,
     /// The client's whole `<authenticate/>`, for inline requests (`<request-token/>`, `<fast/>`).
     pub authenticate: crate::xml::Element,
-    /// When the exchange began, ms since the epoch (0: unknown, from an older mod_sasl2). A
+    /// When the exchange began, ms since the epoch. A
     /// credential minted by this login (a FAST token) must be dated from this instant, not from
     /// its issue: the host accepts the login only if the password did not change after it, and
     /// a change after it must revoke the credential.

@@ -368,7 +368,7 @@ pub struct HttpResponse {
 /// A timer the module set fired ([`crate::ModuleCalls::timer`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerFired {
-    /// The id [`HostRequest::SetTimer`] returned.
+    /// The id [`crate::HostCalls::set_timer`] returned.
     pub id: u64,
     /// The tag the module gave.
     pub tag: String,

@@ -1,6 +1,6 @@
 //! The ergonomic layer compiled into every plugin: the [`Module`] trait, the [`Host`] handle,
 //! typed [`Config`] access and the panic guard. Nothing here names an ABI type: the plugin side
-//! of the boundary is [`crate::abi::glue`], and the in-memory test host drives the same code in
+//! of the boundary is [`crate::abi::glue`], and a test host drives the same code in
 //! memory.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -159,7 +159,7 @@ pub trait Module: Send + Sync + Sized + 'static {
 }
 
 /// What a [`Host`] runs on: the ABI inside a plugin, an in-memory host in tests
-/// (the in-memory test host). Module code never implements or calls it directly.
+/// (a test host). Module code never implements or calls it directly.
 pub trait Backend: Send + Sync {
     /// Carry one encoded [`HostCalls`] call.
     ///
@@ -229,19 +229,31 @@ impl Host {
         Ok(())
     }
 
-    /// Call a synchronous query hook with a typed payload and decode each reply as `A`.
+    /// Call a synchronous query hook with a typed payload and decode each reply as `A`; a reply
+    /// that is not an `A` (a module answering another contract) is logged and skipped, so one
+    /// bad module does not silence the others.
     ///
     /// # Errors
-    /// Host failure, or a reply that is not an `A`.
+    /// Host failure.
     pub fn call_hook_as<P: Serialize, A: DeserializeOwned>(
         &self,
         name: &str,
         payload: &P,
     ) -> Result<Vec<A>, PluginError> {
-        self.call_hook(name, &wire::encode(payload)?)?
+        let replies = self.call_hook(name, &wire::encode(payload)?)?;
+        Ok(replies
             .iter()
-            .map(|reply| wire::decode(name, reply))
-            .collect()
+            .filter_map(|reply| match wire::decode(name, reply) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warn,
+                        &format!("reply to hook {name} skipped: {e}"),
+                    );
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Run slow, blocking work — a password hash, a call to an external service — without
@@ -383,7 +395,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// A [`Module`] with its [`Host`]: the callee of [`ModuleCalls`], for the ABI glue and for
-/// the in-memory test host alike.
+/// a test host alike.
 #[derive(Debug)]
 pub struct Instance<M: Module> {
     /// The module.

@@ -10,6 +10,10 @@
 //! a new capability is a new call kind (or a new event name), never a new field in an old
 //! message. A receiver answers a kind it does not know with
 //! [`crate::PluginErrorKind::UNSUPPORTED`], which callers treat as "this peer is older".
+//! The variants of a released enum are frozen too: a value of a variant the receiver does not
+//! know fails to decode ([`crate::PluginErrorKind::BAD_REQUEST`]), so a new variant also needs
+//! a new call kind. Decoding is strict (trailing bytes are an error), deliberately: appending a
+//! field is not a compatible change.
 //!
 //! A pitfall of a format without type tags: a fixed-size array (`[x]`, `&[a, b]`) encodes as a
 //! tuple, without a length, so it does not decode as a `Vec`; encode lists as `Vec`s or slices

@@ -103,14 +103,30 @@ fn sasl2_in_own_folder() -> (tempfile::TempDir, Server) {
 #[test]
 fn an_abi_incompatible_build_is_refused_and_the_old_instance_keeps_serving() {
     let (plugins, server) = sasl2_in_own_folder();
-    let old_api = lib(&tessera_tests::build_abi_fixtures(), "fixture_old_api");
-    replace_file(&old_api, &lib(plugins.path(), "sasl2"));
+    let fixtures = tessera_tests::build_abi_fixtures();
+    replace_file(
+        &lib(&fixtures, "fixture_changed_abi"),
+        &lib(plugins.path(), "sasl2"),
+    );
     let err = refused(&server, &["module", "reload", "sasl2"]);
     assert!(
         err.contains("libmod_sasl2.so: incompatible plugin ABI"),
         "{err}"
     );
-    assert!(err.contains("Error:mismatched type"), "{err}");
+    assert!(err.contains("Error:too many variants"), "{err}");
+    try_login(&server, "alice", "alice pw").expect("the old sasl2 still serves");
+    // A 1.x build is refused at the first gate, with the hint.
+    replace_file(
+        &lib(&fixtures, "fixture_old_api"),
+        &lib(plugins.path(), "sasl2"),
+    );
+    let err = refused(&server, &["module", "reload", "sasl2"]);
+    assert!(
+        err.contains(
+            "libmod_sasl2.so: built against plugin API 1.0.0 (major 1); this host expects major 2"
+        ) && err.contains("rebuild it against tessera-plugin-api 2"),
+        "{err}"
+    );
     try_login(&server, "alice", "alice pw").expect("the old sasl2 still serves");
 }
 

@@ -92,7 +92,7 @@ pub enum LoadError {
         /// The first lines of abi_stable's report (the first layout difference).
         detail: String,
     },
-    /// The manifest the plugin reported is not valid JSON of the expected shape.
+    /// The manifest the plugin reported does not decode.
     #[error("{path}: invalid manifest: {message}")]
     Manifest {
         /// The file.

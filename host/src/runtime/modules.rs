@@ -160,6 +160,10 @@ impl ModuleTransport for Module {
         self.note_duration(what, started);
         answer.inspect_err(|e| self.log_failure(what, e))
     }
+
+    fn answer_failed(&self, kind: u32, error: &PluginError) {
+        self.log_failure(module_call::name(kind), error);
+    }
 }
 
 thread_local! {

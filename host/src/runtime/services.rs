@@ -9,7 +9,7 @@
 //! Every `extern "C"` body here catches panics: a panic crossing the boundary would abort.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use abi_stable::library::LibHeader;
 use abi_stable::prefix_type::PrefixTypeTrait;
@@ -50,8 +50,9 @@ pub struct PluginContext {
     pub name: String,
     /// The instance's generation id (timers are delivered to this generation only).
     pub handle: u64,
-    /// The server its calls act on (`None`: a module loaded outside a server, by a benchmark).
-    shared: Option<Arc<Shared>>,
+    /// The server its calls act on (none: a module loaded outside a server, by a benchmark or
+    /// a fuzz target). Weak: a leaked context must not keep a stopped server alive.
+    shared: Weak<Shared>,
 }
 
 impl PluginContext {
@@ -61,13 +62,13 @@ impl PluginContext {
         Self {
             name: name.to_owned(),
             handle: 0,
-            shared: None,
+            shared: Weak::new(),
         }
     }
 
-    fn shared(&self) -> Result<&Arc<Shared>, PluginError> {
+    fn shared(&self) -> Result<Arc<Shared>, PluginError> {
         self.shared
-            .as_ref()
+            .upgrade()
             .ok_or_else(|| PluginError::host("host not running"))
     }
 }
@@ -79,7 +80,7 @@ pub fn context(shared: Option<&Arc<Shared>>, name: &str, handle: u64) -> HostCtx
     let ctx: &'static PluginContext = Box::leak(Box::new(PluginContext {
         name: name.to_owned(),
         handle,
-        shared: shared.cloned(),
+        shared: shared.map_or_else(Weak::new, Arc::downgrade),
     }));
     HostCtx(std::ptr::from_ref(ctx).cast())
 }
@@ -115,16 +116,23 @@ extern "C" fn host_log(ctx: HostCtx, level: LogLevel, message: RStr<'_>) {
 }
 
 extern "C" fn host_now(_ctx: HostCtx) -> u64 {
-    crate::now_ms()
+    catch_unwind(crate::now_ms).unwrap_or(0)
 }
 
 extern "C" fn host_random(_ctx: HostCtx, mut out: RSliceMut<'_, u8>) {
-    crate::secret::random_bytes(out.as_mut_slice());
+    let filled = catch_unwind(AssertUnwindSafe(|| {
+        crate::secret::random_bytes(out.as_mut_slice());
+    }));
+    if filled.is_err() {
+        // No bytes a module could mistake for random ones (its tokens and keys): stop.
+        tracing::error!("the operating system's random number generator failed; stopping");
+        std::process::abort();
+    }
 }
 
 extern "C" fn host_fire(ctx: HostCtx, name: RStr<'_>, payload: RSlice<'_, u8>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        if let Some((c, shared)) = context_of(ctx).and_then(|c| Some((c, c.shared.as_ref()?))) {
+        if let Some((c, shared)) = context_of(ctx).and_then(|c| Some((c, c.shared.upgrade()?))) {
             shared.bus.fire_with(name.as_str(), || {
                 Some((payload.as_slice().to_vec(), Some(c.name.clone())))
             });
@@ -147,7 +155,8 @@ extern "C" fn host_call(
         let caller = context_of(ctx).ok_or_else(|| PluginError::host("no plugin context"))?;
         dispatch_host_call(caller, kind, payload.as_slice())
     }));
-    if !matches!(result, Ok(Ok(_))) {
+    // A call this host does not know is a newer plugin asking politely, not a failure.
+    if !matches!(&result, Ok(Ok(_))) && !matches!(&result, Ok(Err(e)) if e.is_unsupported()) {
         crate::runtime::modules::note_failure();
     }
     match result {
@@ -180,11 +189,11 @@ impl HostCalls for PluginContext {
     }
 
     fn user_exists(&self, user: &str) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
         let Ok(user) = prep(user) else {
             return Ok(false);
         };
-        Ok(self
-            .shared()?
+        Ok(shared
             .store
             .get_account(&user)
             .map_err(store_err)?
@@ -192,10 +201,11 @@ impl HostCalls for PluginContext {
     }
 
     fn get_credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        let shared = self.shared()?;
         let Ok(user) = prep(user) else {
             return Ok(None);
         };
-        let rec = self.shared()?.store.get_account(&user).map_err(store_err)?;
+        let rec = shared.store.get_account(&user).map_err(store_err)?;
         Ok(rec.map(|r| AccountCredentials {
             scram_sha1: r.scram_sha1,
             scram_sha256: r.scram_sha256,
@@ -219,11 +229,11 @@ impl HostCalls for PluginContext {
     }
 
     fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
+        let shared = self.shared()?;
         let Ok(user) = prep(user) else {
             return Ok(None);
         };
-        Ok(self
-            .shared()?
+        Ok(shared
             .store
             .get_account(&user)
             .map_err(store_err)?
@@ -278,12 +288,12 @@ impl HostCalls for PluginContext {
     }
 
     fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {
-        Ok(send_mail(self.shared()?, &self.name, mail))
+        Ok(send_mail(&self.shared()?, &self.name, mail))
     }
 
     fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<u64, PluginError> {
         Ok(set_timer(
-            self.shared()?,
+            &self.shared()?,
             self.handle,
             delay_ms,
             tag.to_owned(),
@@ -291,7 +301,7 @@ impl HostCalls for PluginContext {
     }
 
     fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
-        Ok(call_hook(self.shared()?, name, payload))
+        Ok(call_hook(&*self.shared()?, name, payload))
     }
 
     fn mechanisms(
@@ -299,11 +309,11 @@ impl HostCalls for PluginContext {
         stream: StreamInfo,
         profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError> {
-        Ok(mechanisms(self.shared()?, &stream, profile))
+        Ok(mechanisms(&*self.shared()?, &stream, profile))
     }
 
     fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
-        mechanism_start(self.shared()?, start)
+        mechanism_start(&self.shared()?, start)
     }
 
     fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
@@ -314,7 +324,7 @@ impl HostCalls for PluginContext {
             .provider(exchange)
             .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
         let answer = provider.mechanism_step(response)?;
-        Ok(judge_success(self.shared()?, exchange, answer))
+        Ok(judge_success(&*self.shared()?, exchange, answer))
     }
 
     fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
@@ -477,4 +487,48 @@ fn set_timer(shared: &Arc<Shared>, handle: u64, delay_ms: u64, tag: String) -> u
         }
     });
     id
+}
+
+// The pointer handed to plugins is used from any thread.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PluginContext>();
+};
+
+#[cfg(test)]
+mod tests {
+    use tessera_plugin_api::calls::{dispatch_host_call, host_call};
+    use tessera_plugin_api::wire;
+
+    use super::*;
+
+    #[test]
+    fn a_detached_context_decodes_every_call_and_answers_none() {
+        let ctx = PluginContext::detached("test");
+        let calls: Vec<(u32, Vec<u8>)> = vec![
+            (host_call::host_info, wire::encode(&()).unwrap()),
+            // Names no account can have are judged before the store is asked, elsewhere:
+            // a detached host must still refuse rather than answer "no".
+            (host_call::user_exists, wire::encode(&("",)).unwrap()),
+            (host_call::user_exists, wire::encode(&("alice",)).unwrap()),
+            (host_call::get_credentials, wire::encode(&("a@b",)).unwrap()),
+            (host_call::get_email, wire::encode(&("",)).unwrap()),
+            (
+                host_call::kv_get,
+                wire::encode(&(KvScope::Global, "k")).unwrap(),
+            ),
+            (host_call::mechanism_end, wire::encode(&(7u64,)).unwrap()),
+            (host_call::derive_secret, wire::encode(&("label",)).unwrap()),
+        ];
+        for (kind, payload) in calls {
+            let err = dispatch_host_call(&ctx, kind, &payload).expect_err("detached");
+            assert_eq!(err.kind, PluginErrorKind::HOST, "{}", host_call::name(kind));
+            assert_eq!(err.message, "host not running");
+        }
+        let err = dispatch_host_call(&ctx, host_call::user_exists, &[0xff]).unwrap_err();
+        assert_eq!(err.kind, PluginErrorKind::BAD_REQUEST, "{err}");
+        assert!(dispatch_host_call(&ctx, 9_999, &[])
+            .unwrap_err()
+            .is_unsupported());
+    }
 }

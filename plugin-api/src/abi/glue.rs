@@ -66,7 +66,25 @@ impl Backend for AbiBackend {
     }
 }
 
-struct Glue<M: Module>(Instance<M>);
+/// The instance behind the trait object. An `Option` only so that `Drop` can drop the module
+/// under `catch_unwind`: the host drops the object through abi_stable's `extern "C"`
+/// destructor, and a module whose `Drop` panicked there would abort the server.
+struct Glue<M: Module>(Option<Instance<M>>);
+
+impl<M: Module> Glue<M> {
+    fn instance(&self) -> Result<&Instance<M>, PluginError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| PluginError::internal("the instance was dropped"))
+    }
+}
+
+impl<M: Module> Drop for Glue<M> {
+    fn drop(&mut self) {
+        let instance = self.0.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(instance)));
+    }
+}
 
 fn abi<T>(result: Result<T, PluginError>) -> RResult<T, AbiError> {
     result.map_err(AbiError::from).into()
@@ -74,19 +92,29 @@ fn abi<T>(result: Result<T, PluginError>) -> RResult<T, AbiError> {
 
 impl<M: Module> PluginInstance for Glue<M> {
     fn call(&self, kind: u32, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, AbiError> {
-        abi(guard(|| dispatch_module_call(&self.0, kind, payload.as_slice())).map(RVec::from))
+        abi(guard(|| {
+            dispatch_module_call(self.instance()?, kind, payload.as_slice()).map(RVec::from)
+        }))
     }
 
     fn event(&self, name: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<EventFlow, AbiError> {
-        abi(guard(|| self.0.event(name.as_str(), payload.as_slice())))
+        abi(guard(|| {
+            self.instance()?.event(name.as_str(), payload.as_slice())
+        }))
     }
 
     fn save_state(&self) -> RResult<RVec<u8>, AbiError> {
-        abi(guard(|| self.0.module.save_state().map(RVec::from)))
+        abi(guard(|| {
+            self.instance()?.module.save_state().map(RVec::from)
+        }))
     }
 
     fn shutdown(&self) {
-        let _ = catch_unwind(AssertUnwindSafe(|| self.0.module.shutdown(&self.0.host)));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(instance) = self.instance() {
+                instance.module.shutdown(&instance.host);
+            }
+        }));
     }
 }
 
@@ -121,7 +149,7 @@ pub extern "C" fn instantiate<M: Module>(
         let restore = (!restore.is_empty()).then(|| restore.as_slice());
         let module = M::init(&host, &config, restore)?;
         Ok(PluginInstance_TO::from_value(
-            Glue(Instance { module, host }),
+            Glue(Some(Instance { module, host })),
             TD_Opaque,
         ))
     }))

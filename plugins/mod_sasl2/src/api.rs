@@ -9,19 +9,19 @@
 //!
 //! # Tasks (XEP-0388 `<continue/>`)
 //! After a SASL2 mechanism succeeds, mod_sasl2 calls [`SASL2_TASKS`] with
-//! `tessera_plugin_api::events::Sasl2Success`. Each reply that is a non-empty JSON array of
-//! strings is one *requirement*: the task names that can satisfy it (alternatives, e.g.
+//! `tessera_plugin_api::events::Sasl2Success`. Each reply that is a non-empty `Vec<String>`
+//! is one *requirement*: the task names that can satisfy it (alternatives, e.g.
 //! `["TOTP-EXAMPLE","HOTP-EXAMPLE"]`). Requirements are handled one `<continue/>` round each, in
 //! hook priority order. The client picks a task with `<next task='…'/>`; mod_sasl2 then calls
 //! [`SASL2_TASK`] with a [`TaskCall`] carrying that `<next/>`, and again for every client
-//! `<task-data/>`. The first non-null reply, a [`TaskStep`], decides: send `<task-data/>`, the
+//! `<task-data/>`. The first reply that is a [`TaskStep`] decides: send `<task-data/>`, the
 //! requirement is met, or the authentication fails. When all are met, the normal success path
 //! runs (Bind 2, `sasl2-success`, `<success/>`). A further `<authenticate/>` after a
 //! `<continue/>` closes the stream with `<policy-violation/>`.
 //!
 //! # Bind 2 results
 //! When a Bind 2 request is bound, mod_sasl2 calls [`BIND2_BOUND`] with a [`Bind2Bound`]; every
-//! reply (a JSON array of elements) is appended inside `<bound/>` after `<metadata/>` (e.g. the
+//! reply (a `Vec<Element>`) is appended inside `<bound/>` after `<metadata/>` (e.g. the
 //! XEP-0198 `<enabled/>` of an inline `<enable/>`).
 
 use serde::{Deserialize, Serialize};
@@ -30,16 +30,16 @@ use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::SaslCondition;
 
 /// Query hook: which tasks must follow a successful SASL2 mechanism. Payload:
-/// `tessera_plugin_api::events::Sasl2Success`; answer: a JSON array of task names (alternatives
-/// for one requirement), or null.
+/// `tessera_plugin_api::events::Sasl2Success`; answer: a `Vec<String>` of task names (alternatives
+/// for one requirement), or no reply.
 pub const SASL2_TASKS: &str = "sasl2-tasks";
 
 /// Query hook: one step of a task. Payload: [`TaskCall`]; answer: [`TaskStep`] from the module
-/// that owns `task`, null from every other module.
+/// that owns `task`, no reply from every other module.
 pub const SASL2_TASK: &str = "sasl2-task";
 
-/// Query hook: children for Bind 2 `<bound/>`. Payload: [`Bind2Bound`]; answer: a JSON array of
-/// elements, or null.
+/// Query hook: children for Bind 2 `<bound/>`. Payload: [`Bind2Bound`]; answer: a `Vec<Element>`,
+/// or no reply.
 pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
 
 /// Payload of [`SASL2_TASK`].

@@ -2,12 +2,14 @@
 //! each connection task (a bounded stanza queue plus an out-of-band close signal that a full
 //! queue cannot block).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_plugin_api::StreamCondition;
 
 use dashmap::DashMap;
 use tessera_plugin_api::protocol::SessionInfo;
+use tessera_plugin_api::stanza::SessionView;
 use tokio::sync::{mpsc, Notify};
 
 /// Stanzas queued for one connection beyond this are dropped (and logged).
@@ -39,6 +41,14 @@ pub struct SessionEntry {
     pub peer_ip: String,
     /// Whether the client sent initial presence (receives bare-JID messages and presence).
     pub available: AtomicBool,
+    /// The priority of its last available presence (RFC 6121 §4.7.2.3).
+    pub priority: AtomicI8,
+    /// Values modules keep for this session, by (module, key); dropped with the session.
+    module_state: Mutex<HashMap<(String, String), Vec<u8>>>,
+    /// Modules attached to this session's `SessionOut` hooks, and a flag read on every
+    /// delivery so that sessions nobody attached to pay one atomic load.
+    attached: Mutex<Vec<String>>,
+    has_attached: AtomicBool,
     tx: mpsc::Sender<String>,
     close: Mutex<Option<CloseRequest>>,
     closed: Notify,
@@ -95,6 +105,56 @@ impl SessionEntry {
         self.resource.lock().map(|r| r.is_some()).unwrap_or(false)
     }
 
+    /// A module's value for this session.
+    pub fn state_get(&self, module: &str, key: &str) -> Option<Vec<u8>> {
+        let state = self.module_state.lock().ok()?;
+        state.get(&(module.to_owned(), key.to_owned())).cloned()
+    }
+
+    /// Set or remove a module's value for this session.
+    pub fn state_set(&self, module: &str, key: &str, value: Option<Vec<u8>>) {
+        if let Ok(mut state) = self.module_state.lock() {
+            let slot = (module.to_owned(), key.to_owned());
+            match value {
+                Some(v) => state.insert(slot, v),
+                None => state.remove(&slot),
+            };
+        }
+    }
+
+    /// Attach a module to (or detach it from) this session's `SessionOut` hooks.
+    pub fn attach(&self, module: &str, attached: bool) {
+        if let Ok(mut list) = self.attached.lock() {
+            list.retain(|m| m != module);
+            if attached {
+                list.push(module.to_owned());
+            }
+            self.has_attached.store(!list.is_empty(), Ordering::Release);
+        }
+    }
+
+    /// The modules attached to this session (empty for most sessions, at the cost of one load).
+    pub fn attached(&self) -> Vec<String> {
+        if !self.has_attached.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.attached.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// What modules see of this session.
+    pub fn view(&self) -> SessionView {
+        SessionView {
+            stream: self.stream_id,
+            full_jid: self
+                .resource
+                .lock()
+                .ok()
+                .and_then(|r| r.as_ref().map(|r| format!("{}/{r}", self.bare))),
+            available: self.available.load(Ordering::Relaxed),
+            priority: self.priority.load(Ordering::Relaxed),
+        }
+    }
+
     fn info(&self) -> SessionInfo {
         SessionInfo {
             stream_id: self.stream_id,
@@ -132,6 +192,10 @@ impl Sessions {
             user_agent_id,
             peer_ip: peer_ip.to_owned(),
             available: AtomicBool::new(false),
+            priority: AtomicI8::new(0),
+            module_state: Mutex::new(HashMap::new()),
+            attached: Mutex::new(Vec::new()),
+            has_attached: AtomicBool::new(false),
             tx,
             close: Mutex::new(None),
             closed: Notify::new(),
@@ -232,5 +296,10 @@ impl Sessions {
     /// Mark a session available (initial presence) or not.
     pub fn set_available(entry: &SessionEntry, available: bool) {
         entry.available.store(available, Ordering::Relaxed);
+    }
+
+    /// The session of a stream id.
+    pub fn by_stream(&self, stream_id: u64) -> Option<Arc<SessionEntry>> {
+        self.by_stream.get(&stream_id).map(|e| e.clone())
     }
 }

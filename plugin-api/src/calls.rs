@@ -19,6 +19,7 @@
 use crate::conditions::StreamCondition;
 use crate::error::PluginError;
 use crate::protocol::*;
+use crate::stanza::{SessionView, StanzaHeader, Verdict};
 use crate::wire;
 use crate::xml::Element;
 
@@ -210,6 +211,23 @@ declare_calls! {
         18 => fn mechanism_end(exchange: u64) -> ();
         /// A 32-byte key derived from the server secret (kept outside the store) for `label`.
         19 => fn derive_secret(label: &str) -> Vec<u8>;
+        /// Route a stanza as the server does, after the current call (see
+        /// [`crate::stanza`]): its `from` must be the server or a local JID; the delivery
+        /// hooks of local recipients run, the client hooks of no one.
+        20 => fn route(stanza: Element) -> ();
+        /// Write a stanza to one session (after the current call, through that session's
+        /// filters); answers whether the session exists.
+        21 => fn send_to_session(stream: u64, stanza: Element) -> bool;
+        /// This module's value under `key` for a session, if any (dropped with the session).
+        22 => fn session_get(stream: u64, key: &str) -> Option<Vec<u8>>;
+        /// Set (`Some`) or remove (`None`) this module's value under `key` for a session;
+        /// answers whether the session exists.
+        23 => fn session_set(stream: u64, key: &str, value: Option<&[u8]>) -> bool;
+        /// Attach this module to (or detach it from) a session's
+        /// [`crate::StanzaPoint::SessionOut`] hooks; answers whether the session exists.
+        24 => fn session_attach(stream: u64, attached: bool) -> bool;
+        /// An account's sessions.
+        25 => fn account_sessions(user: &str) -> Vec<SessionView>;
     }
 }
 
@@ -245,6 +263,8 @@ declare_calls! {
         9 => fn hook(name: &str, payload: &[u8]) -> Option<Vec<u8>>;
         /// A timer the module set fired.
         10 => fn timer(timer: TimerFired) -> ();
+        /// A stanza at one of the module's [`crate::StanzaHook`]s.
+        11 => fn stanza(header: StanzaHeader<'_>, body: &[u8]) -> Verdict;
     }
 }
 
@@ -297,6 +317,12 @@ mod tests {
         }
         fn timer(&self, _: TimerFired) -> Result<(), PluginError> {
             Ok(())
+        }
+        fn stanza(&self, header: StanzaHeader<'_>, body: &[u8]) -> Result<Verdict, PluginError> {
+            self.seen
+                .borrow_mut()
+                .push(format!("stanza {} {}", header.hook, body.len()));
+            Ok(Verdict::Drop)
         }
     }
 

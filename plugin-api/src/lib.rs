@@ -14,6 +14,7 @@
 //! * [`protocol`] — the typed arguments and answers; [`events`] — the events the host defines
 //!   (`user-password-changed`, ...); [`conditions`] — stream, stanza and SASL conditions.
 //! * [`wire`] — the binary encoding (postcard) and its evolution rule.
+//! * [`stanza`] — stanza hooks: the points of a stanza's life, selectors, verdicts.
 //! * [`xml`] — a small element model for stanzas and stream elements.
 //! * [`abi`] — the `#[repr(C)]` types abi_stable checks at load time (module authors never
 //!   need them).
@@ -79,6 +80,7 @@ pub mod events;
 pub mod names;
 pub mod protocol;
 pub mod sdk;
+pub mod stanza;
 pub mod wire;
 pub mod xml;
 
@@ -88,6 +90,7 @@ pub use conditions::{ErrorType, SaslCondition, StanzaCondition, StreamCondition}
 pub use error::{PluginError, PluginErrorKind};
 pub use events::Event;
 pub use sdk::{Config, Host, Module};
+pub use stanza::{Stanza, StanzaHook, StanzaKind, StanzaPoint, Verdict};
 
 /// Re-exports used by [`export_module!`]; not part of the public API.
 #[doc(hidden)]

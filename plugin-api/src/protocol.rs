@@ -114,6 +114,8 @@ pub struct Registrations {
     pub mechanisms: Vec<MechanismSpec>,
     /// HTTP routes (path prefixes) on the host's HTTPS server.
     pub http_routes: Vec<String>,
+    /// Stanza hooks; the module is called with the index of the one that matched.
+    pub stanza_hooks: Vec<crate::stanza::StanzaHook>,
 }
 
 /// A hooked event or query hook with its priority.

@@ -13,6 +13,7 @@ use crate::calls::{HostTransport, ModuleCalls};
 use crate::error::{PluginError, PluginErrorKind};
 use crate::events::Event;
 use crate::protocol::*;
+use crate::stanza::{Stanza, StanzaHeader, Verdict};
 use crate::wire;
 use crate::xml::Element;
 
@@ -136,6 +137,15 @@ pub trait Module: Send + Sync + Sized + 'static {
         _payload: &[u8],
     ) -> Result<Option<Vec<u8>>, PluginError> {
         Ok(None)
+    }
+
+    /// A stanza at one of the module's [`crate::StanzaHook`]s (`stanza.header.hook` says
+    /// which). Read the header first: decoding the stanza ([`Stanza::element`]) costs more.
+    ///
+    /// # Errors
+    /// The stanza stops; its sender gets `<internal-server-error/>`.
+    fn stanza(&self, _host: &Host, _stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        Ok(Verdict::Pass)
     }
 
     /// A timer set with [`crate::HostCalls::set_timer`] fired.
@@ -445,6 +455,9 @@ impl<M: Module> ModuleCalls for Instance<M> {
     }
     fn timer(&self, timer: TimerFired) -> Result<(), PluginError> {
         self.module.timer(&self.host, timer)
+    }
+    fn stanza(&self, header: StanzaHeader<'_>, body: &[u8]) -> Result<Verdict, PluginError> {
+        self.module.stanza(&self.host, Stanza::new(&header, body))
     }
 }
 

@@ -4,15 +4,20 @@
 //! empty roster, XEP-0077), IQs in namespaces registered by modules, and the right stanza error
 //! for everything else. `from` is always stamped by the server.
 
+pub mod hooks;
 pub mod register;
 
 use std::sync::Arc;
 
 use tessera_plugin_api::protocol::{IqRequest, StreamInfo};
+use tessera_plugin_api::stanza::{StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::ModuleCalls;
+use tessera_plugin_api::{ErrorType, ModuleCalls, PluginError, StanzaCondition};
 
+use self::hooks::{Chain, Concern, Stop};
 use crate::jid::Jid;
+use crate::runtime::effects;
+use crate::runtime::modules::Routes;
 use crate::sessions::{SessionEntry, Sessions};
 use crate::stream::StreamError;
 use crate::Shared;
@@ -55,7 +60,23 @@ pub struct BindReply {
 
 /// A stanza error reply (RFC 6120 §8.3) to `stanza`, or `None` for stanzas that must not be
 /// answered with an error (errors and results).
-pub fn error_reply(stanza: &Element, kind: &str, condition: &str, server: &str) -> Option<Element> {
+pub fn error_reply(
+    stanza: &Element,
+    kind: ErrorType,
+    condition: StanzaCondition,
+    server: &str,
+) -> Option<Element> {
+    error_reply_with_text(stanza, kind, condition, None, server)
+}
+
+/// [`error_reply`] with an optional `<text/>`.
+pub fn error_reply_with_text(
+    stanza: &Element,
+    kind: ErrorType,
+    condition: StanzaCondition,
+    text: Option<&str>,
+    server: &str,
+) -> Option<Element> {
     if matches!(stanza.attr("type"), Some("error") | Some("result")) {
         return None;
     }
@@ -67,9 +88,16 @@ pub fn error_reply(stanza: &Element, kind: &str, condition: &str, server: &str) 
         reply.set_attr("to", from);
     }
     reply.set_attr("from", stanza.attr("to").unwrap_or(server));
-    let error = Element::new("error", CLIENT_NS)
-        .with_attr("type", kind)
-        .with_child(Element::new(condition, STANZAS_NS));
+    let mut error = Element::new("error", CLIENT_NS)
+        .with_attr("type", kind.as_str())
+        .with_child(Element::new(condition.as_str(), STANZAS_NS));
+    if let Some(text) = text {
+        error.push_child(
+            Element::new("text", STANZAS_NS)
+                .with_attr("xml:lang", "en")
+                .with_text(text),
+        );
+    }
     Some(reply.with_child(error))
 }
 
@@ -96,9 +124,14 @@ pub fn bind_legacy(
     let mut stamped = iq.clone();
     stamped.set_attr("from", &session.bare);
     if iq.attr("type") != Some("set") {
-        let xml = error_reply(&stamped, "modify", "bad-request", domain)
-            .map(|e| e.to_xml_in(CLIENT_NS))
-            .unwrap_or_default();
+        let xml = error_reply(
+            &stamped,
+            ErrorType::Modify,
+            StanzaCondition::BadRequest,
+            domain,
+        )
+        .map(|e| e.to_xml_in(CLIENT_NS))
+        .unwrap_or_default();
         return BindReply {
             xml,
             bound: Err(()),
@@ -112,9 +145,14 @@ pub fn bind_legacy(
         Some(r) => match crate::jid::prep_resource(&r) {
             Ok(r) => r,
             Err(_) => {
-                let xml = error_reply(&stamped, "modify", "bad-request", domain)
-                    .map(|e| e.to_xml_in(CLIENT_NS))
-                    .unwrap_or_default();
+                let xml = error_reply(
+                    &stamped,
+                    ErrorType::Modify,
+                    StanzaCondition::BadRequest,
+                    domain,
+                )
+                .map(|e| e.to_xml_in(CLIENT_NS))
+                .unwrap_or_default();
                 return BindReply {
                     xml,
                     bound: Err(()),
@@ -142,7 +180,8 @@ fn random_resource() -> String {
     format!("tessera-{hex}")
 }
 
-/// Route one stanza from a bound session.
+/// Route one stanza from a bound session: `from` stamped, `to` checked, the `ClientIn`
+/// hooks, then delivery (message and presence) or the server's answer (IQ).
 pub async fn route(
     shared: &Arc<Shared>,
     session: &Arc<SessionEntry>,
@@ -154,29 +193,190 @@ pub async fn route(
     let to = match stanza.attr("to").map(Jid::parse) {
         None => None,
         Some(Ok(j)) => Some(j),
-        Some(Err(_)) => return error_out(&stanza, "modify", "jid-malformed", &domain),
+        Some(Err(_)) => return error_out(&stanza, StanzaCondition::JidMalformed, &domain),
     };
     if let Some(to) = &to {
         stanza.set_attr("to", to.to_string());
         if to.domain != domain {
-            return error_out(&stanza, "cancel", "remote-server-not-found", &domain);
+            return error_out(&stanza, StanzaCondition::RemoteServerNotFound, &domain);
         }
     }
+    if stanza.name == "iq" && !valid_iq(&stanza) {
+        return error_out(&stanza, StanzaCondition::BadRequest, &domain);
+    }
+    let routes = shared.registry.routes();
+    // Everything the hooks of this stanza send goes out after its own routing (but IQs,
+    // which may wait for the store, are answered outside the scope).
+    let scope = effects::scope();
+    let concern = Concern {
+        account: Some(&session.user),
+        session: Some(session.stream_id),
+    };
+    let stanza = match hooks::run(&routes, StanzaPoint::ClientIn, stanza, concern, None) {
+        Chain::Continue(stanza) => stanza,
+        Chain::Stopped { stanza, stop } => return stopped_for_sender(&stanza, stop, &domain),
+    };
+    // A hook may have readdressed it.
+    let to = match stanza.attr("to").map(Jid::parse) {
+        Some(Ok(to)) if to.domain != domain => {
+            return error_out(&stanza, StanzaCondition::RemoteServerNotFound, &domain)
+        }
+        Some(Ok(to)) => Some(to),
+        Some(Err(_)) => return error_out(&stanza, StanzaCondition::JidMalformed, &domain),
+        None => None,
+    };
     match stanza.name.as_str() {
-        "message" => route_message(shared, &stanza, to.as_ref(), &domain),
-        "presence" => route_presence(shared, session, &stanza, to.as_ref()),
-        _ => route_iq(shared, session, info, stanza, to.as_ref()).await,
+        "message" => {
+            let bounce = route_message(shared, &routes, stanza, to.as_ref());
+            RouteOutcome::from_bounce(bounce)
+        }
+        "presence" => {
+            route_presence(shared, &routes, session, stanza, to.as_ref());
+            RouteOutcome::default()
+        }
+        _ => {
+            drop(scope);
+            route_iq(shared, &routes, session, info, stanza, to.as_ref()).await
+        }
     }
 }
 
-fn error_out(stanza: &Element, kind: &str, condition: &str, domain: &str) -> RouteOutcome {
-    match error_reply(stanza, kind, condition, domain) {
-        Some(e) => RouteOutcome::reply(&e),
-        None => RouteOutcome::default(),
+impl RouteOutcome {
+    fn from_bounce(bounce: Option<Element>) -> Self {
+        bounce.map_or_else(Self::default, |e| Self::reply(&e))
     }
 }
 
-fn deliver_to(target: &SessionEntry, stanza: &Element) -> bool {
+/// RFC 6120 §8.2.3: an IQ has a known type and an id.
+fn valid_iq(iq: &Element) -> bool {
+    matches!(iq.attr("type"), Some("get" | "set" | "result" | "error")) && iq.attr("id").is_some()
+}
+
+/// What the sender gets when a hook stopped its stanza.
+fn stopped_for_sender(stanza: &Element, stop: Stop, domain: &str) -> RouteOutcome {
+    RouteOutcome::from_bounce(bounce_of(stanza, stop, domain))
+}
+
+/// The stanza a stopped chain sends back to the stanza's sender, if any.
+fn bounce_of(stanza: &Element, stop: Stop, domain: &str) -> Option<Element> {
+    match stop {
+        Stop::Handled | Stop::Stored => None,
+        Stop::Reply(reply) => Some(reply),
+        Stop::Error(condition, text) => error_reply_with_text(
+            stanza,
+            condition.default_type(),
+            condition,
+            text.as_deref(),
+            domain,
+        ),
+        Stop::Failed => stanza_error(stanza, StanzaCondition::InternalServerError, domain),
+    }
+}
+
+/// An error reply with the condition's usual type.
+fn stanza_error(stanza: &Element, condition: StanzaCondition, domain: &str) -> Option<Element> {
+    error_reply(stanza, condition.default_type(), condition, domain)
+}
+
+fn error_out(stanza: &Element, condition: StanzaCondition, domain: &str) -> RouteOutcome {
+    RouteOutcome::from_bounce(stanza_error(stanza, condition, domain))
+}
+
+fn error_out_typed(
+    stanza: &Element,
+    kind: ErrorType,
+    condition: StanzaCondition,
+    domain: &str,
+) -> RouteOutcome {
+    RouteOutcome::from_bounce(error_reply(stanza, kind, condition, domain))
+}
+
+/// Whether a stanza a module wants routed is one the server may send: a `jabber:client`
+/// message, presence or IQ from the server or a local JID, to a parseable JID.
+///
+/// # Errors
+/// [`tessera_plugin_api::PluginErrorKind::BAD_REQUEST`] saying what is wrong.
+pub fn check_module_stanza(shared: &Shared, stanza: &Element) -> Result<(), PluginError> {
+    if stanza.ns != CLIENT_NS || StanzaKind::of(&stanza.name).is_none() {
+        return Err(PluginError::bad_request(
+            "only jabber:client message, presence and iq stanzas can be routed",
+        ));
+    }
+    let local = |attr: &str| {
+        stanza
+            .attr(attr)
+            .and_then(|j| Jid::parse(j).ok())
+            .is_some_and(|j| j.domain == shared.config.domain)
+    };
+    if !local("from") {
+        return Err(PluginError::bad_request(
+            "a routed stanza needs a 'from' of this server or one of its accounts",
+        ));
+    }
+    if stanza.attr("to").is_some_and(|to| Jid::parse(to).is_err()) {
+        return Err(PluginError::bad_request("malformed 'to'"));
+    }
+    Ok(())
+}
+
+/// Route a stanza a module sent as the server (an effect, after the call that sent it): the
+/// delivery hooks of local recipients run; an error it causes goes back to its `from`.
+pub fn route_from_server(shared: &Arc<Shared>, stanza: Element) {
+    let domain = shared.config.domain.clone();
+    let routes = shared.registry.routes();
+    let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+    let bounce = match to {
+        Some(to) if to.domain == domain && to.local.is_some() => {
+            deliver_local(shared, &routes, stanza, &to)
+        }
+        _ => {
+            // The server itself, another server (no s2s) or nowhere.
+            tracing::debug!(to = ?stanza.attr("to"), name = %stanza.name, "module stanza not for a local account; dropped");
+            None
+        }
+    };
+    if let Some(bounce) = bounce {
+        route_error_back(shared, &routes, bounce);
+    }
+}
+
+/// Deliver an error (never bounced again) to a local full or bare JID, if there is one.
+fn route_error_back(shared: &Shared, routes: &Routes, error: Element) {
+    let to = error.attr("to").and_then(|t| Jid::parse(t).ok());
+    if let Some(to) = to.filter(|t| t.domain == shared.config.domain && t.local.is_some()) {
+        let _ = deliver_local(shared, routes, error, &to);
+    }
+}
+
+/// Write a stanza a module addressed to one session (through its `SessionOut` hooks).
+pub fn send_to_session(shared: &Shared, stream: u64, stanza: Element) {
+    let routes = shared.registry.routes();
+    if let Some(target) = shared.sessions.by_stream(stream) {
+        deliver_to(&routes, &target, stanza);
+    }
+}
+
+/// Write a stanza to one session, through the `SessionOut` hooks of the modules attached to it.
+fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
+    let attached = target.attached();
+    let stanza = if attached.is_empty() {
+        stanza
+    } else {
+        let concern = Concern {
+            account: Some(&target.user),
+            session: Some(target.stream_id),
+        };
+        match hooks::run(
+            routes,
+            StanzaPoint::SessionOut,
+            stanza,
+            concern,
+            Some(&attached),
+        ) {
+            Chain::Continue(stanza) => stanza,
+            Chain::Stopped { .. } => return false,
+        }
+    };
     target.deliver(stanza.to_xml_in(CLIENT_NS))
 }
 
@@ -199,98 +399,171 @@ fn bare_targets(sessions: &Sessions, user: &str) -> Vec<Arc<SessionEntry>> {
     }
 }
 
-fn route_message(
-    shared: &Shared,
-    stanza: &Element,
-    to: Option<&Jid>,
-    domain: &str,
-) -> RouteOutcome {
-    let Some(to) = to.filter(|t| t.local.is_some()) else {
-        // Messages to the server itself are not handled.
-        return error_out(stanza, "cancel", "service-unavailable", domain);
-    };
-    if to.resource.is_some() {
-        if let Some(target) = shared.sessions.by_full_jid(&to.to_string()) {
-            deliver_to(&target, stanza);
-            return RouteOutcome::default();
-        }
-    }
+/// A stanza for a local account (`to` has a localpart of this domain): the `ToFull` or
+/// `ToBare` hooks, then the host's delivery. Returns what goes back to the sender, if anything.
+fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) -> Option<Element> {
+    let domain = &shared.config.domain;
     let user = to.local.as_deref().unwrap_or_default();
+    let full = to.resource.is_some().then(|| to.to_string());
+    let target = full.as_deref().and_then(|f| shared.sessions.by_full_jid(f));
+    let point = if full.is_some() {
+        StanzaPoint::ToFull
+    } else {
+        StanzaPoint::ToBare
+    };
+    let concern = Concern {
+        account: Some(user),
+        session: target.as_ref().map(|t| t.stream_id),
+    };
+    let stanza = match hooks::run(routes, point, stanza, concern, None) {
+        Chain::Continue(stanza) => stanza,
+        Chain::Stopped { stanza, stop } => return bounce_of(&stanza, stop, domain),
+    };
+    match stanza.name.as_str() {
+        "message" => deliver_message(shared, routes, stanza, user, target),
+        "presence" => {
+            let targets: Vec<Arc<SessionEntry>> = match (&full, target) {
+                (Some(_), target) => target.into_iter().collect(),
+                (None, _) => shared
+                    .sessions
+                    .of_user(user)
+                    .into_iter()
+                    .filter(|s| s.is_bound())
+                    .collect(),
+            };
+            for t in targets {
+                deliver_to(routes, &t, stanza.clone());
+            }
+            None
+        }
+        _ => match target {
+            Some(target) => {
+                deliver_to(routes, &target, stanza);
+                None
+            }
+            None => stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain),
+        },
+    }
+}
+
+/// The host's message delivery: the addressed session, else the account's sessions
+/// (available ones, else all bound ones); with none, the `Undeliverable` hooks, then a bounce.
+fn deliver_message(
+    shared: &Shared,
+    routes: &Routes,
+    stanza: Element,
+    user: &str,
+    target: Option<Arc<SessionEntry>>,
+) -> Option<Element> {
+    let domain = &shared.config.domain;
+    if let Some(target) = target {
+        deliver_to(routes, &target, stanza);
+        return None;
+    }
     let targets = bare_targets(&shared.sessions, user);
     if targets.is_empty() {
-        return error_out(stanza, "cancel", "service-unavailable", domain);
+        return undeliverable(routes, stanza, user, domain);
     }
     for t in targets {
-        deliver_to(&t, stanza);
+        deliver_to(routes, &t, stanza.clone());
     }
-    RouteOutcome::default()
+    None
+}
+
+/// A message nobody can take: the `Undeliverable` hooks (chat and normal messages, RFC 6121
+/// §8.5.2), then `<service-unavailable/>` unless a module stored it.
+fn undeliverable(routes: &Routes, stanza: Element, user: &str, domain: &str) -> Option<Element> {
+    let storable = matches!(stanza.attr("type"), None | Some("chat" | "normal"));
+    let stanza = if storable {
+        let concern = Concern {
+            account: Some(user),
+            session: None,
+        };
+        match hooks::run(routes, StanzaPoint::Undeliverable, stanza, concern, None) {
+            Chain::Continue(stanza) => stanza,
+            Chain::Stopped { stanza, stop } => return bounce_of(&stanza, stop, domain),
+        }
+    } else {
+        stanza
+    };
+    stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain)
+}
+
+fn route_message(
+    shared: &Shared,
+    routes: &Routes,
+    stanza: Element,
+    to: Option<&Jid>,
+) -> Option<Element> {
+    let Some(to) = to.filter(|t| t.local.is_some()) else {
+        // Messages to the server itself are not handled.
+        return stanza_error(
+            &stanza,
+            StanzaCondition::ServiceUnavailable,
+            &shared.config.domain,
+        );
+    };
+    deliver_local(shared, routes, stanza, to)
 }
 
 fn route_presence(
     shared: &Shared,
+    routes: &Routes,
     session: &SessionEntry,
-    stanza: &Element,
+    stanza: Element,
     to: Option<&Jid>,
-) -> RouteOutcome {
+) {
     match to {
         None => {
             // Broadcast: the sender's availability, shared with its other resources.
             let available = stanza.attr("type").is_none();
             if matches!(stanza.attr("type"), None | Some("unavailable")) {
                 Sessions::set_available(session, available);
+                if available {
+                    session.priority.store(
+                        presence_priority(&stanza),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
                 for other in shared.sessions.of_user(&session.user) {
                     if other.stream_id != session.stream_id && other.is_bound() {
-                        deliver_to(&other, stanza);
+                        deliver_to(routes, &other, stanza.clone());
                     }
                 }
             }
         }
-        Some(to) => {
-            let targets = match (&to.local, &to.resource) {
-                (Some(_), Some(_)) => shared
-                    .sessions
-                    .by_full_jid(&to.to_string())
-                    .into_iter()
-                    .collect(),
-                (Some(user), None) => shared
-                    .sessions
-                    .of_user(user)
-                    .into_iter()
-                    .filter(|s| s.is_bound())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for t in targets {
-                deliver_to(&t, stanza);
-            }
+        Some(to) if to.local.is_some() => {
+            // Errors about presence are not sent back (RFC 6121 §4.3.2 and §4.6.3).
+            let _ = deliver_local(shared, routes, stanza, to);
         }
+        Some(_) => {}
     }
-    RouteOutcome::default()
+}
+
+/// The `<priority/>` of an available presence (RFC 6121 §4.7.2.3): -128..=127, 0 if absent or
+/// malformed.
+fn presence_priority(presence: &Element) -> i8 {
+    presence
+        .child("priority", CLIENT_NS)
+        .and_then(|p| p.text().trim().parse().ok())
+        .unwrap_or(0)
 }
 
 async fn route_iq(
     shared: &Arc<Shared>,
+    routes: &Routes,
     session: &Arc<SessionEntry>,
     info: &StreamInfo,
     stanza: Element,
     to: Option<&Jid>,
 ) -> RouteOutcome {
     let domain = shared.config.domain.clone();
-    let valid = matches!(
-        stanza.attr("type"),
-        Some("get" | "set" | "result" | "error")
-    ) && stanza.attr("id").is_some();
-    if !valid {
-        return error_out(&stanza, "modify", "bad-request", &domain);
-    }
     if let Some(to) = to.filter(|t| t.resource.is_some() && t.local.is_some()) {
-        return match shared.sessions.by_full_jid(&to.to_string()) {
-            Some(target) => {
-                deliver_to(&target, &stanza);
-                RouteOutcome::default()
-            }
-            None => error_out(&stanza, "cancel", "service-unavailable", &domain),
+        let bounce = {
+            let _scope = effects::scope();
+            deliver_local(shared, routes, stanza, to)
         };
+        return RouteOutcome::from_bounce(bounce);
     }
     if matches!(stanza.attr("type"), Some("result" | "error")) {
         return RouteOutcome::default();
@@ -298,7 +571,7 @@ async fn route_iq(
     let own_account = to.is_none_or(|t| t.local.as_deref() == Some(session.user.as_str()));
     let to_server = to.is_none_or(|t| t.local.is_none());
     let Some(payload) = stanza.child_elements().next().cloned() else {
-        return error_out(&stanza, "modify", "bad-request", &domain);
+        return error_out(&stanza, StanzaCondition::BadRequest, &domain);
     };
     server_iq(
         shared,
@@ -339,12 +612,12 @@ async fn server_iq(
             r.remove_attr("from");
             RouteOutcome::reply(&r.with_child(Element::new("query", ROSTER_NS)))
         }
-        (BIND_NS, "bind") => error_out(&stanza, "cancel", "not-allowed", &domain),
+        (BIND_NS, "bind") => error_out(&stanza, StanzaCondition::NotAllowed, &domain),
         (register::NS, "query") if to_server || own_account => {
             register::authenticated(shared, session, &stanza, payload).await
         }
         (ns, _) => module_iq(shared, info, stanza.clone(), ns)
-            .unwrap_or_else(|| error_out(&stanza, "cancel", "service-unavailable", &domain)),
+            .unwrap_or_else(|| error_out(&stanza, StanzaCondition::ServiceUnavailable, &domain)),
     }
 }
 
@@ -365,8 +638,7 @@ fn module_iq(
         Ok(None) => None,
         Err(_) => Some(error_out(
             &stanza,
-            "cancel",
-            "internal-server-error",
+            StanzaCondition::InternalServerError,
             &shared.config.domain,
         )),
     }

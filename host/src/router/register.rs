@@ -3,12 +3,12 @@
 //! `allow_registration = true`; the XMPP Interop Testing suite provisions accounts this way).
 
 use std::sync::Arc;
-use tessera_plugin_api::StreamCondition;
+use tessera_plugin_api::{ErrorType, StanzaCondition, StreamCondition};
 
 use tessera_plugin_api::protocol::StreamInfo;
 use tessera_plugin_api::xml::Element;
 
-use super::{error_out, error_reply, result_for, RouteOutcome, CLIENT_NS};
+use super::{error_out, error_out_typed, error_reply, result_for, RouteOutcome, CLIENT_NS};
 use crate::accounts::AccountError;
 use crate::sessions::SessionEntry;
 use crate::stream::StreamError;
@@ -38,8 +38,13 @@ pub async fn pre_auth(shared: &Arc<Shared>, _info: &StreamInfo, iq: &Element) ->
         Some("set") => {
             let (Some(user), Some(password)) = (field(query, "username"), field(query, "password"))
             else {
-                return error_reply(iq, "modify", "not-acceptable", &domain)
-                    .map(|e| e.to_xml_in(CLIENT_NS));
+                return error_reply(
+                    iq,
+                    ErrorType::Modify,
+                    StanzaCondition::NotAcceptable,
+                    &domain,
+                )
+                .map(|e| e.to_xml_in(CLIENT_NS));
             };
             let email = field(query, "email").filter(|e| !e.is_empty());
             let store = shared.store.clone();
@@ -54,21 +59,31 @@ pub async fn pre_auth(shared: &Arc<Shared>, _info: &StreamInfo, iq: &Element) ->
                     result_for(iq, &domain)
                 }
                 Ok(Err(AccountError::Store(crate::store::StoreError::AccountExists(_)))) => {
-                    return error_reply(iq, "cancel", "conflict", &domain)
+                    return error_reply(iq, ErrorType::Cancel, StanzaCondition::Conflict, &domain)
                         .map(|e| e.to_xml_in(CLIENT_NS));
                 }
                 Ok(Err(AccountError::Store(_))) | Err(_) => {
-                    return error_reply(iq, "wait", "internal-server-error", &domain)
-                        .map(|e| e.to_xml_in(CLIENT_NS));
+                    return error_reply(
+                        iq,
+                        ErrorType::Wait,
+                        StanzaCondition::InternalServerError,
+                        &domain,
+                    )
+                    .map(|e| e.to_xml_in(CLIENT_NS));
                 }
                 Ok(Err(_)) => {
-                    return error_reply(iq, "modify", "not-acceptable", &domain)
-                        .map(|e| e.to_xml_in(CLIENT_NS));
+                    return error_reply(
+                        iq,
+                        ErrorType::Modify,
+                        StanzaCondition::NotAcceptable,
+                        &domain,
+                    )
+                    .map(|e| e.to_xml_in(CLIENT_NS));
                 }
             }
         }
         _ => {
-            return error_reply(iq, "modify", "bad-request", &domain)
+            return error_reply(iq, ErrorType::Modify, StanzaCondition::BadRequest, &domain)
                 .map(|e| e.to_xml_in(CLIENT_NS))
         }
     };
@@ -104,7 +119,12 @@ pub async fn authenticated(
                     "account removed",
                 )),
             },
-            _ => error_out(iq, "wait", "internal-server-error", &domain),
+            _ => error_out_typed(
+                iq,
+                ErrorType::Wait,
+                StanzaCondition::InternalServerError,
+                &domain,
+            ),
         };
     }
     let user_field = field(query, "username");
@@ -112,10 +132,10 @@ pub async fn authenticated(
         .as_deref()
         .is_some_and(|u| !u.eq_ignore_ascii_case(&session.user))
     {
-        return error_out(iq, "auth", "not-authorized", &domain);
+        return error_out(iq, StanzaCondition::NotAuthorized, &domain);
     }
     let Some(password) = field(query, "password") else {
-        return error_out(iq, "modify", "bad-request", &domain);
+        return error_out(iq, StanzaCondition::BadRequest, &domain);
     };
     let shared2 = shared.clone();
     let user = session.user.clone();
@@ -125,7 +145,14 @@ pub async fn authenticated(
             .await;
     match changed {
         Ok(Ok(())) => RouteOutcome::reply(&result_for(iq, &domain)),
-        Ok(Err(AccountError::Password(_))) => error_out(iq, "modify", "not-acceptable", &domain),
-        _ => error_out(iq, "wait", "internal-server-error", &domain),
+        Ok(Err(AccountError::Password(_))) => {
+            error_out(iq, StanzaCondition::NotAcceptable, &domain)
+        }
+        _ => error_out_typed(
+            iq,
+            ErrorType::Wait,
+            StanzaCondition::InternalServerError,
+            &domain,
+        ),
     }
 }

@@ -5,10 +5,12 @@
 //! * [`services`] — the host services table a plugin calls, with its context pointer;
 //! * [`modules`] — live instances and the routing tables built from their registrations;
 //! * [`bus`] — the event bus;
+//! * [`effects`] — stanzas modules send, applied after the call that sent them;
 //! * [`swap`] — load, unload and hot reload on a running server;
 //! * [`exchanges`] — SASL exchanges pinned to the module generation that started them.
 
 pub mod bus;
+pub mod effects;
 pub mod exchanges;
 pub mod loader;
 pub mod modules;

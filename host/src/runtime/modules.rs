@@ -16,7 +16,9 @@ use tessera_plugin_api::calls::{module_call, ModuleTransport};
 use tessera_plugin_api::protocol::{
     ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, StreamPhase,
 };
-use tessera_plugin_api::{EventFlow, ModuleCalls, PluginError, PluginErrorKind};
+use tessera_plugin_api::{
+    EventFlow, ModuleCalls, PluginError, PluginErrorKind, StanzaHook, StanzaPoint,
+};
 
 /// A callback slower than this is logged: callbacks run inline on connection tasks.
 const SLOW_CALL_MS: u128 = 5;
@@ -91,6 +93,7 @@ impl Module {
     /// # Errors
     /// The plugin's error (already logged).
     pub fn event(&self, name: &str, payload: &[u8]) -> Result<EventFlow, PluginError> {
+        let _effects = crate::runtime::effects::scope();
         let started = Instant::now();
         let r = self
             .instance
@@ -149,6 +152,7 @@ impl Module {
 /// are logged too.
 impl ModuleTransport for Module {
     fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        let _effects = crate::runtime::effects::scope();
         let started = Instant::now();
         let answer = self
             .instance
@@ -204,10 +208,43 @@ pub struct Routes {
     pub stream_features: Vec<Arc<Module>>,
     /// XEP-0030 features added by modules.
     pub disco_features: Vec<String>,
+    /// Stanza hooks by point (indexed by [`point_index`]), highest priority first.
+    pub stanza_hooks: [Vec<StanzaHookEntry>; 5],
     /// Pre-auth `<stream:features/>` per stream class, filled on first use. It lives in the
     /// routes, so every load, unload, reload or option change (which all build new routes)
     /// starts it afresh.
     pub pre_auth_features: crate::c2s::features::FeatureCache,
+}
+
+/// One registered stanza hook.
+#[derive(Debug)]
+pub struct StanzaHookEntry {
+    /// The selector.
+    pub spec: StanzaHook,
+    /// Its index in the module's registrations (passed back in the header).
+    pub id: u32,
+    /// The module.
+    pub module: Arc<Module>,
+}
+
+/// The slot of a point in [`Routes::stanza_hooks`].
+pub const fn point_index(point: StanzaPoint) -> usize {
+    match point {
+        StanzaPoint::ClientIn => 0,
+        StanzaPoint::ToBare => 1,
+        StanzaPoint::ToFull => 2,
+        StanzaPoint::Undeliverable => 3,
+        StanzaPoint::SessionOut => 4,
+    }
+}
+
+impl Routes {
+    /// The hooks at a point, highest priority first.
+    pub fn stanza_hooks(&self, point: StanzaPoint) -> &[StanzaHookEntry] {
+        self.stanza_hooks
+            .get(point_index(point))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 fn add_by_priority(
@@ -271,6 +308,19 @@ impl Routes {
                 r.stream_features.push(m.clone());
             }
             r.disco_features.extend(reg.disco_features.iter().cloned());
+            for (id, spec) in (0u32..).zip(&reg.stanza_hooks) {
+                if let Some(slot) = r.stanza_hooks.get_mut(point_index(spec.point)) {
+                    slot.push(StanzaHookEntry {
+                        spec: spec.clone(),
+                        id,
+                        module: m.clone(),
+                    });
+                }
+            }
+        }
+        for slot in &mut r.stanza_hooks {
+            // Stable: equal priorities keep load order.
+            slot.sort_by_key(|entry| std::cmp::Reverse(entry.spec.priority));
         }
         r.mechanisms
             .sort_by_key(|entry| std::cmp::Reverse(entry.0.priority));

@@ -20,9 +20,12 @@ use tessera_plugin_api::abi::{
 use tessera_plugin_api::calls::dispatch_host_call;
 use tessera_plugin_api::events::{self, MailResult};
 use tessera_plugin_api::protocol::*;
+use tessera_plugin_api::stanza::SessionView;
+use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{HostCalls, ModuleCalls, PluginError, PluginErrorKind};
 use tessera_plugin_api::{SaslCondition, StreamCondition};
 
+use crate::runtime::effects::{self, Effect};
 use crate::Shared;
 
 static HEADER: OnceLock<&'static LibHeader> = OnceLock::new();
@@ -332,6 +335,63 @@ impl HostCalls for PluginContext {
             let _ = provider.mechanism_end(exchange);
         }
         Ok(())
+    }
+
+    fn route(&self, stanza: Element) -> Result<(), PluginError> {
+        let shared = self.shared()?;
+        crate::router::check_module_stanza(&shared, &stanza)?;
+        effects::defer(shared, Effect::Route(stanza));
+        Ok(())
+    }
+
+    fn send_to_session(&self, stream: u64, stanza: Element) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        if shared.sessions.by_stream(stream).is_none() {
+            return Ok(false);
+        }
+        effects::defer(shared, Effect::SendToSession { stream, stanza });
+        Ok(true)
+    }
+
+    fn session_get(&self, stream: u64, key: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        let shared = self.shared()?;
+        Ok(shared
+            .sessions
+            .by_stream(stream)
+            .and_then(|s| s.state_get(&self.name, key)))
+    }
+
+    fn session_set(
+        &self,
+        stream: u64,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(false);
+        };
+        session.state_set(&self.name, key, value.map(<[u8]>::to_vec));
+        Ok(true)
+    }
+
+    fn session_attach(&self, stream: u64, attached: bool) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(false);
+        };
+        session.attach(&self.name, attached);
+        Ok(true)
+    }
+
+    fn account_sessions(&self, user: &str) -> Result<Vec<SessionView>, PluginError> {
+        let shared = self.shared()?;
+        Ok(shared
+            .sessions
+            .of_user(&prep(user)?)
+            .iter()
+            .map(|s| s.view())
+            .collect())
     }
 
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {

@@ -1,0 +1,193 @@
+//! Stanza hooks end to end (plugin API 2): the fixture module `fixture_stanza` hooks every
+//! point; real clients over TLS show the priority order, rewriting, stopping, answering and
+//! bouncing, the undeliverable path, session filters with per-session state, the two send
+//! paths, and that a panicking hook costs only its stanza.
+
+use std::time::Duration;
+
+use tessera_tests::{https, Server, ServerOptions, XmppClient};
+
+fn server() -> Server {
+    let s = Server::start(&ServerOptions::with_modules(&["sasl2", "fixture_stanza"]));
+    for user in ["alice", "bob", "carol"] {
+        s.add_user(user, &format!("{user} pw"), None);
+    }
+    s
+}
+
+fn login(server: &Server, user: &str) -> (XmppClient, String) {
+    XmppClient::login(server.ports.direct_tls, user, &format!("{user} pw"), "t")
+}
+
+fn message(to: &str, body: &str) -> String {
+    format!("<message to='{to}' type='chat'><body>{body}</body></message>")
+}
+
+/// The body of the next message `client` receives.
+fn next_body(client: &mut XmppClient) -> String {
+    let xml = client.read_until("</message>");
+    let start = xml.find("<body>").map(|i| i + 6).unwrap_or(0);
+    let end = xml[start..]
+        .find("</body>")
+        .map_or(xml.len(), |e| start + e);
+    xml[start..end].to_owned()
+}
+
+/// Send an IQ set and read its whole answer.
+fn iq(client: &mut XmppClient, id: &str, child: &str) -> String {
+    client.send(&format!("<iq type='set' id='{id}'>{child}</iq>"));
+    let mut answer = client.read_until(&format!("id='{id}'"));
+    answer.push_str(&client.read_until(">"));
+    if !answer.ends_with("/>") {
+        answer.push_str(&client.read_until("</iq>"));
+    }
+    answer
+}
+
+#[test]
+fn hooks_run_in_priority_order_and_their_rewrites_reach_the_recipient() {
+    let server = server();
+    let (mut alice, _) = login(&server, "alice");
+    let (mut bob, bob_jid) = login(&server, "bob");
+    alice.send(&message(&bob_jid, "hello"));
+    assert_eq!(next_body(&mut bob), "hello [in10] [in0] [full]");
+    alice.send(&message("bob@localhost", "hi"));
+    assert_eq!(next_body(&mut bob), "hi [in10] [in0] [bare]");
+}
+
+#[test]
+fn a_hook_can_drop_refuse_or_answer_a_stanza() {
+    let server = server();
+    let (mut alice, _) = login(&server, "alice");
+    let (mut bob, bob_jid) = login(&server, "bob");
+    alice.send(&message(&bob_jid, "drop"));
+    alice.send(&message(&bob_jid, "refuse"));
+    let error = alice.read_until("</message>");
+    assert!(
+        error.contains("type='error'")
+            && error.contains("<not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+            && error.contains("refused by fixture_stanza")
+            && error.contains("type='modify'"),
+        "{error}"
+    );
+    alice.send(&message(&bob_jid, "echo"));
+    assert_eq!(next_body(&mut alice), "echo: echo");
+    alice.send(&message(&bob_jid, "after"));
+    assert_eq!(
+        next_body(&mut bob),
+        "after [in10] [in0] [full]",
+        "dropped, refused and answered stanzas never reached bob"
+    );
+}
+
+#[test]
+fn a_panicking_hook_bounces_only_its_stanza_and_everyone_lives_on() {
+    let server = server();
+    let (mut alice, _) = login(&server, "alice");
+    let (mut bob, bob_jid) = login(&server, "bob");
+    let (mut carol, carol_jid) = login(&server, "carol");
+    alice.send(&message(&bob_jid, "panic"));
+    let bounce = alice.read_until("</message>");
+    assert!(
+        bounce.contains("type='error'")
+            && bounce
+                .contains("<internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{bounce}"
+    );
+    let log = server.wait_for_log("plugin panicked");
+    assert!(log.contains("plugin=fixture_stanza"), "{log}");
+    alice.send(&message(&bob_jid, "still here"));
+    assert_eq!(next_body(&mut bob), "still here [in10] [in0] [full]");
+    bob.send(&message(&carol_jid, "and here"));
+    assert_eq!(next_body(&mut carol), "and here [in10] [in0] [full]");
+    assert!(!alice.is_closed() && !bob.is_closed() && !carol.is_closed());
+}
+
+#[test]
+fn undeliverable_messages_are_stored_by_the_module_or_bounced_by_the_host() {
+    let server = server();
+    let (mut alice, _) = login(&server, "alice");
+    alice.send("<message to='carol@localhost' id='kept'><body>please store this</body></message>");
+    alice.send("<message to='carol@localhost' id='lost'><body>nothing to keep</body></message>");
+    let bounce = alice.read_until("</message>");
+    assert!(
+        bounce.contains("type='error'")
+            && bounce
+                .contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+            && bounce.contains("id='lost'"),
+        "only the message the module did not store bounces: {bounce}"
+    );
+    let stored = https(
+        server.ports.http,
+        "GET",
+        "/test/stanza/stored?user=carol",
+        &[],
+        b"",
+    );
+    assert_eq!(stored.status, 200);
+    assert_eq!(
+        stored.body, "please store this [in10] [in0] [bare]",
+        "stored once, as the delivery hooks left it"
+    );
+}
+
+#[test]
+fn session_filters_see_only_attached_sessions_and_keep_per_session_state() {
+    let server = server();
+    let (mut alice, alice_jid) = login(&server, "alice");
+    let (mut bob, bob_jid) = login(&server, "bob");
+    let reply = iq(&mut bob, "a1", "<attach xmlns='urn:tessera:test:stanza'/>");
+    assert!(reply.contains("type='result'"), "{reply}");
+    for n in 1..=3 {
+        alice.send(&message(&bob_jid, &format!("m{n}")));
+        let got = bob.read_until("</message>");
+        assert!(
+            got.contains(&format!("<seen xmlns='urn:tessera:test:stanza' n='{n}'/>")),
+            "{got}"
+        );
+    }
+    // Alice did not attach: her session is written to without the hook.
+    bob.send(&message(&alice_jid, "back"));
+    let got = alice.read_until("</message>");
+    assert!(!got.contains("<seen"), "{got}");
+    let state = iq(&mut bob, "s1", "<state xmlns='urn:tessera:test:stanza'/>");
+    assert!(state.contains("out='3'"), "{state}");
+    let reply = iq(&mut bob, "d1", "<detach xmlns='urn:tessera:test:stanza'/>");
+    assert!(reply.contains("type='result'"), "{reply}");
+    alice.send(&message(&bob_jid, "m4"));
+    let got = bob.read_until("</message>");
+    assert!(got.contains("m4") && !got.contains("<seen"), "{got}");
+}
+
+#[test]
+fn modules_send_to_a_session_and_route_as_the_server() {
+    let server = server();
+    let (mut alice, _) = login(&server, "alice");
+    let (mut bob, _) = login(&server, "bob");
+    let reply = iq(&mut alice, "p1", "<poke xmlns='urn:tessera:test:stanza'/>");
+    assert!(reply.contains("type='result'"), "{reply}");
+    assert_eq!(next_body(&mut alice), "poked");
+    let reply = iq(
+        &mut alice,
+        "r1",
+        "<route xmlns='urn:tessera:test:stanza' to='bob@localhost'>from the server</route>",
+    );
+    assert!(reply.contains("type='result'"), "{reply}");
+    let got = bob.read_until("</message>");
+    assert!(got.contains("from='localhost'"), "{got}");
+    assert!(
+        got.contains("<body>from the server [bare]</body>"),
+        "a routed stanza meets the recipient's hooks, not the client hooks: {got}"
+    );
+    // A stanza the server may not send is refused to the module (and nothing is routed).
+    let reply = iq(
+        &mut alice,
+        "r2",
+        "<route xmlns='urn:tessera:test:stanza' to='not a jid@@'>x</route>",
+    );
+    assert!(
+        reply.contains("<internal-server-error"),
+        "the module's call failed: {reply}"
+    );
+    assert!(bob.read_for(Duration::from_millis(300)).is_empty());
+}

@@ -228,6 +228,8 @@ declare_calls! {
         24 => fn session_attach(stream: u64, attached: bool) -> bool;
         /// An account's sessions.
         25 => fn account_sessions(user: &str) -> Vec<SessionView>;
+        /// The server's XEP-0030 identities and features, as the loaded modules declared them.
+        26 => fn disco_info() -> DiscoInfo;
     }
 }
 

@@ -116,6 +116,29 @@ pub struct Registrations {
     pub http_routes: Vec<String>,
     /// Stanza hooks; the module is called with the index of the one that matched.
     pub stanza_hooks: Vec<crate::stanza::StanzaHook>,
+    /// XEP-0030 identities this module adds to the server's disco#info.
+    pub disco_identities: Vec<DiscoIdentity>,
+}
+
+/// A XEP-0030 identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoIdentity {
+    /// E.g. `server`.
+    pub category: String,
+    /// E.g. `im`.
+    pub kind: String,
+    /// A human-readable name, if any.
+    pub name: Option<String>,
+}
+
+/// What the server's disco#info lists: every loaded module's identities and features (and the
+/// host's own), sorted and without duplicates ([`crate::HostCalls::disco_info`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoInfo {
+    /// Identities.
+    pub identities: Vec<DiscoIdentity>,
+    /// Feature namespaces.
+    pub features: Vec<String>,
 }
 
 /// A hooked event or query hook with its priority.

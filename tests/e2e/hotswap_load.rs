@@ -221,7 +221,7 @@ fn twenty_fast_reloads_under_load_drop_no_one_and_fail_no_login() {
         // Tokens older than a second rotate on use, so the FAST worker sees rotations.
         top: "sasl2_fast_token_min_ttl = 1".into(),
         http: "public_url = \"https://localhost:5281\"".into(),
-        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "password_reset"])
+        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "password_reset", "ping"])
     });
     for (user, pw) in [
         ("alice", "alice pw"),

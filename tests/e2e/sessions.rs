@@ -8,7 +8,7 @@ use tessera_tests::sasl::{inner, Sasl2Extras};
 use tessera_tests::{Server, ServerOptions, XmppClient};
 
 fn server() -> Server {
-    let s = Server::start(&ServerOptions::with_modules(&["sasl2"]));
+    let s = Server::start(&ServerOptions::with_modules(&["sasl2", "ping", "disco"]));
     s.add_user("alice", "alice pw", Some("alice@example.org"));
     s.add_user("bob", "bob pw", None);
     s
@@ -270,4 +270,107 @@ fn in_band_registration_is_off_by_default_and_works_when_enabled() {
     assert!(c.read_until("</iq>").contains("<conflict"));
     let (_eve, jid) = XmppClient::login(open.ports.direct_tls, "eve", "eve pw", "x");
     assert!(jid.starts_with("eve@localhost/"));
+}
+
+/// Ping and disco are modules: unloading one removes exactly its answers and its feature,
+/// loading it back restores them, and the connected clients notice nothing else.
+#[test]
+fn unloading_ping_or_disco_removes_exactly_its_answers_and_features() {
+    let server = server();
+    let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    let (mut bob, bob_jid) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    let ping = |c: &mut XmppClient, id: &str| {
+        c.send(&format!(
+            "<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ));
+        let mut got = c.read_until(&format!("id='{id}'"));
+        got.push_str(&c.read_until(">"));
+        if !got.ends_with("/>") {
+            got.push_str(&c.read_until("</iq>"));
+        }
+        got
+    };
+    let disco = |c: &mut XmppClient, id: &str| {
+        c.send(&format!("<iq type='get' id='{id}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
+        c.read_until("</iq>")
+    };
+    let cli = |args: &[&str]| {
+        let out = server.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(ping(&mut alice, "p1").contains("type='result'"));
+    assert!(disco(&mut alice, "d1").contains("var='urn:xmpp:ping'"));
+
+    cli(&["module", "unload", "ping"]);
+    let refused = ping(&mut alice, "p2");
+    assert!(
+        refused.contains("type='error'") && refused.contains("<service-unavailable"),
+        "{refused}"
+    );
+    let info = disco(&mut alice, "d2");
+    assert!(
+        !info.contains("urn:xmpp:ping")
+            && info.contains("category='server'")
+            && info.contains("var='http://jabber.org/protocol/disco#info'"),
+        "only ping's feature is gone: {info}"
+    );
+
+    cli(&["module", "unload", "disco"]);
+    let refused = disco(&mut alice, "d3");
+    assert!(
+        refused.contains("type='error'") && refused.contains("<service-unavailable"),
+        "{refused}"
+    );
+
+    cli(&["module", "load", "ping"]);
+    cli(&["module", "load", "disco"]);
+    assert!(ping(&mut alice, "p3").contains("type='result'"));
+    let info = disco(&mut alice, "d4");
+    assert!(
+        info.contains("var='urn:xmpp:ping'") && info.contains("category='server'"),
+        "{info}"
+    );
+    // The sessions lived through it all.
+    alice.send(&format!(
+        "<message to='{bob_jid}' type='chat'><body>still here</body></message>"
+    ));
+    assert!(bob.read_until("</message>").contains("still here"));
+}
+
+/// With no module that answers IQs, every IQ still gets the right stanza error.
+#[test]
+fn without_modules_every_iq_gets_the_right_error() {
+    let server = Server::start(&ServerOptions::with_modules(&["sasl2"]));
+    server.add_user("alice", "alice pw", None);
+    let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    for (id, payload) in [
+        ("p", "<ping xmlns='urn:xmpp:ping'/>"),
+        (
+            "i",
+            "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+        ),
+        (
+            "t",
+            "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+        ),
+        ("v", "<query xmlns='jabber:iq:version'/>"),
+    ] {
+        alice.send(&format!(
+            "<iq type='get' id='{id}' to='localhost'>{payload}</iq>"
+        ));
+        let got = alice.read_until("</iq>");
+        assert!(
+            got.contains(&format!("id='{id}'"))
+                && got.contains("type='error'")
+                && got
+                    .contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+            "{got}"
+        );
+    }
+    alice.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    assert!(alice.read_until("</iq>").contains("<not-allowed"));
 }

@@ -4,7 +4,7 @@
 #   tests/load/bench.sh [SECONDS]        # default 10 s per run
 #
 # Builds the host, mod_sasl2, mod_sasl2_fast and the load tool in release, starts `tessera run`
-# with a temporary config (modules_enabled = ["sasl2", "sasl2_fast"], loopback ports,
+# with a temporary config (modules_enabled = ["sasl2", "sasl2_fast", "ping", "disco"], loopback ports,
 # RUST_LOG=warn), and runs `tessera-load logins` over direct TLS: SCRAM-SHA-256 at concurrency
 # 1, 4 and 16, then PLAIN, SCRAM-SHA-1, FAST HT-SHA-256-NONE, FAST HT-SHA-256-EXPR and
 # SCRAM-SHA-256 again at concurrency 4 (same server, same run: FAST and SCRAM compare

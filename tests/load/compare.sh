@@ -203,7 +203,7 @@ run_tessera() {
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$BIN"
-modules_enabled = ["sasl2", "sasl2_fast"]
+modules_enabled = ["sasl2", "sasl2_fast", "ping", "disco"]
 
 [c2s]
 listen = ["127.0.0.1:$c2s"]

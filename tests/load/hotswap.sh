@@ -52,7 +52,7 @@ cat > "$CONF" <<EOF
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$DIR/plugins"
-modules_enabled = ["sasl2", "sasl2_fast", "password_reset"]
+modules_enabled = ["sasl2", "sasl2_fast", "password_reset", "ping"]
 
 [c2s]
 listen = ["127.0.0.1:$PORT"]

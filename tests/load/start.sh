@@ -17,7 +17,7 @@ start_server() {
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$1"
-modules_enabled = ["sasl2", "sasl2_fast"]
+modules_enabled = ["sasl2", "sasl2_fast", "ping", "disco"]
 ${2:-}
 
 [c2s]

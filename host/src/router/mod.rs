@@ -9,7 +9,7 @@ pub mod register;
 
 use std::sync::Arc;
 
-use tessera_plugin_api::protocol::{IqRequest, StreamInfo};
+use tessera_plugin_api::protocol::{DiscoInfo, IqRequest, StreamInfo};
 use tessera_plugin_api::stanza::{StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{ErrorType, ModuleCalls, PluginError, StanzaCondition};
@@ -26,9 +26,6 @@ use crate::Shared;
 pub const BIND_NS: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const CLIENT_NS: &str = "jabber:client";
-const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-const PING_NS: &str = "urn:xmpp:ping";
 const SESSION_NS: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const ROSTER_NS: &str = "jabber:iq:roster";
 
@@ -597,15 +594,6 @@ async fn server_iq(
     let domain = shared.config.domain.clone();
     let get = stanza.attr("type") == Some("get");
     match (payload.ns.as_str(), payload.name.as_str()) {
-        (PING_NS, "ping") if get && (to_server || own_account) => {
-            RouteOutcome::reply(&result_for(&stanza, &domain))
-        }
-        (DISCO_INFO, "query") if get && to_server => {
-            RouteOutcome::reply(&disco_info(shared, &stanza))
-        }
-        (DISCO_ITEMS, "query") if get && to_server => RouteOutcome::reply(
-            &result_for(&stanza, &domain).with_child(Element::new("query", DISCO_ITEMS)),
-        ),
         (SESSION_NS, "session") if !get => RouteOutcome::reply(&result_for(&stanza, &domain)),
         (ROSTER_NS, "query") if get && own_account => {
             let mut r = result_for(&stanza, &domain);
@@ -644,22 +632,19 @@ fn module_iq(
     }
 }
 
-fn disco_info(shared: &Shared, stanza: &Element) -> Element {
-    let mut query = Element::new("query", DISCO_INFO).with_child(
-        Element::new("identity", DISCO_INFO)
-            .with_attr("category", "server")
-            .with_attr("type", "im")
-            .with_attr("name", "Tessera"),
-    );
-    let mut features: Vec<String> = [DISCO_INFO, DISCO_ITEMS, PING_NS, register::NS]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    features.extend(shared.registry.routes().disco_features.iter().cloned());
+/// The server's XEP-0030 identities and features: what the loaded modules declared, and the
+/// host's own (in-band registration, while the host still serves it).
+pub fn disco_info(routes: &Routes) -> DiscoInfo {
+    let mut identities = routes.disco_identities.clone();
+    identities
+        .sort_by(|a, b| (&a.category, &a.kind, &a.name).cmp(&(&b.category, &b.kind, &b.name)));
+    identities.dedup();
+    let mut features = routes.disco_features.clone();
+    features.push(register::NS.to_owned());
     features.sort();
     features.dedup();
-    for f in features {
-        query.push_child(Element::new("feature", DISCO_INFO).with_attr("var", &f));
+    DiscoInfo {
+        identities,
+        features,
     }
-    result_for(stanza, &shared.config.domain).with_child(query)
 }

@@ -208,6 +208,8 @@ pub struct Routes {
     pub stream_features: Vec<Arc<Module>>,
     /// XEP-0030 features added by modules.
     pub disco_features: Vec<String>,
+    /// XEP-0030 identities added by modules.
+    pub disco_identities: Vec<tessera_plugin_api::protocol::DiscoIdentity>,
     /// Stanza hooks by point (indexed by [`point_index`]), highest priority first.
     pub stanza_hooks: [Vec<StanzaHookEntry>; 5],
     /// Pre-auth `<stream:features/>` per stream class, filled on first use. It lives in the
@@ -308,6 +310,8 @@ impl Routes {
                 r.stream_features.push(m.clone());
             }
             r.disco_features.extend(reg.disco_features.iter().cloned());
+            r.disco_identities
+                .extend(reg.disco_identities.iter().cloned());
             for (id, spec) in (0u32..).zip(&reg.stanza_hooks) {
                 if let Some(slot) = r.stanza_hooks.get_mut(point_index(spec.point)) {
                     slot.push(StanzaHookEntry {

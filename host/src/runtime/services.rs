@@ -394,6 +394,11 @@ impl HostCalls for PluginContext {
             .collect())
     }
 
+    fn disco_info(&self) -> Result<DiscoInfo, PluginError> {
+        let shared = self.shared()?;
+        Ok(crate::router::disco_info(&shared.registry.routes()))
+    }
+
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
         Ok(self
             .shared()?

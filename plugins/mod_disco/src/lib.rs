@@ -1,0 +1,187 @@
+//! mod_disco: XEP-0030 Service Discovery for the server itself. `disco#info` to the server (or
+//! with no `to`) lists the identities and features every loaded module declared
+//! (`Registrations::disco_identities` / `disco_features`, asked of the host for each query, so
+//! a module loaded or unloaded is reflected at once), plus this module's own: the server
+//! identity (`server`/`im`) and the two disco namespaces. `disco#items` to the server is an
+//! empty list (no components or services yet). Queries to accounts are not answered here.
+
+use tessera_plugin_api::protocol::{
+    DiscoIdentity, DiscoInfo, IqRequest, Manifest, OptionSpec, Registrations,
+};
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{Config, Host, Module, PluginError};
+
+/// `disco#info`.
+pub const INFO: &str = "http://jabber.org/protocol/disco#info";
+/// `disco#items`.
+pub const ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// The option naming the server in its identity.
+pub const OPT_NAME: &str = "disco_name";
+
+/// The module: the name it gives the server.
+#[derive(Debug)]
+pub struct Disco {
+    name: String,
+}
+
+/// Which query a request is, if it is one this module answers.
+fn query_of(request: &IqRequest) -> Option<&'static str> {
+    let iq = &request.stanza;
+    if iq.attr("type") != Some("get") {
+        return None;
+    }
+    let to_server = iq
+        .attr("to")
+        .is_none_or(|to| to.eq_ignore_ascii_case(&request.stream.domain));
+    if !to_server || iq.child_elements().count() != 1 {
+        return None;
+    }
+    [INFO, ITEMS].into_iter().find(|ns| {
+        iq.child("query", ns)
+            .is_some_and(|q| q.attr("node").is_none())
+    })
+}
+
+fn result_of(iq: &Element, domain: &str) -> Element {
+    let mut result = Element::new("iq", iq.ns.clone()).with_attr("type", "result");
+    if let Some(id) = iq.attr("id") {
+        result.set_attr("id", id);
+    }
+    result.set_attr("from", iq.attr("to").unwrap_or(domain));
+    if let Some(from) = iq.attr("from") {
+        result.set_attr("to", from);
+    }
+    result
+}
+
+/// The `disco#info` result from what the host reported.
+pub fn info_result(request: &IqRequest, info: &DiscoInfo) -> Element {
+    let mut query = Element::new("query", INFO);
+    for id in &info.identities {
+        let mut el = Element::new("identity", INFO)
+            .with_attr("category", &id.category)
+            .with_attr("type", &id.kind);
+        if let Some(name) = &id.name {
+            el.set_attr("name", name);
+        }
+        query.push_child(el);
+    }
+    for feature in &info.features {
+        query.push_child(Element::new("feature", INFO).with_attr("var", feature));
+    }
+    result_of(&request.stanza, &request.stream.domain).with_child(query)
+}
+
+impl Module for Disco {
+    const NAME: &'static str = "disco";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn manifest() -> Manifest {
+        Manifest {
+            description: "XEP-0030 Service Discovery for the server".into(),
+            options: vec![OptionSpec {
+                name: OPT_NAME.into(),
+                kind: tessera_plugin_api::protocol::OptionKind::String,
+                default: Some(tessera_plugin_api::protocol::OptionValue::String(
+                    "Tessera".into(),
+                )),
+                required: false,
+                doc: "the server's name in its disco#info identity".into(),
+            }],
+            ..Manifest::default()
+        }
+    }
+
+    fn init(_host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        Ok(Disco {
+            name: config.string(OPT_NAME).unwrap_or("Tessera").to_owned(),
+        })
+    }
+
+    fn registrations(&self) -> Registrations {
+        Registrations {
+            iq_namespaces: vec![INFO.into(), ITEMS.into()],
+            disco_features: vec![INFO.into(), ITEMS.into()],
+            disco_identities: vec![DiscoIdentity {
+                category: "server".into(),
+                kind: "im".into(),
+                name: Some(self.name.clone()),
+            }],
+            ..Registrations::default()
+        }
+    }
+
+    fn iq(&self, host: &Host, request: IqRequest) -> Result<Option<Element>, PluginError> {
+        Ok(match query_of(&request) {
+            Some(INFO) => Some(info_result(&request, &host.disco_info()?)),
+            Some(_) => Some(
+                result_of(&request.stanza, &request.stream.domain)
+                    .with_child(Element::new("query", ITEMS)),
+            ),
+            None => None,
+        })
+    }
+}
+
+tessera_plugin_api::export_module!(Disco);
+
+#[cfg(test)]
+mod tests {
+    use tessera_plugin_api::protocol::StreamInfo;
+
+    use super::*;
+
+    fn query(ns: &str, to: Option<&str>) -> IqRequest {
+        let mut iq = Element::new("iq", "jabber:client")
+            .with_attr("type", "get")
+            .with_attr("id", "d1")
+            .with_attr("from", "alice@example.org/phone")
+            .with_child(Element::new("query", ns));
+        if let Some(to) = to {
+            iq.set_attr("to", to);
+        }
+        IqRequest {
+            stream: StreamInfo {
+                domain: "example.org".into(),
+                ..StreamInfo::default()
+            },
+            stanza: iq,
+        }
+    }
+
+    #[test]
+    fn info_lists_what_the_host_reported() {
+        let info = DiscoInfo {
+            identities: vec![DiscoIdentity {
+                category: "server".into(),
+                kind: "im".into(),
+                name: Some("Tessera".into()),
+            }],
+            features: vec![INFO.into(), "urn:xmpp:ping".into()],
+        };
+        let request = query(INFO, Some("example.org"));
+        assert_eq!(query_of(&request), Some(INFO));
+        assert_eq!(
+            info_result(&request, &info).to_xml_in("jabber:client"),
+            "<iq type='result' id='d1' from='example.org' to='alice@example.org/phone'>\
+             <query xmlns='http://jabber.org/protocol/disco#info'>\
+             <identity category='server' type='im' name='Tessera'/>\
+             <feature var='http://jabber.org/protocol/disco#info'/>\
+             <feature var='urn:xmpp:ping'/></query></iq>"
+        );
+    }
+
+    #[test]
+    fn only_plain_gets_to_the_server_are_answered() {
+        assert_eq!(query_of(&query(ITEMS, None)), Some(ITEMS));
+        assert_eq!(query_of(&query(INFO, Some("bob@example.org"))), None);
+        let mut set = query(INFO, None);
+        set.stanza.set_attr("type", "set");
+        assert_eq!(query_of(&set), None);
+        let mut node = query(INFO, None);
+        if let Some(q) = node.stanza.child_mut("query", INFO) {
+            q.set_attr("node", "x");
+        }
+        assert_eq!(query_of(&node), None);
+    }
+}

@@ -1,20 +1,29 @@
 //! Benchmark fixture: hooks `fixture-count` and counts deliveries in memory, so that
-//! `host/benches/bus.rs` measures the cost of dispatch across the ABI and nothing else.
+//! `host/benches/bus.rs` measures the cost of dispatch across the ABI and nothing else; and
+//! hooks messages to full JIDs (`ToFull`) and passes them after looking at the header only, so
+//! that `host/benches/stanza.rs` measures what one stanza hook costs.
 //!
 //! Also the hot-swap fixture: `GET /test/counter/count` answers the count and the build id
-//! (`{"count": N, "build": "…"}`), and the count is handed to the next generation on reload.
+//! (`{"count": N, "build": "…"}`), and the count is handed to the next generation on reload. A
+//! message with `<count xmlns='urn:tessera:test:count'/>` to a full JID is numbered: its
+//! `<count/>` gets `n='K'` and `build='…'`, K counting such messages delivered to that session
+//! in the session's module state (kept by the host, so it survives reloads).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_plugin_api::protocol::{HookSpec, HttpRequest, HttpResponse, Manifest, Registrations};
-use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError};
+use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, Stanza, Verdict};
+
+const COUNT_NS: &str = "urn:tessera:test:count";
 
 const ROUTE: &str = "/test/counter";
 
-/// Counts `fixture-count` events.
+/// Counts `fixture-count` events and the stanzas its pass-through hook saw.
 #[derive(Debug, Default)]
 pub struct Counter {
     seen: AtomicU64,
+    stanzas: AtomicU64,
 }
 
 impl Module for Counter {
@@ -41,6 +50,7 @@ impl Module for Counter {
         };
         Ok(Self {
             seen: AtomicU64::new(seen),
+            stanzas: AtomicU64::new(0),
         })
     }
 
@@ -51,8 +61,37 @@ impl Module for Counter {
                 priority: 0,
             }],
             http_routes: vec![ROUTE.into()],
+            stanza_hooks: vec![
+                StanzaHook::at(StanzaPoint::ToFull).kind(StanzaKind::Message),
+                StanzaHook::at(StanzaPoint::ToFull)
+                    .kind(StanzaKind::Message)
+                    .child_ns(COUNT_NS),
+            ],
             ..Registrations::default()
         }
+    }
+
+    fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        if stanza.header.hook == 0 {
+            // Header only: what a filter that never decodes the stanza costs.
+            self.stanzas.fetch_add(1, Ordering::Relaxed);
+            return Ok(Verdict::Pass);
+        }
+        let Some(session) = stanza.header.session else {
+            return Ok(Verdict::Pass);
+        };
+        let n = host
+            .session_get(session, "n")?
+            .and_then(|v| v.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+            + 1;
+        host.session_set(session, "n", Some(&n.to_le_bytes()))?;
+        let mut el = stanza.element()?;
+        if let Some(count) = el.child_mut("count", COUNT_NS) {
+            count.set_attr("n", n.to_string());
+            count.set_attr("build", option_env!("TESSERA_BUILD_ID").unwrap_or("dev"));
+        }
+        Ok(Verdict::Replace(el))
     }
 
     fn http(&self, _host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {

@@ -230,6 +230,25 @@ declare_calls! {
         25 => fn account_sessions(user: &str) -> Vec<SessionView>;
         /// The server's XEP-0030 identities and features, as the loaded modules declared them.
         26 => fn disco_info() -> DiscoInfo;
+        /// Append an entry to this module's archive `archive` of an account; answers its id
+        /// (unique, in append order). The account's archives go when the account is deleted.
+        27 => fn archive_append(
+            archive: &str,
+            user: &str,
+            with: &str,
+            at_ms: u64,
+            data: &[u8],
+        ) -> String;
+        /// Read a page of an account's archive.
+        28 => fn archive_query(archive: &str, user: &str, query: ArchiveQuery) -> ArchivePage;
+        /// Delete an account's entries (all of them, or those older than `before_ms`); answers
+        /// how many.
+        29 => fn archive_delete(archive: &str, user: &str, before_ms: Option<u64>) -> u64;
+        /// Read and delete, in one step, up to `limit` of an account's oldest entries (offline
+        /// delivery: two sessions taking at once never both get an entry).
+        30 => fn archive_take(archive: &str, user: &str, limit: u32) -> Vec<ArchiveItem>;
+        /// How many entries an account's archive holds (quotas).
+        31 => fn archive_count(archive: &str, user: &str) -> u64;
     }
 }
 

@@ -25,6 +25,8 @@ impl PluginErrorKind {
     pub const HOST: Self = Self(6);
     /// The plugin is not compatible with this host (checked by the plugin).
     pub const INCOMPATIBLE: Self = Self(7);
+    /// The thing named does not exist (e.g. an archive id).
+    pub const NOT_FOUND: Self = Self(8);
 
     /// A short lower-case name for logs.
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl PluginErrorKind {
             5 => "bad-state",
             6 => "host",
             7 => "incompatible",
+            8 => "not-found",
             _ => "unknown",
         }
     }

@@ -120,6 +120,52 @@ pub struct Registrations {
     pub disco_identities: Vec<DiscoIdentity>,
 }
 
+/// One entry of a module's archive (a message archive, offline storage): what the module put in
+/// with [`crate::HostCalls::archive_append`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveItem {
+    /// The host-assigned id: unique, and in the order entries were appended (UUIDv7 form).
+    pub id: String,
+    /// The conversation partner the module filed it under (a bare JID, by convention).
+    pub with: String,
+    /// The time the module gave it, ms since the epoch.
+    pub at_ms: u64,
+    /// The module's bytes.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Which entries of an account's archive to read ([`crate::HostCalls::archive_query`]). Every
+/// condition that is set must hold; the page is in append order (newest first if `reverse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveQuery {
+    /// Only entries filed under this partner.
+    pub with: Option<String>,
+    /// Only entries at or after this time.
+    pub start_ms: Option<u64>,
+    /// Only entries at or before this time.
+    pub end_ms: Option<u64>,
+    /// Only entries appended after this id (an unknown id is `NOT_FOUND`).
+    pub after_id: Option<String>,
+    /// Only entries appended before this id (an unknown id is `NOT_FOUND`).
+    pub before_id: Option<String>,
+    /// Only these ids (empty: any).
+    pub ids: Vec<String>,
+    /// At most this many entries (the host caps it at 1000).
+    pub limit: u32,
+    /// From the newest end: the last `limit` entries that match, newest first.
+    pub reverse: bool,
+}
+
+/// A page of an archive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivePage {
+    /// The entries.
+    pub items: Vec<ArchiveItem>,
+    /// Whether no further entry matches beyond this page (in the direction read).
+    pub complete: bool,
+}
+
 /// A XEP-0030 identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoIdentity {

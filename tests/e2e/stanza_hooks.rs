@@ -117,18 +117,19 @@ fn undeliverable_messages_are_stored_by_the_module_or_bounced_by_the_host() {
             && bounce.contains("id='lost'"),
         "only the message the module did not store bounces: {bounce}"
     );
-    let stored = https(
-        server.ports.http,
-        "GET",
-        "/test/stanza/stored?user=carol",
-        &[],
-        b"",
-    );
+    let get = |path: &str| https(server.ports.http, "GET", path, &[], b"");
+    let stored = get("/test/stanza/stored?user=carol");
     assert_eq!(stored.status, 200);
+    let (alice_jid, text) = stored.body.split_once(' ').unwrap_or_default();
+    assert!(alice_jid.starts_with("alice@localhost/"), "{}", stored.body);
     assert_eq!(
-        stored.body, "please store this [in10] [in0] [bare]",
-        "stored once, as the delivery hooks left it"
+        text, "please store this [in10] [in0] [bare]",
+        "stored once, in the module's archive, as the delivery hooks left it"
     );
+    // Taking reads and deletes in one step.
+    assert_eq!(get("/test/stanza/take?user=carol").body, stored.body);
+    assert_eq!(get("/test/stanza/take?user=carol").body, "");
+    assert_eq!(get("/test/stanza/stored?user=carol").body, "");
 }
 
 #[test]

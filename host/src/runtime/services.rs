@@ -172,8 +172,31 @@ extern "C" fn host_call(
 }
 
 fn store_err(e: crate::store::StoreError) -> PluginError {
+    if let crate::store::StoreError::UnknownId(id) = &e {
+        return PluginError::new(PluginErrorKind::NOT_FOUND, format!("no archive entry {id}"));
+    }
     tracing::error!(error = %e, "store failure serving a plugin");
     PluginError::host("store failure")
+}
+
+/// A new archive id: a UUIDv7 (RFC 9562 §5.7): 48 bits of milliseconds, then random bits, so
+/// ids are unique without coordination and roughly time-ordered (the store orders entries by
+/// append, not by id).
+pub fn archive_id(now_ms: u64) -> String {
+    let mut b = [0u8; 16];
+    crate::secret::random_bytes(&mut b);
+    b[..6].copy_from_slice(&now_ms.to_be_bytes()[2..]);
+    b[6] = 0x70 | (b[6] & 0x0f);
+    b[8] = 0x80 | (b[8] & 0x3f);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn prep(user: &str) -> Result<String, PluginError> {
@@ -397,6 +420,80 @@ impl HostCalls for PluginContext {
     fn disco_info(&self) -> Result<DiscoInfo, PluginError> {
         let shared = self.shared()?;
         Ok(crate::router::disco_info(&shared.registry.routes()))
+    }
+
+    fn archive_append(
+        &self,
+        archive: &str,
+        user: &str,
+        with: &str,
+        at_ms: u64,
+        data: &[u8],
+    ) -> Result<String, PluginError> {
+        let shared = self.shared()?;
+        let item = ArchiveItem {
+            id: archive_id(crate::now_ms()),
+            with: with.to_owned(),
+            at_ms,
+            data: data.to_vec(),
+        };
+        let user = prep(user)?;
+        crate::run_blocking(|| {
+            shared
+                .store
+                .archive_append(&self.name, archive, &user, &item)
+        })
+        .map_err(store_err)?;
+        Ok(item.id)
+    }
+
+    fn archive_query(
+        &self,
+        archive: &str,
+        user: &str,
+        query: ArchiveQuery,
+    ) -> Result<ArchivePage, PluginError> {
+        let shared = self.shared()?;
+        shared
+            .store
+            .archive_query(&self.name, archive, &prep(user)?, &query)
+            .map_err(store_err)
+    }
+
+    fn archive_delete(
+        &self,
+        archive: &str,
+        user: &str,
+        before_ms: Option<u64>,
+    ) -> Result<u64, PluginError> {
+        let shared = self.shared()?;
+        let user = prep(user)?;
+        crate::run_blocking(|| {
+            shared
+                .store
+                .archive_delete(&self.name, archive, &user, before_ms)
+        })
+        .map_err(store_err)
+    }
+
+    fn archive_take(
+        &self,
+        archive: &str,
+        user: &str,
+        limit: u32,
+    ) -> Result<Vec<ArchiveItem>, PluginError> {
+        let shared = self.shared()?;
+        let user = prep(user)?;
+        crate::run_blocking(|| shared.store.archive_take(&self.name, archive, &user, limit))
+            .map_err(store_err)
+    }
+
+    fn archive_count(&self, archive: &str, user: &str) -> Result<u64, PluginError> {
+        let shared = self.shared()?;
+        shared
+            .store
+            .archive_count(&self.name, archive, &prep(user)?)
+            .map_err(store_err)
     }
 
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {

@@ -8,7 +8,7 @@
 mod sqlite;
 
 pub use sqlite::SqliteStore;
-use tessera_plugin_api::protocol::{KvScope, ScramSecret};
+use tessera_plugin_api::protocol::{ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret};
 
 /// A stored account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub enum StoreError {
     /// The backend failed.
     #[error("store: {0}")]
     Backend(String),
+    /// An archive id the query named does not exist.
+    #[error("no archive entry with id {0}")]
+    UnknownId(String),
     /// The database was written by a newer Tessera.
     #[error("store schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew {
@@ -97,7 +100,45 @@ pub trait Store: Send + Sync + 'static {
         scope: &KvScope,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Append to a module's archive of an account (the caller assigns the id).
+    fn archive_append(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        item: &ArchiveItem,
+    ) -> Result<(), StoreError>;
+    /// Read a page of a module's archive of an account; [`StoreError::UnknownId`] for an
+    /// `after_id` or `before_id` that does not exist.
+    fn archive_query(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        query: &ArchiveQuery,
+    ) -> Result<ArchivePage, StoreError>;
+    /// Delete an account's entries (all, or older than `before_ms`); returns how many.
+    fn archive_delete(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        before_ms: Option<u64>,
+    ) -> Result<u64, StoreError>;
+    /// Read and delete up to `limit` of the oldest entries, in one transaction.
+    fn archive_take(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        limit: u32,
+    ) -> Result<Vec<ArchiveItem>, StoreError>;
+    /// How many entries an account's archive holds.
+    fn archive_count(&self, module: &str, archive: &str, user: &str) -> Result<u64, StoreError>;
 }
+
+/// Most entries one archive query returns, whatever limit it asks for.
+pub const MAX_ARCHIVE_PAGE: u32 = 1000;
 
 #[cfg(test)]
 mod tests;

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use tessera_plugin_api::protocol::{KvScope, ScramSecret};
+use tessera_plugin_api::protocol::{ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret};
 
-use super::{AccountRecord, Store, StoreError};
+use super::{AccountRecord, Store, StoreError, MAX_ARCHIVE_PAGE};
 
 /// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
@@ -32,6 +32,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (module, scope, key)
     ) STRICT;
     CREATE INDEX module_kv_scope ON module_kv (scope);",
+    // 2: module archives (message archives, offline storage), in append order (`seq`).
+    "CREATE TABLE module_archive (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        module TEXT NOT NULL,
+        archive TEXT NOT NULL,
+        account TEXT NOT NULL,
+        id TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE (module, archive, account, id)
+    ) STRICT;
+    CREATE INDEX module_archive_order ON module_archive (module, archive, account, seq);
+    CREATE INDEX module_archive_time ON module_archive (module, archive, account, at);
+    CREATE INDEX module_archive_owner ON module_archive (account);",
 ];
 
 const READERS: usize = 4;
@@ -129,24 +144,26 @@ impl SqliteStore {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.reader()?;
+        Ok(f(&conn)?)
+    }
+
+    /// A reader connection: the first free one; if all are busy, wait on the round-robin one.
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         let n = self.readers.len().max(1);
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        // Take the first free reader; if all are busy, wait on the round-robin one.
         for i in 0..n {
             if let Some(m) = self.readers.get((start + i) % n) {
                 if let Ok(conn) = m.try_lock() {
-                    return Ok(f(&conn)?);
+                    return Ok(conn);
                 }
             }
         }
-        let m = self
-            .readers
+        self.readers
             .get(start % n)
-            .ok_or_else(|| StoreError::Backend("no reader".into()))?;
-        let conn = m
+            .ok_or_else(|| StoreError::Backend("no reader".into()))?
             .lock()
-            .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
-        Ok(f(&conn)?)
+            .map_err(|_| StoreError::Backend("reader lock poisoned".into()))
     }
 }
 
@@ -272,6 +289,10 @@ impl Store for SqliteStore {
             let tx = c.unchecked_transaction()?;
             let n = tx.execute("DELETE FROM accounts WHERE user = ?1", params![user])?;
             tx.execute("DELETE FROM module_kv WHERE scope = ?1", params![user])?;
+            tx.execute(
+                "DELETE FROM module_archive WHERE account = ?1",
+                params![user],
+            )?;
             tx.commit()?;
             Ok(n > 0)
         })
@@ -343,6 +364,183 @@ impl Store for SqliteStore {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
             rows.collect()
+        })
+    }
+
+    fn archive_append(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        item: &ArchiveItem,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO module_archive (module, archive, account, id, peer, at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                module,
+                archive,
+                user,
+                item.id,
+                item.with,
+                item.at_ms as i64,
+                item.data
+            ])
+        })?;
+        Ok(())
+    }
+
+    fn archive_query(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        query: &ArchiveQuery,
+    ) -> Result<ArchivePage, StoreError> {
+        let limit = query.limit.min(MAX_ARCHIVE_PAGE);
+        let owner = [module, archive, user];
+        let seq_of = |c: &Connection, id: &str| -> Result<i64, StoreError> {
+            c.prepare_cached(
+                "SELECT seq FROM module_archive
+                 WHERE module = ?1 AND archive = ?2 AND account = ?3 AND id = ?4",
+            )?
+            .query_row(params![owner[0], owner[1], owner[2], id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownId(id.to_owned()))
+        };
+        let conn = self.reader()?;
+        let after = query
+            .after_id
+            .as_deref()
+            .map(|id| seq_of(&conn, id))
+            .transpose()?;
+        let before = query
+            .before_id
+            .as_deref()
+            .map(|id| seq_of(&conn, id))
+            .transpose()?;
+        let mut sql = String::from(
+            "SELECT id, peer, at, data FROM module_archive
+             WHERE module = ?1 AND archive = ?2 AND account = ?3",
+        );
+        let mut args: Vec<rusqlite::types::Value> =
+            owner.iter().map(|s| (*s).to_owned().into()).collect();
+        let mut cond = |clause: &str, value: rusqlite::types::Value| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(with) = &query.with {
+            cond("peer =", with.clone().into());
+        }
+        if let Some(start) = query.start_ms {
+            cond("at >=", (start as i64).into());
+        }
+        if let Some(end) = query.end_ms {
+            cond("at <=", (end as i64).into());
+        }
+        if let Some(after) = after {
+            cond("seq >", after.into());
+        }
+        if let Some(before) = before {
+            cond("seq <", before.into());
+        }
+        if !query.ids.is_empty() {
+            let first = args.len() + 1;
+            args.extend(query.ids.iter().map(|id| id.clone().into()));
+            let slots: Vec<String> = (first..=args.len()).map(|i| format!("?{i}")).collect();
+            sql.push_str(&format!(" AND id IN ({})", slots.join(", ")));
+        }
+        let order = if query.reverse { "DESC" } else { "ASC" };
+        sql.push_str(&format!(
+            " ORDER BY seq {order} LIMIT {}",
+            u64::from(limit) + 1
+        ));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(ArchiveItem {
+                id: r.get(0)?,
+                with: r.get(1)?,
+                at_ms: r.get::<_, i64>(2)? as u64,
+                data: r.get(3)?,
+            })
+        })?;
+        let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let complete = items.len() <= limit as usize;
+        items.truncate(limit as usize);
+        Ok(ArchivePage { items, complete })
+    }
+
+    fn archive_delete(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        before_ms: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let n = self.write(|c| {
+            c.execute(
+                "DELETE FROM module_archive
+                 WHERE module = ?1 AND archive = ?2 AND account = ?3 AND at < ?4",
+                params![
+                    module,
+                    archive,
+                    user,
+                    before_ms.map_or(i64::MAX, |b| b as i64)
+                ],
+            )
+        })?;
+        Ok(n as u64)
+    }
+
+    fn archive_take(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        limit: u32,
+    ) -> Result<Vec<ArchiveItem>, StoreError> {
+        let limit = limit.min(MAX_ARCHIVE_PAGE);
+        self.write(|c| {
+            let tx = c.unchecked_transaction()?;
+            let items = {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM module_archive WHERE seq IN (
+                         SELECT seq FROM module_archive
+                         WHERE module = ?1 AND archive = ?2 AND account = ?3
+                         ORDER BY seq LIMIT ?4)
+                     RETURNING seq, id, peer, at, data",
+                )?;
+                let rows = stmt.query_map(params![module, archive, user, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        ArchiveItem {
+                            id: r.get(1)?,
+                            with: r.get(2)?,
+                            at_ms: r.get::<_, i64>(3)? as u64,
+                            data: r.get(4)?,
+                        },
+                    ))
+                })?;
+                let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                // RETURNING has no defined order: put them back in append order.
+                items.sort_by_key(|(seq, _)| *seq);
+                items.into_iter().map(|(_, item)| item).collect::<Vec<_>>()
+            };
+            tx.commit()?;
+            Ok(items)
+        })
+    }
+
+    fn archive_count(&self, module: &str, archive: &str, user: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT count(*) FROM module_archive
+                 WHERE module = ?1 AND archive = ?2 AND account = ?3",
+            )?
+            .query_row(params![module, archive, user], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
         })
     }
 }

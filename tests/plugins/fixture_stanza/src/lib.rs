@@ -8,9 +8,9 @@
 //! * hook 1 (priority 0): appends ` [in0]` (so the order of the two shows in the body).
 //!
 //! Delivery: hook 2 (`ToBare`) appends ` [bare]`, hook 3 (`ToFull`) ` [full]`; hook 4
-//! (`Undeliverable`) keeps a message whose body contains `store` in the recipient's store
-//! (`GET /test/stanza/stored?user=U` lists them) and answers `Stored`, else passes (the host
-//! bounces). Hook 5 (`SessionOut`, only for sessions that attached) counts the stanzas written
+//! (`Undeliverable`) keeps a message whose body contains `store` in the recipient's archive
+//! `stored` (`GET /test/stanza/stored?user=U` lists them, `GET /test/stanza/take?user=U` takes
+//! them) and answers `Stored`, else passes (the host bounces). Hook 5 (`SessionOut`, only for sessions that attached) counts the stanzas written
 //! to the session in its session state and adds `<seen xmlns='urn:tessera:test:stanza' n='…'/>`.
 //!
 //! IQs in `urn:tessera:test:stanza` (type `set`): `<attach/>`, `<detach/>` (this session's
@@ -19,7 +19,7 @@
 //! server to `JID` through `route`).
 
 use tessera_plugin_api::protocol::{
-    HttpRequest, HttpResponse, IqRequest, KvScope, Manifest, Registrations,
+    ArchiveQuery, HttpRequest, HttpResponse, IqRequest, Manifest, Registrations,
 };
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::{Element, Node};
@@ -86,8 +86,8 @@ impl Fixture {
         if !text.contains("store") {
             return Ok(Verdict::Pass);
         }
-        let key = format!("stored:{:020}", host.now_ms());
-        host.kv_put(KvScope::Account(user), &key, &text)?;
+        let from = stanza.header.from.unwrap_or_default();
+        host.archive_append("stored", user, from, host.now_ms(), text.as_bytes())?;
         Ok(Verdict::Stored)
     }
 
@@ -210,14 +210,28 @@ impl Module for Fixture {
     fn http(&self, host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         let rest = request.path.strip_prefix(ROUTE).unwrap_or(&request.path);
         let user = request.query.strip_prefix("user=").unwrap_or_default();
-        if rest != "/stored" || user.is_empty() {
+        let items = match rest {
+            _ if user.is_empty() => None,
+            "/stored" => {
+                let query = ArchiveQuery {
+                    limit: 100,
+                    ..ArchiveQuery::default()
+                };
+                Some(host.archive_query("stored", user, query)?.items)
+            }
+            "/take" => Some(host.archive_take("stored", user, 100)?),
+            _ => None,
+        };
+        let Some(items) = items else {
             return Ok(HttpResponse {
                 status: 404,
                 ..HttpResponse::default()
             });
-        }
-        let stored = host.kv_list(KvScope::Account(user), "stored:")?;
-        let lines: Vec<String> = stored.into_iter().map(|(_, text)| text).collect();
+        };
+        let lines: Vec<String> = items
+            .iter()
+            .map(|i| format!("{} {}", i.with, String::from_utf8_lossy(&i.data)))
+            .collect();
         Ok(HttpResponse {
             status: 200,
             headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],

@@ -12,15 +12,16 @@
 //!   answer. So [`crate::Host`] has a typed method per host call (inherent, so no trait import
 //!   is needed), and the host has one per module call, and neither can drift from the other.
 //!
-//! Arguments travel as a postcard tuple ([`crate::wire`]); `&str` and `&[u8]` arguments are
-//! decoded without copying. Kinds are never reused; a new call takes a new kind (see the
+//! Arguments travel as a postcard tuple ([`crate::wire`]); `&str` and [`Bytes`] arguments are
+//! decoded without copying (byte arguments are `&Bytes`, serde's byte-string type: a `&[u8]`
+//! would be encoded one byte at a time; `Bytes::new(slice)` makes one, and it derefs to `[u8]`). Kinds are never reused; a new call takes a new kind (see the
 //! evolution rule in [`crate::wire`]).
 
 use crate::conditions::StreamCondition;
 use crate::error::PluginError;
 use crate::protocol::*;
 use crate::stanza::{SessionView, StanzaHeader, Verdict};
-use crate::wire;
+use crate::wire::{self, Bytes};
 use crate::xml::Element;
 
 /// Declares one direction of calls; see the module documentation for what it generates.
@@ -200,7 +201,7 @@ declare_calls! {
         /// Call a synchronous query hook on every module that registered it, in priority
         /// order; answers the replies of the modules that contributed one (each encoded as the
         /// hook documents).
-        14 => fn call_hook(name: &str, payload: &[u8]) -> Vec<Vec<u8>>;
+        14 => fn call_hook(name: &str, payload: &Bytes) -> Vec<Vec<u8>>;
         /// The mechanisms available on a stream for a SASL profile, in offer order.
         15 => fn mechanisms(stream: StreamInfo, profile: SaslProfile) -> Vec<MechanismSpec>;
         /// Start an exchange with whichever module implements the mechanism.
@@ -222,7 +223,7 @@ declare_calls! {
         22 => fn session_get(stream: u64, key: &str) -> Option<Vec<u8>>;
         /// Set (`Some`) or remove (`None`) this module's value under `key` for a session;
         /// answers whether the session exists.
-        23 => fn session_set(stream: u64, key: &str, value: Option<&[u8]>) -> bool;
+        23 => fn session_set(stream: u64, key: &str, value: Option<&Bytes>) -> bool;
         /// Attach this module to (or detach it from) a session's
         /// [`crate::StanzaPoint::SessionOut`] hooks; answers whether the session exists.
         24 => fn session_attach(stream: u64, attached: bool) -> bool;
@@ -237,7 +238,7 @@ declare_calls! {
             user: &str,
             with: &str,
             at_ms: u64,
-            data: &[u8],
+            data: &Bytes,
         ) -> String;
         /// Read a page of an account's archive.
         28 => fn archive_query(archive: &str, user: &str, query: ArchiveQuery) -> ArchivePage;
@@ -281,11 +282,11 @@ declare_calls! {
         /// A request on a registered HTTP route.
         8 => fn http(request: HttpRequest) -> HttpResponse;
         /// A registered synchronous query hook; `None` contributes nothing.
-        9 => fn hook(name: &str, payload: &[u8]) -> Option<Vec<u8>>;
+        9 => fn hook(name: &str, payload: &Bytes) -> Option<Vec<u8>>;
         /// A timer the module set fired.
         10 => fn timer(timer: TimerFired) -> ();
         /// A stanza at one of the module's [`crate::StanzaHook`]s.
-        11 => fn stanza(header: StanzaHeader<'_>, body: &[u8]) -> Verdict;
+        11 => fn stanza(header: StanzaHeader<'_>, body: &Bytes) -> Verdict;
     }
 }
 
@@ -330,7 +331,7 @@ mod tests {
         fn http(&self, _: HttpRequest) -> Result<HttpResponse, PluginError> {
             Err(PluginError::unsupported("http"))
         }
-        fn hook(&self, name: &str, payload: &[u8]) -> Result<Option<Vec<u8>>, PluginError> {
+        fn hook(&self, name: &str, payload: &Bytes) -> Result<Option<Vec<u8>>, PluginError> {
             self.seen
                 .borrow_mut()
                 .push(format!("hook {name} {payload:?}"));
@@ -339,7 +340,7 @@ mod tests {
         fn timer(&self, _: TimerFired) -> Result<(), PluginError> {
             Ok(())
         }
-        fn stanza(&self, header: StanzaHeader<'_>, body: &[u8]) -> Result<Verdict, PluginError> {
+        fn stanza(&self, header: StanzaHeader<'_>, body: &Bytes) -> Result<Verdict, PluginError> {
             self.seen
                 .borrow_mut()
                 .push(format!("stanza {} {}", header.hook, body.len()));
@@ -367,7 +368,9 @@ mod tests {
         let features = caller.stream_features(info).unwrap();
         assert_eq!(features, vec![Element::new("x", "urn:x")]);
         caller.mechanism_end(7).unwrap();
-        let echoed = caller.hook("sasl2-success", &[1, 2, 3]).unwrap();
+        let echoed = caller
+            .hook("sasl2-success", Bytes::new(&[1, 2, 3]))
+            .unwrap();
         assert_eq!(echoed, Some(vec![3, 2, 1]));
         assert_eq!(
             *callee.seen.borrow(),

@@ -250,7 +250,7 @@ impl Host {
         name: &str,
         payload: &P,
     ) -> Result<Vec<A>, PluginError> {
-        let replies = self.call_hook(name, &wire::encode(payload)?)?;
+        let replies = self.call_hook(name, wire::Bytes::new(&wire::encode(payload)?))?;
         Ok(replies
             .iter()
             .filter_map(|reply| match wire::decode(name, reply) {
@@ -450,13 +450,13 @@ impl<M: Module> ModuleCalls for Instance<M> {
     fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         self.module.http(&self.host, request)
     }
-    fn hook(&self, name: &str, payload: &[u8]) -> Result<Option<Vec<u8>>, PluginError> {
+    fn hook(&self, name: &str, payload: &wire::Bytes) -> Result<Option<Vec<u8>>, PluginError> {
         self.module.hook(&self.host, name, payload)
     }
     fn timer(&self, timer: TimerFired) -> Result<(), PluginError> {
         self.module.timer(&self.host, timer)
     }
-    fn stanza(&self, header: StanzaHeader<'_>, body: &[u8]) -> Result<Verdict, PluginError> {
+    fn stanza(&self, header: StanzaHeader<'_>, body: &wire::Bytes) -> Result<Verdict, PluginError> {
         self.module.stanza(&self.host, Stanza::new(&header, body))
     }
 }

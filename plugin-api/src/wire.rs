@@ -23,6 +23,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A borrowed byte string: how byte arguments cross (one copy, not one serde call per byte).
+pub use serde_bytes::Bytes;
+
 use crate::error::PluginError;
 
 /// Encode a value.

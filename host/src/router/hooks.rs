@@ -96,7 +96,7 @@ pub fn run(
             account: concern.account,
             session: concern.session,
         };
-        match entry.module.stanza(header, bytes) {
+        match entry.module.stanza(header, wire::Bytes::new(bytes)) {
             Ok(Verdict::Pass) => {}
             Ok(Verdict::Replace(new)) => {
                 if new.ns != CLIENT_NS || StanzaKind::of(&new.name) != Some(kind) {

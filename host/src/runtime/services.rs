@@ -21,6 +21,7 @@ use tessera_plugin_api::calls::dispatch_host_call;
 use tessera_plugin_api::events::{self, MailResult};
 use tessera_plugin_api::protocol::*;
 use tessera_plugin_api::stanza::SessionView;
+use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{HostCalls, ModuleCalls, PluginError, PluginErrorKind};
 use tessera_plugin_api::{SaslCondition, StreamCondition};
@@ -326,7 +327,7 @@ impl HostCalls for PluginContext {
         ))
     }
 
-    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
+    fn call_hook(&self, name: &str, payload: &Bytes) -> Result<Vec<Vec<u8>>, PluginError> {
         Ok(call_hook(&*self.shared()?, name, payload))
     }
 
@@ -388,13 +389,13 @@ impl HostCalls for PluginContext {
         &self,
         stream: u64,
         key: &str,
-        value: Option<&[u8]>,
+        value: Option<&Bytes>,
     ) -> Result<bool, PluginError> {
         let shared = self.shared()?;
         let Some(session) = shared.sessions.by_stream(stream) else {
             return Ok(false);
         };
-        session.state_set(&self.name, key, value.map(<[u8]>::to_vec));
+        session.state_set(&self.name, key, value.map(|v| v.to_vec()));
         Ok(true)
     }
 
@@ -428,7 +429,7 @@ impl HostCalls for PluginContext {
         user: &str,
         with: &str,
         at_ms: u64,
-        data: &[u8],
+        data: &Bytes,
     ) -> Result<String, PluginError> {
         let shared = self.shared()?;
         let item = ArchiveItem {
@@ -606,7 +607,7 @@ pub fn mechanisms(
         .collect()
 }
 
-fn call_hook(shared: &Shared, name: &str, payload: &[u8]) -> Vec<Vec<u8>> {
+fn call_hook(shared: &Shared, name: &str, payload: &Bytes) -> Vec<Vec<u8>> {
     let routes = shared.registry.routes();
     let Some(handlers) = routes.hooks.get(name) else {
         return Vec::new();

@@ -106,7 +106,7 @@ impl Services for Host {
     }
 
     fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
-        HostCalls::call_hook(self, name, payload)
+        HostCalls::call_hook(self, name, tessera_plugin_api::wire::Bytes::new(payload))
     }
 
     fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {

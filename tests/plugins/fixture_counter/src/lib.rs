@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_plugin_api::protocol::{HookSpec, HttpRequest, HttpResponse, Manifest, Registrations};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, Stanza, Verdict};
 
 const COUNT_NS: &str = "urn:tessera:test:count";
@@ -85,7 +86,7 @@ impl Module for Counter {
             .and_then(|v| v.try_into().ok())
             .map_or(0, u64::from_le_bytes)
             + 1;
-        host.session_set(session, "n", Some(&n.to_le_bytes()))?;
+        host.session_set(session, "n", Some(Bytes::new(&n.to_le_bytes())))?;
         let mut el = stanza.element()?;
         if let Some(count) = el.child_mut("count", COUNT_NS) {
             count.set_attr("n", n.to_string());

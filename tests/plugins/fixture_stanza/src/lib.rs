@@ -22,6 +22,7 @@ use tessera_plugin_api::protocol::{
     ArchiveQuery, HttpRequest, HttpResponse, IqRequest, Manifest, Registrations,
 };
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::xml::{Element, Node};
 use tessera_plugin_api::{Config, Host, Module, PluginError, Stanza, StanzaCondition, Verdict};
 
@@ -87,7 +88,13 @@ impl Fixture {
             return Ok(Verdict::Pass);
         }
         let from = stanza.header.from.unwrap_or_default();
-        host.archive_append("stored", user, from, host.now_ms(), text.as_bytes())?;
+        host.archive_append(
+            "stored",
+            user,
+            from,
+            host.now_ms(),
+            Bytes::new(text.as_bytes()),
+        )?;
         Ok(Verdict::Stored)
     }
 
@@ -96,7 +103,7 @@ impl Fixture {
             return Ok(Verdict::Pass);
         };
         let n = counter(host, stream)? + 1;
-        host.session_set(stream, "out", Some(&n.to_be_bytes()))?;
+        host.session_set(stream, "out", Some(Bytes::new(&n.to_be_bytes())))?;
         let mut el = stanza.element()?;
         el.push_child(Element::new("seen", NS).with_attr("n", n.to_string()));
         Ok(Verdict::Replace(el))

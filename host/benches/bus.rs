@@ -3,48 +3,12 @@
 //!
 //! Run: `cargo bench -p tessera-host --bench bus`
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
+use common::{plugin_file, registry_with};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tessera_host::runtime::bus::{deliver, QueuedEvent};
-use tessera_host::runtime::modules::Registry;
-
-fn plugin_file() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "tessera-fixture-counter",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    root.join("target/release/libmod_fixture_counter.so")
-}
-
-fn registry_with(n: usize, file: &std::path::Path, staging: &std::path::Path) -> Registry {
-    let registry = Registry::default();
-    let mut modules = Vec::new();
-    for _ in 0..n {
-        // Each load stages a fresh copy, so every handler is a separate library instance.
-        let library = tessera_host::runtime::loader::load(file, staging).expect("load fixture");
-        let prepared = tessera_host::startup::PreparedModule {
-            library,
-            options: Default::default(),
-        };
-        modules.push(Arc::new(
-            tessera_host::runtime::loader::instantiate(None, &prepared, &[]).expect("instantiate"),
-        ));
-    }
-    registry.install(modules);
-    registry
-}
 
 fn bench(c: &mut Criterion) {
     let file = plugin_file();

@@ -5,49 +5,14 @@
 //!
 //! Run: `cargo bench -p tessera-host --bench stanza`
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
+use common::{plugin_file, registry_with};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use tessera_host::router::hooks::{self, Chain, Concern};
-use tessera_host::runtime::modules::Registry;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::StanzaPoint;
-
-fn plugin_file() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "tessera-fixture-counter",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    root.join("target/release/libmod_fixture_counter.so")
-}
-
-fn registry_with(n: usize, file: &std::path::Path, staging: &std::path::Path) -> Registry {
-    let registry = Registry::default();
-    let mut modules = Vec::new();
-    for _ in 0..n {
-        let library = tessera_host::runtime::loader::load(file, staging).expect("load fixture");
-        let prepared = tessera_host::startup::PreparedModule {
-            library,
-            options: Default::default(),
-        };
-        modules.push(Arc::new(
-            tessera_host::runtime::loader::instantiate(None, &prepared, &[]).expect("instantiate"),
-        ));
-    }
-    registry.install(modules);
-    registry
-}
 
 /// A 311-byte chat message, the size the framing benchmark uses.
 fn message() -> Element {

@@ -129,13 +129,7 @@ impl Mailer {
                     .create(dir)
                     .await
                     .map_err(outbox)?;
-                let mut raw = [0u8; 6];
-                crate::secret::random_bytes(&mut raw);
-                let name = format!(
-                    "{}-{}.eml",
-                    crate::now_ms(),
-                    raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                );
+                let name = format!("{}-{}.eml", crate::now_ms(), crate::secret::random_hex(6));
                 let path = dir.join(name);
                 let mut file = tokio::fs::OpenOptions::new()
                     .write(true)

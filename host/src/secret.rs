@@ -85,9 +85,37 @@ pub fn random_bytes(buf: &mut [u8]) {
     }
 }
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// `n` random bytes from the OS CSPRNG, as lower-case hex (ids, nonces, file names).
+pub fn random_hex(n: usize) -> String {
+    let mut raw = vec![0u8; n];
+    random_bytes(&mut raw);
+    hex(&raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        let r = random_hex(9);
+        assert_eq!(r.len(), 18);
+        assert!(r
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
 
     #[test]
     fn created_once_private_and_stable() {

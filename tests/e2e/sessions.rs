@@ -283,12 +283,7 @@ fn unloading_ping_or_disco_removes_exactly_its_answers_and_features() {
         c.send(&format!(
             "<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
         ));
-        let mut got = c.read_until(&format!("id='{id}'"));
-        got.push_str(&c.read_until(">"));
-        if !got.ends_with("/>") {
-            got.push_str(&c.read_until("</iq>"));
-        }
-        got
+        c.read_iq(id)
     };
     let disco = |c: &mut XmppClient, id: &str| {
         c.send(&format!("<iq type='get' id='{id}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));

@@ -36,12 +36,7 @@ fn next_body(client: &mut XmppClient) -> String {
 /// Send an IQ set and read its whole answer.
 fn iq(client: &mut XmppClient, id: &str, child: &str) -> String {
     client.send(&format!("<iq type='set' id='{id}'>{child}</iq>"));
-    let mut answer = client.read_until(&format!("id='{id}'"));
-    answer.push_str(&client.read_until(">"));
-    if !answer.ends_with("/>") {
-        answer.push_str(&client.read_until("</iq>"));
-    }
-    answer
+    client.read_iq(id)
 }
 
 #[test]

@@ -259,6 +259,17 @@ impl XmppClient {
         }
     }
 
+    /// Read up to the end of the IQ with this `id` (self-closing or not); return everything
+    /// received before it and the IQ itself.
+    pub fn read_iq(&mut self, id: &str) -> String {
+        let mut answer = self.read_until(&format!("id='{id}'"));
+        answer.push_str(&self.read_until(">"));
+        if !answer.ends_with("/>") {
+            answer.push_str(&self.read_until("</iq>"));
+        }
+        answer
+    }
+
     /// Read until the server closes the connection; return everything received.
     pub fn read_to_close(&mut self) -> String {
         let deadline = Instant::now() + TIMEOUT;

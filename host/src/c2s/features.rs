@@ -89,9 +89,7 @@ pub(super) fn error_header(shared: &Shared) -> String {
 }
 
 fn stream_id() -> String {
-    let mut raw = [0u8; 12];
-    crate::secret::random_bytes(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    crate::secret::random_hex(12)
 }
 
 /// What pre-auth stream features may depend on: the transport, never the particular stream

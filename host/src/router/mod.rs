@@ -171,10 +171,7 @@ pub fn bind_legacy(
 }
 
 fn random_resource() -> String {
-    let mut raw = [0u8; 9];
-    crate::secret::random_bytes(&mut raw);
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    format!("tessera-{hex}")
+    format!("tessera-{}", crate::secret::random_hex(9))
 }
 
 /// Route one stanza from a bound session: `from` stamped, `to` checked, the `ClientIn`
@@ -213,14 +210,19 @@ pub async fn route(
         Chain::Continue(stanza) => stanza,
         Chain::Stopped { stanza, stop } => return stopped_for_sender(&stanza, stop, &domain),
     };
-    // A hook may have readdressed it.
-    let to = match stanza.attr("to").map(Jid::parse) {
-        Some(Ok(to)) if to.domain != domain => {
-            return error_out(&stanza, StanzaCondition::RemoteServerNotFound, &domain)
+    // A hook may have readdressed it: parse again (stringprep) only then.
+    let readdressed = stanza.attr("to") != to.as_ref().map(|t| t.to_string()).as_deref();
+    let to = if readdressed {
+        match stanza.attr("to").map(Jid::parse) {
+            Some(Ok(to)) if to.domain != domain => {
+                return error_out(&stanza, StanzaCondition::RemoteServerNotFound, &domain)
+            }
+            Some(Ok(to)) => Some(to),
+            Some(Err(_)) => return error_out(&stanza, StanzaCondition::JidMalformed, &domain),
+            None => None,
         }
-        Some(Ok(to)) => Some(to),
-        Some(Err(_)) => return error_out(&stanza, StanzaCondition::JidMalformed, &domain),
-        None => None,
+    } else {
+        to
     };
     match stanza.name.as_str() {
         "message" => {

@@ -193,9 +193,7 @@ fn stage(source: &Path, staging_dir: &Path) -> Result<PathBuf, LoadError> {
         .and_then(|s| s.to_str())
         .unwrap_or("plugin");
     let gen = GENERATION.fetch_add(1, Ordering::Relaxed);
-    let mut nonce = [0u8; 8];
-    crate::secret::random_bytes(&mut nonce);
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = crate::secret::random_hex(8);
     let staged = staging_dir.join(format!("{stem}.{}.gen{gen}-{nonce}.so", std::process::id()));
     // A copy, never a hard link: glibc also matches loaded objects by device and inode.
     copy_exclusive(source, &staged).map_err(err)?;

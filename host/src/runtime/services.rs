@@ -189,7 +189,7 @@ pub fn archive_id(now_ms: u64) -> String {
     b[..6].copy_from_slice(&now_ms.to_be_bytes()[2..]);
     b[6] = 0x70 | (b[6] & 0x0f);
     b[8] = 0x80 | (b[8] & 0x3f);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::secret::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

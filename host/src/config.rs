@@ -63,8 +63,6 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     /// Module names to load at start.
     pub modules_enabled: Vec<String>,
-    /// XEP-0077 in-band registration of new accounts.
-    pub allow_registration: bool,
     /// Client-to-server listeners and limits.
     pub c2s: C2sConfig,
     /// HTTP(S) server.
@@ -136,7 +134,6 @@ const HOST_KEYS: &[&str] = &[
     "data_dir",
     "plugin_dir",
     "modules_enabled",
-    "allow_registration",
     "c2s",
     "http",
     "tls",
@@ -402,7 +399,6 @@ impl Parser<'_> {
                 return Err(self.err("modules_enabled", format!("`{m}` is not a module name")));
             }
         }
-        let allow_registration = self.bool(t, "allow_registration", "allow_registration")?;
         let c2s = self.c2s(t.get("c2s"))?;
         let http = self.http(t.get("http"))?;
         let tls = self.tls(t.get("tls"))?;
@@ -421,7 +417,6 @@ impl Parser<'_> {
             data_dir,
             plugin_dir,
             modules_enabled,
-            allow_registration: allow_registration.unwrap_or(false),
             c2s,
             http,
             tls,
@@ -610,17 +605,6 @@ impl Parser<'_> {
 
     fn path(&self, t: &toml::Table, k: &str) -> Result<Option<PathBuf>, ConfigError> {
         Ok(self.string(t, k, k)?.map(|s| self.base.join(s)))
-    }
-
-    fn bool(&self, t: &toml::Table, k: &str, path: &str) -> Result<Option<bool>, ConfigError> {
-        match t.get(k) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(
-                path,
-                format!("expected true or false, found {}", other.type_str()),
-            )),
-        }
     }
 
     fn int(

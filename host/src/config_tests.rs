@@ -23,7 +23,6 @@ fn embedded_default_parses_with_documented_defaults() {
     assert_eq!(c.http.listen, vec!["127.0.0.1:5281".parse().unwrap()]);
     assert_eq!(c.c2s.max_stanza_size, 256 * 1024);
     assert_eq!(c.c2s.negotiation_timeout, Duration::from_secs(30));
-    assert!(!c.allow_registration);
     assert!(c.smtp.is_none());
 }
 
@@ -35,8 +34,8 @@ fn errors_name_the_key_and_line() {
     assert!(msg.contains("not-an-address"), "{msg}");
     assert!(e.to_string().starts_with("t.toml:3: `c2s.listen`"), "{e}");
 
-    let (key, line, _) = key_of(&parse("\n\nallow_registration = \"yes\"\n").unwrap_err());
-    assert_eq!((key.as_str(), line), ("allow_registration", Some(3)));
+    let (key, line, _) = key_of(&parse("\n\nmodules_enabled = \"yes\"\n").unwrap_err());
+    assert_eq!((key.as_str(), line), ("modules_enabled", Some(3)));
 
     let (key, _, msg) = key_of(&parse("[c2s]\nlisen = []\n").unwrap_err());
     assert_eq!(key, "c2s.lisen");

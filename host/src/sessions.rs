@@ -293,9 +293,13 @@ impl Sessions {
         self.by_stream.is_empty()
     }
 
-    /// Mark a session available (initial presence) or not.
-    pub fn set_available(entry: &SessionEntry, available: bool) {
-        entry.available.store(available, Ordering::Relaxed);
+    /// Mark a session available with a priority (its last available presence) or, with
+    /// `None`, unavailable.
+    pub fn set_presence(entry: &SessionEntry, priority: Option<i8>) {
+        if let Some(priority) = priority {
+            entry.priority.store(priority, Ordering::Relaxed);
+        }
+        entry.available.store(priority.is_some(), Ordering::Relaxed);
     }
 
     /// The session of a stream id.

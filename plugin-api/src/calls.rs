@@ -250,6 +250,19 @@ declare_calls! {
         30 => fn archive_take(archive: &str, user: &str, limit: u32) -> Vec<ArchiveItem>;
         /// How many entries an account's archive holds (quotas).
         31 => fn archive_count(archive: &str, user: &str) -> u64;
+        /// Create an account (XEP-0077 registration); answers its canonical username.
+        /// [`crate::PluginErrorKind::CONFLICT`] when it exists,
+        /// [`crate::PluginErrorKind::BAD_REQUEST`] for a bad username, password or address
+        /// (the message says which).
+        32 => fn create_account(user: &str, password: &str, email: Option<&str>) -> String;
+        /// Delete an account: its data, tokens and archives go, every session of it is closed
+        /// with `<not-authorized/>`, and `user-deleted` is fired.
+        /// [`crate::PluginErrorKind::NOT_FOUND`] when there is no such account.
+        33 => fn delete_account(user: &str) -> ();
+        /// Set a session's presence for delivery (RFC 6121 §8.5): available with this
+        /// priority (`Some`), or unavailable (`None`); answers whether the session exists.
+        /// Messages to the bare JID go to available sessions only.
+        34 => fn session_presence(stream: u64, priority: Option<i8>) -> bool;
     }
 }
 

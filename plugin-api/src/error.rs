@@ -27,6 +27,8 @@ impl PluginErrorKind {
     pub const INCOMPATIBLE: Self = Self(7);
     /// The thing named does not exist (e.g. an archive id).
     pub const NOT_FOUND: Self = Self(8);
+    /// The thing to create already exists (e.g. an account).
+    pub const CONFLICT: Self = Self(9);
 
     /// A short lower-case name for logs.
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl PluginErrorKind {
             6 => "host",
             7 => "incompatible",
             8 => "not-found",
+            9 => "conflict",
             _ => "unknown",
         }
     }

@@ -79,6 +79,8 @@ pub mod error;
 pub mod events;
 pub mod names;
 pub mod protocol;
+pub mod ratelimit;
+pub mod reply;
 pub mod sdk;
 pub mod stanza;
 pub mod wire;

@@ -108,6 +108,10 @@ pub struct Registrations {
     pub stream_elements: Vec<ElementSpec>,
     /// IQ payload namespaces this module answers for authenticated sessions.
     pub iq_namespaces: Vec<String>,
+    /// IQ payload namespaces this module answers before authentication, on a TLS stream
+    /// (XEP-0077 registration); [`crate::ModuleCalls::iq`] then sees `stream.user == None`
+    /// and a stanza with no `from`. Anything else before authentication closes the stream.
+    pub pre_auth_iq_namespaces: Vec<String>,
     /// XEP-0030 features this module adds to the server's disco#info.
     pub disco_features: Vec<String>,
     /// SASL mechanisms this module implements, served to both SASL profiles.

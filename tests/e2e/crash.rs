@@ -590,7 +590,7 @@ fn acknowledged_changes_survive_kill_9_and_nothing_is_half_applied() {
     let mut server = Server::start(&ServerOptions {
         top,
         http: format!("public_url = \"{PUBLIC}\""),
-        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "password_reset"])
+        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "password_reset", "register"])
     });
     server.add_user(PW, "pw password", None);
     server.add_user(TOK, "tok password", None);

@@ -45,7 +45,9 @@ use tessera_tests::{Server, ServerOptions};
 const DOMAIN: &str = "localhost";
 
 fn server_with(users: &[(&str, &str)]) -> Server {
-    let server = Server::start(&ServerOptions::with_modules(&["sasl2"]));
+    let server = Server::start(&ServerOptions::with_modules(&[
+        "sasl2", "ping", "disco", "presence", "roster",
+    ]));
     for (user, password) in users {
         server.add_user(user, password, None);
     }

@@ -57,7 +57,14 @@ const FAST_NS: &str = "urn:xmpp:fast:0";
 fn fast_server(top: &str, password: &str) -> Server {
     let server = Server::start(&ServerOptions {
         top: top.into(),
-        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast"])
+        ..ServerOptions::with_modules(&[
+            "sasl2",
+            "sasl2_fast",
+            "ping",
+            "disco",
+            "presence",
+            "roster",
+        ])
     });
     assert!(
         server.modules.iter().any(|m| m.starts_with("sasl2_fast ")),

@@ -7,8 +7,11 @@ use std::time::Duration;
 use tessera_tests::sasl::{inner, Sasl2Extras};
 use tessera_tests::{Server, ServerOptions, XmppClient};
 
+/// The modules a client finds on a default server, once logged in.
+const IM_MODULES: &[&str] = &["sasl2", "ping", "disco", "register", "presence", "roster"];
+
 fn server() -> Server {
-    let s = Server::start(&ServerOptions::with_modules(&["sasl2", "ping", "disco"]));
+    let s = Server::start(&ServerOptions::with_modules(IM_MODULES));
     s.add_user("alice", "alice pw", Some("alice@example.org"));
     s.add_user("bob", "bob pw", None);
     s
@@ -257,19 +260,149 @@ fn in_band_registration_is_off_by_default_and_works_when_enabled() {
         .contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
 
     let open = Server::start(&ServerOptions {
-        top: "allow_registration = true".into(),
-        ..ServerOptions::with_modules(&["sasl2"])
+        top: "allow_registration = true\nregistration_throttle_max = 4".into(),
+        ..ServerOptions::with_modules(&["sasl2", "register"])
     });
     let mut c = XmppClient::direct_tls(open.ports.direct_tls);
     assert!(c
         .open()
         .contains("<register xmlns='http://jabber.org/features/iq-register'/>"));
-    c.send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>eve</username><password>eve pw</password></query></iq>");
-    assert!(c.read_until("/>").contains("type='result'"));
+    c.send("<iq type='get' id='form'><query xmlns='jabber:iq:register'/></iq>");
+    let form = c.read_iq("form");
+    assert!(
+        form.contains("<username/><password/>") && !form.contains("<registered/>"),
+        "{form}"
+    );
+    c.send("<iq type='set' id='reg1' from='mallory@localhost'><query xmlns='jabber:iq:register'><username>eve</username><password>eve pw</password></query></iq>");
+    let created = c.read_iq("reg1");
+    assert!(
+        created.contains("type='result'") && !created.contains("mallory"),
+        "a claimed sender is ignored: {created}"
+    );
     c.send("<iq type='set' id='reg2'><query xmlns='jabber:iq:register'><username>eve</username><password>other</password></query></iq>");
-    assert!(c.read_until("</iq>").contains("<conflict"));
-    let (_eve, jid) = XmppClient::login(open.ports.direct_tls, "eve", "eve pw", "x");
+    assert!(c.read_iq("reg2").contains("<conflict"));
+    c.send("<iq type='set' id='reg3'><query xmlns='jabber:iq:register'><username>bad@name</username><password>pw</password></query></iq>");
+    let bad = c.read_iq("reg3");
+    assert!(
+        bad.contains("<not-acceptable") && bad.contains("type='modify'"),
+        "{bad}"
+    );
+    c.send("<iq type='set' id='reg4'><query xmlns='jabber:iq:register'><username>frank</username></query></iq>");
+    assert!(c.read_iq("reg4").contains("<not-acceptable"));
+    // Every creation attempt counts (a conflict or a refused name probes the account space
+    // as much as a success); an incomplete form is refused before that. The fifth attempt
+    // from this address within the hour is throttled.
+    c.send("<iq type='set' id='reg5'><query xmlns='jabber:iq:register'><username>gina</username><password>gina pw</password></query></iq>");
+    assert!(c.read_iq("reg5").contains("type='result'"));
+    c.send("<iq type='set' id='reg6'><query xmlns='jabber:iq:register'><username>ivan</username><password>ivan pw</password></query></iq>");
+    let throttled = c.read_iq("reg6");
+    assert!(
+        throttled.contains("<policy-violation")
+            && throttled.contains("type='wait'")
+            && throttled.contains("Too many registrations from this address; retry in "),
+        "{throttled}"
+    );
+    let (mut eve, jid) = XmppClient::login(open.ports.direct_tls, "eve", "eve pw", "x");
     assert!(jid.starts_with("eve@localhost/"));
+    assert!(
+        !XmppClient::try_login(open.ports.direct_tls, "ivan", "ivan pw"),
+        "the throttled account was not created"
+    );
+    // Signed in: the form says registered; removal answers, then closes every session.
+    eve.send("<iq type='get' id='f2'><query xmlns='jabber:iq:register'/></iq>");
+    let form = eve.read_iq("f2");
+    assert!(
+        form.contains("<registered/>") && form.contains("<username>eve</username>"),
+        "{form}"
+    );
+    eve.send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+    let removed = eve.read_to_close();
+    let result = removed
+        .find("id='rm'")
+        .expect("the removal is answered first");
+    let closed = removed
+        .find("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+        .expect("then the stream is closed");
+    assert!(result < closed, "{removed}");
+    assert!(!XmppClient::try_login(
+        open.ports.direct_tls,
+        "eve",
+        "eve pw"
+    ));
+}
+
+/// Registration, presence and the roster stub are modules: unloaded, their answers go (the
+/// host says `<service-unavailable/>`, presence reaches no one), loaded back, they return.
+#[test]
+fn register_presence_and_roster_are_modules_that_can_be_unloaded() {
+    let server = server();
+    let (mut one, one_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "one");
+    let (mut two, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "two");
+    let cli = |args: &[&str]| {
+        let out = server.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for m in ["register", "presence", "roster"] {
+        cli(&["module", "unload", m]);
+    }
+    one.send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>alice</username><password>new pw</password></query></iq>");
+    assert!(one.read_iq("pw").contains("<service-unavailable"));
+    one.send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>");
+    assert!(one.read_iq("r").contains("<service-unavailable"));
+    one.send("<presence/>");
+    assert_eq!(two.read_for(Duration::from_millis(300)), "", "no broadcast");
+    one.send("<iq type='get' id='d' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    assert!(!one.read_iq("d").contains("jabber:iq:register"));
+
+    for m in ["register", "presence", "roster"] {
+        cli(&["module", "load", m]);
+    }
+    one.send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>");
+    assert!(one
+        .read_iq("r2")
+        .contains("<query xmlns='jabber:iq:roster'/>"));
+    one.send("<iq type='set' id='r3'><query xmlns='jabber:iq:roster'><item jid='bob@localhost'/></query></iq>");
+    assert!(one.read_iq("r3").contains("<feature-not-implemented"));
+    one.send("<presence><priority>5</priority></presence>");
+    let got = two.read_until("</presence>");
+    assert!(got.contains(&format!("from='{one_jid}'")), "{got}");
+    one.send("<iq type='get' id='d2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    assert!(one.read_iq("d2").contains("var='jabber:iq:register'"));
+}
+
+/// RFC 6121 §8.5.2.1: a message to the bare JID goes to the available resource with the
+/// highest priority; a bound resource that sent no presence (or went unavailable) gets none.
+#[test]
+fn bare_jid_messages_go_to_the_available_resource_with_the_highest_priority() {
+    let server = server();
+    let (mut low, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "low");
+    let (mut high, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "high");
+    let (mut silent, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "quiet");
+    let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    // Each broadcast reaches the other resources: seeing it means the server has taken it.
+    low.send("<presence><priority>1</priority></presence>");
+    high.read_until("<priority>1</priority>");
+    high.send("<presence><priority>7</priority></presence>");
+    low.read_until("<priority>7</priority>");
+    bob.send("<message to='alice@localhost' type='chat' id='m1'><body>to the top</body></message>");
+    assert!(high.read_until("</message>").contains("to the top"));
+    assert!(!low
+        .read_for(Duration::from_millis(300))
+        .contains("to the top"));
+    assert!(!silent
+        .read_for(Duration::from_millis(50))
+        .contains("to the top"));
+    high.send("<presence type='unavailable'/>");
+    low.read_until("type='unavailable'");
+    bob.send("<message to='alice@localhost' type='chat' id='m2'><body>next best</body></message>");
+    assert!(low.read_until("</message>").contains("next best"));
+    assert!(!high
+        .read_for(Duration::from_millis(300))
+        .contains("next best"));
 }
 
 /// Ping and disco are modules: unloading one removes exactly its answers and its feature,

@@ -256,4 +256,13 @@ impl XmppClient {
         let jid = outcome.jid().expect("jid");
         (c, jid)
     }
+
+    /// Whether a SASL2 PLAIN login with these credentials succeeds (on a fresh connection,
+    /// closed afterwards).
+    pub fn try_login(addr: std::net::SocketAddr, user: &str, password: &str) -> bool {
+        let mut c = XmppClient::direct_tls(addr);
+        c.open();
+        c.sasl2_plain(user, password, &Sasl2Extras::default())
+            .success
+    }
 }

@@ -329,10 +329,8 @@ impl Conn {
     }
 
     async fn pre_auth_element(&mut self, element: Element) -> Result<(), StreamError> {
-        if element.is("iq", "jabber:client") && self.shared.config.allow_registration {
-            if let Some(reply) =
-                router::register::pre_auth(&self.shared, &self.info, &element).await
-            {
+        if element.is("iq", "jabber:client") {
+            if let Some(reply) = router::pre_auth_iq(&self.shared, &self.info, element) {
                 self.out.push_str(&reply);
                 return Ok(());
             }

@@ -144,7 +144,7 @@ pub struct FeatureCache(Mutex<HashMap<StreamClass, Arc<str>>>);
 pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out: &mut String) {
     let routes = shared.registry.routes();
     if set != FeatureSet::PreAuth {
-        build(shared, &routes, info, set, out);
+        build(&routes, info, set, out);
         return;
     }
     let class = StreamClass::of(info);
@@ -160,13 +160,7 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out:
     // Built without the lock held: the modules may call back into the host.
     let failures = crate::runtime::modules::failures_on_this_thread();
     let start = out.len();
-    build(
-        shared,
-        &routes,
-        &class.representative(&info.domain),
-        set,
-        out,
-    );
+    build(&routes, &class.representative(&info.domain), set, out);
     // A module or hook that failed left its part out: serve this once, build again next time.
     if crate::runtime::modules::failures_on_this_thread() == failures {
         let built: Arc<str> = out.get(start..).unwrap_or_default().into();
@@ -178,7 +172,6 @@ pub(crate) fn features(shared: &Shared, info: &StreamInfo, set: FeatureSet, out:
 }
 
 fn build(
-    shared: &Shared,
     routes: &crate::runtime::modules::Routes,
     info: &StreamInfo,
     set: FeatureSet,
@@ -193,11 +186,7 @@ fn build(
         }
     }
     match set {
-        FeatureSet::PreAuth => {
-            if shared.config.allow_registration {
-                out.push_str("<register xmlns='http://jabber.org/features/iq-register'/>");
-            }
-        }
+        FeatureSet::PreAuth => {}
         FeatureSet::Authenticated => {
             out.push_str("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
             out.push_str(

@@ -1,18 +1,18 @@
-//! Stanza handling for bound sessions (RFC 6120 §8, RFC 6121 §8 "just enough"): message and
-//! presence routing between local sessions by full and bare JID, the server's own IQs (XEP-0199
-//! ping, XEP-0030 disco#info/items, RFC 6120 resource binding and the legacy session IQ, an
-//! empty roster, XEP-0077), IQs in namespaces registered by modules, and the right stanza error
-//! for everything else. `from` is always stamped by the server.
+//! Stanza handling for bound sessions (RFC 6120 §8): `from` stamped by the server, `to`
+//! checked, the modules' stanza hooks at each point (see [`hooks`]), then the plumbing only the
+//! host can do: delivery of messages, directed presence and IQs to local sessions by full and
+//! bare JID, RFC 6120 resource binding and the legacy session IQ, IQs by payload namespace to
+//! the module that registered it, and the right stanza error for everything nobody handles.
+//! Everything else (ping, disco, registration, presence broadcast, roster) is a module's.
 
 pub mod hooks;
-pub mod register;
 
 use std::sync::Arc;
 
 use tessera_plugin_api::protocol::{DiscoInfo, IqRequest, StreamInfo};
 use tessera_plugin_api::stanza::{StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{ErrorType, ModuleCalls, PluginError, StanzaCondition};
+use tessera_plugin_api::{reply, ModuleCalls, PluginError, StanzaCondition};
 
 use self::hooks::{Chain, Concern, Stop};
 use crate::jid::Jid;
@@ -24,10 +24,8 @@ use crate::Shared;
 
 /// RFC 6120 resource binding namespace.
 pub const BIND_NS: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const CLIENT_NS: &str = "jabber:client";
 const SESSION_NS: &str = "urn:ietf:params:xml:ns:xmpp-session";
-const ROSTER_NS: &str = "jabber:iq:roster";
 
 /// What routing a stanza produced for the sending connection.
 #[derive(Debug, Default)]
@@ -55,61 +53,6 @@ pub struct BindReply {
     pub bound: Result<String, ()>,
 }
 
-/// A stanza error reply (RFC 6120 §8.3) to `stanza`, or `None` for stanzas that must not be
-/// answered with an error (errors and results).
-pub fn error_reply(
-    stanza: &Element,
-    kind: ErrorType,
-    condition: StanzaCondition,
-    server: &str,
-) -> Option<Element> {
-    error_reply_with_text(stanza, kind, condition, None, server)
-}
-
-/// [`error_reply`] with an optional `<text/>`.
-pub fn error_reply_with_text(
-    stanza: &Element,
-    kind: ErrorType,
-    condition: StanzaCondition,
-    text: Option<&str>,
-    server: &str,
-) -> Option<Element> {
-    if matches!(stanza.attr("type"), Some("error") | Some("result")) {
-        return None;
-    }
-    let mut reply = Element::new(&stanza.name, CLIENT_NS).with_attr("type", "error");
-    if let Some(id) = stanza.attr("id") {
-        reply.set_attr("id", id);
-    }
-    if let Some(from) = stanza.attr("from") {
-        reply.set_attr("to", from);
-    }
-    reply.set_attr("from", stanza.attr("to").unwrap_or(server));
-    let mut error = Element::new("error", CLIENT_NS)
-        .with_attr("type", kind.as_str())
-        .with_child(Element::new(condition.as_str(), STANZAS_NS));
-    if let Some(text) = text {
-        error.push_child(
-            Element::new("text", STANZAS_NS)
-                .with_attr("xml:lang", "en")
-                .with_text(text),
-        );
-    }
-    Some(reply.with_child(error))
-}
-
-fn result_for(iq: &Element, server: &str) -> Element {
-    let mut reply = Element::new("iq", CLIENT_NS).with_attr("type", "result");
-    if let Some(id) = iq.attr("id") {
-        reply.set_attr("id", id);
-    }
-    if let Some(from) = iq.attr("from") {
-        reply.set_attr("to", from);
-    }
-    reply.set_attr("from", iq.attr("to").unwrap_or(server));
-    reply
-}
-
 /// RFC 6120 §7 resource binding for clients that do not use Bind 2.
 pub fn bind_legacy(
     shared: &Shared,
@@ -121,14 +64,9 @@ pub fn bind_legacy(
     let mut stamped = iq.clone();
     stamped.set_attr("from", &session.bare);
     if iq.attr("type") != Some("set") {
-        let xml = error_reply(
-            &stamped,
-            ErrorType::Modify,
-            StanzaCondition::BadRequest,
-            domain,
-        )
-        .map(|e| e.to_xml_in(CLIENT_NS))
-        .unwrap_or_default();
+        let xml = reply::error(&stamped, StanzaCondition::BadRequest, None, domain)
+            .map(|e| e.to_xml_in(CLIENT_NS))
+            .unwrap_or_default();
         return BindReply {
             xml,
             bound: Err(()),
@@ -142,14 +80,9 @@ pub fn bind_legacy(
         Some(r) => match crate::jid::prep_resource(&r) {
             Ok(r) => r,
             Err(_) => {
-                let xml = error_reply(
-                    &stamped,
-                    ErrorType::Modify,
-                    StanzaCondition::BadRequest,
-                    domain,
-                )
-                .map(|e| e.to_xml_in(CLIENT_NS))
-                .unwrap_or_default();
+                let xml = reply::error(&stamped, StanzaCondition::BadRequest, None, domain)
+                    .map(|e| e.to_xml_in(CLIENT_NS))
+                    .unwrap_or_default();
                 return BindReply {
                     xml,
                     bound: Err(()),
@@ -159,13 +92,13 @@ pub fn bind_legacy(
         None => random_resource(),
     };
     let full = shared.sessions.bind(session, &resource);
-    let mut reply = result_for(&stamped, domain);
-    reply.remove_attr("from");
-    let reply = reply.with_child(
+    let mut result = reply::iq_result(&stamped, domain);
+    result.remove_attr("from");
+    let result = result.with_child(
         Element::new("bind", BIND_NS).with_child(Element::new("jid", BIND_NS).with_text(&full)),
     );
     BindReply {
-        xml: reply.to_xml_in(CLIENT_NS),
+        xml: result.to_xml_in(CLIENT_NS),
         bound: Ok(full),
     }
 }
@@ -230,12 +163,12 @@ pub async fn route(
             RouteOutcome::from_bounce(bounce)
         }
         "presence" => {
-            route_presence(shared, &routes, session, stanza, to.as_ref());
+            route_presence(shared, &routes, stanza, to.as_ref());
             RouteOutcome::default()
         }
         _ => {
             drop(scope);
-            route_iq(shared, &routes, session, info, stanza, to.as_ref()).await
+            route_iq(shared, &routes, info, stanza, to.as_ref())
         }
     }
 }
@@ -244,6 +177,33 @@ impl RouteOutcome {
     fn from_bounce(bounce: Option<Element>) -> Self {
         bounce.map_or_else(Self::default, |e| Self::reply(&e))
     }
+}
+
+/// An IQ before authentication: answered by the module that registered its payload namespace
+/// for that phase (in-band registration); `None` when none did (the caller closes the stream).
+pub fn pre_auth_iq(shared: &Shared, info: &StreamInfo, mut stanza: Element) -> Option<String> {
+    let routes = shared.registry.routes();
+    let module = routes
+        .pre_auth_iq
+        .get(&stanza.child_elements().next()?.ns)?
+        .clone();
+    let domain = &shared.config.domain;
+    // Nobody is authenticated yet: whatever the client claims, the stanza has no sender.
+    stanza.remove_attr("from");
+    let answer = if !valid_iq(&stanza) {
+        reply::error(&stanza, StanzaCondition::BadRequest, None, domain)
+    } else {
+        let request = IqRequest {
+            stream: info.clone(),
+            stanza: stanza.clone(),
+        };
+        match module.iq(request) {
+            Ok(Some(answer)) => Some(answer),
+            Ok(None) => reply::error(&stanza, StanzaCondition::ServiceUnavailable, None, domain),
+            Err(_) => reply::error(&stanza, StanzaCondition::InternalServerError, None, domain),
+        }
+    };
+    answer.map(|a| a.to_xml_in(CLIENT_NS))
 }
 
 /// RFC 6120 §8.2.3: an IQ has a known type and an id.
@@ -261,33 +221,18 @@ fn bounce_of(stanza: &Element, stop: Stop, domain: &str) -> Option<Element> {
     match stop {
         Stop::Handled | Stop::Stored => None,
         Stop::Reply(reply) => Some(reply),
-        Stop::Error(condition, text) => error_reply_with_text(
-            stanza,
-            condition.default_type(),
-            condition,
-            text.as_deref(),
-            domain,
-        ),
+        Stop::Error(condition, text) => reply::error(stanza, condition, text.as_deref(), domain),
         Stop::Failed => stanza_error(stanza, StanzaCondition::InternalServerError, domain),
     }
 }
 
 /// An error reply with the condition's usual type.
 fn stanza_error(stanza: &Element, condition: StanzaCondition, domain: &str) -> Option<Element> {
-    error_reply(stanza, condition.default_type(), condition, domain)
+    reply::error(stanza, condition, None, domain)
 }
 
 fn error_out(stanza: &Element, condition: StanzaCondition, domain: &str) -> RouteOutcome {
     RouteOutcome::from_bounce(stanza_error(stanza, condition, domain))
-}
-
-fn error_out_typed(
-    stanza: &Element,
-    kind: ErrorType,
-    condition: StanzaCondition,
-    domain: &str,
-) -> RouteOutcome {
-    RouteOutcome::from_bounce(error_reply(stanza, kind, condition, domain))
 }
 
 /// Whether a stanza a module wants routed is one the server may send: a `jabber:client`
@@ -380,22 +325,42 @@ fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
 }
 
 /// Sessions that receive a stanza addressed to a bare JID: available ones, else all bound ones.
-fn bare_targets(sessions: &Sessions, user: &str) -> Vec<Arc<SessionEntry>> {
+/// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available
+/// resources with a non-negative priority, those with the highest priority (all of them on a
+/// tie), or every one of them for a `headline`. A resource with a negative priority never gets
+/// such messages; when every available resource has one, nobody does (undeliverable).
+///
+/// While no resource of the account is available at all (no presence module, or a client that
+/// sent no initial presence), every bound resource gets it: that keeps presence-less clients
+/// reachable until offline storage decides otherwise.
+fn bare_targets(sessions: &Sessions, user: &str, kind: Option<&str>) -> Vec<Arc<SessionEntry>> {
     let bound: Vec<_> = sessions
         .of_user(user)
         .into_iter()
         .filter(|s| s.is_bound())
         .collect();
-    let available: Vec<_> = bound
-        .iter()
-        .filter(|s| s.available.load(std::sync::atomic::Ordering::Relaxed))
-        .cloned()
-        .collect();
-    if available.is_empty() {
-        bound
-    } else {
-        available
+    let priority_of = |s: &SessionEntry| -> Option<i8> {
+        s.available
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| s.priority.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    if bound.iter().all(|s| priority_of(s).is_none()) {
+        return bound;
     }
+    let eligible: Vec<_> = bound
+        .into_iter()
+        .filter_map(|s| priority_of(&s).filter(|p| *p >= 0).map(|p| (p, s)))
+        .collect();
+    let top = if kind == Some("headline") {
+        0
+    } else {
+        eligible.iter().map(|(p, _)| *p).max().unwrap_or(0)
+    };
+    eligible
+        .into_iter()
+        .filter(|(p, _)| *p >= top)
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// A stanza for a local account (`to` has a localpart of this domain): the `ToFull` or
@@ -459,7 +424,7 @@ fn deliver_message(
         deliver_to(routes, &target, stanza);
         return None;
     }
-    let targets = bare_targets(&shared.sessions, user);
+    let targets = bare_targets(&shared.sessions, user, stanza.attr("type"));
     if targets.is_empty() {
         return undeliverable(routes, stanza, user, domain);
     }
@@ -505,32 +470,12 @@ fn route_message(
     deliver_local(shared, routes, stanza, to)
 }
 
-fn route_presence(
-    shared: &Shared,
-    routes: &Routes,
-    session: &SessionEntry,
-    stanza: Element,
-    to: Option<&Jid>,
-) {
+fn route_presence(shared: &Shared, routes: &Routes, stanza: Element, to: Option<&Jid>) {
     match to {
-        None => {
-            // Broadcast: the sender's availability, shared with its other resources.
-            let available = stanza.attr("type").is_none();
-            if matches!(stanza.attr("type"), None | Some("unavailable")) {
-                Sessions::set_available(session, available);
-                if available {
-                    session.priority.store(
-                        presence_priority(&stanza),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                }
-                for other in shared.sessions.of_user(&session.user) {
-                    if other.stream_id != session.stream_id && other.is_bound() {
-                        deliver_to(routes, &other, stanza.clone());
-                    }
-                }
-            }
-        }
+        // A broadcast is the presence module's: it sets the session's availability for
+        // delivery and tells the contacts. Without one it goes nowhere (and no session becomes
+        // available: see `bare_targets`).
+        None => {}
         Some(to) if to.local.is_some() => {
             // Errors about presence are not sent back (RFC 6121 §4.3.2 and §4.6.3).
             let _ = deliver_local(shared, routes, stanza, to);
@@ -539,19 +484,9 @@ fn route_presence(
     }
 }
 
-/// The `<priority/>` of an available presence (RFC 6121 §4.7.2.3): -128..=127, 0 if absent or
-/// malformed.
-fn presence_priority(presence: &Element) -> i8 {
-    presence
-        .child("priority", CLIENT_NS)
-        .and_then(|p| p.text().trim().parse().ok())
-        .unwrap_or(0)
-}
-
-async fn route_iq(
+fn route_iq(
     shared: &Arc<Shared>,
     routes: &Routes,
-    session: &Arc<SessionEntry>,
     info: &StreamInfo,
     stanza: Element,
     to: Option<&Jid>,
@@ -567,47 +502,20 @@ async fn route_iq(
     if matches!(stanza.attr("type"), Some("result" | "error")) {
         return RouteOutcome::default();
     }
-    let own_account = to.is_none_or(|t| t.local.as_deref() == Some(session.user.as_str()));
-    let to_server = to.is_none_or(|t| t.local.is_none());
-    let Some(payload) = stanza.child_elements().next().cloned() else {
+    let Some(payload) = stanza.child_elements().next() else {
         return error_out(&stanza, StanzaCondition::BadRequest, &domain);
     };
-    server_iq(
-        shared,
-        session,
-        info,
-        stanza,
-        &payload,
-        to_server,
-        own_account,
-    )
-    .await
-}
-
-async fn server_iq(
-    shared: &Arc<Shared>,
-    session: &Arc<SessionEntry>,
-    info: &StreamInfo,
-    stanza: Element,
-    payload: &Element,
-    to_server: bool,
-    own_account: bool,
-) -> RouteOutcome {
-    let domain = shared.config.domain.clone();
-    let get = stanza.attr("type") == Some("get");
     match (payload.ns.as_str(), payload.name.as_str()) {
-        (SESSION_NS, "session") if !get => RouteOutcome::reply(&result_for(&stanza, &domain)),
-        (ROSTER_NS, "query") if get && own_account => {
-            let mut r = result_for(&stanza, &domain);
-            r.remove_attr("from");
-            RouteOutcome::reply(&r.with_child(Element::new("query", ROSTER_NS)))
+        // RFC 3921's session establishment, kept as a no-op for old clients (RFC 6121 §1.4).
+        (SESSION_NS, "session") if stanza.attr("type") == Some("set") => {
+            RouteOutcome::reply(&reply::iq_result(&stanza, &domain))
         }
         (BIND_NS, "bind") => error_out(&stanza, StanzaCondition::NotAllowed, &domain),
-        (register::NS, "query") if to_server || own_account => {
-            register::authenticated(shared, session, &stanza, payload).await
+        (ns, _) => {
+            let ns = ns.to_owned();
+            module_iq(shared, info, stanza.clone(), &ns)
+                .unwrap_or_else(|| error_out(&stanza, StanzaCondition::ServiceUnavailable, &domain))
         }
-        (ns, _) => module_iq(shared, info, stanza.clone(), ns)
-            .unwrap_or_else(|| error_out(&stanza, StanzaCondition::ServiceUnavailable, &domain)),
     }
 }
 
@@ -634,15 +542,13 @@ fn module_iq(
     }
 }
 
-/// The server's XEP-0030 identities and features: what the loaded modules declared, and the
-/// host's own (in-band registration, while the host still serves it).
+/// The server's XEP-0030 identities and features: what the loaded modules declared.
 pub fn disco_info(routes: &Routes) -> DiscoInfo {
     let mut identities = routes.disco_identities.clone();
     identities
         .sort_by(|a, b| (&a.category, &a.kind, &a.name).cmp(&(&b.category, &b.kind, &b.name)));
     identities.dedup();
     let mut features = routes.disco_features.clone();
-    features.push(register::NS.to_owned());
     features.sort();
     features.dedup();
     DiscoInfo {

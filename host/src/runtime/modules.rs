@@ -196,6 +196,8 @@ pub struct Routes {
     pub elements: HashMap<(String, String), (StreamPhase, Arc<Module>)>,
     /// IQ namespaces.
     pub iq: HashMap<String, Arc<Module>>,
+    /// IQ namespaces answered before authentication (in-band registration).
+    pub pre_auth_iq: HashMap<String, Arc<Module>>,
     /// Mechanisms in offer order (priority, then registration order).
     pub mechanisms: Vec<(MechanismSpec, Arc<Module>)>,
     /// Bus events by name, highest priority first.
@@ -281,14 +283,23 @@ impl Routes {
                     r.elements.insert(key, (*phase, m.clone()));
                 }
             }
-            for ns in &reg.iq_namespaces {
-                if let Some(other) = r.iq.get(ns) {
-                    conflicts.push(format!(
-                        "{}: iq namespace {ns} is already handled by {}",
-                        m.name, other.name
-                    ));
-                } else {
-                    r.iq.insert(ns.clone(), m.clone());
+            for (table, namespaces, what) in [
+                (&mut r.iq, &reg.iq_namespaces, "iq namespace"),
+                (
+                    &mut r.pre_auth_iq,
+                    &reg.pre_auth_iq_namespaces,
+                    "pre-auth iq namespace",
+                ),
+            ] {
+                for ns in namespaces {
+                    if let Some(other) = table.get(ns) {
+                        conflicts.push(format!(
+                            "{}: {what} {ns} is already handled by {}",
+                            m.name, other.name
+                        ));
+                    } else {
+                        table.insert(ns.clone(), m.clone());
+                    }
                 }
             }
             for spec in &reg.mechanisms {

@@ -180,6 +180,23 @@ fn store_err(e: crate::store::StoreError) -> PluginError {
     PluginError::host("store failure")
 }
 
+/// An account operation's failure as the module sees it: the kind says what to answer
+/// (conflict, not found, refused input), the message says why (no secret in it).
+fn account_err(e: crate::accounts::AccountError) -> PluginError {
+    use crate::accounts::AccountError;
+    match e {
+        AccountError::Store(crate::store::StoreError::AccountExists(user)) => PluginError::new(
+            PluginErrorKind::CONFLICT,
+            format!("account `{user}` exists"),
+        ),
+        AccountError::NotFound(user) => {
+            PluginError::new(PluginErrorKind::NOT_FOUND, format!("no account `{user}`"))
+        }
+        AccountError::Store(s) => store_err(s),
+        other => PluginError::bad_request(other.to_string()),
+    }
+}
+
 /// A new archive id: a UUIDv7 (RFC 9562 §5.7): 48 bits of milliseconds, then random bits, so
 /// ids are unique without coordination and roughly time-ordered (the store orders entries by
 /// append, not by id).
@@ -247,12 +264,8 @@ impl HostCalls for PluginContext {
         origin_stream: Option<u64>,
     ) -> Result<(), PluginError> {
         let shared = self.shared()?;
-        crate::run_blocking(|| shared.set_password(user, password, origin_stream)).map_err(|e| {
-            match e {
-                crate::accounts::AccountError::Store(s) => store_err(s),
-                other => PluginError::bad_request(other.to_string()),
-            }
-        })
+        crate::run_blocking(|| shared.set_password(user, password, origin_stream))
+            .map_err(account_err)
     }
 
     fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
@@ -495,6 +508,39 @@ impl HostCalls for PluginContext {
             .store
             .archive_count(&self.name, archive, &prep(user)?)
             .map_err(store_err)
+    }
+
+    fn create_account(
+        &self,
+        user: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<String, PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| {
+            crate::accounts::create(
+                shared.store.as_ref(),
+                user,
+                password,
+                email,
+                crate::now_ms(),
+            )
+        })
+        .map_err(account_err)
+    }
+
+    fn delete_account(&self, user: &str) -> Result<(), PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| shared.delete_user(user)).map_err(account_err)
+    }
+
+    fn session_presence(&self, stream: u64, priority: Option<i8>) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(false);
+        };
+        crate::sessions::Sessions::set_presence(&session, priority);
+        Ok(true)
     }
 
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {

@@ -126,6 +126,22 @@ impl Window {
         }
     }
 
+    /// Whether one more event of `key` is within the limit now (nothing is counted).
+    pub fn allows(&self, key: &str, now: u64) -> bool {
+        self.retry_after_ms(key, now).is_none()
+    }
+
+    /// Drop every key whose events have all left the window (a periodic cleanup; a full table
+    /// also does this by itself).
+    pub fn prune(&mut self, now: u64) {
+        while let Some((last, key)) = self.by_age.first().cloned() {
+            if last.saturating_add(self.window_ms) > now {
+                break;
+            }
+            self.unindex(&key);
+        }
+    }
+
     /// Forget a key (e.g. a successful login clears its failures).
     pub fn forget(&mut self, key: &str) {
         self.unindex(key);
@@ -181,12 +197,7 @@ impl Window {
     /// Free one slot: expired keys first, then the lightest key not at its limit. `false` when
     /// every key is at its limit.
     fn make_room(&mut self, now: u64) -> bool {
-        while let Some((last, key)) = self.by_age.first().cloned() {
-            if last.saturating_add(self.window_ms) > now {
-                break;
-            }
-            self.unindex(&key);
-        }
+        self.prune(now);
         if self.entries.len() < MAX_KEYS {
             return true;
         }
@@ -219,7 +230,12 @@ mod tests {
         );
         assert_eq!(w.admit("a", 1005), Err(5));
         w.forget("a");
+        assert!(w.allows("a", 1006));
         assert_eq!(w.admit("a", 1006), Ok(()));
+        w.prune(2005);
+        assert_eq!(w.len(), 1, "a's last event (1006) is still in the window");
+        w.prune(2006);
+        assert!(w.is_empty());
     }
 
     #[test]

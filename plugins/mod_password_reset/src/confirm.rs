@@ -129,7 +129,7 @@ pub(crate) fn confirm(
     peer_ip: &str,
 ) -> Confirmed {
     let svc = ctx.svc;
-    if !locked(ctx.limits).posts_per_ip.admit(peer_ip, svc.now_ms()) {
+    if !locked(ctx.limits).admit_post(peer_ip, svc.now_ms()) {
         return Confirmed::RateLimited;
     }
     let Some(id) = crypto::token_id(link_token) else {

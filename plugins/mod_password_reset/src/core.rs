@@ -167,12 +167,7 @@ impl Core {
             Ok(n) => svc.log(LogLevel::Debug, &format!("deleted {n} stale reset link(s)")),
             Err(e) => svc.log(LogLevel::Warn, &format!("reset link cleanup failed: {e}")),
         }
-        {
-            let mut limits = locked(&self.limits);
-            limits.mails_per_user.prune(now);
-            limits.requests_per_ip.prune(now);
-            limits.posts_per_ip.prune(now);
-        }
+        locked(&self.limits).prune(now);
         locked(&self.exchanges).retain(|_, (t, _)| now.saturating_sub(*t) < EXCHANGE_MAX_AGE_MS);
     }
 

@@ -202,7 +202,7 @@ fn request_reset(ctx: Ctx<'_>, name: &str, email: &str, peer_ip: &str) -> Mechan
     let svc = ctx.svc;
     let now = svc.now_ms();
     let user = account_name(name, ctx.domain);
-    let ip_ok = locked(ctx.limits).requests_per_ip.admit(peer_ip, now);
+    let ip_ok = locked(ctx.limits).admit_request(peer_ip, now);
     let stored = match svc.get_email(&user) {
         Ok(stored) => stored,
         Err(e) => {
@@ -217,10 +217,9 @@ fn request_reset(ctx: Ctx<'_>, name: &str, email: &str, peer_ip: &str) -> Mechan
     let matched = crypto::email_matches(stored.as_deref(), email, &ctx.keys.decoy);
     let send = {
         let mut limits = locked(ctx.limits);
-        let user_ok = limits.mails_per_user.allows(&user, now);
-        let send = matched && ip_ok && user_ok;
+        let send = matched && ip_ok && limits.allows_mail(&user, now);
         if send {
-            limits.mails_per_user.record(&user, now);
+            limits.record_mail(&user, now);
         }
         send
     };

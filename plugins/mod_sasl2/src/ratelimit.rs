@@ -16,149 +16,19 @@
 //! A successful login clears the account's counters (not the address's: an attacker could
 //! interleave logins to their own account).
 //!
-//! Tables hold at most [`MAX_KEYS`] keys each. An attacker must not be able to flush a victim's
-//! counter by filling a table with fresh keys, so a full table first drops expired keys, then the
-//! key with the fewest failures (oldest first) that is not at its limit; a key at its limit is
-//! never dropped. A table whose every key is at its limit tracks no new key until one expires:
-//! filling one costs an attacker `MAX_KEYS` times the limit in failures within one window (over
-//! 650,000 for the account table at the defaults), each a TLS connection and a SASL exchange.
-//! Both indexes are ordered sets, so an insertion costs O(log n), never a scan.
-
-use std::collections::{BTreeSet, HashMap, VecDeque};
+//! Each counter is a [`Window`] of the plugin API's kit: bounded, and neither flushable by an
+//! attacker filling it with fresh keys nor turned into a lockout when full (see
+//! [`tessera_plugin_api::ratelimit`]).
 
 use serde::{Deserialize, Serialize};
+use tessera_plugin_api::ratelimit::{address_key, Window};
 
-/// Most keys kept per table.
-pub(crate) const MAX_KEYS: usize = 65_536;
+#[cfg(test)]
+pub(crate) use tessera_plugin_api::ratelimit::MAX_KEYS;
 /// The first wait of the account backoff.
 const BACKOFF_BASE_MS: u64 = 1_000;
 /// Failure timestamps kept per account beyond the backoff threshold (2^16 s exceeds any cap).
 const BACKOFF_STEPS: usize = 16;
-
-/// One sliding-window table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Table {
-    /// Failures within the window at which a key is at its limit.
-    limit: usize,
-    /// Timestamps kept per key.
-    keep: usize,
-    entries: HashMap<String, VecDeque<u64>>,
-    /// (newest failure, key): expired keys first.
-    by_age: BTreeSet<(u64, String)>,
-    /// (failures kept, newest failure, key): the lightest key first.
-    by_weight: BTreeSet<(usize, u64, String)>,
-}
-
-impl Table {
-    fn new(limit: usize, keep: usize) -> Self {
-        let limit = limit.max(1);
-        Self {
-            limit,
-            keep: keep.max(limit),
-            ..Self::default()
-        }
-    }
-
-    /// Failures of `key` within the window, oldest first (no allocation: this runs on every
-    /// login attempt).
-    fn recent<'a>(&'a self, key: &str, now: u64, window: u64) -> impl Iterator<Item = u64> + 'a {
-        self.entries
-            .get(key)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(move |t| t.saturating_add(window) > now)
-    }
-
-    /// Milliseconds until `key` is below its limit again, `None` when it is below now.
-    fn retry_after_ms(&self, key: &str, now: u64, window: u64) -> Option<u64> {
-        let count = self.recent(key, now, window).count();
-        let pivot = count.checked_sub(self.limit)?;
-        let unlock_at = self
-            .recent(key, now, window)
-            .nth(pivot)?
-            .saturating_add(window);
-        Some(unlock_at.saturating_sub(now).max(1))
-    }
-
-    fn unindex(&mut self, key: &str) -> Option<VecDeque<u64>> {
-        let times = self.entries.remove(key)?;
-        let last = times.back().copied().unwrap_or(0);
-        self.by_age.remove(&(last, key.to_owned()));
-        self.by_weight.remove(&(times.len(), last, key.to_owned()));
-        Some(times)
-    }
-
-    fn index(&mut self, key: String, times: VecDeque<u64>) {
-        let last = times.back().copied().unwrap_or(0);
-        self.by_age.insert((last, key.clone()));
-        self.by_weight.insert((times.len(), last, key.clone()));
-        self.entries.insert(key, times);
-    }
-
-    fn record(&mut self, key: &str, now: u64, window: u64) {
-        let times = match self.unindex(key) {
-            Some(times) => times,
-            None if self.entries.len() < MAX_KEYS || self.make_room(now, window) => VecDeque::new(),
-            None => return,
-        };
-        let mut times = times;
-        times.push_back(now);
-        while times.len() > self.keep {
-            times.pop_front();
-        }
-        self.index(key.to_owned(), times);
-    }
-
-    /// Free one slot: expired keys first, then the lightest key not at its limit. `false` when
-    /// every key is at its limit.
-    fn make_room(&mut self, now: u64, window: u64) -> bool {
-        while let Some((last, key)) = self.by_age.first().cloned() {
-            if last.saturating_add(window) > now {
-                break;
-            }
-            self.unindex(&key);
-        }
-        if self.entries.len() < MAX_KEYS {
-            return true;
-        }
-        let lightest = self.by_weight.first().map(|(_, _, key)| key.clone());
-        match lightest {
-            Some(key) if self.retry_after_ms(&key, now, window).is_none() => {
-                self.unindex(&key);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn forget(&mut self, key: &str) {
-        self.unindex(key);
-    }
-
-    fn snapshot(&self) -> Vec<(String, Vec<u64>)> {
-        let mut out: Vec<_> = self
-            .entries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
-            .collect();
-        out.sort();
-        out
-    }
-
-    fn restore(&mut self, saved: Vec<(String, Vec<u64>)>, now: u64, window: u64) {
-        for (key, times) in saved {
-            for t in times.into_iter().filter(|t| t.saturating_add(window) > now) {
-                self.record(&key, t, window);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
 
 /// Why an attempt is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,11 +71,10 @@ pub(crate) struct Limits {
 /// The failure counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RateLimiter {
-    window_ms: u64,
     backoff_max_ms: u64,
-    users: Table,
-    pairs: Table,
-    ips: Table,
+    users: Window,
+    pairs: Window,
+    ips: Window,
 }
 
 /// The serialisable form of the counters (for hot swap).
@@ -226,39 +95,37 @@ fn pair_key(user: &str, address: &str) -> String {
 
 /// The address key of a peer address; `None` for none.
 fn address(ip: &str) -> Option<String> {
-    (!ip.is_empty()).then(|| tessera_plugin_api::names::address_key(ip))
+    (!ip.is_empty()).then(|| address_key(ip))
 }
 
 impl RateLimiter {
     /// Counters with these limits.
     pub(crate) fn new(limits: Limits) -> Self {
+        let window = limits.window_ms;
         Self {
-            window_ms: limits.window_ms.max(1),
             backoff_max_ms: limits.backoff_max_ms.max(BACKOFF_BASE_MS),
-            users: Table::new(limits.backoff_after, limits.backoff_after + BACKOFF_STEPS),
-            pairs: Table::new(limits.per_user_ip, limits.per_user_ip),
-            ips: Table::new(limits.per_ip, limits.per_ip),
+            users: Window::new(limits.backoff_after, window)
+                .keeping(limits.backoff_after + BACKOFF_STEPS),
+            pairs: Window::new(limits.per_user_ip, window),
+            ips: Window::new(limits.per_ip, window),
         }
     }
 
     /// Whether the address is limited now. An empty address is never limited.
     pub(crate) fn check_ip(&self, ip: &str, now: u64) -> Option<Limited> {
         let address = address(ip)?;
-        self.ips
-            .retry_after_ms(&address, now, self.window_ms)
-            .map(limited)
+        self.ips.retry_after_ms(&address, now).map(limited)
     }
 
     /// Whether an attempt on `user` from `ip` must wait now (the longest wait wins). A `token`
     /// attempt (FAST) is not held back by the account's backoff.
     pub(crate) fn check(&self, user: &str, ip: &str, now: u64, token: bool) -> Option<Limited> {
-        let w = self.window_ms;
         let address = address(ip);
         let pair = pair_key(user, address.as_deref().unwrap_or_default());
         let by_ip = address
             .as_deref()
-            .and_then(|a| self.ips.retry_after_ms(a, now, w));
-        let by_pair = self.pairs.retry_after_ms(&pair, now, w);
+            .and_then(|a| self.ips.retry_after_ms(a, now));
+        let by_pair = self.pairs.retry_after_ms(&pair, now);
         let by_backoff = (!token)
             .then(|| self.backoff_ms(user, &pair, now))
             .flatten();
@@ -272,9 +139,9 @@ impl RateLimiter {
     /// The account backoff still to wait for this pair, if the account is past its threshold
     /// and this address has failed on it.
     fn backoff_ms(&self, user: &str, pair: &str, now: u64) -> Option<u64> {
-        let failures = self.users.recent(user, now, self.window_ms).count();
-        let over = failures.checked_sub(self.users.limit)?;
-        let last = self.pairs.recent(pair, now, self.window_ms).last()?;
+        let failures = self.users.recent(user, now).count();
+        let over = failures.checked_sub(self.users.limit())?;
+        let last = self.pairs.recent(pair, now).last()?;
         let shift = u32::try_from(over.min(BACKOFF_STEPS)).unwrap_or(0);
         let wait = (BACKOFF_BASE_MS << shift).min(self.backoff_max_ms);
         let until = last.saturating_add(wait);
@@ -283,15 +150,14 @@ impl RateLimiter {
 
     /// Count one failed attempt (account unknown when `user` is `None`).
     pub(crate) fn record_failure(&mut self, user: Option<&str>, ip: &str, now: u64) {
-        let w = self.window_ms;
         let address = address(ip);
         if let Some(user) = user.filter(|u| !u.is_empty()) {
-            self.users.record(user, now, w);
+            self.users.record(user, now);
             let pair = pair_key(user, address.as_deref().unwrap_or_default());
-            self.pairs.record(&pair, now, w);
+            self.pairs.record(&pair, now);
         }
         if let Some(address) = address {
-            self.ips.record(&address, now, w);
+            self.ips.record(&address, now);
         }
     }
 
@@ -313,9 +179,9 @@ impl RateLimiter {
 
     /// Load saved counters (dropping expired timestamps and applying this instance's limits).
     pub(crate) fn restore(&mut self, saved: LimiterSnapshot, now: u64) {
-        self.users.restore(saved.users, now, self.window_ms);
-        self.ips.restore(saved.ips, now, self.window_ms);
-        self.pairs.restore(saved.pairs, now, self.window_ms);
+        self.users.restore(saved.users, now);
+        self.ips.restore(saved.ips, now);
+        self.pairs.restore(saved.pairs, now);
     }
 
     /// Number of accounts, account-address pairs and addresses tracked.

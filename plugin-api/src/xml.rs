@@ -296,6 +296,10 @@ pub fn escape_attr(s: &str) -> Cow<'_, str> {
     })
 }
 
+#[path = "xml_parse.rs"]
+mod parse;
+pub use parse::{parse, ParseError, ParseLimits};
+
 #[cfg(test)]
 mod tests {
     use super::*;

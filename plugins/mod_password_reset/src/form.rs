@@ -10,9 +10,7 @@
 //!   Unknown fields are ignored (forms may grow); a `username` field is ignored when the initial
 //!   response already named the account.
 
-use tessera_plugin_api::xml::Element;
-
-use crate::xmlparse;
+use tessera_plugin_api::xml::{self, Element};
 
 /// The namespace of this mechanism: `FORM_TYPE` and the `<reset-requested/>` element.
 pub(crate) const NS: &str = "urn:tessera:password-reset:0";
@@ -132,7 +130,8 @@ pub(crate) fn parse_response(bytes: &[u8], ask_username: bool) -> Result<Answer,
     if bytes.len() > MAX_RESPONSE {
         return Err(format!("The response is larger than {MAX_RESPONSE} bytes"));
     }
-    let x = xmlparse::parse(bytes).map_err(|e| format!("The response is not a data form: {e}"))?;
+    let x = xml::parse(bytes, xml::ParseLimits::default())
+        .map_err(|e| format!("The response is not a data form: {e}"))?;
     if !x.is("x", DATA_NS) {
         return Err(format!(
             "The response must be an <x xmlns='{DATA_NS}'/> data form"

@@ -2,10 +2,9 @@
 //! the cargo feature `fuzzing`; not part of the module's interface. Panics are the bugs; the
 //! asserts state what must hold for every input.
 
-use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::xml::{parse, Element, ParseLimits};
 
 use crate::form::{self, Answer};
-use crate::xmlparse;
 
 fn depth_and_count(el: &Element) -> (usize, usize) {
     let mut deepest = 0;
@@ -21,12 +20,13 @@ fn depth_and_count(el: &Element) -> (usize, usize) {
 /// The submitted data form of the `PASSWORD-RESET` mechanism: the strict XML parser, then the
 /// form validation, with and without a `username` field asked for.
 pub fn data_form(data: &[u8]) {
-    if let Ok(el) = xmlparse::parse(data) {
+    let limits = ParseLimits::default();
+    if let Ok(el) = parse(data, limits) {
         let (depth, count) = depth_and_count(&el);
-        assert!(depth <= xmlparse::MAX_DEPTH, "depth {depth}");
-        assert!(count <= xmlparse::MAX_ELEMENTS, "{count} elements");
+        assert!(depth <= limits.max_depth, "depth {depth}");
+        assert!(count <= limits.max_elements, "{count} elements");
         let xml = el.to_xml();
-        assert_eq!(xmlparse::parse(xml.as_bytes()).as_ref(), Ok(&el), "{xml}");
+        assert_eq!(parse(xml.as_bytes(), limits).as_ref(), Ok(&el), "{xml}");
     }
     for ask_username in [false, true] {
         match form::parse_response(data, ask_username) {

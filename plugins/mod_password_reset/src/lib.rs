@@ -35,7 +35,6 @@ mod ratelimit;
 mod services;
 mod store;
 mod web;
-mod xmlparse;
 
 #[cfg(test)]
 mod tests;

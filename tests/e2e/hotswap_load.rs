@@ -215,7 +215,7 @@ fn running_build(server: &Server, name: &str) -> String {
 fn twenty_fast_reloads_under_load_drop_no_one_and_fail_no_login() {
     let build_2 = fast_build_2();
     let build_1 = lib(&target_dir(), "sasl2_fast");
-    let plugins = plugin_dir(&["sasl2", "sasl2_fast", "password_reset"]);
+    let plugins = plugin_dir(&["sasl2", "sasl2_fast", "password_reset", "ping"]);
     let server = Server::start(&ServerOptions {
         plugin_dir: Some(plugins.path().to_path_buf()),
         // Tokens older than a second rotate on use, so the FAST worker sees rotations.

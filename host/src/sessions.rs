@@ -3,7 +3,7 @@
 //! queue cannot block).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_plugin_api::StreamCondition;
 
@@ -49,6 +49,12 @@ pub struct SessionEntry {
     /// delivery so that sessions nobody attached to pay one atomic load.
     attached: Mutex<Vec<String>>,
     has_attached: AtomicBool,
+    /// How long a module asked to keep this session after its connection is lost (0: not).
+    keep_ms: AtomicU64,
+    /// Its connection is gone; it waits for resumption.
+    detached: AtomicBool,
+    /// A stream took it over: its old connection must not end it.
+    moved: AtomicBool,
     tx: mpsc::Sender<String>,
     close: Mutex<Option<CloseRequest>>,
     closed: Notify,
@@ -152,7 +158,33 @@ impl SessionEntry {
                 .and_then(|r| r.as_ref().map(|r| format!("{}/{r}", self.bare))),
             available: self.available.load(Ordering::Relaxed),
             priority: self.priority.load(Ordering::Relaxed),
+            detached: self.is_detached(),
         }
+    }
+
+    /// Keep this session for `ms` after its connection is lost (`0`: do not).
+    pub fn keep(&self, ms: u64) {
+        self.keep_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long it is kept after a lost connection (0: not kept).
+    pub fn kept_ms(&self) -> u64 {
+        self.keep_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether its connection is gone and it waits for resumption.
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    /// Mark it detached (its connection ended).
+    pub fn set_detached(&self) {
+        self.detached.store(true, Ordering::Release);
+    }
+
+    /// Whether a stream took it over.
+    pub fn is_moved(&self) -> bool {
+        self.moved.load(Ordering::Acquire)
     }
 
     fn info(&self) -> SessionInfo {
@@ -196,6 +228,9 @@ impl Sessions {
             module_state: Mutex::new(HashMap::new()),
             attached: Mutex::new(Vec::new()),
             has_attached: AtomicBool::new(false),
+            keep_ms: AtomicU64::new(0),
+            detached: AtomicBool::new(false),
+            moved: AtomicBool::new(false),
             tx,
             close: Mutex::new(None),
             closed: Notify::new(),
@@ -226,6 +261,72 @@ impl Sessions {
             *r = Some(resource.to_owned());
         }
         full
+    }
+
+    /// Move session `old` onto `new` (an authenticated, unbound stream of the same account):
+    /// `new` gets its resource, presence, module state and attachments; `old` leaves the table
+    /// marked moved (its connection, if any, must not end it). The full JID points at `new`
+    /// before `old` goes, so routing never finds neither. Returns the full JID.
+    ///
+    /// # Errors
+    /// Why it cannot be taken over (for the log): gone, another account, not bound, or `new`
+    /// already bound.
+    pub fn take_over(&self, old: u64, new: &SessionEntry) -> Result<String, &'static str> {
+        let (old_entry, resource) = self.check_take_over(old, new)?;
+        if old_entry.moved.swap(true, Ordering::AcqRel) {
+            return Err("the session was taken over already");
+        }
+        let full = format!("{}/{resource}", new.bare);
+        if let Ok(mut r) = new.resource.lock() {
+            *r = Some(resource);
+        }
+        if let (Ok(mut from), Ok(mut to)) = (old_entry.module_state.lock(), new.module_state.lock())
+        {
+            *to = std::mem::take(&mut *from);
+        }
+        for module in old_entry.attached() {
+            new.attach(&module, true);
+        }
+        new.available.store(
+            old_entry.available.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        new.priority.store(
+            old_entry.priority.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        new.keep(old_entry.kept_ms());
+        self.by_full_jid.insert(full.clone(), new.stream_id);
+        self.remove(old);
+        Ok(full)
+    }
+
+    /// Whether `new` may take over session `old` ([`Sessions::take_over`]): the old entry and
+    /// its resource.
+    ///
+    /// # Errors
+    /// Why not, for the log.
+    pub fn check_take_over(
+        &self,
+        old: u64,
+        new: &SessionEntry,
+    ) -> Result<(Arc<SessionEntry>, String), &'static str> {
+        let old_entry = self.by_stream(old).ok_or("no such session")?;
+        if old == new.stream_id {
+            return Err("a stream cannot resume itself");
+        }
+        if old_entry.user != new.user {
+            return Err("the session belongs to another account");
+        }
+        if new.is_bound() {
+            return Err("the stream is already bound");
+        }
+        if old_entry.is_moved() {
+            return Err("the session was taken over already");
+        }
+        let resource = old_entry.resource.lock().ok().and_then(|r| r.clone());
+        let resource = resource.ok_or("the session was never bound")?;
+        Ok((old_entry, resource))
     }
 
     /// Forget a stream (on close).

@@ -263,6 +263,17 @@ declare_calls! {
         /// priority (`Some`), or unavailable (`None`); answers whether the session exists.
         /// Messages to the bare JID go to available sessions only.
         34 => fn session_presence(stream: u64, priority: Option<i8>) -> bool;
+        /// Keep a bound session for `keep_ms` after its connection is lost (`None`: end it with
+        /// the connection, the default): it stays detached, with its JID, presence and module
+        /// state, until a stream takes it over ([`crate::protocol::StreamAction::Resume`]), the
+        /// time runs out, or the host closes it (password change, deletion, shutdown,
+        /// [`crate::HostCalls::close_session`]). The host fires `session-detached`, and
+        /// `session-closed` when it ends. A connection closed cleanly (`</stream:stream>`) or
+        /// by a stream error is never kept. Answers whether the session exists.
+        35 => fn session_keep(stream: u64, keep_ms: Option<u64>) -> bool;
+        /// Close one session (detached or connected) with a stream error; answers whether it
+        /// existed.
+        36 => fn close_session(stream: u64, condition: StreamCondition) -> bool;
     }
 }
 

@@ -21,6 +21,12 @@ pub const AUTHENTICATION_FAILURE: &str = "authentication-failure";
 pub const SESSION_BOUND: &str = "session-bound";
 /// A stream closed (authenticated or not). Payload: [`SessionEvent`].
 pub const SESSION_CLOSED: &str = "session-closed";
+/// A kept session lost its connection and waits, detached, for resumption
+/// ([`crate::HostCalls::session_keep`]). Payload: [`SessionEvent`] (with the reason).
+pub const SESSION_DETACHED: &str = "session-detached";
+/// A stream took over a session ([`crate::protocol::StreamAction::Resume`]). Payload:
+/// [`SessionResumed`].
+pub const SESSION_RESUMED: &str = "session-resumed";
 /// A module was loaded (at start, by `tessera module load`, or as the new generation of a
 /// `tessera module reload`, right after [`MODULE_UNLOADED`] for the old one). Payload:
 /// [`ModuleEvent`].
@@ -124,6 +130,17 @@ pub struct SessionEvent {
     pub jid: Option<String>,
     /// Why it closed (stream error condition or `disconnected`), for [`SESSION_CLOSED`].
     pub reason: Option<String>,
+}
+
+/// Payload of [`SESSION_RESUMED`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionResumed {
+    /// The stream now serving the session (module state and attachments moved to it).
+    pub stream_id: u64,
+    /// The session's stream id until now.
+    pub previous_stream_id: u64,
+    /// The full JID, unchanged.
+    pub jid: String,
 }
 
 /// Payload of [`MODULE_LOADED`] and [`MODULE_UNLOADED`].

@@ -304,6 +304,20 @@ pub enum StreamAction {
     SendFeatures,
     /// The client will restart the stream (RFC 6120 SASL success).
     ExpectRestart,
+    /// Move a detached (or still connected) session of the same account onto this
+    /// authenticated, not yet bound stream (XEP-0198 resumption): the stream takes over the
+    /// session's full JID, presence, module state and `SessionOut` attachments, writes `replay`
+    /// (without `SessionOut` hooks: the module already counted them), and the old session ends
+    /// without `session-closed` (a connection still serving it is closed with `<conflict/>`).
+    /// The host fires `session-resumed`. A session that is gone, of another account, or a
+    /// stream that is already bound closes this stream with `<policy-violation/>`: check with
+    /// [`crate::HostCalls::account_sessions`] first and answer the client's failure yourself.
+    Resume {
+        /// The session to take over (its stream id).
+        session: u64,
+        /// Stanzas to write first (the ones the client did not acknowledge).
+        replay: Vec<Element>,
+    },
     /// Close the stream with this RFC 6120 stream error condition.
     Close {
         /// E.g. [`StreamCondition::PolicyViolation`].

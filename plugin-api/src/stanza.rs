@@ -275,6 +275,9 @@ pub struct SessionView {
     pub available: bool,
     /// Its presence priority (0 until it says otherwise).
     pub priority: i8,
+    /// Whether its connection is gone and it is kept for resumption
+    /// ([`crate::HostCalls::session_keep`]).
+    pub detached: bool,
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Stanza hooks end to end (plugin API 2): the fixture module `fixture_stanza` hooks every
 //! point; real clients over TLS show the priority order, rewriting, stopping, answering and
 //! bouncing, the undeliverable path, session filters with per-session state, the two send
-//! paths, and that a panicking hook costs only its stanza.
+//! paths, that a panicking hook costs only its stanza, and sessions kept without a connection
+//! (detached, resumed on a new stream, ended) with their lifecycle events.
 
 use std::time::Duration;
 
@@ -186,4 +187,191 @@ fn modules_send_to_a_session_and_route_as_the_server() {
         "the module's call failed: {reply}"
     );
     assert!(bob.read_for(Duration::from_millis(300)).is_empty());
+}
+
+/// The fixture's lifecycle event log, once it holds a line starting with `prefix` (bounded
+/// wait: events are delivered after the call that fired them).
+fn event_log_with(server: &Server, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = https(server.ports.http, "GET", "/test/stanza/events", &[], b"").body;
+        if log.lines().any(|l| l.starts_with(prefix)) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event line `{prefix}…` in:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `<keep/>` this session for `ms`; answers its session id.
+fn keep(client: &mut XmppClient, ms: u64) -> String {
+    let kept = iq(
+        client,
+        "keep",
+        &format!("<keep xmlns='urn:tessera:test:stanza' ms='{ms}'/>"),
+    );
+    let start = kept.find("<kept ").expect("kept");
+    let id = kept[start..]
+        .split("id='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("id")
+        .to_owned();
+    assert!(id.parse::<u64>().is_ok(), "{kept}");
+    id
+}
+
+/// A new stream of `user`, authenticated and not bound.
+fn authenticated_only(server: &Server, user: &str) -> XmppClient {
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    let outcome = c.sasl2_plain(user, &format!("{user} pw"), &Default::default());
+    assert!(outcome.success, "{}", outcome.xml);
+    c.read_until("</stream:features>");
+    c
+}
+
+/// A kept session outlives its lost connection (detached), a module holds what is sent to it,
+/// and a new stream of the same account takes it over: same full JID, the held stanzas
+/// replayed first, module state and filters moved, and the lifecycle events in order.
+#[test]
+fn a_kept_session_survives_its_connection_and_is_resumed_on_a_new_stream() {
+    let server = server();
+    let (mut alice, alice_jid) = login(&server, "alice");
+    let (mut bob, _) = login(&server, "bob");
+    let id = keep(&mut alice, 30_000);
+    drop(alice);
+    event_log_with(&server, &format!("session-detached {id} {alice_jid}"));
+    bob.send(&message(&alice_jid, "while away"));
+    assert_eq!(
+        bob.read_for(Duration::from_millis(300)),
+        "",
+        "held by the module: no bounce"
+    );
+
+    let mut again = authenticated_only(&server, "alice");
+    again.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{id}'/>"
+    ));
+    let resumed = again.read_until("</message>");
+    let at = resumed
+        .find(&format!(
+            "<resumed xmlns='urn:tessera:test:stanza' id='{id}'/>"
+        ))
+        .expect("resumed");
+    let replayed = resumed
+        .find("while away [in10] [in0] [full]")
+        .expect("replayed");
+    assert!(
+        at < replayed,
+        "the answer first, then the replay: {resumed}"
+    );
+    bob.send(&message(&alice_jid, "welcome back"));
+    let got = again.read_until("</message>");
+    assert!(
+        got.contains("welcome back") && got.contains("<seen xmlns='urn:tessera:test:stanza' n="),
+        "the full JID reaches the new stream, through the filter that moved with it: {got}"
+    );
+    let log = event_log_with(&server, "session-resumed ");
+    let alice_lines: Vec<&str> = log.lines().filter(|l| l.contains(&alice_jid)).collect();
+    assert_eq!(alice_lines.len(), 3, "{log}");
+    assert!(alice_lines[0].starts_with(&format!("session-bound {id} ")));
+    assert!(alice_lines[1].starts_with(&format!("session-detached {id} ")));
+    assert!(
+        alice_lines[2].starts_with("session-resumed ")
+            && alice_lines[2].ends_with(&format!("{alice_jid} from {id}")),
+        "{log}"
+    );
+}
+
+/// What ends a detached session, and who may not take it: its time running out, a password
+/// change, another account (refused by the module, and by the host when a module does not
+/// check); `close_session` ends a connected one.
+#[test]
+fn detached_sessions_end_on_expiry_or_password_change_and_belong_to_their_account() {
+    let server = server();
+    // Expiry.
+    let (mut alice, alice_jid) = login(&server, "alice");
+    let id = keep(&mut alice, 300);
+    drop(alice);
+    let log = event_log_with(&server, &format!("session-closed {id} "));
+    assert!(
+        log.contains(&format!(
+            "session-closed {id} {alice_jid} detached session expired"
+        )),
+        "{log}"
+    );
+    let mut late = authenticated_only(&server, "alice");
+    late.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{id}'/>"
+    ));
+    assert!(late
+        .read_until("/>")
+        .contains("<failed xmlns='urn:tessera:test:stanza'/>"));
+
+    // Another account: the module refuses; a module that does not check, the host.
+    let (mut carol, carol_jid) = login(&server, "carol");
+    let id = keep(&mut carol, 30_000);
+    drop(carol);
+    event_log_with(&server, &format!("session-detached {id} {carol_jid}"));
+    let mut bob = authenticated_only(&server, "bob");
+    bob.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{id}'/>"
+    ));
+    assert!(bob
+        .read_until("/>")
+        .contains("<failed xmlns='urn:tessera:test:stanza'/>"));
+    let mut bob = authenticated_only(&server, "bob");
+    bob.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{id}' unchecked='1'/>"
+    ));
+    let refused = bob.read_to_close();
+    assert!(
+        refused.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+            && !refused.contains("<resumed"),
+        "{refused}"
+    );
+
+    // A password change ends it at once: resuming afterwards fails.
+    let out = server.cli(&["user", "passwd", "carol"], "new carol pw\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = event_log_with(&server, &format!("session-closed {id} "));
+    assert!(
+        log.contains(&format!(
+            "session-closed {id} {carol_jid} stream error: reset"
+        )),
+        "{log}"
+    );
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open();
+    assert!(
+        c.sasl2_plain("carol", "new carol pw", &Default::default())
+            .success
+    );
+    c.read_until("</stream:features>");
+    c.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{id}'/>"
+    ));
+    assert!(c
+        .read_until("/>")
+        .contains("<failed xmlns='urn:tessera:test:stanza'/>"));
+
+    // close_session closes a connected session with the module's condition.
+    let (mut dave, _) = login(&server, "bob");
+    dave.send("<iq type='set' id='c'><close xmlns='urn:tessera:test:stanza'/></iq>");
+    assert!(dave
+        .read_to_close()
+        .contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    // Everyone else lives on.
+    let (mut alice, _) = login(&server, "alice");
+    let (mut bob, bob_jid) = login(&server, "bob");
+    alice.send(&message(&bob_jid, "still here"));
+    assert!(next_body(&mut bob).starts_with("still here"));
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera_plugin_api::StreamCondition;
 
-use tessera_plugin_api::events::{self, SessionEvent};
+use tessera_plugin_api::events::{self, SessionEvent, SessionResumed};
 use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::ModuleCalls;
@@ -76,6 +76,9 @@ struct Conn {
     /// The module generation that handled this stream's last pre-auth element: a SASL exchange
     /// that began on a generation completes on it across a hot swap (until it is retired).
     pinned: Option<Arc<crate::runtime::modules::Module>>,
+    /// The connection was lost (end of file or an I/O error) rather than closed: the one way
+    /// a kept session is detached instead of ended.
+    lost: bool,
 }
 
 enum Wake {
@@ -122,6 +125,7 @@ pub(super) async fn run(
         out: String::new(),
         deadline: Some(deadline),
         pinned: None,
+        lost: false,
     };
     let reason = conn.serve().await;
     conn.finish(&reason).await;
@@ -154,6 +158,7 @@ impl Conn {
         let mut buf = Vec::new();
         loop {
             if let Err(e) = self.flush().await {
+                self.lost = true;
                 return format!("write failed: {e}");
             }
             buf.resize(READ_CHUNK, 0);
@@ -164,9 +169,15 @@ impl Conn {
                 () = sleep_until(self.deadline) => Wake::Timeout,
             };
             let result = match wake {
-                Wake::Read(Ok(0)) => return "peer closed the connection".into(),
+                Wake::Read(Ok(0)) => {
+                    self.lost = true;
+                    return "peer closed the connection".into();
+                }
                 Wake::Read(Ok(n)) => self.on_bytes(buf.get(..n).unwrap_or_default()).await,
-                Wake::Read(Err(e)) => return format!("read failed: {e}"),
+                Wake::Read(Err(e)) => {
+                    self.lost = true;
+                    return format!("read failed: {e}");
+                }
                 Wake::Queued(xml) => {
                     self.out.push_str(&xml);
                     Ok(true)
@@ -216,13 +227,21 @@ impl Conn {
 
     async fn finish(&mut self, reason: &str) {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.io.shutdown()).await;
-        if self.session.is_some() {
-            self.shared.sessions.remove(self.info.id);
-        }
         // An exchange the client abandoned would otherwise pin its module generation (and the
         // mechanism's state) until a reload's drain timed out.
         for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
             let _ = provider.mechanism_end(exchange);
+        }
+        if let Some(session) = &self.session {
+            if session.is_moved() {
+                // Another stream took the session over; it lives on there.
+                return;
+            }
+            if self.lost && session.is_bound() && session.kept_ms() > 0 {
+                super::detached::detach(&self.shared, session.clone(), reason);
+                return;
+            }
+            self.shared.sessions.remove(self.info.id);
         }
         let event = SessionEvent {
             stream_id: self.info.id,
@@ -382,14 +401,18 @@ impl Conn {
     }
 
     fn apply(&mut self, actions: Vec<StreamAction>) -> Result<(), StreamError> {
-        // A login is decided before anything of its answer (`<success/>`, a token) is written.
+        // A login or a resumption is decided before anything of its answer (`<success/>`, a
+        // token, `<resumed/>`) is written.
         for action in &actions {
-            if let StreamAction::Authenticated {
-                user,
-                user_agent_id,
-            } = action
-            {
-                self.authenticated(user, user_agent_id.clone())?;
+            match action {
+                StreamAction::Authenticated {
+                    user,
+                    user_agent_id,
+                } => self.authenticated(user, user_agent_id.clone())?,
+                StreamAction::Resume { session, .. } => {
+                    self.check_resume(*session)?;
+                }
+                _ => {}
             }
         }
         for action in actions {
@@ -417,6 +440,7 @@ impl Conn {
                     self.framer.reset();
                     self.phase = Phase::AwaitHeader(FeatureSet::Authenticated);
                 }
+                StreamAction::Resume { session, replay } => self.resume(session, replay)?,
                 StreamAction::Close { condition, text } => {
                     return Err(StreamError { condition, text })
                 }
@@ -482,11 +506,55 @@ impl Conn {
         Ok(())
     }
 
-    fn bound(&mut self, full: String) {
-        tracing::info!(jid = %full, "resource bound");
-        self.info.jid = Some(full.clone());
+    /// Take over session `old` (XEP-0198 resumption, decided by a module): see
+    /// [`StreamAction::Resume`].
+    fn resume(&mut self, old: u64, replay: Vec<Element>) -> Result<(), StreamError> {
+        let session = self.check_resume(old)?;
+        let old_entry = self.shared.sessions.by_stream(old);
+        let full = self
+            .shared
+            .sessions
+            .take_over(old, &session)
+            .map_err(|why| resume_refused(old, why))?;
+        // A connection still serving it is closed; a detached one's wait ends.
+        if let Some(old_entry) = old_entry {
+            old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
+        }
+        for stanza in replay {
+            stanza.write_xml(&mut self.out, "jabber:client");
+        }
+        tracing::info!(jid = %full, previous = old, "session resumed");
+        self.enter_bound(full.clone());
+        let event = SessionResumed {
+            stream_id: self.info.id,
+            previous_stream_id: old,
+            jid: full,
+        };
+        self.shared.fire(events::SESSION_RESUMED, &event);
+        Ok(())
+    }
+
+    /// This stream's session, if it may take over session `old`.
+    fn check_resume(&self, old: u64) -> Result<Arc<SessionEntry>, StreamError> {
+        let Some(session) = self.session.clone() else {
+            return Err(resume_refused(old, "the stream is not authenticated"));
+        };
+        self.shared
+            .sessions
+            .check_take_over(old, &session)
+            .map_err(|why| resume_refused(old, why))?;
+        Ok(session)
+    }
+
+    fn enter_bound(&mut self, full: String) {
+        self.info.jid = Some(full);
         self.phase = Phase::Bound;
         self.deadline = None;
+    }
+
+    fn bound(&mut self, full: String) {
+        tracing::info!(jid = %full, "resource bound");
+        self.enter_bound(full.clone());
         let event = SessionEvent {
             stream_id: self.info.id,
             jid: Some(full),
@@ -494,4 +562,13 @@ impl Conn {
         };
         self.shared.fire(events::SESSION_BOUND, &event);
     }
+}
+
+/// The stream error for a resumption the host refuses (the module should have checked).
+fn resume_refused(session: u64, why: &str) -> StreamError {
+    tracing::warn!(session, why, "resumption refused");
+    StreamError::with_text(
+        StreamCondition::PolicyViolation,
+        "that session cannot be resumed here",
+    )
 }

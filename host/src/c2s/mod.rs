@@ -3,6 +3,7 @@
 //! task in [`conn`].
 
 mod conn;
+mod detached;
 pub mod features;
 
 use std::net::SocketAddr;

@@ -543,6 +543,24 @@ impl HostCalls for PluginContext {
         Ok(true)
     }
 
+    fn session_keep(&self, stream: u64, keep_ms: Option<u64>) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(false);
+        };
+        session.keep(keep_ms.unwrap_or(0));
+        Ok(true)
+    }
+
+    fn close_session(&self, stream: u64, condition: StreamCondition) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(false);
+        };
+        session.request_close(condition, None);
+        Ok(true)
+    }
+
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
         Ok(self
             .shared()?

@@ -16,23 +16,42 @@
 //! IQs in `urn:tessera:test:stanza` (type `set`): `<attach/>`, `<detach/>` (this session's
 //! `SessionOut` hook), `<state/>` (answers the session's counter), `<poke/>` (a message to this
 //! session through `send_to_session`), `<route to='JID'>TEXT</route>` (a message from the
-//! server to `JID` through `route`).
+//! server to `JID` through `route`), `<keep ms='N'/>` (keep the session N ms after its
+//! connection is lost, and attach; answers `<kept id='SESSION'/>`), `<close/>` (close this
+//! session with `<policy-violation/>` through `close_session`).
+//!
+//! A mini stream management: while a kept session is detached, hook 5 holds what is written to
+//! it (in the session's state) instead of letting it go to the dead connection. The stream
+//! element `<resume xmlns='urn:tessera:test:stanza' id='SESSION'/>` (after authentication)
+//! answers `<resumed id='…'/>` and takes the session over with what was held as the replay,
+//! or `<failed/>` when the session is not among the account's (`unchecked='1'` skips that
+//! check, to show the host refusing). The lifecycle events (`session-bound`,
+//! `session-detached`, `session-resumed`, `session-closed`) of accounts are listed, one line
+//! each, at `GET /test/stanza/events`.
 
+use tessera_plugin_api::events::{self, SessionEvent, SessionResumed};
 use tessera_plugin_api::protocol::{
-    ArchiveQuery, HttpRequest, HttpResponse, IqRequest, Manifest, Registrations,
+    ArchiveQuery, ElementSpec, HookSpec, HttpRequest, HttpResponse, IqRequest, KvScope, Manifest,
+    Registrations, StreamAction, StreamElement, StreamPhase,
 };
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
-use tessera_plugin_api::wire::Bytes;
+use tessera_plugin_api::wire::{self, Bytes};
 use tessera_plugin_api::xml::{Element, Node};
-use tessera_plugin_api::{Config, Host, Module, PluginError, Stanza, StanzaCondition, Verdict};
+use tessera_plugin_api::{
+    Config, Event, EventFlow, Host, Module, PluginError, Stanza, StanzaCondition, StreamCondition,
+    Verdict,
+};
 
 const NS: &str = "urn:tessera:test:stanza";
 const CLIENT: &str = "jabber:client";
 const ROUTE: &str = "/test/stanza";
 
-/// The module (stateless: what it keeps lives in the host's session state and store).
-#[derive(Debug)]
-pub struct Fixture;
+/// The module (what it keeps lives in the host's session state and store; the lock makes the
+/// event log's read-modify-write one step).
+#[derive(Debug, Default)]
+pub struct Fixture {
+    log: std::sync::Mutex<()>,
+}
 
 fn body(el: &Element) -> Option<String> {
     el.child("body", CLIENT).map(Element::text)
@@ -102,6 +121,17 @@ impl Fixture {
         let Some(stream) = stanza.header.session else {
             return Ok(Verdict::Pass);
         };
+        let account = stanza.header.account.unwrap_or_default();
+        let detached = host
+            .account_sessions(account)?
+            .iter()
+            .any(|s| s.stream == stream && s.detached);
+        if detached {
+            let mut held = held(host, stream)?;
+            held.push(stanza.element()?);
+            host.session_set(stream, "held", Some(Bytes::new(&wire::encode(&held)?)))?;
+            return Ok(Verdict::Handled);
+        }
         let n = counter(host, stream)? + 1;
         host.session_set(stream, "out", Some(Bytes::new(&n.to_be_bytes())))?;
         let mut el = stanza.element()?;
@@ -109,6 +139,21 @@ impl Fixture {
         Ok(Verdict::Replace(el))
     }
 }
+
+/// What was held for a detached session.
+fn held(host: &Host, stream: u64) -> Result<Vec<Element>, PluginError> {
+    match host.session_get(stream, "held")? {
+        Some(bytes) => wire::decode("held stanzas", &bytes),
+        None => Ok(Vec::new()),
+    }
+}
+
+const LIFECYCLE: [&str; 4] = [
+    events::SESSION_BOUND,
+    events::SESSION_DETACHED,
+    events::SESSION_RESUMED,
+    events::SESSION_CLOSED,
+];
 
 fn counter(host: &Host, stream: u64) -> Result<u64, PluginError> {
     Ok(host
@@ -140,7 +185,7 @@ impl Module for Fixture {
     }
 
     fn init(_host: &Host, _config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
-        Ok(Fixture)
+        Ok(Fixture::default())
     }
 
     fn registrations(&self) -> Registrations {
@@ -156,8 +201,80 @@ impl Module for Fixture {
             ],
             iq_namespaces: vec![NS.into()],
             http_routes: vec![ROUTE.into()],
+            stream_elements: vec![ElementSpec {
+                name: "resume".into(),
+                ns: NS.into(),
+                phase: StreamPhase::Authenticated,
+            }],
+            events: LIFECYCLE
+                .iter()
+                .map(|name| HookSpec {
+                    name: (*name).into(),
+                    priority: 0,
+                })
+                .collect(),
             ..Registrations::default()
         }
+    }
+
+    fn on_event(&self, host: &Host, event: &Event<'_>) -> Result<EventFlow, PluginError> {
+        let line = if event.name == events::SESSION_RESUMED {
+            let e: SessionResumed = event.decode()?;
+            format!(
+                "{} {} {} from {}",
+                event.name, e.stream_id, e.jid, e.previous_stream_id
+            )
+        } else {
+            let e: SessionEvent = event.decode()?;
+            let Some(jid) = e.jid else {
+                return Ok(EventFlow::Continue);
+            };
+            format!(
+                "{} {} {jid} {}",
+                event.name,
+                e.stream_id,
+                e.reason.unwrap_or_default()
+            )
+        };
+        let _one_at_a_time = self.log.lock();
+        let mut log = host.kv_get(KvScope::Global, "events")?.unwrap_or_default();
+        log.push_str(&line);
+        log.push('\n');
+        host.kv_put(KvScope::Global, "events", &log)?;
+        Ok(EventFlow::Continue)
+    }
+
+    fn stream_element(
+        &self,
+        host: &Host,
+        request: StreamElement,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        let el = &request.element;
+        let id = el.attr("id").unwrap_or_default().to_owned();
+        let failed = || {
+            vec![StreamAction::Send {
+                xml: Element::new("failed", NS).to_xml(),
+            }]
+        };
+        let Ok(session) = id.parse::<u64>() else {
+            return Ok(failed());
+        };
+        let user = request.stream.user.as_deref().unwrap_or_default();
+        let owned = host
+            .account_sessions(user)?
+            .iter()
+            .any(|s| s.stream == session);
+        if !owned && el.attr("unchecked") != Some("1") {
+            return Ok(failed());
+        }
+        let replay = held(host, session)?;
+        host.session_set(session, "held", None)?;
+        Ok(vec![
+            StreamAction::Send {
+                xml: Element::new("resumed", NS).with_attr("id", &id).to_xml(),
+            },
+            StreamAction::Resume { session, replay },
+        ])
     }
 
     fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
@@ -210,6 +327,18 @@ impl Module for Fixture {
                 host.route(message)?;
                 Ok(Some(reply))
             }
+            "keep" => {
+                let ms = command.attr("ms").and_then(|m| m.parse().ok());
+                host.session_keep(stream, ms)?;
+                host.session_attach(stream, true)?;
+                Ok(Some(reply.with_child(
+                    Element::new("kept", NS).with_attr("id", stream.to_string()),
+                )))
+            }
+            "close" => {
+                host.close_session(stream, StreamCondition::PolicyViolation)?;
+                Ok(Some(reply))
+            }
             _ => Ok(None),
         }
     }
@@ -217,6 +346,14 @@ impl Module for Fixture {
     fn http(&self, host: &Host, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         let rest = request.path.strip_prefix(ROUTE).unwrap_or(&request.path);
         let user = request.query.strip_prefix("user=").unwrap_or_default();
+        if rest == "/events" {
+            let log = host.kv_get(KvScope::Global, "events")?.unwrap_or_default();
+            return Ok(HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: log.into_bytes(),
+            });
+        }
         let items = match rest {
             _ if user.is_empty() => None,
             "/stored" => {

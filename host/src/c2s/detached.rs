@@ -1,0 +1,48 @@
+//! Sessions kept without a connection (XEP-0198 hibernation, decided by a module through
+//! `session_keep`): when a kept, bound session loses its connection it stays in the session
+//! table, detached, until a stream takes it over (`StreamAction::Resume`), its time runs out,
+//! or the host closes it (password change, deletion, shutdown, `close_session`). Only then is
+//! it removed and `session-closed` fired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_plugin_api::events::{self, SessionEvent};
+
+use crate::sessions::SessionEntry;
+use crate::Shared;
+
+/// Detach `session` (its connection ended with `reason`) and wait for its end.
+pub(super) fn detach(shared: &Arc<Shared>, session: Arc<SessionEntry>, reason: &str) {
+    session.set_detached();
+    let keep = Duration::from_millis(session.kept_ms());
+    tracing::info!(jid = %session.jid(), keep_ms = session.kept_ms(), reason, "session detached");
+    shared.fire(
+        events::SESSION_DETACHED,
+        &SessionEvent {
+            stream_id: session.stream_id,
+            jid: Some(session.jid()),
+            reason: Some(reason.to_owned()),
+        },
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let why = tokio::select! {
+            () = tokio::time::sleep(keep) => "detached session expired".to_owned(),
+            req = session.close_requested() => format!("stream error: {}", req.condition),
+        };
+        if session.is_moved() {
+            return;
+        }
+        shared.sessions.remove(session.stream_id);
+        tracing::info!(jid = %session.jid(), why, "detached session ended");
+        shared.fire(
+            events::SESSION_CLOSED,
+            &SessionEvent {
+                stream_id: session.stream_id,
+                jid: Some(session.jid()),
+                reason: Some(why),
+            },
+        );
+    });
+}

@@ -130,16 +130,21 @@ impl Mailer {
                     .await
                     .map_err(outbox)?;
                 let name = format!("{}-{}.eml", crate::now_ms(), crate::secret::random_hex(6));
-                let path = dir.join(name);
+                let path = dir.join(&name);
+                // Written under a hidden name and renamed when complete: whoever reads the
+                // outbox (a delivery script, a test) never sees half a mail.
+                let partial = dir.join(format!(".{name}.part"));
                 let mut file = tokio::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&path)
+                    .open(&partial)
                     .await
                     .map_err(outbox)?;
                 file.write_all(&message.formatted()).await.map_err(outbox)?;
-                file.flush().await.map_err(outbox)?;
+                file.sync_all().await.map_err(outbox)?;
+                drop(file);
+                tokio::fs::rename(&partial, &path).await.map_err(outbox)?;
                 Ok(path.display().to_string())
             }
         }

@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,7 +34,7 @@ use tessera_tests::reset::{mail_body, reset_link, Profile};
 use tessera_tests::sasl::{
     password_login_works as login_works, PasswordMechanism as Mech, Sasl2Extras,
 };
-use tessera_tests::{https, Server, ServerOptions, XmppClient};
+use tessera_tests::{https, outbox_mails, Server, ServerOptions, XmppClient};
 
 const PW: &str = "pw";
 const TOK: &str = "tok";
@@ -207,12 +207,6 @@ fn post_password(addr: SocketAddr, path: &str, csrf: &str, password: &str) -> (u
     (reply.status, reply.body)
 }
 
-fn mails_in(outbox: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(outbox)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The workers
 
@@ -292,7 +286,7 @@ struct Reset {
 fn rst_worker(addrs: Addrs, outbox: PathBuf, round: usize) -> JoinHandle<Record<Reset>> {
     worker("rst", move |rec| {
         let started = Instant::now();
-        let mut seen: HashSet<PathBuf> = mails_in(&outbox).into_iter().collect();
+        let mut seen: HashSet<PathBuf> = outbox_mails(&outbox).into_iter().collect();
         let mut n = 0;
         while go_on(started, n) {
             let Some(answer) = rec.step("reset request", || {
@@ -310,7 +304,7 @@ fn rst_worker(addrs: Addrs, outbox: PathBuf, round: usize) -> JoinHandle<Record<
                 if killing() {
                     return;
                 }
-                let link = mails_in(&outbox)
+                let link = outbox_mails(&outbox)
                     .into_iter()
                     .filter(|m| !seen.contains(m))
                     .find_map(|m| {

@@ -4,7 +4,7 @@
 //! user` command never writes the store behind a server it cannot reach.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,7 +12,8 @@ use std::time::Instant;
 use tessera_tests::reset::Profile;
 use tessera_tests::sasl::{password_login_works, PasswordMechanism};
 use tessera_tests::{
-    run_cli, run_with_stdin, tessera_bin, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
+    run_cli, run_with_stdin, tessera_bin, wait_for_mail, write_config, Server, ServerOptions,
+    XmppClient, TIMEOUT,
 };
 
 const OLD: &str = "old password 1";
@@ -35,22 +36,6 @@ fn stderr(out: &Output) -> String {
 
 fn login_works(direct_tls: std::net::SocketAddr, password: &str) -> bool {
     password_login_works(direct_tls, "alice", password, PasswordMechanism::Plain)
-}
-
-/// The first file in `folder`, waiting for one to appear.
-fn wait_for_file(folder: &Path) -> PathBuf {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let found = std::fs::read_dir(folder)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok);
-        if let Some(entry) = found {
-            return entry.path();
-        }
-        assert!(Instant::now() < deadline, "nothing in {}", folder.display());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 /// `tessera run` on a config of our own (so the data directory can be prepared before it
@@ -113,10 +98,8 @@ fn everything_in_the_data_dir_is_owner_only_including_reset_mails() {
     c.open();
     c.password_reset(Profile::Sasl2, "alice", "alice@example.net");
     let data = server.dir.path().join("data");
-    let mail = wait_for_file(&data.join("outbox"));
-    assert!(std::fs::read_to_string(&mail)
-        .expect("mail")
-        .contains("chat.example.test"));
+    let (mail, text) = wait_for_mail(&data.join("outbox"));
+    assert!(text.contains("chat.example.test"), "{text}");
 
     for folder in ["", "outbox", "tls"] {
         assert_eq!(mode(&data.join(folder)), 0o700, "{folder}/");

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tessera_tests::{
-    https, run_cli, target_dir, write_config, Server, ServerOptions, XmppClient, TIMEOUT,
+    https, run_cli, target_dir, wait_for_mail, write_config, Server, ServerOptions, XmppClient,
+    TIMEOUT,
 };
 
 const BUS_MODULES: &[&str] = &[
@@ -334,18 +335,7 @@ fn modules_use_host_timers_mail_and_the_sessions_api() {
     let op = get(&server, "/test/emitter/mail?to=carol%40example.org");
     assert_eq!(op.status, 200, "{}", op.body);
     let outbox = server.dir.path().join("data/outbox");
-    let deadline = Instant::now() + TIMEOUT;
-    let mail = loop {
-        let found = std::fs::read_dir(&outbox)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok);
-        if let Some(entry) = found {
-            break std::fs::read_to_string(entry.path()).expect("read mail");
-        }
-        assert!(Instant::now() < deadline, "no mail in {}", outbox.display());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_, mail) = wait_for_mail(&outbox);
     assert!(
         mail.contains("To: carol@example.org") && mail.contains("Subject: Fixture mail"),
         "{mail}"

@@ -441,6 +441,38 @@ pub fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
     }
 }
 
+/// The complete mails in an outbox folder (the server writes each under a hidden name and
+/// renames it to `*.eml` when done), oldest name first.
+pub fn outbox_mails(outbox: &Path) -> Vec<PathBuf> {
+    let mut mails: Vec<PathBuf> = std::fs::read_dir(outbox)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    mails.sort();
+    mails
+}
+
+/// Wait (bounded) for the first complete mail in an outbox folder and read it.
+pub fn wait_for_mail(outbox: &Path) -> (PathBuf, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(path) = outbox_mails(outbox).into_iter().next() {
+            let text = std::fs::read_to_string(&path).expect("read mail");
+            return (path, text);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail in {}",
+            outbox.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Connect a plain TCP socket (for pre-TLS tests).
 pub fn tcp(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");

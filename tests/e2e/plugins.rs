@@ -292,6 +292,23 @@ fn the_third_party_example_module_loads_from_its_own_build() {
         reply.contains("type='result'") && reply.contains(&format!("Hello, {jid}!")),
         "{reply}"
     );
+    // Its stanza hook answers `/hello` in place of delivering it; other messages pass.
+    alice.send(&format!(
+        "<message to='{jid}' type='chat' id='m1'><body>/hello</body></message>"
+    ));
+    alice.send(&format!(
+        "<message to='{jid}' type='chat' id='m2'><body>hi me</body></message>"
+    ));
+    let answer = alice.read_until("</message>");
+    assert!(
+        answer.contains("from='localhost'") && answer.contains(&format!("Hello, {jid}!")),
+        "{answer}"
+    );
+    let passed = alice.read_until("</message>");
+    assert!(
+        passed.contains("id='m2'") && passed.contains("hi me"),
+        "{passed}"
+    );
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let stats = https(server.ports.http, "GET", "/hello/stats", &[], b"");

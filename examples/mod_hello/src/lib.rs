@@ -1,7 +1,7 @@
 //! `mod_hello`: an example third-party Tessera module, built outside the Tessera workspace
 //! against `tessera-plugin-api` alone.
 //!
-//! Module name `hello` (file `libmod_hello.so`). It shows the four common kinds of hook:
+//! Module name `hello` (file `libmod_hello.so`). It shows the five common kinds of hook:
 //!
 //! 1. **Stream feature**: adds `<hello xmlns='urn:example:hello'/>` to every
 //!    `<stream:features/>`.
@@ -14,6 +14,10 @@
 //!    restarts and hot swaps).
 //! 4. **HTTP route**: `GET /hello/stats` on the host's HTTPS server answers
 //!    `{"sessions_bound": N}`.
+//! 5. **Stanza hook**: a chat message a client sends with the body `/hello` (to anyone) is not
+//!    delivered; the sender gets `Hello, JID!` from the server instead. Every other message
+//!    passes untouched, and the hook reads only the stanza's header for those that are not
+//!    chat messages (the host's selector already filtered by kind and type).
 //!
 //! Like every module it is synchronous and keeps no host objects: all I/O goes through [`Host`].
 
@@ -21,8 +25,11 @@ use tessera_plugin_api::events::{self, SessionEvent};
 use tessera_plugin_api::protocol::{
     HookSpec, HttpRequest, HttpResponse, IqRequest, KvScope, Manifest, Registrations, StreamInfo,
 };
+use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{Config, Event, EventFlow, Host, LogLevel, Module, PluginError};
+use tessera_plugin_api::{
+    Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza, Verdict,
+};
 
 /// The namespace of the stream feature and of the IQ payload.
 pub const NS: &str = "urn:example:hello";
@@ -61,8 +68,19 @@ impl Module for Hello {
                 priority: events::priority::NORMAL,
             }],
             http_routes: vec![ROUTE.into()],
+            stanza_hooks: vec![StanzaHook::at(StanzaPoint::ClientIn)
+                .kind(StanzaKind::Message)
+                .types(&["chat"])],
             ..Registrations::default()
         }
+    }
+
+    fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        let message = stanza.element()?;
+        Ok(match greeting(&message, &host.host_info()?.domain) {
+            Some(answer) => Verdict::Reply(answer),
+            None => Verdict::Pass,
+        })
     }
 
     fn stream_features(
@@ -99,7 +117,8 @@ impl Module for Hello {
                 Ok(HttpResponse {
                     status: 200,
                     headers: vec![("content-type".into(), "application/json".into())],
-                    body: serde_json::to_vec(&body).map_err(|e| PluginError::internal(e.to_string()))?,
+                    body: serde_json::to_vec(&body)
+                        .map_err(|e| PluginError::internal(e.to_string()))?,
                 })
             }
             (_, "/stats") => Ok(HttpResponse {
@@ -154,6 +173,24 @@ fn hello_reply(request: &IqRequest) -> Option<Element> {
     Some(reply.with_child(Element::new("hello", NS).with_text(format!("Hello, {greeted}!"))))
 }
 
+/// The server's answer to a `/hello` chat message, or `None` for any other message.
+fn greeting(message: &Element, domain: &str) -> Option<Element> {
+    let body = message.child("body", "jabber:client")?;
+    if body.text().trim() != "/hello" {
+        return None;
+    }
+    let sender = message.attr("from").unwrap_or("stranger");
+    Some(
+        Element::new("message", "jabber:client")
+            .with_attr("type", "chat")
+            .with_attr("from", domain)
+            .with_attr("to", sender)
+            .with_child(
+                Element::new("body", "jabber:client").with_text(format!("Hello, {sender}!")),
+            ),
+    )
+}
+
 tessera_plugin_api::export_module!(Hello);
 
 #[cfg(test)]
@@ -200,6 +237,27 @@ mod tests {
             reply.as_ref().and_then(|r| r.attr("to")),
             Some("juliet@example.org/balcony")
         );
+    }
+
+    #[test]
+    fn only_the_hello_command_is_answered() {
+        let message = |body: &str| {
+            Element::new("message", "jabber:client")
+                .with_attr("type", "chat")
+                .with_attr("from", "juliet@example.org/balcony")
+                .with_child(Element::new("body", "jabber:client").with_text(body))
+        };
+        assert_eq!(
+            greeting(&message(" /hello "), "example.org")
+                .map(|m| m.to_xml())
+                .as_deref(),
+            Some(
+                "<message xmlns='jabber:client' type='chat' from='example.org' \
+                 to='juliet@example.org/balcony'><body>Hello, juliet@example.org/balcony!</body>\
+                 </message>"
+            )
+        );
+        assert!(greeting(&message("hello"), "example.org").is_none());
     }
 
     #[test]

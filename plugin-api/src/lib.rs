@@ -78,6 +78,7 @@ pub mod conditions;
 pub mod error;
 pub mod events;
 pub mod names;
+pub mod options;
 pub mod protocol;
 pub mod ratelimit;
 pub mod reply;

@@ -5,9 +5,7 @@
 //! identity (`server`/`im`) and the two disco namespaces. `disco#items` to the server is an
 //! empty list (no components or services yet). Queries to accounts are not answered here.
 
-use tessera_plugin_api::protocol::{
-    DiscoIdentity, DiscoInfo, IqRequest, Manifest, OptionSpec, Registrations,
-};
+use tessera_plugin_api::protocol::{DiscoIdentity, DiscoInfo, IqRequest, Manifest, Registrations};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Config, Host, Module, PluginError};
 
@@ -15,8 +13,13 @@ use tessera_plugin_api::{Config, Host, Module, PluginError};
 pub const INFO: &str = "http://jabber.org/protocol/disco#info";
 /// `disco#items`.
 pub const ITEMS: &str = "http://jabber.org/protocol/disco#items";
-/// The option naming the server in its identity.
-pub const OPT_NAME: &str = "disco_name";
+tessera_plugin_api::options! {
+    /// The module's options.
+    pub struct Settings {
+        /// the server's name in its disco#info identity
+        disco_name: String = "Tessera".to_owned();
+    }
+}
 
 /// The module: the name it gives the server.
 #[derive(Debug)]
@@ -79,22 +82,14 @@ impl Module for Disco {
     fn manifest() -> Manifest {
         Manifest {
             description: "XEP-0030 Service Discovery for the server".into(),
-            options: vec![OptionSpec {
-                name: OPT_NAME.into(),
-                kind: tessera_plugin_api::protocol::OptionKind::String,
-                default: Some(tessera_plugin_api::protocol::OptionValue::String(
-                    "Tessera".into(),
-                )),
-                required: false,
-                doc: "the server's name in its disco#info identity".into(),
-            }],
+            options: Settings::specs(),
             ..Manifest::default()
         }
     }
 
     fn init(_host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
         Ok(Disco {
-            name: config.string(OPT_NAME).unwrap_or("Tessera").to_owned(),
+            name: Settings::from_config(config)?.disco_name,
         })
     }
 

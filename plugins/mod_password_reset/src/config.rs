@@ -3,7 +3,7 @@
 //! that revoke links (`user-password-changed`, `user-deleted`).
 
 use tessera_plugin_api::events;
-use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations};
+use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, Registrations};
 use tessera_plugin_api::{Config, PluginError};
 
 /// The mechanism's name.
@@ -11,66 +11,25 @@ pub(crate) const MECHANISM: &str = "PASSWORD-RESET";
 /// The HTTP route prefix of the reset page.
 pub(crate) const ROUTE: &str = "/password-reset";
 
-/// Option: lifetime of a reset link, in seconds.
-pub(crate) const OPT_TOKEN_TTL: &str = "password_reset_token_ttl";
-/// Option: shortest accepted new password, in characters.
-pub(crate) const OPT_MIN_LENGTH: &str = "password_reset_min_length";
-/// Option: reset mails per account within the window.
-pub(crate) const OPT_MAX_PER_USER: &str = "password_reset_max_requests_per_user";
-/// Option: reset requests per client IP address within the window.
-pub(crate) const OPT_MAX_PER_IP: &str = "password_reset_max_requests_per_ip";
-/// Option: reset page submissions per client IP address within the window.
-pub(crate) const OPT_MAX_POSTS_PER_IP: &str = "password_reset_max_page_posts_per_ip";
-/// Option: the sliding window of the three limits, in seconds.
-pub(crate) const OPT_RATE_WINDOW: &str = "password_reset_rate_window";
-/// Option: also list the mechanism in RFC 6120 `<mechanisms/>`.
-pub(crate) const OPT_LEGACY: &str = "password_reset_legacy_sasl";
-
-/// (name, min, max, default, doc) of every integer option.
-const INTEGERS: [(&str, i64, i64, i64, &str); 6] = [
-    (
-        OPT_TOKEN_TTL,
-        1,
-        604_800,
-        3600,
-        "lifetime of a reset link, in seconds",
-    ),
-    (
-        OPT_MIN_LENGTH,
-        1,
-        1024,
-        8,
-        "shortest accepted new password, in characters",
-    ),
-    (
-        OPT_MAX_PER_USER,
-        1,
-        1_000_000,
-        3,
-        "reset mails per account within password_reset_rate_window",
-    ),
-    (
-        OPT_MAX_PER_IP,
-        1,
-        1_000_000,
-        10,
-        "reset requests per client IP address within password_reset_rate_window",
-    ),
-    (
-        OPT_MAX_POSTS_PER_IP,
-        1,
-        1_000_000,
-        30,
-        "reset page submissions per client IP address within password_reset_rate_window",
-    ),
-    (
-        OPT_RATE_WINDOW,
-        1,
-        86_400,
-        3600,
-        "sliding window of the rate limits, in seconds",
-    ),
-];
+tessera_plugin_api::options! {
+    /// The options as declared.
+    pub(crate) struct Options {
+        /// lifetime of a reset link, in seconds
+        password_reset_token_ttl: u64 = 3600, range 1..=604_800;
+        /// shortest accepted new password, in characters
+        password_reset_min_length: usize = 8, range 1..=1024;
+        /// reset mails per account within password_reset_rate_window
+        password_reset_max_requests_per_user: usize = 3, range 1..=1_000_000;
+        /// reset requests per client IP address within password_reset_rate_window
+        password_reset_max_requests_per_ip: usize = 10, range 1..=1_000_000;
+        /// reset page submissions per client IP address within password_reset_rate_window
+        password_reset_max_page_posts_per_ip: usize = 30, range 1..=1_000_000;
+        /// sliding window of the rate limits, in seconds
+        password_reset_rate_window: u64 = 3600, range 1..=86_400;
+        /// also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list
+        password_reset_legacy_sasl: bool = false;
+    }
+}
 
 /// The validated options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,54 +70,24 @@ impl Settings {
     /// # Errors
     /// A value of the wrong type or out of bounds (the message names the key).
     pub(crate) fn from_config(config: &Config) -> Result<Self, PluginError> {
-        let get = |name: &str| -> Result<u64, PluginError> {
-            let (_, min, max, default, _) = INTEGERS
-                .iter()
-                .find(|o| o.0 == name)
-                .copied()
-                .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
-            let value = match config.get(name) {
-                None => default,
-                Some(_) => config.integer(name)?,
-            };
-            if !(min..=max).contains(&value) {
-                return Err(PluginError::config(format!(
-                    "option `{name}` must be between {min} and {max}"
-                )));
-            }
-            Ok(u64::try_from(value).unwrap_or(0))
-        };
-        let count = |name: &str| get(name).map(|v| usize::try_from(v).unwrap_or(usize::MAX));
-        let legacy = match config.get(OPT_LEGACY) {
-            None => false,
-            Some(_) => config.boolean(OPT_LEGACY)?,
-        };
+        let o = Options::from_config(config)?;
         Ok(Self {
-            token_ttl_ms: get(OPT_TOKEN_TTL)?.saturating_mul(1000),
-            min_length: count(OPT_MIN_LENGTH)?,
-            max_per_user: count(OPT_MAX_PER_USER)?,
-            max_per_ip: count(OPT_MAX_PER_IP)?,
-            max_posts_per_ip: count(OPT_MAX_POSTS_PER_IP)?,
-            window_ms: get(OPT_RATE_WINDOW)?.saturating_mul(1000),
-            legacy,
+            token_ttl_ms: o.password_reset_token_ttl.saturating_mul(1000),
+            min_length: o.password_reset_min_length,
+            max_per_user: o.password_reset_max_requests_per_user,
+            max_per_ip: o.password_reset_max_requests_per_ip,
+            max_posts_per_ip: o.password_reset_max_page_posts_per_ip,
+            window_ms: o.password_reset_rate_window.saturating_mul(1000),
+            legacy: o.password_reset_legacy_sasl,
         })
     }
 }
 
 /// The manifest: description, options, and the dependency on mod_sasl2 (which negotiates).
 pub(crate) fn manifest() -> Manifest {
-    let mut options: Vec<OptionSpec> = INTEGERS
-        .iter()
-        .map(|(name, min, max, default, doc)| OptionSpec::integer(name, *min, *max, *default, doc))
-        .collect();
-    options.push(OptionSpec::boolean(
-        OPT_LEGACY,
-        false,
-        "also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list",
-    ));
     Manifest {
         description: "PASSWORD-RESET SASL mechanism, reset mail and reset web page".into(),
-        options,
+        options: Options::specs(),
         depends: vec!["sasl2".into()],
         requires: vec!["http.public_url".into()],
     }
@@ -211,20 +140,23 @@ mod tests {
     #[test]
     fn values_are_read_and_bounds_enforced() {
         let mut config = Config::default();
-        config.set(OPT_TOKEN_TTL, OptionValue::Integer(2));
-        config.set(OPT_LEGACY, OptionValue::Bool(true));
+        config.set("password_reset_token_ttl", OptionValue::Integer(2));
+        config.set("password_reset_legacy_sasl", OptionValue::Bool(true));
         let settings = Settings::from_config(&config).expect("valid");
         assert_eq!(settings.token_ttl_ms, 2000);
         assert!(settings.legacy);
         assert!(registrations(&settings).mechanisms[0].legacy);
 
-        config.set(OPT_MIN_LENGTH, OptionValue::Integer(0));
+        config.set("password_reset_min_length", OptionValue::Integer(0));
         let err = Settings::from_config(&config).expect_err("out of bounds");
-        assert!(err.message.contains(OPT_MIN_LENGTH), "{err}");
-        config.set(OPT_MIN_LENGTH, OptionValue::Integer(8));
-        config.set(OPT_LEGACY, OptionValue::String("yes".into()));
+        assert!(err.message.contains("password_reset_min_length"), "{err}");
+        config.set("password_reset_min_length", OptionValue::Integer(8));
+        config.set(
+            "password_reset_legacy_sasl",
+            OptionValue::String("yes".into()),
+        );
         let err = Settings::from_config(&config).expect_err("not a bool");
-        assert!(err.message.contains(OPT_LEGACY), "{err}");
+        assert!(err.message.contains("password_reset_legacy_sasl"), "{err}");
     }
 
     #[test]

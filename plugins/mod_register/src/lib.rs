@@ -19,7 +19,7 @@
 use std::sync::Mutex;
 
 use tessera_plugin_api::names::canonical_account;
-use tessera_plugin_api::protocol::{IqRequest, Manifest, OptionSpec, Registrations, StreamInfo};
+use tessera_plugin_api::protocol::{IqRequest, Manifest, Registrations, StreamInfo};
 use tessera_plugin_api::ratelimit::{address_key, Window};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{
@@ -30,12 +30,18 @@ use tessera_plugin_api::{
 pub const NS: &str = "jabber:iq:register";
 /// The stream feature's namespace.
 pub const FEATURE_NS: &str = "http://jabber.org/features/iq-register";
-/// Whether new accounts may be created in-band.
-pub const OPT_ALLOW: &str = "allow_registration";
-/// Creations per client address per period.
-pub const OPT_THROTTLE_MAX: &str = "registration_throttle_max";
-/// The throttle's period, in seconds.
-pub const OPT_THROTTLE_PERIOD: &str = "registration_throttle_period";
+tessera_plugin_api::options! {
+    /// The module's options (Prosody's names).
+    pub struct Settings {
+        /// XEP-0077 registration of new accounts (password change and removal are always
+        /// allowed).
+        allow_registration: bool = false;
+        /// Account creation attempts per client address (IPv6: per /64) per period.
+        registration_throttle_max: usize = 5, range 1..=1_000_000;
+        /// The registration throttle's period, in seconds.
+        registration_throttle_period: u64 = 3_600, range 1..=2_592_000;
+    }
+}
 /// Format version of the saved throttle.
 const STATE_VERSION: u32 = 1;
 
@@ -223,38 +229,17 @@ impl Module for Register {
         Manifest {
             description: "XEP-0077 in-band registration, password change and account removal"
                 .into(),
-            options: vec![
-                OptionSpec::boolean(
-                    OPT_ALLOW,
-                    false,
-                    "XEP-0077 registration of new accounts (password change and removal are \
-                     always allowed)",
-                ),
-                OptionSpec::integer(
-                    OPT_THROTTLE_MAX,
-                    1,
-                    1_000_000,
-                    5,
-                    "account creations per client address (IPv6: per /64) per period",
-                ),
-                OptionSpec::integer(
-                    OPT_THROTTLE_PERIOD,
-                    1,
-                    30 * 86_400,
-                    3_600,
-                    "the registration throttle's period, in seconds",
-                ),
-            ],
+            options: Settings::specs(),
             ..Manifest::default()
         }
     }
 
     fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
-        let max = usize::try_from(config.integer(OPT_THROTTLE_MAX)?).unwrap_or(1);
-        let period_ms = u64::try_from(config.integer(OPT_THROTTLE_PERIOD)?)
-            .unwrap_or(1)
-            .saturating_mul(1000);
-        let mut throttle = Window::new(max, period_ms);
+        let settings = Settings::from_config(config)?;
+        let mut throttle = Window::new(
+            settings.registration_throttle_max,
+            settings.registration_throttle_period.saturating_mul(1000),
+        );
         if let Some(saved) = restore.filter(|s| !s.is_empty()) {
             let (version, keys): (u32, Vec<(String, Vec<u64>)>) =
                 wire::decode("register state", saved)?;
@@ -267,7 +252,7 @@ impl Module for Register {
             throttle.restore(keys, host.now_ms());
         }
         Ok(Register {
-            allow: config.boolean(OPT_ALLOW)?,
+            allow: settings.allow_registration,
             throttle: Mutex::new(throttle),
         })
     }

@@ -4,72 +4,32 @@
 
 use tessera_plugin_api::events;
 use tessera_plugin_api::protocol::{
-    ElementSpec, HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations, StreamPhase,
+    ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, StreamPhase,
 };
 use tessera_plugin_api::{Config, PluginError};
 
 use crate::wire::{SASL2_NS, SASL_NS};
 
-/// Option: failed attempts allowed on one stream before it is closed with `<policy-violation/>`.
-pub(crate) const OPT_MAX_RETRIES: &str = "sasl2_max_retries";
-/// Option: failed attempts on one account from one address (IPv6: /64) within the window before
-/// that address is refused for that account.
-pub(crate) const OPT_MAX_FAILURES_PER_USER: &str = "sasl2_max_failures_per_user";
-/// Option: failed attempts on one account from all addresses within the window after which each
-/// address that failed on it must wait between attempts (the account is never locked).
-pub(crate) const OPT_ACCOUNT_BACKOFF_AFTER: &str = "sasl2_account_backoff_after";
-/// Option: the longest wait of the account backoff, in seconds.
-pub(crate) const OPT_ACCOUNT_BACKOFF_MAX: &str = "sasl2_account_backoff_max";
-/// Option: failed attempts per client IP address within the window before attempts are refused.
-pub(crate) const OPT_MAX_FAILURES_PER_IP: &str = "sasl2_max_failures_per_ip";
-/// Option: length of the sliding window for the failure counters, in seconds.
-pub(crate) const OPT_FAILURE_WINDOW: &str = "sasl2_failure_window";
-
-/// (name, min, max, default, doc) of every integer option.
-const OPTIONS: [(&str, i64, i64, i64, &str); 6] = [
-    (
-        OPT_MAX_RETRIES,
-        1,
-        100,
-        5,
-        "failed authentication attempts allowed on one stream before it is closed",
-    ),
-    (
-        OPT_MAX_FAILURES_PER_USER,
-        1,
-        1_000_000,
-        10,
-        "failed attempts on one account from one address (IPv6: /64) within sasl2_failure_window before that address is refused for that account",
-    ),
-    (
-        OPT_ACCOUNT_BACKOFF_AFTER,
-        1,
-        1_000_000,
-        10,
-        "failed attempts on one account from all addresses within sasl2_failure_window after which every address that failed on it waits between attempts (1 s, doubling)",
-    ),
-    (
-        OPT_ACCOUNT_BACKOFF_MAX,
-        1,
-        3_600,
-        60,
-        "longest wait of the account backoff, in seconds",
-    ),
-    (
-        OPT_MAX_FAILURES_PER_IP,
-        1,
-        1_000_000,
-        30,
-        "failed attempts per client address (IPv6: /64) within sasl2_failure_window before further attempts from it are refused",
-    ),
-    (
-        OPT_FAILURE_WINDOW,
-        1,
-        86_400,
-        300,
-        "sliding window of the failure counters, in seconds",
-    ),
-];
+tessera_plugin_api::options! {
+    /// The options as declared.
+    pub(crate) struct Options {
+        /// failed authentication attempts allowed on one stream before it is closed
+        sasl2_max_retries: u32 = 5, range 1..=100;
+        /// failed attempts on one account from one address (IPv6: /64) within
+        /// sasl2_failure_window before that address is refused for that account
+        sasl2_max_failures_per_user: usize = 10, range 1..=1_000_000;
+        /// failed attempts on one account from all addresses within sasl2_failure_window after
+        /// which every address that failed on it waits between attempts (1 s, doubling)
+        sasl2_account_backoff_after: usize = 10, range 1..=1_000_000;
+        /// longest wait of the account backoff, in seconds
+        sasl2_account_backoff_max: u64 = 60, range 1..=3_600;
+        /// failed attempts per client address (IPv6: /64) within sasl2_failure_window before
+        /// further attempts from it are refused
+        sasl2_max_failures_per_ip: usize = 30, range 1..=1_000_000;
+        /// sliding window of the failure counters, in seconds
+        sasl2_failure_window: u64 = 300, range 1..=86_400;
+    }
+}
 
 /// The validated options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,35 +67,14 @@ impl Settings {
     /// # Errors
     /// A value that is not an integer or is out of bounds (the message names the key).
     pub(crate) fn from_config(config: &Config) -> Result<Self, PluginError> {
-        let get = |name: &str| -> Result<i64, PluginError> {
-            let (_, min, max, default, _) = OPTIONS
-                .iter()
-                .find(|o| o.0 == name)
-                .copied()
-                .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
-            let value = match config.get(name) {
-                None => default,
-                Some(_) => config.integer(name)?,
-            };
-            if !(min..=max).contains(&value) {
-                return Err(PluginError::config(format!(
-                    "option `{name}` must be between {min} and {max}"
-                )));
-            }
-            Ok(value)
-        };
-        let as_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
+        let o = Options::from_config(config)?;
         Ok(Self {
-            max_retries: u32::try_from(get(OPT_MAX_RETRIES)?).unwrap_or(u32::MAX),
-            max_failures_per_user: as_usize(get(OPT_MAX_FAILURES_PER_USER)?),
-            max_failures_per_ip: as_usize(get(OPT_MAX_FAILURES_PER_IP)?),
-            account_backoff_after: as_usize(get(OPT_ACCOUNT_BACKOFF_AFTER)?),
-            account_backoff_max_ms: u64::try_from(get(OPT_ACCOUNT_BACKOFF_MAX)?)
-                .unwrap_or(60)
-                .saturating_mul(1000),
-            failure_window_ms: u64::try_from(get(OPT_FAILURE_WINDOW)?)
-                .unwrap_or(300)
-                .saturating_mul(1000),
+            max_retries: o.sasl2_max_retries,
+            max_failures_per_user: o.sasl2_max_failures_per_user,
+            max_failures_per_ip: o.sasl2_max_failures_per_ip,
+            account_backoff_after: o.sasl2_account_backoff_after,
+            account_backoff_max_ms: o.sasl2_account_backoff_max.saturating_mul(1000),
+            failure_window_ms: o.sasl2_failure_window.saturating_mul(1000),
         })
     }
 }
@@ -159,12 +98,7 @@ pub(crate) fn manifest() -> Manifest {
         description:
             "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256(-PLUS), PLAIN"
                 .into(),
-        options: OPTIONS
-            .iter()
-            .map(|(name, min, max, default, doc)| {
-                OptionSpec::integer(name, *min, *max, *default, doc)
-            })
-            .collect(),
+        options: Options::specs(),
         depends: Vec::new(),
         requires: Vec::new(),
     }
@@ -240,16 +174,19 @@ mod tests {
     #[test]
     fn values_are_read_and_bounds_enforced() {
         let mut config = Config::default();
-        config.set(OPT_MAX_RETRIES, OptionValue::Integer(2));
-        config.set(OPT_FAILURE_WINDOW, OptionValue::Integer(60));
+        config.set("sasl2_max_retries", OptionValue::Integer(2));
+        config.set("sasl2_failure_window", OptionValue::Integer(60));
         let settings = Settings::from_config(&config).expect("valid");
         assert_eq!(settings.max_retries, 2);
         assert_eq!(settings.failure_window_ms, 60_000);
 
-        config.set(OPT_MAX_FAILURES_PER_IP, OptionValue::Integer(0));
+        config.set("sasl2_max_failures_per_ip", OptionValue::Integer(0));
         let err = Settings::from_config(&config).expect_err("out of bounds");
-        assert!(err.message.contains(OPT_MAX_FAILURES_PER_IP), "{err}");
-        config.set(OPT_MAX_FAILURES_PER_IP, OptionValue::String("many".into()));
+        assert!(err.message.contains("sasl2_max_failures_per_ip"), "{err}");
+        config.set(
+            "sasl2_max_failures_per_ip",
+            OptionValue::String("many".into()),
+        );
         assert!(Settings::from_config(&config).is_err());
     }
 
@@ -260,12 +197,12 @@ mod tests {
         assert_eq!(
             names,
             [
-                OPT_MAX_RETRIES,
-                OPT_MAX_FAILURES_PER_USER,
-                OPT_ACCOUNT_BACKOFF_AFTER,
-                OPT_ACCOUNT_BACKOFF_MAX,
-                OPT_MAX_FAILURES_PER_IP,
-                OPT_FAILURE_WINDOW
+                "sasl2_max_retries",
+                "sasl2_max_failures_per_user",
+                "sasl2_account_backoff_after",
+                "sasl2_account_backoff_max",
+                "sasl2_max_failures_per_ip",
+                "sasl2_failure_window"
             ]
         );
         assert!(manifest

@@ -3,7 +3,7 @@
 //! account and session events.
 
 use tessera_plugin_api::events::{self, hooks};
-use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, OptionSpec, Registrations};
+use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, Registrations};
 use tessera_plugin_api::{Config, PluginError};
 use tessera_sasl::ht::HtMechanism;
 
@@ -12,26 +12,16 @@ pub(crate) const OPT_TOKEN_TTL: &str = "sasl2_fast_token_ttl";
 /// Option: age in seconds after which a token used for FAST is rotated.
 pub(crate) const OPT_TOKEN_MIN_TTL: &str = "sasl2_fast_token_min_ttl";
 
-/// Largest accepted lifetime: one (non-leap) year.
-const MAX_TTL_SECS: i64 = 31_536_000;
-
-/// (name, min, max, default, doc) of every integer option.
-const OPTIONS: [(&str, i64, i64, i64, &str); 2] = [
-    (
-        OPT_TOKEN_TTL,
-        1,
-        MAX_TTL_SECS,
-        1_814_400,
-        "seconds a FAST token stays valid after it is issued (default 21 days)",
-    ),
-    (
-        OPT_TOKEN_MIN_TTL,
-        0,
-        MAX_TTL_SECS - 1,
-        86_400,
-        "age in seconds after which a FAST login returns a fresh token (must be below sasl2_fast_token_ttl)",
-    ),
-];
+tessera_plugin_api::options! {
+    /// The options as declared (seconds; one non-leap year at most).
+    pub(crate) struct Options {
+        /// seconds a FAST token stays valid after it is issued (default 21 days)
+        sasl2_fast_token_ttl: u64 = 1_814_400, range 1..=31_536_000;
+        /// age in seconds after which a FAST login returns a fresh token (must be below
+        /// sasl2_fast_token_ttl)
+        sasl2_fast_token_min_ttl: u64 = 86_400, range 0..=31_535_999;
+    }
+}
 
 /// The validated options, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,24 +41,6 @@ impl Default for Settings {
     }
 }
 
-fn read(config: &Config, name: &str) -> Result<i64, PluginError> {
-    let (_, min, max, default, _) = OPTIONS
-        .iter()
-        .find(|o| o.0 == name)
-        .copied()
-        .ok_or_else(|| PluginError::internal(format!("undeclared option {name}")))?;
-    let value = match config.get(name) {
-        None => default,
-        Some(_) => config.integer(name)?,
-    };
-    if !(min..=max).contains(&value) {
-        return Err(PluginError::config(format!(
-            "option `{name}` must be between {min} and {max}"
-        )));
-    }
-    Ok(value)
-}
-
 impl Settings {
     /// Read the options; an absent key takes its default.
     ///
@@ -76,17 +48,19 @@ impl Settings {
     /// A value that is not an integer or is out of bounds (the message names the key), or
     /// `sasl2_fast_token_min_ttl >= sasl2_fast_token_ttl` (the message names both).
     pub(crate) fn from_config(config: &Config) -> Result<Self, PluginError> {
-        let ttl = read(config, OPT_TOKEN_TTL)?;
-        let min_ttl = read(config, OPT_TOKEN_MIN_TTL)?;
+        let options = Options::from_config(config)?;
+        let (ttl, min_ttl) = (
+            options.sasl2_fast_token_ttl,
+            options.sasl2_fast_token_min_ttl,
+        );
         if min_ttl >= ttl {
             return Err(PluginError::config(format!(
                 "{OPT_TOKEN_MIN_TTL} ({min_ttl}) must be smaller than {OPT_TOKEN_TTL} ({ttl})"
             )));
         }
-        let ms = |secs: i64| u64::try_from(secs).unwrap_or(0).saturating_mul(1000);
         Ok(Self {
-            ttl_ms: ms(ttl),
-            min_ttl_ms: ms(min_ttl),
+            ttl_ms: ttl.saturating_mul(1000),
+            min_ttl_ms: min_ttl.saturating_mul(1000),
         })
     }
 }
@@ -95,12 +69,7 @@ impl Settings {
 pub(crate) fn manifest() -> Manifest {
     Manifest {
         description: "XEP-0484 FAST tokens with HT-SHA-256-{EXPR,ENDP,NONE} for SASL2".into(),
-        options: OPTIONS
-            .iter()
-            .map(|(name, min, max, default, doc)| {
-                OptionSpec::integer(name, *min, *max, *default, doc)
-            })
-            .collect(),
+        options: Options::specs(),
         depends: vec!["sasl2".into()],
         requires: Vec::new(),
     }

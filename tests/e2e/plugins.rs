@@ -176,6 +176,38 @@ fn a_plugin_built_against_a_changed_api_is_refused_precisely() {
     );
 }
 
+/// Minor versions add features without breaking anyone: a plugin built against API 2.1 (the
+/// real sources plus one host call this host does not know) loads into this 2.0 host, works,
+/// and gets `UNSUPPORTED` for the call it asks beyond 2.0, on which it falls back. (The other
+/// direction, a host asking an older plugin, is `host/tests/minor_versions.rs`.)
+#[test]
+fn a_plugin_built_against_a_newer_minor_api_loads_and_falls_back_on_what_the_host_lacks() {
+    tessera_tests::ensure_built();
+    let plugins = tempfile::tempdir().expect("tempdir");
+    for (dir, name) in [
+        (target_dir(), "sasl2"),
+        (tessera_tests::build_abi_fixtures(), "fixture_newer_minor"),
+    ] {
+        let file = format!("libmod_{name}.so");
+        std::fs::copy(dir.join(&file), plugins.path().join(&file)).expect("copy plugin");
+    }
+    let server = Server::start(&ServerOptions {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        ..ServerOptions::with_modules(&["sasl2", "fixture_newer_minor"])
+    });
+    assert_eq!(server.modules, ["sasl2 1.0.0", "fixture_newer_minor 1.0.0"]);
+    server.add_user("alice", "pw", None);
+    let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "pw", "t");
+    alice.send("<iq type='get' id='f1'><future xmlns='urn:tessera:test:future'/></iq>");
+    let reply = alice.read_iq("f1");
+    assert!(
+        reply.contains("type='result'")
+            && reply.contains("api='2.1.0'")
+            && reply.contains("answer='fallback (unsupported: call kind 900)'"),
+        "{reply}"
+    );
+}
+
 #[test]
 fn a_plugin_built_against_plugin_api_1_is_refused_with_a_rebuild_hint() {
     let (code, err) = refused(

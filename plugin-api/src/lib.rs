@@ -15,7 +15,10 @@
 //!   (`user-password-changed`, ...); [`conditions`] — stream, stanza and SASL conditions.
 //! * [`wire`] — the binary encoding (postcard) and its evolution rule.
 //! * [`stanza`] — stanza hooks: the points of a stanza's life, selectors, verdicts.
-//! * [`xml`] — a small element model for stanzas and stream elements.
+//! * [`xml`] — a small element model for stanzas and stream elements, and a strict parser.
+//! * `options!`, [`reply`], [`ratelimit`] — the kit: typed options, stanza answers, limits.
+//! * `testing` (cargo feature `testing`) — an in-memory host that runs a module's hooks
+//!   through the same encoded calls as the server.
 //! * [`abi`] — the `#[repr(C)]` types abi_stable checks at load time (module authors never
 //!   need them).
 //!
@@ -84,6 +87,8 @@ pub mod ratelimit;
 pub mod reply;
 pub mod sdk;
 pub mod stanza;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wire;
 pub mod xml;
 

@@ -24,10 +24,10 @@ fn password_login_with_request_token_issues_a_stored_token() {
     assert_eq!(el.attr("expiry"), Some("2023-12-05T22:13:20Z"));
     assert_eq!(fake.keys("alice"), [slot_key(UA, Slot::New)]);
     let stored = fake
-        .kv
-        .borrow()
-        .values()
-        .cloned()
+        .test
+        .kv("sasl2_fast", Some("alice"))
+        .into_iter()
+        .map(|(_, v)| v)
         .collect::<Vec<_>>()
         .join("");
     assert!(stored.contains(EXPR), "{stored}");
@@ -165,7 +165,7 @@ fn invalidate_deletes_both_slots_and_issues_nothing_even_when_due() {
         Some(build_initial_response("alice", old.as_bytes(), b"")),
         auth.clone(),
     );
-    assert!(succeeded(&core.mechanism_start(&fake, &st)));
+    assert!(succeeded(&core.mechanism_start(fake.svc(), &st)));
     assert!(fake.keys("alice").is_empty(), "both slots gone at once");
     assert!(success_hook(&core, &fake, &s, NONE, auth).is_empty());
     for t in [&old, &new] {
@@ -191,7 +191,7 @@ fn invalidate_with_request_token_issues_a_fresh_token() {
         Some(build_initial_response("alice", old.as_bytes(), b"")),
         auth.clone(),
     );
-    assert!(succeeded(&core.mechanism_start(&fake, &st)));
+    assert!(succeeded(&core.mechanism_start(fake.svc(), &st)));
     let fresh = token_of(&success_hook(&core, &fake, &s, NONE, auth))
         .unwrap_or_else(|| panic!("requested"));
     assert!(succeeded(
@@ -243,7 +243,7 @@ fn inline_feature_is_advertised_only_on_encrypted_streams() {
     let fake = Fake::new();
     let call = |s: &StreamInfo| {
         let payload = wire::encode(s).unwrap_or_else(|e| panic!("{e}"));
-        core.hook(&fake, hooks::SASL2_INLINE_FEATURES, &payload)
+        core.hook(fake.svc(), hooks::SASL2_INLINE_FEATURES, &payload)
             .unwrap_or_else(|e| panic!("{e}"))
     };
     let reply = call(&stream(1, true)).unwrap_or_else(|| panic!("advertised"));
@@ -259,5 +259,8 @@ fn inline_feature_is_advertised_only_on_encrypted_streams() {
     let mut plain = stream(1, true);
     plain.secure = false;
     assert_eq!(call(&plain), None);
-    assert_eq!(core.hook(&fake, "something-else", &[]).ok().flatten(), None);
+    assert_eq!(
+        core.hook(fake.svc(), "something-else", &[]).ok().flatten(),
+        None
+    );
 }

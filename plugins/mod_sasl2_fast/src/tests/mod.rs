@@ -1,27 +1,24 @@
-//! Tests of the module without a host: a fake [`Services`] with an in-memory account table and
-//! key-value store, and a client that drives [`Core`] the way mod_sasl2 and the host do
-//! (mechanism start, then the `sasl2-success` hook).
+//! Tests of the module without a server: the plugin API's in-memory host (accounts, this
+//! module's key-value store, a clock), reached through the module's real `Services` glue, and a
+//! client that drives [`Core`] the way mod_sasl2 and the host do (mechanism start, then the
+//! `sasl2-success` hook).
 
 mod flows;
 mod refusals;
 mod revocation;
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tessera_plugin_api::events::{hooks, Event, Sasl2Success};
-use tessera_plugin_api::protocol::{
-    AccountCredentials, ChannelBindings, KvScope, MechanismStart, MechanismStep, ScramSecret,
-    StreamInfo,
-};
+use tessera_plugin_api::protocol::{ChannelBindings, MechanismStart, MechanismStep, StreamInfo};
+use tessera_plugin_api::testing::{self, TestAccount, TestHost};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{wire, LogLevel, PluginError};
+use tessera_plugin_api::{wire, Host, PluginError};
 use tessera_sasl::ht::build_initial_response;
 
 use crate::config::Settings;
 use crate::core::Core;
 use crate::ht::{FAST_NS, SASL2_NS};
-use crate::services::Services;
 use crate::token::TokenKey;
 
 /// A UUID-shaped user-agent id.
@@ -31,131 +28,61 @@ pub(crate) const T0: u64 = 1_700_000_000_000;
 /// tls-exporter data of test streams.
 pub(crate) const EXPORTER: [u8; 32] = [0xc7; 32];
 
-/// The fake host.
-#[derive(Debug, Default)]
+/// The host of these tests: the plugin API's in-memory [`TestHost`], reached through the
+/// module's real [`Services`] implementation for [`Host`] (so the encoded host calls and the
+/// glue run as in the server). Alice exists, her password set at 0; the clock is at [`T0`].
 pub(crate) struct Fake {
-    /// Accounts and their last password change.
-    pub(crate) accounts: RefCell<BTreeMap<String, u64>>,
-    /// The key-value store: (user, key) → value.
-    pub(crate) kv: RefCell<BTreeMap<(String, String), String>>,
-    pub(crate) now: Cell<u64>,
-    counter: Cell<u8>,
-    pub(crate) store_down: Cell<bool>,
-    pub(crate) logs: RefCell<Vec<String>>,
-}
-
-fn scope_user(scope: &KvScope) -> String {
-    match scope {
-        KvScope::Global => String::new(),
-        KvScope::Account(u) => (*u).to_owned(),
-    }
+    pub(crate) test: Arc<TestHost>,
+    host: Host,
 }
 
 impl Fake {
-    /// Account `alice` (password set at 0), clock at [`T0`].
     pub(crate) fn new() -> Self {
-        let fake = Self::default();
-        fake.accounts.borrow_mut().insert("alice".into(), 0);
-        fake.now.set(T0);
+        let test = TestHost::new("example.org");
+        test.advance(T0 - testing::T0);
+        let fake = Self {
+            host: test.host_for("sasl2_fast"),
+            test,
+        };
+        fake.add_account("alice", 0);
         fake
     }
 
-    pub(crate) fn advance(&self, ms: u64) {
-        self.now.set(self.now.get() + ms);
+    /// What the module's code receives.
+    pub(crate) fn svc(&self) -> &Host {
+        &self.host
     }
 
-    fn up(&self) -> Result<(), PluginError> {
-        if self.store_down.get() {
-            Err(PluginError::host("store down"))
-        } else {
-            Ok(())
-        }
+    /// Create or replace `user` with a password changed at `at_ms`, behind the module's back.
+    pub(crate) fn add_account(&self, user: &str, at_ms: u64) {
+        self.test.change_account_silently(user, |account| {
+            *account = Some(TestAccount {
+                password: format!("{user} pw"),
+                email: None,
+                password_changed_at_ms: at_ms,
+            });
+        });
+    }
+
+    pub(crate) fn advance(&self, ms: u64) {
+        self.test.advance(ms);
+    }
+
+    /// Every store call (credentials and key-value) fails from now on.
+    pub(crate) fn store_down(&self) {
+        self.test.fail_when(|_, call| {
+            (call == "get_credentials" || call.starts_with("kv_"))
+                .then(|| PluginError::host("store down"))
+        });
     }
 
     /// Keys stored for `user`.
     pub(crate) fn keys(&self, user: &str) -> Vec<String> {
-        self.kv
-            .borrow()
-            .keys()
-            .filter(|(u, _)| u == user)
-            .map(|(_, k)| k.clone())
+        self.test
+            .kv("sasl2_fast", Some(user))
+            .into_iter()
+            .map(|(k, _)| k)
             .collect()
-    }
-}
-
-fn secret() -> ScramSecret {
-    ScramSecret {
-        salt: vec![1],
-        iterations: 4096,
-        stored_key: vec![2],
-        server_key: vec![3],
-    }
-}
-
-impl Services for Fake {
-    fn now_ms(&self) -> u64 {
-        self.now.get()
-    }
-
-    fn random_bytes(&self, n: usize) -> Vec<u8> {
-        let c = self.counter.get().wrapping_add(1);
-        self.counter.set(c);
-        vec![c; n]
-    }
-
-    fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
-        self.up()?;
-        Ok(self
-            .accounts
-            .borrow()
-            .get(user)
-            .map(|at| AccountCredentials {
-                scram_sha1: secret(),
-                scram_sha256: secret(),
-                password_changed_at_ms: *at,
-            }))
-    }
-
-    fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<String>, PluginError> {
-        self.up()?;
-        Ok(self
-            .kv
-            .borrow()
-            .get(&(scope_user(scope), key.into()))
-            .cloned())
-    }
-
-    fn kv_put(&self, scope: &KvScope, key: &str, value: &str) -> Result<(), PluginError> {
-        self.up()?;
-        self.kv
-            .borrow_mut()
-            .insert((scope_user(scope), key.into()), value.into());
-        Ok(())
-    }
-
-    fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool, PluginError> {
-        self.up()?;
-        Ok(self
-            .kv
-            .borrow_mut()
-            .remove(&(scope_user(scope), key.into()))
-            .is_some())
-    }
-
-    fn kv_list(&self, scope: &KvScope, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
-        self.up()?;
-        let user = scope_user(scope);
-        Ok(self
-            .kv
-            .borrow()
-            .iter()
-            .filter(|((u, k), _)| *u == user && k.starts_with(prefix))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        self.logs.borrow_mut().push(format!("{level:?} {message}"));
     }
 }
 
@@ -241,7 +168,7 @@ pub(crate) fn success_hook_as(
         exchange_started_at_ms: 0,
     };
     let payload = wire::encode(&payload).unwrap_or_else(|e| panic!("{e}"));
-    match core.hook(fake, hooks::SASL2_SUCCESS, &payload) {
+    match core.hook(fake.svc(), hooks::SASL2_SUCCESS, &payload) {
         Ok(Some(v)) => wire::decode("reply", &v).unwrap_or_else(|e| panic!("{e}")),
         Ok(None) => Vec::new(),
         Err(e) => panic!("{e}"),
@@ -311,7 +238,7 @@ pub(crate) fn fast_login(
         Some(build_initial_response(authcid, token.as_bytes(), cb)),
         auth.clone(),
     );
-    let step = core.mechanism_start(fake, &start);
+    let step = core.mechanism_start(fake.svc(), &start);
     let issued = match &step {
         MechanismStep::Success { .. } => {
             token_of(&success_hook(core, fake, stream, mechanism, auth))
@@ -361,5 +288,6 @@ pub(crate) fn event<T: serde::Serialize>(core: &Core, fake: &Fake, name: &str, p
         name,
         payload: &payload,
     };
-    core.on_event(fake, &ev).unwrap_or_else(|e| panic!("{e}"));
+    core.on_event(fake.svc(), &ev)
+        .unwrap_or_else(|e| panic!("{e}"));
 }

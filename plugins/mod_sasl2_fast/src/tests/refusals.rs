@@ -9,7 +9,7 @@ const NONE: &str = "HT-SHA-256-NONE";
 const EXPR: &str = "HT-SHA-256-EXPR";
 
 fn refused(core: &Core, fake: &Fake, st: &MechanismStart) -> (String, Option<String>) {
-    let step = core.mechanism_start(fake, st);
+    let step = core.mechanism_start(fake.svc(), st);
     assert_eq!(core.pending_len(), 0, "no note after a failure");
     failure_of(&step)
 }
@@ -65,7 +65,7 @@ fn a_replayed_expr_response_fails_on_another_connection() {
     );
     // The same bytes on the connection they were made for still work.
     assert!(succeeded(&core.mechanism_start(
-        &fake,
+        fake.svc(),
         &start(&stream(3, true), EXPR, Some(response), auth)
     )));
 }
@@ -74,7 +74,7 @@ fn a_replayed_expr_response_fails_on_another_connection() {
 fn a_token_is_bound_to_its_user_agent_and_account() {
     let core = core();
     let fake = Fake::new();
-    fake.accounts.borrow_mut().insert("bob".into(), 0);
+    fake.add_account("bob", 0);
     let token = issued_token(&core, &fake, NONE);
     let s = stream(2, false);
     let other_ua = "9f0c2a4e-1111-4000-8000-000000000001";
@@ -225,7 +225,7 @@ fn other_refusals() {
         &start(&stream(2, false), NONE, Some(bad_name), auth.clone()),
     );
     assert_eq!((c.as_str(), user), ("not-authorized", None));
-    fake.store_down.set(true);
+    fake.store_down();
     let st = start(&stream(2, false), NONE, Some(good), auth);
     assert_eq!(
         refused(&core, &fake, &st),

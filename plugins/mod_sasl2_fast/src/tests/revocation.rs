@@ -21,7 +21,7 @@ fn token(core: &Core, fake: &Fake, ua: &str) -> String {
 fn password_change_event_deletes_every_token_of_the_account() {
     let core = core();
     let fake = Fake::new();
-    fake.accounts.borrow_mut().insert("bob".into(), 0);
+    fake.add_account("bob", 0);
     let t = token(&core, &fake, UA);
     token(&core, &fake, "9f0c2a4e-1111-4000-8000-000000000001");
     let bob_auth = authenticate("PLAIN", vec![user_agent(UA), request_token(NONE)]);
@@ -51,7 +51,7 @@ fn tokens_issued_before_a_password_change_are_refused_even_if_the_event_was_miss
     let fake = Fake::new();
     let t = token(&core, &fake, UA);
     fake.advance(10);
-    fake.accounts.borrow_mut().insert("alice".into(), T0 + 5);
+    fake.add_account("alice", T0 + 5);
     let login = fast_login(&core, &fake, &stream(2, false), NONE, "alice", &t, vec![]);
     assert_eq!(
         failure_of(&login.step),
@@ -93,12 +93,12 @@ fn a_malformed_event_is_an_error_and_unknown_events_are_ignored() {
         name: events::USER_DELETED,
         payload: &[0xff, 0xff],
     };
-    assert!(core.on_event(&fake, &bad).is_err());
+    assert!(core.on_event(fake.svc(), &bad).is_err());
     let other = Event {
         name: "something-else",
         payload: &[],
     };
-    assert!(core.on_event(&fake, &other).is_ok());
+    assert!(core.on_event(fake.svc(), &other).is_ok());
 }
 
 /// A FAST success whose stream closes before the hook: the note goes with it.
@@ -115,7 +115,7 @@ fn session_closed_drops_the_stream_note() {
         Some(build_initial_response("alice", t.as_bytes(), b"")),
         auth,
     );
-    assert!(succeeded(&core.mechanism_start(&fake, &st)));
+    assert!(succeeded(&core.mechanism_start(fake.svc(), &st)));
     assert_eq!(core.pending_len(), 1);
     event(
         &core,
@@ -144,7 +144,7 @@ fn hot_swap_carries_the_notes() {
         Some(build_initial_response("alice", t.as_bytes(), b"")),
         auth.clone(),
     );
-    assert!(succeeded(&old.mechanism_start(&fake, &st)));
+    assert!(succeeded(&old.mechanism_start(fake.svc(), &st)));
     let bytes = old.save_state().unwrap_or_else(|e| panic!("{e}"));
     let new = core_with(3600, 60);
     new.restore(&bytes).unwrap_or_else(|e| panic!("{e}"));

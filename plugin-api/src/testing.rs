@@ -1,0 +1,1152 @@
+//! An in-memory host for module tests (cargo feature `testing`; enable it in a module's
+//! `[dev-dependencies]`). A module under test runs through the same [`Host`] and the same
+//! encoded calls as in the server — every host call is postcard-encoded, dispatched by
+//! [`crate::calls::dispatch_host_call`] and answered here — so a test exercises the module's
+//! glue, not a fake of it.
+//!
+//! What it keeps, each readable and settable by the test: a clock (only [`TestHost::advance`]
+//! moves it), a counter "RNG" (byte `n` of the `n`-th call), accounts, each module's key-value
+//! store, events fired, log lines, mails, timers, sessions with their module state, stanzas
+//! routed or sent, archives, and synchronous query hooks answered by closures. Account changes
+//! behave as the server's: `set_password` and `delete_account` fire their events, and deletion
+//! drops the account's data. SASL mechanisms of other modules are not modelled (calls answer
+//! `UNSUPPORTED`), nor are timers run by themselves: [`Loaded::run_due_timers`] runs them.
+//!
+//! ```
+//! use tessera_plugin_api::testing::TestHost;
+//! # use tessera_plugin_api::{protocol::*, xml::Element, Config, Host, Module, PluginError};
+//! # struct Echo;
+//! # impl Module for Echo {
+//! #     const NAME: &'static str = "echo";
+//! #     const VERSION: &'static str = "1.0.0";
+//! #     fn manifest() -> Manifest { Manifest::default() }
+//! #     fn init(_: &Host, _: &Config, _: Option<&[u8]>) -> Result<Self, PluginError> { Ok(Echo) }
+//! #     fn registrations(&self) -> Registrations { Registrations::default() }
+//! # }
+//! let host = TestHost::new("example.org");
+//! host.add_account("alice", "alice pw", None);
+//! let echo = host.load::<Echo>(Default::default()).unwrap();
+//! assert!(echo.host().user_exists("Alice").unwrap());
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+
+use crate::abi::{EventFlow, LogLevel};
+use crate::calls::{dispatch_host_call, host_call, HostCalls};
+use crate::conditions::StreamCondition;
+use crate::error::{PluginError, PluginErrorKind};
+use crate::events::{self, UserDeleted, UserPasswordChanged};
+use crate::names::canonical_account;
+use crate::protocol::*;
+use crate::sdk::{Backend, Config, Host, Instance, Module};
+use crate::stanza::SessionView;
+use crate::wire::{self, Bytes};
+use crate::xml::Element;
+
+/// An account as the test host keeps it. The password is kept in clear (tests only) so a test
+/// can check what a module set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestAccount {
+    /// The password last set.
+    pub password: String,
+    /// The stored email address.
+    pub email: Option<String>,
+    /// When the password was last set (ms).
+    pub password_changed_at_ms: u64,
+}
+
+/// A session of the test host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestSession {
+    /// Account.
+    pub user: String,
+    /// Full JID.
+    pub full_jid: String,
+    /// Available with this priority, or not.
+    pub presence: Option<i8>,
+    /// Kept for this long after a lost connection (`session_keep`).
+    pub keep_ms: Option<u64>,
+    /// Closed with this condition, if it was.
+    pub closed: Option<StreamCondition>,
+    /// Modules attached to its `SessionOut` hooks.
+    pub attached: Vec<String>,
+    /// Stanzas sent to it with `send_to_session`.
+    pub outbox: Vec<Element>,
+    state: BTreeMap<(String, String), Vec<u8>>,
+}
+
+/// A timer a module set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestTimer {
+    /// The module that set it.
+    pub module: String,
+    /// Its id.
+    pub id: u64,
+    /// When it is due (ms).
+    pub due_ms: u64,
+    /// The module's tag.
+    pub tag: String,
+}
+
+/// A synchronous query hook answered by the test: encoded payload in, encoded reply out.
+pub type HookFn = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send>;
+/// Decides whether a host call fails: (module, call name) → the error to answer.
+pub type FailFn = Box<dyn Fn(&str, &str) -> Option<PluginError> + Send>;
+
+#[derive(Default)]
+struct World {
+    now_ms: u64,
+    counter: u8,
+    public_url: Option<String>,
+    accounts: BTreeMap<String, TestAccount>,
+    kv: BTreeMap<(String, String, String), String>,
+    fired: Vec<(String, Vec<u8>)>,
+    logs: Vec<(String, LogLevel, String)>,
+    mails: Vec<(String, Mail)>,
+    timers: Vec<TestTimer>,
+    next_id: u64,
+    sessions: BTreeMap<u64, TestSession>,
+    routed: Vec<Element>,
+    archives: BTreeMap<(String, String, String), Vec<ArchiveItem>>,
+    hooks: BTreeMap<String, Vec<HookFn>>,
+    fail: Option<FailFn>,
+    calls: Vec<(String, &'static str)>,
+}
+
+/// The in-memory host. Share it with `Arc`; every module loaded on it sees the same world.
+pub struct TestHost {
+    domain: String,
+    world: Mutex<World>,
+}
+
+impl std::fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHost")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The start of the test clock: 2023-11-14T22:13:20Z.
+pub const T0: u64 = 1_700_000_000_000;
+
+fn key(user: &str) -> String {
+    canonical_account(user).unwrap_or_else(|| user.to_owned())
+}
+
+fn scope_key(scope: &KvScope<'_>) -> String {
+    match scope {
+        KvScope::Global => String::new(),
+        KvScope::Account(user) => key(user),
+    }
+}
+
+fn not_found(what: &str) -> PluginError {
+    PluginError::new(PluginErrorKind::NOT_FOUND, what)
+}
+
+impl TestHost {
+    /// A host serving `domain`, its clock at [`T0`].
+    pub fn new(domain: &str) -> Arc<Self> {
+        Arc::new(Self {
+            domain: domain.to_owned(),
+            world: Mutex::new(World {
+                now_ms: T0,
+                next_id: 1,
+                ..World::default()
+            }),
+        })
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Load module `M` with `config` (absent options take the manifest's defaults), as the
+    /// server would: `init` with no saved state.
+    ///
+    /// # Errors
+    /// The module's `init` error.
+    pub fn load<M: Module>(self: &Arc<Self>, config: Config) -> Result<Loaded<M>, PluginError> {
+        self.load_with_state(config, None)
+    }
+
+    fn load_with_state<M: Module>(
+        self: &Arc<Self>,
+        mut config: Config,
+        restore: Option<&[u8]>,
+    ) -> Result<Loaded<M>, PluginError> {
+        for spec in M::manifest().options {
+            if config.get(&spec.name).is_none() {
+                if let Some(default) = spec.default {
+                    config.set(&spec.name, default);
+                }
+            }
+        }
+        let host = Host::on(Arc::new(Context {
+            host: self.clone(),
+            module: M::NAME.to_owned(),
+        }));
+        let module = M::init(&host, &config, restore)?;
+        Ok(Loaded {
+            instance: Instance { module, host },
+            test_host: self.clone(),
+            config,
+        })
+    }
+
+    /// A [`Host`] for module `module` without loading one: for testing a module's sans-IO
+    /// core with the module's real glue over this host.
+    pub fn host_for(self: &Arc<Self>, module: &str) -> Host {
+        Host::on(Arc::new(Context {
+            host: self.clone(),
+            module: module.to_owned(),
+        }))
+    }
+
+    /// The served domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Set the public URL `host_info` reports.
+    pub fn set_public_url(&self, url: &str) {
+        self.world().public_url = Some(url.to_owned());
+    }
+
+    /// The clock.
+    pub fn now_ms(&self) -> u64 {
+        self.world().now_ms
+    }
+
+    /// Move the clock forward.
+    pub fn advance(&self, ms: u64) {
+        let mut w = self.world();
+        w.now_ms = w.now_ms.saturating_add(ms);
+    }
+
+    /// Create an account (no event: test setup).
+    pub fn add_account(&self, user: &str, password: &str, email: Option<&str>) {
+        let mut w = self.world();
+        let now = w.now_ms;
+        w.accounts.insert(
+            key(user),
+            TestAccount {
+                password: password.to_owned(),
+                email: email.map(str::to_owned),
+                password_changed_at_ms: now,
+            },
+        );
+    }
+
+    /// An account as it is now.
+    pub fn account(&self, user: &str) -> Option<TestAccount> {
+        self.world().accounts.get(&key(user)).cloned()
+    }
+
+    /// Change or remove an account behind every module's back (no event), e.g. to show that a
+    /// module checks the account as it is now.
+    pub fn change_account_silently(
+        &self,
+        user: &str,
+        change: impl FnOnce(&mut Option<TestAccount>),
+    ) {
+        let mut w = self.world();
+        let k = key(user);
+        let mut account = w.accounts.remove(&k);
+        change(&mut account);
+        if let Some(account) = account {
+            w.accounts.insert(k, account);
+        }
+    }
+
+    /// A module's key-value store for a scope (`None`: global), sorted by key.
+    pub fn kv(&self, module: &str, account: Option<&str>) -> Vec<(String, String)> {
+        let scope = account.map(key).unwrap_or_default();
+        self.world()
+            .kv
+            .iter()
+            .filter(|((m, s, _), _)| m == module && *s == scope)
+            .map(|((_, _, k), v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Events fired so far (name, payload), oldest first.
+    pub fn fired(&self) -> Vec<(String, Vec<u8>)> {
+        self.world().fired.clone()
+    }
+
+    /// The payloads of the events named `name`, decoded.
+    pub fn fired_as<T: DeserializeOwned>(&self, name: &str) -> Vec<T> {
+        self.fired()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, payload)| wire::decode(name, payload).ok())
+            .collect()
+    }
+
+    /// Log lines (module, level, text), oldest first.
+    pub fn logs(&self) -> Vec<(String, LogLevel, String)> {
+        self.world().logs.clone()
+    }
+
+    /// Mails queued (module, mail), oldest first.
+    pub fn mails(&self) -> Vec<(String, Mail)> {
+        self.world().mails.clone()
+    }
+
+    /// Timers set and not yet run.
+    pub fn timers(&self) -> Vec<TestTimer> {
+        self.world().timers.clone()
+    }
+
+    /// Host calls made (module, call name), oldest first.
+    pub fn calls(&self) -> Vec<(String, &'static str)> {
+        self.world().calls.clone()
+    }
+
+    /// Stanzas modules routed with `route`, oldest first.
+    pub fn routed(&self) -> Vec<Element> {
+        self.world().routed.clone()
+    }
+
+    /// Add a bound session; answers its stream id.
+    pub fn add_session(&self, user: &str, resource: &str) -> u64 {
+        let mut w = self.world();
+        let id = w.next_id;
+        w.next_id += 1;
+        let user = key(user);
+        let full_jid = format!("{user}@{}/{resource}", self.domain);
+        w.sessions.insert(
+            id,
+            TestSession {
+                user,
+                full_jid,
+                ..TestSession::default()
+            },
+        );
+        id
+    }
+
+    /// A session as it is now.
+    pub fn session(&self, stream: u64) -> Option<TestSession> {
+        self.world().sessions.get(&stream).cloned()
+    }
+
+    /// Answer the synchronous query hook `name` with `answer` (called in the order added).
+    pub fn on_hook(&self, name: &str, answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) {
+        self.world()
+            .hooks
+            .entry(name.to_owned())
+            .or_default()
+            .push(Box::new(answer));
+    }
+
+    /// Make host calls fail: `fail(module, call name)` answers the error for a call, or `None`
+    /// to let it through. Replaces any earlier rule; [`TestHost::heal`] removes it.
+    pub fn fail_when(&self, fail: impl Fn(&str, &str) -> Option<PluginError> + Send + 'static) {
+        self.world().fail = Some(Box::new(fail));
+    }
+
+    /// Let every call through again.
+    pub fn heal(&self) {
+        self.world().fail = None;
+    }
+
+    fn password_changed(&self, w: &mut World, user: &str, origin_stream: Option<u64>) {
+        let at_ms = w.now_ms;
+        if let Ok(payload) = wire::encode(&UserPasswordChanged {
+            user: user.to_owned(),
+            origin_stream,
+            at_ms,
+        }) {
+            w.fired
+                .push((events::USER_PASSWORD_CHANGED.to_owned(), payload));
+        }
+        for (id, s) in &mut w.sessions {
+            if s.user == user && Some(*id) != origin_stream && s.closed.is_none() {
+                s.closed = Some(StreamCondition::Reset);
+            }
+        }
+    }
+}
+
+/// A module loaded on a [`TestHost`].
+pub struct Loaded<M: Module> {
+    /// The module and its host: call `instance.module` directly, or go through the encoded
+    /// module calls with [`crate::ModuleCalls`] (as the server does).
+    pub instance: Instance<M>,
+    test_host: Arc<TestHost>,
+    config: Config,
+}
+
+impl<M: Module> std::fmt::Debug for Loaded<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("module", &M::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Module> Loaded<M> {
+    /// The module.
+    pub fn module(&self) -> &M {
+        &self.instance.module
+    }
+
+    /// Its host handle (what the module's hooks receive).
+    pub fn host(&self) -> &Host {
+        &self.instance.host
+    }
+
+    /// The test host it runs on.
+    pub fn test_host(&self) -> &Arc<TestHost> {
+        &self.test_host
+    }
+
+    /// Deliver an event, encoded.
+    ///
+    /// # Errors
+    /// The module's error, or an unencodable payload.
+    pub fn event<T: serde::Serialize>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<EventFlow, PluginError> {
+        self.instance.event(name, &wire::encode(payload)?)
+    }
+
+    /// Deliver the events fired since index `from` of [`TestHost::fired`] that this module
+    /// registered for; answers the new index. (The server's bus does this after each call.)
+    ///
+    /// # Errors
+    /// The first handler error.
+    pub fn deliver_events(&self, from: usize) -> Result<usize, PluginError> {
+        let fired = self.test_host.fired();
+        let wanted: Vec<String> = self
+            .instance
+            .module
+            .registrations()
+            .events
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        for (name, payload) in fired.iter().skip(from) {
+            if wanted.contains(name) {
+                self.instance.event(name, payload)?;
+            }
+        }
+        Ok(fired.len())
+    }
+
+    /// Run this module's timers that are due now, in due order (the server runs them by
+    /// itself).
+    ///
+    /// # Errors
+    /// The first timer error.
+    pub fn run_due_timers(&self) -> Result<usize, PluginError> {
+        let now = self.test_host.now_ms();
+        let due: Vec<TestTimer> = {
+            let mut w = self.test_host.world();
+            let (due, rest): (Vec<_>, Vec<_>) = w
+                .timers
+                .drain(..)
+                .partition(|t| t.module == M::NAME && t.due_ms <= now);
+            w.timers = rest;
+            due
+        };
+        let mut due = due;
+        due.sort_by_key(|t| (t.due_ms, t.id));
+        for t in &due {
+            self.instance.module.timer(
+                &self.instance.host,
+                TimerFired {
+                    id: t.id,
+                    tag: t.tag.clone(),
+                },
+            )?;
+        }
+        Ok(due.len())
+    }
+
+    /// A hot swap: `save_state`, then a new instance with `config` (or the same config) and
+    /// that state; this instance's timers are dropped, as the server drops them.
+    ///
+    /// # Errors
+    /// `save_state`'s or the new `init`'s error.
+    pub fn reload(self, config: Option<Config>) -> Result<Self, PluginError> {
+        let state = self.instance.module.save_state()?;
+        self.instance.module.shutdown(&self.instance.host);
+        self.test_host
+            .world()
+            .timers
+            .retain(|t| t.module != M::NAME);
+        let config = config.unwrap_or_else(|| self.config.clone());
+        self.test_host.load_with_state(config, Some(&state))
+    }
+}
+
+/// One module's context on the test host (the [`Backend`] under its [`Host`]).
+struct Context {
+    host: Arc<TestHost>,
+    module: String,
+}
+
+impl Backend for Context {
+    fn call(&self, kind: u32, payload: &[u8]) -> Result<Vec<u8>, PluginError> {
+        let name = host_call::name(kind);
+        let refused = {
+            let mut w = self.host.world();
+            w.calls.push((self.module.clone(), name));
+            w.fail.as_ref().and_then(|fail| fail(&self.module, name))
+        };
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        dispatch_host_call(self, kind, payload)
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.host
+            .world()
+            .logs
+            .push((self.module.clone(), level, message.to_owned()));
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.host.now_ms()
+    }
+
+    fn random_bytes(&self, out: &mut [u8]) {
+        let mut w = self.host.world();
+        w.counter = w.counter.wrapping_add(1);
+        out.fill(w.counter);
+    }
+
+    fn fire(&self, name: &str, payload: &[u8]) {
+        self.host
+            .world()
+            .fired
+            .push((name.to_owned(), payload.to_vec()));
+    }
+
+    fn run_blocking(&self, work: &mut dyn FnMut()) {
+        work();
+    }
+}
+
+fn unsupported(call: &str) -> PluginError {
+    PluginError::unsupported(format!("{call} is not modelled by the test host"))
+}
+
+impl HostCalls for Context {
+    fn host_info(&self) -> Result<HostInfo, PluginError> {
+        Ok(HostInfo {
+            domain: self.host.domain.clone(),
+            version: "test".into(),
+            public_url: self.host.world().public_url.clone(),
+        })
+    }
+
+    fn user_exists(&self, user: &str) -> Result<bool, PluginError> {
+        Ok(self.host.world().accounts.contains_key(&key(user)))
+    }
+
+    fn get_credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
+        let w = self.host.world();
+        Ok(w.accounts.get(&key(user)).map(|a| {
+            // Placeholder verifiers: the test host keeps passwords, not SCRAM keys.
+            let secret = ScramSecret {
+                salt: a.password.as_bytes().to_vec(),
+                iterations: 4096,
+                stored_key: Vec::new(),
+                server_key: Vec::new(),
+            };
+            AccountCredentials {
+                scram_sha1: secret.clone(),
+                scram_sha256: secret,
+                password_changed_at_ms: a.password_changed_at_ms,
+            }
+        }))
+    }
+
+    fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        origin_stream: Option<u64>,
+    ) -> Result<(), PluginError> {
+        if password.is_empty() {
+            return Err(PluginError::bad_request("unusable password: empty"));
+        }
+        let mut w = self.host.world();
+        let k = key(user);
+        let now = w.now_ms;
+        let account = w
+            .accounts
+            .get_mut(&k)
+            .ok_or_else(|| not_found(&format!("no account `{k}`")))?;
+        account.password = password.to_owned();
+        account.password_changed_at_ms = now;
+        self.host.password_changed(&mut w, &k, origin_stream);
+        Ok(())
+    }
+
+    fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
+        Ok(self
+            .host
+            .world()
+            .accounts
+            .get(&key(user))
+            .and_then(|a| a.email.clone()))
+    }
+
+    fn kv_get(&self, scope: KvScope<'_>, k: &str) -> Result<Option<String>, PluginError> {
+        let slot = (self.module.clone(), scope_key(&scope), k.to_owned());
+        Ok(self.host.world().kv.get(&slot).cloned())
+    }
+
+    fn kv_put(&self, scope: KvScope<'_>, k: &str, value: &str) -> Result<(), PluginError> {
+        let slot = (self.module.clone(), scope_key(&scope), k.to_owned());
+        self.host.world().kv.insert(slot, value.to_owned());
+        Ok(())
+    }
+
+    fn kv_delete(&self, scope: KvScope<'_>, k: &str) -> Result<bool, PluginError> {
+        let slot = (self.module.clone(), scope_key(&scope), k.to_owned());
+        Ok(self.host.world().kv.remove(&slot).is_some())
+    }
+
+    fn kv_list(
+        &self,
+        scope: KvScope<'_>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        let s = scope_key(&scope);
+        Ok(self
+            .host
+            .world()
+            .kv
+            .iter()
+            .filter(|((m, sc, k), _)| *m == self.module && *sc == s && k.starts_with(prefix))
+            .map(|((_, _, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, PluginError> {
+        let u = key(user);
+        Ok(self
+            .host
+            .world()
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == u && s.closed.is_none())
+            .map(|(id, s)| SessionInfo {
+                stream_id: *id,
+                jid: s.full_jid.clone(),
+                user_agent_id: None,
+                peer_ip: "127.0.0.1".into(),
+            })
+            .collect())
+    }
+
+    fn close_sessions(
+        &self,
+        user: &str,
+        condition: StreamCondition,
+        except_stream: Option<u64>,
+    ) -> Result<u64, PluginError> {
+        let u = key(user);
+        let mut n = 0;
+        for (id, s) in &mut self.host.world().sessions {
+            if s.user == u && Some(*id) != except_stream && s.closed.is_none() {
+                s.closed = Some(condition);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {
+        let mut w = self.host.world();
+        w.mails.push((self.module.clone(), mail));
+        let id = w.next_id;
+        w.next_id += 1;
+        Ok(id)
+    }
+
+    fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<u64, PluginError> {
+        let mut w = self.host.world();
+        let id = w.next_id;
+        w.next_id += 1;
+        let due_ms = w.now_ms.saturating_add(delay_ms);
+        w.timers.push(TestTimer {
+            module: self.module.clone(),
+            id,
+            due_ms,
+            tag: tag.to_owned(),
+        });
+        Ok(id)
+    }
+
+    fn call_hook(&self, name: &str, payload: &Bytes) -> Result<Vec<Vec<u8>>, PluginError> {
+        let w = self.host.world();
+        Ok(w.hooks
+            .get(name)
+            .map(|answers| answers.iter().filter_map(|a| a(payload)).collect())
+            .unwrap_or_default())
+    }
+
+    fn mechanisms(
+        &self,
+        _stream: StreamInfo,
+        _profile: SaslProfile,
+    ) -> Result<Vec<MechanismSpec>, PluginError> {
+        Err(unsupported("mechanisms"))
+    }
+
+    fn mechanism_start(&self, _start: MechanismStart) -> Result<MechanismStep, PluginError> {
+        Err(unsupported("mechanism_start"))
+    }
+
+    fn mechanism_step(&self, _response: MechanismResponse) -> Result<MechanismStep, PluginError> {
+        Err(unsupported("mechanism_step"))
+    }
+
+    fn mechanism_end(&self, _exchange: u64) -> Result<(), PluginError> {
+        Err(unsupported("mechanism_end"))
+    }
+
+    fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
+        // Deterministic and distinct per module and label (FNV-1a, stretched): a test key.
+        let mut out = Vec::with_capacity(32);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for round in 0u8..4 {
+            for b in self.module.bytes().chain([0, round]).chain(label.bytes()) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn route(&self, stanza: Element) -> Result<(), PluginError> {
+        self.host.world().routed.push(stanza);
+        Ok(())
+    }
+
+    fn send_to_session(&self, stream: u64, stanza: Element) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                s.outbox.push(stanza);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn session_get(&self, stream: u64, k: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        Ok(self
+            .host
+            .world()
+            .sessions
+            .get(&stream)
+            .and_then(|s| s.state.get(&(self.module.clone(), k.to_owned())).cloned()))
+    }
+
+    fn session_set(
+        &self,
+        stream: u64,
+        k: &str,
+        value: Option<&Bytes>,
+    ) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                let slot = (self.module.clone(), k.to_owned());
+                match value {
+                    Some(v) => s.state.insert(slot, v.to_vec()),
+                    None => s.state.remove(&slot),
+                };
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn session_attach(&self, stream: u64, attached: bool) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                s.attached.retain(|m| *m != self.module);
+                if attached {
+                    s.attached.push(self.module.clone());
+                }
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn account_sessions(&self, user: &str) -> Result<Vec<SessionView>, PluginError> {
+        let u = key(user);
+        Ok(self
+            .host
+            .world()
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == u && s.closed.is_none())
+            .map(|(id, s)| SessionView {
+                stream: *id,
+                full_jid: Some(s.full_jid.clone()),
+                available: s.presence.is_some(),
+                priority: s.presence.unwrap_or(0),
+                detached: false,
+            })
+            .collect())
+    }
+
+    fn disco_info(&self) -> Result<DiscoInfo, PluginError> {
+        Ok(DiscoInfo::default())
+    }
+
+    fn archive_append(
+        &self,
+        archive: &str,
+        user: &str,
+        with: &str,
+        at_ms: u64,
+        data: &Bytes,
+    ) -> Result<String, PluginError> {
+        let mut w = self.host.world();
+        let id = format!("{:020}", w.next_id);
+        w.next_id += 1;
+        w.archives
+            .entry((self.module.clone(), archive.to_owned(), key(user)))
+            .or_default()
+            .push(ArchiveItem {
+                id: id.clone(),
+                with: with.to_owned(),
+                at_ms,
+                data: data.to_vec(),
+            });
+        Ok(id)
+    }
+
+    fn archive_query(
+        &self,
+        archive: &str,
+        user: &str,
+        query: ArchiveQuery,
+    ) -> Result<ArchivePage, PluginError> {
+        let w = self.host.world();
+        let all = w
+            .archives
+            .get(&(self.module.clone(), archive.to_owned(), key(user)))
+            .cloned()
+            .unwrap_or_default();
+        let position = |id: &Option<String>| -> Result<Option<usize>, PluginError> {
+            match id {
+                None => Ok(None),
+                Some(id) => all
+                    .iter()
+                    .position(|i| i.id == *id)
+                    .map(Some)
+                    .ok_or_else(|| not_found(&format!("no archive entry {id}"))),
+            }
+        };
+        let after = position(&query.after_id)?;
+        let before = position(&query.before_id)?;
+        let matching: Vec<ArchiveItem> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| {
+                after.is_none_or(|a| *i > a)
+                    && before.is_none_or(|b| *i < b)
+                    && query.with.as_ref().is_none_or(|w| *w == item.with)
+                    && query.start_ms.is_none_or(|s| item.at_ms >= s)
+                    && query.end_ms.is_none_or(|e| item.at_ms <= e)
+                    && (query.ids.is_empty() || query.ids.contains(&item.id))
+            })
+            .map(|(_, item)| item.clone())
+            .collect();
+        let limit = usize::try_from(query.limit.min(1000)).unwrap_or(1000);
+        let complete = matching.len() <= limit;
+        let items = if query.reverse {
+            matching.into_iter().rev().take(limit).collect()
+        } else {
+            matching.into_iter().take(limit).collect()
+        };
+        Ok(ArchivePage { items, complete })
+    }
+
+    fn archive_delete(
+        &self,
+        archive: &str,
+        user: &str,
+        before_ms: Option<u64>,
+    ) -> Result<u64, PluginError> {
+        let mut w = self.host.world();
+        let Some(items) = w
+            .archives
+            .get_mut(&(self.module.clone(), archive.to_owned(), key(user)))
+        else {
+            return Ok(0);
+        };
+        let before = items.len();
+        items.retain(|i| before_ms.is_some_and(|b| i.at_ms >= b));
+        Ok(u64::try_from(before - items.len()).unwrap_or(u64::MAX))
+    }
+
+    fn archive_take(
+        &self,
+        archive: &str,
+        user: &str,
+        limit: u32,
+    ) -> Result<Vec<ArchiveItem>, PluginError> {
+        let mut w = self.host.world();
+        let Some(items) = w
+            .archives
+            .get_mut(&(self.module.clone(), archive.to_owned(), key(user)))
+        else {
+            return Ok(Vec::new());
+        };
+        let n = items
+            .len()
+            .min(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(items.drain(..n).collect())
+    }
+
+    fn archive_count(&self, archive: &str, user: &str) -> Result<u64, PluginError> {
+        Ok(self
+            .host
+            .world()
+            .archives
+            .get(&(self.module.clone(), archive.to_owned(), key(user)))
+            .map_or(0, |i| u64::try_from(i.len()).unwrap_or(u64::MAX)))
+    }
+
+    fn create_account(
+        &self,
+        user: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<String, PluginError> {
+        let k = canonical_account(user)
+            .ok_or_else(|| PluginError::bad_request(format!("`{user}` is not a valid username")))?;
+        if password.is_empty() {
+            return Err(PluginError::bad_request("unusable password: empty"));
+        }
+        let mut w = self.host.world();
+        if w.accounts.contains_key(&k) {
+            return Err(PluginError::new(
+                PluginErrorKind::CONFLICT,
+                format!("account `{k}` exists"),
+            ));
+        }
+        let now = w.now_ms;
+        w.accounts.insert(
+            k.clone(),
+            TestAccount {
+                password: password.to_owned(),
+                email: email.map(str::to_owned),
+                password_changed_at_ms: now,
+            },
+        );
+        Ok(k)
+    }
+
+    fn delete_account(&self, user: &str) -> Result<(), PluginError> {
+        let k = key(user);
+        let mut w = self.host.world();
+        if w.accounts.remove(&k).is_none() {
+            return Err(not_found(&format!("no account `{k}`")));
+        }
+        w.kv.retain(|(_, scope, _), _| *scope != k);
+        w.archives.retain(|(_, _, u), _| *u != k);
+        for s in w.sessions.values_mut() {
+            if s.user == k && s.closed.is_none() {
+                s.closed = Some(StreamCondition::NotAuthorized);
+            }
+        }
+        if let Ok(payload) = wire::encode(&UserDeleted { user: k }) {
+            w.fired.push((events::USER_DELETED.to_owned(), payload));
+        }
+        Ok(())
+    }
+
+    fn session_presence(&self, stream: u64, priority: Option<i8>) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                s.presence = priority;
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn session_keep(&self, stream: u64, keep_ms: Option<u64>) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                s.keep_ms = keep_ms;
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn close_session(&self, stream: u64, condition: StreamCondition) -> Result<bool, PluginError> {
+        Ok(match self.host.world().sessions.get_mut(&stream) {
+            Some(s) => {
+                s.closed = Some(condition);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stanza::Verdict;
+
+    /// A module that keeps a counter per account and answers it over IQ.
+    struct Counter {
+        step: u64,
+    }
+
+    crate::options! {
+        struct Opts {
+            /// The step.
+            counter_step: u64 = 1, range 1..=10;
+        }
+    }
+
+    impl Module for Counter {
+        const NAME: &'static str = "counter";
+        const VERSION: &'static str = "1.0.0";
+        fn manifest() -> Manifest {
+            Manifest {
+                options: Opts::specs(),
+                ..Manifest::default()
+            }
+        }
+        fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+            host.set_timer(1000, "tick")?;
+            let step =
+                Opts::from_config(config)?.counter_step + restore.map_or(0, |r| u64::from(r[0]));
+            Ok(Counter { step })
+        }
+        fn registrations(&self) -> Registrations {
+            Registrations::default()
+        }
+        fn iq(&self, host: &Host, request: IqRequest) -> Result<Option<Element>, PluginError> {
+            let user = request.stream.user.unwrap_or_default();
+            let scope = KvScope::Account(&user);
+            let n: u64 = host
+                .kv_get(scope, "n")?
+                .map_or(0, |v| v.parse().unwrap_or(0))
+                + self.step;
+            host.kv_put(scope, "n", &n.to_string())?;
+            Ok(Some(Element::new("n", "urn:test").with_text(n.to_string())))
+        }
+        fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
+            host.log(LogLevel::Info, &timer.tag);
+            Ok(())
+        }
+        fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+            Ok(vec![5])
+        }
+        fn stanza(&self, _: &Host, _: crate::Stanza<'_>) -> Result<Verdict, PluginError> {
+            Ok(Verdict::Pass)
+        }
+    }
+
+    fn ask(loaded: &Loaded<Counter>, user: &str) -> Result<String, PluginError> {
+        use crate::ModuleCalls;
+        let request = IqRequest {
+            stream: StreamInfo {
+                user: Some(user.into()),
+                ..StreamInfo::default()
+            },
+            stanza: Element::new("iq", "jabber:client"),
+        };
+        Ok(loaded
+            .instance
+            .iq(request)?
+            .map(|e| e.text())
+            .unwrap_or_default())
+    }
+
+    #[test]
+    fn a_module_runs_on_the_test_host_through_encoded_calls() {
+        let host = TestHost::new("example.org");
+        host.add_account("alice", "pw", Some("alice@example.net"));
+        let mut config = Config::default();
+        config.set("counter_step", OptionValue::Integer(2));
+        let loaded = host.load::<Counter>(config).expect("load");
+        assert_eq!(ask(&loaded, "alice").expect("iq"), "2");
+        assert_eq!(
+            ask(&loaded, "Alice").expect("iq"),
+            "4",
+            "accounts by canonical name"
+        );
+        assert_eq!(
+            host.kv("counter", Some("alice")),
+            [("n".to_owned(), "4".to_owned())]
+        );
+        assert!(host.calls().contains(&("counter".to_owned(), "kv_put")));
+        // Timers run when due, and a reload hands state over and drops the old timers.
+        assert_eq!(loaded.run_due_timers().expect("timers"), 0);
+        host.advance(1000);
+        assert_eq!(loaded.run_due_timers().expect("timers"), 1);
+        assert_eq!(host.logs().last().map(|l| l.2.as_str()), Some("tick"));
+        let loaded = loaded.reload(None).expect("reload");
+        assert_eq!(loaded.module().step, 7, "2 from the config + 5 handed over");
+        assert_eq!(host.timers().len(), 1, "the new generation's timer only");
+        // Failures are injected per call.
+        host.fail_when(|_, call| (call == "kv_get").then(|| PluginError::host("store down")));
+        assert_eq!(ask(&loaded, "alice").unwrap_err().message, "store down");
+        host.heal();
+        assert_eq!(ask(&loaded, "alice").expect("iq"), "11");
+    }
+
+    #[test]
+    fn account_changes_behave_as_the_servers() {
+        let host = TestHost::new("example.org");
+        host.add_account("alice", "old", None);
+        let s1 = host.add_session("alice", "one");
+        let s2 = host.add_session("alice", "two");
+        let loaded = host.load::<Counter>(Config::default()).expect("load");
+        let h = loaded.host();
+        host.advance(5);
+        h.set_password("alice", "new", Some(s1)).expect("set");
+        assert_eq!(
+            host.account("alice").map(|a| a.password),
+            Some("new".into())
+        );
+        let changed: Vec<UserPasswordChanged> = host.fired_as(events::USER_PASSWORD_CHANGED);
+        assert_eq!(changed[0].origin_stream, Some(s1));
+        assert_eq!(changed[0].at_ms, T0 + 5);
+        assert_eq!(host.session(s1).and_then(|s| s.closed), None);
+        assert_eq!(
+            host.session(s2).and_then(|s| s.closed),
+            Some(StreamCondition::Reset)
+        );
+        assert_eq!(
+            h.create_account("alice", "x", None).unwrap_err().kind,
+            PluginErrorKind::CONFLICT
+        );
+        h.kv_put(KvScope::Account("alice"), "k", "v").expect("put");
+        h.delete_account("alice").expect("delete");
+        assert!(host.kv("counter", Some("alice")).is_empty());
+        assert_eq!(
+            h.delete_account("alice").unwrap_err().kind,
+            PluginErrorKind::NOT_FOUND
+        );
+        assert_eq!(host.fired_as::<UserDeleted>(events::USER_DELETED).len(), 1);
+    }
+}

@@ -254,13 +254,15 @@ impl TestHost {
         user: &str,
         change: impl FnOnce(&mut Option<TestAccount>),
     ) {
-        let mut w = self.world();
         let k = key(user);
-        let mut account = w.accounts.remove(&k);
+        let mut account = self.world().accounts.get(&k).cloned();
+        // Run without the lock: the closure may read the test host.
         change(&mut account);
-        if let Some(account) = account {
-            w.accounts.insert(k, account);
-        }
+        let mut w = self.world();
+        match account {
+            Some(account) => w.accounts.insert(k, account),
+            None => w.accounts.remove(&k),
+        };
     }
 
     /// A module's key-value store for a scope (`None`: global), sorted by key.
@@ -303,6 +305,11 @@ impl TestHost {
         self.world().timers.clone()
     }
 
+    /// Drop the timers `which` selects (e.g. after running them by hand).
+    pub fn drop_timers(&self, which: impl Fn(&TestTimer) -> bool) {
+        self.world().timers.retain(|t| !which(t));
+    }
+
     /// Host calls made (module, call name), oldest first.
     pub fn calls(&self) -> Vec<(String, &'static str)> {
         self.world().calls.clone()
@@ -336,7 +343,8 @@ impl TestHost {
         self.world().sessions.get(&stream).cloned()
     }
 
-    /// Answer the synchronous query hook `name` with `answer` (called in the order added).
+    /// Answer the synchronous query hook `name` with `answer` (called in the order added, with
+    /// the test host locked: `answer` must not call it).
     pub fn on_hook(&self, name: &str, answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) {
         self.world()
             .hooks
@@ -346,7 +354,8 @@ impl TestHost {
     }
 
     /// Make host calls fail: `fail(module, call name)` answers the error for a call, or `None`
-    /// to let it through. Replaces any earlier rule; [`TestHost::heal`] removes it.
+    /// to let it through (run with the test host locked: it must not call it). Replaces any
+    /// earlier rule; [`TestHost::heal`] removes it.
     pub fn fail_when(&self, fail: impl Fn(&str, &str) -> Option<PluginError> + Send + 'static) {
         self.world().fail = Some(Box::new(fail));
     }
@@ -538,6 +547,18 @@ impl Backend for Context {
     }
 }
 
+/// The server's rule for a new password: 1 to 1024 bytes, and SASLprep (RFC 4013) accepts it.
+fn usable(password: &str) -> Result<(), PluginError> {
+    if password.is_empty() || password.len() > 1024 {
+        return Err(PluginError::bad_request(
+            "unusable password: must be 1 to 1024 bytes",
+        ));
+    }
+    stringprep::saslprep(password)
+        .map(|_| ())
+        .map_err(|e| PluginError::bad_request(format!("unusable password: {e}")))
+}
+
 fn unsupported(call: &str) -> PluginError {
     PluginError::unsupported(format!("{call} is not modelled by the test host"))
 }
@@ -579,9 +600,7 @@ impl HostCalls for Context {
         password: &str,
         origin_stream: Option<u64>,
     ) -> Result<(), PluginError> {
-        if password.is_empty() {
-            return Err(PluginError::bad_request("unusable password: empty"));
-        }
+        usable(password)?;
         let mut w = self.host.world();
         let k = key(user);
         let now = w.now_ms;
@@ -936,9 +955,7 @@ impl HostCalls for Context {
     ) -> Result<String, PluginError> {
         let k = canonical_account(user)
             .ok_or_else(|| PluginError::bad_request(format!("`{user}` is not a valid username")))?;
-        if password.is_empty() {
-            return Err(PluginError::bad_request("unusable password: empty"));
-        }
+        usable(password)?;
         let mut w = self.host.world();
         if w.accounts.contains_key(&k) {
             return Err(PluginError::new(

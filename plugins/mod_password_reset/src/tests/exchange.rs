@@ -50,8 +50,8 @@ fn initial_response_names_the_account_and_the_form_asks_only_for_the_address() {
         Some("<reset-requested xmlns='urn:tessera:password-reset:0'/>")
     );
     assert!(no_user, "no user: mod_sasl2 must not apply password limits");
-    assert_eq!(fake.mails.borrow().len(), 1);
-    let mail = fake.mails.borrow()[0].clone();
+    assert_eq!(fake.mails().len(), 1);
+    let mail = fake.mails()[0].clone();
     assert_eq!(mail.to, "alice@Example.net", "mailed to the stored address");
     assert!(
         mail.body.contains("    alice@example.org\n"),
@@ -89,11 +89,7 @@ fn without_initial_response_an_empty_challenge_comes_first_then_the_form_asks_fo
     );
     fire_timers(&core, &fake);
     assert_eq!(failure_of(&last).0, "aborted");
-    assert_eq!(
-        fake.mails.borrow().len(),
-        1,
-        "bare JID of this domain, any case"
-    );
+    assert_eq!(fake.mails().len(), 1, "bare JID of this domain, any case");
     assert_eq!(core.exchanges(), 0);
 }
 
@@ -110,29 +106,18 @@ fn every_path_answers_the_same_and_defers_the_same_store_work() {
         ("nobody", "nobody@example.net"),
         ("alice@other.example", "alice@example.net"),
     ] {
-        fake.writes.borrow_mut().clear();
+        fake.forget_writes();
         start(&core, &fake, 1, Some(user.as_bytes()));
         answers.push(step(&core, &fake, 1, &submitted(None, email)));
-        assert!(
-            fake.writes.borrow().is_empty(),
-            "nothing written before the answer"
-        );
-        assert!(fake.mails.borrow().len() <= 1);
-        assert_eq!(
-            fake.timers.borrow().len(),
-            1,
-            "one deferred job on every path"
-        );
+        assert!(fake.writes() == 0, "nothing written before the answer");
+        assert!(fake.mails().len() <= 1);
+        assert_eq!(fake.timers().len(), 1, "one deferred job on every path");
         fire_timers(&core, &fake);
-        writes.push(fake.writes.borrow().len());
+        writes.push(fake.writes());
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     assert_eq!(writes, [2; 6], "two store writes on every path");
-    assert_eq!(
-        fake.mails.borrow().len(),
-        1,
-        "only the right address gets a mail"
-    );
+    assert_eq!(fake.mails().len(), 1, "only the right address gets a mail");
 }
 
 #[test]
@@ -142,10 +127,10 @@ fn mails_per_account_and_requests_per_ip_are_limited_silently() {
         let answer = request(&core, &fake, "alice", "alice@example.net");
         assert_eq!(answer, crate::flow::final_failure());
     }
-    assert_eq!(fake.mails.borrow().len(), 3, "3 mails per account per hour");
+    assert_eq!(fake.mails().len(), 3, "3 mails per account per hour");
     fake.advance(3_600_000);
     request(&core, &fake, "alice", "alice@example.net");
-    assert_eq!(fake.mails.borrow().len(), 4, "the window slid");
+    assert_eq!(fake.mails().len(), 4, "the window slid");
     // Wrong addresses never use up the account's mails; the IP limit (10/h) still applies.
     let (fake, core) = (Fake::new(), core_with(Settings::default()));
     for _ in 0..9 {
@@ -153,13 +138,13 @@ fn mails_per_account_and_requests_per_ip_are_limited_silently() {
     }
     request(&core, &fake, "alice", "alice@example.net");
     assert_eq!(
-        fake.mails.borrow().len(),
+        fake.mails().len(),
         1,
         "10th request from the IP still served"
     );
     request(&core, &fake, "alice", "alice@example.net");
     assert_eq!(
-        fake.mails.borrow().len(),
+        fake.mails().len(),
         1,
         "11th from the IP: no mail, same answer"
     );
@@ -195,7 +180,7 @@ fn malformed_input_gets_a_precise_failure_and_changes_nothing() {
     start(&core, &fake, 4, Some(b"alice"));
     let cancel = step(&core, &fake, 4, b"<x xmlns='jabber:x:data' type='cancel'/>");
     assert_eq!(failure_of(&cancel).1, CANCELLED);
-    assert!(fake.mails.borrow().is_empty() && fake.writes.borrow().is_empty());
+    assert!(fake.mails().is_empty() && fake.writes() == 0);
 }
 
 #[test]
@@ -212,7 +197,7 @@ fn unencrypted_streams_lost_exchanges_and_store_failures_are_refused() {
     };
     plain.stream.secure = false;
     assert_eq!(
-        failure_of(&core.mechanism_start(&fake, &plain)).0,
+        failure_of(&core.mechanism_start(fake.svc(), &plain)).0,
         "encryption-required"
     );
     assert_eq!(
@@ -220,10 +205,10 @@ fn unencrypted_streams_lost_exchanges_and_store_failures_are_refused() {
         "temporary-auth-failure"
     );
     start(&core, &fake, 5, Some(b"alice"));
-    fake.store_down.set(true);
+    fake.store_down();
     let down = step(&core, &fake, 5, &submitted(None, "alice@example.net"));
     assert_eq!(failure_of(&down).0, "temporary-auth-failure");
-    assert!(fake.mails.borrow().is_empty());
+    assert!(fake.mails().is_empty());
 }
 
 #[test]
@@ -234,10 +219,10 @@ fn counters_survive_a_hot_swap() {
     }
     let saved = core.save_state().expect("state");
     let next = core_with(Settings::default());
-    next.restore(&saved, fake.now_ms()).expect("restore");
+    next.restore(&saved, fake.now()).expect("restore");
     request(&next, &fake, "alice", "alice@example.net");
     assert_eq!(
-        fake.mails.borrow().len(),
+        fake.mails().len(),
         3,
         "the 4th is still limited after the swap"
     );
@@ -247,13 +232,13 @@ fn counters_survive_a_hot_swap() {
 #[test]
 fn without_a_timer_the_work_is_done_at_once_and_stale_job_tags_are_ignored() {
     let (fake, core) = (Fake::new(), core_with(Settings::default()));
-    fake.timers_down.set(true);
+    fake.timers_down();
     start(&core, &fake, 1, Some(b"alice"));
     step(&core, &fake, 1, &submitted(None, "alice@example.net"));
-    assert_eq!(fake.mails.borrow().len(), 1, "mailed inline");
-    core.run_job(&fake, "job:1");
-    core.run_job(&fake, "job:x");
-    assert_eq!(fake.mails.borrow().len(), 1);
+    assert_eq!(fake.mails().len(), 1, "mailed inline");
+    core.run_job(fake.svc(), "job:1");
+    core.run_job(fake.svc(), "job:x");
+    assert_eq!(fake.mails().len(), 1);
 }
 
 /// The finding: `al\u{AD}ice` and `ａlice` each got a mail after `alice`'s cap was reached,
@@ -269,14 +254,14 @@ fn every_spelling_of_an_account_shares_its_mail_limit_and_its_links() {
     for name in ["\u{FF41}lice", "Al\u{AD}ice@Example.org", "alice"] {
         request(&core, &fake, name, "alice@example.net");
     }
-    assert_eq!(fake.mails.borrow().len(), 3, "one cap for every spelling");
+    assert_eq!(fake.mails().len(), 3, "one cap for every spelling");
     let path = link.strip_prefix(PUBLIC).expect("public url").to_owned();
     assert_eq!(http(&core, &fake, "GET", &path, "").status, 200);
     deliver(
         &core,
         &fake,
         "user-password-changed",
-        &password_changed("alice", fake.now.get()),
+        &password_changed("alice", fake.now()),
     )
     .expect("event");
     assert_eq!(http(&core, &fake, "GET", &path, "").status, 410);

@@ -1,160 +1,140 @@
-//! Tests of the whole module without a host: a fake [`Services`] with accounts, a key-value
-//! store, a mail outbox, a settable clock and a counting RNG, driven through [`Core`] exactly as
-//! the host drives it (mechanism start/step/end, HTTP requests, events).
+//! Tests of the whole module without a server: the plugin API's in-memory host (accounts, a
+//! key-value store, a mail outbox, timers, a settable clock and a counting RNG) reached through
+//! the module's real `Services` glue, driven through [`Core`] exactly as the host drives it
+//! (mechanism start/step/end, HTTP requests, events, timers).
 
 mod exchange;
 mod page;
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::sync::Arc;
 
 use tessera_plugin_api::events::{UserDeleted, UserPasswordChanged};
 use tessera_plugin_api::protocol::{
     HttpRequest, HttpResponse, Mail, MechanismResponse, MechanismStart, MechanismStep, SaslProfile,
     StreamInfo,
 };
-use tessera_plugin_api::{Event, LogLevel, PluginError};
+use tessera_plugin_api::testing::TestHost;
+use tessera_plugin_api::{Event, Host, PluginError};
 
 use crate::config::Settings;
 use crate::core::Core;
 use crate::flow::Keys;
-use crate::services::Services;
 
 /// The served domain of the tests.
 pub(crate) const DOMAIN: &str = "example.org";
 /// The public URL of the tests.
 pub(crate) const PUBLIC: &str = "https://xmpp.example.org";
 
-/// The fake host.
-#[derive(Debug, Default)]
+/// The host of these tests: the plugin API's in-memory [`TestHost`], reached through the
+/// module's real `Services` glue over [`Host`]. Alice (with an address) and bob (without)
+/// exist; the clock is at the test host's start.
 pub(crate) struct Fake {
-    /// Accounts: name → (password, email).
-    pub(crate) accounts: RefCell<BTreeMap<String, (String, Option<String>)>>,
-    /// When each account's password last changed (absent: at the start of time).
-    pub(crate) changed_at: RefCell<BTreeMap<String, u64>>,
-    pub(crate) kv: RefCell<BTreeMap<String, String>>,
-    pub(crate) mails: RefCell<Vec<Mail>>,
-    pub(crate) logs: RefCell<Vec<String>>,
-    pub(crate) now: Cell<u64>,
-    counter: Cell<u8>,
-    /// Every store write, in order (key only).
-    pub(crate) writes: RefCell<Vec<String>>,
-    /// Make the store fail.
-    pub(crate) store_down: Cell<bool>,
-    /// Tags of timers set and not yet fired.
-    pub(crate) timers: RefCell<Vec<String>>,
-    /// Make `set_timer` fail.
-    pub(crate) timers_down: Cell<bool>,
+    pub(crate) test: Arc<TestHost>,
+    host: Host,
+    /// Host calls made before [`Fake::forget_writes`].
+    writes_from: Cell<usize>,
 }
+
+/// The module's name on the test host.
+const MODULE: &str = "password_reset";
 
 impl Fake {
     pub(crate) fn new() -> Self {
-        let f = Self::default();
-        f.now.set(1_700_000_000_000);
-        f.add("alice", "old password", Some("alice@Example.net"));
-        f.add("bob", "bob password", None);
-        f
+        let test = TestHost::new(DOMAIN);
+        test.set_public_url(PUBLIC);
+        test.add_account("alice", "old password", Some("alice@Example.net"));
+        test.add_account("bob", "bob password", None);
+        // Passwords set long before the tests' links.
+        for user in ["alice", "bob"] {
+            test.change_account_silently(user, |a| {
+                if let Some(a) = a {
+                    a.password_changed_at_ms = 0;
+                }
+            });
+        }
+        Self {
+            host: test.host_for(MODULE),
+            test,
+            writes_from: Cell::new(0),
+        }
     }
 
+    /// What the module's code receives.
+    pub(crate) fn svc(&self) -> &Host {
+        &self.host
+    }
+
+    /// Create or replace an account behind the module's back, its password set now.
     pub(crate) fn add(&self, user: &str, password: &str, email: Option<&str>) {
-        self.accounts
-            .borrow_mut()
-            .insert(user.into(), (password.into(), email.map(str::to_owned)));
+        self.test.add_account(user, password, email);
     }
 
+    /// Remove an account behind the module's back (no event).
+    pub(crate) fn remove(&self, user: &str) {
+        self.test.change_account_silently(user, |a| *a = None);
+    }
+
+    /// The account's password as it is now.
     pub(crate) fn password(&self, user: &str) -> Option<String> {
-        self.accounts.borrow().get(user).map(|(p, _)| p.clone())
+        self.test.account(user).map(|a| a.password)
     }
 
     pub(crate) fn advance(&self, ms: u64) {
-        self.now.set(self.now.get() + ms);
+        self.test.advance(ms);
     }
 
-    fn store(&self) -> Result<(), PluginError> {
-        if self.store_down.get() {
-            Err(PluginError::host("store failure"))
-        } else {
-            Ok(())
-        }
+    pub(crate) fn now(&self) -> u64 {
+        self.test.now_ms()
     }
-}
 
-impl Services for Fake {
-    fn now_ms(&self) -> u64 {
-        self.now.get()
+    /// The mails sent, oldest first.
+    pub(crate) fn mails(&self) -> Vec<Mail> {
+        self.test.mails().into_iter().map(|(_, m)| m).collect()
     }
-    fn random_bytes(&self, n: usize) -> Vec<u8> {
-        self.counter.set(self.counter.get().wrapping_add(1));
-        vec![self.counter.get(); n]
+
+    /// The module's store.
+    pub(crate) fn kv(&self) -> Vec<(String, String)> {
+        self.test.kv(MODULE, None)
     }
-    fn get_email(&self, user: &str) -> Result<Option<String>, PluginError> {
-        self.store()?;
-        Ok(self
-            .accounts
-            .borrow()
-            .get(user)
-            .and_then(|(_, e)| e.clone()))
+
+    /// The log lines.
+    pub(crate) fn logs(&self) -> Vec<String> {
+        self.test.logs().into_iter().map(|(_, _, l)| l).collect()
     }
-    fn password_changed_at(&self, user: &str) -> Result<Option<u64>, PluginError> {
-        self.store()?;
-        let exists = self.accounts.borrow().contains_key(user);
-        Ok(exists.then(|| self.changed_at.borrow().get(user).copied().unwrap_or(0)))
+
+    /// Tags of the timers set and not yet run.
+    pub(crate) fn timers(&self) -> Vec<String> {
+        self.test.timers().into_iter().map(|t| t.tag).collect()
     }
-    fn set_password(&self, user: &str, password: &str) -> Result<(), PluginError> {
-        self.store()?;
-        if password.contains('\u{7}') {
-            return Err(PluginError::bad_request(
-                "unusable password: prohibited character",
-            ));
-        }
-        match self.accounts.borrow_mut().get_mut(user) {
-            Some(acc) => {
-                acc.0 = password.into();
-                self.changed_at
-                    .borrow_mut()
-                    .insert(user.into(), self.now.get());
-                Ok(())
-            }
-            None => Err(PluginError::bad_request("no such account")),
-        }
-    }
-    fn kv_get(&self, key: &str) -> Result<Option<String>, PluginError> {
-        self.store()?;
-        Ok(self.kv.borrow().get(key).cloned())
-    }
-    fn kv_put(&self, key: &str, value: &str) -> Result<(), PluginError> {
-        self.store()?;
-        self.writes.borrow_mut().push(key.into());
-        self.kv.borrow_mut().insert(key.into(), value.into());
-        Ok(())
-    }
-    fn kv_delete(&self, key: &str) -> Result<bool, PluginError> {
-        self.store()?;
-        Ok(self.kv.borrow_mut().remove(key).is_some())
-    }
-    fn kv_list(&self, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
-        self.store()?;
-        Ok(self
-            .kv
-            .borrow()
+
+    /// Store writes (`kv_put`) since the last [`Fake::forget_writes`].
+    pub(crate) fn writes(&self) -> usize {
+        self.test
+            .calls()
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+            .skip(self.writes_from.get())
+            .filter(|(_, call)| *call == "kv_put")
+            .count()
     }
-    fn send_mail(&self, mail: Mail) -> Result<u64, PluginError> {
-        self.mails.borrow_mut().push(mail);
-        Ok(u64::try_from(self.mails.borrow().len()).unwrap_or(0))
+
+    pub(crate) fn forget_writes(&self) {
+        self.writes_from.set(self.test.calls().len());
     }
-    fn set_timer(&self, _delay_ms: u64, tag: &str) -> Result<u64, PluginError> {
-        if self.timers_down.get() {
-            return Err(PluginError::host("no timers"));
-        }
-        self.timers.borrow_mut().push(tag.into());
-        Ok(u64::try_from(self.timers.borrow().len()).unwrap_or(0))
+
+    /// Every account and store call fails from now on.
+    pub(crate) fn store_down(&self) {
+        self.test.fail_when(|_, call| {
+            (call.starts_with("kv_")
+                || matches!(call, "get_email" | "get_credentials" | "set_password"))
+            .then(|| PluginError::host("store failure"))
+        });
     }
-    fn log(&self, _level: LogLevel, message: &str) {
-        self.logs.borrow_mut().push(message.into());
+
+    /// `set_timer` fails from now on.
+    pub(crate) fn timers_down(&self) {
+        self.test
+            .fail_when(|_, call| (call == "set_timer").then(|| PluginError::host("no timers")));
     }
 }
 
@@ -181,7 +161,7 @@ pub(crate) fn stream(id: u64, ip: &str) -> StreamInfo {
 /// Start an exchange.
 pub(crate) fn start(core: &Core, fake: &Fake, id: u64, ir: Option<&[u8]>) -> MechanismStep {
     core.mechanism_start(
-        fake,
+        fake.svc(),
         &MechanismStart {
             exchange: id,
             mechanism: "PASSWORD-RESET".into(),
@@ -197,7 +177,7 @@ pub(crate) fn start(core: &Core, fake: &Fake, id: u64, ir: Option<&[u8]>) -> Mec
 /// Continue an exchange.
 pub(crate) fn step(core: &Core, fake: &Fake, id: u64, data: &[u8]) -> MechanismStep {
     core.mechanism_step(
-        fake,
+        fake.svc(),
         &MechanismResponse {
             exchange: id,
             response: data.to_vec(),
@@ -218,11 +198,20 @@ pub(crate) fn submitted(username: Option<&str>, email: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Fire the job timers the module set, as the host does after the answer went out.
+/// Fire the job timers the module set (those due now: jobs are set with no delay), as the
+/// host does after the answer went out.
 pub(crate) fn fire_timers(core: &Core, fake: &Fake) {
-    let tags: Vec<String> = fake.timers.borrow_mut().drain(..).collect();
-    for tag in tags {
-        core.run_job(fake, &tag);
+    let now = fake.now();
+    let due: Vec<String> = fake
+        .test
+        .timers()
+        .into_iter()
+        .filter(|t| t.due_ms <= now)
+        .map(|t| t.tag)
+        .collect();
+    fake.test.drop_timers(|t| t.due_ms <= now);
+    for tag in due {
+        core.run_job(fake.svc(), &tag);
     }
 }
 
@@ -242,7 +231,7 @@ pub(crate) fn request(core: &Core, fake: &Fake, user: &str, email: &str) -> Mech
 
 /// The link of the last mail.
 pub(crate) fn last_link(fake: &Fake) -> String {
-    let mails = fake.mails.borrow();
+    let mails = fake.mails();
     let body = &mails.last().expect("a mail").body;
     body.lines()
         .find(|l| l.starts_with(PUBLIC))
@@ -253,7 +242,7 @@ pub(crate) fn last_link(fake: &Fake) -> String {
 /// An HTTP request to the module.
 pub(crate) fn http(core: &Core, fake: &Fake, method: &str, path: &str, body: &str) -> HttpResponse {
     core.http(
-        fake,
+        fake.svc(),
         &HttpRequest {
             method: method.into(),
             path: path.into(),
@@ -273,7 +262,7 @@ pub(crate) fn deliver<T: serde::Serialize>(
 ) -> Result<(), PluginError> {
     let payload = tessera_plugin_api::wire::encode(payload).expect("encodable");
     core.event(
-        fake,
+        fake.svc(),
         &Event {
             name,
             payload: &payload,

@@ -324,7 +324,6 @@ fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
     target.deliver(stanza.to_xml_in(CLIENT_NS))
 }
 
-/// Sessions that receive a stanza addressed to a bare JID: available ones, else all bound ones.
 /// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available
 /// resources with a non-negative priority, those with the highest priority (all of them on a
 /// tie), or every one of them for a `headline`. A resource with a negative priority never gets

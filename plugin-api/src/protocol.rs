@@ -243,6 +243,37 @@ pub struct MechanismSpec {
     pub volatile: bool,
 }
 
+impl MechanismSpec {
+    /// Whether the mechanism is offered on `stream` under `profile`: TLS when it needs TLS;
+    /// SASL2 lists visible and hidden SASL2 mechanisms (hidden ones only inside their own
+    /// feature), RFC 6120 SASL visible legacy ones; and a channel-binding mechanism only where
+    /// the connection has that binding. The host's one rule, shared with the test host.
+    pub fn offered_on(&self, stream: &StreamInfo, profile: SaslProfile) -> bool {
+        let listed = match profile {
+            SaslProfile::Sasl2 => self.sasl2 || self.hidden,
+            SaslProfile::Rfc6120 => self.legacy && !self.hidden,
+        };
+        (stream.secure || !self.tls_only)
+            && listed
+            && self
+                .channel_binding
+                .as_deref()
+                .is_none_or(|cb| stream.channel_bindings.has(cb))
+    }
+}
+
+impl ChannelBindings {
+    /// Whether the connection has the binding type `name` (`tls-exporter`,
+    /// `tls-server-end-point`; any other name: no).
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "tls-exporter" => self.tls_exporter.is_some(),
+            "tls-server-end-point" => self.tls_server_end_point.is_some(),
+            _ => false,
+        }
+    }
+}
+
 /// Channel-binding data the host computed for a TLS connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelBindings {
@@ -532,4 +563,47 @@ pub struct HostInfo {
     pub version: String,
     /// Public base URL of the HTTP server, if configured.
     pub public_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, cb: Option<&str>) -> MechanismSpec {
+        MechanismSpec {
+            name: name.into(),
+            priority: 0,
+            tls_only: true,
+            sasl2: true,
+            legacy: true,
+            channel_binding: cb.map(str::to_owned),
+            hidden: false,
+            volatile: false,
+        }
+    }
+
+    #[test]
+    fn mechanisms_are_offered_by_transport_profile_and_channel_binding() {
+        let mut stream = StreamInfo {
+            secure: true,
+            ..StreamInfo::default()
+        };
+        let plus = spec("SCRAM-SHA-256-PLUS", Some("tls-exporter"));
+        assert!(
+            !plus.offered_on(&stream, SaslProfile::Sasl2),
+            "no binding yet"
+        );
+        stream.channel_bindings.tls_exporter = Some(vec![1; 32]);
+        assert!(plus.offered_on(&stream, SaslProfile::Sasl2));
+        assert!(!spec("X", Some("tls-unique")).offered_on(&stream, SaslProfile::Sasl2));
+        let hidden = MechanismSpec {
+            hidden: true,
+            sasl2: false,
+            ..spec("HT-SHA-256-NONE", None)
+        };
+        assert!(hidden.offered_on(&stream, SaslProfile::Sasl2));
+        assert!(!hidden.offered_on(&stream, SaslProfile::Rfc6120));
+        stream.secure = false;
+        assert!(!spec("PLAIN", None).offered_on(&stream, SaslProfile::Rfc6120));
+    }
 }

@@ -1,5 +1,5 @@
 # Sourced by the benchmark scripts: builds the release binaries, then starts `tessera run` on
-# loopback from a temporary config (modules sasl2 and sasl2_fast, RUST_LOG=warn) and stops it
+# loopback from a temporary config (modules sasl2, sasl2_fast, ping, disco; RUST_LOG=warn) and stops it
 # (and removes the folder) when the calling script exits.
 #
 # Sets ROOT, BIN (target/release), DIR (temporary folder), CONF (its tessera.toml), SERVER
@@ -7,7 +7,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 -p tessera-mod-sasl2-fast -p tessera-load
+cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 -p tessera-mod-sasl2-fast \
+    -p tessera-mod-ping -p tessera-mod-disco -p tessera-load
 BIN="$ROOT/target/release"
 
 # shellcheck source=start.sh

@@ -646,27 +646,13 @@ pub fn mechanisms(
     stream: &StreamInfo,
     profile: SaslProfile,
 ) -> Vec<MechanismSpec> {
-    let sasl2 = profile == SaslProfile::Sasl2;
     shared
         .registry
         .routes()
         .mechanisms
         .iter()
         .map(|(spec, _)| spec)
-        .filter(|s| stream.secure || !s.tls_only)
-        .filter(|s| {
-            if sasl2 {
-                s.sasl2 || s.hidden
-            } else {
-                s.legacy && !s.hidden
-            }
-        })
-        .filter(|s| match s.channel_binding.as_deref() {
-            Some("tls-exporter") => stream.channel_bindings.tls_exporter.is_some(),
-            Some("tls-server-end-point") => stream.channel_bindings.tls_server_end_point.is_some(),
-            Some(_) => false,
-            None => true,
-        })
+        .filter(|s| s.offered_on(stream, profile))
         .cloned()
         .collect()
 }

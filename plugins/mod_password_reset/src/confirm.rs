@@ -1,6 +1,6 @@
 //! Confirming a link from the page: GET shows the form for a valid link, POST checks the
 //! submission (rate limit, link, CSRF, the two passwords) and sets the password through the
-//! host, burning the link. Pure logic over [`crate::services::Services`], like [`crate::flow`].
+//! host, burning the link. Pure logic over the host handle, like [`crate::flow`].
 
 use std::sync::Mutex;
 
@@ -163,7 +163,11 @@ pub(crate) fn confirm(
     }
     // The password first: a crash before the link is marked leaves it revoked anyway (created
     // before the account's password change), so the link is never burnt for nothing.
-    match svc.set_password(&record.user, sub.password.as_deref().unwrap_or_default()) {
+    match svc.set_password(
+        &record.user,
+        sub.password.as_deref().unwrap_or_default(),
+        None,
+    ) {
         Ok(()) => {
             let used = Record {
                 used_ms: Some(now),

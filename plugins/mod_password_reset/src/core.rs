@@ -12,12 +12,12 @@ use tessera_plugin_api::events::{self, UserDeleted, UserPasswordChanged};
 use tessera_plugin_api::protocol::{
     HttpRequest, HttpResponse, MechanismResponse, MechanismStart, MechanismStep,
 };
-use tessera_plugin_api::{Event, LogLevel, PluginError};
+use tessera_plugin_api::{Event, Host, LogLevel, PluginError};
 
 use crate::config::Settings;
 use crate::flow::{self, Ctx, Jobs, Keys, Pending};
 use crate::ratelimit::{Limits, Snapshot};
-use crate::services::{locked, Services};
+use crate::services::locked;
 use crate::{store, web};
 
 /// Period of the cleanup timer, in milliseconds.
@@ -69,7 +69,7 @@ impl Core {
         &self.settings
     }
 
-    fn ctx<'a>(&'a self, svc: &'a dyn Services) -> Ctx<'a> {
+    fn ctx<'a>(&'a self, svc: &'a Host) -> Ctx<'a> {
         Ctx {
             svc,
             settings: &self.settings,
@@ -81,7 +81,7 @@ impl Core {
         }
     }
 
-    fn keep(&self, svc: &dyn Services, exchange: u64, next: Option<Pending>) {
+    fn keep(&self, svc: &Host, exchange: u64, next: Option<Pending>) {
         if let Some(next) = next {
             let mut map = locked(&self.exchanges);
             if map.len() >= MAX_EXCHANGES {
@@ -95,11 +95,7 @@ impl Core {
     }
 
     /// The host starts a `PASSWORD-RESET` exchange.
-    pub(crate) fn mechanism_start(
-        &self,
-        svc: &dyn Services,
-        start: &MechanismStart,
-    ) -> MechanismStep {
+    pub(crate) fn mechanism_start(&self, svc: &Host, start: &MechanismStart) -> MechanismStep {
         locked(&self.exchanges).remove(&start.exchange);
         let (step, next) = flow::start(start);
         self.keep(svc, start.exchange, next);
@@ -107,11 +103,7 @@ impl Core {
     }
 
     /// The host continues an exchange.
-    pub(crate) fn mechanism_step(
-        &self,
-        svc: &dyn Services,
-        response: &MechanismResponse,
-    ) -> MechanismStep {
+    pub(crate) fn mechanism_step(&self, svc: &Host, response: &MechanismResponse) -> MechanismStep {
         let Some((_, pending)) = locked(&self.exchanges).remove(&response.exchange) else {
             return MechanismStep::Failure {
                 condition: SaslCondition::TemporaryAuthFailure,
@@ -131,7 +123,7 @@ impl Core {
     }
 
     /// A request on `/password-reset`.
-    pub(crate) fn http(&self, svc: &dyn Services, request: &HttpRequest) -> HttpResponse {
+    pub(crate) fn http(&self, svc: &Host, request: &HttpRequest) -> HttpResponse {
         web::handle(self.ctx(svc), &self.serial, request)
     }
 
@@ -139,7 +131,7 @@ impl Core {
     ///
     /// # Errors
     /// A payload that does not decode.
-    pub(crate) fn event(&self, svc: &dyn Services, event: &Event<'_>) -> Result<(), PluginError> {
+    pub(crate) fn event(&self, svc: &Host, event: &Event<'_>) -> Result<(), PluginError> {
         let user = match event.name {
             events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
             events::USER_DELETED => event.decode::<UserDeleted>()?.user,
@@ -155,12 +147,12 @@ impl Core {
     }
 
     /// A `job:<n>` timer fired: store and mail a link, or do the decoy writes.
-    pub(crate) fn run_job(&self, svc: &dyn Services, tag: &str) {
+    pub(crate) fn run_job(&self, svc: &Host, tag: &str) {
         flow::run_job(self.ctx(svc), tag);
     }
 
     /// The hourly cleanup: stale links and tombstones, expired counters, forgotten exchanges.
-    pub(crate) fn cleanup(&self, svc: &dyn Services) {
+    pub(crate) fn cleanup(&self, svc: &Host) {
         let now = svc.now_ms();
         match store::cleanup(svc, now) {
             Ok(0) => {}

@@ -1,4 +1,4 @@
-//! The reset flow as pure logic over [`Services`] (clock, RNG, store, mail injected): the SASL
+//! The reset flow as pure logic over the host handle (clock, RNG, store, mail injected): the SASL
 //! exchange (account name → form challenge → submitted form → one uniform failure), issuing a
 //! link; the page side is `confirm`.
 //!
@@ -23,14 +23,14 @@ use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{MechanismStart, MechanismStep};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::LogLevel;
+use tessera_plugin_api::{Host, LogLevel};
 
 use crate::config::Settings;
 use crate::crypto;
 use crate::form::{self, Answer, NS};
 use crate::mail::ResetMail;
 use crate::ratelimit::Limits;
-use crate::services::{locked, Services};
+use crate::services::locked;
 use crate::store::{self, Record};
 
 /// The text of the final failure (the same on every path).
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Keys {
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     /// Host services.
-    pub(crate) svc: &'a dyn Services,
+    pub(crate) svc: &'a Host,
     /// Options.
     pub(crate) settings: &'a Settings,
     /// Derived secrets.

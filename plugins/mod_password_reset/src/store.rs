@@ -7,9 +7,8 @@
 //! (404); the hourly cleanup then deletes it.
 
 use serde::{Deserialize, Serialize};
-use tessera_plugin_api::PluginError;
-
-use crate::services::Services;
+use tessera_plugin_api::protocol::KvScope;
+use tessera_plugin_api::{Host, PluginError};
 
 /// How long a tombstone outlives the link's expiry, in milliseconds.
 pub(crate) const RETENTION_MS: u64 = 24 * 3600 * 1000;
@@ -71,12 +70,15 @@ impl Record {
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn status_of(svc: &dyn Services, id: &str, now_ms: u64) -> Result<Status, PluginError> {
+pub(crate) fn status_of(svc: &Host, id: &str, now_ms: u64) -> Result<Status, PluginError> {
     let Some(record) = load(svc, id)? else {
         return Ok(Status::Unknown);
     };
     match record.status(now_ms) {
-        Status::Valid(r) => match svc.password_changed_at(&r.user)? {
+        Status::Valid(r) => match svc
+            .get_credentials(&r.user)?
+            .map(|a| a.password_changed_at_ms)
+        {
             Some(changed) if changed < r.created_ms => Ok(Status::Valid(r)),
             _ => Ok(Status::Revoked),
         },
@@ -100,9 +102,9 @@ fn encode(record: &Record) -> Result<String, PluginError> {
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn load(svc: &dyn Services, id: &str) -> Result<Option<Record>, PluginError> {
+pub(crate) fn load(svc: &Host, id: &str) -> Result<Option<Record>, PluginError> {
     Ok(svc
-        .kv_get(&token_key(id))?
+        .kv_get(KvScope::Global, &token_key(id))?
         .and_then(|text| serde_json::from_str(&text).ok()))
 }
 
@@ -110,40 +112,36 @@ pub(crate) fn load(svc: &dyn Services, id: &str) -> Result<Option<Record>, Plugi
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn save(svc: &dyn Services, id: &str, record: &Record) -> Result<(), PluginError> {
-    svc.kv_put(&token_key(id), &encode(record)?)
+pub(crate) fn save(svc: &Host, id: &str, record: &Record) -> Result<(), PluginError> {
+    svc.kv_put(KvScope::Global, &token_key(id), &encode(record)?)
 }
 
 /// Store a new link and index it under its account.
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn insert(svc: &dyn Services, id: &str, record: &Record) -> Result<(), PluginError> {
+pub(crate) fn insert(svc: &Host, id: &str, record: &Record) -> Result<(), PluginError> {
     save(svc, id, record)?;
-    svc.kv_put(&index_key(&record.user, id), "")
+    svc.kv_put(KvScope::Global, &index_key(&record.user, id), "")
 }
 
 /// The same two writes as [`insert`], to keys that mean nothing (the no-mail path).
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn decoy(svc: &dyn Services, record: &Record) -> Result<(), PluginError> {
-    svc.kv_put(DECOY_KEYS[0], &encode(record)?)?;
-    svc.kv_put(DECOY_KEYS[1], "")
+pub(crate) fn decoy(svc: &Host, record: &Record) -> Result<(), PluginError> {
+    svc.kv_put(KvScope::Global, DECOY_KEYS[0], &encode(record)?)?;
+    svc.kv_put(KvScope::Global, DECOY_KEYS[1], "")
 }
 
 /// Revoke every outstanding link of `user`; returns how many were still usable.
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn revoke_user(
-    svc: &dyn Services,
-    user: &str,
-    now_ms: u64,
-) -> Result<usize, PluginError> {
+pub(crate) fn revoke_user(svc: &Host, user: &str, now_ms: u64) -> Result<usize, PluginError> {
     let prefix = index_key(user, "");
     let mut revoked = 0;
-    for (key, _) in svc.kv_list(&prefix)? {
+    for (key, _) in svc.kv_list(KvScope::Global, &prefix)? {
         let id = key.get(prefix.len()..).unwrap_or_default();
         if let Some(mut record) = load(svc, id)? {
             if record.used_ms.is_none() && record.revoked_ms.is_none() {
@@ -152,7 +150,7 @@ pub(crate) fn revoke_user(
                 revoked += 1;
             }
         }
-        svc.kv_delete(&key)?;
+        svc.kv_delete(KvScope::Global, &key)?;
     }
     Ok(revoked)
 }
@@ -162,9 +160,9 @@ pub(crate) fn revoke_user(
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn cleanup(svc: &dyn Services, now_ms: u64) -> Result<usize, PluginError> {
+pub(crate) fn cleanup(svc: &Host, now_ms: u64) -> Result<usize, PluginError> {
     let mut deleted = 0;
-    for (key, text) in svc.kv_list("token:")? {
+    for (key, text) in svc.kv_list(KvScope::Global, "token:")? {
         let id = key.get("token:".len()..).unwrap_or_default();
         let record: Option<Record> = serde_json::from_str(&text).ok();
         let stale = record
@@ -172,9 +170,9 @@ pub(crate) fn cleanup(svc: &dyn Services, now_ms: u64) -> Result<usize, PluginEr
             .is_none_or(|r| now_ms >= r.expires_ms.saturating_add(RETENTION_MS));
         if stale {
             if let Some(r) = &record {
-                svc.kv_delete(&index_key(&r.user, id))?;
+                svc.kv_delete(KvScope::Global, &index_key(&r.user, id))?;
             }
-            svc.kv_delete(&key)?;
+            svc.kv_delete(KvScope::Global, &key)?;
             deleted += 1;
         }
     }

@@ -24,12 +24,12 @@
 
 use serde::{Deserialize, Serialize};
 use tessera_plugin_api::protocol::{MechanismStart, MechanismStep, SaslProfile};
+use tessera_plugin_api::Host;
 use tessera_plugin_api::LogLevel;
 use tessera_plugin_api::SaslCondition;
 use tessera_sasl::ht::{parse_initial_response, HtMechanism};
 
 use crate::ht;
-use crate::services::Services;
 use crate::store;
 use crate::token::{self, Attempt, Slot, Stale, TokenKey, TokenRecord, Verdict};
 
@@ -142,7 +142,7 @@ type Outcome = (MechanismStep, Option<Pending>);
 
 /// Run a FAST authentication; the [`Pending`] is returned on success.
 pub(crate) fn start(
-    svc: &dyn Services,
+    svc: &Host,
     key: &TokenKey,
     min_ttl_ms: u64,
     start: &MechanismStart,
@@ -164,7 +164,7 @@ pub(crate) fn start(
         return fail(SaslCondition::MalformedRequest, Some(NO_CB));
     };
     let looked_up = store::load(svc, &user, &req.ua_id)
-        .and_then(|slots| svc.credentials(&user).map(|account| (slots, account)));
+        .and_then(|slots| svc.get_credentials(&user).map(|account| (slots, account)));
     let (slots, account) = match looked_up {
         Ok(found) => found,
         Err(e) => {
@@ -208,7 +208,7 @@ pub(crate) fn start(
 }
 
 /// A matching token is expired or revoked: delete its slot.
-fn forget_stale(svc: &dyn Services, user: &str, ua_id: &str, slot: Slot, reason: Stale) {
+fn forget_stale(svc: &Host, user: &str, ua_id: &str, slot: Slot, reason: Stale) {
     if let Err(e) = store::delete(svc, user, ua_id, slot) {
         svc.log(LogLevel::Warn, &format!("cannot delete stale token: {e}"));
     }
@@ -221,7 +221,7 @@ fn forget_stale(svc: &dyn Services, user: &str, ua_id: &str, slot: Slot, reason:
 
 /// A token matched: update the slots (promotion or invalidation) and report success.
 fn accept(
-    svc: &dyn Services,
+    svc: &Host,
     req: Request,
     user: String,
     (slot, record): (Slot, &TokenRecord),

@@ -3,6 +3,7 @@
 //! host.
 
 use std::sync::Mutex;
+use tessera_plugin_api::Host;
 use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::events::{
@@ -17,7 +18,7 @@ use crate::config::Settings;
 use crate::ht;
 use crate::issue;
 use crate::pending::Pendings;
-use crate::services::{locked, Services};
+use crate::services::locked;
 use crate::store;
 use crate::token::TokenKey;
 
@@ -47,7 +48,7 @@ impl Core {
     /// A payload that does not match the hook's documented type.
     pub(crate) fn hook(
         &self,
-        svc: &dyn Services,
+        svc: &Host,
         name: &str,
         payload: &[u8],
     ) -> Result<Option<Vec<u8>>, PluginError> {
@@ -74,11 +75,7 @@ impl Core {
     ///
     /// # Errors
     /// A payload that does not match the event's type.
-    pub(crate) fn on_event(
-        &self,
-        svc: &dyn Services,
-        event: &Event<'_>,
-    ) -> Result<(), PluginError> {
+    pub(crate) fn on_event(&self, svc: &Host, event: &Event<'_>) -> Result<(), PluginError> {
         let user = match event.name {
             events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
             events::USER_DELETED => event.decode::<UserDeleted>()?.user,
@@ -94,7 +91,7 @@ impl Core {
     }
 
     /// Delete every token of an account (under the host's name and, if it differs, ours).
-    fn revoke_all(&self, svc: &dyn Services, user: &str, why: &str) {
+    fn revoke_all(&self, svc: &Host, user: &str, why: &str) {
         let mut names = vec![user.to_owned()];
         names.extend(ht::canonical_user(user).filter(|c| c != user));
         for name in names {
@@ -112,11 +109,7 @@ impl Core {
     }
 
     /// The host starts a FAST authentication.
-    pub(crate) fn mechanism_start(
-        &self,
-        svc: &dyn Services,
-        start: &MechanismStart,
-    ) -> MechanismStep {
+    pub(crate) fn mechanism_start(&self, svc: &Host, start: &MechanismStart) -> MechanismStep {
         let stream = start.stream.id;
         locked(&self.pending).take(stream);
         let (step, pending) = auth::start(svc, &self.key, self.settings.min_ttl_ms, start);

@@ -15,6 +15,7 @@
 
 use tessera_plugin_api::events::Sasl2Success;
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::Host;
 use tessera_plugin_api::LogLevel;
 use tessera_sasl::ht::HtMechanism;
 
@@ -22,7 +23,6 @@ use crate::auth::Pending;
 use crate::config::Settings;
 use crate::datetime;
 use crate::ht;
-use crate::services::Services;
 use crate::store;
 use crate::token::{self, Slot, TokenKey, TOKEN_ID_BYTES};
 
@@ -42,7 +42,7 @@ pub(crate) fn decide(
 /// The children to add to `<success/>` for this authentication. `pending` is what this
 /// module's mechanism recorded for the stream, if it ran the authentication.
 pub(crate) fn on_success(
-    svc: &dyn Services,
+    svc: &Host,
     key: &TokenKey,
     settings: Settings,
     success: &Sasl2Success,
@@ -97,7 +97,7 @@ pub(crate) fn on_success(
 /// Store a new token dated `now_ms` in slot `new` and build its `<token/>`; `None` when the
 /// store fails.
 fn issue(
-    svc: &dyn Services,
+    svc: &Host,
     key: &TokenKey,
     settings: Settings,
     user: &str,

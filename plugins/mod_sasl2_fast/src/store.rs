@@ -3,9 +3,9 @@
 //! [`token::slot_key`]. Values are JSON [`TokenRecord`]s; an unreadable value counts as empty.
 
 use tessera_plugin_api::protocol::KvScope;
+use tessera_plugin_api::Host;
 use tessera_plugin_api::{LogLevel, PluginError};
 
-use crate::services::Services;
 use crate::token::{self, Slot, TokenRecord, KEY_PREFIX};
 
 /// Most records kept per account (64 clients with both slots) when a token is issued.
@@ -20,7 +20,7 @@ fn scope(user: &str) -> KvScope<'_> {
 /// # Errors
 /// Store failure.
 pub(crate) fn load(
-    svc: &dyn Services,
+    svc: &Host,
     user: &str,
     ua_id: &str,
 ) -> Result<Vec<(Slot, Option<TokenRecord>)>, PluginError> {
@@ -28,7 +28,7 @@ pub(crate) fn load(
     Slot::ORDER
         .iter()
         .map(|slot| {
-            let raw = svc.kv_get(&scope, &token::slot_key(ua_id, *slot))?;
+            let raw = svc.kv_get(scope, &token::slot_key(ua_id, *slot))?;
             let record = raw.and_then(|text| match serde_json::from_str(&text) {
                 Ok(record) => Some(record),
                 Err(_) => {
@@ -46,27 +46,22 @@ pub(crate) fn load(
 /// # Errors
 /// Store failure.
 pub(crate) fn save(
-    svc: &dyn Services,
+    svc: &Host,
     user: &str,
     ua_id: &str,
     slot: Slot,
     record: &TokenRecord,
 ) -> Result<(), PluginError> {
     let value = serde_json::to_string(record).map_err(|e| PluginError::internal(e.to_string()))?;
-    svc.kv_put(&scope(user), &token::slot_key(ua_id, slot), &value)
+    svc.kv_put(scope(user), &token::slot_key(ua_id, slot), &value)
 }
 
 /// Delete one slot.
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn delete(
-    svc: &dyn Services,
-    user: &str,
-    ua_id: &str,
-    slot: Slot,
-) -> Result<(), PluginError> {
-    svc.kv_delete(&scope(user), &token::slot_key(ua_id, slot))
+pub(crate) fn delete(svc: &Host, user: &str, ua_id: &str, slot: Slot) -> Result<(), PluginError> {
+    svc.kv_delete(scope(user), &token::slot_key(ua_id, slot))
         .map(|_| ())
 }
 
@@ -75,7 +70,7 @@ pub(crate) fn delete(
 /// # Errors
 /// Store failure (the token then stays in `new`, still usable).
 pub(crate) fn promote(
-    svc: &dyn Services,
+    svc: &Host,
     user: &str,
     ua_id: &str,
     record: &TokenRecord,
@@ -88,11 +83,7 @@ pub(crate) fn promote(
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn forget_client(
-    svc: &dyn Services,
-    user: &str,
-    ua_id: &str,
-) -> Result<(), PluginError> {
+pub(crate) fn forget_client(svc: &Host, user: &str, ua_id: &str) -> Result<(), PluginError> {
     Slot::ORDER
         .iter()
         .try_for_each(|slot| delete(svc, user, ua_id, *slot))
@@ -103,12 +94,12 @@ pub(crate) fn forget_client(
 /// # Errors
 /// Store failure (some records may be left; they are refused anyway when issued before the
 /// password change).
-pub(crate) fn forget_account(svc: &dyn Services, user: &str) -> Result<usize, PluginError> {
+pub(crate) fn forget_account(svc: &Host, user: &str) -> Result<usize, PluginError> {
     let scope = scope(user);
-    let entries = svc.kv_list(&scope, KEY_PREFIX)?;
+    let entries = svc.kv_list(scope, KEY_PREFIX)?;
     let mut deleted = 0;
     for (key, _) in entries {
-        if svc.kv_delete(&scope, &key)? {
+        if svc.kv_delete(scope, &key)? {
             deleted += 1;
         }
     }
@@ -120,13 +111,13 @@ pub(crate) fn forget_account(svc: &dyn Services, user: &str) -> Result<usize, Pl
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn prune(svc: &dyn Services, user: &str, now_ms: u64) -> Result<(), PluginError> {
+pub(crate) fn prune(svc: &Host, user: &str, now_ms: u64) -> Result<(), PluginError> {
     let scope = scope(user);
-    let entries = svc.kv_list(&scope, KEY_PREFIX)?;
+    let entries = svc.kv_list(scope, KEY_PREFIX)?;
     // Room for the record about to be written.
     let cap = MAX_RECORDS_PER_ACCOUNT.saturating_sub(1);
     for key in token::prunable(&entries, now_ms, cap) {
-        svc.kv_delete(&scope, &key)?;
+        svc.kv_delete(scope, &key)?;
     }
     Ok(())
 }

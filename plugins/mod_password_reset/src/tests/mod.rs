@@ -1,6 +1,6 @@
 //! Tests of the whole module without a server: the plugin API's in-memory host (accounts, a
 //! key-value store, a mail outbox, timers, a settable clock and a counting RNG) reached through
-//! the module's real `Services` glue, driven through [`Core`] exactly as the host drives it
+//! the module's own code over the SDK's `Host`, driven through [`Core`] exactly as the host drives it
 //! (mechanism start/step/end, HTTP requests, events, timers).
 
 mod exchange;
@@ -27,7 +27,7 @@ pub(crate) const DOMAIN: &str = "example.org";
 pub(crate) const PUBLIC: &str = "https://xmpp.example.org";
 
 /// The host of these tests: the plugin API's in-memory [`TestHost`], reached through the
-/// module's real `Services` glue over [`Host`]. Alice (with an address) and bob (without)
+/// SDK's [`Host`], as in the server. Alice (with an address) and bob (without)
 /// exist; the clock is at the test host's start.
 pub(crate) struct Fake {
     pub(crate) test: Arc<TestHost>,

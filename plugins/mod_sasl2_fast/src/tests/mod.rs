@@ -1,5 +1,5 @@
 //! Tests of the module without a server: the plugin API's in-memory host (accounts, this
-//! module's key-value store, a clock), reached through the module's real `Services` glue, and a
+//! module's key-value store, a clock), reached through the SDK's `Host` as in the server, and a
 //! client that drives [`Core`] the way mod_sasl2 and the host do (mechanism start, then the
 //! `sasl2-success` hook).
 
@@ -29,8 +29,8 @@ pub(crate) const T0: u64 = 1_700_000_000_000;
 pub(crate) const EXPORTER: [u8; 32] = [0xc7; 32];
 
 /// The host of these tests: the plugin API's in-memory [`TestHost`], reached through the
-/// module's real [`Services`] implementation for [`Host`] (so the encoded host calls and the
-/// glue run as in the server). Alice exists, her password set at 0; the clock is at [`T0`].
+/// SDK's [`Host`] (so the encoded host calls run as in the server). Alice exists, her password
+/// set at 0; the clock is at [`T0`].
 pub(crate) struct Fake {
     pub(crate) test: Arc<TestHost>,
     host: Host,

@@ -361,6 +361,34 @@ fn other_modules_hidden_mechanism_runs_in_sasl2_with_hooks() {
     assert_eq!(xml, legacy_failure("invalid-mechanism", None));
 }
 
+/// The mechanism list is the host's (`MechanismSpec::offered_on`): another module's mechanism
+/// that needs tls-exporter is invalid on a connection without it, and never reaches its module;
+/// with it, the exchange starts.
+#[test]
+fn another_modules_channel_binding_mechanism_needs_the_binding_on_the_connection() {
+    let core = core();
+    let fake = Fake::new(&core).with_hidden_bound("HT-SHA-256-EXPR", "tls-exporter");
+    let el = || authenticate("HT-SHA-256-EXPR", Some(b"alice"), vec![]);
+    let xml = only_send(&fake.send(&stream(false), el()));
+    assert_eq!(xml, sasl2_failure("invalid-mechanism", None));
+    assert!(
+        !fake.calls.borrow().iter().any(|c| c.starts_with("start")),
+        "{:?}",
+        fake.calls.borrow()
+    );
+    let mut bound = stream(true);
+    bound.id = 8;
+    let xml = sent(&fake.send(&bound, el())).pop().unwrap_or_default();
+    assert!(
+        xml.starts_with("<success xmlns='urn:xmpp:sasl:2'>"),
+        "{xml}"
+    );
+    assert!(fake
+        .calls
+        .borrow()
+        .contains(&"start HT-SHA-256-EXPR".to_owned()));
+}
+
 #[test]
 fn resource_is_random_without_user_agent_and_stable_with_it() {
     let core = core();

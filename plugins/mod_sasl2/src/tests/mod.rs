@@ -160,6 +160,15 @@ impl<'a> Fake<'a> {
         self
     }
 
+    /// Register another module's hidden SASL2 mechanism that needs a channel-binding type.
+    pub(crate) fn with_hidden_bound(mut self, name: &str, channel_binding: &str) -> Self {
+        self = self.with_hidden(name);
+        if let Some(spec) = self.extra.last_mut() {
+            spec.channel_binding = Some(channel_binding.to_owned());
+        }
+        self
+    }
+
     /// Feed an element to the module.
     pub(crate) fn send(&self, stream: &StreamInfo, element: Element) -> Vec<StreamAction> {
         let request = StreamElement {
@@ -200,18 +209,12 @@ impl Services for Fake<'_> {
         stream: &StreamInfo,
         profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError> {
-        let sasl2 = profile == SaslProfile::Sasl2;
+        // The host's own rule (`MechanismSpec::offered_on`) and order (priority, then load
+        // order: this module first).
         let mut list: Vec<MechanismSpec> = mechanism_specs()
             .into_iter()
             .chain(self.extra.iter().cloned())
-            .filter(|m| stream.secure || !m.tls_only)
-            .filter(|m| {
-                if sasl2 {
-                    m.sasl2
-                } else {
-                    m.legacy && !m.hidden
-                }
-            })
+            .filter(|m| m.offered_on(stream, profile))
             .collect();
         list.sort_by_key(|m| std::cmp::Reverse(m.priority));
         Ok(list)

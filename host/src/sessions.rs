@@ -3,7 +3,7 @@
 //! queue cannot block).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_plugin_api::StreamCondition;
 
@@ -22,6 +22,32 @@ pub struct CloseRequest {
     pub condition: StreamCondition,
     /// Optional text.
     pub text: Option<String>,
+}
+
+/// The life of a session: `Live` (its connection serves it) → `Detached` (kept after a lost
+/// connection) → `Moved` (a stream took it over) or `Ended` (removed, `session-closed` fired).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Lifecycle {
+    /// Served by its connection.
+    Live = 0,
+    /// Kept without a connection, waiting for resumption.
+    Detached = 1,
+    /// Taken over by another stream (lives on there).
+    Moved = 2,
+    /// Over.
+    Ended = 3,
+}
+
+impl Lifecycle {
+    fn of(v: u8) -> Self {
+        match v {
+            0 => Self::Live,
+            1 => Self::Detached,
+            2 => Self::Moved,
+            _ => Self::Ended,
+        }
+    }
 }
 
 /// One authenticated stream.
@@ -51,10 +77,9 @@ pub struct SessionEntry {
     has_attached: AtomicBool,
     /// How long a module asked to keep this session after its connection is lost (0: not).
     keep_ms: AtomicU64,
-    /// Its connection is gone; it waits for resumption.
-    detached: AtomicBool,
-    /// A stream took it over: its old connection must not end it.
-    moved: AtomicBool,
+    /// Where it is in its life ([`Lifecycle`]); every transition is one compare-exchange, so
+    /// ending, detaching and being taken over cannot both happen to one session.
+    lifecycle: AtomicU8,
     tx: mpsc::Sender<String>,
     close: Mutex<Option<CloseRequest>>,
     closed: Notify,
@@ -172,19 +197,31 @@ impl SessionEntry {
         self.keep_ms.load(Ordering::Relaxed)
     }
 
-    /// Whether its connection is gone and it waits for resumption.
-    pub fn is_detached(&self) -> bool {
-        self.detached.load(Ordering::Acquire)
+    /// Where it is in its life.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::of(self.lifecycle.load(Ordering::Acquire))
     }
 
-    /// Mark it detached (its connection ended).
-    pub fn set_detached(&self) {
-        self.detached.store(true, Ordering::Release);
+    /// Move from `from` to `to`; `false` when it was not in `from` (someone else moved it).
+    pub fn transition(&self, from: Lifecycle, to: Lifecycle) -> bool {
+        self.lifecycle
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether its connection is gone and it waits for resumption.
+    pub fn is_detached(&self) -> bool {
+        self.lifecycle() == Lifecycle::Detached
     }
 
     /// Whether a stream took it over.
     pub fn is_moved(&self) -> bool {
-        self.moved.load(Ordering::Acquire)
+        self.lifecycle() == Lifecycle::Moved
+    }
+
+    /// Whether a close was requested and not yet taken.
+    fn close_pending(&self) -> bool {
+        self.close.lock().map(|c| c.is_some()).unwrap_or(true)
     }
 
     fn info(&self) -> SessionInfo {
@@ -229,8 +266,7 @@ impl Sessions {
             attached: Mutex::new(Vec::new()),
             has_attached: AtomicBool::new(false),
             keep_ms: AtomicU64::new(0),
-            detached: AtomicBool::new(false),
-            moved: AtomicBool::new(false),
+            lifecycle: AtomicU8::new(Lifecycle::Live as u8),
             tx,
             close: Mutex::new(None),
             closed: Notify::new(),
@@ -273,10 +309,26 @@ impl Sessions {
     /// already bound.
     pub fn take_over(&self, old: u64, new: &SessionEntry) -> Result<String, &'static str> {
         let (old_entry, resource) = self.check_take_over(old, new)?;
-        if old_entry.moved.swap(true, Ordering::AcqRel) {
-            return Err("the session was taken over already");
-        }
         let full = format!("{}/{resource}", new.bare);
+        // The full JID must still be the old session's (a stream that bound it since is not
+        // displaced silently), and the old session must be live or detached, not ended or
+        // taken, with no close pending (a password change or a close_session wins).
+        let claimed = match self.by_full_jid.get_mut(&full) {
+            Some(mut id) if *id == old => {
+                let from = old_entry.lifecycle();
+                let movable = matches!(from, Lifecycle::Live | Lifecycle::Detached)
+                    && !old_entry.close_pending()
+                    && old_entry.transition(from, Lifecycle::Moved);
+                if movable {
+                    *id = new.stream_id;
+                }
+                movable
+            }
+            _ => return Err("the full JID is no longer the session's"),
+        };
+        if !claimed {
+            return Err("the session is ending or was taken over already");
+        }
         if let Ok(mut r) = new.resource.lock() {
             *r = Some(resource);
         }
@@ -296,7 +348,6 @@ impl Sessions {
             Ordering::Relaxed,
         );
         new.keep(old_entry.kept_ms());
-        self.by_full_jid.insert(full.clone(), new.stream_id);
         self.remove(old);
         Ok(full)
     }
@@ -321,8 +372,10 @@ impl Sessions {
         if new.is_bound() {
             return Err("the stream is already bound");
         }
-        if old_entry.is_moved() {
-            return Err("the session was taken over already");
+        if !matches!(old_entry.lifecycle(), Lifecycle::Live | Lifecycle::Detached)
+            || old_entry.close_pending()
+        {
+            return Err("the session is ending or was taken over already");
         }
         let resource = old_entry.resource.lock().ok().and_then(|r| r.clone());
         let resource = resource.ok_or("the session was never bound")?;

@@ -269,7 +269,9 @@ declare_calls! {
         /// time runs out, or the host closes it (password change, deletion, shutdown,
         /// [`crate::HostCalls::close_session`]). The host fires `session-detached`, and
         /// `session-closed` when it ends. A connection closed cleanly (`</stream:stream>`) or
-        /// by a stream error is never kept. Answers whether the session exists.
+        /// by a stream error is never kept; at most one day is kept. While detached, stanzas
+        /// for it reach its `SessionOut` hooks if a module is attached, else it counts as
+        /// absent for delivery. Answers whether the session exists.
         35 => fn session_keep(stream: u64, keep_ms: Option<u64>) -> bool;
         /// Close one session (detached or connected) with a stream error; answers whether it
         /// existed.

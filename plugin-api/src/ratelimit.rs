@@ -142,6 +142,25 @@ impl Window {
         }
     }
 
+    /// [`Window::admit`] for limits that must hold even against an attacker who filled the
+    /// table (account creation): a new key that cannot be tracked, because every tracked key
+    /// is at its limit, is refused until the oldest key expires, instead of passing untracked.
+    /// Not for limits whose refusal would lock a legitimate user out of their own account.
+    ///
+    /// # Errors
+    /// The wait, in milliseconds (at least 1).
+    pub fn admit_strict(&mut self, key: &str, now: u64) -> Result<(), u64> {
+        if !self.entries.contains_key(key) && self.entries.len() >= MAX_KEYS && !self.make_room(now)
+        {
+            let oldest = self.by_age.first().map_or(now, |(last, _)| *last);
+            return Err(oldest
+                .saturating_add(self.window_ms)
+                .saturating_sub(now)
+                .max(1));
+        }
+        self.admit(key, now)
+    }
+
     /// Forget a key (e.g. a successful login clears its failures).
     pub fn forget(&mut self, key: &str) {
         self.unindex(key);
@@ -269,6 +288,12 @@ mod tests {
         full.record("new", 2);
         assert!(full.admit("new", 3).is_ok());
         assert!(full.retry_after_ms("k0", 3).is_some());
+        // The strict form refuses what it cannot track, until the oldest key expires.
+        assert_eq!(full.admit_strict("other", 4), Err(9_997));
+        assert!(
+            full.admit_strict("k0", 4).is_err(),
+            "tracked and at its limit"
+        );
         // Expired keys make room first.
         assert!(full.admit("new", 20_000).is_ok());
         assert_eq!(full.admit("new", 20_001), Err(9_999));

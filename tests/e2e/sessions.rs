@@ -396,6 +396,17 @@ fn bare_jid_messages_go_to_the_available_resource_with_the_highest_priority() {
     assert!(!silent
         .read_for(Duration::from_millis(50))
         .contains("to the top"));
+    // RFC 6121 §8.5.2.1.1: to a bare JID, a groupchat is refused and an error ignored.
+    bob.send("<message to='alice@localhost' type='groupchat' id='g1'><body>gc</body></message>");
+    let refused = bob.read_until("</message>");
+    assert!(
+        refused.contains("id='g1'") && refused.contains("<service-unavailable"),
+        "{refused}"
+    );
+    bob.send("<message to='alice@localhost' type='error' id='e1'><body>err</body></message>");
+    assert!(!high
+        .read_for(Duration::from_millis(300))
+        .contains("id='e1'"));
     high.send("<presence type='unavailable'/>");
     low.read_until("type='unavailable'");
     bob.send("<message to='alice@localhost' type='chat' id='m2'><body>next best</body></message>");

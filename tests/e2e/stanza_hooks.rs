@@ -287,6 +287,29 @@ fn a_kept_session_survives_its_connection_and_is_resumed_on_a_new_stream() {
     );
 }
 
+/// A detached session no module holds stanzas for counts as absent: a message to its full JID
+/// is not written into the void but bounced (or stored) like one to an offline account.
+#[test]
+fn a_detached_session_nobody_holds_for_bounces_instead_of_swallowing() {
+    let server = server();
+    let (mut alice, alice_jid) = login(&server, "alice");
+    let (mut bob, _) = login(&server, "bob");
+    let kept = iq(
+        &mut alice,
+        "keep",
+        "<keep xmlns='urn:tessera:test:stanza' ms='30000' attach='0'/>",
+    );
+    assert!(kept.contains("<kept "), "{kept}");
+    drop(alice);
+    event_log_with(&server, "session-detached ");
+    bob.send(&message(&alice_jid, "into the void?"));
+    let bounce = bob.read_until("</message>");
+    assert!(
+        bounce.contains("type='error'") && bounce.contains("<service-unavailable"),
+        "{bounce}"
+    );
+}
+
 /// What ends a detached session, and who may not take it: its time running out, a password
 /// change, another account (refused by the module, and by the host when a module does not
 /// check); `close_session` ends a connected one.

@@ -21,7 +21,7 @@ use tokio_rustls::server::TlsStream;
 use super::features::{features, stream_header, FeatureSet};
 use crate::config::Config;
 use crate::router;
-use crate::sessions::{CloseRequest, SessionEntry};
+use crate::sessions::{CloseRequest, Lifecycle, SessionEntry};
 use crate::stream::framer::{Frame, Framer, Limits};
 use crate::stream::parse::{parse_element, parse_stream_header, StreamHeader};
 use crate::stream::StreamError;
@@ -233,11 +233,17 @@ impl Conn {
             let _ = provider.mechanism_end(exchange);
         }
         if let Some(session) = &self.session {
-            if session.is_moved() {
+            let keep = self.lost && session.is_bound() && session.kept_ms() > 0;
+            let next = if keep {
+                Lifecycle::Detached
+            } else {
+                Lifecycle::Ended
+            };
+            if !session.transition(Lifecycle::Live, next) {
                 // Another stream took the session over; it lives on there.
                 return;
             }
-            if self.lost && session.is_bound() && session.kept_ms() > 0 {
+            if keep {
                 super::detached::detach(&self.shared, session.clone(), reason);
                 return;
             }
@@ -401,16 +407,23 @@ impl Conn {
     }
 
     fn apply(&mut self, actions: Vec<StreamAction>) -> Result<(), StreamError> {
-        // A login or a resumption is decided before anything of its answer (`<success/>`, a
-        // token, `<resumed/>`) is written.
+        // A login or a resumption is decided (and, for a resumption, done) before anything of
+        // its answer (`<success/>`, a token, `<resumed/>`) is written.
+        let mut resumed = None;
         for action in &actions {
             match action {
                 StreamAction::Authenticated {
                     user,
                     user_agent_id,
                 } => self.authenticated(user, user_agent_id.clone())?,
+                StreamAction::Resume { session, .. } if resumed.is_none() => {
+                    resumed = Some(self.take_over(*session)?);
+                }
                 StreamAction::Resume { session, .. } => {
-                    self.check_resume(*session)?;
+                    return Err(resume_refused(
+                        *session,
+                        "a second resumption in one answer",
+                    ));
                 }
                 _ => {}
             }
@@ -440,7 +453,11 @@ impl Conn {
                     self.framer.reset();
                     self.phase = Phase::AwaitHeader(FeatureSet::Authenticated);
                 }
-                StreamAction::Resume { session, replay } => self.resume(session, replay)?,
+                StreamAction::Resume { session, replay } => {
+                    if let Some(full) = resumed.take() {
+                        self.resumed(session, full, replay);
+                    }
+                }
                 StreamAction::Close { condition, text } => {
                     return Err(StreamError { condition, text })
                 }
@@ -506,10 +523,12 @@ impl Conn {
         Ok(())
     }
 
-    /// Take over session `old` (XEP-0198 resumption, decided by a module): see
-    /// [`StreamAction::Resume`].
-    fn resume(&mut self, old: u64, replay: Vec<Element>) -> Result<(), StreamError> {
-        let session = self.check_resume(old)?;
+    /// Take over session `old` (XEP-0198 resumption, decided by a module; see
+    /// [`StreamAction::Resume`]); answers the full JID.
+    fn take_over(&mut self, old: u64) -> Result<String, StreamError> {
+        let Some(session) = self.session.clone() else {
+            return Err(resume_refused(old, "the stream is not authenticated"));
+        };
         let old_entry = self.shared.sessions.by_stream(old);
         let full = self
             .shared
@@ -520,30 +539,23 @@ impl Conn {
         if let Some(old_entry) = old_entry {
             old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
         }
+        tracing::info!(jid = %full, previous = old, "session resumed");
+        self.enter_bound(full.clone());
+        Ok(full)
+    }
+
+    /// The rest of a resumption, in its place among the answer's actions: the replay, then
+    /// `session-resumed`.
+    fn resumed(&mut self, old: u64, full: String, replay: Vec<Element>) {
         for stanza in replay {
             stanza.write_xml(&mut self.out, "jabber:client");
         }
-        tracing::info!(jid = %full, previous = old, "session resumed");
-        self.enter_bound(full.clone());
         let event = SessionResumed {
             stream_id: self.info.id,
             previous_stream_id: old,
             jid: full,
         };
         self.shared.fire(events::SESSION_RESUMED, &event);
-        Ok(())
-    }
-
-    /// This stream's session, if it may take over session `old`.
-    fn check_resume(&self, old: u64) -> Result<Arc<SessionEntry>, StreamError> {
-        let Some(session) = self.session.clone() else {
-            return Err(resume_refused(old, "the stream is not authenticated"));
-        };
-        self.shared
-            .sessions
-            .check_take_over(old, &session)
-            .map_err(|why| resume_refused(old, why))?;
-        Ok(session)
     }
 
     fn enter_bound(&mut self, full: String) {

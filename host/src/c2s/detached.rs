@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use tessera_plugin_api::events::{self, SessionEvent};
 
-use crate::sessions::SessionEntry;
+use crate::sessions::{Lifecycle, SessionEntry};
 use crate::Shared;
 
-/// Detach `session` (its connection ended with `reason`) and wait for its end.
+/// `session` was just detached (its connection ended with `reason`): tell the modules and wait
+/// for its end.
 pub(super) fn detach(shared: &Arc<Shared>, session: Arc<SessionEntry>, reason: &str) {
-    session.set_detached();
     let keep = Duration::from_millis(session.kept_ms());
     tracing::info!(jid = %session.jid(), keep_ms = session.kept_ms(), reason, "session detached");
     shared.fire(
@@ -31,7 +31,8 @@ pub(super) fn detach(shared: &Arc<Shared>, session: Arc<SessionEntry>, reason: &
             () = tokio::time::sleep(keep) => "detached session expired".to_owned(),
             req = session.close_requested() => format!("stream error: {}", req.condition),
         };
-        if session.is_moved() {
+        if !session.transition(Lifecycle::Detached, Lifecycle::Ended) {
+            // Taken over meanwhile: it lives on in another stream.
             return;
         }
         shared.sessions.remove(session.stream_id);

@@ -336,7 +336,7 @@ fn bare_targets(sessions: &Sessions, user: &str, kind: Option<&str>) -> Vec<Arc<
     let bound: Vec<_> = sessions
         .of_user(user)
         .into_iter()
-        .filter(|s| s.is_bound())
+        .filter(|s| s.is_bound() && reachable(s))
         .collect();
     let priority_of = |s: &SessionEntry| -> Option<i8> {
         s.available
@@ -362,13 +362,23 @@ fn bare_targets(sessions: &Sessions, user: &str, kind: Option<&str>) -> Vec<Arc<
         .collect()
 }
 
+/// Whether stanzas for a session go anywhere: it has a connection, or it is detached and a
+/// module attached to it (stream management) holds what is sent to it. A detached session
+/// nobody holds for counts as absent, so its messages take the bare-JID or undeliverable way.
+fn reachable(session: &SessionEntry) -> bool {
+    !session.is_detached() || !session.attached().is_empty()
+}
+
 /// A stanza for a local account (`to` has a localpart of this domain): the `ToFull` or
 /// `ToBare` hooks, then the host's delivery. Returns what goes back to the sender, if anything.
 fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) -> Option<Element> {
     let domain = &shared.config.domain;
     let user = to.local.as_deref().unwrap_or_default();
     let full = to.resource.is_some().then(|| to.to_string());
-    let target = full.as_deref().and_then(|f| shared.sessions.by_full_jid(f));
+    let target = full
+        .as_deref()
+        .and_then(|f| shared.sessions.by_full_jid(f))
+        .filter(|t| reachable(t));
     let point = if full.is_some() {
         StanzaPoint::ToFull
     } else {
@@ -391,7 +401,7 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
                     .sessions
                     .of_user(user)
                     .into_iter()
-                    .filter(|s| s.is_bound())
+                    .filter(|s| s.is_bound() && reachable(s))
                     .collect(),
             };
             for t in targets {
@@ -423,8 +433,20 @@ fn deliver_message(
         deliver_to(routes, &target, stanza);
         return None;
     }
+    // RFC 6121 §8.5.2.1.1: to a bare JID, an error is ignored and a groupchat refused.
+    match stanza.attr("type") {
+        Some("error") => return None,
+        Some("groupchat") => {
+            return stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain)
+        }
+        _ => {}
+    }
     let targets = bare_targets(&shared.sessions, user, stanza.attr("type"));
     if targets.is_empty() {
+        // §8.5.2.2.1: a headline nobody can take is dropped silently.
+        if stanza.attr("type") == Some("headline") {
+            return None;
+        }
         return undeliverable(routes, stanza, user, domain);
     }
     for t in targets {

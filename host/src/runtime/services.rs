@@ -180,6 +180,10 @@ fn store_err(e: crate::store::StoreError) -> PluginError {
     PluginError::host("store failure")
 }
 
+/// The longest a session is kept without a connection (`session_keep`): one day (Prosody's
+/// `smacks_max_hibernation_time` has no upper bound; XEP-0198 servers use minutes).
+pub const MAX_KEEP_MS: u64 = 86_400_000;
+
 /// An account operation's failure as the module sees it: the kind says what to answer
 /// (conflict, not found, refused input), the message says why (no secret in it).
 fn account_err(e: crate::accounts::AccountError) -> PluginError {
@@ -548,7 +552,8 @@ impl HostCalls for PluginContext {
         let Some(session) = shared.sessions.by_stream(stream) else {
             return Ok(false);
         };
-        session.keep(keep_ms.unwrap_or(0));
+        // Bounded, so a module (or a bug in one) cannot pin sessions for ever.
+        session.keep(keep_ms.unwrap_or(0).min(MAX_KEEP_MS));
         Ok(true)
     }
 

@@ -144,6 +144,11 @@ fn refusal(iq: &Element, e: &PluginError, domain: &str) -> Element {
 impl Register {
     /// Before authentication: the form, or a new account.
     fn unauthenticated(&self, host: &Host, stream: &StreamInfo, iq: &Element) -> Option<Element> {
+        // The host routes these only when the module registered them (registration allowed);
+        // checked again here so a host bug cannot open it.
+        if !self.allow {
+            return None;
+        }
         let domain = stream.domain.as_str();
         Some(match parse(iq, false)? {
             Request::Form => form(iq, domain, None),
@@ -153,10 +158,13 @@ impl Register {
                 email,
             } => {
                 let now = host.now_ms();
+                // Strict: an attacker who filled the table does not open registration to
+                // everyone else (nobody is locked out of an account by this).
                 let admitted = self
                     .throttle
                     .lock()
-                    .map_or(Ok(()), |mut t| t.admit(&address_key(&stream.peer_ip), now));
+                    .map_err(|_| 1000)
+                    .and_then(|mut t| t.admit_strict(&address_key(&stream.peer_ip), now));
                 if let Err(wait_ms) = admitted {
                     let text = format!(
                         "Too many registrations from this address; retry in {} s",

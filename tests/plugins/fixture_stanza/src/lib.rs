@@ -17,7 +17,8 @@
 //! `SessionOut` hook), `<state/>` (answers the session's counter), `<poke/>` (a message to this
 //! session through `send_to_session`), `<route to='JID'>TEXT</route>` (a message from the
 //! server to `JID` through `route`), `<keep ms='N'/>` (keep the session N ms after its
-//! connection is lost, and attach; answers `<kept id='SESSION'/>`), `<close/>` (close this
+//! connection is lost, and attach unless `attach='0'`; answers `<kept id='SESSION'/>`),
+//! `<close/>` (close this
 //! session with `<policy-violation/>` through `close_session`).
 //!
 //! A mini stream management: while a kept session is detached, hook 5 holds what is written to
@@ -330,7 +331,9 @@ impl Module for Fixture {
             "keep" => {
                 let ms = command.attr("ms").and_then(|m| m.parse().ok());
                 host.session_keep(stream, ms)?;
-                host.session_attach(stream, true)?;
+                if command.attr("attach") != Some("0") {
+                    host.session_attach(stream, true)?;
+                }
                 Ok(Some(reply.with_child(
                     Element::new("kept", NS).with_attr("id", stream.to_string()),
                 )))

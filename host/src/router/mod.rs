@@ -17,7 +17,7 @@ use tessera_plugin_api::{reply, ModuleCalls, PluginError, StanzaCondition};
 use self::hooks::{Chain, Concern, Stop};
 use crate::jid::Jid;
 use crate::runtime::effects;
-use crate::runtime::modules::Routes;
+use crate::runtime::modules::{point_index, Routes};
 use crate::sessions::{SessionEntry, Sessions};
 use crate::stream::StreamError;
 use crate::Shared;
@@ -332,11 +332,16 @@ fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
 /// While no resource of the account is available at all (no presence module, or a client that
 /// sent no initial presence), every bound resource gets it: that keeps presence-less clients
 /// reachable until offline storage decides otherwise.
-fn bare_targets(sessions: &Sessions, user: &str, kind: Option<&str>) -> Vec<Arc<SessionEntry>> {
+fn bare_targets(
+    routes: &Routes,
+    sessions: &Sessions,
+    user: &str,
+    kind: Option<&str>,
+) -> Vec<Arc<SessionEntry>> {
     let bound: Vec<_> = sessions
         .of_user(user)
         .into_iter()
-        .filter(|s| s.is_bound() && reachable(s))
+        .filter(|s| s.is_bound() && reachable(routes, s))
         .collect();
     let priority_of = |s: &SessionEntry| -> Option<i8> {
         s.available
@@ -365,8 +370,15 @@ fn bare_targets(sessions: &Sessions, user: &str, kind: Option<&str>) -> Vec<Arc<
 /// Whether stanzas for a session go anywhere: it has a connection, or it is detached and a
 /// module attached to it (stream management) holds what is sent to it. A detached session
 /// nobody holds for counts as absent, so its messages take the bare-JID or undeliverable way.
-fn reachable(session: &SessionEntry) -> bool {
-    !session.is_detached() || !session.attached().is_empty()
+fn reachable(routes: &Routes, session: &SessionEntry) -> bool {
+    if !session.is_detached() {
+        return true;
+    }
+    // Attached, and still loaded with a SessionOut hook (an unloaded module holds nothing).
+    let attached = session.attached();
+    routes.stanza_hooks[point_index(StanzaPoint::SessionOut)]
+        .iter()
+        .any(|hook| attached.contains(&hook.module.name))
 }
 
 /// A stanza for a local account (`to` has a localpart of this domain): the `ToFull` or
@@ -378,7 +390,7 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
     let target = full
         .as_deref()
         .and_then(|f| shared.sessions.by_full_jid(f))
-        .filter(|t| reachable(t));
+        .filter(|t| reachable(routes, t));
     let point = if full.is_some() {
         StanzaPoint::ToFull
     } else {
@@ -401,7 +413,7 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
                     .sessions
                     .of_user(user)
                     .into_iter()
-                    .filter(|s| s.is_bound() && reachable(s))
+                    .filter(|s| s.is_bound() && reachable(routes, s))
                     .collect(),
             };
             for t in targets {
@@ -441,7 +453,7 @@ fn deliver_message(
         }
         _ => {}
     }
-    let targets = bare_targets(&shared.sessions, user, stanza.attr("type"));
+    let targets = bare_targets(routes, &shared.sessions, user, stanza.attr("type"));
     if targets.is_empty() {
         // §8.5.2.2.1: a headline nobody can take is dropped silently.
         if stanza.attr("type") == Some("headline") {

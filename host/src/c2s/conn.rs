@@ -390,6 +390,13 @@ impl Conn {
         let Some(session) = self.session.clone() else {
             return Err(StreamError::new(StreamCondition::InternalServerError));
         };
+        if session.is_moved() {
+            // Another stream resumed this session: nothing more is sent in its name from here.
+            return Err(StreamError::with_text(
+                StreamCondition::Conflict,
+                "Resumed elsewhere",
+            ));
+        }
         if element.ns != "jabber:client"
             || !matches!(element.name.as_str(), "iq" | "message" | "presence")
         {

@@ -275,10 +275,27 @@ fn a_kept_session_survives_its_connection_and_is_resumed_on_a_new_stream() {
         got.contains("welcome back") && got.contains("<seen xmlns='urn:tessera:test:stanza' n="),
         "the full JID reaches the new stream, through the filter that moved with it: {got}"
     );
+    // Resuming a session whose connection is still open closes that connection with
+    // <conflict/>; the new stream has the JID.
+    let (mut bob_old, bob_jid) = login(&server, "bob");
+    let bob_id = keep(&mut bob_old, 30_000);
+    let mut bob_new = authenticated_only(&server, "bob");
+    bob_new.send(&format!(
+        "<resume xmlns='urn:tessera:test:stanza' id='{bob_id}'/>"
+    ));
+    assert!(bob_new.read_until("/>").contains("<resumed "));
+    assert!(bob_old
+        .read_to_close()
+        .contains("<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
+    again.send(&message(&bob_jid, "to the new bob"));
+    assert!(bob_new.read_until("</message>").contains("to the new bob"));
     let log = event_log_with(&server, "session-resumed ");
     let alice_lines: Vec<&str> = log.lines().filter(|l| l.contains(&alice_jid)).collect();
     assert_eq!(alice_lines.len(), 3, "{log}");
-    assert!(alice_lines[0].starts_with(&format!("session-bound {id} ")));
+    assert!(
+        alice_lines[0].starts_with(&format!("session-bound {id} ")),
+        "{log}"
+    );
     assert!(alice_lines[1].starts_with(&format!("session-detached {id} ")));
     assert!(
         alice_lines[2].starts_with("session-resumed ")

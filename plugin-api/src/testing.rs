@@ -9,8 +9,10 @@
 //! store, events fired, log lines, mails, timers, sessions with their module state, stanzas
 //! routed or sent, archives, and synchronous query hooks answered by closures. Account changes
 //! behave as the server's: `set_password` and `delete_account` fire their events, and deletion
-//! drops the account's data. SASL mechanisms of other modules are not modelled (calls answer
-//! `UNSUPPORTED`), nor are timers run by themselves: [`Loaded::run_due_timers`] runs them.
+//! drops the account's data. SASL mechanisms of loaded modules are listed by the server's rule
+//! ([`MechanismSpec::offered_on`], priority then load order) and exchanges routed to their
+//! module; the host's final check of a success against the account is not modelled. Timers do
+//! not run by themselves: [`Loaded::run_due_timers`] runs them.
 //!
 //! ```
 //! use tessera_plugin_api::testing::TestHost;
@@ -30,12 +32,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde::de::DeserializeOwned;
 
 use crate::abi::{EventFlow, LogLevel};
-use crate::calls::{dispatch_host_call, host_call, HostCalls};
+use crate::calls::{dispatch_host_call, host_call, HostCalls, ModuleCalls};
 use crate::conditions::StreamCondition;
 use crate::error::{PluginError, PluginErrorKind};
 use crate::events::{self, UserDeleted, UserPasswordChanged};
@@ -114,6 +116,10 @@ struct World {
     hooks: BTreeMap<String, Vec<HookFn>>,
     fail: Option<FailFn>,
     calls: Vec<(String, &'static str)>,
+    /// Mechanisms of loaded modules, in load order: (module, spec, the instance).
+    mechanisms: Vec<(String, MechanismSpec, Weak<dyn ModuleCalls + Send + Sync>)>,
+    /// Exchanges in progress: id → the instance that runs it.
+    exchanges: BTreeMap<u64, Weak<dyn ModuleCalls + Send + Sync>>,
 }
 
 /// The in-memory host. Share it with `Arc`; every module loaded on it sees the same world.
@@ -191,8 +197,22 @@ impl TestHost {
             module: M::NAME.to_owned(),
         }));
         let module = M::init(&host, &config, restore)?;
+        let instance = Arc::new(Instance { module, host });
+        // Its mechanisms are routed to it, as the server's registry does (a reload replaces
+        // the previous generation's).
+        let provider: Arc<dyn ModuleCalls + Send + Sync> = instance.clone();
+        let specs = instance.module.registrations().mechanisms;
+        {
+            let mut w = self.world();
+            w.mechanisms.retain(|(module, _, _)| module != M::NAME);
+            for spec in specs {
+                w.mechanisms
+                    .push((M::NAME.to_owned(), spec, Arc::downgrade(&provider)));
+            }
+        }
         Ok(Loaded {
-            instance: Instance { module, host },
+            instance,
+            provider,
             test_host: self.clone(),
             config,
         })
@@ -387,7 +407,9 @@ impl TestHost {
 pub struct Loaded<M: Module> {
     /// The module and its host: call `instance.module` directly, or go through the encoded
     /// module calls with [`crate::ModuleCalls`] (as the server does).
-    pub instance: Instance<M>,
+    pub instance: Arc<Instance<M>>,
+    /// The same instance as the test host routes mechanisms to it (kept alive with it).
+    provider: Arc<dyn ModuleCalls + Send + Sync>,
     test_host: Arc<TestHost>,
     config: Config,
 }
@@ -414,6 +436,11 @@ impl<M: Module> Loaded<M> {
     /// The test host it runs on.
     pub fn test_host(&self) -> &Arc<TestHost> {
         &self.test_host
+    }
+
+    /// The instance as the host calls it (type-erased).
+    pub fn calls(&self) -> &Arc<dyn ModuleCalls + Send + Sync> {
+        &self.provider
     }
 
     /// Deliver an event, encoded.
@@ -557,10 +584,6 @@ fn usable(password: &str) -> Result<(), PluginError> {
     stringprep::saslprep(password)
         .map(|_| ())
         .map_err(|e| PluginError::bad_request(format!("unusable password: {e}")))
-}
-
-fn unsupported(call: &str) -> PluginError {
-    PluginError::unsupported(format!("{call} is not modelled by the test host"))
 }
 
 impl HostCalls for Context {
@@ -721,22 +744,64 @@ impl HostCalls for Context {
 
     fn mechanisms(
         &self,
-        _stream: StreamInfo,
-        _profile: SaslProfile,
+        stream: StreamInfo,
+        profile: SaslProfile,
     ) -> Result<Vec<MechanismSpec>, PluginError> {
-        Err(unsupported("mechanisms"))
+        let mut list: Vec<MechanismSpec> = self
+            .host
+            .world()
+            .mechanisms
+            .iter()
+            .map(|(_, spec, _)| spec)
+            .filter(|spec| spec.offered_on(&stream, profile))
+            .cloned()
+            .collect();
+        // The server's order: priority, then load order (a stable sort).
+        list.sort_by_key(|spec| std::cmp::Reverse(spec.priority));
+        Ok(list)
     }
 
-    fn mechanism_start(&self, _start: MechanismStart) -> Result<MechanismStep, PluginError> {
-        Err(unsupported("mechanism_start"))
+    fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
+        let provider = {
+            let mut w = self.host.world();
+            let provider = w
+                .mechanisms
+                .iter()
+                .find(|(_, spec, _)| spec.name == start.mechanism)
+                .and_then(|(_, _, p)| p.upgrade())
+                .ok_or_else(|| {
+                    PluginError::bad_request(format!("no module provides {}", start.mechanism))
+                })?;
+            w.exchanges
+                .insert(start.exchange, Arc::downgrade(&provider));
+            provider
+        };
+        // Called without the lock: the provider may call this host back.
+        provider.mechanism_start(start)
     }
 
-    fn mechanism_step(&self, _response: MechanismResponse) -> Result<MechanismStep, PluginError> {
-        Err(unsupported("mechanism_step"))
+    fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
+        let provider = self
+            .host
+            .world()
+            .exchanges
+            .get(&response.exchange)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
+        provider.mechanism_step(response)
     }
 
-    fn mechanism_end(&self, _exchange: u64) -> Result<(), PluginError> {
-        Err(unsupported("mechanism_end"))
+    fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
+        let provider = self
+            .host
+            .world()
+            .exchanges
+            .remove(&exchange)
+            .and_then(|p| p.upgrade());
+        match provider {
+            Some(p) => p.mechanism_end(exchange),
+            None => Ok(()),
+        }
     }
 
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
@@ -1129,6 +1194,119 @@ mod tests {
         assert_eq!(ask(&loaded, "alice").unwrap_err().message, "store down");
         host.heal();
         assert_eq!(ask(&loaded, "alice").expect("iq"), "11");
+    }
+
+    /// A one-step mechanism needing tls-exporter: succeeds for the initial response "ok".
+    struct Mech;
+
+    impl Module for Mech {
+        const NAME: &'static str = "mech";
+        const VERSION: &'static str = "1.0.0";
+        fn manifest() -> Manifest {
+            Manifest::default()
+        }
+        fn init(_: &Host, _: &Config, _: Option<&[u8]>) -> Result<Self, PluginError> {
+            Ok(Mech)
+        }
+        fn registrations(&self) -> Registrations {
+            Registrations {
+                mechanisms: vec![MechanismSpec {
+                    name: "X-TEST".into(),
+                    priority: 5,
+                    tls_only: true,
+                    sasl2: true,
+                    legacy: false,
+                    channel_binding: Some("tls-exporter".into()),
+                    hidden: false,
+                    volatile: false,
+                }],
+                ..Registrations::default()
+            }
+        }
+        fn mechanism_start(
+            &self,
+            _: &Host,
+            start: MechanismStart,
+        ) -> Result<MechanismStep, PluginError> {
+            Ok(match start.initial_response.as_deref() {
+                Some(b"ok") => MechanismStep::Success {
+                    user: "alice".into(),
+                    additional_data: None,
+                },
+                _ => MechanismStep::Challenge {
+                    data: b"again".to_vec(),
+                },
+            })
+        }
+        fn mechanism_step(
+            &self,
+            _: &Host,
+            r: MechanismResponse,
+        ) -> Result<MechanismStep, PluginError> {
+            Ok(MechanismStep::Success {
+                user: String::from_utf8_lossy(&r.response).into_owned(),
+                additional_data: None,
+            })
+        }
+    }
+
+    #[test]
+    fn mechanisms_of_loaded_modules_are_listed_by_the_servers_rule_and_routed_to_them() {
+        let host = TestHost::new("example.org");
+        let _mech = host.load::<Mech>(Config::default()).expect("load");
+        let other = host.load::<Counter>(Config::default()).expect("load");
+        let h = other.host();
+        let mut stream = StreamInfo {
+            secure: true,
+            ..StreamInfo::default()
+        };
+        assert!(h
+            .mechanisms(stream.clone(), SaslProfile::Sasl2)
+            .expect("list")
+            .is_empty());
+        stream.channel_bindings.tls_exporter = Some(vec![7; 32]);
+        let names: Vec<String> = h
+            .mechanisms(stream.clone(), SaslProfile::Sasl2)
+            .expect("list")
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["X-TEST"]);
+        let start = |exchange, ir: &[u8]| MechanismStart {
+            exchange,
+            mechanism: "X-TEST".into(),
+            stream: stream.clone(),
+            profile: SaslProfile::Sasl2,
+            initial_response: Some(ir.to_vec()),
+            user_agent_id: None,
+            authenticate: None,
+        };
+        assert!(matches!(
+            h.mechanism_start(start(1, b"ok")),
+            Ok(MechanismStep::Success { .. })
+        ));
+        assert!(matches!(
+            h.mechanism_start(start(2, b"no")),
+            Ok(MechanismStep::Challenge { .. })
+        ));
+        let step = h.mechanism_step(MechanismResponse {
+            exchange: 2,
+            response: b"bob".to_vec(),
+        });
+        assert!(matches!(step, Ok(MechanismStep::Success { user, .. }) if user == "bob"));
+        h.mechanism_end(2).expect("end");
+        assert!(h
+            .mechanism_step(MechanismResponse {
+                exchange: 2,
+                response: Vec::new(),
+            })
+            .is_err());
+        let mut unknown = start(3, b"ok");
+        unknown.mechanism = "NOPE".into();
+        assert_eq!(
+            h.mechanism_start(unknown).unwrap_err().kind,
+            PluginErrorKind::BAD_REQUEST
+        );
     }
 
     #[test]

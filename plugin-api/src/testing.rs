@@ -97,6 +97,9 @@ pub struct TestTimer {
 pub type HookFn = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send>;
 /// Decides whether a host call fails: (module, call name) → the error to answer.
 pub type FailFn = Box<dyn Fn(&str, &str) -> Option<PluginError> + Send>;
+/// Turns a password into its SCRAM-SHA-1 and SCRAM-SHA-256 verifiers (the plugin API does not
+/// implement SCRAM; a test passes `tessera_sasl::scram::derive_credentials`, say).
+pub type VerifierFn = Arc<dyn Fn(&str) -> (ScramSecret, ScramSecret) + Send + Sync>;
 
 #[derive(Default)]
 struct World {
@@ -118,6 +121,9 @@ struct World {
     calls: Vec<(String, &'static str)>,
     /// Mechanisms of loaded modules, in load order: (module, spec, the instance).
     mechanisms: Vec<(String, MechanismSpec, Weak<dyn ModuleCalls + Send + Sync>)>,
+    verifiers: Option<VerifierFn>,
+    /// Verifiers already derived, by password.
+    verifier_cache: BTreeMap<String, (ScramSecret, ScramSecret)>,
     /// Exchanges in progress: id → the instance that runs it.
     exchanges: BTreeMap<u64, Weak<dyn ModuleCalls + Send + Sync>>,
 }
@@ -338,6 +344,17 @@ impl TestHost {
     /// Stanzas modules routed with `route`, oldest first.
     pub fn routed(&self) -> Vec<Element> {
         self.world().routed.clone()
+    }
+
+    /// Derive real SCRAM verifiers for `get_credentials` with `derive` (by default they are
+    /// placeholders: enough for modules that only read `password_changed_at_ms`).
+    pub fn set_verifiers(
+        &self,
+        derive: impl Fn(&str) -> (ScramSecret, ScramSecret) + Send + Sync + 'static,
+    ) {
+        let mut w = self.world();
+        w.verifiers = Some(Arc::new(derive));
+        w.verifier_cache.clear();
     }
 
     /// Add a bound session; answers its stream id.
@@ -600,20 +617,40 @@ impl HostCalls for Context {
     }
 
     fn get_credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
-        let w = self.host.world();
-        Ok(w.accounts.get(&key(user)).map(|a| {
-            // Placeholder verifiers: the test host keeps passwords, not SCRAM keys.
-            let secret = ScramSecret {
-                salt: a.password.as_bytes().to_vec(),
-                iterations: 4096,
-                stored_key: Vec::new(),
-                server_key: Vec::new(),
+        let (account, derive, cached) = {
+            let w = self.host.world();
+            let Some(account) = w.accounts.get(&key(user)).cloned() else {
+                return Ok(None);
             };
-            AccountCredentials {
-                scram_sha1: secret.clone(),
-                scram_sha256: secret,
-                password_changed_at_ms: a.password_changed_at_ms,
+            let cached = w.verifier_cache.get(&account.password).cloned();
+            (account, w.verifiers.clone(), cached)
+        };
+        let (scram_sha1, scram_sha256) = match (cached, derive) {
+            (Some(pair), _) => pair,
+            (None, Some(derive)) => {
+                // Derived without the lock (PBKDF2 is slow), then kept.
+                let pair = derive(&account.password);
+                self.host
+                    .world()
+                    .verifier_cache
+                    .insert(account.password.clone(), pair.clone());
+                pair
             }
+            (None, None) => {
+                // Placeholder verifiers: the test host keeps passwords, not SCRAM keys.
+                let secret = ScramSecret {
+                    salt: account.password.as_bytes().to_vec(),
+                    iterations: 4096,
+                    stored_key: Vec::new(),
+                    server_key: Vec::new(),
+                };
+                (secret.clone(), secret)
+            }
+        };
+        Ok(Some(AccountCredentials {
+            scram_sha1,
+            scram_sha256,
+            password_changed_at_ms: account.password_changed_at_ms,
         }))
     }
 
@@ -1343,5 +1380,24 @@ mod tests {
             PluginErrorKind::NOT_FOUND
         );
         assert_eq!(host.fired_as::<UserDeleted>(events::USER_DELETED).len(), 1);
+        // Real verifiers when the test provides them, derived once per password.
+        let derived = Arc::new(Mutex::new(0));
+        let count = derived.clone();
+        host.set_verifiers(move |pw| {
+            *count.lock().expect("count") += 1;
+            let s = ScramSecret {
+                salt: pw.as_bytes().to_vec(),
+                iterations: 1,
+                stored_key: vec![1],
+                server_key: vec![2],
+            };
+            (s.clone(), s)
+        });
+        host.add_account("bob", "bob pw", None);
+        for _ in 0..3 {
+            let c = h.get_credentials("bob").expect("creds").expect("bob");
+            assert_eq!(c.scram_sha256.stored_key, vec![1]);
+        }
+        assert_eq!(*derived.lock().expect("count"), 1);
     }
 }

@@ -339,12 +339,7 @@ fn register_presence_and_roster_are_modules_that_can_be_unloaded() {
     let (mut one, one_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "one");
     let (mut two, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "two");
     let cli = |args: &[&str]| {
-        let out = server.cli(args, "");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        server.cli_ok(args);
     };
     for m in ["register", "presence", "roster"] {
         cli(&["module", "unload", m]);
@@ -434,12 +429,7 @@ fn unloading_ping_or_disco_removes_exactly_its_answers_and_features() {
         c.read_until("</iq>")
     };
     let cli = |args: &[&str]| {
-        let out = server.cli(args, "");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        server.cli_ok(args);
     };
     assert!(ping(&mut alice, "p1").contains("type='result'"));
     assert!(disco(&mut alice, "d1").contains("var='urn:xmpp:ping'"));

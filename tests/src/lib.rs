@@ -362,6 +362,18 @@ impl Server {
         run_cli(&self.config_path(), args, stdin)
     }
 
+    /// Run a CLI command that must succeed (its stderr is the failure message); its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args, "");
+        assert!(
+            out.status.success(),
+            "tessera {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The server's process id (to send it signals).
     pub fn pid(&self) -> u32 {
         self.child.id()

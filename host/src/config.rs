@@ -268,10 +268,25 @@ impl Config {
     }
 }
 
+/// Keys that were host options and are now options of a shipped module, with that module: an
+/// operator upgrading gets told which module to enable instead of "unknown key".
+const MOVED_TO_MODULES: &[(&str, &str)] = &[
+    ("allow_registration", "register"),
+    ("registration_throttle_max", "register"),
+    ("registration_throttle_period", "register"),
+    ("disco_name", "disco"),
+];
+
 fn unknown_key_message(
     key: &str,
     owner: &HashMap<&str, (&str, &tessera_plugin_api::protocol::OptionSpec)>,
 ) -> String {
+    if let Some((_, module)) = MOVED_TO_MODULES.iter().find(|(k, _)| *k == key) {
+        return format!(
+            "an option of the `{module}` module, which is not enabled: add \"{module}\" to \
+             modules_enabled (or remove this key)"
+        );
+    }
     let nearest = owner
         .keys()
         .map(|k| (edit_distance(key, k), *k))

@@ -109,6 +109,15 @@ fn module_options_are_checked_against_manifests() {
         msg.ends_with("did you mean sasl2_fast_token_ttl?)"),
         "{msg}"
     );
+    // A former host option now belonging to a module that is not enabled says which.
+    let c = parse("allow_registration = true\n").unwrap();
+    let (key, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
+    assert_eq!(key, "allow_registration");
+    assert_eq!(
+        msg,
+        "an option of the `register` module, which is not enabled: add \"register\" to \
+         modules_enabled (or remove this key)"
+    );
     assert_eq!(super::edit_distance("kitten", "sitting"), 3);
     assert_eq!(super::edit_distance("", "abc"), 3);
 

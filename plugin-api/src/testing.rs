@@ -205,7 +205,7 @@ impl TestHost {
         let module = M::init(&host, &config, restore)?;
         let instance = Arc::new(Instance { module, host });
         // Its mechanisms are routed to it, as the server's registry does (a reload replaces
-        // the previous generation's).
+        // the previous generation's); the routes hold it weakly, `Loaded` keeps it alive.
         let provider: Arc<dyn ModuleCalls + Send + Sync> = instance.clone();
         let specs = instance.module.registrations().mechanisms;
         {
@@ -218,7 +218,6 @@ impl TestHost {
         }
         Ok(Loaded {
             instance,
-            provider,
             test_host: self.clone(),
             config,
         })
@@ -425,8 +424,6 @@ pub struct Loaded<M: Module> {
     /// The module and its host: call `instance.module` directly, or go through the encoded
     /// module calls with [`crate::ModuleCalls`] (as the server does).
     pub instance: Arc<Instance<M>>,
-    /// The same instance as the test host routes mechanisms to it (kept alive with it).
-    provider: Arc<dyn ModuleCalls + Send + Sync>,
     test_host: Arc<TestHost>,
     config: Config,
 }
@@ -453,11 +450,6 @@ impl<M: Module> Loaded<M> {
     /// The test host it runs on.
     pub fn test_host(&self) -> &Arc<TestHost> {
         &self.test_host
-    }
-
-    /// The instance as the host calls it (type-erased).
-    pub fn calls(&self) -> &Arc<dyn ModuleCalls + Send + Sync> {
-        &self.provider
     }
 
     /// Deliver an event, encoded.
@@ -546,6 +538,30 @@ impl<M: Module> Loaded<M> {
 struct Context {
     host: Arc<TestHost>,
     module: String,
+}
+
+impl Context {
+    /// Change session `stream` with `change`; whether it exists.
+    fn with_session(&self, stream: u64, change: impl FnOnce(&mut TestSession)) -> bool {
+        self.host
+            .world()
+            .sessions
+            .get_mut(&stream)
+            .map(change)
+            .is_some()
+    }
+
+    /// An account's sessions that are not closed, by stream id.
+    fn open_sessions(&self, user: &str) -> Vec<(u64, TestSession)> {
+        let user = key(user);
+        self.host
+            .world()
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == user && s.closed.is_none())
+            .map(|(id, s)| (*id, s.clone()))
+            .collect()
+    }
 }
 
 impl Backend for Context {
@@ -716,16 +732,12 @@ impl HostCalls for Context {
     }
 
     fn list_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, PluginError> {
-        let u = key(user);
         Ok(self
-            .host
-            .world()
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.user == u && s.closed.is_none())
+            .open_sessions(user)
+            .into_iter()
             .map(|(id, s)| SessionInfo {
-                stream_id: *id,
-                jid: s.full_jid.clone(),
+                stream_id: id,
+                jid: s.full_jid,
                 user_agent_id: None,
                 peer_ip: "127.0.0.1".into(),
             })
@@ -861,13 +873,7 @@ impl HostCalls for Context {
     }
 
     fn send_to_session(&self, stream: u64, stanza: Element) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                s.outbox.push(stanza);
-                true
-            }
-            None => false,
-        })
+        Ok(self.with_session(stream, |s| s.outbox.push(stanza)))
     }
 
     fn session_get(&self, stream: u64, k: &str) -> Result<Option<Vec<u8>>, PluginError> {
@@ -885,43 +891,31 @@ impl HostCalls for Context {
         k: &str,
         value: Option<&Bytes>,
     ) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                let slot = (self.module.clone(), k.to_owned());
-                match value {
-                    Some(v) => s.state.insert(slot, v.to_vec()),
-                    None => s.state.remove(&slot),
-                };
-                true
-            }
-            None => false,
-        })
+        let slot = (self.module.clone(), k.to_owned());
+        Ok(self.with_session(stream, |s| {
+            match value {
+                Some(v) => s.state.insert(slot, v.to_vec()),
+                None => s.state.remove(&slot),
+            };
+        }))
     }
 
     fn session_attach(&self, stream: u64, attached: bool) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                s.attached.retain(|m| *m != self.module);
-                if attached {
-                    s.attached.push(self.module.clone());
-                }
-                true
+        Ok(self.with_session(stream, |s| {
+            s.attached.retain(|m| *m != self.module);
+            if attached {
+                s.attached.push(self.module.clone());
             }
-            None => false,
-        })
+        }))
     }
 
     fn account_sessions(&self, user: &str) -> Result<Vec<SessionView>, PluginError> {
-        let u = key(user);
         Ok(self
-            .host
-            .world()
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.user == u && s.closed.is_none())
+            .open_sessions(user)
+            .into_iter()
             .map(|(id, s)| SessionView {
-                stream: *id,
-                full_jid: Some(s.full_jid.clone()),
+                stream: id,
+                full_jid: Some(s.full_jid),
                 available: s.presence.is_some(),
                 priority: s.presence.unwrap_or(0),
                 detached: false,
@@ -1097,33 +1091,15 @@ impl HostCalls for Context {
     }
 
     fn session_presence(&self, stream: u64, priority: Option<i8>) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                s.presence = priority;
-                true
-            }
-            None => false,
-        })
+        Ok(self.with_session(stream, |s| s.presence = priority))
     }
 
     fn session_keep(&self, stream: u64, keep_ms: Option<u64>) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                s.keep_ms = keep_ms;
-                true
-            }
-            None => false,
-        })
+        Ok(self.with_session(stream, |s| s.keep_ms = keep_ms))
     }
 
     fn close_session(&self, stream: u64, condition: StreamCondition) -> Result<bool, PluginError> {
-        Ok(match self.host.world().sessions.get_mut(&stream) {
-            Some(s) => {
-                s.closed = Some(condition);
-                true
-            }
-            None => false,
-        })
+        Ok(self.with_session(stream, |s| s.closed = Some(condition)))
     }
 }
 

@@ -352,12 +352,9 @@ impl Sessions {
         Ok(full)
     }
 
-    /// Whether `new` may take over session `old` ([`Sessions::take_over`]): the old entry and
-    /// its resource.
-    ///
-    /// # Errors
-    /// Why not, for the log.
-    pub fn check_take_over(
+    /// The static conditions of [`Sessions::take_over`] (the lifecycle is claimed there, in one
+    /// step): the old entry and its resource.
+    fn check_take_over(
         &self,
         old: u64,
         new: &SessionEntry,
@@ -371,11 +368,6 @@ impl Sessions {
         }
         if new.is_bound() {
             return Err("the stream is already bound");
-        }
-        if !matches!(old_entry.lifecycle(), Lifecycle::Live | Lifecycle::Detached)
-            || old_entry.close_pending()
-        {
-            return Err("the session is ending or was taken over already");
         }
         let resource = old_entry.resource.lock().ok().and_then(|r| r.clone());
         let resource = resource.ok_or("the session was never bound")?;

@@ -17,7 +17,7 @@ use tessera_plugin_api::{reply, ModuleCalls, PluginError, StanzaCondition};
 use self::hooks::{Chain, Concern, Stop};
 use crate::jid::Jid;
 use crate::runtime::effects;
-use crate::runtime::modules::{point_index, Routes};
+use crate::runtime::modules::{point_index, Module, Routes};
 use crate::sessions::{SessionEntry, Sessions};
 use crate::stream::StreamError;
 use crate::Shared;
@@ -190,18 +190,10 @@ pub fn pre_auth_iq(shared: &Shared, info: &StreamInfo, mut stanza: Element) -> O
     let domain = &shared.config.domain;
     // Nobody is authenticated yet: whatever the client claims, the stanza has no sender.
     stanza.remove_attr("from");
-    let answer = if !valid_iq(&stanza) {
-        reply::error(&stanza, StanzaCondition::BadRequest, None, domain)
+    let answer = if valid_iq(&stanza) {
+        module_answer(&module, info, &stanza, domain)
     } else {
-        let request = IqRequest {
-            stream: info.clone(),
-            stanza: stanza.clone(),
-        };
-        match module.iq(request) {
-            Ok(Some(answer)) => Some(answer),
-            Ok(None) => reply::error(&stanza, StanzaCondition::ServiceUnavailable, None, domain),
-            Err(_) => reply::error(&stanza, StanzaCondition::InternalServerError, None, domain),
-        }
+        reply::error(&stanza, StanzaCondition::BadRequest, None, domain)
     };
     answer.map(|a| a.to_xml_in(CLIENT_NS))
 }
@@ -544,34 +536,31 @@ fn route_iq(
             RouteOutcome::reply(&reply::iq_result(&stanza, &domain))
         }
         (BIND_NS, "bind") => error_out(&stanza, StanzaCondition::NotAllowed, &domain),
-        (ns, _) => {
-            let ns = ns.to_owned();
-            module_iq(shared, info, stanza.clone(), &ns)
-                .unwrap_or_else(|| error_out(&stanza, StanzaCondition::ServiceUnavailable, &domain))
-        }
+        (ns, _) => match routes.iq.get(ns) {
+            Some(module) => {
+                RouteOutcome::from_bounce(module_answer(module, info, &stanza, &domain))
+            }
+            None => error_out(&stanza, StanzaCondition::ServiceUnavailable, &domain),
+        },
     }
 }
 
-fn module_iq(
-    shared: &Shared,
+/// A module's answer to an IQ in its namespace: its reply, `<service-unavailable/>` when it has
+/// none, `<internal-server-error/>` when it failed (`None` only for an IQ that gets no error).
+fn module_answer(
+    module: &Module,
     info: &StreamInfo,
-    stanza: Element,
-    ns: &str,
-) -> Option<RouteOutcome> {
-    let routes = shared.registry.routes();
-    let module = routes.iq.get(ns)?;
+    stanza: &Element,
+    domain: &str,
+) -> Option<Element> {
     let request = IqRequest {
         stream: info.clone(),
         stanza: stanza.clone(),
     };
     match module.iq(request) {
-        Ok(Some(reply)) => Some(RouteOutcome::reply(&reply)),
-        Ok(None) => None,
-        Err(_) => Some(error_out(
-            &stanza,
-            StanzaCondition::InternalServerError,
-            &shared.config.domain,
-        )),
+        Ok(Some(answer)) => Some(answer),
+        Ok(None) => reply::error(stanza, StanzaCondition::ServiceUnavailable, None, domain),
+        Err(_) => reply::error(stanza, StanzaCondition::InternalServerError, None, domain),
     }
 }
 

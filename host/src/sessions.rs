@@ -302,12 +302,17 @@ impl Sessions {
     /// Move session `old` onto `new` (an authenticated, unbound stream of the same account):
     /// `new` gets its resource, presence, module state and attachments; `old` leaves the table
     /// marked moved (its connection, if any, must not end it). The full JID points at `new`
-    /// before `old` goes, so routing never finds neither. Returns the full JID.
+    /// before `old` goes, so routing never finds neither. Returns the full JID and the old entry
+    /// (whose connection, if any, the caller closes).
     ///
     /// # Errors
     /// Why it cannot be taken over (for the log): gone, another account, not bound, or `new`
     /// already bound.
-    pub fn take_over(&self, old: u64, new: &SessionEntry) -> Result<String, &'static str> {
+    pub fn take_over(
+        &self,
+        old: u64,
+        new: &SessionEntry,
+    ) -> Result<(String, Arc<SessionEntry>), &'static str> {
         let (old_entry, resource) = self.check_take_over(old, new)?;
         let full = format!("{}/{resource}", new.bare);
         // The full JID must still be the old session's (a stream that bound it since is not
@@ -349,7 +354,7 @@ impl Sessions {
         );
         new.keep(old_entry.kept_ms());
         self.remove(old);
-        Ok(full)
+        Ok((full, old_entry))
     }
 
     /// The static conditions of [`Sessions::take_over`] (the lifecycle is claimed there, in one

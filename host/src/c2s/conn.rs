@@ -536,16 +536,13 @@ impl Conn {
         let Some(session) = self.session.clone() else {
             return Err(resume_refused(old, "the stream is not authenticated"));
         };
-        let old_entry = self.shared.sessions.by_stream(old);
-        let full = self
+        let (full, old_entry) = self
             .shared
             .sessions
             .take_over(old, &session)
             .map_err(|why| resume_refused(old, why))?;
         // A connection still serving it is closed; a detached one's wait ends.
-        if let Some(old_entry) = old_entry {
-            old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
-        }
+        old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
         tracing::info!(jid = %full, previous = old, "session resumed");
         self.enter_bound(full.clone());
         Ok(full)

@@ -22,27 +22,12 @@ else
     NEW="$ROOT/target/release"
 fi
 LOAD="$ROOT/target/release/tessera-load"
-start() { # release dir -> prints "pid folder direct-tls-port"
-    local dir; dir="$(mktemp -d)"; local port=$((20000 + RANDOM % 20000))
-    cat > "$dir/tessera.toml" <<EOT
-domain = "localhost"
-data_dir = "data"
-plugin_dir = "$1"
-modules_enabled = ["sasl2", "sasl2_fast"]
-[c2s]
-listen = ["127.0.0.1:$port"]
-direct_tls = ["127.0.0.1:$((port + 1))"]
-max_connections_per_ip = 1000000
-[http]
-listen = ["127.0.0.1:$((port + 2))"]
-EOT
-    RUST_LOG=warn "$1/tessera" -c "$dir/tessera.toml" run > "$dir/out" 2> "$dir/err" &
-    local pid=$!
-    for _ in $(seq 100); do grep -q '^tessera ready' "$dir/out" 2>/dev/null && break; sleep 0.1; done
-    echo "$pid $dir $((port + 1))"
-}
-read -r OLD_PID OLD_DIR OLD_PORT < <(start "$OLD")
-read -r NEW_PID NEW_DIR NEW_PORT < <(start "$NEW")
+# shellcheck source=start.sh
+source "$ROOT/tests/load/start.sh"
+# Both builds with the modules they share; start_server's variables are kept per server.
+MODULES='"sasl2", "sasl2_fast"'
+start_server "$OLD"; OLD_PID=$SERVER; OLD_DIR=$DIR; OLD_PORT=${DIRECT##*:}
+start_server "$NEW"; NEW_PID=$SERVER; NEW_DIR=$DIR; NEW_PORT=${DIRECT##*:}
 trap 'kill $OLD_PID $NEW_PID 2>/dev/null; rm -rf "$OLD_DIR" "$NEW_DIR"' EXIT
 run() { # label release-dir pid folder port mechanism
     "$LOAD" logins --server "127.0.0.1:$5" --tls direct --duration 10 --create 4 \

@@ -1,6 +1,7 @@
 # Sourced by the load scripts: start and stop `tessera run` on loopback from a temporary config.
 #
-#   start_server BIN_DIR [EXTRA_TOP_LEVEL_TOML]   # modules sasl2 and sasl2_fast from BIN_DIR
+#   start_server BIN_DIR [EXTRA_TOP_LEVEL_TOML]   # modules from BIN_DIR: $MODULES, default
+#                                                 # "sasl2", "sasl2_fast", "ping", "disco"
 #   stop_server                                   # kill it and remove its folder
 #
 # start_server sets DIR (temporary folder), CONF (its tessera.toml), SERVER (the server's pid),
@@ -8,6 +9,7 @@
 # (or exits with its log).
 
 start_server() {
+    local modules=${MODULES:-'"sasl2", "sasl2_fast", "ping", "disco"'}
     DIR="$(mktemp -d)"
     CONF="$DIR/tessera.toml"
     local port=$((20000 + RANDOM % 20000))
@@ -17,7 +19,7 @@ start_server() {
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$1"
-modules_enabled = ["sasl2", "sasl2_fast", "ping", "disco"]
+modules_enabled = [$modules]
 ${2:-}
 
 [c2s]

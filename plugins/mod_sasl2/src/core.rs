@@ -16,10 +16,10 @@ use tessera_plugin_api::{Host, LogLevel, PluginError};
 
 use crate::config::Settings;
 use crate::features::{self, Advertisement};
+use crate::glue::{hook_elements, locked};
 use crate::machine::{self, Env, StreamState};
 use crate::mech::{self, MechEnv, MechState};
 use crate::ratelimit::RateLimiter;
-use crate::services::{hook_elements, locked, Services};
 use crate::state::{self, Saved};
 use crate::wire::Profile;
 
@@ -74,32 +74,32 @@ impl Core {
         }
     }
 
-    fn env<'a>(&'a self, svc: &'a dyn Services) -> Env<'a> {
+    fn env<'a>(&'a self, host: &'a Host) -> Env<'a> {
         Env {
-            svc,
+            host,
             settings: &self.settings,
             bind2_key: &self.keys.bind2,
             limiter: &self.limiter,
         }
     }
 
-    fn mech_env<'a>(&'a self, svc: &'a dyn Services) -> MechEnv<'a> {
+    fn mech_env<'a>(&'a self, host: &'a Host) -> MechEnv<'a> {
         MechEnv {
-            svc,
+            host,
             fake_key: &self.keys.fake,
             limiter: &self.limiter,
         }
     }
 
     /// `<stream:features/>` children: only before authentication on an encrypted stream.
-    pub(crate) fn features(&self, svc: &dyn Services, stream: &StreamInfo) -> Vec<Element> {
+    pub(crate) fn features(&self, host: &Host, stream: &StreamInfo) -> Vec<Element> {
         if !stream.secure || stream.user.is_some() {
             return Vec::new();
         }
-        let list = |profile: Profile| match svc.mechanisms(stream, profile) {
+        let list = |profile: Profile| match host.mechanisms(stream.clone(), profile) {
             Ok(list) => features::usable(list, stream, profile),
             Err(e) => {
-                svc.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
+                host.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
                 Vec::new()
             }
         };
@@ -107,7 +107,7 @@ impl Core {
         let listed = sasl2.iter().any(|m| !m.hidden);
         let inline = |hook: &str| {
             if listed {
-                hook_elements(svc, hook, stream)
+                hook_elements(host, hook, stream)
             } else {
                 Vec::new()
             }
@@ -122,24 +122,20 @@ impl Core {
     }
 
     /// A routed SASL nonza.
-    pub(crate) fn element(&self, svc: &dyn Services, request: &StreamElement) -> Vec<StreamAction> {
+    pub(crate) fn element(&self, host: &Host, request: &StreamElement) -> Vec<StreamAction> {
         let id = request.stream.id;
         // Taken out of the map so that no lock is held while the host is called.
         let mut st = locked(&self.streams).remove(&id).unwrap_or_default();
-        let actions = machine::handle(&mut st, self.env(svc), &request.stream, &request.element);
+        let actions = machine::handle(&mut st, self.env(host), &request.stream, &request.element);
         locked(&self.streams).insert(id, st);
         actions
     }
 
     /// The host starts an exchange of one of this module's mechanisms.
-    pub(crate) fn mechanism_start(
-        &self,
-        svc: &dyn Services,
-        start: MechanismStart,
-    ) -> MechanismStep {
+    pub(crate) fn mechanism_start(&self, host: &Host, start: MechanismStart) -> MechanismStep {
         let exchange = start.exchange;
         locked(&self.exchanges).remove(&exchange);
-        let (step, next) = mech::start(self.mech_env(svc), start);
+        let (step, next) = mech::start(self.mech_env(host), start);
         if let Some(next) = next {
             locked(&self.exchanges).insert(exchange, next);
         }
@@ -147,15 +143,11 @@ impl Core {
     }
 
     /// The host continues an exchange.
-    pub(crate) fn mechanism_step(
-        &self,
-        svc: &dyn Services,
-        response: MechanismResponse,
-    ) -> MechanismStep {
+    pub(crate) fn mechanism_step(&self, host: &Host, response: MechanismResponse) -> MechanismStep {
         let Some(current) = locked(&self.exchanges).remove(&response.exchange) else {
             return mech::failure(SaslCondition::TemporaryAuthFailure, None, None);
         };
-        let (step, next) = mech::step(self.mech_env(svc), current, &response.response);
+        let (step, next) = mech::step(self.mech_env(host), current, &response.response);
         if let Some(next) = next {
             locked(&self.exchanges).insert(response.exchange, next);
         }
@@ -203,5 +195,11 @@ impl Core {
     #[cfg(test)]
     pub(crate) fn tracked(&self) -> (usize, usize) {
         (locked(&self.streams).len(), locked(&self.exchanges).len())
+    }
+
+    /// The settings read at `init` (tests).
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 }

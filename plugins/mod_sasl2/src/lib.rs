@@ -9,8 +9,8 @@
 //!
 //! How to read it: `machine` is the per-stream negotiation, `outcome`/`success`/`tasks`/`bind2`
 //! what it answers, `mech` the mechanisms, `features` the advertisement, `ratelimit` the failure
-//! limits, [`api`] the hooks other modules use. All of it reaches the host through one trait
-//! (`services`), so it is tested without sockets.
+//! limits, [`api`] the hooks other modules use. All of it reaches the host through the SDK's
+//! `Host`, so the tests run it on `tessera_plugin_api::testing::TestHost` without sockets.
 //!
 //! ## Options
 //! | option | default | meaning |
@@ -52,11 +52,11 @@ mod bind2;
 mod config;
 mod core;
 mod features;
+mod glue;
 mod machine;
 mod mech;
 mod outcome;
 mod ratelimit;
-mod services;
 mod state;
 mod success;
 mod tasks;

@@ -30,14 +30,14 @@ use tessera_plugin_api::protocol::{
     MechanismResponse, MechanismStart, MechanismStep, StreamAction, StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{LogLevel, PluginError};
+use tessera_plugin_api::{Host, LogLevel, PluginError};
 
 use crate::config::Settings;
 use crate::features;
+use crate::glue::{end_exchange, locked};
 use crate::mech;
 use crate::outcome::{close, fail, fire, Fail};
 use crate::ratelimit::RateLimiter;
-use crate::services::{locked, Services};
 use crate::tasks::{self, TaskState};
 use crate::wire::{self, Incoming, Profile};
 
@@ -48,7 +48,7 @@ const MAX_MECHANISM_LEN: usize = 20;
 #[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
     /// Host services.
-    pub(crate) svc: &'a dyn Services,
+    pub(crate) host: &'a Host,
     /// Options.
     pub(crate) settings: &'a Settings,
     /// Key of the Bind 2 resource derivation.
@@ -192,7 +192,7 @@ fn interrupted(
         Incoming::Response(p, _) | Incoming::Abort(p) => p,
         Incoming::Next(_) | Incoming::TaskData(_) => Profile::Sasl2,
     };
-    env.svc.mechanism_end(stream.id);
+    end_exchange(env.host, stream.id);
     let f = match incoming {
         Incoming::Abort(_) => Fail::new(SaslCondition::Aborted, None),
         _ => Fail::new(SaslCondition::TemporaryAuthFailure, Some(RELOADED)),
@@ -245,7 +245,7 @@ fn initiate(
             )
         }
     };
-    let now = env.svc.now_ms();
+    let now = env.host.now_ms();
     let limit = locked(env.limiter).check_ip(&stream.peer_ip, now);
     if let Some(limit) = limit {
         let f = Fail::new(SaslCondition::TemporaryAuthFailure, Some(&limit.text()));
@@ -254,7 +254,7 @@ fn initiate(
     ex.started_at_ms = now;
     // Kept only for an exchange that starts: refused attempts copy nothing.
     ex.authenticate = sasl2.then(|| kept(el));
-    let step = env.svc.mechanism_start(MechanismStart {
+    let step = env.host.mechanism_start(MechanismStart {
         exchange: stream.id,
         mechanism: ex.mechanism.clone(),
         stream: stream.clone(),
@@ -307,7 +307,7 @@ fn foreign_limit(
     }?;
     // A token login (hidden mechanism: FAST) is unguessable: the account's backoff does not
     // hold back its owner's clients; the address limits still apply.
-    let limit = locked(env.limiter).check(user, &stream.peer_ip, env.svc.now_ms(), ex.hidden)?;
+    let limit = locked(env.limiter).check(user, &stream.peer_ip, env.host.now_ms(), ex.hidden)?;
     Some(Fail::new(
         SaslCondition::TemporaryAuthFailure,
         Some(&limit.text()),
@@ -324,8 +324,8 @@ fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Result<bool, Fai
         return Err(Fail::new(SaslCondition::InvalidMechanism, None));
     }
     let offered = env
-        .svc
-        .mechanisms(stream, ex.profile)
+        .host
+        .mechanisms(stream.clone(), ex.profile)
         .map(|list| features::usable(list, stream, ex.profile));
     match offered {
         Ok(list) => list
@@ -334,7 +334,7 @@ fn refusal(env: Env<'_>, stream: &StreamInfo, ex: &Exchange) -> Result<bool, Fai
             .map(|m| m.hidden)
             .ok_or_else(|| Fail::new(SaslCondition::InvalidMechanism, None)),
         Err(e) => {
-            env.svc
+            env.host
                 .log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
             Err(Fail::new(SaslCondition::TemporaryAuthFailure, None))
         }
@@ -351,14 +351,14 @@ fn in_exchange(
     match incoming {
         Incoming::Response(p, el) if p == ex.profile => match wire::decode_payload(p, &el.text()) {
             Ok(response) => {
-                let step = env.svc.mechanism_step(MechanismResponse {
+                let step = env.host.mechanism_step(MechanismResponse {
                     exchange: stream.id,
                     response,
                 });
                 mechanism_result(st, env, stream, ex, step)
             }
             Err(_) => {
-                env.svc.mechanism_end(stream.id);
+                end_exchange(env.host, stream.id);
                 fail(
                     st,
                     env,
@@ -369,7 +369,7 @@ fn in_exchange(
             }
         },
         Incoming::Abort(p) if p == ex.profile => {
-            env.svc.mechanism_end(stream.id);
+            end_exchange(env.host, stream.id);
             fail(
                 st,
                 env,
@@ -379,7 +379,7 @@ fn in_exchange(
             )
         }
         _ => {
-            env.svc.mechanism_end(stream.id);
+            end_exchange(env.host, stream.id);
             fire(env, stream, &ex, None, Some(SaslCondition::Aborted));
             vec![close(NOT_SASL)]
         }
@@ -395,14 +395,14 @@ fn mechanism_result(
     step: Result<MechanismStep, PluginError>,
 ) -> Vec<StreamAction> {
     let step = step.unwrap_or_else(|e| {
-        env.svc.log(
+        env.host.log(
             LogLevel::Warn,
             &format!("mechanism {} failed: {e}", ex.mechanism),
         );
         mech::failure(SaslCondition::TemporaryAuthFailure, None, None)
     });
     if let Some(limited) = foreign_limit(env, stream, &ex, &step) {
-        env.svc.mechanism_end(stream.id);
+        end_exchange(env.host, stream.id);
         return fail(st, env, stream, &ex, limited);
     }
     match step {
@@ -415,7 +415,7 @@ fn mechanism_result(
             user,
             additional_data,
         } => {
-            env.svc.mechanism_end(stream.id);
+            end_exchange(env.host, stream.id);
             crate::success::succeed(st, env, stream, ex, user, additional_data)
         }
         MechanismStep::Failure {
@@ -424,7 +424,7 @@ fn mechanism_result(
             user,
             application,
         } => {
-            env.svc.mechanism_end(stream.id);
+            end_exchange(env.host, stream.id);
             let f = Fail {
                 condition,
                 text,

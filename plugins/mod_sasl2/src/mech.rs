@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{AccountCredentials, MechanismStart, MechanismStep};
-use tessera_plugin_api::LogLevel;
+use tessera_plugin_api::{Host, LogLevel};
 use tessera_sasl::plain::parse_plain;
 use tessera_sasl::scram::{
     fake_credentials, ScramCredentials, ScramError, ScramServer, ScramServerFirst,
@@ -31,9 +31,9 @@ use tessera_sasl::scram::{
 use tessera_sasl::{ChannelBindings, Hash};
 
 use crate::features;
+use crate::glue::locked;
+use crate::glue::verify_password;
 use crate::ratelimit::RateLimiter;
-use crate::services::locked;
-use crate::services::Services;
 
 /// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
 pub(crate) const FAKE_ITERATIONS: u32 = 10_000;
@@ -44,7 +44,7 @@ pub(crate) const NONCE_BYTES: usize = 24;
 #[derive(Clone, Copy)]
 pub(crate) struct MechEnv<'a> {
     /// Host services.
-    pub(crate) svc: &'a dyn Services,
+    pub(crate) host: &'a Host,
     /// Key of the fake credentials.
     pub(crate) fake_key: &'a [u8],
     /// Failure counters.
@@ -197,7 +197,7 @@ fn precheck(
     user: &str,
     authzid: Option<&str>,
 ) -> Option<MechanismStep> {
-    let now = env.svc.now_ms();
+    let now = env.host.now_ms();
     let limit = locked(env.limiter).check(user, &info.peer_ip, now, false);
     if let Some(limit) = limit {
         return Some(failure(
@@ -229,7 +229,7 @@ fn scram_first(
     let Some((creds, _)) = lookup(env, &user, hash) else {
         return (store_failure(&user), None);
     };
-    match first.server_first(&creds, &env.svc.random_bytes(NONCE_BYTES)) {
+    match first.server_first(&creds, &env.host.random_bytes(NONCE_BYTES)) {
         Ok((data, server)) => (
             MechanismStep::Challenge { data },
             Some(MechState::ScramFinal {
@@ -254,7 +254,7 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
         return refusal;
     }
     match lookup(env, &user, Hash::Sha256) {
-        Some((stored, exists)) if env.svc.verify_password(&stored, &creds.password) && exists => {
+        Some((stored, exists)) if verify_password(env.host, &stored, &creds.password) && exists => {
             MechanismStep::Success {
                 user,
                 additional_data: None,
@@ -268,14 +268,14 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
 /// The account's verifier for `hash`, or fake credentials for an unknown account (`false`);
 /// `None` when the store failed.
 fn lookup(env: MechEnv<'_>, user: &str, hash: Hash) -> Option<(ScramCredentials, bool)> {
-    match env.svc.credentials(user) {
+    match env.host.get_credentials(user) {
         Ok(Some(account)) => Some((verifier(&account, hash), true)),
         Ok(None) => Some((
             fake_credentials(env.fake_key, user, hash, FAKE_ITERATIONS),
             false,
         )),
         Err(e) => {
-            env.svc
+            env.host
                 .log(LogLevel::Warn, &format!("credentials unavailable: {e}"));
             None
         }

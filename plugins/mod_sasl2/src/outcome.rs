@@ -7,8 +7,8 @@ use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{LogLevel, SaslCondition, StreamCondition};
 
+use crate::glue::locked;
 use crate::machine::{Env, Exchange, StreamState};
-use crate::services::locked;
 use crate::wire;
 
 const TOO_MANY: &str = "Too many failed authentication attempts";
@@ -64,7 +64,7 @@ pub(crate) fn fail(
 ) -> Vec<StreamAction> {
     st.failures = st.failures.saturating_add(1);
     if counts_toward_limits(f.condition) {
-        let now = env.svc.now_ms();
+        let now = env.host.now_ms();
         locked(env.limiter).record_failure(f.user.as_deref(), &stream.peer_ip, now);
     }
     fire(env, stream, ex, f.user.as_deref(), Some(f.condition));
@@ -99,9 +99,12 @@ pub(crate) fn fire(
     } else {
         events::AUTHENTICATION_SUCCESS
     };
-    env.svc
+    env.host
         .log(LogLevel::Info, &outcome_line(ex, user, condition));
-    env.svc.fire(name, &outcome);
+    if let Err(e) = env.host.fire(name, &outcome) {
+        env.host
+            .log(LogLevel::Warn, &format!("cannot fire {name}: {e}"));
+    }
 }
 
 /// One log line per outcome: account, mechanism (a -PLUS or HT-*-EXPR/ENDP name means channel

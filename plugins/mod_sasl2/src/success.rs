@@ -14,9 +14,9 @@ use tessera_plugin_api::xml::Element;
 
 use crate::api::{Bind2Bound, BIND2_BOUND};
 use crate::bind2;
+use crate::glue::{hook_elements, locked};
 use crate::machine::{Env, Exchange, Phase, StreamState};
 use crate::outcome::fire;
-use crate::services::{hook_elements, locked};
 use crate::tasks;
 use crate::wire::{self, Profile, BIND2_NS, SASL2_NS};
 
@@ -78,7 +78,7 @@ pub(crate) fn payload(stream: &StreamInfo, ex: &Exchange, user: &str) -> Sasl2Su
 fn suffix(env: Env<'_>, user: &str, user_agent_id: Option<&str>) -> String {
     user_agent_id
         .and_then(|ua| bind2::stable_suffix(env.bind2_key, user, ua))
-        .unwrap_or_else(|| bind2::random_suffix(&env.svc.random_bytes(bind2::RANDOM_SUFFIX_BYTES)))
+        .unwrap_or_else(|| bind2::random_suffix(&env.host.random_bytes(bind2::RANDOM_SUFFIX_BYTES)))
 }
 
 /// SASL2 success after the mechanism and all tasks.
@@ -107,12 +107,12 @@ pub(crate) fn finish(
                     .cloned()
                     .unwrap_or_else(|| Element::new("bind", BIND2_NS)),
             };
-            extra.push(bind2::bound(hook_elements(env.svc, BIND2_BOUND, &bound)));
+            extra.push(bind2::bound(hook_elements(env.host, BIND2_BOUND, &bound)));
             format!("{bare}/{resource}")
         }
         None => bare,
     };
-    extra.extend(hook_elements(env.svc, hooks::SASL2_SUCCESS, &success));
+    extra.extend(hook_elements(env.host, hooks::SASL2_SUCCESS, &success));
     let xml = wire::sasl2_success(additional_data.as_deref(), &identifier, extra).to_xml();
     locked(env.limiter).record_success(&user, &stream.peer_ip);
     st.phase = Phase::Done;

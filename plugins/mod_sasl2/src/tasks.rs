@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use tessera_plugin_api::SaslCondition;
 
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
+use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::LogLevel;
 
@@ -48,11 +49,11 @@ pub(crate) fn required(
     user: &str,
 ) -> Vec<Vec<String>> {
     let replies = tessera_plugin_api::wire::encode(&payload(stream, ex, user))
-        .and_then(|payload| env.svc.call_hook(SASL2_TASKS, &payload));
+        .and_then(|payload| env.host.call_hook(SASL2_TASKS, Bytes::new(&payload)));
     let replies = match replies {
         Ok(replies) => replies,
         Err(e) => {
-            env.svc
+            env.host
                 .log(LogLevel::Warn, &format!("{SASL2_TASKS} hook failed: {e}"));
             return Vec::new();
         }
@@ -166,7 +167,7 @@ fn run(
         element: el.clone(),
     };
     let answer = tessera_plugin_api::wire::encode(&call)
-        .and_then(|call| env.svc.call_hook(SASL2_TASK, &call))
+        .and_then(|call| env.host.call_hook(SASL2_TASK, Bytes::new(&call)))
         .unwrap_or_default()
         .iter()
         .find_map(|r| tessera_plugin_api::wire::decode::<TaskStep>(SASL2_TASK, r).ok());

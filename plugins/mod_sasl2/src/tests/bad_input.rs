@@ -10,8 +10,7 @@ use super::*;
 
 #[test]
 fn unknown_mechanism_is_invalid_mechanism_and_stream_stays_usable() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     for name in [
         "X-UNKNOWN",
@@ -22,7 +21,7 @@ fn unknown_mechanism_is_invalid_mechanism_and_stream_stays_usable() {
         let xml = only_send(&fake.send(&s, authenticate(name, Some(b"x"), vec![])));
         assert_eq!(xml, sasl2_failure("invalid-mechanism", None), "{name}");
     }
-    assert!(!fake.calls.borrow().iter().any(|c| c.starts_with("start")));
+    assert!(!fake.started_since(0), "{:?}", fake.host.calls());
     let ok = fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![]));
     assert!(
         matches!(ok.first(), Some(StreamAction::Authenticated { .. })),
@@ -32,8 +31,7 @@ fn unknown_mechanism_is_invalid_mechanism_and_stream_stays_usable() {
 
 #[test]
 fn malformed_base64_is_incorrect_encoding_in_both_places() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     let bad_ir = Element::new("authenticate", SASL2_NS)
         .with_attr("mechanism", "PLAIN")
@@ -49,13 +47,10 @@ fn malformed_base64_is_incorrect_encoding_in_both_places() {
         only_send(&fake.send(&s, bad)),
         sasl2_failure("incorrect-encoding", None)
     );
-    assert_eq!(
-        fake.calls.borrow().last().map(String::as_str),
-        Some("end 42")
-    );
-    assert_eq!(core.tracked().1, 0);
+    assert_eq!(fake.calls_since(0).last(), Some(&"mechanism_end"));
+    assert_eq!(fake.core().tracked().1, 0);
 
-    let legacy = Fake::new(&core);
+    let legacy = Fake::new();
     let mut s2 = stream(false);
     s2.id = 9;
     let xml = only_send(
@@ -71,8 +66,7 @@ fn malformed_base64_is_incorrect_encoding_in_both_places() {
 
 #[test]
 fn wrong_proof_is_not_authorized_with_scram_error_text() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     let (actions, verdict) = scram(
         &fake,
@@ -95,13 +89,12 @@ fn wrong_proof_is_not_authorized_with_scram_error_text() {
             Some("not-authorized".to_owned())
         )]
     );
-    assert_eq!(fake.events.borrow()[0].1.user.as_deref(), Some("alice"));
+    assert_eq!(fake.outcome_events()[0].user.as_deref(), Some("alice"));
 }
 
 #[test]
 fn wrong_channel_binding_data_is_not_authorized() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(true);
     let binding = ClientBinding::Bound {
         cb_type: CbType::TlsExporter,
@@ -123,8 +116,7 @@ fn wrong_channel_binding_data_is_not_authorized() {
 
 #[test]
 fn unsupported_channel_binding_type_is_malformed_request() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(true);
     let first = b"p=tls-server-end-point,,n=alice,r=abcdefghijklmnop";
     let xml = only_send(&fake.send(&s, authenticate("SCRAM-SHA-1-PLUS", Some(first), vec![])));
@@ -139,8 +131,7 @@ fn unsupported_channel_binding_type_is_malformed_request() {
 
 #[test]
 fn downgrade_is_detected_when_plus_was_offered() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(true);
     let xml = only_send(&fake.send(
         &s,
@@ -174,8 +165,7 @@ fn downgrade_is_detected_when_plus_was_offered() {
 
 #[test]
 fn plain_on_unencrypted_stream_is_encryption_required() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let mut s = stream(false);
     s.secure = false;
     let xml = only_send(&fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![])));
@@ -198,22 +188,21 @@ fn plain_on_unencrypted_stream_is_encryption_required() {
         user_agent_id: None,
         authenticate: None,
     };
-    let step = core.mechanism_start(&fake, start.clone());
+    let step = fake.mechanism_start(start.clone());
     assert!(
         matches!(step, MechanismStep::Failure { ref condition, .. } if *condition == SaslCondition::EncryptionRequired),
         "{step:?}"
     );
     start.initial_response = None;
     assert!(matches!(
-        core.mechanism_start(&fake, start),
+        fake.mechanism_start(start),
         MechanismStep::Failure { .. }
     ));
 }
 
 #[test]
 fn foreign_authzid_is_invalid_authzid() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     let xml = only_send(&fake.send(
         &s,
@@ -230,9 +219,8 @@ fn foreign_authzid_is_invalid_authzid() {
 
 #[test]
 fn unknown_account_and_wrong_password_get_identical_answers() {
-    let core = core();
     let run = |user: &str, id: u64| {
-        let fake = Fake::new(&core);
+        let fake = Fake::new();
         let mut s = stream(false);
         s.id = id;
         let (actions, _) = scram(
@@ -248,7 +236,7 @@ fn unknown_account_and_wrong_password_get_identical_answers() {
     assert_eq!(run("alice", 1), run("mallory", 2));
     // The fake salt is stable for an unknown account (no tell-tale fresh salt per attempt).
     let first = |id: u64| {
-        let fake = Fake::new(&core);
+        let fake = Fake::new();
         let mut s = stream(false);
         s.id = id;
         let xml = only_send(&fake.send(
@@ -266,7 +254,7 @@ fn unknown_account_and_wrong_password_get_identical_answers() {
     assert_eq!(a, b);
     assert!(a.ends_with(",i=10000"), "{a}");
     let plain = |user: &str, id: u64| {
-        let fake = Fake::new(&core);
+        let fake = Fake::new();
         let mut s = stream(false);
         s.id = id;
         let ir = format!("\0{user}\0wrong");
@@ -277,20 +265,21 @@ fn unknown_account_and_wrong_password_get_identical_answers() {
 
 #[test]
 fn store_failure_and_mechanism_errors_are_temporary() {
-    let core = core();
-    let fake = Fake::new(&core);
-    fake.store_down.set(true);
+    let fake = Fake::new();
+    fake.host
+        .fail_when(|_, call| (call == "get_credentials").then(|| PluginError::host("store down")));
     let s = stream(false);
     let xml = only_send(&fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![])));
     assert_eq!(xml, sasl2_failure("temporary-auth-failure", None));
     // A step for an exchange the provider does not know.
-    let step = core.mechanism_step(
-        &fake,
-        tessera_plugin_api::protocol::MechanismResponse {
+    let step = fake
+        .sasl2
+        .instance
+        .mechanism_step(tessera_plugin_api::protocol::MechanismResponse {
             exchange: 999,
             response: vec![],
-        },
-    );
+        })
+        .unwrap_or_else(|e| panic!("mechanism_step: {e}"));
     assert!(
         matches!(step, MechanismStep::Failure { ref condition, .. } if *condition == SaslCondition::TemporaryAuthFailure)
     );
@@ -298,8 +287,7 @@ fn store_failure_and_mechanism_errors_are_temporary() {
 
 #[test]
 fn malformed_scram_and_plain_messages_are_malformed_request() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     let xml = only_send(&fake.send(&s, authenticate("SCRAM-SHA-1", Some(b"garbage"), vec![])));
     assert_eq!(

@@ -17,7 +17,7 @@ fn settings(per_user: usize, per_ip: usize) -> Settings {
     }
 }
 
-fn plain(fake: &Fake<'_>, id: u64, ip: &str, user: &str, password: &str) -> Vec<StreamAction> {
+fn plain(fake: &Fake, id: u64, ip: &str, user: &str, password: &str) -> Vec<StreamAction> {
     let mut s = stream(false);
     s.id = id;
     s.peer_ip = ip.into();
@@ -29,8 +29,7 @@ const LIMITED: &str = "Too many failed attempts; retry in 60 s";
 
 #[test]
 fn account_limit_refuses_even_the_right_password_and_looks_the_same_for_unknown_accounts() {
-    let core = core_with(settings(2, 100));
-    let fake = Fake::new(&core);
+    let fake = Fake::with(settings(2, 100));
     for user in ["alice", "alice", "ghost", "ghost"] {
         let xml = only_send(&plain(&fake, 1, "198.51.100.1", user, "bad"));
         assert_eq!(xml, sasl2_failure("not-authorized", None));
@@ -59,8 +58,7 @@ fn account_limit_refuses_even_the_right_password_and_looks_the_same_for_unknown_
 
 #[test]
 fn scram_is_limited_at_client_first() {
-    let core = core_with(settings(1, 100));
-    let fake = Fake::new(&core);
+    let fake = Fake::with(settings(1, 100));
     only_send(&plain(&fake, 1, "192.0.2.1", "alice", "bad"));
     let mut s = stream(false);
     s.id = 2;
@@ -72,11 +70,10 @@ fn scram_is_limited_at_client_first() {
 
 #[test]
 fn address_limit_refuses_before_the_mechanism_runs() {
-    let core = core_with(settings(100, 2));
-    let fake = Fake::new(&core);
+    let fake = Fake::with(settings(100, 2));
     plain(&fake, 1, "192.0.2.99", "alice", "bad");
     plain(&fake, 1, "192.0.2.99", "bob", "bad");
-    fake.calls.borrow_mut().clear();
+    let mark = fake.mark();
     fake.advance(15_000);
     let xml = only_send(&plain(&fake, 1, "192.0.2.99", "alice", "pencil"));
     assert_eq!(
@@ -86,11 +83,7 @@ fn address_limit_refuses_before_the_mechanism_runs() {
             Some("Too many failed attempts; retry in 45 s")
         )
     );
-    assert!(
-        !fake.calls.borrow().iter().any(|c| c.starts_with("start")),
-        "{:?}",
-        fake.calls.borrow()
-    );
+    assert!(!fake.started_since(mark), "{:?}", fake.calls_since(mark));
     // Another address is unaffected.
     let ok = plain(&fake, 5, "192.0.2.100", "alice", "pencil");
     assert!(matches!(
@@ -101,8 +94,7 @@ fn address_limit_refuses_before_the_mechanism_runs() {
 
 #[test]
 fn protocol_errors_and_aborts_do_not_count() {
-    let core = core_with(settings(1, 1));
-    let fake = Fake::new(&core);
+    let fake = Fake::with(settings(1, 1));
     let s = stream(false);
     for _ in 0..3 {
         only_send(&fake.send(&s, authenticate("PLAIN", None, vec![])));
@@ -119,22 +111,18 @@ fn protocol_errors_and_aborts_do_not_count() {
 
 #[test]
 fn save_and_restore_carry_counters_and_interrupt_running_exchanges() {
-    let old = core_with(settings(1, 100));
-    let fake = Fake::new(&old);
+    let fake = Fake::with(settings(1, 100));
     only_send(&plain(&fake, 1, "192.0.2.1", "alice", "bad"));
     let mut s = stream(false);
     s.id = 8;
     only_send(&fake.send(&s, authenticate("SCRAM-SHA-256", None, vec![])));
-    let bytes = old.save_state().unwrap_or_default();
+    let bytes = fake.core().save_state().unwrap_or_default();
     assert_eq!(bytes.first(), Some(&1));
 
-    let new = core_with(settings(1, 100));
-    new.restore(&bytes, fake.now_ms())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let fresh = Fake::new(&new);
+    let fresh = fake.reload();
     let xml = only_send(&plain(&fresh, 2, "192.0.2.1", "alice", "pencil"));
     assert_eq!(xml, sasl2_failure("temporary-auth-failure", Some(LIMITED)));
-    fresh.calls.borrow_mut().clear();
+    let mark = fresh.mark();
     // The exchange on stream 8 did not survive: the client is told to retry.
     let xml = only_send(&fresh.send(&s, response(SASL2_NS, b"n,,n=bob,r=abcdefghijklmnop")));
     assert_eq!(
@@ -144,11 +132,12 @@ fn save_and_restore_carry_counters_and_interrupt_running_exchanges() {
             Some("Authentication was interrupted by a server module reload; please retry")
         )
     );
-    assert_eq!(fresh.calls.borrow().as_slice(), ["end 8"]);
+    assert_eq!(fresh.calls_since(mark), ["mechanism_end"]);
     let xml = only_send(&fresh.send(&s, authenticate("PLAIN", Some(b"\0bob\0x"), vec![])));
     assert_eq!(xml, sasl2_failure("not-authorized", None));
 
-    let err = new
+    let err = fresh
+        .core()
         .restore(&[9, b'{', b'}'], 0)
         .expect_err("unknown version");
     assert_eq!(err.kind, PluginErrorKind::BAD_STATE);
@@ -156,8 +145,7 @@ fn save_and_restore_carry_counters_and_interrupt_running_exchanges() {
 
 #[test]
 fn session_closed_drops_stream_and_exchange_state() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     only_send(&fake.send(
         &s,
@@ -167,9 +155,9 @@ fn session_closed_drops_stream_and_exchange_state() {
             vec![],
         ),
     ));
-    assert_eq!(core.tracked(), (1, 1));
-    core.session_closed(s.id);
-    assert_eq!(core.tracked(), (0, 0));
+    assert_eq!(fake.core().tracked(), (1, 1));
+    fake.session_closed(s.id);
+    assert_eq!(fake.core().tracked(), (0, 0));
     // A late response on that id is now a stray response.
     let xml = only_send(&fake.send(&s, response(SASL2_NS, b"x")));
     assert_eq!(
@@ -185,11 +173,11 @@ fn session_closed_drops_stream_and_exchange_state() {
 /// FAST token included. Now the guessing addresses back off, and the owner is not held back.
 #[test]
 fn guessing_from_many_addresses_locks_out_neither_the_owner_nor_a_token_login() {
-    let core = core_with(Settings {
+    let fake = Fake::with(Settings {
         account_backoff_after: 3,
         ..settings(100, 100)
-    });
-    let fake = Fake::new(&core).with_hidden("HT-SHA-256-NONE");
+    })
+    .with_hidden("HT-SHA-256-NONE");
     for (i, ip) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
         .iter()
         .enumerate()
@@ -235,10 +223,8 @@ fn guessing_from_many_addresses_locks_out_neither_the_owner_nor_a_token_login() 
 /// on one key, and a login under either names the stored account.
 #[test]
 fn spellings_of_one_account_share_its_failure_counter() {
-    let core = core_with(settings(2, 100));
-    let mut fake = Fake::new(&core);
-    let alice = fake.accounts.remove("alice").expect("alice");
-    fake.accounts.insert("strasse".into(), alice);
+    let fake = Fake::with(settings(2, 100));
+    fake.host.add_account("strasse", "pencil", None);
     only_send(&plain(&fake, 1, "192.0.2.5", "Straße", "bad"));
     only_send(&plain(&fake, 2, "192.0.2.5", "STRASSE", "bad"));
     let xml = only_send(&plain(&fake, 3, "192.0.2.5", "strasse", "pencil"));

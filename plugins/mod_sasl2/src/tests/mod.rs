@@ -1,6 +1,8 @@
-//! Integration tests of the module without a host: a fake [`Services`] that behaves like the
-//! host's registry (mechanism lists, routing of this module's mechanisms back into it, hooks,
-//! credentials, events), driven with real SCRAM/PLAIN clients.
+//! Integration tests of the whole module on the SDK's in-memory host
+//! ([`tessera_plugin_api::testing::TestHost`]): the real module loaded with its options, its
+//! mechanisms listed and routed back into it by the host's rule, another module's hidden
+//! mechanisms from a small test module, hooks answered by closures, and real SCRAM/PLAIN
+//! clients on the other side.
 
 mod bad_input;
 mod flows;
@@ -8,52 +10,41 @@ mod limits;
 mod tasks;
 mod violations;
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use tessera_plugin_api::{SaslCondition, StreamCondition};
+use std::sync::Arc;
 
-use tessera_plugin_api::events::AuthenticationOutcome;
+use tessera_plugin_api::events::{self, AuthenticationOutcome, SessionEvent};
 use tessera_plugin_api::protocol::{
-    AccountCredentials, ChannelBindings, MechanismResponse, MechanismSpec, MechanismStart,
-    MechanismStep, SaslProfile, ScramSecret, StreamAction, StreamElement, StreamInfo,
+    ChannelBindings, Manifest, MechanismSpec, MechanismStart, MechanismStep, OptionValue,
+    Registrations, SaslProfile, ScramSecret, StreamAction, StreamElement, StreamInfo,
 };
+use tessera_plugin_api::testing::{Loaded, TestHost};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{wire, LogLevel, PluginError};
-use tessera_sasl::scram::{derive_credentials, ScramCredentials};
+use tessera_plugin_api::{wire, Config, Host, Module, ModuleCalls, PluginError};
+use tessera_plugin_api::{SaslCondition, StreamCondition};
+use tessera_sasl::scram::derive_credentials;
 use tessera_sasl::{decode_base64_lenient, encode_base64, Hash};
 
-use crate::config::{mechanism_specs, Settings};
-use crate::core::{Core, Keys};
-use crate::mech::Kind;
-use crate::services::Services;
+use crate::config::Settings;
+use crate::core::Core;
 use crate::wire::{SASL2_NS, SASL_NS};
+use crate::Sasl2Module;
 
 /// The domain of every test stream.
 const DOMAIN: &str = "example.org";
 /// tls-exporter data of test streams.
 const EXPORTER: [u8; 32] = [0xc7; 32];
 
-/// A query hook answering from the encoded payload with encoded replies.
-type HookFn = Box<dyn Fn(&[u8]) -> Vec<Vec<u8>>>;
-
-/// The fake host.
-pub(crate) struct Fake<'a> {
-    core: &'a Core,
-    accounts: HashMap<String, AccountCredentials>,
-    now: Cell<u64>,
-    counter: Cell<u8>,
-    extra: Vec<MechanismSpec>,
-    hooks: HashMap<&'static str, HookFn>,
-    store_down: Cell<bool>,
-    /// Every call: `start NAME`, `step`, `end ID`, `hook NAME`.
-    calls: RefCell<Vec<String>>,
-    /// Fired events.
-    events: RefCell<Vec<(String, AuthenticationOutcome)>>,
-    /// Payloads of hook calls, by name.
-    hook_payloads: RefCell<Vec<(String, Vec<u8>)>>,
+/// mod_sasl2 loaded on a test host with account `alice` (password `pencil`), and optionally
+/// another module providing hidden mechanisms.
+pub(crate) struct Fake {
+    /// The test host: accounts, clock, events, host calls made.
+    pub(crate) host: Arc<TestHost>,
+    sasl2: Loaded<Sasl2Module>,
+    responder: Option<Loaded<Responder>>,
+    hidden: Vec<String>,
 }
 
-impl std::fmt::Debug for Fake<'_> {
+impl std::fmt::Debug for Fake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fake").finish_non_exhaustive()
     }
@@ -71,163 +62,278 @@ fn secret(hash: Hash, password: &str) -> ScramSecret {
     }
 }
 
-/// A core with test keys and the given settings.
-pub(crate) fn core_with(settings: Settings) -> Core {
-    Core::new(
-        settings,
-        Keys {
-            fake: vec![0x11; 32],
-            bind2: vec![0x22; 32],
-        },
-    )
+/// The options that give `settings` (the module reads them as the server passes them).
+fn config_of(settings: &Settings) -> Config {
+    let int = |n: u64| OptionValue::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let mut config = Config::default();
+    config.set("sasl2_max_retries", int(settings.max_retries.into()));
+    let per_user = settings.max_failures_per_user as u64;
+    config.set("sasl2_max_failures_per_user", int(per_user));
+    let per_ip = settings.max_failures_per_ip as u64;
+    config.set("sasl2_max_failures_per_ip", int(per_ip));
+    let after = settings.account_backoff_after as u64;
+    config.set("sasl2_account_backoff_after", int(after));
+    let backoff_max = settings.account_backoff_max_ms / 1000;
+    config.set("sasl2_account_backoff_max", int(backoff_max));
+    let window = settings.failure_window_ms / 1000;
+    config.set("sasl2_failure_window", int(window));
+    config
 }
 
-/// A core with default settings.
-pub(crate) fn core() -> Core {
-    core_with(Settings::default())
-}
+impl Fake {
+    /// The module with default settings.
+    pub(crate) fn new() -> Self {
+        Self::with(Settings::default())
+    }
 
-impl<'a> Fake<'a> {
-    /// Account `alice` with password `pencil`.
-    pub(crate) fn new(core: &'a Core) -> Self {
-        let mut accounts = HashMap::new();
-        accounts.insert(
-            "alice".to_owned(),
-            AccountCredentials {
-                scram_sha1: secret(Hash::Sha1, "pencil"),
-                scram_sha256: secret(Hash::Sha256, "pencil"),
-                password_changed_at_ms: 0,
-            },
-        );
+    /// The module with `settings`.
+    pub(crate) fn with(settings: Settings) -> Self {
+        let host = TestHost::new(DOMAIN);
+        host.set_verifiers(|pw| (secret(Hash::Sha1, pw), secret(Hash::Sha256, pw)));
+        host.add_account("alice", "pencil", None);
+        let sasl2 = host
+            .load::<Sasl2Module>(config_of(&settings))
+            .unwrap_or_else(|e| panic!("load: {e}"));
+        assert_eq!(sasl2.module().core.settings(), &settings);
         Self {
-            core,
-            accounts,
-            now: Cell::new(1_000_000),
-            counter: Cell::new(0),
-            extra: Vec::new(),
-            hooks: HashMap::new(),
-            store_down: Cell::new(false),
-            calls: RefCell::new(Vec::new()),
-            events: RefCell::new(Vec::new()),
-            hook_payloads: RefCell::new(Vec::new()),
+            host,
+            sasl2,
+            responder: None,
+            hidden: Vec::new(),
         }
     }
 
-    /// Register a hook answer: `f` gets the payload decoded as `P`, and its replies are
-    /// encoded (a payload that is not a `P` gets no reply).
+    /// Load (again) the module providing the hidden mechanisms.
+    fn load_responder(mut self) -> Self {
+        let mut config = Config::default();
+        config.set("hidden", OptionValue::StringList(self.hidden.clone()));
+        self.responder = Some(
+            self.host
+                .load::<Responder>(config)
+                .unwrap_or_else(|e| panic!("load responder: {e}")),
+        );
+        self
+    }
+
+    /// Another module provides hidden SASL2 mechanism `name`.
+    pub(crate) fn with_hidden(mut self, name: &str) -> Self {
+        self.hidden.push(name.to_owned());
+        self.load_responder()
+    }
+
+    /// Another module provides hidden SASL2 mechanism `name`, which needs a channel-binding
+    /// type.
+    pub(crate) fn with_hidden_bound(mut self, name: &str, channel_binding: &str) -> Self {
+        self.hidden.push(format!("{name} {channel_binding}"));
+        self.load_responder()
+    }
+
+    /// Another module answers query hook `name`: `f` gets the payload decoded as `P`, and its
+    /// reply is encoded (a payload that is not a `P` gets no reply).
     pub(crate) fn hook<P, A>(
-        mut self,
+        self,
         name: &'static str,
-        f: impl Fn(P) -> Vec<A> + 'static,
+        f: impl Fn(P) -> Option<A> + Send + 'static,
     ) -> Self
     where
         P: serde::de::DeserializeOwned,
         A: serde::Serialize,
     {
-        self.hooks.insert(
-            name,
-            Box::new(move |payload: &[u8]| {
-                wire::decode::<P>(name, payload)
-                    .map(|p| f(p).iter().filter_map(|a| wire::encode(a).ok()).collect())
-                    .unwrap_or_default()
-            }),
-        );
-        self
-    }
-
-    /// Register a hook answering raw bytes (to send malformed replies).
-    pub(crate) fn hook_raw(
-        mut self,
-        name: &'static str,
-        f: impl Fn(&[u8]) -> Vec<Vec<u8>> + 'static,
-    ) -> Self {
-        self.hooks.insert(name, Box::new(f));
-        self
-    }
-
-    /// Register another module's hidden SASL2 mechanism.
-    pub(crate) fn with_hidden(mut self, name: &str) -> Self {
-        self.extra.push(MechanismSpec {
-            name: name.into(),
-            priority: 0,
-            tls_only: true,
-            sasl2: true,
-            legacy: false,
-            channel_binding: None,
-            hidden: true,
-            volatile: true,
+        self.host.on_hook(name, move |payload| {
+            wire::decode::<P>(name, payload)
+                .ok()
+                .and_then(&f)
+                .and_then(|a| wire::encode(&a).ok())
         });
         self
     }
 
-    /// Register another module's hidden SASL2 mechanism that needs a channel-binding type.
-    pub(crate) fn with_hidden_bound(mut self, name: &str, channel_binding: &str) -> Self {
-        self = self.with_hidden(name);
-        if let Some(spec) = self.extra.last_mut() {
-            spec.channel_binding = Some(channel_binding.to_owned());
-        }
+    /// Another module answers query hook `name` with raw bytes (to send malformed replies).
+    pub(crate) fn hook_raw(
+        self,
+        name: &'static str,
+        f: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+    ) -> Self {
+        self.host.on_hook(name, f);
         self
     }
 
-    /// Feed an element to the module.
+    /// The module's state.
+    pub(crate) fn core(&self) -> &Core {
+        &self.sasl2.module().core
+    }
+
+    /// The module's host handle.
+    pub(crate) fn module_host(&self) -> &Host {
+        self.sasl2.host()
+    }
+
+    /// Feed an element to the module, as the server routes it.
     pub(crate) fn send(&self, stream: &StreamInfo, element: Element) -> Vec<StreamAction> {
         let request = StreamElement {
             stream: stream.clone(),
             element,
         };
-        self.core.element(self, &request)
+        self.sasl2
+            .instance
+            .stream_element(request)
+            .unwrap_or_else(|e| panic!("stream_element: {e}"))
     }
 
-    /// Names of fired events with their conditions.
-    pub(crate) fn outcomes(&self) -> Vec<(String, Option<String>)> {
-        self.events
-            .borrow()
+    /// The module's stream features for `stream`.
+    pub(crate) fn features(&self, stream: &StreamInfo) -> Vec<Element> {
+        self.sasl2
+            .instance
+            .stream_features(stream.clone())
+            .unwrap_or_else(|e| panic!("stream_features: {e}"))
+    }
+
+    /// Start an exchange of one of the module's mechanisms, as the host does.
+    pub(crate) fn mechanism_start(&self, start: MechanismStart) -> MechanismStep {
+        self.sasl2
+            .instance
+            .mechanism_start(start)
+            .unwrap_or_else(|e| panic!("mechanism_start: {e}"))
+    }
+
+    /// The host announces that stream `id` closed.
+    pub(crate) fn session_closed(&self, id: u64) {
+        let closed = SessionEvent {
+            stream_id: id,
+            jid: None,
+            reason: Some("disconnected".into()),
+        };
+        self.sasl2
+            .event(events::SESSION_CLOSED, &closed)
+            .unwrap_or_else(|e| panic!("session-closed: {e}"));
+    }
+
+    /// A hot swap of the module: state saved, a new instance with the same options.
+    pub(crate) fn reload(mut self) -> Self {
+        self.sasl2 = self
+            .sasl2
+            .reload(None)
+            .unwrap_or_else(|e| panic!("reload: {e}"));
+        self
+    }
+
+    /// The outcome events fired, oldest first.
+    pub(crate) fn outcome_events(&self) -> Vec<AuthenticationOutcome> {
+        self.host
+            .fired()
             .iter()
-            .map(|(n, o)| (n.clone(), o.condition.map(|c| c.as_str().to_owned())))
+            .filter(|(n, _)| {
+                n == events::AUTHENTICATION_SUCCESS || n == events::AUTHENTICATION_FAILURE
+            })
+            .filter_map(|(n, p)| wire::decode(n, p).ok())
+            .collect()
+    }
+
+    /// Names of fired outcome events with their conditions.
+    pub(crate) fn outcomes(&self) -> Vec<(String, Option<String>)> {
+        self.outcome_events()
+            .into_iter()
+            .map(|o| {
+                let name = if o.condition.is_some() {
+                    events::AUTHENTICATION_FAILURE
+                } else {
+                    events::AUTHENTICATION_SUCCESS
+                };
+                (name.to_owned(), o.condition.map(|c| c.as_str().to_owned()))
+            })
+            .collect()
+    }
+
+    /// How many host calls mod_sasl2 has made (a mark for [`Fake::calls_since`]).
+    pub(crate) fn mark(&self) -> usize {
+        self.host.calls().len()
+    }
+
+    /// The host calls mod_sasl2 made since `mark`, by name.
+    pub(crate) fn calls_since(&self, mark: usize) -> Vec<&'static str> {
+        self.host
+            .calls()
+            .into_iter()
+            .skip(mark)
+            .filter(|(module, _)| module == Sasl2Module::NAME)
+            .map(|(_, call)| call)
+            .collect()
+    }
+
+    /// Whether the module started an exchange with the host since `mark`.
+    pub(crate) fn started_since(&self, mark: usize) -> bool {
+        self.calls_since(mark).contains(&"mechanism_start")
+    }
+
+    /// The mechanisms the other module was asked to start, in order.
+    pub(crate) fn responder_starts(&self) -> Vec<String> {
+        self.host
+            .logs()
+            .into_iter()
+            .filter(|(module, _, _)| module == Responder::NAME)
+            .filter_map(|(_, _, line)| line.strip_prefix("start ").map(str::to_owned))
             .collect()
     }
 
     /// Advance the clock.
     pub(crate) fn advance(&self, ms: u64) {
-        self.now.set(self.now.get() + ms);
+        self.host.advance(ms);
     }
 }
 
-impl Services for Fake<'_> {
-    fn now_ms(&self) -> u64 {
-        self.now.get()
+/// Another module's one-step hidden mechanisms (option `hidden`: `NAME` or `NAME CB-TYPE`):
+/// succeeds for the initial response "alice", with additional data "responder".
+#[derive(Debug)]
+struct Responder {
+    mechanisms: Vec<MechanismSpec>,
+}
+
+impl Module for Responder {
+    const NAME: &'static str = "responder";
+    const VERSION: &'static str = "1.0.0";
+
+    fn manifest() -> Manifest {
+        Manifest::default()
     }
 
-    fn random_bytes(&self, n: usize) -> Vec<u8> {
-        let c = self.counter.get().wrapping_add(1);
-        self.counter.set(c);
-        vec![c; n]
-    }
-
-    fn mechanisms(
-        &self,
-        stream: &StreamInfo,
-        profile: SaslProfile,
-    ) -> Result<Vec<MechanismSpec>, PluginError> {
-        // The host's own rule (`MechanismSpec::offered_on`) and order (priority, then load
-        // order: this module first).
-        let mut list: Vec<MechanismSpec> = mechanism_specs()
-            .into_iter()
-            .chain(self.extra.iter().cloned())
-            .filter(|m| m.offered_on(stream, profile))
+    fn init(_: &Host, config: &Config, _: Option<&[u8]>) -> Result<Self, PluginError> {
+        let mechanisms = config
+            .string_list("hidden")
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                let mut parts = entry.split(' ');
+                MechanismSpec {
+                    name: parts.next().unwrap_or_default().to_owned(),
+                    priority: 0,
+                    tls_only: true,
+                    sasl2: true,
+                    legacy: false,
+                    channel_binding: parts.next().map(str::to_owned),
+                    hidden: true,
+                    volatile: true,
+                }
+            })
             .collect();
-        list.sort_by_key(|m| std::cmp::Reverse(m.priority));
-        Ok(list)
+        Ok(Self { mechanisms })
     }
 
-    fn mechanism_start(&self, start: MechanismStart) -> Result<MechanismStep, PluginError> {
-        self.calls
-            .borrow_mut()
-            .push(format!("start {}", start.mechanism));
-        if Kind::from_name(&start.mechanism).is_some() {
-            return Ok(self.core.mechanism_start(self, start));
+    fn registrations(&self) -> Registrations {
+        Registrations {
+            mechanisms: self.mechanisms.clone(),
+            ..Registrations::default()
         }
-        // Another module's one-step mechanism: succeeds for the initial response "alice".
+    }
+
+    fn mechanism_start(
+        &self,
+        host: &Host,
+        start: MechanismStart,
+    ) -> Result<MechanismStep, PluginError> {
+        host.log(
+            tessera_plugin_api::LogLevel::Info,
+            &format!("start {}", start.mechanism),
+        );
         Ok(match start.initial_response.as_deref() {
             Some(b"alice") => MechanismStep::Success {
                 user: "alice".into(),
@@ -236,43 +342,6 @@ impl Services for Fake<'_> {
             _ => crate::mech::failure(SaslCondition::NotAuthorized, None, Some("alice")),
         })
     }
-
-    fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
-        self.calls.borrow_mut().push("step".into());
-        Ok(self.core.mechanism_step(self, response))
-    }
-
-    fn mechanism_end(&self, exchange: u64) {
-        self.calls.borrow_mut().push(format!("end {exchange}"));
-        self.core.mechanism_end(exchange);
-    }
-
-    fn call_hook(&self, name: &str, payload: &[u8]) -> Result<Vec<Vec<u8>>, PluginError> {
-        self.calls.borrow_mut().push(format!("hook {name}"));
-        self.hook_payloads
-            .borrow_mut()
-            .push((name.to_owned(), payload.to_vec()));
-        Ok(self.hooks.get(name).map(|f| f(payload)).unwrap_or_default())
-    }
-
-    fn credentials(&self, user: &str) -> Result<Option<AccountCredentials>, PluginError> {
-        if self.store_down.get() {
-            return Err(PluginError::host("store down"));
-        }
-        Ok(self.accounts.get(user).cloned())
-    }
-
-    fn verify_password(&self, stored: &ScramCredentials, password: &str) -> bool {
-        tessera_sasl::scram::verify_password(stored, password)
-    }
-
-    fn fire(&self, name: &str, outcome: &AuthenticationOutcome) {
-        self.events
-            .borrow_mut()
-            .push((name.to_owned(), outcome.clone()));
-    }
-
-    fn log(&self, _level: LogLevel, _message: &str) {}
 }
 
 /// An encrypted stream; `exporter` adds tls-exporter channel-binding data.

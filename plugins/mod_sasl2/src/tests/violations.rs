@@ -7,8 +7,7 @@ use super::*;
 
 #[test]
 fn authenticate_after_success_closes_with_policy_violation() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![]));
     let again = fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![]));
@@ -25,7 +24,6 @@ fn authenticate_after_success_closes_with_policy_violation() {
 
 #[test]
 fn anything_but_response_or_abort_during_an_exchange_is_a_policy_violation() {
-    let core = core();
     for intruder in [
         authenticate("PLAIN", None, vec![]),
         auth("PLAIN", None),
@@ -33,7 +31,7 @@ fn anything_but_response_or_abort_during_an_exchange_is_a_policy_violation() {
         Element::new("abort", SASL_NS),
         Element::new("next", SASL2_NS),
     ] {
-        let fake = Fake::new(&core);
+        let fake = Fake::new();
         let s = stream(false);
         only_send(&fake.send(&s, authenticate("SCRAM-SHA-256", None, vec![])));
         let actions = fake.send(&s, intruder.clone());
@@ -42,28 +40,24 @@ fn anything_but_response_or_abort_during_an_exchange_is_a_policy_violation() {
             "{}: {actions:?}",
             intruder.to_xml()
         );
-        assert_eq!(
-            fake.calls.borrow().last().map(String::as_str),
-            Some("end 42")
-        );
+        assert_eq!(fake.calls_since(0).last(), Some(&"mechanism_end"));
         let outcome = (
             "authentication-failure".to_owned(),
             Some("aborted".to_owned()),
         );
         assert_eq!(fake.outcomes(), vec![outcome]);
-        core.session_closed(42);
+        fake.session_closed(42);
     }
 }
 
 #[test]
 fn abort_answers_aborted_and_allows_a_new_attempt() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     only_send(&fake.send(&s, authenticate("SCRAM-SHA-256", None, vec![])));
     let xml = only_send(&fake.send(&s, Element::new("abort", SASL2_NS)));
     assert_eq!(xml, sasl2_failure("aborted", None));
-    assert_eq!(core.tracked().1, 0);
+    assert_eq!(fake.core().tracked().1, 0);
     assert_eq!(
         fake.outcomes(),
         vec![(
@@ -92,8 +86,7 @@ fn abort_answers_aborted_and_allows_a_new_attempt() {
 
 #[test]
 fn first_profile_locks_the_stream() {
-    let core = core();
-    let fake = Fake::new(&core);
+    let fake = Fake::new();
     let s = stream(false);
     let xml = only_send(&fake.send(&s, auth("PLAIN", Some(b"\0alice\0bad"))));
     assert_eq!(xml, legacy_failure("not-authorized", None));
@@ -111,11 +104,10 @@ fn first_profile_locks_the_stream() {
 
 #[test]
 fn retry_limit_closes_the_stream_after_the_last_failure() {
-    let core = core_with(Settings {
+    let fake = Fake::with(Settings {
         max_retries: 3,
         ..Settings::default()
     });
-    let fake = Fake::new(&core);
     let s = stream(false);
     for _ in 0..2 {
         let actions = fake.send(&s, authenticate("PLAIN", Some(b"\0alice\0bad"), vec![]));

@@ -1,0 +1,45 @@
+//! The host calls whose failure the protocol code treats the same way everywhere: a failing
+//! hook contributes nothing, a failed `mechanism-end` is only logged, and PBKDF2 runs off the
+//! host's I/O threads. Everything else calls [`Host`] directly.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{Host, LogLevel};
+use tessera_sasl::scram::ScramCredentials;
+
+use crate::features::elements_from_replies;
+
+/// Lock a mutex, recovering from poisoning (a panic elsewhere must not wedge authentication).
+/// Never hold the guard across a host call: the host may call back into the module.
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
+pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Element> {
+    let replies = tessera_plugin_api::wire::encode(payload)
+        .and_then(|payload| host.call_hook(name, tessera_plugin_api::wire::Bytes::new(&payload)));
+    match replies {
+        Ok(replies) => elements_from_replies(replies),
+        Err(e) => {
+            host.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+/// End an exchange (always called once it is over); the host forgetting it is not an error
+/// the client needs to hear about.
+pub(crate) fn end_exchange(host: &Host, exchange: u64) {
+    if let Err(e) = host.mechanism_end(exchange) {
+        host.log(LogLevel::Debug, &format!("mechanism-end {exchange}: {e}"));
+    }
+}
+
+/// Check a password against a stored verifier: PBKDF2, the one slow step of a login, so the
+/// host runs it off its I/O threads.
+pub(crate) fn verify_password(host: &Host, stored: &ScramCredentials, password: &str) -> bool {
+    host.blocking(|| tessera_sasl::scram::verify_password(stored, password))
+}

@@ -87,6 +87,7 @@ pub mod ratelimit;
 pub mod reply;
 pub mod sdk;
 pub mod stanza;
+pub mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;

@@ -8,8 +8,8 @@ use tessera_plugin_api::{LogLevel, PluginErrorKind};
 
 use crate::crypto;
 use crate::flow::Ctx;
-use crate::services::locked;
 use crate::store::{self, Record, Status};
+use tessera_plugin_api::sync::locked;
 
 /// Longest password the host accepts, in bytes.
 pub(crate) const MAX_PASSWORD: usize = 1024;

@@ -17,8 +17,8 @@ use tessera_plugin_api::{Event, Host, LogLevel, PluginError};
 use crate::config::Settings;
 use crate::flow::{self, Ctx, Jobs, Keys, Pending};
 use crate::ratelimit::{Limits, Snapshot};
-use crate::services::locked;
 use crate::{store, web};
+use tessera_plugin_api::sync::locked;
 
 /// Period of the cleanup timer, in milliseconds.
 pub(crate) const CLEANUP_EVERY_MS: u64 = 3600 * 1000;

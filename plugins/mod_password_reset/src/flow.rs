@@ -30,8 +30,8 @@ use crate::crypto;
 use crate::form::{self, Answer, NS};
 use crate::mail::ResetMail;
 use crate::ratelimit::Limits;
-use crate::services::locked;
 use crate::store::{self, Record};
+use tessera_plugin_api::sync::locked;
 
 /// The text of the final failure (the same on every path).
 pub(crate) const FINAL_TEXT: &str = "If the account exists and this is the email address stored \

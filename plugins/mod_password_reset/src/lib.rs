@@ -6,7 +6,8 @@
 //! link opens a page on the host's HTTPS server where the new password is set. The protocol is
 //! specified in `docs/password-reset.md`; this crate is its server side.
 //!
-//! How to read it: `flow` is the whole logic over an injected host (`services`), `form` the
+//! How to read it: `flow` is the whole logic over the SDK's `Host` (every key-value
+//! entry in the server-wide scope, `KvScope::Global`), `form` the
 //! data forms, `crypto` tokens, CSRF and address comparison, `store` the stored links, `web` and
 //! `page` the page, `mail` the mail, `ratelimit` the counters, `core` the glue, `config` options.
 //!
@@ -32,7 +33,6 @@ mod form;
 mod mail;
 mod page;
 mod ratelimit;
-mod services;
 mod store;
 mod web;
 

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use tessera_plugin_api::names::canonical_account;
 use tessera_plugin_api::protocol::{IqRequest, Manifest, Registrations, StreamInfo};
 use tessera_plugin_api::ratelimit::{address_key, Window};
+use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{
     reply, wire, Config, ErrorType, Host, Module, PluginError, PluginErrorKind, StanzaCondition,
@@ -160,11 +161,8 @@ impl Register {
                 let now = host.now_ms();
                 // Strict: an attacker who filled the table does not open registration to
                 // everyone else (nobody is locked out of an account by this).
-                let admitted = self
-                    .throttle
-                    .lock()
-                    .map_err(|_| 1000)
-                    .and_then(|mut t| t.admit_strict(&address_key(&stream.peer_ip), now));
+                let admitted =
+                    locked(&self.throttle).admit_strict(&address_key(&stream.peer_ip), now);
                 if let Err(wait_ms) = admitted {
                     let text = format!(
                         "Too many registrations from this address; retry in {} s",
@@ -301,11 +299,7 @@ impl Module for Register {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        let keys = self
-            .throttle
-            .lock()
-            .map(|t| t.snapshot())
-            .unwrap_or_default();
+        let keys = locked(&self.throttle).snapshot();
         wire::encode(&(STATE_VERSION, keys))
     }
 }

@@ -16,12 +16,13 @@ use tessera_plugin_api::{Host, LogLevel, PluginError};
 
 use crate::config::Settings;
 use crate::features::{self, Advertisement};
-use crate::glue::{hook_elements, locked};
+use crate::glue::hook_elements;
 use crate::machine::{self, Env, StreamState};
 use crate::mech::{self, MechEnv, MechState};
 use crate::ratelimit::RateLimiter;
 use crate::state::{self, Saved};
 use crate::wire::Profile;
+use tessera_plugin_api::sync::locked;
 
 /// Server secrets the module derives once at start.
 #[derive(Clone, PartialEq, Eq)]

@@ -2,20 +2,12 @@
 //! hook contributes nothing, a failed `mechanism-end` is only logged, and PBKDF2 runs off the
 //! host's I/O threads. Everything else calls [`Host`] directly.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
 use serde::Serialize;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Host, LogLevel};
 use tessera_sasl::scram::ScramCredentials;
 
 use crate::features::elements_from_replies;
-
-/// Lock a mutex, recovering from poisoning (a panic elsewhere must not wedge authentication).
-/// Never hold the guard across a host call: the host may call back into the module.
-pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
 pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Element> {

@@ -34,12 +34,13 @@ use tessera_plugin_api::{Host, LogLevel, PluginError};
 
 use crate::config::Settings;
 use crate::features;
-use crate::glue::{end_exchange, locked};
+use crate::glue::end_exchange;
 use crate::mech;
 use crate::outcome::{close, fail, fire, Fail};
 use crate::ratelimit::RateLimiter;
 use crate::tasks::{self, TaskState};
 use crate::wire::{self, Incoming, Profile};
+use tessera_plugin_api::sync::locked;
 
 /// Longest mechanism name (XEP-0388 schema `SaslMechName`, RFC 4422).
 const MAX_MECHANISM_LEN: usize = 20;

@@ -31,9 +31,9 @@ use tessera_sasl::scram::{
 use tessera_sasl::{ChannelBindings, Hash};
 
 use crate::features;
-use crate::glue::locked;
 use crate::glue::verify_password;
 use crate::ratelimit::RateLimiter;
+use tessera_plugin_api::sync::locked;
 
 /// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
 pub(crate) const FAKE_ITERATIONS: u32 = 10_000;

@@ -7,9 +7,9 @@ use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{LogLevel, SaslCondition, StreamCondition};
 
-use crate::glue::locked;
 use crate::machine::{Env, Exchange, StreamState};
 use crate::wire;
+use tessera_plugin_api::sync::locked;
 
 const TOO_MANY: &str = "Too many failed authentication attempts";
 

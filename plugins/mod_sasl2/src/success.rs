@@ -14,11 +14,12 @@ use tessera_plugin_api::xml::Element;
 
 use crate::api::{Bind2Bound, BIND2_BOUND};
 use crate::bind2;
-use crate::glue::{hook_elements, locked};
+use crate::glue::hook_elements;
 use crate::machine::{Env, Exchange, Phase, StreamState};
 use crate::outcome::fire;
 use crate::tasks;
 use crate::wire::{self, Profile, BIND2_NS, SASL2_NS};
+use tessera_plugin_api::sync::locked;
 
 /// The mechanism succeeded for `user`.
 pub(crate) fn succeed(

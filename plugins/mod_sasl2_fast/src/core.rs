@@ -18,9 +18,9 @@ use crate::config::Settings;
 use crate::ht;
 use crate::issue;
 use crate::pending::Pendings;
-use crate::services::locked;
 use crate::store;
 use crate::token::TokenKey;
+use tessera_plugin_api::sync::locked;
 
 const NO_STEP: &str = "HT mechanisms have a single round";
 

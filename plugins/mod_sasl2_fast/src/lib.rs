@@ -8,7 +8,8 @@
 //! How to read it: `token` is the pure token logic (issue, derive, verify, rotate; clock and
 //! RNG are parameters), `ht` the XML and stream glue, `auth` the FAST authentication (the HT
 //! mechanisms the host routes here), `issue` the `sasl2-success` hook, `store` the token
-//! records, `core` the state and dispatch. Everything reaches the host through `services`.
+//! records, `core` the state and dispatch. Everything reaches the host through the SDK's
+//! `Host`, which the tests run on `tessera_plugin_api::testing::TestHost`.
 //! mod_sasl2 is extended only through the host: hidden mechanisms, the `sasl2-inline-features`
 //! and `sasl2-success` hooks, and the `user-password-changed` / `user-deleted` events.
 //!
@@ -53,7 +54,6 @@ mod datetime;
 mod ht;
 mod issue;
 mod pending;
-mod services;
 mod store;
 mod token;
 

@@ -132,9 +132,13 @@ impl Core {
     /// # Errors
     /// A payload that does not decode.
     pub(crate) fn event(&self, svc: &Host, event: &Event<'_>) -> Result<(), PluginError> {
-        let user = match event.name {
-            events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
-            events::USER_DELETED => event.decode::<UserDeleted>()?.user,
+        let (user, created_until_ms) = match event.name {
+            // Links issued after the change (the event can arrive late) stay valid.
+            events::USER_PASSWORD_CHANGED => {
+                let changed = event.decode::<UserPasswordChanged>()?;
+                (changed.user, changed.at_ms)
+            }
+            events::USER_DELETED => (event.decode::<UserDeleted>()?.user, u64::MAX),
             _ => return Ok(()),
         };
         // Under `serial`: the event of a page confirmation's own password change arrives on
@@ -142,7 +146,7 @@ impl Core {
         // outside the lock could write back the unmarked record over it (lost update), and the
         // page would then call a used link revoked.
         let _serial = locked(&self.serial);
-        flow::revoke(self.ctx(svc), &user);
+        flow::revoke(self.ctx(svc), &user, created_until_ms);
         Ok(())
     }
 

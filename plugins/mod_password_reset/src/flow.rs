@@ -373,9 +373,10 @@ fn issue(
     Ok(())
 }
 
-/// Revoke every outstanding link of an account (its password changed, or it was deleted).
-pub(crate) fn revoke(ctx: Ctx<'_>, user: &str) {
-    match store::revoke_user(ctx.svc, user, ctx.svc.now_ms()) {
+/// Revoke the outstanding links of an account created at or before `created_until_ms` (its
+/// password changed then, or it was deleted).
+pub(crate) fn revoke(ctx: Ctx<'_>, user: &str, created_until_ms: u64) {
+    match store::revoke_user(ctx.svc, user, created_until_ms, ctx.svc.now_ms()) {
         Ok(0) => {}
         Ok(n) => ctx.svc.log(
             LogLevel::Info,

@@ -134,16 +134,31 @@ pub(crate) fn decoy(svc: &Host, record: &Record) -> Result<(), PluginError> {
     svc.kv_put(KvScope::Global, DECOY_KEYS[1], "")
 }
 
-/// Revoke every outstanding link of `user`; returns how many were still usable.
+/// Revoke the outstanding links of `user` created at or before `created_until_ms`; returns
+/// how many were still usable.
 ///
 /// # Errors
 /// Store failure.
-pub(crate) fn revoke_user(svc: &Host, user: &str, now_ms: u64) -> Result<usize, PluginError> {
+pub(crate) fn revoke_user(
+    svc: &Host,
+    user: &str,
+    created_until_ms: u64,
+    now_ms: u64,
+) -> Result<usize, PluginError> {
     let prefix = index_key(user, "");
     let mut revoked = 0;
     for (key, _) in svc.kv_list(KvScope::Global, &prefix)? {
         let id = key.get(prefix.len()..).unwrap_or_default();
-        if let Some(mut record) = load(svc, id)? {
+        let record = load(svc, id)?;
+        // A link created after the change is valid (the change event can arrive after a new
+        // link was already issued): it keeps its index entry.
+        if record
+            .as_ref()
+            .is_some_and(|r| r.created_ms > created_until_ms)
+        {
+            continue;
+        }
+        if let Some(mut record) = record {
             if record.used_ms.is_none() && record.revoked_ms.is_none() {
                 record.revoked_ms = Some(now_ms);
                 save(svc, id, &record)?;

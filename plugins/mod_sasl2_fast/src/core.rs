@@ -76,9 +76,13 @@ impl Core {
     /// # Errors
     /// A payload that does not match the event's type.
     pub(crate) fn on_event(&self, svc: &Host, event: &Event<'_>) -> Result<(), PluginError> {
-        let user = match event.name {
-            events::USER_PASSWORD_CHANGED => event.decode::<UserPasswordChanged>()?.user,
-            events::USER_DELETED => event.decode::<UserDeleted>()?.user,
+        let (user, issued_until_ms) = match event.name {
+            // Tokens issued after the change (its event can arrive late) stay.
+            events::USER_PASSWORD_CHANGED => {
+                let changed = event.decode::<UserPasswordChanged>()?;
+                (changed.user, changed.at_ms)
+            }
+            events::USER_DELETED => (event.decode::<UserDeleted>()?.user, u64::MAX),
             events::SESSION_CLOSED => {
                 let closed: SessionEvent = event.decode()?;
                 locked(&self.pending).take(closed.stream_id);
@@ -86,16 +90,17 @@ impl Core {
             }
             _ => return Ok(()),
         };
-        self.revoke_all(svc, &user, event.name);
+        self.revoke_all(svc, &user, issued_until_ms, event.name);
         Ok(())
     }
 
-    /// Delete every token of an account (under the host's name and, if it differs, ours).
-    fn revoke_all(&self, svc: &Host, user: &str, why: &str) {
+    /// Delete an account's tokens issued at or before `issued_until_ms` (under the host's name
+    /// and, if it differs, ours).
+    fn revoke_all(&self, svc: &Host, user: &str, issued_until_ms: u64, why: &str) {
         let mut names = vec![user.to_owned()];
         names.extend(ht::canonical_user(user).filter(|c| c != user));
         for name in names {
-            match store::forget_account(svc, &name) {
+            match store::forget_account(svc, &name, issued_until_ms) {
                 Ok(n) => svc.log(
                     LogLevel::Debug,
                     &format!("{why}: {n} FAST token record(s) deleted"),

@@ -89,17 +89,25 @@ pub(crate) fn forget_client(svc: &Host, user: &str, ua_id: &str) -> Result<(), P
         .try_for_each(|slot| delete(svc, user, ua_id, *slot))
 }
 
-/// Delete every token of an account; returns how many records were deleted.
+/// Delete an account's tokens issued at or before `issued_until_ms` (and unreadable records);
+/// returns how many records were deleted. A token issued after a password change (its event
+/// can arrive late) is the new password's and stays.
 ///
 /// # Errors
 /// Store failure (some records may be left; they are refused anyway when issued before the
 /// password change).
-pub(crate) fn forget_account(svc: &Host, user: &str) -> Result<usize, PluginError> {
+pub(crate) fn forget_account(
+    svc: &Host,
+    user: &str,
+    issued_until_ms: u64,
+) -> Result<usize, PluginError> {
     let scope = scope(user);
     let entries = svc.kv_list(scope, KEY_PREFIX)?;
     let mut deleted = 0;
-    for (key, _) in entries {
-        if svc.kv_delete(scope, &key)? {
+    for (key, value) in entries {
+        let newer = serde_json::from_str::<crate::token::TokenRecord>(&value)
+            .is_ok_and(|r| r.issued_at_ms > issued_until_ms);
+        if !newer && svc.kv_delete(scope, &key)? {
             deleted += 1;
         }
     }

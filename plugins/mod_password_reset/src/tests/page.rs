@@ -67,7 +67,7 @@ fn the_link_sets_the_password_once_and_revokes_the_other_links() {
         &core,
         &fake,
         "user-password-changed",
-        &password_changed("alice", 1),
+        &password_changed("alice", fake.now()),
     )
     .expect("event");
     let again = post(
@@ -87,6 +87,35 @@ fn the_link_sets_the_password_once_and_revokes_the_other_links() {
         fake.logs().iter().all(|l| !l.contains(&path[16..])),
         "token never logged"
     );
+}
+
+/// CI saw it: the owner reset the password and at once asked for another link; the change's
+/// event, delivered after that link was issued, revoked it too. Only links issued up to the
+/// change are revoked.
+#[test]
+fn a_link_issued_after_a_change_survives_the_late_event_of_that_change() {
+    let (fake, core, old) = linked(Settings::default());
+    fake.advance(1000);
+    let changed_at = fake.now();
+    fake.svc()
+        .set_password("alice", "changed elsewhere", None)
+        .expect("set");
+    fake.advance(5);
+    request(&core, &fake, "alice", "alice@example.net");
+    let fresh = path_of(&last_link(&fake));
+    deliver(
+        &core,
+        &fake,
+        "user-password-changed",
+        &password_changed("alice", changed_at),
+    )
+    .expect("event");
+    assert_eq!(http(&core, &fake, "GET", &fresh, "").status, 200);
+    assert_eq!(http(&core, &fake, "GET", &old, "").status, 410);
+    assert!(fake
+        .logs()
+        .iter()
+        .any(|l| l.contains("revoked 1 outstanding password reset link(s) of alice")));
 }
 
 #[test]

@@ -71,6 +71,42 @@ fn tokens_issued_before_a_password_change_are_refused_even_if_the_event_was_miss
     assert!(succeeded(&login.step), "{login:?}");
 }
 
+/// A token issued after a password change belongs to the new password: the change's event,
+/// delivered late, must not delete it (the client would be thrown back to its password).
+#[test]
+fn a_token_issued_after_a_change_survives_the_late_event_of_that_change() {
+    let core = core();
+    let fake = Fake::new();
+    let old = token(&core, &fake, "9f0c2a4e-1111-4000-8000-000000000001");
+    fake.advance(10);
+    fake.add_account("alice", T0 + 5);
+    fake.advance(10);
+    let fresh = token(&core, &fake, UA);
+    event(
+        &core,
+        &fake,
+        events::USER_PASSWORD_CHANGED,
+        &UserPasswordChanged {
+            user: "alice".into(),
+            origin_stream: None,
+            at_ms: T0 + 5,
+        },
+    );
+    assert_eq!(fake.keys("alice").len(), 1, "only the older token went");
+    let login = fast_login(
+        &core,
+        &fake,
+        &stream(2, false),
+        NONE,
+        "alice",
+        &fresh,
+        vec![],
+    );
+    assert!(succeeded(&login.step), "{login:?}");
+    let login = fast_login(&core, &fake, &stream(3, false), NONE, "alice", &old, vec![]);
+    assert_eq!(failure_of(&login.step).0, "not-authorized");
+}
+
 #[test]
 fn account_deletion_deletes_the_tokens() {
     let core = core();

@@ -80,6 +80,8 @@ pub mod calls;
 pub mod conditions;
 pub mod error;
 pub mod events;
+pub mod im;
+pub mod jid;
 pub mod names;
 pub mod options;
 pub mod protocol;

@@ -200,6 +200,16 @@ pub struct HookSpec {
     pub priority: i32,
 }
 
+impl HookSpec {
+    /// The event or hook `name` at `priority`.
+    pub fn new(name: &str, priority: i32) -> Self {
+        Self {
+            name: name.to_owned(),
+            priority,
+        }
+    }
+}
+
 /// When a stream element is routed to a module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamPhase {

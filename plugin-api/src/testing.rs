@@ -44,7 +44,7 @@ use crate::events::{self, UserDeleted, UserPasswordChanged};
 use crate::names::canonical_account;
 use crate::protocol::*;
 use crate::sdk::{Backend, Config, Host, Instance, Module};
-use crate::stanza::SessionView;
+use crate::stanza::{SessionView, StanzaHeader, StanzaKind, StanzaPoint, Verdict};
 use crate::wire::{self, Bytes};
 use crate::xml::Element;
 
@@ -374,6 +374,28 @@ impl TestHost {
         id
     }
 
+    /// Mark a session available with a priority (`Some`) or unavailable, as a presence module
+    /// would.
+    pub fn set_presence(&self, stream: u64, priority: Option<i8>) {
+        if let Some(s) = self.world().sessions.get_mut(&stream) {
+            s.presence = priority;
+        }
+    }
+
+    /// Take the stanzas sent to a session so far (its outbox is emptied).
+    pub fn take_outbox(&self, stream: u64) -> Vec<Element> {
+        self.world()
+            .sessions
+            .get_mut(&stream)
+            .map(|s| std::mem::take(&mut s.outbox))
+            .unwrap_or_default()
+    }
+
+    /// Take the stanzas routed so far (emptied).
+    pub fn take_routed(&self) -> Vec<Element> {
+        std::mem::take(&mut self.world().routed)
+    }
+
     /// A session as it is now.
     pub fn session(&self, stream: u64) -> Option<TestSession> {
         self.world().sessions.get(&stream).cloned()
@@ -485,6 +507,49 @@ impl<M: Module> Loaded<M> {
             }
         }
         Ok(fired.len())
+    }
+
+    /// Offer a stanza at `point` as the host does: to this module's first hook there that
+    /// selects it (kind, `type`, child namespace), with the header the host builds. `account`
+    /// and `session` are what the header names (see [`crate::stanza::StanzaHeader`]).
+    /// Answers `None` when no hook selects it.
+    ///
+    /// # Errors
+    /// The module's error.
+    pub fn stanza(
+        &self,
+        point: StanzaPoint,
+        stanza: &Element,
+        account: Option<&str>,
+        session: Option<u64>,
+    ) -> Result<Option<Verdict>, PluginError> {
+        let Some(kind) = StanzaKind::of(&stanza.name) else {
+            return Ok(None);
+        };
+        let hooks = self.instance.module.registrations().stanza_hooks;
+        let Some(index) = hooks.iter().position(|h| {
+            h.point == point
+                && h.selects(
+                    kind,
+                    stanza.attr("type"),
+                    stanza.child_elements().map(|c| c.ns.as_str()),
+                )
+        }) else {
+            return Ok(None);
+        };
+        let header = StanzaHeader {
+            hook: u32::try_from(index).unwrap_or(u32::MAX),
+            point,
+            kind,
+            stanza_type: stanza.attr("type"),
+            from: stanza.attr("from"),
+            to: stanza.attr("to"),
+            id: stanza.attr("id"),
+            account,
+            session,
+        };
+        let body = wire::encode(stanza)?;
+        self.instance.stanza(header, Bytes::new(&body)).map(Some)
     }
 
     /// Run this module's timers that are due now, in due order (the server runs them by

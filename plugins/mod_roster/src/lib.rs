@@ -1,48 +1,130 @@
-//! mod_roster, the stub: a roster get (RFC 6121 §2.2) on the user's own account is answered
-//! with an empty roster, so that clients that fetch the roster at login go on; a roster set is
-//! refused with `<feature-not-implemented/>` rather than accepted and lost. The real roster
-//! (items, subscriptions, versioning, pushes) replaces this module under the same name.
+//! # mod_roster
+//!
+//! The roster and presence subscriptions of RFC 6121 §2–3: roster get, set and remove with
+//! pushes to every interested resource (those that fetched the roster), roster versioning
+//! (§2.6: `ver`, an empty result when the client is current), names and groups, and the whole
+//! subscription state machine of Appendix A (`subscription`, `ask`, pending requests and
+//! pre-approval, §3.4) for `subscribe`, `subscribed`, `unsubscribe` and `unsubscribed` in
+//! both directions. Everything is kept in the module's store, so it survives restarts and
+//! reloads.
+//!
+//! How to read it: `subscription` is the state machine (pure, with Appendix A's tables as
+//! tests), `iq` the roster requests (pure), `item` an item and its XML, `store` where a roster
+//! lives; this file is the hooks.
+//!
+//! ## Options
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `roster_max_items` | 1000 (1–100000) | items per roster; a set or a subscription that would add one more gets `<policy-violation/>`, and pending requests beyond it are shown but not kept |
+//! | `roster_max_name_length` | 1023 (1–65535) | bytes of an item's `name`; longer gets `<not-acceptable/>` |
+//! | `roster_max_group_length` | 1023 (1–65535) | bytes of a group name; longer gets `<not-acceptable/>` |
+//! | `roster_max_groups` | 64 (1–10000) | groups on one item; more gets `<not-acceptable/>` |
+//!
+//! ## Behaviour worth knowing
+//! * Subscription stanzas leave with the sender's bare JID as `from` and the contact's bare
+//!   JID as `to`, their extensions kept; the module routes them itself, in the RFC's order
+//!   (`unavailable` before a cancelling `unsubscribed`, the roster push after the stanza).
+//! * A request to an account that has no available resource is kept whole and delivered to
+//!   each resource that becomes available (the `presence-available` event) until answered;
+//!   one per contact. A request to an account that does not exist is dropped silently
+//!   (§8.5.1), like every subscription stanza to it: nothing tells the sender whether the
+//!   account exists.
+//! * A subscription to oneself gets `<not-allowed/>`; one without `to` `<bad-request/>`.
+//! * Presence sent on the account's behalf (its current presence after an approval,
+//!   `unavailable` after a cancellation) comes from the presence module through the
+//!   `presence-current` hook; without a presence module only the subscription changes.
+//! * Changes of one account's roster run one at a time (a lock per account), so a client's
+//!   roster set and a contact's `subscribed` arriving together both take effect.
+//! * Other modules read rosters through the `roster-contacts` hook
+//!   (`tessera_plugin_api::im`).
 
-use tessera_plugin_api::protocol::{IqRequest, Manifest, Registrations};
+pub mod iq;
+pub mod item;
+pub mod store;
+pub mod subscription;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use tessera_plugin_api::events::priority;
+use tessera_plugin_api::im::{
+    self, Contact, ContactsQuery, PresenceAvailable, PresenceQuery, ROSTER_CONTACTS,
+};
+use tessera_plugin_api::jid::Jid;
+use tessera_plugin_api::protocol::{HookSpec, IqRequest, Manifest, Registrations, StreamInfo};
+use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{reply, Config, Host, Module, PluginError, StanzaCondition};
+use tessera_plugin_api::{
+    reply, wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza,
+    StanzaCondition, Verdict,
+};
+
+use crate::iq::{ItemLimits, Request};
+use crate::item::Item;
+use crate::store::Store;
+use crate::subscription::{Effects, Kind, PresenceToContact, Relation};
 
 /// The `jabber:iq:roster` namespace.
 pub const NS: &str = "jabber:iq:roster";
+const CLIENT_NS: &str = "jabber:client";
+/// Session key marking a resource that fetched the roster (RFC 6121 §2.2: it gets pushes).
+const INTERESTED: &str = "interested";
+/// The four subscription types, as hook selectors.
+const SUBSCRIPTION_TYPES: [&str; 4] = ["subscribe", "subscribed", "unsubscribe", "unsubscribed"];
+/// Parse limits for a stored request (it passed the host's stanza limits on its way in).
+const STORED_LIMITS: tessera_plugin_api::xml::ParseLimits = tessera_plugin_api::xml::ParseLimits {
+    max_depth: 64,
+    max_elements: 65_536,
+};
+/// Locks serialising roster changes, one per account hash (a bounded set, never cleaned up).
+const LOCK_STRIPES: usize = 64;
 
-/// The module (stateless).
-#[derive(Debug)]
-pub struct Roster;
-
-/// The answer to a roster IQ, or `None` when it is not one for the sender's own roster (the
-/// host then answers `<service-unavailable/>`).
-pub fn answer(request: &IqRequest) -> Option<Element> {
-    let iq = &request.stanza;
-    let query = iq.child("query", NS)?;
-    let domain = request.stream.domain.as_str();
-    let own_bare = request
-        .stream
-        .jid
-        .as_deref()
-        .map(|full| full.split('/').next().unwrap_or(full));
-    // RFC 6121 §2.1.5: a roster request goes to the user's own bare JID (or carries no `to`).
-    if iq.attr("to").is_some_and(|to| Some(to) != own_bare) {
-        return None;
+tessera_plugin_api::options! {
+    /// The options as declared.
+    pub struct Options {
+        /// items per roster; one more gets policy-violation
+        roster_max_items: usize = 1000, range 1..=100_000;
+        /// bytes of an item's name; longer gets not-acceptable
+        roster_max_name_length: usize = 1023, range 1..=65_535;
+        /// bytes of a group name; longer gets not-acceptable
+        roster_max_group_length: usize = 1023, range 1..=65_535;
+        /// groups on one item; more gets not-acceptable
+        roster_max_groups: usize = 64, range 1..=10_000;
     }
-    match iq.attr("type") {
-        Some("get") if query.child_elements().next().is_none() => {
-            let mut result = reply::iq_result(iq, domain);
-            // From the user's own account, as RFC 6121 §2.1.4 shows: no `from` at all.
-            result.remove_attr("from");
-            Some(result.with_child(Element::new("query", NS)))
+}
+
+/// Which hook of [`Registrations::stanza_hooks`] matched.
+const HOOK_OUTBOUND: u32 = 0;
+
+/// The module.
+#[derive(Debug)]
+pub struct Roster {
+    options: Options,
+    domain: String,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Roster {
+    fn limits(&self) -> ItemLimits {
+        ItemLimits {
+            name_bytes: self.options.roster_max_name_length,
+            group_bytes: self.options.roster_max_group_length,
+            groups: self.options.roster_max_groups,
         }
-        Some("get") => reply::error(iq, StanzaCondition::BadRequest, None, domain),
-        _ => reply::error(
-            iq,
-            StanzaCondition::FeatureNotImplemented,
-            Some("this server keeps no roster yet"),
-            domain,
-        ),
+    }
+
+    fn bare(&self, user: &str) -> String {
+        format!("{user}@{}", self.domain)
+    }
+
+    /// The lock of one account's roster.
+    fn lock(&self, user: &str) -> std::sync::MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        user.hash(&mut h);
+        let stripe = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
+        locked(&self.stripes[stripe])
     }
 }
 
@@ -52,80 +134,475 @@ impl Module for Roster {
 
     fn manifest() -> Manifest {
         Manifest {
-            description: "RFC 6121 roster (stub: an empty roster)".into(),
+            description: "RFC 6121 roster and presence subscriptions, with versioning and \
+                          pre-approval"
+                .into(),
+            options: Options::specs(),
             ..Manifest::default()
         }
     }
 
-    fn init(_host: &Host, _config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
-        Ok(Roster)
+    fn init(host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        Ok(Self {
+            options: Options::from_config(config)?,
+            domain: host.host_info()?.domain,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        })
     }
 
     fn registrations(&self) -> Registrations {
+        let hook = |point| {
+            StanzaHook::at(point)
+                .kind(StanzaKind::Presence)
+                .types(&SUBSCRIPTION_TYPES)
+        };
         Registrations {
             iq_namespaces: vec![NS.into()],
+            // Index HOOK_OUTBOUND first: the account's own subscription stanzas.
+            stanza_hooks: vec![
+                hook(StanzaPoint::ClientIn),
+                hook(StanzaPoint::ToBare),
+                hook(StanzaPoint::ToFull),
+            ],
+            hooks: vec![HookSpec::new(ROSTER_CONTACTS, priority::NORMAL)],
+            events: vec![HookSpec::new(im::PRESENCE_AVAILABLE, priority::NORMAL)],
+            stream_features: true,
             ..Registrations::default()
         }
     }
 
-    fn iq(&self, _host: &Host, request: IqRequest) -> Result<Option<Element>, PluginError> {
-        Ok(answer(&request))
+    fn stream_features(
+        &self,
+        _host: &Host,
+        stream: &StreamInfo,
+    ) -> Result<Vec<Element>, PluginError> {
+        // After authentication: versioning (§2.6.1) and pre-approval (§3.4).
+        Ok(if stream.user.is_some() {
+            vec![
+                Element::new("ver", "urn:xmpp:features:rosterver"),
+                Element::new("sub", "urn:xmpp:features:pre-approval"),
+            ]
+        } else {
+            Vec::new()
+        })
     }
+
+    fn iq(&self, host: &Host, request: IqRequest) -> Result<Option<Element>, PluginError> {
+        let iq = &request.stanza;
+        let (Some(user), Some(full)) = (request.stream.user.as_deref(), request.stream.jid) else {
+            return Ok(None);
+        };
+        let own = self.bare(user);
+        let answer = match iq::parse(iq, &own, self.limits()) {
+            Err((condition, text)) => reply::error(iq, condition, Some(text), &self.domain),
+            Ok(Request::Get { ver }) => Some(self.get(host, user, request.stream.id, iq, ver)?),
+            Ok(Request::Set(item)) => self.set(host, user, iq, item)?,
+            Ok(Request::Remove(jid)) => self.remove(host, user, iq, &jid)?,
+        };
+        // From the account itself (RFC 6121 §2.1.4 examples): no `from`.
+        Ok(answer.map(|mut a| {
+            a.remove_attr("from");
+            a.set_attr("to", &full);
+            a
+        }))
+    }
+
+    fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        let header = stanza.header;
+        let (Some(account), Some(kind)) =
+            (header.account, header.stanza_type.and_then(Kind::parse))
+        else {
+            return Ok(Verdict::Pass);
+        };
+        let presence = stanza.element()?;
+        if header.hook == HOOK_OUTBOUND {
+            self.outbound(host, account, kind, presence)
+        } else {
+            self.inbound(host, account, kind, presence)
+        }
+    }
+
+    fn hook(
+        &self,
+        host: &Host,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        if name != ROSTER_CONTACTS {
+            return Err(PluginError::bad_request(format!("no hook {name}")));
+        }
+        let query: ContactsQuery = wire::decode(name, payload)?;
+        let store = Store::of(host, &query.user);
+        let items = match &query.contact {
+            Some(jid) => store.item(jid)?.into_iter().collect(),
+            None => store.items()?,
+        };
+        let contacts: Vec<Contact> = items
+            .into_iter()
+            .map(|i| Contact {
+                jid: i.jid,
+                to: i.subscription.to(),
+                from: i.subscription.from(),
+            })
+            .collect();
+        wire::encode(&contacts).map(Some)
+    }
+
+    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+        if event.name == im::PRESENCE_AVAILABLE {
+            let available: PresenceAvailable = event.decode()?;
+            if available.initial {
+                // §3.1.3 rule 4: each new available resource gets the requests still open.
+                for (_, stanza) in Store::of(host, &available.user).requests()? {
+                    match tessera_plugin_api::xml::parse(stanza.as_bytes(), STORED_LIMITS) {
+                        Ok(el) => {
+                            host.send_to_session(available.stream_id, el)?;
+                        }
+                        Err(e) => host.log(LogLevel::Warn, &format!("stored request: {e}")),
+                    }
+                }
+            }
+        }
+        Ok(EventFlow::Continue)
+    }
+}
+
+impl Roster {
+    fn get(
+        &self,
+        host: &Host,
+        user: &str,
+        stream: u64,
+        iq: &Element,
+        ver: Option<String>,
+    ) -> Result<Element, PluginError> {
+        host.session_set(stream, INTERESTED, Some(wire::Bytes::new(&[1])))?;
+        let store = Store::of(host, user);
+        let current = store.version()?.to_string();
+        let result = reply::iq_result(iq, &self.domain);
+        // §2.6.3: a client with the current version gets an empty result (and later pushes).
+        if ver.as_deref() == Some(current.as_str()) {
+            return Ok(result);
+        }
+        let mut query = Element::new("query", NS).with_attr("ver", &current);
+        for item in store.items()? {
+            query.push_child(item.to_element());
+        }
+        Ok(result.with_child(query))
+    }
+
+    fn set(
+        &self,
+        host: &Host,
+        user: &str,
+        iq: &Element,
+        mut item: Item,
+    ) -> Result<Option<Element>, PluginError> {
+        let _serial = self.lock(user);
+        let store = Store::of(host, user);
+        match store.item(&item.jid)? {
+            // §2.4: name and groups are replaced; the subscription is the server's.
+            Some(old) => {
+                item.subscription = old.subscription;
+                item.pending_out = old.pending_out;
+                item.approved = old.approved;
+            }
+            None if store.count()? >= self.options.roster_max_items => {
+                return Ok(self.full(iq));
+            }
+            None => {}
+        }
+        store.put(&item)?;
+        self.push(host, user, &store, item.to_element())?;
+        Ok(Some(reply::iq_result(iq, &self.domain)))
+    }
+
+    fn remove(
+        &self,
+        host: &Host,
+        user: &str,
+        iq: &Element,
+        jid: &str,
+    ) -> Result<Option<Element>, PluginError> {
+        let _serial = self.lock(user);
+        let store = Store::of(host, user);
+        let Some(old) = store.item(jid)? else {
+            return Ok(reply::error(
+                iq,
+                StanzaCondition::ItemNotFound,
+                Some("no such item"),
+                &self.domain,
+            ));
+        };
+        let pending_in = store.request(jid)?.is_some();
+        store.delete(jid)?;
+        store.delete_request(jid)?;
+        self.push(host, user, &store, item::removed(jid))?;
+        // §2.5.2: the contact is told, on the account's behalf.
+        let own = self.bare(user);
+        if old.subscription.to() || old.pending_out {
+            host.route(subscription_stanza(&own, jid, Kind::Unsubscribe))?;
+        }
+        if old.subscription.from() {
+            self.unavailable_to(host, user, jid)?;
+        }
+        if old.subscription.from() || pending_in {
+            host.route(subscription_stanza(&own, jid, Kind::Unsubscribed))?;
+        }
+        Ok(Some(reply::iq_result(iq, &self.domain)))
+    }
+
+    fn full(&self, stanza: &Element) -> Option<Element> {
+        let text = format!(
+            "the roster is full ({} items)",
+            self.options.roster_max_items
+        );
+        reply::error(
+            stanza,
+            StanzaCondition::PolicyViolation,
+            Some(&text),
+            &self.domain,
+        )
+    }
+
+    /// A subscription stanza from one of the account's sessions (Appendix A.2).
+    fn outbound(
+        &self,
+        host: &Host,
+        user: &str,
+        kind: Kind,
+        mut presence: Element,
+    ) -> Result<Verdict, PluginError> {
+        let own = self.bare(user);
+        let Some(to) = presence.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return Ok(refuse(
+                StanzaCondition::BadRequest,
+                "a subscription needs a 'to'",
+            ));
+        };
+        let contact = to.bare();
+        if contact == own {
+            return Ok(refuse(
+                StanzaCondition::NotAllowed,
+                "an account is always subscribed to its own presence",
+            ));
+        }
+        let _serial = self.lock(user);
+        let store = Store::of(host, user);
+        let old = store.item(&contact)?;
+        let mut relation = old
+            .as_ref()
+            .map_or_else(Relation::default, |i| i.relation(false));
+        relation.pending_in = store.request(&contact)?.is_some();
+        let fx = subscription::outbound(&mut relation, kind);
+        if old.is_none() && fx.push && store.count()? >= self.options.roster_max_items {
+            let text = format!(
+                "the roster is full ({} items)",
+                self.options.roster_max_items
+            );
+            return Ok(refuse_owned(StanzaCondition::PolicyViolation, text));
+        }
+        if fx.presence == Some(PresenceToContact::Unavailable) {
+            self.unavailable_to(host, user, &contact)?;
+        }
+        if fx.forward {
+            // §3: the account's bare JID, to the contact's bare JID.
+            presence.set_attr("from", &own);
+            presence.set_attr("to", &contact);
+            host.route(presence)?;
+        }
+        self.apply(host, user, &store, old, &contact, &relation, &fx)?;
+        if fx.presence == Some(PresenceToContact::Current) {
+            self.current_to(host, user, &contact)?;
+        }
+        Ok(Verdict::Handled)
+    }
+
+    /// A subscription stanza to the account (Appendix A.3).
+    fn inbound(
+        &self,
+        host: &Host,
+        user: &str,
+        kind: Kind,
+        mut presence: Element,
+    ) -> Result<Verdict, PluginError> {
+        let Some(contact) = presence
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .map(|j| j.bare())
+        else {
+            return Ok(Verdict::Drop);
+        };
+        // §8.5.1: subscription stanzas to an account that does not exist are ignored, so the
+        // sender learns nothing.
+        if !host.user_exists(user)? {
+            return Ok(Verdict::Drop);
+        }
+        let own = self.bare(user);
+        let _serial = self.lock(user);
+        let store = Store::of(host, user);
+        let old = store.item(&contact)?;
+        let mut relation = old
+            .as_ref()
+            .map_or_else(Relation::default, |i| i.relation(false));
+        relation.pending_in = store.request(&contact)?.is_some();
+        let fx = subscription::inbound(&mut relation, kind);
+        // Delivered as the account sees it: from the contact's bare JID to its own.
+        presence.set_attr("from", &contact);
+        presence.set_attr("to", &own);
+        if fx.store_request && store.requests()?.len() < self.options.roster_max_items {
+            // Written with its namespace, so that it parses back as a client stanza.
+            store.put_request(&contact, &presence.to_xml_in(""))?;
+        }
+        if fx.forward {
+            // A request goes to the available resources (§3.1.3), answers to the interested
+            // ones (§3.1.6, §3.2.3, §3.3.3), before the push.
+            let targets = if kind == Kind::Subscribe {
+                available(host, user)?
+            } else {
+                interested(host, user)?
+            };
+            for (stream, full) in targets {
+                let mut copy = presence.clone();
+                copy.set_attr("to", &full);
+                host.send_to_session(stream, copy)?;
+            }
+        }
+        self.apply(host, user, &store, old, &contact, &relation, &fx)?;
+        if let Some(answer) = fx.reply {
+            if answer == Kind::Unsubscribed {
+                // §3.3.3: the ex-subscriber stops seeing the account first.
+                self.unavailable_to(host, user, &contact)?;
+            }
+            host.route(subscription_stanza(&own, &contact, answer))?;
+        } else if fx.presence == Some(PresenceToContact::Unavailable) {
+            self.unavailable_to(host, user, &contact)?;
+        }
+        if fx.presence == Some(PresenceToContact::Current) {
+            self.current_to(host, user, &contact)?;
+        }
+        Ok(Verdict::Handled)
+    }
+
+    /// Store a relation's change and push what became visible.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        host: &Host,
+        user: &str,
+        store: &Store<'_>,
+        old: Option<Item>,
+        contact: &str,
+        relation: &Relation,
+        fx: &Effects,
+    ) -> Result<(), PluginError> {
+        if fx.forget_request {
+            store.delete_request(contact)?;
+        }
+        if fx.push {
+            let mut item = old.unwrap_or_else(|| Item::new(contact));
+            item.set_relation(relation);
+            store.put(&item)?;
+            self.push(host, user, store, item.to_element())?;
+        }
+        Ok(())
+    }
+
+    /// Count a change and push the item to every interested resource (RFC 6121 §2.1.6).
+    fn push(
+        &self,
+        host: &Host,
+        user: &str,
+        store: &Store<'_>,
+        item: Element,
+    ) -> Result<(), PluginError> {
+        let ver = store.bump()?.to_string();
+        for (stream, full) in interested(host, user)? {
+            let push = Element::new("iq", CLIENT_NS)
+                .with_attr("type", "set")
+                .with_attr("id", format!("roster-push-{ver}"))
+                .with_attr("to", full)
+                .with_child(
+                    Element::new("query", NS)
+                        .with_attr("ver", &ver)
+                        .with_child(item.clone()),
+                );
+            host.send_to_session(stream, push)?;
+        }
+        Ok(())
+    }
+
+    /// `unavailable` from each available resource of the account to a contact.
+    fn unavailable_to(&self, host: &Host, user: &str, contact: &str) -> Result<(), PluginError> {
+        for (_, full) in available(host, user)? {
+            host.route(
+                Element::new("presence", CLIENT_NS)
+                    .with_attr("type", "unavailable")
+                    .with_attr("from", full)
+                    .with_attr("to", contact),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The current presence of each available resource of the account, to a contact.
+    fn current_to(&self, host: &Host, user: &str, contact: &str) -> Result<(), PluginError> {
+        let query = PresenceQuery {
+            user: user.to_owned(),
+        };
+        let current: Vec<Vec<Element>> = host.call_hook_as(im::PRESENCE_CURRENT, &query)?;
+        for mut presence in current.into_iter().flatten() {
+            presence.set_attr("to", contact);
+            host.route(presence)?;
+        }
+        Ok(())
+    }
+}
+
+/// A presence error back to the account's session, and the stanza goes no further.
+fn refuse(condition: StanzaCondition, text: &str) -> Verdict {
+    refuse_owned(condition, text.to_owned())
+}
+
+fn refuse_owned(condition: StanzaCondition, text: String) -> Verdict {
+    Verdict::Error {
+        condition,
+        text: Some(text),
+    }
+}
+
+/// `<presence type=…/>` from a bare JID to a bare JID.
+fn subscription_stanza(from: &str, to: &str, kind: Kind) -> Element {
+    Element::new("presence", CLIENT_NS)
+        .with_attr("type", kind.as_str())
+        .with_attr("from", from)
+        .with_attr("to", to)
+}
+
+/// The account's available resources: (stream, full JID).
+fn available(host: &Host, user: &str) -> Result<Vec<(u64, String)>, PluginError> {
+    Ok(host
+        .account_sessions(user)?
+        .into_iter()
+        .filter(|s| s.available)
+        .filter_map(|s| s.full_jid.map(|j| (s.stream, j)))
+        .collect())
+}
+
+/// The account's resources that fetched the roster: (stream, full JID).
+fn interested(host: &Host, user: &str) -> Result<Vec<(u64, String)>, PluginError> {
+    let mut out = Vec::new();
+    for s in host.account_sessions(user)? {
+        if let Some(full) = s.full_jid {
+            if host.session_get(s.stream, INTERESTED)?.is_some() {
+                out.push((s.stream, full));
+            }
+        }
+    }
+    Ok(out)
 }
 
 tessera_plugin_api::export_module!(Roster);
 
 #[cfg(test)]
-mod tests {
-    use tessera_plugin_api::protocol::StreamInfo;
-
-    use super::*;
-
-    fn roster(kind: &str, to: Option<&str>, item: bool) -> IqRequest {
-        let mut query = Element::new("query", NS);
-        if item {
-            query.push_child(Element::new("item", NS).with_attr("jid", "bob@example.org"));
-        }
-        let mut iq = Element::new("iq", "jabber:client")
-            .with_attr("type", kind)
-            .with_attr("id", "r1")
-            .with_attr("from", "alice@example.org/phone")
-            .with_child(query);
-        if let Some(to) = to {
-            iq.set_attr("to", to);
-        }
-        IqRequest {
-            stream: StreamInfo {
-                domain: "example.org".into(),
-                jid: Some("alice@example.org/phone".into()),
-                ..StreamInfo::default()
-            },
-            stanza: iq,
-        }
-    }
-
-    #[test]
-    fn a_get_on_the_own_roster_is_an_empty_roster() {
-        for to in [None, Some("alice@example.org")] {
-            let reply = answer(&roster("get", to, false)).expect("answered");
-            assert_eq!(
-                reply.to_xml_in("jabber:client"),
-                "<iq type='result' id='r1' to='alice@example.org/phone'>\
-                 <query xmlns='jabber:iq:roster'/></iq>"
-            );
-        }
-    }
-
-    #[test]
-    fn sets_are_not_implemented_and_other_rosters_are_not_ours() {
-        let set = answer(&roster("set", None, true))
-            .expect("answered")
-            .to_xml_in("jabber:client");
-        assert!(set.contains("<feature-not-implemented "), "{set}");
-        let bad = answer(&roster("get", None, true))
-            .expect("answered")
-            .to_xml_in("jabber:client");
-        assert!(bad.contains("<bad-request "), "{bad}");
-        assert!(answer(&roster("get", Some("bob@example.org"), false)).is_none());
-    }
-}
+mod tests;

@@ -1,0 +1,543 @@
+//! The module on the SDK's test host: roster IQs, pushes, versioning, and subscriptions between
+//! two accounts carried by hand from one account's outbound hook to the other's inbound hook
+//! (what the server's router does).
+
+use std::sync::Arc;
+
+use tessera_plugin_api::im::{Contact, ContactsQuery, PresenceAvailable, PresenceQuery};
+use tessera_plugin_api::protocol::{OptionValue, StreamInfo};
+use tessera_plugin_api::testing::{Loaded, TestHost};
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{wire, Config, ModuleCalls, StanzaPoint, Verdict};
+
+use super::*;
+
+const DOMAIN: &str = "example.org";
+
+struct World {
+    host: Arc<TestHost>,
+    roster: Loaded<Roster>,
+}
+
+fn world_with(config: Config) -> World {
+    let host = TestHost::new(DOMAIN);
+    for user in ["alice", "bob"] {
+        host.add_account(user, "pw", None);
+    }
+    // The presence module's answer: one available resource with a status.
+    host.on_hook(im::PRESENCE_CURRENT, |payload| {
+        let q: PresenceQuery = wire::decode("presence-current", payload).ok()?;
+        let presence = Element::new("presence", CLIENT_NS)
+            .with_attr("from", format!("{}@{DOMAIN}/desk", q.user))
+            .with_child(Element::new("status", CLIENT_NS).with_text("here"));
+        wire::encode(&vec![presence]).ok()
+    });
+    let roster = host.load::<Roster>(config).expect("load");
+    World { host, roster }
+}
+
+fn world() -> World {
+    world_with(Config::default())
+}
+
+impl World {
+    fn session(&self, user: &str, resource: &str) -> u64 {
+        self.host.add_session(user, resource)
+    }
+
+    fn iq(&self, stream: u64, iq: Element) -> Element {
+        let s = self.host.session(stream).expect("session");
+        let request = IqRequest {
+            stream: StreamInfo {
+                id: stream,
+                domain: DOMAIN.into(),
+                user: Some(s.user.clone()),
+                jid: Some(s.full_jid.clone()),
+                ..StreamInfo::default()
+            },
+            stanza: iq.with_attr("from", &s.full_jid),
+        };
+        self.roster
+            .instance
+            .iq(request)
+            .expect("iq")
+            .expect("answered")
+    }
+
+    /// A client's subscription stanza through the outbound hook.
+    fn send(&self, stream: u64, presence: Element) -> Verdict {
+        let s = self.host.session(stream).expect("session");
+        let presence = presence.with_attr("from", &s.full_jid);
+        self.roster
+            .stanza(
+                StanzaPoint::ClientIn,
+                &presence,
+                Some(&s.user),
+                Some(stream),
+            )
+            .expect("stanza")
+            .expect("hooked")
+    }
+
+    /// Carry what the module routed to each local recipient's inbound hook (one hop).
+    fn carry(&self) -> Vec<Element> {
+        let routed = self.host.take_routed();
+        for stanza in &routed {
+            let to = stanza.attr("to").unwrap_or_default();
+            let user = to.split('@').next().unwrap_or_default().to_owned();
+            let point = if to.contains('/') {
+                StanzaPoint::ToFull
+            } else {
+                StanzaPoint::ToBare
+            };
+            // Only subscription stanzas are the module's; presence goes to a presence module.
+            let _ = self.roster.stanza(point, stanza, Some(&user), None);
+        }
+        routed
+    }
+
+    fn item(&self, user: &str, contact: &str) -> Option<Item> {
+        Store::of(self.roster.host(), user)
+            .item(contact)
+            .expect("store")
+    }
+}
+
+fn roster_get(ver: Option<&str>) -> Element {
+    let mut query = Element::new("query", NS);
+    if let Some(ver) = ver {
+        query.set_attr("ver", ver);
+    }
+    Element::new("iq", CLIENT_NS)
+        .with_attr("type", "get")
+        .with_attr("id", "g")
+        .with_child(query)
+}
+
+fn roster_set(items: Vec<Element>) -> Element {
+    let mut query = Element::new("query", NS);
+    for item in items {
+        query.push_child(item);
+    }
+    Element::new("iq", CLIENT_NS)
+        .with_attr("type", "set")
+        .with_attr("id", "s")
+        .with_child(query)
+}
+
+fn item_el(jid: &str) -> Element {
+    Element::new("item", NS).with_attr("jid", jid)
+}
+
+fn presence(kind: &str, to: &str) -> Element {
+    Element::new("presence", CLIENT_NS)
+        .with_attr("type", kind)
+        .with_attr("to", to)
+}
+
+fn xml(el: &Element) -> String {
+    el.to_xml_in(CLIENT_NS)
+}
+
+fn xmls(els: &[Element]) -> Vec<String> {
+    els.iter().map(xml).collect()
+}
+
+#[test]
+fn set_get_versioning_and_pushes_go_to_interested_resources_only() {
+    let w = world();
+    let phone = w.session("alice", "phone");
+    let laptop = w.session("alice", "laptop");
+    let first = w.iq(phone, roster_get(Some("")));
+    assert_eq!(
+        xml(&first),
+        "<iq type='result' id='g' to='alice@example.org/phone'><query xmlns='jabber:iq:roster' ver='0'/></iq>"
+    );
+    let set = item_el("Bob@Example.org")
+        .with_attr("name", "Bob")
+        .with_child(Element::new("group", NS).with_text("Friends"));
+    let answer = w.iq(laptop, roster_set(vec![set]));
+    assert_eq!(
+        xml(&answer),
+        "<iq type='result' id='s' to='alice@example.org/laptop'/>"
+    );
+    // The phone fetched the roster and gets the push; the laptop did not, and gets none.
+    assert_eq!(
+        xmls(&w.host.take_outbox(phone)),
+        ["<iq type='set' id='roster-push-1' to='alice@example.org/phone'><query xmlns='jabber:iq:roster' ver='1'>\
+          <item jid='bob@example.org' name='Bob' subscription='none'><group>Friends</group></item></query></iq>"]
+    );
+    assert!(w.host.take_outbox(laptop).is_empty());
+    // Current version: an empty result; an older one: the whole roster.
+    assert_eq!(
+        xml(&w.iq(phone, roster_get(Some("1")))),
+        "<iq type='result' id='g' to='alice@example.org/phone'/>"
+    );
+    let full = xml(&w.iq(laptop, roster_get(Some("0"))));
+    assert!(
+        full.contains(
+            "<query xmlns='jabber:iq:roster' ver='1'><item jid='bob@example.org' name='Bob'"
+        ),
+        "{full}"
+    );
+    // Now the laptop is interested too; a rename reaches both, with version 2.
+    w.iq(
+        phone,
+        roster_set(vec![item_el("bob@example.org").with_attr("name", "Robert")]),
+    );
+    for s in [phone, laptop] {
+        let pushes = xmls(&w.host.take_outbox(s));
+        assert_eq!(pushes.len(), 1);
+        assert!(
+            pushes[0].contains(
+                "ver='2'><item jid='bob@example.org' name='Robert' subscription='none'/>"
+            ),
+            "{pushes:?}"
+        );
+    }
+}
+
+#[test]
+fn two_accounts_subscribe_to_each_other_and_end_up_both() {
+    let w = world();
+    let alice = w.session("alice", "phone");
+    let bob = w.session("bob", "desk");
+    w.host.set_presence(bob, Some(0));
+    w.iq(alice, roster_get(None));
+    w.iq(bob, roster_get(None));
+    // Alice asks, with an extension that must survive (RFC 6121 §3.1.3, pitfall 18).
+    let ask = presence("subscribe", "bob@example.org/desk")
+        .with_child(Element::new("nick", "http://jabber.org/protocol/nick").with_text("Al"));
+    assert_eq!(w.send(alice, ask), Verdict::Handled);
+    let routed = w.carry();
+    assert_eq!(
+        xmls(&routed),
+        [
+            "<presence type='subscribe' to='bob@example.org' from='alice@example.org'>\
+          <nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>"
+        ],
+        "bare from and to"
+    );
+    assert!(xmls(&w.host.take_outbox(alice))[0].contains("subscription='none' ask='subscribe'"));
+    // Bob's available resource sees the request; nothing shows in his roster yet.
+    let seen = xmls(&w.host.take_outbox(bob));
+    assert_eq!(
+        seen,
+        [
+            "<presence type='subscribe' to='bob@example.org/desk' from='alice@example.org'>\
+          <nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>"
+        ]
+    );
+    assert_eq!(w.item("bob", "alice@example.org"), None);
+    // Bob approves: the answer, his push, then his presence to Alice.
+    w.send(bob, presence("subscribed", "alice@example.org"));
+    let routed = xmls(&w.carry());
+    assert_eq!(
+        routed[0],
+        "<presence type='subscribed' to='alice@example.org' from='bob@example.org'/>"
+    );
+    assert_eq!(
+        routed[1],
+        "<presence from='bob@example.org/desk' to='alice@example.org'><status>here</status></presence>"
+    );
+    assert!(xmls(&w.host.take_outbox(bob))[0].contains("subscription='from'"));
+    // Alice's phone fetched the roster: it gets the answer, then the push (in that order).
+    let to_alice = xmls(&w.host.take_outbox(alice));
+    assert_eq!(
+        to_alice[0],
+        "<presence type='subscribed' to='alice@example.org/phone' from='bob@example.org'/>"
+    );
+    assert!(
+        to_alice[1].contains("<item jid='bob@example.org' subscription='to'/>"),
+        "{to_alice:?}"
+    );
+    // And back: Bob subscribes to Alice, she approves.
+    w.host.set_presence(alice, Some(0));
+    w.send(bob, presence("subscribe", "alice@example.org"));
+    w.carry();
+    w.send(alice, presence("subscribed", "bob@example.org"));
+    w.carry();
+    for (user, contact) in [("alice", "bob@example.org"), ("bob", "alice@example.org")] {
+        let item = w.item(user, contact).expect("item");
+        assert_eq!(
+            (item.subscription, item.pending_out, item.approved),
+            (Subscription::Both, false, false),
+            "{user}"
+        );
+    }
+    // Other modules see it through the hook.
+    let contacts: Vec<Contact> = wire::decode(
+        "roster-contacts",
+        &w.roster
+            .instance
+            .hook(
+                ROSTER_CONTACTS,
+                wire::Bytes::new(
+                    &wire::encode(&ContactsQuery {
+                        user: "alice".into(),
+                        contact: None,
+                    })
+                    .expect("encode"),
+                ),
+            )
+            .expect("hook")
+            .expect("reply"),
+    )
+    .expect("decode");
+    assert_eq!(
+        contacts,
+        [Contact {
+            jid: "bob@example.org".into(),
+            to: true,
+            from: true
+        }]
+    );
+}
+
+use crate::subscription::Subscription;
+
+#[test]
+fn a_request_to_an_offline_account_is_kept_and_shown_at_each_new_available_resource() {
+    let w = world();
+    let alice = w.session("alice", "phone");
+    let ask = presence("subscribe", "bob@example.org")
+        .with_child(Element::new("status", CLIENT_NS).with_text("it's Alice"));
+    w.send(alice, ask);
+    w.carry();
+    // Bob connects later: each resource that becomes available gets the request, whole.
+    for resource in ["desk", "phone"] {
+        let bob = w.session("bob", resource);
+        w.roster
+            .event(
+                im::PRESENCE_AVAILABLE,
+                &PresenceAvailable {
+                    stream_id: bob,
+                    user: "bob".into(),
+                    full_jid: format!("bob@example.org/{resource}"),
+                    priority: 0,
+                    initial: true,
+                },
+            )
+            .expect("event");
+        assert_eq!(
+            xmls(&w.host.take_outbox(bob)),
+            [
+                "<presence type='subscribe' to='bob@example.org' from='alice@example.org'>\
+              <status>it's Alice</status></presence>"
+            ],
+            "{resource}"
+        );
+    }
+    // Denied: forgotten, and Alice's request is no longer pending.
+    let bob = w.session("bob", "laptop");
+    w.send(bob, presence("unsubscribed", "alice@example.org"));
+    w.carry();
+    assert!(Store::of(w.roster.host(), "bob")
+        .requests()
+        .expect("store")
+        .is_empty());
+    let item = w.item("alice", "bob@example.org").expect("item");
+    assert_eq!(
+        (item.subscription, item.pending_out),
+        (Subscription::None, false)
+    );
+}
+
+#[test]
+fn pre_approval_answers_the_later_request_without_asking() {
+    let w = world();
+    let bob = w.session("bob", "desk");
+    w.iq(bob, roster_get(None));
+    assert_eq!(
+        w.send(bob, presence("subscribed", "alice@example.org")),
+        Verdict::Handled
+    );
+    assert!(
+        w.host.take_routed().is_empty(),
+        "a pre-approval is not routed"
+    );
+    assert!(xmls(&w.host.take_outbox(bob))[0].contains("subscription='none' approved='true'"));
+    let alice = w.session("alice", "phone");
+    w.send(alice, presence("subscribe", "bob@example.org"));
+    let routed = xmls(&w.carry());
+    assert_eq!(routed.len(), 1);
+    // Bob's server answered for him, and sent his presence; he was not asked.
+    let answers = xmls(&w.carry());
+    assert_eq!(
+        answers[0],
+        "<presence type='subscribed' from='bob@example.org' to='alice@example.org'/>"
+    );
+    assert!(
+        answers[1].starts_with("<presence from='bob@example.org/desk'"),
+        "{answers:?}"
+    );
+    let to_bob = xmls(&w.host.take_outbox(bob));
+    assert!(
+        to_bob.iter().all(|x| !x.contains("type='subscribe'")),
+        "{to_bob:?}"
+    );
+    assert_eq!(
+        w.item("alice", "bob@example.org").map(|i| i.subscription),
+        Some(Subscription::To)
+    );
+}
+
+#[test]
+fn removing_an_item_unsubscribes_both_ways_on_the_accounts_behalf() {
+    let w = world();
+    let alice = w.session("alice", "phone");
+    let bob = w.session("bob", "desk");
+    w.host.set_presence(alice, Some(0));
+    w.host.set_presence(bob, Some(0));
+    w.send(alice, presence("subscribe", "bob@example.org"));
+    w.carry();
+    w.send(bob, presence("subscribed", "alice@example.org"));
+    w.carry();
+    w.send(bob, presence("subscribe", "alice@example.org"));
+    w.carry();
+    w.send(alice, presence("subscribed", "bob@example.org"));
+    w.carry();
+    let answer = w.iq(
+        alice,
+        roster_set(vec![
+            item_el("bob@example.org").with_attr("subscription", "remove")
+        ]),
+    );
+    assert_eq!(answer.attr("type"), Some("result"));
+    let routed = xmls(&w.carry());
+    assert_eq!(
+        routed,
+        [
+            "<presence type='unsubscribe' from='alice@example.org' to='bob@example.org'/>",
+            "<presence type='unavailable' from='alice@example.org/phone' to='bob@example.org'/>",
+            "<presence type='unsubscribed' from='alice@example.org' to='bob@example.org'/>",
+        ]
+    );
+    assert_eq!(w.item("alice", "bob@example.org"), None);
+    assert_eq!(
+        w.item("bob", "alice@example.org").map(|i| i.subscription),
+        Some(Subscription::None)
+    );
+    // Removing it again: item-not-found.
+    let again = xml(&w.iq(
+        alice,
+        roster_set(vec![
+            item_el("bob@example.org").with_attr("subscription", "remove")
+        ]),
+    ));
+    assert!(
+        again.contains("<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{again}"
+    );
+}
+
+#[test]
+fn bad_input_gets_its_precise_error_and_changes_nothing() {
+    let mut config = Config::default();
+    config.set("roster_max_items", OptionValue::Integer(1));
+    let w = world_with(config);
+    let alice = w.session("alice", "phone");
+    w.iq(alice, roster_set(vec![item_el("carol@example.org")]));
+    w.host.take_outbox(alice);
+    let error_of = |answer: &Element| -> String {
+        let e = answer.child("error", CLIENT_NS).expect("an error");
+        e.child_elements()
+            .next()
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let cases = [
+        (
+            roster_set(vec![item_el("a@example.org"), item_el("b@example.org")]),
+            "bad-request",
+        ),
+        (
+            roster_set(vec![item_el("a b@example.org")]),
+            "jid-malformed",
+        ),
+        (
+            roster_set(vec![item_el("dave@example.org")]),
+            "policy-violation",
+        ),
+        (
+            roster_set(vec![item_el("alice@example.org")]),
+            "not-allowed",
+        ),
+    ];
+    for (iq, condition) in cases {
+        let answer = w.iq(alice, iq);
+        assert_eq!(answer.attr("type"), Some("error"));
+        assert_eq!(error_of(&answer), condition);
+    }
+    // A subscription to oneself, and one with no `to`.
+    assert_eq!(
+        w.send(alice, presence("subscribe", "alice@example.org/phone")),
+        Verdict::Error {
+            condition: StanzaCondition::NotAllowed,
+            text: Some("an account is always subscribed to its own presence".into())
+        }
+    );
+    let no_to = Element::new("presence", CLIENT_NS).with_attr("type", "subscribe");
+    assert!(matches!(
+        w.send(alice, no_to),
+        Verdict::Error {
+            condition: StanzaCondition::BadRequest,
+            ..
+        }
+    ));
+    // A subscription that would add a second item to a full roster.
+    assert!(matches!(
+        w.send(alice, presence("subscribe", "dave@example.org")),
+        Verdict::Error {
+            condition: StanzaCondition::PolicyViolation,
+            ..
+        }
+    ));
+    // Nothing was routed, pushed or stored; the one good item is intact.
+    assert!(w.host.take_routed().is_empty());
+    assert!(w.host.take_outbox(alice).is_empty());
+    let items = Store::of(w.roster.host(), "alice").items().expect("items");
+    assert_eq!(items, [Item::new("carol@example.org")]);
+    assert_eq!(
+        Store::of(w.roster.host(), "alice").version().expect("ver"),
+        1
+    );
+}
+
+#[test]
+fn stanzas_to_an_account_that_does_not_exist_are_dropped_silently() {
+    let w = world();
+    let alice = w.session("alice", "phone");
+    w.send(alice, presence("subscribe", "ghost@example.org"));
+    let routed = w.host.take_routed();
+    let verdict = w
+        .roster
+        .stanza(StanzaPoint::ToBare, &routed[0], Some("ghost"), None)
+        .expect("stanza");
+    assert_eq!(verdict, Some(Verdict::Drop));
+    assert!(w.host.kv("roster", Some("ghost")).is_empty());
+}
+
+#[test]
+fn features_are_offered_after_authentication_only() {
+    let w = world();
+    let mut stream = StreamInfo {
+        secure: true,
+        ..StreamInfo::default()
+    };
+    assert!(w
+        .roster
+        .instance
+        .stream_features(stream.clone())
+        .expect("features")
+        .is_empty());
+    stream.user = Some("alice".into());
+    let features = xmls(&w.roster.instance.stream_features(stream).expect("features"));
+    assert_eq!(
+        features,
+        [
+            "<ver xmlns='urn:xmpp:features:rosterver'/>",
+            "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+        ]
+    );
+}

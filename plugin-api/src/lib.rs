@@ -78,6 +78,7 @@
 pub mod abi;
 pub mod calls;
 pub mod conditions;
+pub mod datetime;
 pub mod error;
 pub mod events;
 pub mod im;

@@ -8,7 +8,9 @@ use tessera_tests::sasl::{inner, Sasl2Extras};
 use tessera_tests::{Server, ServerOptions, XmppClient};
 
 /// The modules a client finds on a default server, once logged in.
-const IM_MODULES: &[&str] = &["sasl2", "ping", "disco", "register", "presence", "roster"];
+const IM_MODULES: &[&str] = &[
+    "sasl2", "ping", "disco", "register", "presence", "roster", "offline",
+];
 
 fn server() -> Server {
     let s = Server::start(&ServerOptions::with_modules(IM_MODULES));
@@ -116,7 +118,7 @@ fn ping_disco_roster_and_unknown_iqs_get_the_right_answers() {
     alice.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
     let roster = alice.read_until("</iq>");
     assert!(
-        roster.contains("id='r1'") && roster.contains("<query xmlns='jabber:iq:roster'/>"),
+        roster.contains("id='r1'") && roster.contains("<query xmlns='jabber:iq:roster' ver='0'/>"),
         "{roster}"
     );
     alice.send("<iq type='get' id='u1' to='localhost'><query xmlns='urn:example:unknown'/></iq>");
@@ -234,18 +236,22 @@ fn same_client_and_tag_get_the_same_resource_and_replace_the_old_session() {
 fn presence_reaches_the_accounts_other_resources() {
     let server = server();
     let (mut one, one_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "one");
-    let (mut two, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "two");
+    let (mut two, two_jid) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "two");
+    // Only available resources get presence (RFC 6121 §4.2.2): two becomes available first.
+    two.send("<presence/>");
+    assert!(two.read_until("/>").contains(&format!("from='{two_jid}'")));
     one.send("<presence><show>away</show></presence>");
     let got = two.read_until("</presence>");
     assert!(
         got.contains(&format!("from='{one_jid}'")) && got.contains("<show>away</show>"),
         "{got}"
     );
-    assert_eq!(
-        one.read_for(Duration::from_millis(200)),
-        "",
-        "no echo to the sender"
-    );
+    // The sender gets its own presence back (an entity is subscribed to itself), then its
+    // new sibling's.
+    let echo = one.read_until("</presence>");
+    assert!(echo.contains(&format!("from='{one_jid}'")), "{echo}");
+    let sibling = one.read_until("/>");
+    assert!(sibling.contains(&format!("from='{two_jid}'")), "{sibling}");
 }
 
 #[test]
@@ -331,7 +337,7 @@ fn in_band_registration_is_off_by_default_and_works_when_enabled() {
     ));
 }
 
-/// Registration, presence and the roster stub are modules: unloaded, their answers go (the
+/// Registration, presence and the roster are modules: unloaded, their answers go (the
 /// host says `<service-unavailable/>`, presence reaches no one), loaded back, they return.
 #[test]
 fn register_presence_and_roster_are_modules_that_can_be_unloaded() {
@@ -359,9 +365,11 @@ fn register_presence_and_roster_are_modules_that_can_be_unloaded() {
     one.send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>");
     assert!(one
         .read_iq("r2")
-        .contains("<query xmlns='jabber:iq:roster'/>"));
+        .contains("<query xmlns='jabber:iq:roster' ver='0'/>"));
     one.send("<iq type='set' id='r3'><query xmlns='jabber:iq:roster'><item jid='bob@localhost'/></query></iq>");
-    assert!(one.read_iq("r3").contains("<feature-not-implemented"));
+    assert!(one.read_iq("r3").contains("type='result'"));
+    two.send("<presence/>");
+    two.read_until("/>");
     one.send("<presence><priority>5</priority></presence>");
     let got = two.read_until("</presence>");
     assert!(got.contains(&format!("from='{one_jid}'")), "{got}");
@@ -379,9 +387,10 @@ fn bare_jid_messages_go_to_the_available_resource_with_the_highest_priority() {
     let (mut silent, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "quiet");
     let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
     // Each broadcast reaches the other resources: seeing it means the server has taken it.
+    high.send("<presence><priority>7</priority></presence>");
+    high.read_until("<priority>7</priority>");
     low.send("<presence><priority>1</priority></presence>");
     high.read_until("<priority>1</priority>");
-    high.send("<presence><priority>7</priority></presence>");
     low.read_until("<priority>7</priority>");
     bob.send("<message to='alice@localhost' type='chat' id='m1'><body>to the top</body></message>");
     assert!(high.read_until("</message>").contains("to the top"));

@@ -21,10 +21,10 @@ use tessera_sasl::ht::HtMechanism;
 
 use crate::auth::Pending;
 use crate::config::Settings;
-use crate::datetime;
 use crate::ht;
 use crate::store;
 use crate::token::{self, Slot, TokenKey, TOKEN_ID_BYTES};
+use tessera_plugin_api::datetime;
 
 /// The mechanism of the token to issue, if any: the requested one (already checked to be
 /// offered), else, after a FAST authentication that is due for rotation and did not ask for

@@ -50,7 +50,6 @@
 mod auth;
 mod config;
 mod core;
-mod datetime;
 mod ht;
 mod issue;
 mod pending;

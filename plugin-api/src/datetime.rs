@@ -1,11 +1,17 @@
-//! XEP-0082 DateTime for the `expiry` of a `<token/>`: UTC, whole seconds, `Z`
-//! (`YYYY-MM-DDThh:mm:ssZ`), computed from Unix milliseconds with the proleptic Gregorian
-//! calendar (no clock read, no calendar crate).
+//! XEP-0082 DateTime (`YYYY-MM-DDThh:mm:ss[.sss]Z`, UTC) from Unix milliseconds, with the
+//! proleptic Gregorian calendar (no clock read, no calendar crate): FAST token expiries,
+//! XEP-0203 `<delay/>` stamps.
+//!
+//! ```
+//! use tessera_plugin_api::datetime::{format_utc, format_utc_millis};
+//! assert_eq!(format_utc(1_700_000_000_123), "2023-11-14T22:13:20Z");
+//! assert_eq!(format_utc_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+//! ```
 
 const MS_PER_DAY: u64 = 86_400_000;
 
 /// (year, month 1–12, day 1–31) of the day `days` after 1970-01-01.
-pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     // Shift the epoch to 0000-03-01 so that leap days end each 400-year era's years.
     let z = days.saturating_add(719_468);
     let era = z / 146_097;
@@ -20,7 +26,7 @@ pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// Format Unix milliseconds as an XEP-0082 DateTime in UTC with whole seconds.
-pub(crate) fn format_utc(unix_ms: u64) -> String {
+pub fn format_utc(unix_ms: u64) -> String {
     let (year, month, day) = civil_from_days(unix_ms / MS_PER_DAY);
     let secs = (unix_ms % MS_PER_DAY) / 1000;
     format!(
@@ -29,6 +35,13 @@ pub(crate) fn format_utc(unix_ms: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// [`format_utc`] with milliseconds (`.sss`), for stamps that must keep their order.
+pub fn format_utc_millis(unix_ms: u64) -> String {
+    let whole = format_utc(unix_ms);
+    let (date, _) = whole.split_at(whole.len() - 1);
+    format!("{date}.{:03}Z", unix_ms % 1000)
 }
 
 #[cfg(test)]

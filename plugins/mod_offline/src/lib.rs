@@ -1,0 +1,243 @@
+//! # mod_offline
+//!
+//! XEP-0160 offline messages (RFC 6121 §8.5.2): a `chat` or `normal` message to an account
+//! with no resource that takes it (none available with a non-negative priority) is stored, and
+//! delivered, oldest first, each with a XEP-0203 `<delay/>` from the server stamped when it
+//! arrived, as soon as a session of the account becomes available with a non-negative priority
+//! (its initial presence, or a priority raised from negative). Storage is the host's archive
+//! store: it survives restarts, goes with the account, and two sessions coming up at once each
+//! take different messages, never the same one twice.
+//!
+//! ## Options
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `offline_max_messages` | 500 (1–100000) | messages kept per account; the next one is bounced with `<resource-constraint/>` (type `wait`) |
+//!
+//! ## What is not stored
+//! * `headline`, `groupchat` and `error` messages (the host never offers them: a headline
+//!   nobody takes is dropped, a groupchat or error to a bare JID is refused or ignored).
+//! * A message that is only a chat state (XEP-0085, no body): dropped without a bounce, since
+//!   "typing" is stale by the time anyone reads it and a bounce per keystroke helps nobody.
+//! * A message with a XEP-0334 `<no-store/>` hint: bounced (`<service-unavailable/>`), as if
+//!   this module were not loaded — the sender asked for no storage.
+//!
+//! ## What an outsider learns
+//! A message to an account that does not exist is bounced with `<service-unavailable/>`; one to
+//! an existing account that is offline is stored silently. So anyone who can send a message
+//! learns whether an account exists. That is accepted: a JID is an address people hand out so
+//! as to be contacted, XMPP has always answered unknown addresses this way (RFC 6121 §8.5.1
+//! allows either answer; every deployed server bounces), and hiding it would mean storing mail
+//! for accounts that will never read it, which anyone could use to fill the store. Presence
+//! and subscription stanzas to unknown accounts, which cost nothing to send in bulk, are
+//! dropped silently by the presence and roster modules.
+
+use tessera_plugin_api::datetime::format_utc_millis;
+use tessera_plugin_api::events::priority;
+use tessera_plugin_api::im::{self, PresenceAvailable};
+use tessera_plugin_api::jid::Jid;
+use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations};
+use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::xml::{self, Element, ParseLimits};
+use tessera_plugin_api::{
+    wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza, StanzaCondition,
+    Verdict,
+};
+
+/// The archive the messages are kept in.
+const ARCHIVE: &str = "offline";
+/// How many messages one take moves at most (then the next).
+const BATCH: u32 = 100;
+const DELAY_NS: &str = "urn:xmpp:delay";
+const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
+const HINTS_NS: &str = "urn:xmpp:hints";
+const CLIENT_NS: &str = "jabber:client";
+/// Limits for parsing a stored message back (it passed the host's stanza limits).
+const STORED: ParseLimits = ParseLimits {
+    max_depth: 64,
+    max_elements: 65_536,
+};
+
+tessera_plugin_api::options! {
+    /// The options as declared.
+    pub struct Options {
+        /// messages kept per account; one more is bounced with resource-constraint
+        offline_max_messages: u64 = 500, range 1..=100_000;
+    }
+}
+
+/// The module.
+#[derive(Debug)]
+pub struct Offline {
+    options: Options,
+    domain: String,
+}
+
+/// What to do with a message nobody can take now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Keep it.
+    Store,
+    /// Drop it without a word (a chat state alone).
+    Drop,
+    /// Leave it to the host's bounce.
+    Bounce,
+}
+
+/// Decide about a message offered as undeliverable (pure).
+pub fn decide(message: &Element) -> Decision {
+    if !matches!(message.attr("type"), None | Some("chat" | "normal")) {
+        return Decision::Bounce;
+    }
+    if message.child("no-store", HINTS_NS).is_some() {
+        return Decision::Bounce;
+    }
+    let has_body = message.child("body", CLIENT_NS).is_some();
+    let only_chat_state = !has_body
+        && message.child_elements().next().is_some()
+        && message
+            .child_elements()
+            .all(|c| c.ns == CHATSTATES_NS || c.ns == HINTS_NS || c.name == "thread");
+    if only_chat_state {
+        Decision::Drop
+    } else {
+        Decision::Store
+    }
+}
+
+/// The message as stored: a `<delay/>` from the server stamped now (replacing any the sender
+/// put in the server's name).
+pub fn stamped(mut message: Element, domain: &str, now_ms: u64) -> Element {
+    message.children.retain(|n| match n {
+        xml::Node::Element(e) => {
+            !(e.name == "delay" && e.ns == DELAY_NS && e.attr("from") == Some(domain))
+        }
+        _ => true,
+    });
+    message.push_child(
+        Element::new("delay", DELAY_NS)
+            .with_attr("from", domain)
+            .with_attr("stamp", format_utc_millis(now_ms))
+            .with_text("Offline Storage"),
+    );
+    message
+}
+
+impl Module for Offline {
+    const NAME: &'static str = "offline";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn manifest() -> Manifest {
+        Manifest {
+            description: "XEP-0160 offline messages with XEP-0203 delays".into(),
+            options: Options::specs(),
+            ..Manifest::default()
+        }
+    }
+
+    fn init(host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        Ok(Self {
+            options: Options::from_config(config)?,
+            domain: host.host_info()?.domain,
+        })
+    }
+
+    fn registrations(&self) -> Registrations {
+        Registrations {
+            stanza_hooks: vec![StanzaHook::at(StanzaPoint::Undeliverable).kind(StanzaKind::Message)],
+            events: vec![HookSpec::new(im::PRESENCE_AVAILABLE, priority::NORMAL)],
+            disco_features: vec!["msgoffline".into()],
+            ..Registrations::default()
+        }
+    }
+
+    fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        let Some(user) = stanza.header.account else {
+            return Ok(Verdict::Pass);
+        };
+        let message = stanza.element()?;
+        match decide(&message) {
+            Decision::Bounce => return Ok(Verdict::Pass),
+            Decision::Drop => return Ok(Verdict::Drop),
+            Decision::Store => {}
+        }
+        // Nobody's mailbox: the host bounces (see "What an outsider learns").
+        if !host.user_exists(user)? {
+            return Ok(Verdict::Pass);
+        }
+        if host.archive_count(ARCHIVE, user)? >= self.options.offline_max_messages {
+            return Ok(Verdict::Error {
+                condition: StanzaCondition::ResourceConstraint,
+                text: Some("the recipient's offline storage is full".into()),
+            });
+        }
+        let with = message
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .map(|j| j.bare())
+            .unwrap_or_default();
+        let now = host.now_ms();
+        let stored = stamped(message, &self.domain, now).to_xml_in("");
+        host.archive_append(
+            ARCHIVE,
+            user,
+            &with,
+            now,
+            wire::Bytes::new(stored.as_bytes()),
+        )?;
+        Ok(Verdict::Stored)
+    }
+
+    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+        if event.name == im::PRESENCE_AVAILABLE {
+            let available: PresenceAvailable = event.decode()?;
+            if available.priority >= 0 {
+                self.deliver(host, &available)?;
+            }
+        }
+        Ok(EventFlow::Continue)
+    }
+}
+
+impl Offline {
+    /// Hand the account's stored messages to a session that just became available. If the
+    /// session is gone before all are handed over, the rest go back to storage (after any
+    /// that arrived meanwhile) for the next session.
+    fn deliver(&self, host: &Host, to: &PresenceAvailable) -> Result<(), PluginError> {
+        loop {
+            let batch = host.archive_take(ARCHIVE, &to.user, BATCH)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut rest = batch.into_iter();
+            while let Some(item) = rest.next() {
+                let message = match xml::parse(&item.data, STORED) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        host.log(
+                            LogLevel::Warn,
+                            &format!("a stored message of {} is unreadable: {e}", to.user),
+                        );
+                        continue;
+                    }
+                };
+                if !host.send_to_session(to.stream_id, message)? {
+                    for item in std::iter::once(item).chain(rest) {
+                        host.archive_append(
+                            ARCHIVE,
+                            &to.user,
+                            &item.with,
+                            item.at_ms,
+                            wire::Bytes::new(&item.data),
+                        )?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+tessera_plugin_api::export_module!(Offline);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! The module on the SDK's test host.
+
+use std::sync::Arc;
+
+use tessera_plugin_api::protocol::OptionValue;
+use tessera_plugin_api::testing::{Loaded, TestHost, T0};
+
+use super::*;
+
+const DOMAIN: &str = "example.org";
+
+fn world(max: i64) -> (Arc<TestHost>, Loaded<Offline>) {
+    let host = TestHost::new(DOMAIN);
+    host.add_account("alice", "pw", None);
+    let mut config = Config::default();
+    config.set("offline_max_messages", OptionValue::Integer(max));
+    let m = host.load::<Offline>(config).expect("load");
+    (host, m)
+}
+
+fn message(kind: Option<&str>, body: Option<&str>) -> Element {
+    let mut m = Element::new("message", CLIENT_NS)
+        .with_attr("from", "bob@example.org/desk")
+        .with_attr("to", "alice@example.org");
+    if let Some(kind) = kind {
+        m.set_attr("type", kind);
+    }
+    if let Some(body) = body {
+        m.push_child(Element::new("body", CLIENT_NS).with_text(body));
+    }
+    m
+}
+
+fn offer(m: &Loaded<Offline>, user: &str, msg: &Element) -> Option<Verdict> {
+    m.stanza(StanzaPoint::Undeliverable, msg, Some(user), None)
+        .expect("stanza")
+}
+
+fn available(m: &Loaded<Offline>, stream: u64, priority: i8) {
+    m.event(
+        im::PRESENCE_AVAILABLE,
+        &PresenceAvailable {
+            stream_id: stream,
+            user: "alice".into(),
+            full_jid: "alice@example.org/phone".into(),
+            priority,
+            initial: true,
+        },
+    )
+    .expect("event");
+}
+
+#[test]
+fn what_is_kept_and_what_is_not() {
+    assert_eq!(decide(&message(Some("chat"), Some("hi"))), Decision::Store);
+    assert_eq!(decide(&message(None, Some("hi"))), Decision::Store);
+    assert_eq!(
+        decide(
+            &message(Some("normal"), None)
+                .with_child(Element::new("received", "urn:xmpp:receipts"))
+        ),
+        Decision::Store
+    );
+    let typing = message(Some("chat"), None).with_child(Element::new("composing", CHATSTATES_NS));
+    assert_eq!(decide(&typing), Decision::Drop);
+    let private = message(Some("chat"), Some("hi")).with_child(Element::new("no-store", HINTS_NS));
+    assert_eq!(decide(&private), Decision::Bounce);
+    assert_eq!(
+        decide(&message(Some("headline"), Some("x"))),
+        Decision::Bounce
+    );
+}
+
+#[test]
+fn stored_messages_come_back_in_order_with_a_delay_at_the_first_available_session() {
+    let (host, m) = world(500);
+    for (i, text) in ["one", "two", "three"].iter().enumerate() {
+        host.advance(1000);
+        assert_eq!(
+            offer(&m, "alice", &message(Some("chat"), Some(text))),
+            Some(Verdict::Stored),
+            "{i}"
+        );
+    }
+    let phone = host.add_session("alice", "phone");
+    // A negative priority takes nothing.
+    available(&m, phone, -1);
+    assert!(host.take_outbox(phone).is_empty());
+    available(&m, phone, 0);
+    let got: Vec<String> = host
+        .take_outbox(phone)
+        .iter()
+        .map(|e| e.to_xml_in(CLIENT_NS))
+        .collect();
+    assert_eq!(got.len(), 3);
+    for (i, (xml, text)) in got.iter().zip(["one", "two", "three"]).enumerate() {
+        let stamp = format_utc_millis(T0 + 1000 * (i as u64 + 1));
+        assert_eq!(
+            *xml,
+            format!("<message from='bob@example.org/desk' to='alice@example.org' type='chat'><body>{text}</body>\
+                     <delay xmlns='urn:xmpp:delay' from='example.org' stamp='{stamp}'>Offline Storage</delay></message>")
+        );
+    }
+    // Taken: a second session gets nothing.
+    let laptop = host.add_session("alice", "laptop");
+    available(&m, laptop, 0);
+    assert!(host.take_outbox(laptop).is_empty());
+}
+
+#[test]
+fn the_quota_bounces_with_resource_constraint_and_keeps_what_it_has() {
+    let (host, m) = world(2);
+    for _ in 0..2 {
+        assert_eq!(
+            offer(&m, "alice", &message(Some("chat"), Some("x"))),
+            Some(Verdict::Stored)
+        );
+    }
+    assert_eq!(
+        offer(&m, "alice", &message(Some("chat"), Some("one too many"))),
+        Some(Verdict::Error {
+            condition: StanzaCondition::ResourceConstraint,
+            text: Some("the recipient's offline storage is full".into())
+        })
+    );
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 2);
+}
+
+#[test]
+fn unknown_accounts_chat_states_and_no_store_are_not_kept() {
+    let (host, m) = world(500);
+    assert_eq!(
+        offer(&m, "ghost", &message(Some("chat"), Some("hi"))),
+        Some(Verdict::Pass)
+    );
+    let typing = message(Some("chat"), None).with_child(Element::new("composing", CHATSTATES_NS));
+    assert_eq!(offer(&m, "alice", &typing), Some(Verdict::Drop));
+    let private = message(Some("chat"), Some("hi")).with_child(Element::new("no-store", HINTS_NS));
+    assert_eq!(offer(&m, "alice", &private), Some(Verdict::Pass));
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert!(host.take_outbox(phone).is_empty());
+}
+
+#[test]
+fn messages_for_a_session_that_vanished_go_back_to_storage() {
+    let (host, m) = world(500);
+    offer(&m, "alice", &message(Some("chat"), Some("kept")));
+    // Stream 99 does not exist: nothing is lost.
+    available(&m, 99, 0);
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 1);
+}

@@ -70,6 +70,9 @@ fn messages_route_by_full_and_bare_jid_and_unknown_targets_bounce() {
         got.contains(&format!("from='{bob_jid}'")) && got.contains("<body>to full</body>"),
         "{got}"
     );
+    // To the bare JID: only an available resource takes it (RFC 6121 §8.5.2.1).
+    alice.send("<presence/>");
+    alice.read_until("/>");
     bob.send("<message to='alice@localhost' type='chat' id='m2'><body>to bare</body></message>");
     assert!(alice
         .read_until("</message>")

@@ -242,6 +242,37 @@ impl Server {
         self.modules = modules;
     }
 
+    /// Stop the server as an operator does (SIGTERM: a graceful stop) and wait for it to exit;
+    /// answers its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                if let Ok(mut l) = self.log.lock() {
+                    l.push_str(&format!("=== tessera stopped: {status} ===\n"));
+                }
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop within {TIMEOUT:?} of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// [`Server::stop`], then [`Server::restart`].
+    pub fn stop_and_restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "a graceful stop exits 0, not {status}");
+        self.restart();
+    }
+
     /// [`Server::kill9`], then [`Server::restart`].
     pub fn kill9_and_restart(&mut self) {
         self.kill9();

@@ -321,9 +321,10 @@ fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
 /// tie), or every one of them for a `headline`. A resource with a negative priority never gets
 /// such messages; when every available resource has one, nobody does (undeliverable).
 ///
-/// While no resource of the account is available at all (no presence module, or a client that
-/// sent no initial presence), every bound resource gets it: that keeps presence-less clients
-/// reachable until offline storage decides otherwise.
+/// Without a presence module (no module hooks clients' broadcast presence, so no session is
+/// ever available), every bound resource gets it. With one, a resource that sent no presence
+/// is only connected, not available, and gets no message to the bare JID (§8.5.2.1): those go
+/// to offline storage or bounce.
 fn bare_targets(
     routes: &Routes,
     sessions: &Sessions,
@@ -340,7 +341,7 @@ fn bare_targets(
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| s.priority.load(std::sync::atomic::Ordering::Relaxed))
     };
-    if bound.iter().all(|s| priority_of(s).is_none()) {
+    if !routes.tracks_presence {
         return bound;
     }
     let eligible: Vec<_> = bound

@@ -17,7 +17,7 @@ use tessera_plugin_api::protocol::{
     ElementSpec, HookSpec, Manifest, MechanismSpec, Registrations, StreamPhase,
 };
 use tessera_plugin_api::{
-    EventFlow, ModuleCalls, PluginError, PluginErrorKind, StanzaHook, StanzaPoint,
+    EventFlow, ModuleCalls, PluginError, PluginErrorKind, StanzaHook, StanzaKind, StanzaPoint,
 };
 
 /// A callback slower than this is logged: callbacks run inline on connection tasks.
@@ -214,6 +214,9 @@ pub struct Routes {
     pub disco_identities: Vec<tessera_plugin_api::protocol::DiscoIdentity>,
     /// Stanza hooks by point (indexed by [`point_index`]), highest priority first.
     pub stanza_hooks: [Vec<StanzaHookEntry>; 5],
+    /// Some module hooks clients' broadcast presence (a presence module): it decides which
+    /// sessions are available, and a session that sent no presence is not (RFC 6121 §8.5.2).
+    pub tracks_presence: bool,
     /// Pre-auth `<stream:features/>` per stream class, filled on first use. It lives in the
     /// routes, so every load, unload, reload or option change (which all build new routes)
     /// starts it afresh.
@@ -333,6 +336,10 @@ impl Routes {
                 }
             }
         }
+        r.tracks_presence = r.stanza_hooks(StanzaPoint::ClientIn).iter().any(|h| {
+            h.spec
+                .selects(StanzaKind::Presence, None, std::iter::empty())
+        });
         for slot in &mut r.stanza_hooks {
             // Stable: equal priorities keep load order.
             slot.sort_by_key(|entry| std::cmp::Reverse(entry.spec.priority));

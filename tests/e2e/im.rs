@@ -1,0 +1,309 @@
+//! The IM core as modules (mod_roster, mod_presence, mod_offline) against the real binary.
+//!
+//! - `slixmpp_two_accounts_befriend_then_offline_messages_survive_a_restart`: slixmpp 1.17,
+//!   with its own roster handling (auto-authorize, auto-subscribe), logs in alice and bob; alice
+//!   asks bob; bob's client approves and asks back; both rosters end in `both` and each client
+//!   sees the other's presence. Alice goes away; bob sends 3 messages; the server restarts;
+//!   alice logs in again in a fresh process: her roster still shows bob (`both`), and the 3
+//!   messages arrive in order, each with a XEP-0203 delay from the server.
+//! - The raw-XML tests pin down the bad inputs of the issue, each with its precise stanza error
+//!   and with the stream and everything else going on.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::XmppClient;
+use tessera_tests::{Server, ServerOptions};
+
+const IM: &[&str] = &["sasl2", "ping", "disco", "presence", "roster", "offline"];
+
+fn server() -> Server {
+    let server = Server::start(&ServerOptions::with_modules(IM));
+    server.add_user("alice", "alice pw", None);
+    server.add_user("bob", "bob pw", None);
+    server
+}
+
+/// `tests/interop/.venv/bin/python tests/interop/slix_im.py MODE --host … --port … ARGS…`.
+fn slix_im(mode: &str, server: &Server, args: &[&str]) -> ClientProcess {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `./tests/run.sh --install-only`",
+        python.display()
+    );
+    let addr = server.ports.direct_tls;
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join("slix_im.py"))
+        .arg(mode)
+        .args(["--host", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+        .args(args)
+        .current_dir(&dir);
+    ClientProcess::spawn(&format!("slixmpp {mode}"), cmd, None)
+}
+
+fn ok(finished: &Finished, name: &str, server: &Server) {
+    assert!(
+        finished.status.is_some_and(|s| s.success()),
+        "{}\n--- server log ---\n{}",
+        finished.describe_as(name),
+        server.logs()
+    );
+}
+
+fn roster_of(finished: &Finished, who: &str) -> Vec<(String, String)> {
+    let mut last: Vec<(String, String)> = Vec::new();
+    for r in finished.events("roster") {
+        if r["who"] != who {
+            continue;
+        }
+        let contact = r["contact"].as_str().unwrap_or_default().to_owned();
+        let sub = r["subscription"].as_str().unwrap_or_default().to_owned();
+        last.retain(|(c, _)| *c != contact);
+        last.push((contact, sub));
+    }
+    last
+}
+
+#[test]
+fn slixmpp_two_accounts_befriend_then_offline_messages_survive_a_restart() {
+    let mut server = server();
+    let friends = slix_im(
+        "befriend",
+        &server,
+        &[
+            "--a",
+            "alice@localhost/slix:alice pw",
+            "--b",
+            "bob@localhost/slix:bob pw",
+        ],
+    )
+    .finish();
+    ok(&friends, "slixmpp befriend", &server);
+    assert_eq!(
+        roster_of(&friends, "alice@localhost"),
+        [("bob@localhost".to_owned(), "both".to_owned())]
+    );
+    assert_eq!(
+        roster_of(&friends, "bob@localhost"),
+        [("alice@localhost".to_owned(), "both".to_owned())]
+    );
+    for (who, from) in [
+        ("alice@localhost", "bob@localhost/slix"),
+        ("bob@localhost", "alice@localhost/slix"),
+    ] {
+        assert!(
+            friends
+                .events("presence")
+                .iter()
+                .any(|p| p["who"] == who && p["from"] == from),
+            "{who} did not see {from}\n{}",
+            friends.describe_as("befriend")
+        );
+    }
+
+    // Alice is gone; bob writes three times.
+    let sent = slix_im(
+        "send",
+        &server,
+        &[
+            "--a",
+            "bob@localhost/slix:bob pw",
+            "--to",
+            "alice@localhost",
+            "--body",
+            "one",
+            "--body",
+            "two",
+            "--body",
+            "three",
+        ],
+    )
+    .finish();
+    ok(&sent, "slixmpp send", &server);
+    // Everything is on disk: a restart loses nothing.
+    server.stop_and_restart();
+    let alice = slix_im(
+        "receive",
+        &server,
+        &["--a", "alice@localhost/again:alice pw", "--expect", "3"],
+    )
+    .finish();
+    ok(&alice, "slixmpp receive", &server);
+    assert_eq!(
+        roster_of(&alice, "alice@localhost"),
+        [("bob@localhost".to_owned(), "both".to_owned())],
+        "the roster survived the restart"
+    );
+    let messages = alice.events("message");
+    let bodies: Vec<&str> = messages.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["one", "two", "three"],
+        "{}",
+        alice.describe_as("alice")
+    );
+    for m in &messages {
+        assert_eq!(m["from"], "bob@localhost/slix");
+        assert_eq!(m["delay_from"], "localhost", "{m}");
+        assert!(
+            m["delay"].as_str().is_some_and(|s| s.starts_with("20")),
+            "{m}"
+        );
+    }
+    let stamps: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["delay"].as_str())
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort_unstable();
+    assert_eq!(stamps, sorted, "delays in order");
+}
+
+fn error_condition(xml: &str) -> &str {
+    let Some(start) = xml.find("xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'") else {
+        return "";
+    };
+    let head = &xml[..start];
+    let open = head.rfind('<').map_or(0, |i| i + 1);
+    head[open..].trim()
+}
+
+fn login(server: &Server, user: &str, resource: &str) -> XmppClient {
+    XmppClient::login(
+        server.ports.direct_tls,
+        user,
+        &format!("{user} pw"),
+        resource,
+    )
+    .0
+}
+
+#[test]
+fn bad_roster_and_subscription_input_gets_its_precise_error_and_loses_nothing() {
+    let server = Server::start(&ServerOptions {
+        top: "roster_max_items = 2\n".into(),
+        ..ServerOptions::with_modules(IM)
+    });
+    server.add_user("alice", "alice pw", None);
+    server.add_user("bob", "bob pw", None);
+    let (mut alice, alice_jid) =
+        XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    alice.send("<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    alice.read_iq("g");
+    alice.send("<iq type='set' id='ok'><query xmlns='jabber:iq:roster'><item jid='carol@localhost' name='Carol'/></query></iq>");
+    assert!(alice.read_iq("ok").contains("type='result'"));
+    let cases = [
+        (
+            "<item jid='x@localhost'/><item jid='y@localhost'/>",
+            "bad-request",
+        ),
+        ("<item jid='a b@localhost'/>", "jid-malformed"),
+        ("<item jid='alice@localhost'/>", "not-allowed"),
+        ("<item jid='x@localhost'><group/></item>", "not-acceptable"),
+    ];
+    for (i, (items, condition)) in cases.iter().enumerate() {
+        alice.send(&format!(
+            "<iq type='set' id='bad{i}'><query xmlns='jabber:iq:roster'>{items}</query></iq>"
+        ));
+        let answer = alice.read_iq(&format!("bad{i}"));
+        assert!(answer.contains("type='error'"), "{answer}");
+        assert_eq!(error_condition(&answer), *condition, "{items}: {answer}");
+    }
+    // Up to the limit, then one more.
+    alice.send("<iq type='set' id='two'><query xmlns='jabber:iq:roster'><item jid='dave@localhost'/></query></iq>");
+    assert!(alice.read_iq("two").contains("type='result'"));
+    alice.send("<iq type='set' id='three'><query xmlns='jabber:iq:roster'><item jid='erin@localhost'/></query></iq>");
+    let full = alice.read_iq("three");
+    assert_eq!(error_condition(&full), "policy-violation", "{full}");
+    assert!(full.contains("the roster is full (2 items)"), "{full}");
+    // A subscription to oneself; presence with a bad `to`.
+    alice.send("<presence type='subscribe' to='alice@localhost' id='self'/>");
+    let own = alice.read_until("</presence>");
+    assert!(
+        own.contains("id='self'") && own.contains("type='error'"),
+        "{own}"
+    );
+    assert_eq!(error_condition(&own), "not-allowed", "{own}");
+    alice.send("<presence to='bad@@localhost' id='badto'/>");
+    let bad = alice.read_until("</presence>");
+    assert_eq!(error_condition(&bad), "jid-malformed", "{bad}");
+    // The roster is what it was, and the stream is fine.
+    alice.send("<iq type='get' id='after'><query xmlns='jabber:iq:roster'/></iq>");
+    let roster = alice.read_iq("after");
+    assert!(
+        roster.contains("<item jid='carol@localhost' name='Carol' subscription='none'/>")
+            && roster.contains("<item jid='dave@localhost' subscription='none'/>")
+            && !roster.contains("erin@")
+            && !roster.contains("x@localhost"),
+        "{roster}"
+    );
+    let mut bob = login(&server, "bob", "b");
+    bob.send(&format!(
+        "<message to='{alice_jid}' type='chat' id='m'><body>still here?</body></message>"
+    ));
+    assert!(alice.read_until("</message>").contains("still here?"));
+    let _ = bob.read_for(Duration::from_millis(50));
+}
+
+#[test]
+fn offline_quota_bounces_with_resource_constraint_and_unloading_offline_bounces() {
+    let mut server = Server::start(&ServerOptions {
+        top: "offline_max_messages = 2\n".into(),
+        ..ServerOptions::with_modules(IM)
+    });
+    server.add_user("alice", "alice pw", None);
+    server.add_user("bob", "bob pw", None);
+    let mut bob = login(&server, "bob", "b");
+    for i in 0..2 {
+        bob.send(&format!(
+            "<message to='alice@localhost' type='chat' id='k{i}'><body>kept {i}</body></message>"
+        ));
+    }
+    bob.send("<message to='alice@localhost' type='chat' id='over'><body>over</body></message>");
+    let bounce = bob.read_until("</message>");
+    assert!(
+        bounce.contains("id='over'") && bounce.contains("type='error'"),
+        "{bounce}"
+    );
+    assert_eq!(error_condition(&bounce), "resource-constraint", "{bounce}");
+    assert!(
+        bounce.contains("type='wait'") || bounce.contains("type=\"wait\""),
+        "{bounce}"
+    );
+    // Without mod_offline, a message to an offline account bounces service-unavailable …
+    server.cli_ok(&["module", "unload", "offline"]);
+    bob.send("<message to='alice@localhost' type='chat' id='gone'><body>x</body></message>");
+    let unavailable = bob.read_until("</message>");
+    assert!(unavailable.contains("id='gone'"), "{unavailable}");
+    assert_eq!(
+        error_condition(&unavailable),
+        "service-unavailable",
+        "{unavailable}"
+    );
+    // … loaded back, it is stored again (the quota has room after the two are read).
+    server.cli_ok(&["module", "load", "offline"]);
+    let mut alice = login(&server, "alice", "a");
+    alice.send("<presence/>");
+    let got = alice.read_until("kept 1");
+    assert!(
+        got.contains("kept 0") && got.contains("urn:xmpp:delay"),
+        "{got}"
+    );
+    alice.send("<presence type='unavailable'/>");
+    let _ = alice.read_for(Duration::from_millis(200));
+    bob.send("<message to='alice@localhost' type='chat' id='back'><body>back</body></message>");
+    assert_eq!(
+        bob.read_for(Duration::from_millis(300)),
+        "",
+        "stored, not bounced"
+    );
+    server.stop_and_restart();
+    let mut alice = login(&server, "alice", "a2");
+    alice.send("<presence/>");
+    assert!(alice.read_until("</message>").contains("back"));
+}

@@ -16,10 +16,19 @@
 //! ## What is not stored
 //! * `headline`, `groupchat` and `error` messages (the host never offers them: a headline
 //!   nobody takes is dropped, a groupchat or error to a bare JID is refused or ignored).
-//! * A message that is only a chat state (XEP-0085, no body): dropped without a bounce, since
-//!   "typing" is stale by the time anyone reads it and a bounce per keystroke helps nobody.
+//! * A message that is only a chat state (XEP-0085 §5.8: no body, nothing but a thread, hints,
+//!   ids or delays beside it): dropped without a bounce, since "typing" is stale by the time
+//!   anyone reads it and a bounce per keystroke helps nobody. A `<store/>` hint keeps it.
+//! * A `<delay/>` the sender put in the server's name is replaced by the server's own
+//!   (XEP-0203 §5).
 //! * A message with a XEP-0334 `<no-store/>` hint: bounced (`<service-unavailable/>`), as if
-//!   this module were not loaded — the sender asked for no storage.
+//!   this module were not loaded — the sender asked for no storage. (`<no-permanent-store/>`
+//!   allows offline storage.)
+//!
+//! The full queue answers `<resource-constraint/>` (wait), as ejabberd does, rather than
+//! XEP-0160's `<service-unavailable/>`: it tells the sender the address is fine and to try
+//! later. XEP-0386 asks a server to drop offline messages at a Bind 2 login because the
+//! archive (XEP-0313) supplies them; without an archive module they are delivered instead.
 //!
 //! ## What an outsider learns
 //! A message to an account that does not exist is bounced with `<service-unavailable/>`; one to
@@ -50,6 +59,7 @@ const BATCH: u32 = 100;
 const DELAY_NS: &str = "urn:xmpp:delay";
 const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
 const HINTS_NS: &str = "urn:xmpp:hints";
+const SID_NS: &str = "urn:xmpp:sid:0";
 const CLIENT_NS: &str = "jabber:client";
 /// Limits for parsing a stored message back (it passed the host's stanza limits).
 const STORED: ParseLimits = ParseLimits {
@@ -83,7 +93,9 @@ pub enum Decision {
     Bounce,
 }
 
-/// Decide about a message offered as undeliverable (pure).
+/// Decide about a message offered as undeliverable (pure): chat and normal messages are kept,
+/// a `<no-store/>` hint bounces, a chat state alone (with only metadata beside it: a thread,
+/// hints, ids, delays; XEP-0085 §5.8) is dropped unless a `<store/>` hint asks for it.
 pub fn decide(message: &Element) -> Decision {
     if !matches!(message.attr("type"), None | Some("chat" | "normal")) {
         return Decision::Bounce;
@@ -91,12 +103,20 @@ pub fn decide(message: &Element) -> Decision {
     if message.child("no-store", HINTS_NS).is_some() {
         return Decision::Bounce;
     }
-    let has_body = message.child("body", CLIENT_NS).is_some();
-    let only_chat_state = !has_body
-        && message.child_elements().next().is_some()
+    if message.child("store", HINTS_NS).is_some() {
+        return Decision::Store;
+    }
+    let metadata = |c: &Element| {
+        matches!(c.ns.as_str(), HINTS_NS | SID_NS | DELAY_NS)
+            || (c.name == "thread" && c.ns == CLIENT_NS)
+    };
+    let chat_state = message
+        .child_elements()
+        .any(|c| c.ns == CHATSTATES_NS);
+    let only_chat_state = chat_state
         && message
             .child_elements()
-            .all(|c| c.ns == CHATSTATES_NS || c.ns == HINTS_NS || c.name == "thread");
+            .all(|c| c.ns == CHATSTATES_NS || metadata(c));
     if only_chat_state {
         Decision::Drop
     } else {

@@ -52,6 +52,24 @@ pub mod hooks {
     /// written. Payload: [`super::Sasl2Success`]; answer: `Vec<Element>` (extra children of
     /// `<success/>`, e.g. FAST's `<token/>`).
     pub const SASL2_SUCCESS: &str = "sasl2-success";
+    /// Called by mod_sasl2 when a Bind 2 request is about to be bound, before `<success/>`.
+    /// Payload: [`super::Bind2Bound`]; answer: `Vec<Element>` (children of `<bound/>`, e.g.
+    /// XEP-0198's `<enabled/>`), or no reply. A module that takes an inline request (carbons'
+    /// `<enable/>`, CSI's `<inactive/>`) reads it from the payload's `bind`.
+    pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
+}
+
+/// Payload of the [`hooks::BIND2_BOUND`] hook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind2Bound {
+    /// The stream (not yet authenticated; the bind is applied after the hooks).
+    pub stream: crate::protocol::StreamInfo,
+    /// The account (localpart).
+    pub user: String,
+    /// The resource about to be bound.
+    pub resource: String,
+    /// The client's `<bind xmlns='urn:xmpp:bind:0'/>` request.
+    pub bind: crate::xml::Element,
 }
 
 /// Payload of the [`hooks::SASL2_SUCCESS`] hook.

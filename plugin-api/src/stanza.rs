@@ -280,6 +280,48 @@ pub struct SessionView {
     pub detached: bool,
 }
 
+/// Which of an account's sessions a message to its bare JID goes to (RFC 6121 §8.5.2.1), given
+/// each session's priority while available (`None`: not available): among the available ones
+/// with a non-negative priority, those with the highest priority (all of them on a tie), or all
+/// of them for a `headline`. Empty when none qualifies: the message is undeliverable. The host
+/// delivers by this rule; a module that needs to know who got a message (carbons) applies it
+/// to [`SessionView`]s.
+///
+/// ```
+/// use tessera_plugin_api::stanza::bare_message_targets;
+/// let sessions = [(1, Some(5)), (2, Some(5)), (3, Some(0)), (4, None), (5, Some(-1))];
+/// assert_eq!(bare_message_targets(sessions, Some("chat")), [1, 2]);
+/// assert_eq!(bare_message_targets(sessions, Some("headline")), [1, 2, 3]);
+/// assert!(bare_message_targets([(4, None), (5, Some(-1))], None).is_empty());
+/// ```
+pub fn bare_message_targets<K: Copy>(
+    sessions: impl IntoIterator<Item = (K, Option<i8>)>,
+    message_type: Option<&str>,
+) -> Vec<K> {
+    let eligible: Vec<(K, i8)> = sessions
+        .into_iter()
+        .filter_map(|(k, p)| p.filter(|p| *p >= 0).map(|p| (k, p)))
+        .collect();
+    let top = if message_type == Some("headline") {
+        0
+    } else {
+        eligible.iter().map(|(_, p)| *p).max().unwrap_or(0)
+    };
+    eligible
+        .into_iter()
+        .filter(|(_, p)| *p >= top)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+impl SessionView {
+    /// Its priority while available (`None`: not available), as [`bare_message_targets`] takes
+    /// it.
+    pub fn availability(&self) -> Option<i8> {
+        self.available.then_some(self.priority)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,10 @@
 //!   sees the other's presence. Alice goes away; bob sends 3 messages; the server restarts;
 //!   alice logs in again in a fresh process: her roster still shows bob (`both`), and the 3
 //!   messages arrive in order, each with a XEP-0203 delay from the server.
+//! - `slixmpp_carbons_mirror_the_conversation_on_the_second_device`: two slixmpp resources of
+//!   alice enable XEP-0280 carbons; bob writes to her bare JID (both get it), then to the first
+//!   resource (the second gets a `<received/>` copy); the first answers (the second gets a
+//!   `<sent/>` copy).
 //! - The raw-XML tests pin down the bad inputs of the issue, each with its precise stanza error
 //!   and with the stream and everything else going on.
 
@@ -13,10 +17,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::sasl::Sasl2Extras;
 use tessera_tests::XmppClient;
 use tessera_tests::{Server, ServerOptions};
 
-const IM: &[&str] = &["sasl2", "ping", "disco", "presence", "roster", "offline"];
+const IM: &[&str] = &[
+    "sasl2", "ping", "disco", "presence", "roster", "offline", "carbons",
+];
 
 fn server() -> Server {
     let server = Server::start(&ServerOptions::with_modules(IM));
@@ -164,6 +171,65 @@ fn slixmpp_two_accounts_befriend_then_offline_messages_survive_a_restart() {
     assert_eq!(stamps, sorted, "delays in order");
 }
 
+#[test]
+fn slixmpp_carbons_mirror_the_conversation_on_the_second_device() {
+    let server = server();
+    let run = slix_im(
+        "carbons",
+        &server,
+        &[
+            "--a",
+            "alice@localhost/one:alice pw",
+            "--a2",
+            "alice@localhost/two:alice pw",
+            "--b",
+            "bob@localhost/desk:bob pw",
+        ],
+    )
+    .finish();
+    ok(&run, "slixmpp carbons", &server);
+    let carbons = run.events("carbon");
+    let seen: Vec<(&str, &str, &str, &str)> = carbons
+        .iter()
+        .map(|c| {
+            (
+                c["who"].as_str().unwrap_or_default(),
+                c["kind"].as_str().unwrap_or_default(),
+                c["from"].as_str().unwrap_or_default(),
+                c["body"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        seen.contains(&(
+            "alice@localhost/two",
+            "received",
+            "bob@localhost/desk",
+            "to one"
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            "alice@localhost/two",
+            "sent",
+            "alice@localhost/one",
+            "answer from one"
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(who, ..)| *who == "alice@localhost/one"),
+        "the first resource got originals only: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, _, _, body)| *body == "to the bare JID"),
+        "both resources took the bare message itself, so no copies: {seen:?}"
+    );
+}
+
 fn error_condition(xml: &str) -> &str {
     let Some(start) = xml.find("xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'") else {
         return "";
@@ -306,4 +372,30 @@ fn offline_quota_bounces_with_resource_constraint_and_unloading_offline_bounces(
     let mut alice = login(&server, "alice", "a2");
     alice.send("<presence/>");
     assert!(alice.read_until("</message>").contains("back"));
+}
+
+/// Carbons on a stream with no bound resource: RFC 6120 §7.1 — the stanza is not processed and
+/// the stream is closed with `<not-authorized/>`; every other session goes on.
+#[test]
+fn carbons_enabled_before_binding_close_that_stream_only() {
+    let server = server();
+    let (mut bob, bob_jid) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    let mut early = XmppClient::direct_tls(server.ports.direct_tls);
+    early.open();
+    let outcome = early.sasl2_plain("alice", "alice pw", &Sasl2Extras::default());
+    assert!(outcome.success, "{}", outcome.xml);
+    early.read_until("</stream:features>");
+    early.send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    let closed = early.read_to_close();
+    assert!(
+        closed.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+            && closed.contains("bind a resource first")
+            && !closed.contains("id='c'"),
+        "{closed}"
+    );
+    let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    alice.send(&format!(
+        "<message to='{bob_jid}' type='chat' id='m'><body>fine</body></message>"
+    ));
+    assert!(bob.read_until("</message>").contains("fine"));
 }

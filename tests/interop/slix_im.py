@@ -10,6 +10,11 @@ auto-subscribe, its defaults, are what answer a subscription request).
         logs in, sends the bodies in order as chat messages and closes the stream cleanly.
     python slix_im.py receive --host H --port P --a JID:PW --expect N
         logs in, prints its roster, and exits 0 once N messages with a body arrived.
+    python slix_im.py carbons --host H --port P --a JID:PW --a2 JID:PW --b JID:PW
+        logs in two resources of one account (both enable XEP-0280 carbons) and a contact;
+        the contact writes to the bare JID, then to the first resource; the first resource
+        answers; exits 0 once the second resource saw the bare message, a <received/> copy of
+        the direct one and a <sent/> copy of the answer.
 
 stdout: one JSON object per line:
     {"event":"online","who":…}  {"event":"roster","who":…,"contact":…,"subscription":…}
@@ -55,6 +60,10 @@ class Client(slixmpp.ClientXMPP):
         self.messages = []
         self.failed = None
         self.register_plugin("xep_0203")
+        self.register_plugin("xep_0280")
+        self.carbons = []
+        self.add_event_handler("carbon_received", lambda m: self.carbon("received", m["carbon_received"]))
+        self.add_event_handler("carbon_sent", lambda m: self.carbon("sent", m["carbon_sent"]))
         self.add_event_handler("session_start", self.session_start)
         self.add_event_handler("presence_available", self.presence_available)
         self.add_event_handler("message", self.message)
@@ -112,6 +121,19 @@ class Client(slixmpp.ClientXMPP):
             }
         )
 
+    def carbon(self, kind, inner):
+        self.carbons.append((kind, inner["body"]))
+        emit(
+            {
+                "event": "carbon",
+                "who": str(self.boundjid.full),
+                "kind": kind,
+                "from": str(inner["from"]),
+                "to": str(inner["to"]),
+                "body": inner["body"],
+            }
+        )
+
     def subscription(self, contact):
         return self.client_roster[contact]["subscription"] if contact in self.client_roster else None
 
@@ -133,7 +155,41 @@ async def run(args):
     async def nothing(_client):
         pass
 
-    if args.mode == "befriend":
+    if args.mode == "carbons":
+        creds = [credentials(args.a), credentials(args.a2), credentials(args.b)]
+        online = asyncio.Event()
+        count = {"n": 0}
+
+        async def up(_client):
+            count["n"] += 1
+            if count["n"] == 3:
+                online.set()
+
+        one, two, bob = (Client(j, p, up) for j, p in creds)
+        for c in (one, two, bob):
+            c.connect(args.host, args.port)
+        await asyncio.wait_for(online.wait(), args.timeout)
+        for c in (one, two):
+            await c.plugin["xep_0280"].enable()
+            emit({"event": "carbons-enabled", "who": str(c.boundjid.full)})
+        bob.send_message(mto=one.who, mbody="to the bare JID", mtype="chat")
+        ok = await wait_until(
+            lambda: "to the bare JID" in one.messages and "to the bare JID" in two.messages,
+            (one, two, bob),
+            args.timeout,
+        )
+        bob.send_message(mto=str(one.boundjid.full), mbody="to one", mtype="chat")
+        one.send_message(mto=bob.who, mbody="answer from one", mtype="chat")
+        ok = ok and await wait_until(
+            lambda: ("received", "to one") in two.carbons
+            and ("sent", "answer from one") in two.carbons
+            and "to one" in one.messages
+            and "answer from one" in bob.messages,
+            (one, two, bob),
+            args.timeout,
+        )
+        clients = (one, two, bob)
+    elif args.mode == "befriend":
         (a_jid, a_pw), (b_jid, b_pw) = credentials(args.a), credentials(args.b)
         online = asyncio.Event()
         count = {"n": 0}
@@ -191,11 +247,12 @@ async def run(args):
 
 async def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["befriend", "send", "receive"])
+    parser.add_argument("mode", choices=["befriend", "send", "receive", "carbons"])
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--a", required=True, help="JID:PASSWORD")
-    parser.add_argument("--b", help="JID:PASSWORD (befriend)")
+    parser.add_argument("--a2", help="JID:PASSWORD of a second resource (carbons)")
+    parser.add_argument("--b", help="JID:PASSWORD (befriend, carbons)")
     parser.add_argument("--to")
     parser.add_argument("--body", action="append", default=[])
     parser.add_argument("--expect", type=int, default=1)

@@ -336,28 +336,19 @@ fn bare_targets(
         .into_iter()
         .filter(|s| s.is_bound() && reachable(routes, s))
         .collect();
-    let priority_of = |s: &SessionEntry| -> Option<i8> {
+    if !routes.tracks_presence {
+        return bound;
+    }
+    let availability = |s: &SessionEntry| -> Option<i8> {
         s.available
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| s.priority.load(std::sync::atomic::Ordering::Relaxed))
     };
-    if !routes.tracks_presence {
-        return bound;
-    }
-    let eligible: Vec<_> = bound
-        .into_iter()
-        .filter_map(|s| priority_of(&s).filter(|p| *p >= 0).map(|p| (p, s)))
-        .collect();
-    let top = if kind == Some("headline") {
-        0
-    } else {
-        eligible.iter().map(|(p, _)| *p).max().unwrap_or(0)
-    };
-    eligible
-        .into_iter()
-        .filter(|(p, _)| *p >= top)
-        .map(|(_, s)| s)
-        .collect()
+    let chosen = tessera_plugin_api::stanza::bare_message_targets(
+        bound.iter().enumerate().map(|(i, s)| (i, availability(s))),
+        kind,
+    );
+    chosen.into_iter().map(|i| bound[i].clone()).collect()
 }
 
 /// Whether stanzas for a session go anywhere: it has a connection, or it is detached and a

@@ -38,9 +38,11 @@ pub const SASL2_TASKS: &str = "sasl2-tasks";
 /// that owns `task`, no reply from every other module.
 pub const SASL2_TASK: &str = "sasl2-task";
 
-/// Query hook: children for Bind 2 `<bound/>`. Payload: [`Bind2Bound`]; answer: a `Vec<Element>`,
-/// or no reply.
-pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
+/// Query hook: children for Bind 2 `<bound/>` (declared in the plugin API, so that modules
+/// answering it need not depend on this crate).
+pub use tessera_plugin_api::events::hooks::BIND2_BOUND;
+/// Payload of [`BIND2_BOUND`].
+pub use tessera_plugin_api::events::Bind2Bound;
 
 /// Payload of [`SASL2_TASK`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,17 +77,4 @@ pub enum TaskStep {
         /// Optional text for the client.
         text: Option<String>,
     },
-}
-
-/// Payload of [`BIND2_BOUND`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bind2Bound {
-    /// The stream (not yet authenticated; the bind is applied after the hooks).
-    pub stream: StreamInfo,
-    /// The account (localpart).
-    pub user: String,
-    /// The resource about to be bound.
-    pub resource: String,
-    /// The client's `<bind xmlns='urn:xmpp:bind:0'/>` request.
-    pub bind: Element,
 }

@@ -110,9 +110,7 @@ pub fn decide(message: &Element) -> Decision {
         matches!(c.ns.as_str(), HINTS_NS | SID_NS | DELAY_NS)
             || (c.name == "thread" && c.ns == CLIENT_NS)
     };
-    let chat_state = message
-        .child_elements()
-        .any(|c| c.ns == CHATSTATES_NS);
+    let chat_state = message.child_elements().any(|c| c.ns == CHATSTATES_NS);
     let only_chat_state = chat_state
         && message
             .child_elements()

@@ -22,7 +22,7 @@ use tessera_tests::XmppClient;
 use tessera_tests::{Server, ServerOptions};
 
 const IM: &[&str] = &[
-    "sasl2", "ping", "disco", "presence", "roster", "offline", "carbons",
+    "sasl2", "ping", "disco", "presence", "roster", "offline", "carbons", "csi",
 ];
 
 fn server() -> Server {
@@ -227,6 +227,52 @@ fn slixmpp_carbons_mirror_the_conversation_on_the_second_device() {
             .iter()
             .any(|(_, _, _, body)| *body == "to the bare JID"),
         "both resources took the bare message itself, so no copies: {seen:?}"
+    );
+}
+
+/// XEP-0352 with slixmpp: while alice is inactive, bob's two presence updates are held; his
+/// message brings the latest of them, then itself, in that order.
+#[test]
+fn slixmpp_csi_holds_presence_until_a_message_then_delivers_latest_presence_and_message() {
+    let server = server();
+    let run = slix_im(
+        "csi",
+        &server,
+        &[
+            "--a",
+            "alice@localhost/phone:alice pw",
+            "--b",
+            "bob@localhost/desk:bob pw",
+        ],
+    )
+    .finish();
+    ok(&run, "slixmpp csi", &server);
+    let held = run.events("held");
+    assert_eq!(held.len(), 1, "{}", run.describe_as("csi"));
+    assert_eq!(
+        held[0]["received"],
+        0,
+        "nothing while inactive\n{}",
+        run.describe_as("csi")
+    );
+    let after: Vec<(String, String)> = run
+        .events("after-inactive")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["what"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        after,
+        [
+            ("presence".to_owned(), "xa".to_owned()),
+            ("message".to_owned(), "wake up".to_owned())
+        ],
+        "{}",
+        run.describe_as("csi")
     );
 }
 

@@ -15,6 +15,9 @@ auto-subscribe, its defaults, are what answer a subscription request).
         the contact writes to the bare JID, then to the first resource; the first resource
         answers; exits 0 once the second resource saw the bare message, a <received/> copy of
         the direct one and a <sent/> copy of the answer.
+    python slix_im.py csi --host H --port P --a JID:PW --b JID:PW
+        A goes inactive (XEP-0352); B sends A two presence updates, then a message; exits 0
+        once A got the message, printing what A received after going inactive, in order.
 
 stdout: one JSON object per line:
     {"event":"online","who":…}  {"event":"roster","who":…,"contact":…,"subscription":…}
@@ -61,12 +64,22 @@ class Client(slixmpp.ClientXMPP):
         self.failed = None
         self.register_plugin("xep_0203")
         self.register_plugin("xep_0280")
+        self.register_plugin("xep_0352")
+        self.register_plugin("xep_0199")
+        self.log = []
         self.carbons = []
         self.add_event_handler("carbon_received", lambda m: self.carbon("received", m["carbon_received"]))
         self.add_event_handler("carbon_sent", lambda m: self.carbon("sent", m["carbon_sent"]))
         self.add_event_handler("session_start", self.session_start)
         self.add_event_handler("presence_available", self.presence_available)
         self.add_event_handler("message", self.message)
+        # Every presence as it arrives (slixmpp's roster events skip some, e.g. delayed ones).
+        self.add_event_handler(
+            "presence",
+            lambda p: self.log.append(("presence", str(p["from"]), p["show"]))
+            if p["type"] in ("available", "away", "xa", "dnd", "chat")
+            else None,
+        )
         self.add_event_handler("roster_update", self.roster_update)
         self.add_event_handler("failed_auth", lambda _e: self.fail("authentication failed"))
         self.add_event_handler("stream_error", lambda e: self.fail(f"stream error: {e}"))
@@ -101,7 +114,7 @@ class Client(slixmpp.ClientXMPP):
 
     def presence_available(self, presence):
         sender = str(presence["from"])
-        emit({"event": "presence", "who": self.who, "from": sender, "type": "available"})
+        emit({"event": "presence", "who": self.who, "from": sender, "type": "available", "show": presence["show"]})
         self.seen_available.add(sender.split("/")[0])
 
     def message(self, msg):
@@ -110,6 +123,7 @@ class Client(slixmpp.ClientXMPP):
         delay = msg["delay"]
         stamp = delay["stamp"]
         self.messages.append(msg["body"])
+        self.log.append(("message", str(msg["from"]), msg["body"]))
         emit(
             {
                 "event": "message",
@@ -155,7 +169,39 @@ async def run(args):
     async def nothing(_client):
         pass
 
-    if args.mode == "carbons":
+    if args.mode == "csi":
+        (a_jid, a_pw), (b_jid, b_pw) = credentials(args.a), credentials(args.b)
+        online = asyncio.Event()
+        count = {"n": 0}
+
+        async def up(_client):
+            count["n"] += 1
+            if count["n"] == 2:
+                online.set()
+
+        a = Client(a_jid, a_pw, up)
+        b = Client(b_jid, b_pw, up)
+        for c in (a, b):
+            c.connect(args.host, args.port)
+        await asyncio.wait_for(online.wait(), args.timeout)
+        a.plugin["xep_0352"].send_inactive()
+        # The server handles the nonza before the next input (XEP-0352 §4): a ping's answer
+        # means A is inactive.
+        await a.plugin["xep_0199"].ping(a.boundjid.domain)
+        emit({"event": "inactive", "who": str(a.boundjid.full)})
+        a.log.clear()
+        a_full = str(a.boundjid.full)
+        b.send_presence(pto=a_full, pshow="away")
+        b.send_presence(pto=a_full, pshow="xa")
+        await b.plugin["xep_0199"].ping(b.boundjid.domain)
+        await asyncio.sleep(1.0)
+        emit({"event": "held", "received": len(a.log)})
+        b.send_message(mto=a_full, mbody="wake up", mtype="chat")
+        ok = await wait_until(lambda: "wake up" in a.messages, (a, b), args.timeout)
+        for kind, sender, what in a.log:
+            emit({"event": "after-inactive", "kind": kind, "from": sender, "what": what})
+        clients = (a, b)
+    elif args.mode == "carbons":
         creds = [credentials(args.a), credentials(args.a2), credentials(args.b)]
         online = asyncio.Event()
         count = {"n": 0}
@@ -247,7 +293,7 @@ async def run(args):
 
 async def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["befriend", "send", "receive", "carbons"])
+    parser.add_argument("mode", choices=["befriend", "send", "receive", "carbons", "csi"])
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--a", required=True, help="JID:PASSWORD")

@@ -445,3 +445,89 @@ fn carbons_enabled_before_binding_close_that_stream_only() {
     ));
     assert!(bob.read_until("</message>").contains("fine"));
 }
+
+/// mod_roster and mod_offline reloaded 10 times each while alice writes 300 messages to bob,
+/// who is offline, and sends subscription requests: afterwards bob gets every message once, in
+/// order, from offline storage, the roster holds both requests, and bob is asked at login.
+#[test]
+fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
+    const MESSAGES: usize = 300;
+    const RELOADS: usize = 10;
+    let server = server();
+    server.add_user("carol", "carol pw", None);
+    let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    alice.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+    alice.read_iq("r0");
+    let sender = std::thread::spawn(move || {
+        for i in 0..MESSAGES {
+            alice.send(&format!(
+                "<message to='bob@localhost' type='chat' id='m{i}'><body>{i}</body></message>"
+            ));
+            match i {
+                100 => alice.send("<presence type='subscribe' to='carol@localhost'/>"),
+                200 => alice.send("<presence type='subscribe' to='bob@localhost'/>"),
+                _ => {}
+            }
+            if i % 20 == 19 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // Everything before this ping has been routed when its answer comes.
+        alice.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        let seen = alice.read_until("id='sync'");
+        (alice, seen)
+    });
+    for _ in 0..RELOADS {
+        for module in ["roster", "offline"] {
+            let out = server.cli_ok(&["module", "reload", module]);
+            assert!(out.contains(&format!("reloaded {module}")), "{out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut alice, seen) = sender.join().expect("sender");
+    assert!(!seen.contains("type='error'"), "no bounce: {seen}");
+    // Bob comes online: every message once, in order, then alice's request.
+    let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    bob.send("<presence/>");
+    let mut got: Vec<usize> = Vec::new();
+    let mut text = String::new();
+    while got.len() < MESSAGES {
+        let chunk = bob.read_for(Duration::from_secs(3));
+        assert!(
+            !chunk.is_empty(),
+            "bob got {} of {MESSAGES}: {text}\n--- server log ---\n{}",
+            got.len(),
+            server.logs()
+        );
+        text.push_str(&chunk);
+        for m in chunk.split("</message>") {
+            if let Some(body) = m.split("<body>").nth(1).and_then(|b| b.split('<').next()) {
+                got.push(body.parse().expect("a number"));
+            }
+        }
+    }
+    assert_eq!(
+        got,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    // The request may come before, between or after the stored messages.
+    if !text.contains("type='subscribe'") {
+        text.push_str(&bob.read_until("type='subscribe'"));
+        text.push_str(&bob.read_until(">"));
+    }
+    assert!(
+        text.contains("<presence type='subscribe' to='bob@localhost' from='alice@localhost'"),
+        "{text}"
+    );
+    alice.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+    let roster = alice.read_iq("r1");
+    for contact in ["bob@localhost", "carol@localhost"] {
+        assert!(
+            roster.contains(&format!(
+                "<item jid='{contact}' subscription='none' ask='subscribe'/>"
+            )),
+            "{roster}"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! with no resource that takes it (none available with a non-negative priority) is stored, and
 //! delivered, oldest first, each with a XEP-0203 `<delay/>` from the server stamped when it
 //! arrived, as soon as a session of the account becomes available with a non-negative priority
-//! (its initial presence, or a priority raised from negative). Storage is the host's archive
+//! (its initial presence, or a priority raised from negative), in batches of 32 a tick apart so
+//! that a long backlog does not outrun the session's output queue. Storage is the host's archive
 //! store: it survives restarts, goes with the account, and two sessions coming up at once each
 //! take different messages, never the same one twice.
 //!
@@ -44,7 +45,7 @@ use tessera_plugin_api::datetime::format_utc_millis;
 use tessera_plugin_api::events::priority;
 use tessera_plugin_api::im::{self, PresenceAvailable};
 use tessera_plugin_api::jid::Jid;
-use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations};
+use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations, TimerFired};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::{self, Element, ParseLimits};
 use tessera_plugin_api::{
@@ -54,8 +55,13 @@ use tessera_plugin_api::{
 
 /// The archive the messages are kept in.
 const ARCHIVE: &str = "offline";
-/// How many messages one take moves at most (then the next).
-const BATCH: u32 = 100;
+/// How many messages go to a session at once; the rest follow a tick later, so that a
+/// backlog of hundreds does not arrive faster than the session's queue drains.
+const BATCH: u32 = 32;
+/// The pause between two batches, in milliseconds.
+const TICK_MS: u64 = 40;
+/// Timer tags: `replay <stream> <account>`.
+const REPLAY: &str = "replay";
 const DELAY_NS: &str = "urn:xmpp:delay";
 const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
 const HINTS_NS: &str = "urn:xmpp:hints";
@@ -209,49 +215,60 @@ impl Module for Offline {
         if event.name == im::PRESENCE_AVAILABLE {
             let available: PresenceAvailable = event.decode()?;
             if available.priority >= 0 {
-                self.deliver(host, &available)?;
+                self.deliver(host, available.stream_id, &available.user)?;
             }
         }
         Ok(EventFlow::Continue)
     }
+
+    fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
+        let mut parts = timer.tag.splitn(3, ' ');
+        if let (Some(REPLAY), Some(stream), Some(user)) = (parts.next(), parts.next(), parts.next())
+        {
+            if let Ok(stream) = stream.parse() {
+                self.deliver(host, stream, user)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Offline {
-    /// Hand the account's stored messages to a session that just became available. If the
-    /// session is gone before all are handed over, the rest go back to storage (after any
-    /// that arrived meanwhile) for the next session.
-    fn deliver(&self, host: &Host, to: &PresenceAvailable) -> Result<(), PluginError> {
-        loop {
-            let batch = host.archive_take(ARCHIVE, &to.user, BATCH)?;
-            if batch.is_empty() {
+    /// Hand a batch of the account's stored messages, oldest first, to a session that takes
+    /// messages, and come back for the next batch a tick later. If the session is gone, what
+    /// was taken goes back to storage (after any that arrived meanwhile) for the next session.
+    fn deliver(&self, host: &Host, stream: u64, user: &str) -> Result<(), PluginError> {
+        let batch = host.archive_take(ARCHIVE, user, BATCH)?;
+        let full = batch.len() == usize::try_from(BATCH).unwrap_or(usize::MAX);
+        let mut rest = batch.into_iter();
+        while let Some(item) = rest.next() {
+            let message = match xml::parse(&item.data, STORED) {
+                Ok(message) => message,
+                Err(e) => {
+                    host.log(
+                        LogLevel::Warn,
+                        &format!("a stored message of {user} is unreadable: {e}"),
+                    );
+                    continue;
+                }
+            };
+            if !host.send_to_session(stream, message)? {
+                for item in std::iter::once(item).chain(rest) {
+                    host.archive_append(
+                        ARCHIVE,
+                        user,
+                        &item.with,
+                        item.at_ms,
+                        wire::Bytes::new(&item.data),
+                    )?;
+                }
                 return Ok(());
             }
-            let mut rest = batch.into_iter();
-            while let Some(item) = rest.next() {
-                let message = match xml::parse(&item.data, STORED) {
-                    Ok(message) => message,
-                    Err(e) => {
-                        host.log(
-                            LogLevel::Warn,
-                            &format!("a stored message of {} is unreadable: {e}", to.user),
-                        );
-                        continue;
-                    }
-                };
-                if !host.send_to_session(to.stream_id, message)? {
-                    for item in std::iter::once(item).chain(rest) {
-                        host.archive_append(
-                            ARCHIVE,
-                            &to.user,
-                            &item.with,
-                            item.at_ms,
-                            wire::Bytes::new(&item.data),
-                        )?;
-                    }
-                    return Ok(());
-                }
-            }
         }
+        if full {
+            host.set_timer(TICK_MS, &format!("{REPLAY} {stream} {user}"))?;
+        }
+        Ok(())
     }
 }
 

@@ -154,3 +154,32 @@ fn messages_for_a_session_that_vanished_go_back_to_storage() {
     available(&m, phone, 0);
     assert_eq!(host.take_outbox(phone).len(), 1);
 }
+
+#[test]
+fn a_long_backlog_goes_out_in_batches_a_tick_apart() {
+    let (host, m) = world(500);
+    for i in 0..70 {
+        offer(&m, "alice", &message(Some("chat"), Some(&i.to_string())));
+    }
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 32);
+    assert_eq!(
+        m.run_due_timers().expect("timers"),
+        0,
+        "not before the tick"
+    );
+    host.advance(TICK_MS);
+    m.run_due_timers().expect("timers");
+    assert_eq!(host.take_outbox(phone).len(), 32);
+    host.advance(TICK_MS);
+    m.run_due_timers().expect("timers");
+    let last: Vec<String> = host.take_outbox(phone).iter().map(|e| e.text()).collect();
+    assert_eq!(last.len(), 6);
+    host.advance(TICK_MS);
+    assert_eq!(
+        m.run_due_timers().expect("timers"),
+        0,
+        "done: no more ticks"
+    );
+}

@@ -233,3 +233,29 @@ fn bind2_inline_enable_state_handover_and_unbound_streams() {
         .expect("answered");
     assert!(unbound.to_xml_in(CLIENT_NS).contains("<not-allowed "));
 }
+
+/// Pitfall 8: three resources with priorities 5, 5 and 0, all with carbons: a message to the
+/// bare JID reaches each exactly once — the two at 5 the original, the one at 0 a copy.
+#[test]
+fn each_resource_gets_a_message_exactly_once_with_tied_priorities() {
+    let (host, m) = world();
+    let a = host.add_session("alice", "a");
+    let b = host.add_session("alice", "b");
+    let c = host.add_session("alice", "c");
+    for (s, p) in [(a, 5), (b, 5), (c, 0)] {
+        host.set_presence(s, Some(p));
+        iq(&m, s, "enable");
+    }
+    let received = chat("bob@example.org/desk", "alice@example.org", "once");
+    m.stanza(StanzaPoint::ToBare, &received, Some("alice"), None)
+        .expect("hook");
+    let targets = bare_message_targets(
+        [a, b, c].map(|s| (s, host.session(s).and_then(|x| x.presence))),
+        Some("chat"),
+    );
+    assert_eq!(targets, [a, b], "the host delivers the original to these");
+    assert!(host.take_outbox(a).is_empty() && host.take_outbox(b).is_empty());
+    let copies = xmls(&host.take_outbox(c));
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].contains("<received xmlns='urn:xmpp:carbons:2'>"));
+}

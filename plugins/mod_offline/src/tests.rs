@@ -183,3 +183,40 @@ fn a_long_backlog_goes_out_in_batches_a_tick_apart() {
         "done: no more ticks"
     );
 }
+
+/// Pitfall 16: two sessions becoming available at once each take different messages; every
+/// message is delivered exactly once.
+#[test]
+fn two_sessions_coming_up_together_never_both_get_a_message() {
+    let (host, m) = world(500);
+    for i in 0..40 {
+        offer(&m, "alice", &message(Some("chat"), Some(&i.to_string())));
+    }
+    let phone = host.add_session("alice", "phone");
+    let laptop = host.add_session("alice", "laptop");
+    let m = Arc::new(m);
+    let threads: Vec<_> = [phone, laptop]
+        .into_iter()
+        .map(|s| {
+            let m = m.clone();
+            std::thread::spawn(move || available(&m, s, 0))
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    for _ in 0..3 {
+        host.advance(TICK_MS);
+        m.run_due_timers().expect("timers");
+    }
+    let mut bodies: Vec<u32> = [phone, laptop]
+        .iter()
+        .flat_map(|s| host.take_outbox(*s))
+        .filter_map(|e| {
+            e.child("body", CLIENT_NS)
+                .map(|b| b.text().parse().unwrap_or(999))
+        })
+        .collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, (0..40).collect::<Vec<u32>>());
+}

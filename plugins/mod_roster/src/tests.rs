@@ -541,3 +541,38 @@ fn features_are_offered_after_authentication_only() {
         ]
     );
 }
+
+/// Pitfall 20: a client's roster set racing the contact's `subscribed`, 200 times over on two
+/// threads: every time, the final item holds both the name and the subscription.
+#[test]
+fn a_roster_set_racing_an_inbound_subscribed_loses_neither() {
+    let w = Arc::new(world());
+    let alice = w.session("alice", "phone");
+    for round in 0..200 {
+        let contact = format!("c{round}@example.org");
+        w.send(alice, presence("subscribe", &contact));
+        w.host.take_routed();
+        let name = format!("Contact {round}");
+        let setter = {
+            let w = w.clone();
+            let (contact, name) = (contact.clone(), name.clone());
+            std::thread::spawn(move || {
+                w.iq(
+                    alice,
+                    roster_set(vec![item_el(&contact).with_attr("name", &name)]),
+                );
+            })
+        };
+        let answer = presence("subscribed", "alice@example.org").with_attr("from", &contact);
+        w.roster
+            .stanza(StanzaPoint::ToBare, &answer, Some("alice"), None)
+            .expect("stanza");
+        setter.join().expect("setter");
+        let item = w.item("alice", &contact).expect("item");
+        assert_eq!(
+            (item.name.as_deref(), item.subscription, item.pending_out),
+            (Some(name.as_str()), Subscription::To, false),
+            "round {round}"
+        );
+    }
+}

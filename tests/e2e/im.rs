@@ -53,6 +53,28 @@ fn slix_im(mode: &str, server: &Server, args: &[&str]) -> ClientProcess {
     ClientProcess::spawn(&format!("slixmpp {mode}"), cmd, None)
 }
 
+/// `node tests/interop/xmppjs.mjs MODE --service xmpps://… --domain localhost --user … EXTRA…`.
+fn xmppjs(mode: &str, server: &Server, users: &[(&str, &str)], extra: &[&str]) -> ClientProcess {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@xmpp/client").is_dir(),
+        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
+        dir.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("xmppjs.mjs"))
+        .args([mode, "--service", &format!("xmpp://{}", server.ports.c2s)])
+        .args(["--domain", "localhost", "--timeout", DRIVER_TIMEOUT_SECS])
+        .current_dir(&dir)
+        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+        .env("NODE_NO_WARNINGS", "1");
+    for (user, password) in users {
+        cmd.arg("--user").arg(format!("{user}:{password}"));
+    }
+    cmd.args(extra);
+    ClientProcess::spawn(&format!("xmpp.js {mode}"), cmd, None)
+}
+
 fn ok(finished: &Finished, name: &str, server: &Server) {
     assert!(
         finished.status.is_some_and(|s| s.success()),
@@ -274,6 +296,70 @@ fn slixmpp_csi_holds_presence_until_a_message_then_delivers_latest_presence_and_
         "{}",
         run.describe_as("csi")
     );
+}
+
+/// The same with xmpp.js (SASL2, Bind 2, raw RFC 6121 stanzas): two accounts befriend; bob
+/// writes three times while alice is away; alice, in a fresh process, gets all three in order
+/// with the server's delay, and her roster (versioned) shows bob with `both`.
+#[test]
+fn xmppjs_two_accounts_befriend_then_offline_messages_arrive_in_order() {
+    let server = server();
+    let users = [("alice", "alice pw"), ("bob", "bob pw")];
+    let friends = xmppjs("befriend", &server, &users, &[]).finish();
+    ok(&friends, "xmpp.js befriend", &server);
+    let rosters = friends.events("roster");
+    let last_of = |user: &str| {
+        rosters
+            .iter()
+            .rev()
+            .find(|r| r["user"] == user)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let alice_roster = last_of("alice");
+    assert_eq!(
+        alice_roster["items"],
+        serde_json::json!([["bob@localhost", "both", null]]),
+        "{}",
+        friends.describe_as("befriend")
+    );
+    assert!(alice_roster["ver"].as_str().is_some_and(|v| !v.is_empty()));
+    assert_eq!(
+        last_of("bob")["items"],
+        serde_json::json!([["alice@localhost", "both", null]])
+    );
+    let sent = slix_im(
+        "send",
+        &server,
+        &[
+            "--a",
+            "bob@localhost/slix:bob pw",
+            "--to",
+            "alice@localhost",
+            "--body",
+            "uno",
+            "--body",
+            "dos",
+            "--body",
+            "tres",
+        ],
+    )
+    .finish();
+    ok(&sent, "slixmpp send", &server);
+    let alice = xmppjs("collect", &server, &users[..1], &["--expect", "3"]).finish();
+    ok(&alice, "xmpp.js collect", &server);
+    let messages = alice.events("message");
+    let bodies: Vec<&str> = messages.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["uno", "dos", "tres"],
+        "{}",
+        alice.describe_as("collect")
+    );
+    for m in &messages {
+        assert_eq!(m["from"], "bob@localhost/slix");
+        assert_eq!(m["delay_from"], "localhost", "{m}");
+    }
 }
 
 fn error_condition(xml: &str) -> &str {

@@ -4,6 +4,14 @@
 //       alice and bob log in; bob sends TEXT to alice's bare JID; exits 0 once alice got it.
 //   node xmppjs.mjs receive --service URL --domain D --user bob:PW [--from BAREJID] [--body TEXT]
 //       logs in, prints "online", then exits 0 once a message (matching --from/--body) arrives.
+//   node xmppjs.mjs befriend --service URL --domain D --user alice:PW --user bob:PW
+//       both log in and fetch their rosters; alice asks bob for a subscription, bob approves and
+//       asks back, alice approves (raw RFC 6121 stanzas: xmpp.js has no roster layer); exits 0
+//       once both rosters show the other with subscription "both" and each saw the other's
+//       presence. Prints {"event":"roster","user":…,"items":[[jid,subscription,ask],…]}.
+//   node xmppjs.mjs collect --service URL --domain D --user alice:PW --expect N
+//       logs in and exits 0 once N messages with a body arrived; each is printed with its
+//       XEP-0203 delay ("delay":stamp,"delay_from":…).
 //
 // stdout: one JSON object per line, for the Rust test to parse:
 //   {"event":"online","user":…,"jid":…,"resource":…,"sasl2":bool,"mechanism":…,"bind2":bool,
@@ -52,6 +60,9 @@ function parseArgs(argv) {
       case "--body":
         opts.body = value;
         break;
+      case "--expect":
+        opts.expect = Number(value);
+        break;
       case "--timeout":
         opts.timeout = Number(value);
         break;
@@ -60,7 +71,7 @@ function parseArgs(argv) {
     }
   }
   if (!opts.service || !opts.domain) throw new Error("--service and --domain are required");
-  const need = { pair: 2, receive: 1 }[mode];
+  const need = { pair: 2, receive: 1, befriend: 2, collect: 1 }[mode];
   if (!need) throw new Error(`unknown mode ${mode}`);
   if (opts.users.length !== need) throw new Error(`${mode} needs ${need} --user`);
   return opts;
@@ -85,7 +96,7 @@ async function finish(code) {
 let timer;
 
 // Log in one user; resolves with the client once it is online (after initial presence).
-async function login(opts, user) {
+async function login(opts, user, beforePresence = () => {}) {
   const { username, password } = user;
   const trace = {
     sasl2Sent: false,
@@ -185,6 +196,7 @@ async function login(opts, user) {
       return online;
     }),
   ]);
+  beforePresence(xmpp);
   await xmpp.send(xml("presence"));
   const tls = xmpp.socket?.socket?.getProtocol?.() ?? null;
   emit({
@@ -218,6 +230,36 @@ function waitForMessage(xmpp, to, opts) {
   });
 }
 
+async function roster(xmpp, username) {
+  const result = await xmpp.iqCaller.request(
+    xml("iq", { type: "get", id: `roster-${Date.now()}` }, xml("query", { xmlns: "jabber:iq:roster" })),
+  );
+  const query = result.getChild("query", "jabber:iq:roster");
+  const items = (query?.getChildren("item") ?? []).map((i) => [
+    i.attrs.jid,
+    i.attrs.subscription ?? "none",
+    i.attrs.ask ?? null,
+  ]);
+  emit({ event: "roster", user: username, ver: query?.attrs.ver ?? null, items });
+  return items;
+}
+
+// Answer subscription requests as a user approving them does: subscribed, and ask back.
+function approveRequests(xmpp, me, seen) {
+  xmpp.on("stanza", async (stanza) => {
+    if (!stanza.is("presence")) return;
+    const from = (stanza.attrs.from ?? "").split("/")[0];
+    const type = stanza.attrs.type;
+    if (type === "subscribe") {
+      await xmpp.send(xml("presence", { to: from, type: "subscribed" }));
+      await xmpp.send(xml("presence", { to: from, type: "subscribe" }));
+    } else if (type === undefined && from !== me) {
+      seen.add(from);
+      emit({ event: "presence", user: me, from: stanza.attrs.from });
+    }
+  });
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   timer = setTimeout(() => {
@@ -239,6 +281,54 @@ async function main() {
       ]),
     );
     await got;
+  } else if (opts.mode === "befriend") {
+    const [aliceUser, bobUser] = opts.users;
+    const aliceBare = `${aliceUser.username}@${opts.domain}`;
+    const bobBare = `${bobUser.username}@${opts.domain}`;
+    const alice = await login(opts, aliceUser);
+    const bob = await login(opts, bobUser);
+    const aliceSaw = new Set();
+    const bobSaw = new Set();
+    approveRequests(alice, aliceBare, aliceSaw);
+    approveRequests(bob, bobBare, bobSaw);
+    await roster(alice, aliceUser.username);
+    await roster(bob, bobUser.username);
+    await alice.send(xml("presence", { to: bobBare, type: "subscribe" }));
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const a = await roster(alice, aliceUser.username);
+      const b = await roster(bob, bobUser.username);
+      const both = (items, jid) => items.some(([j, s]) => j === jid && s === "both");
+      if (both(a, bobBare) && both(b, aliceBare) && aliceSaw.has(bobBare) && bobSaw.has(aliceBare)) {
+        break;
+      }
+    }
+  } else if (opts.mode === "collect") {
+    const [user] = opts.users;
+    let done;
+    const all = new Promise((resolve) => {
+      done = resolve;
+    });
+    // Listening before the initial presence: stored messages follow it at once.
+    await login(opts, user, (me) => {
+      let n = 0;
+      me.on("stanza", (stanza) => {
+        if (!stanza.is("message")) return;
+        const body = stanza.getChildText("body");
+        if (body === null) return;
+        const delay = stanza.getChild("delay", "urn:xmpp:delay");
+        emit({
+          event: "message",
+          from: stanza.attrs.from ?? "",
+          body,
+          delay: delay?.attrs.stamp ?? null,
+          delay_from: delay?.attrs.from ?? null,
+        });
+        n += 1;
+        if (n >= (opts.expect ?? 1)) done();
+      });
+    });
+    await all;
   } else {
     const [user] = opts.users;
     const me = await login(opts, user);

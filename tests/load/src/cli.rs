@@ -29,6 +29,9 @@ pub(crate) enum Mode {
     /// A steady mix for a set duration (soak, hot swap): held sessions pinging, SCRAM and FAST
     /// logins, and (with --password-every) password changes that reset a group of sessions.
     Mixed(MixedArgs),
+    /// Pairs of accounts with each other in their rosters chatting (carbons optional, some
+    /// recipients offline): messages/s, delivery latency, server CPU per message.
+    Messages(MessagesArgs),
 }
 
 /// On or off.
@@ -180,4 +183,33 @@ pub(crate) struct MixedArgs {
     /// Sessions of that account, each of which must get `<reset/>` at every change.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub(crate) fanout: usize,
+}
+
+/// `messages`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MessagesArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Sender/recipient pairs (2 accounts each).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub(crate) pairs: usize,
+    /// Of those, pairs whose recipient is offline (their messages are stored).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub(crate) offline: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub(crate) duration: f64,
+    /// Messages per second over all online pairs (open loop); without it, as fast as the
+    /// recipients take them.
+    #[arg(long, value_name = "PER_S")]
+    pub(crate) rate: Option<f64>,
+    /// Without --rate: messages in flight per pair.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) window: usize,
+    /// The sender has a second session, and both enable XEP-0280 carbons.
+    #[arg(long)]
+    pub(crate) carbons: bool,
+    /// Bytes of each message body.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) body_bytes: usize,
 }

@@ -9,6 +9,8 @@
 //! tessera-load fanout --server 127.0.0.1:5223 --count 1000 --tessera-config tessera.toml
 //! tessera-load mixed --server 127.0.0.1:5223 --duration 60 --idle 200 --scram 2 --fast 2 \
 //!     --password-every 5 --create 8 --tessera-config tessera.toml --server-pid PID
+//! tessera-load messages --server 127.0.0.1:5223 --pairs 8 --offline 2 --carbons --duration 10 \
+//!     --create 16 --tessera-config tessera.toml --server-pid PID
 //! ```
 //!
 //! How to read it: `net` (TCP, TLS, reading up to a pattern), `auth` (one SASL2 login),
@@ -21,6 +23,7 @@ mod failure;
 mod fanout;
 mod idle;
 mod logins;
+mod messages;
 mod mixed;
 mod net;
 mod procfs;
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Mode::Idle(a) => a.common.threads,
         Mode::Fanout(a) => a.common.threads,
         Mode::Mixed(a) => a.common.threads,
+        Mode::Messages(a) => a.common.threads,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
@@ -88,6 +92,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
         Mode::Idle(a) => &a.common,
         Mode::Fanout(a) => &a.common,
         Mode::Mixed(a) => &a.common,
+        Mode::Messages(a) => &a.common,
     };
     let addr = net::loopback_addr(&common.server).await?;
     let accounts = match &mode {
@@ -111,6 +116,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
             Mode::Idle(a) => idle::run(a, target, &accounts).await,
             Mode::Fanout(a) => fanout::run(a, target, &accounts).await,
             Mode::Mixed(a) => mixed::run(a, target, &accounts, fanout_account.as_ref()).await,
+            Mode::Messages(a) => messages::run(a, target, &accounts).await,
         },
         Err(e) => Err(e),
     };

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Side-by-side login benchmark: Tessera vs ejabberd 24.12 vs Prosody 13 on loopback
-# (not part of CI; Debian bookworm, run as root).
+# Side-by-side benchmark: Tessera vs ejabberd 24.12 vs Prosody 13 on loopback (not part of CI;
+# Debian bookworm, run as root). Logins by default; MODE=messages for chat (below).
 #
 #   sudo tests/load/compare.sh [SECONDS]          # default 10 s per run
+#   MODE=messages tests/load/compare.sh           # chat between 8 pairs with each other in their
+#                                                 # rosters (2 recipients offline, carbons on a
+#                                                 # second sender session): the peak, then open
+#                                                 # loop at half the peak; each server with its
+#                                                 # roster, offline and carbons modules
 #   BIN=/path/to/release tests/load/compare.sh    # use tessera, tessera-load and the plugin .so
 #                                                 # files from BIN instead of building target/release
 #   SERVERS="tessera prosody" tests/load/compare.sh   # only some of the three
@@ -34,6 +39,9 @@ set -euo pipefail
 
 SECS="${1:-10}"
 CONCURRENCY=4
+MODE="${MODE:-logins}"
+PAIRS=8
+case "$MODE" in logins | messages) ;; *) echo "compare.sh: MODE=logins|messages" >&2; exit 1 ;; esac
 SERVERS="${SERVERS:-tessera ejabberd prosody}"
 TLS="${TLS:-direct}"
 case "$TLS" in direct | starttls) ;; *) echo "compare.sh: TLS=direct|starttls" >&2; exit 1 ;; esac
@@ -44,11 +52,14 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # --- binaries ------------------------------------------------------------------------------
 if [ -z "${BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 \
-        -p tessera-mod-sasl2-fast -p tessera-load)
+        -p tessera-mod-sasl2-fast -p tessera-load -p tessera-mod-ping -p tessera-mod-disco \
+        -p tessera-mod-presence -p tessera-mod-roster -p tessera-mod-offline -p tessera-mod-carbons)
     BIN="$ROOT/target/release"
 fi
 NEED=tessera-load
 case " $SERVERS " in *" tessera "*) NEED+=" tessera libmod_sasl2.so libmod_sasl2_fast.so" ;; esac
+[ "$MODE" = messages ] && case " $SERVERS " in *" tessera "*)
+    NEED+=" libmod_presence.so libmod_roster.so libmod_offline.so libmod_carbons.so" ;; esac
 for f in $NEED; do
     [ -e "$BIN/$f" ] || { echo "compare.sh: $BIN/$f missing" >&2; exit 1; }
 done
@@ -161,11 +172,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=DNS:localhost \
     -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
 
-# accounts NAME: write $DIR/NAME.accounts (user@localhost:password), one line per client.
+# accounts NAME: write $DIR/NAME.accounts (user@localhost:password), one line per client
+# (two per pair in MODE=messages).
 accounts() {
-    local i
+    local i n=$CONCURRENCY
+    [ "$MODE" = messages ] && n=$((2 * PAIRS))
     : > "$DIR/$1.accounts"
-    for ((i = 0; i < CONCURRENCY; i++)); do
+    for ((i = 0; i < n; i++)); do
         echo "load$i@localhost:$(openssl rand -hex 12)" >> "$DIR/$1.accounts"
     done
 }
@@ -177,6 +190,10 @@ account_lines() { tr ':' ' ' < "$DIR/$1.accounts" | sed 's/@localhost / /'; } # 
 bench() {
     local name="$1" ver="$2" port="$4" tls="$TLS" mech out err
     [ "$TLS" = starttls ] && port="$3"
+    if [ "$MODE" = messages ]; then
+        bench_messages "$name" "$ver" "$port" "$tls"
+        return
+    fi
     for mech in scram-sha-256 fast-none fast-expr; do
         echo "== $name $ver: $mech, $tls TLS, $CONCURRENCY clients, $SECS s" >&2
         out="$DIR/run.out" err="$DIR/run.err"
@@ -194,16 +211,39 @@ bench() {
     done
 }
 
+# bench_messages NAME VERSION PORT TLS: the peak, then open loop at half the peak.
+bench_messages() {
+    local name="$1" ver="$2" port="$3" tls="$4" out="$DIR/run.out" err="$DIR/run.err" rate=""
+    for run in peak half; do
+        echo "== $name $ver: messages ($run), $PAIRS pairs, $tls TLS, $SECS s" >&2
+        if "$BIN/tessera-load" messages --server "127.0.0.1:$port" --tls "$tls" --send-from true \
+            --pairs "$PAIRS" --offline 2 --carbons --duration "$SECS" ${rate:+--rate "$rate"} \
+            --accounts "$DIR/$name.accounts" --server-pid "$SERVER_PID" > "$out" 2> "$err"; then
+            cat "$err" >&2
+            jq -c --arg s "$name" --arg v "$ver" --arg r "$run" '{peer: $s, version: $v, run: $r} + .' \
+                "$out" >> "$RESULTS"
+            rate="$(jq -r '.messages_per_s / 2 | round' "$out")"
+        else
+            cat "$err" >&2
+            jq -nc --arg s "$name" --arg v "$ver" --arg r "$run" --arg e "$(tail -n 1 "$err")" \
+                '{peer: $s, version: $v, run: $r, failed: $e}' >> "$RESULTS"
+            return
+        fi
+    done
+}
+
 # --- Tessera -------------------------------------------------------------------------------
 run_tessera() {
     local d="$DIR/tessera" c2s tls http ver
+    local TESSERA_MODULES='"sasl2", "sasl2_fast", "ping", "disco"'
+    [ "$MODE" = messages ] && TESSERA_MODULES+=', "presence", "roster", "offline", "carbons"'
     mkdir -p "$d"
     free_port c2s; free_port tls; free_port http
     cat > "$d/tessera.toml" <<EOF
 domain = "localhost"
 data_dir = "data"
 plugin_dir = "$BIN"
-modules_enabled = ["sasl2", "sasl2_fast", "ping", "disco"]
+modules_enabled = [$TESSERA_MODULES]
 
 [c2s]
 listen = ["127.0.0.1:$c2s"]
@@ -274,6 +314,7 @@ modules:
   mod_auth_fast: {}
   mod_disco: {}
   mod_ping: {}
+$( [ "$MODE" = messages ] && printf '  mod_roster: {}\n  mod_offline: {}\n  mod_carbons: {}\n' )
 EOF
     chown -R ejabberd:ejabberd "$d"
     chmod 600 "$d/server.pem"
@@ -318,8 +359,8 @@ authentication = "internal_hashed"
 password_hash = "SHA-256"
 storage = "internal"
 allow_registration = false
-modules_enabled = { "tls", "saslauth", "disco", "ping", "sasl2", "sasl2_bind2", "sasl2_fast" }
-modules_disabled = { "s2s", "offline" }
+modules_enabled = { "tls", "saslauth", "disco", "ping", "sasl2", "sasl2_bind2", "sasl2_fast"$( [ "$MODE" = messages ] && printf ', "roster", "carbons"' ) }
+modules_disabled = { "s2s"$( [ "$MODE" = messages ] || printf ', "offline"' ) }
 VirtualHost "localhost"
 EOF
     chown -R prosody:prosody "$d"
@@ -352,6 +393,19 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc)" \
     "$(free -g | awk '/^Mem:/{print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME")," \
     "${SECS} s per run, $CONCURRENCY clients, loopback"
 echo
+if [ "$MODE" = messages ]; then
+    echo "| server | version | run | messages/s | p50 ms | p99 ms | server CPU ms/message | stored / delivered at login | carbons | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    jq -r '
+      if .failed then "| \(.peer) | \(.version) | \(.run) | n/a | | | | | | \(.failed | gsub("\\|"; "/")) |"
+      else "| \(.peer) | \(.version) | \(.run) | \(.messages_per_s | round) | \(.latency_ms.p50) | " +
+        "\(.latency_ms.p99) | \(.server_cpu_ms_per_message) | \(.messages_stored_offline) / " +
+        "\(.offline_delivered_at_login) | \(.carbons_received) | \(.errors_total) |" end' "$RESULTS"
+    echo
+    echo "Raw JSON lines:"
+    cat "$RESULTS"
+    exit 0
+fi
 echo "| server | version | TLS | mechanism | logins/s | p50 ms | p99 ms | server CPU ms/login | errors |"
 echo "|---|---|---|---|---|---|---|---|---|"
 jq -r '

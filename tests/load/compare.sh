@@ -314,7 +314,7 @@ modules:
   mod_auth_fast: {}
   mod_disco: {}
   mod_ping: {}
-$( [ "$MODE" = messages ] && printf '  mod_roster: {}\n  mod_offline: {}\n  mod_carbons: {}\n' )
+$( [ "$MODE" = messages ] && printf '  mod_roster: {}\n  mod_offline: {}\n  mod_carboncopy: {}\n' )
 EOF
     chown -R ejabberd:ejabberd "$d"
     chmod 600 "$d/server.pem"

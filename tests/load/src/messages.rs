@@ -46,7 +46,8 @@ struct Pair {
     b_account: Arc<Account>,
 }
 
-async fn open(target: &Target, account: &Arc<Account>, n: u64) -> Result<Conn, Failure> {
+/// Log in, fetch the roster and send initial presence; answers the stream and the roster.
+async fn open(target: &Target, account: &Arc<Account>, n: u64) -> Result<(Conn, String), Failure> {
     let client = Client::new(account.clone(), UA_BASE + n);
     let mut conn = auth::login(target, &client, Mechanism::ScramSha256, None, None)
         .await?
@@ -54,9 +55,18 @@ async fn open(target: &Target, account: &Arc<Account>, n: u64) -> Result<Conn, F
     // What a client does after login: the roster, then the initial presence.
     conn.send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")
         .await?;
-    conn.read_until(&["id='roster'"]).await?;
+    let (_, head) = conn.read_until(&["id='roster'"]).await?;
+    let (_, rest) = conn.read_until(&["</iq>"]).await?;
     conn.send("<presence/>").await?;
-    Ok(conn)
+    Ok((conn, head + &rest))
+}
+
+/// Whether a roster shows `jid` with a mutual subscription (a second run on the same accounts).
+fn mutual(roster: &str, jid: &str) -> bool {
+    roster.split("<item").any(|item| {
+        (item.contains(&format!("jid='{jid}'")) || item.contains(&format!("jid=\"{jid}\"")))
+            && item.contains("both")
+    })
 }
 
 async fn carbons(conn: &mut Conn) -> Result<(), Failure> {
@@ -121,13 +131,15 @@ async fn pairs(
         let offline = i < args.offline;
         let setup = async {
             let n = 4 * i as u64;
-            let mut a = open(target, &a_account, n).await?;
+            let (mut a, roster) = open(target, &a_account, n).await?;
             let mut a2 = match args.carbons {
-                true => Some(open(target, &a_account, n + 1).await?),
+                true => Some(open(target, &a_account, n + 1).await?.0),
                 false => None,
             };
-            let mut b = open(target, &b_account, n + 2).await?;
-            befriend(&mut a, &mut b, &a_account.jid(), &b_account.jid()).await?;
+            let (mut b, _) = open(target, &b_account, n + 2).await?;
+            if !mutual(&roster, &b_account.jid()) {
+                befriend(&mut a, &mut b, &a_account.jid(), &b_account.jid()).await?;
+            }
             if args.carbons {
                 carbons(&mut a).await?;
                 if let Some(a2) = a2.as_mut() {
@@ -297,11 +309,7 @@ pub(crate) async fn run(
                     if finished && got >= pair_sent.load(Ordering::Relaxed) {
                         break;
                     }
-                    let wait = if pair_done.load(Ordering::Acquire) {
-                        timeout
-                    } else {
-                        POLL
-                    };
+                    let wait = if finished { timeout } else { POLL };
                     match tokio::time::timeout(wait, b.read_until(&["</message>"])).await {
                         Ok(Ok((_, message))) => {
                             if let Some(t) = stamp_of(&message) {
@@ -315,8 +323,8 @@ pub(crate) async fn run(
                             tally.error(&f);
                             break;
                         }
-                        // Nothing for a while: fine while A is still pacing, else missing.
-                        Err(_) if !pair_done.load(Ordering::Acquire) => {}
+                        // Quiet while A was still sending: look again.
+                        Err(_) if !finished => {}
                         Err(_) => {
                             tally.error(&Failure::Protocol(format!(
                                 "pair {i}: {} of {} messages arrived",
@@ -341,18 +349,15 @@ pub(crate) async fn run(
                     if finished && copies >= pair_sent.load(Ordering::Relaxed) {
                         break;
                     }
-                    let wait = if pair_done.load(Ordering::Acquire) {
-                        timeout
-                    } else {
-                        POLL
-                    };
+                    let wait = if finished { timeout } else { POLL };
                     match tokio::time::timeout(wait, a2.read_until(&["</sent>"])).await {
                         Ok(Ok(_)) => copies += 1,
                         Ok(Err(f)) => {
                             tally.error(&f);
                             break;
                         }
-                        Err(_) if !pair_done.load(Ordering::Acquire) => {}
+                        // Quiet while A was still sending: look again.
+                        Err(_) if !finished => {}
                         Err(_) => {
                             tally.error(&Failure::Protocol(format!(
                                 "pair {i}: {copies} of {} carbons arrived",
@@ -440,7 +445,7 @@ async fn collect(
     n: u64,
     timeout: Duration,
 ) -> Result<u64, Failure> {
-    let mut conn = open(target, account, n).await?;
+    let (mut conn, _) = open(target, account, n).await?;
     let mut count = 0;
     loop {
         match tokio::time::timeout(

@@ -533,8 +533,9 @@ fn carbons_enabled_before_binding_close_that_stream_only() {
 }
 
 /// mod_roster and mod_offline reloaded 10 times each while alice writes 300 messages to bob,
-/// who is offline, and sends subscription requests: afterwards bob gets every message once, in
-/// order, from offline storage, the roster holds both requests, and bob is asked at login.
+/// who is offline, 300 to carol, who is online, and sends subscription requests: carol gets
+/// every message live, bob every message once, in order, from offline storage at login, the
+/// roster holds both requests, and bob is asked.
 #[test]
 fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
     const MESSAGES: usize = 300;
@@ -542,12 +543,28 @@ fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
     let server = server();
     server.add_user("carol", "carol pw", None);
     let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
+    let (mut carol, carol_jid) =
+        XmppClient::login(server.ports.direct_tls, "carol", "carol pw", "c");
     alice.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
     alice.read_iq("r0");
+    // Carol reads as the messages come.
+    let live = std::thread::spawn(move || {
+        let mut seen = 0;
+        while seen < MESSAGES {
+            let chunk = carol.read_until("</message>");
+            for m in chunk.split("</message>").filter(|m| m.contains("<body>")) {
+                let body = m.split("<body>").nth(1).and_then(|b| b.split('<').next());
+                assert_eq!(body, Some(seen.to_string().as_str()), "carol: in order");
+                seen += 1;
+            }
+        }
+        carol
+    });
     let sender = std::thread::spawn(move || {
         for i in 0..MESSAGES {
             alice.send(&format!(
-                "<message to='bob@localhost' type='chat' id='m{i}'><body>{i}</body></message>"
+                "<message to='bob@localhost' type='chat' id='m{i}'><body>{i}</body></message>\
+                 <message to='{carol_jid}' type='chat' id='c{i}'><body>{i}</body></message>"
             ));
             match i {
                 100 => alice.send("<presence type='subscribe' to='carol@localhost'/>"),
@@ -571,6 +588,7 @@ fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (mut alice, seen) = sender.join().expect("sender");
+    let _carol = live.join().expect("carol got every message, in order");
     assert!(!seen.contains("type='error'"), "no bounce: {seen}");
     // Bob comes online: every message once, in order, then alice's request.
     let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");

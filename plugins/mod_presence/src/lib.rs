@@ -20,6 +20,9 @@
 //!   that a session took messages through the `presence-available` event
 //!   (`tessera_plugin_api::im`): offline storage delivers on it.
 //! * The priority is an integer from -128 to 127, 0 when absent or not a number (§4.7.2.3).
+//! * A session may have directed presence out to at most 1,000 entities that do not see its
+//!   broadcasts (each gets `unavailable` when it goes); one more is refused with
+//!   `<resource-constraint/>` and not sent.
 
 pub mod state;
 
@@ -336,7 +339,23 @@ impl Presence {
             contacts_filtered(host, user, &target_bare)?.is_some_and(|c| c.iter().any(|c| c.from));
         if !subscribed {
             let available = presence.attr("type") != Some("unavailable");
-            locked(&self.presences).directed(session, user, full, &target.to_string(), available);
+            let kept = locked(&self.presences).directed(
+                session,
+                user,
+                full,
+                &target.to_string(),
+                available,
+            );
+            if !kept {
+                // Not sent: it could not be undone when the session goes.
+                return Ok(Verdict::Error {
+                    condition: tessera_plugin_api::StanzaCondition::ResourceConstraint,
+                    text: Some(format!(
+                        "directed presence to more than {} entities at once",
+                        state::MAX_DIRECTED
+                    )),
+                });
+            }
         }
         Ok(Verdict::Pass)
     }

@@ -6,6 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+/// Most entities one session may have sent directed presence to and not yet undone: each must
+/// get `unavailable` when the session goes, so the list is bounded.
+pub const MAX_DIRECTED: usize = 1000;
+
 /// One session's presence state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPresence {
@@ -82,8 +86,16 @@ impl Presences {
     }
 
     /// Directed presence from a session to `to` (a JID that does not see its broadcasts):
-    /// remembered when available, forgotten when `unavailable` (§4.6.3).
-    pub fn directed(&mut self, stream: u64, user: &str, full_jid: &str, to: &str, available: bool) {
+    /// remembered when available, forgotten when `unavailable` (§4.6.3). Answers `false` when
+    /// a new target would exceed [`MAX_DIRECTED`] (nothing is remembered then).
+    pub fn directed(
+        &mut self,
+        stream: u64,
+        user: &str,
+        full_jid: &str,
+        to: &str,
+        available: bool,
+    ) -> bool {
         let s = self
             .sessions
             .entry(stream)
@@ -92,11 +104,15 @@ impl Presences {
                 full_jid: full_jid.to_owned(),
                 ..SessionPresence::default()
             });
-        if available {
-            s.directed.insert(to.to_owned());
-        } else {
+        if !available {
             s.directed.remove(to);
+        } else if !s.directed.contains(to) {
+            if s.directed.len() >= MAX_DIRECTED {
+                return false;
+            }
+            s.directed.insert(to.to_owned());
         }
+        true
     }
 
     /// A session moved to another stream (stream management resumed it).
@@ -145,7 +161,7 @@ mod tests {
         );
         let c = p.available(1, "alice", "alice@x/a", "<presence/>".into(), 5);
         assert!(!c.initial && !c.became_reachable);
-        p.directed(1, "alice", "alice@x/a", "room@muc/nick", true);
+        assert!(p.directed(1, "alice", "alice@x/a", "room@muc/nick", true));
         assert_eq!(p.available_of("alice").len(), 1);
         let was = p.unavailable(1).expect("known");
         assert!(was.last.is_some() && was.directed.contains("room@muc/nick"));
@@ -158,11 +174,29 @@ mod tests {
     }
 
     #[test]
+    fn directed_presence_is_bounded_and_a_repeat_or_an_undo_always_fits() {
+        let mut p = Presences::default();
+        for i in 0..MAX_DIRECTED {
+            assert!(p.directed(1, "bob", "bob@x/a", &format!("e{i}@x"), true));
+        }
+        assert!(!p.directed(1, "bob", "bob@x/a", "one-more@x", true));
+        assert!(
+            p.directed(1, "bob", "bob@x/a", "e0@x", true),
+            "already there"
+        );
+        assert!(p.directed(1, "bob", "bob@x/a", "e0@x", false));
+        assert!(
+            p.directed(1, "bob", "bob@x/a", "one-more@x", true),
+            "room again"
+        );
+    }
+
+    #[test]
     fn directed_unavailable_forgets_and_resumption_moves_the_session() {
         let mut p = Presences::default();
         p.available(1, "bob", "bob@x/a", "<presence/>".into(), 0);
-        p.directed(1, "bob", "bob@x/a", "carol@x", true);
-        p.directed(1, "bob", "bob@x/a", "carol@x", false);
+        assert!(p.directed(1, "bob", "bob@x/a", "carol@x", true));
+        assert!(p.directed(1, "bob", "bob@x/a", "carol@x", false));
         p.moved(1, 7);
         let s = p.closed(7).expect("moved");
         assert!(s.directed.is_empty());

@@ -59,6 +59,19 @@ pub mod hooks {
     pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
 }
 
+/// The answer to [`hooks::BIND2_INLINE_FEATURES`] for one feature (its namespace as `var`),
+/// encoded as the hook's reply.
+///
+/// # Errors
+/// As [`crate::wire::encode`].
+pub fn bind2_inline_feature(var: &str) -> Result<Vec<u8>, crate::PluginError> {
+    crate::wire::encode(&vec![crate::xml::Element::new(
+        "feature",
+        "urn:xmpp:bind:0",
+    )
+    .with_attr("var", var)])
+}
+
 /// Payload of the [`hooks::BIND2_BOUND`] hook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bind2Bound {

@@ -21,6 +21,7 @@
 //!
 //! [postcard]: https://docs.rs/postcard
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// A borrowed byte string: how byte arguments cross (one copy, not one serde call per byte).
@@ -50,6 +51,43 @@ pub fn decode<'de, T: Deserialize<'de>>(what: &str, bytes: &'de [u8]) -> Result<
         ))),
         Err(e) => Err(PluginError::bad_request(format!("{what}: {e}"))),
     }
+}
+
+/// Encode a module's state for the next generation (`Module::save_state`), led by the
+/// format `version` so that a generation that cannot read it says so instead of misreading it.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_state<T: Serialize + ?Sized>(version: u8, state: &T) -> Result<Vec<u8>, PluginError> {
+    encode(&(version, state))
+}
+
+/// Decode state saved by [`encode_state`] (the `restore` of `Module::init`).
+///
+/// ```
+/// use tessera_plugin_api::wire::{decode_state, encode_state};
+/// let bytes = encode_state(2, &vec![7u64]).unwrap();
+/// assert_eq!(decode_state::<Vec<u64>>("counters", 2, &bytes).unwrap(), [7]);
+/// let err = decode_state::<Vec<u64>>("counters", 3, &bytes).unwrap_err();
+/// assert_eq!(err.message, "counters state version 2 is not 3");
+/// ```
+///
+/// # Errors
+/// [`crate::PluginErrorKind::BAD_STATE`] when the version is another, or the bytes do not
+/// hold a `T`.
+pub fn decode_state<T: DeserializeOwned>(
+    what: &str,
+    version: u8,
+    bytes: &[u8],
+) -> Result<T, PluginError> {
+    let bad = |message: String| PluginError::new(crate::PluginErrorKind::BAD_STATE, message);
+    let (saved, state): (u8, T) = decode(what, bytes).map_err(|e| bad(e.message))?;
+    if saved != version {
+        return Err(bad(format!(
+            "{what} state version {saved} is not {version}"
+        )));
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

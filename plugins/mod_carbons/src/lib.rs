@@ -131,16 +131,7 @@ impl Module for Carbons {
 
     fn init(host: &Host, _config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
         let enabled = match restore {
-            Some(bytes) => {
-                let (version, enabled): (u8, HashSet<u64>) = wire::decode("carbons state", bytes)?;
-                if version != STATE_VERSION {
-                    return Err(PluginError::new(
-                        tessera_plugin_api::PluginErrorKind::BAD_STATE,
-                        format!("carbons state version {version} is not {STATE_VERSION}"),
-                    ));
-                }
-                enabled
-            }
+            Some(bytes) => wire::decode_state("carbons", STATE_VERSION, bytes)?,
             None => HashSet::new(),
         };
         Ok(Self {
@@ -308,8 +299,7 @@ impl Module for Carbons {
         match name {
             hooks::BIND2_INLINE_FEATURES => {
                 let _: StreamInfo = wire::decode(name, payload)?;
-                let feature = Element::new("feature", "urn:xmpp:bind:0").with_attr("var", NS);
-                wire::encode(&vec![feature]).map(Some)
+                events::bind2_inline_feature(NS).map(Some)
             }
             hooks::BIND2_BOUND => {
                 let bound: Bind2Bound = wire::decode(name, payload)?;
@@ -342,7 +332,7 @@ impl Module for Carbons {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        wire::encode(&(STATE_VERSION, &*locked(&self.enabled)))
+        wire::encode_state(STATE_VERSION, &*locked(&self.enabled))
     }
 }
 

@@ -39,8 +39,7 @@ use tessera_plugin_api::stanza::{StanzaHook, StanzaPoint};
 use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::{self, Element, ParseLimits};
 use tessera_plugin_api::{
-    wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, PluginErrorKind, Stanza,
-    Verdict,
+    wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza, Verdict,
 };
 
 use crate::queue::{classify, Class, Held};
@@ -101,18 +100,8 @@ impl Module for Csi {
     }
 
     fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
-        let sessions = match restore {
-            Some(bytes) => {
-                let (version, sessions): (u8, HashMap<u64, Session>) =
-                    wire::decode("csi state", bytes)?;
-                if version != STATE_VERSION {
-                    return Err(PluginError::new(
-                        PluginErrorKind::BAD_STATE,
-                        format!("csi state version {version} is not {STATE_VERSION}"),
-                    ));
-                }
-                sessions
-            }
+        let sessions: HashMap<u64, Session> = match restore {
+            Some(bytes) => wire::decode_state("csi", STATE_VERSION, bytes)?,
             None => HashMap::new(),
         };
         let mark = host
@@ -237,8 +226,7 @@ impl Module for Csi {
         match name {
             hooks::BIND2_INLINE_FEATURES => {
                 let _: StreamInfo = wire::decode(name, payload)?;
-                let feature = Element::new("feature", "urn:xmpp:bind:0").with_attr("var", NS);
-                wire::encode(&vec![feature]).map(Some)
+                events::bind2_inline_feature(NS).map(Some)
             }
             hooks::BIND2_BOUND => {
                 let bound: Bind2Bound = wire::decode(name, payload)?;
@@ -281,7 +269,7 @@ impl Module for Csi {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        wire::encode(&(STATE_VERSION, &*locked(&self.sessions)))
+        wire::encode_state(STATE_VERSION, &*locked(&self.sessions))
     }
 }
 

@@ -99,16 +99,7 @@ impl Module for Presence {
 
     fn init(host: &Host, _config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
         let presences = match restore {
-            Some(bytes) => {
-                let (version, presences): (u8, Presences) = wire::decode("presence state", bytes)?;
-                if version != STATE_VERSION {
-                    return Err(PluginError::new(
-                        tessera_plugin_api::PluginErrorKind::BAD_STATE,
-                        format!("presence state version {version} is not {STATE_VERSION}"),
-                    ));
-                }
-                presences
-            }
+            Some(bytes) => wire::decode_state("presence", STATE_VERSION, bytes)?,
             None => Presences::default(),
         };
         Ok(Self {
@@ -201,7 +192,7 @@ impl Module for Presence {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        wire::encode(&(STATE_VERSION, &*locked(&self.presences)))
+        wire::encode_state(STATE_VERSION, &*locked(&self.presences))
     }
 }
 

@@ -243,13 +243,16 @@ impl Module for Carbons {
             // To one of its own resources: the addressed ones get the original, not a copy.
             if bare_of(header.to).as_deref() == Some(own.as_str()) {
                 let to = header.to.unwrap_or_default();
-                skip.extend(
-                    sessions
-                        .iter()
-                        .filter(|s| s.full_jid.as_deref() == Some(to))
-                        .map(|s| s.stream),
-                );
-                if !to.contains('/') {
+                let addressed: Vec<u64> = sessions
+                    .iter()
+                    .filter(|s| s.full_jid.as_deref() == Some(to))
+                    .map(|s| s.stream)
+                    .collect();
+                // To the bare JID, or to a resource that is not there (the host then delivers
+                // by the bare-JID rule): those the rule picks get the original.
+                let by_rule = addressed.is_empty();
+                skip.extend(addressed);
+                if by_rule {
                     skip.extend(bare_message_targets(
                         sessions.iter().map(|s| (s.stream, s.availability())),
                         message.attr("type"),

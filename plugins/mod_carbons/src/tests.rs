@@ -259,3 +259,25 @@ fn each_resource_gets_a_message_exactly_once_with_tied_priorities() {
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert!(copies[0].contains("<received xmlns='urn:xmpp:carbons:2'>"));
 }
+
+/// To one's own resource that is not connected: the host delivers by the bare-JID rule, so the
+/// sessions that rule picks get the original and no `<sent/>` copy besides.
+#[test]
+fn a_message_to_an_absent_own_resource_is_not_copied_to_who_gets_it() {
+    let (host, m) = world();
+    let phone = host.add_session("alice", "phone");
+    let laptop = host.add_session("alice", "laptop");
+    host.set_presence(laptop, Some(5));
+    iq(&m, laptop, "enable");
+    let own = chat(
+        "alice@example.org/phone",
+        "alice@example.org/gone",
+        "to myself",
+    );
+    m.stanza(StanzaPoint::ClientIn, &own, Some("alice"), Some(phone))
+        .expect("hook");
+    assert!(
+        host.take_outbox(laptop).is_empty(),
+        "the laptop gets the original only"
+    );
+}

@@ -175,7 +175,16 @@ impl Module for Presence {
             events::SESSION_CLOSED => {
                 let closed: SessionEvent = event.decode()?;
                 let was = locked(&self.presences).closed(closed.stream_id);
-                if let Some(was) = was {
+                if let Some(mut was) = was {
+                    // A reconnect that took over the same resource (Bind 2 gives a client its
+                    // resource again) is that resource now: it is not gone.
+                    let replaced = host.account_sessions(&was.user)?.iter().any(|s| {
+                        s.stream != closed.stream_id
+                            && s.full_jid.as_deref() == Some(was.full_jid.as_str())
+                    });
+                    if replaced {
+                        was.last = None;
+                    }
                     let gone = Element::new("presence", CLIENT_NS)
                         .with_attr("type", "unavailable")
                         .with_attr("from", &was.full_jid);

@@ -297,3 +297,28 @@ fn unavailable_undoes_directed_presence_and_state_survives_a_reload() {
         ]
     );
 }
+
+/// A reconnect that takes over the same full JID (Bind 2's stable resource) before the old
+/// stream's close is handled: contacts are not told the resource went away.
+#[test]
+fn a_resource_taken_over_by_a_reconnect_is_not_announced_gone() {
+    let (host, m) = world(true);
+    let old = host.add_session("alice", "phone");
+    send(&m, old, available("chat"));
+    // The new stream binds the same resource; the old one's close arrives afterwards.
+    let new = host.add_session("alice", "phone");
+    send(&m, new, available("chat"));
+    host.take_routed();
+    host.take_outbox(new);
+    m.event(
+        SESSION_CLOSED,
+        &SessionEvent {
+            stream_id: old,
+            jid: Some("alice@example.org/phone".into()),
+            reason: Some("conflict".into()),
+        },
+    )
+    .expect("event");
+    assert!(host.take_routed().is_empty(), "no unavailable to contacts");
+    assert!(host.take_outbox(new).is_empty(), "nor to the new session");
+}

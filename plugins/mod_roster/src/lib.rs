@@ -402,6 +402,7 @@ impl Roster {
             );
             return Ok(refuse_owned(StanzaCondition::PolicyViolation, text));
         }
+        let pushed = Self::record(&store, old, &contact, &relation, &fx)?;
         if fx.presence == Some(PresenceToContact::Unavailable) {
             self.unavailable_to(host, user, &contact)?;
         }
@@ -411,7 +412,9 @@ impl Roster {
             presence.set_attr("to", &contact);
             host.route(presence)?;
         }
-        self.apply(host, user, &store, old, &contact, &relation, &fx)?;
+        if let Some((item, ver)) = pushed {
+            push_to_interested(host, user, item, &ver)?;
+        }
         if fx.presence == Some(PresenceToContact::Current) {
             self.current_to(host, user, &contact)?;
         }
@@ -454,6 +457,7 @@ impl Roster {
             // Written with its namespace, so that it parses back as a client stanza.
             store.put_request(&contact, &presence.to_xml_in(""))?;
         }
+        let pushed = Self::record(&store, old, &contact, &relation, &fx)?;
         if fx.forward {
             // A request goes to the available resources (§3.1.3), answers to the interested
             // ones (§3.1.6, §3.2.3, §3.3.3), before the push.
@@ -462,13 +466,14 @@ impl Roster {
             } else {
                 interested(host, user)?
             };
-            for (stream, full) in targets {
-                let mut copy = presence.clone();
-                copy.set_attr("to", &full);
-                host.send_to_session(stream, copy)?;
+            // RFC 6121 §8.5.2.1: delivered with `to` as it is, the bare JID.
+            for (stream, _) in targets {
+                host.send_to_session(stream, presence.clone())?;
             }
         }
-        self.apply(host, user, &store, old, &contact, &relation, &fx)?;
+        if let Some((item, ver)) = pushed {
+            push_to_interested(host, user, item, &ver)?;
+        }
         if let Some(answer) = fx.reply {
             if answer == Kind::Unsubscribed {
                 // §3.3.3: the ex-subscriber stops seeing the account first.
@@ -484,28 +489,25 @@ impl Roster {
         Ok(Verdict::Handled)
     }
 
-    /// Store a relation's change and push what became visible.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
-        host: &Host,
-        user: &str,
+    /// Store a relation's change; answers the item to push and its version when something
+    /// visible changed. Runs before any stanza goes out, so that a failing store sends nothing.
+    fn record(
         store: &Store<'_>,
         old: Option<Item>,
         contact: &str,
         relation: &Relation,
         fx: &Effects,
-    ) -> Result<(), PluginError> {
+    ) -> Result<Option<(Element, String)>, PluginError> {
         if fx.forget_request {
             store.delete_request(contact)?;
         }
-        if fx.push {
-            let mut item = old.unwrap_or_else(|| Item::new(contact));
-            item.set_relation(relation);
-            store.put(&item)?;
-            self.push(host, user, store, item.to_element())?;
+        if !fx.push {
+            return Ok(None);
         }
-        Ok(())
+        let mut item = old.unwrap_or_else(|| Item::new(contact));
+        item.set_relation(relation);
+        store.put(&item)?;
+        Ok(Some((item.to_element(), store.bump()?.to_string())))
     }
 
     /// Count a change and push the item to every interested resource (RFC 6121 §2.1.6).
@@ -517,19 +519,7 @@ impl Roster {
         item: Element,
     ) -> Result<(), PluginError> {
         let ver = store.bump()?.to_string();
-        for (stream, full) in interested(host, user)? {
-            let push = Element::new("iq", CLIENT_NS)
-                .with_attr("type", "set")
-                .with_attr("id", format!("roster-push-{ver}"))
-                .with_attr("to", full)
-                .with_child(
-                    Element::new("query", NS)
-                        .with_attr("ver", &ver)
-                        .with_child(item.clone()),
-                );
-            host.send_to_session(stream, push)?;
-        }
-        Ok(())
+        push_to_interested(host, user, item, &ver)
     }
 
     /// `unavailable` from each available resource of the account to a contact.
@@ -557,6 +547,28 @@ impl Roster {
         }
         Ok(())
     }
+}
+
+/// Send a roster push of `item` at version `ver` to each interested resource.
+fn push_to_interested(
+    host: &Host,
+    user: &str,
+    item: Element,
+    ver: &str,
+) -> Result<(), PluginError> {
+    for (stream, full) in interested(host, user)? {
+        let push = Element::new("iq", CLIENT_NS)
+            .with_attr("type", "set")
+            .with_attr("id", format!("roster-push-{ver}"))
+            .with_attr("to", full)
+            .with_child(
+                Element::new("query", NS)
+                    .with_attr("ver", ver)
+                    .with_child(item.clone()),
+            );
+        host.send_to_session(stream, push)?;
+    }
+    Ok(())
 }
 
 /// A presence error back to the account's session, and the stanza goes no further.

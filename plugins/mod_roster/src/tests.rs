@@ -219,12 +219,13 @@ fn two_accounts_subscribe_to_each_other_and_end_up_both() {
         "bare from and to"
     );
     assert!(xmls(&w.host.take_outbox(alice))[0].contains("subscription='none' ask='subscribe'"));
-    // Bob's available resource sees the request; nothing shows in his roster yet.
+    // Bob's available resource sees the request, to his bare JID (RFC 6121 §8.5.2.1: `to` is
+    // not rewritten); nothing shows in his roster yet.
     let seen = xmls(&w.host.take_outbox(bob));
     assert_eq!(
         seen,
         [
-            "<presence type='subscribe' to='bob@example.org/desk' from='alice@example.org'>\
+            "<presence type='subscribe' to='bob@example.org' from='alice@example.org'>\
           <nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>"
         ]
     );
@@ -245,7 +246,7 @@ fn two_accounts_subscribe_to_each_other_and_end_up_both() {
     let to_alice = xmls(&w.host.take_outbox(alice));
     assert_eq!(
         to_alice[0],
-        "<presence type='subscribed' to='alice@example.org/phone' from='bob@example.org'/>"
+        "<presence type='subscribed' to='alice@example.org' from='bob@example.org'/>"
     );
     assert!(
         to_alice[1].contains("<item jid='bob@example.org' subscription='to'/>"),

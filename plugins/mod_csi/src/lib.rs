@@ -191,7 +191,12 @@ impl Module for Csi {
             return Ok(Verdict::Replace(element));
         }
         if !session.inactive {
-            return Ok(Verdict::Pass);
+            // Our re-sends are still on their way: this one must not overtake them, so it
+            // joins them at the back (the host writes effects in order).
+            let out = vec![element.to_xml_in("")];
+            drop(sessions);
+            self.resend(host, stream, out)?;
+            return Ok(Verdict::Drop);
         }
         let full = session.held.len() >= self.options.csi_queue_size;
         if classify(&element) == Class::Hold && !full {
@@ -208,7 +213,7 @@ impl Module for Csi {
         }
         // Important (or the queue is full): what is held goes first, then this, all marked.
         let mut out = session.held.take();
-        if out.is_empty() {
+        if out.is_empty() && session.in_flight == 0 {
             return Ok(Verdict::Pass);
         }
         out.push(element.to_xml_in(""));

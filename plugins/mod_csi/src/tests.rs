@@ -220,3 +220,44 @@ fn the_feature_is_offered_after_authentication() {
     let f = m.instance.stream_features(stream).expect("f");
     assert_eq!(f[0].to_xml_in(CLIENT_NS), "<csi xmlns='urn:xmpp:csi:0'/>");
 }
+
+/// Stanzas written while the module's re-sends are still on their way join them at the back:
+/// nothing overtakes a flush (the host applies effects in order, after the current write).
+#[test]
+fn nothing_overtakes_a_flush_in_flight() {
+    let (host, m, phone) = world(256);
+    nonza(&m, phone, "inactive");
+    assert!(deliver(&m, phone, presence("bob@example.org/desk", "away")).is_empty());
+    // The important message flushes: the held presence and it are re-sent (not yet written).
+    let first = m
+        .stanza(
+            StanzaPoint::SessionOut,
+            &message("one"),
+            Some("alice"),
+            Some(phone),
+        )
+        .expect("hook");
+    assert_eq!(first, Some(Verdict::Drop));
+    // Before those re-sends come through, two more stanzas are written.
+    for body in ["two", "three"] {
+        let v = m
+            .stanza(
+                StanzaPoint::SessionOut,
+                &message(body),
+                Some("alice"),
+                Some(phone),
+            )
+            .expect("hook");
+        assert_eq!(v, Some(Verdict::Drop), "{body} waits behind the flush");
+    }
+    // The host now writes the effects, in order, through the hook.
+    let mut wire = Vec::new();
+    for el in host.take_outbox(phone) {
+        wire.extend(deliver(&m, phone, el));
+    }
+    assert_eq!(wire.len(), 4, "{wire:?}");
+    assert!(wire[0].contains("<show>away</show>"));
+    for (w, body) in wire[1..].iter().zip(["one", "two", "three"]) {
+        assert!(w.contains(&format!("<body>{body}</body>")), "{wire:?}");
+    }
+}

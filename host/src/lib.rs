@@ -163,7 +163,21 @@ impl Shared {
     /// # Errors
     /// Bad name, unknown account, store failure.
     pub fn delete_user(&self, user: &str) -> Result<(), AccountError> {
-        let user = accounts::delete(self.store.as_ref(), user)?;
+        let canonical = jid::prep_localpart(user)?;
+        if self.store.get_account(&canonical)?.is_some() {
+            // While the account's data is still there (see `hooks::ACCOUNT_DELETING`).
+            let payload = UserDeleted {
+                user: canonical.clone(),
+            };
+            if let Ok(bytes) = tessera_plugin_api::wire::encode(&payload) {
+                let _ = runtime::services::call_hook(
+                    self,
+                    events::hooks::ACCOUNT_DELETING,
+                    tessera_plugin_api::wire::Bytes::new(&bytes),
+                );
+            }
+        }
+        let user = accounts::delete(self.store.as_ref(), &canonical)?;
         let closed = self
             .sessions
             .close_user(&user, StreamCondition::NotAuthorized, None);

@@ -57,6 +57,12 @@ pub mod hooks {
     /// XEP-0198's `<enabled/>`), or no reply. A module that takes an inline request (carbons'
     /// `<enable/>`, CSI's `<inactive/>`) reads it from the payload's `bind`.
     pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
+    /// Called by the host just before an account's data is deleted (its sessions are closed
+    /// and `user-deleted` fired after). Payload: [`super::UserDeleted`]; replies are ignored.
+    /// A module whose data others rely on says goodbye here, while it can still read it: the
+    /// roster module tells every contact the subscriptions are over, so that nobody who later
+    /// registers the same name inherits them.
+    pub const ACCOUNT_DELETING: &str = "account-deleting";
 }
 
 /// The answer to [`hooks::BIND2_INLINE_FEATURES`] for one feature (its namespace as `var`),

@@ -635,3 +635,45 @@ fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
         );
     }
 }
+
+/// Deleting an account ends its subscriptions with every contact first (`account-deleting`):
+/// someone who registers the name again does not get the contacts' presence, and the contact's
+/// roster no longer shares with the name.
+#[test]
+fn a_name_registered_again_after_deletion_inherits_no_subscription() {
+    let server = server();
+    let friends = slix_im(
+        "befriend",
+        &server,
+        &[
+            "--a",
+            "alice@localhost/slix:alice pw",
+            "--b",
+            "bob@localhost/slix:bob pw",
+        ],
+    )
+    .finish();
+    ok(&friends, "slixmpp befriend", &server);
+    let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
+    bob.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+    assert!(bob.read_iq("r0").contains("subscription='both'"));
+    bob.send("<presence/>");
+    bob.read_until("/>");
+    server.cli_ok(&["user", "del", "alice@localhost"]);
+    // Bob is told, and pushed the change.
+    let told = bob.read_until("type='unsubscribed'");
+    assert!(told.contains("type='unsubscribe'"), "{told}");
+    bob.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+    let roster = bob.read_iq("r1");
+    assert!(
+        roster.contains("<item jid='alice@localhost' subscription='none'/>"),
+        "{roster}"
+    );
+    // Someone registers the name again: bob's presence does not reach them.
+    server.add_user("alice", "another pw", None);
+    let (mut heir, _) = XmppClient::login(server.ports.direct_tls, "alice", "another pw", "h");
+    heir.send("<presence/>");
+    bob.send("<presence><show>away</show></presence>");
+    let seen = heir.read_for(Duration::from_millis(500));
+    assert!(!seen.contains("from='bob@localhost"), "{seen}");
+}

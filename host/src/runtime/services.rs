@@ -662,7 +662,9 @@ pub fn mechanisms(
         .collect()
 }
 
-fn call_hook(shared: &Shared, name: &str, payload: &Bytes) -> Vec<Vec<u8>> {
+/// Call a query hook on every module that registered it (for modules, and for the host's own
+/// hooks such as `account-deleting`); failing modules contribute nothing.
+pub fn call_hook(shared: &Shared, name: &str, payload: &Bytes) -> Vec<Vec<u8>> {
     let routes = shared.registry.routes();
     let Some(handlers) = routes.hooks.get(name) else {
         return Vec::new();

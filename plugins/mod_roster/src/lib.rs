@@ -47,7 +47,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use tessera_plugin_api::events::priority;
+use tessera_plugin_api::events::{self, priority};
 use tessera_plugin_api::im::{
     self, Contact, ContactsQuery, PresenceAvailable, PresenceQuery, ROSTER_CONTACTS,
 };
@@ -164,7 +164,10 @@ impl Module for Roster {
                 hook(StanzaPoint::ToBare),
                 hook(StanzaPoint::ToFull),
             ],
-            hooks: vec![HookSpec::new(ROSTER_CONTACTS, priority::NORMAL)],
+            hooks: vec![
+                HookSpec::new(ROSTER_CONTACTS, priority::NORMAL),
+                HookSpec::new(events::hooks::ACCOUNT_DELETING, priority::NORMAL),
+            ],
             events: vec![HookSpec::new(im::PRESENCE_AVAILABLE, priority::NORMAL)],
             stream_features: true,
             ..Registrations::default()
@@ -228,6 +231,11 @@ impl Module for Roster {
         name: &str,
         payload: &[u8],
     ) -> Result<Option<Vec<u8>>, PluginError> {
+        if name == events::hooks::ACCOUNT_DELETING {
+            let deleting: events::UserDeleted = wire::decode(name, payload)?;
+            self.farewell(host, &deleting.user)?;
+            return Ok(None);
+        }
         if name != ROSTER_CONTACTS {
             return Err(PluginError::bad_request(format!("no hook {name}")));
         }
@@ -350,6 +358,30 @@ impl Roster {
             host.route(subscription_stanza(&own, jid, Kind::Unsubscribed))?;
         }
         Ok(Some(reply::iq_result(iq, &self.domain)))
+    }
+
+    /// The account is about to be deleted: every contact is told the subscriptions are over
+    /// (as a removal of each item would, §2.5.2), and pending requests are denied, so that no
+    /// one who later registers the name inherits them.
+    fn farewell(&self, host: &Host, user: &str) -> Result<(), PluginError> {
+        let _serial = self.lock(user);
+        let store = Store::of(host, user);
+        let own = self.bare(user);
+        let mut denied: Vec<String> = store.requests()?.into_iter().map(|(jid, _)| jid).collect();
+        for item in store.items()? {
+            if item.subscription.to() || item.pending_out {
+                host.route(subscription_stanza(&own, &item.jid, Kind::Unsubscribe))?;
+            }
+            if item.subscription.from() {
+                self.unavailable_to(host, user, &item.jid)?;
+                host.route(subscription_stanza(&own, &item.jid, Kind::Unsubscribed))?;
+                denied.retain(|jid| *jid != item.jid);
+            }
+        }
+        for jid in denied {
+            host.route(subscription_stanza(&own, &jid, Kind::Unsubscribed))?;
+        }
+        Ok(())
     }
 
     fn full(&self, stanza: &Element) -> Option<Element> {

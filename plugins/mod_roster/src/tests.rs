@@ -577,3 +577,51 @@ fn a_roster_set_racing_an_inbound_subscribed_loses_neither() {
         );
     }
 }
+
+/// Deleting an account: before its roster goes, every contact is told (unsubscribe and
+/// unsubscribed for a mutual subscription, unavailable first), so nobody who registers the name
+/// again inherits the subscriptions.
+#[test]
+fn an_account_about_to_be_deleted_ends_its_subscriptions() {
+    let w = world();
+    let alice = w.session("alice", "phone");
+    let bob = w.session("bob", "desk");
+    w.host.set_presence(alice, Some(0));
+    w.host.set_presence(bob, Some(0));
+    w.send(alice, presence("subscribe", "bob@example.org"));
+    w.carry();
+    w.send(bob, presence("subscribed", "alice@example.org"));
+    w.carry();
+    w.send(bob, presence("subscribe", "alice@example.org"));
+    w.carry();
+    w.send(alice, presence("subscribed", "bob@example.org"));
+    w.carry();
+    let payload = wire::encode(&tessera_plugin_api::events::UserDeleted {
+        user: "alice".into(),
+    })
+    .expect("encode");
+    let reply = w
+        .roster
+        .instance
+        .hook(
+            tessera_plugin_api::events::hooks::ACCOUNT_DELETING,
+            wire::Bytes::new(&payload),
+        )
+        .expect("hook");
+    assert_eq!(reply, None);
+    let routed = xmls(&w.carry());
+    assert_eq!(
+        routed,
+        [
+            "<presence type='unsubscribe' from='alice@example.org' to='bob@example.org'/>",
+            "<presence type='unavailable' from='alice@example.org/phone' to='bob@example.org'/>",
+            "<presence type='unsubscribed' from='alice@example.org' to='bob@example.org'/>",
+        ]
+    );
+    let item = w.item("bob", "alice@example.org").expect("item");
+    assert_eq!(
+        item.subscription,
+        Subscription::None,
+        "bob no longer shares with the name"
+    );
+}

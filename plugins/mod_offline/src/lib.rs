@@ -41,12 +41,16 @@
 //! and subscription stanzas to unknown accounts, which cost nothing to send in bulk, are
 //! dropped silently by the presence and roster modules.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use tessera_plugin_api::datetime::format_utc_millis;
 use tessera_plugin_api::events::priority;
 use tessera_plugin_api::im::{self, PresenceAvailable};
 use tessera_plugin_api::jid::Jid;
 use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations, TimerFired};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
+use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::{self, Element, ParseLimits};
 use tessera_plugin_api::{
     wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza, StanzaCondition,
@@ -86,7 +90,13 @@ tessera_plugin_api::options! {
 pub struct Offline {
     options: Options,
     domain: String,
+    /// Replays with more batches to come: (stream, account). Handed over on a hot swap, whose
+    /// new generation sets their timers again (the old generation's die with it).
+    replays: Mutex<BTreeSet<(u64, String)>>,
 }
+
+/// The version of the state handed over on a hot swap.
+const STATE_VERSION: u8 = 1;
 
 /// What to do with a message nobody can take now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,11 +168,23 @@ impl Module for Offline {
         }
     }
 
-    fn init(host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+    fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        let replays: BTreeSet<(u64, String)> = match restore {
+            Some(bytes) => wire::decode_state("offline", STATE_VERSION, bytes)?,
+            None => BTreeSet::new(),
+        };
+        for (stream, user) in &replays {
+            host.set_timer(TICK_MS, &format!("{REPLAY} {stream} {user}"))?;
+        }
         Ok(Self {
             options: Options::from_config(config)?,
             domain: host.host_info()?.domain,
+            replays: Mutex::new(replays),
         })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        wire::encode_state(STATE_VERSION, &*locked(&self.replays))
     }
 
     fn registrations(&self) -> Registrations {
@@ -253,6 +275,7 @@ impl Offline {
                 }
             };
             if !host.send_to_session(stream, message)? {
+                locked(&self.replays).remove(&(stream, user.to_owned()));
                 for item in std::iter::once(item).chain(rest) {
                     host.archive_append(
                         ARCHIVE,
@@ -265,8 +288,12 @@ impl Offline {
                 return Ok(());
             }
         }
+        let key = (stream, user.to_owned());
         if full {
+            locked(&self.replays).insert(key);
             host.set_timer(TICK_MS, &format!("{REPLAY} {stream} {user}"))?;
+        } else {
+            locked(&self.replays).remove(&key);
         }
         Ok(())
     }

@@ -220,3 +220,24 @@ fn two_sessions_coming_up_together_never_both_get_a_message() {
     bodies.sort_unstable();
     assert_eq!(bodies, (0..40).collect::<Vec<u32>>());
 }
+
+/// A hot swap in the middle of a replay: the new generation picks it up (review finding).
+#[test]
+fn a_reload_in_the_middle_of_a_replay_carries_it_on() {
+    let (host, m) = world(500);
+    for i in 0..70 {
+        offer(&m, "alice", &message(Some("chat"), Some(&i.to_string())));
+    }
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 32);
+    let m = m.reload(None).expect("reload");
+    let mut rest = 0;
+    for _ in 0..4 {
+        host.advance(TICK_MS);
+        m.run_due_timers().expect("timers");
+        rest += host.take_outbox(phone).len();
+    }
+    assert_eq!(rest, 38, "the other 38 came after the reload");
+    assert!(host.timers().is_empty(), "and then no more ticks");
+}

@@ -84,6 +84,23 @@ fn ok(finished: &Finished, name: &str, server: &Server) {
     );
 }
 
+/// slixmpp's befriend mode for alice and bob ("slix" resources), checked to have succeeded.
+fn befriend_with_slixmpp(server: &Server) -> Finished {
+    let friends = slix_im(
+        "befriend",
+        server,
+        &[
+            "--a",
+            "alice@localhost/slix:alice pw",
+            "--b",
+            "bob@localhost/slix:bob pw",
+        ],
+    )
+    .finish();
+    ok(&friends, "slixmpp befriend", server);
+    friends
+}
+
 fn roster_of(finished: &Finished, who: &str) -> Vec<(String, String)> {
     let mut last: Vec<(String, String)> = Vec::new();
     for r in finished.events("roster") {
@@ -101,18 +118,7 @@ fn roster_of(finished: &Finished, who: &str) -> Vec<(String, String)> {
 #[test]
 fn slixmpp_two_accounts_befriend_then_offline_messages_survive_a_restart() {
     let mut server = server();
-    let friends = slix_im(
-        "befriend",
-        &server,
-        &[
-            "--a",
-            "alice@localhost/slix:alice pw",
-            "--b",
-            "bob@localhost/slix:bob pw",
-        ],
-    )
-    .finish();
-    ok(&friends, "slixmpp befriend", &server);
+    let friends = befriend_with_slixmpp(&server);
     assert_eq!(
         roster_of(&friends, "alice@localhost"),
         [("bob@localhost".to_owned(), "both".to_owned())]
@@ -642,18 +648,7 @@ fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
 #[test]
 fn a_name_registered_again_after_deletion_inherits_no_subscription() {
     let server = server();
-    let friends = slix_im(
-        "befriend",
-        &server,
-        &[
-            "--a",
-            "alice@localhost/slix:alice pw",
-            "--b",
-            "bob@localhost/slix:bob pw",
-        ],
-    )
-    .finish();
-    ok(&friends, "slixmpp befriend", &server);
+    befriend_with_slixmpp(&server);
     let (mut bob, _) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
     bob.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
     assert!(bob.read_iq("r0").contains("subscription='both'"));

@@ -223,7 +223,11 @@ impl Module for Carbons {
         let Some(account) = header.account else {
             return Ok(Verdict::Pass);
         };
-        // Nothing to do for an account with no session that wants copies.
+        // Nothing to do for an account with no session that wants copies; with none enabled
+        // anywhere, not even the session list is fetched (the common message).
+        if locked(&self.enabled).is_empty() {
+            return Ok(Verdict::Pass);
+        }
         let sessions = host.account_sessions(account)?;
         let wanting: Vec<&SessionView> = {
             let enabled = locked(&self.enabled);

@@ -96,6 +96,24 @@ impl World {
         routed
     }
 
+    /// Alice ("phone") and bob ("desk"), both available, subscribed both ways.
+    fn befriended(&self) -> (u64, u64) {
+        let alice = self.session("alice", "phone");
+        let bob = self.session("bob", "desk");
+        self.host.set_presence(alice, Some(0));
+        self.host.set_presence(bob, Some(0));
+        for (from, kind, to) in [
+            (alice, "subscribe", "bob@example.org"),
+            (bob, "subscribed", "alice@example.org"),
+            (bob, "subscribe", "alice@example.org"),
+            (alice, "subscribed", "bob@example.org"),
+        ] {
+            self.send(from, presence(kind, to));
+            self.carry();
+        }
+        (alice, bob)
+    }
+
     fn item(&self, user: &str, contact: &str) -> Option<Item> {
         Store::of(self.roster.host(), user)
             .item(contact)
@@ -386,18 +404,7 @@ fn pre_approval_answers_the_later_request_without_asking() {
 #[test]
 fn removing_an_item_unsubscribes_both_ways_on_the_accounts_behalf() {
     let w = world();
-    let alice = w.session("alice", "phone");
-    let bob = w.session("bob", "desk");
-    w.host.set_presence(alice, Some(0));
-    w.host.set_presence(bob, Some(0));
-    w.send(alice, presence("subscribe", "bob@example.org"));
-    w.carry();
-    w.send(bob, presence("subscribed", "alice@example.org"));
-    w.carry();
-    w.send(bob, presence("subscribe", "alice@example.org"));
-    w.carry();
-    w.send(alice, presence("subscribed", "bob@example.org"));
-    w.carry();
+    let (alice, _bob) = w.befriended();
     let answer = w.iq(
         alice,
         roster_set(vec![
@@ -584,18 +591,7 @@ fn a_roster_set_racing_an_inbound_subscribed_loses_neither() {
 #[test]
 fn an_account_about_to_be_deleted_ends_its_subscriptions() {
     let w = world();
-    let alice = w.session("alice", "phone");
-    let bob = w.session("bob", "desk");
-    w.host.set_presence(alice, Some(0));
-    w.host.set_presence(bob, Some(0));
-    w.send(alice, presence("subscribe", "bob@example.org"));
-    w.carry();
-    w.send(bob, presence("subscribed", "alice@example.org"));
-    w.carry();
-    w.send(bob, presence("subscribe", "alice@example.org"));
-    w.carry();
-    w.send(alice, presence("subscribed", "bob@example.org"));
-    w.carry();
+    let (_alice, _bob) = w.befriended();
     let payload = wire::encode(&tessera_plugin_api::events::UserDeleted {
         user: "alice".into(),
     })

@@ -227,6 +227,8 @@ fn status(shared: &Shared) -> serde_json::Value {
             "per_ip": caps.per_ip,
             "descriptors": caps.descriptors,
         },
+        "outboxes": shared.sessions.outbox_figures(),
+        "delivery": shared.delivery.to_json(),
         "exchanges": shared.exchanges.len(),
         "verified_pending": shared.exchanges.verified_len(),
         "tasks": shared.runtime.metrics().num_alive_tasks(),

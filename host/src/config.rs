@@ -76,6 +76,16 @@ pub struct Config {
     lines: HashMap<String, usize>,
 }
 
+/// Default `c2s.max_send_buffer` (see docs/modules.md, "Delivery": a login burst of a large
+/// account is about 400 KB).
+pub const DEFAULT_MAX_SEND_BUFFER: i64 = 1 << 20;
+/// Default `c2s.max_send_queue`.
+pub const DEFAULT_MAX_SEND_QUEUE: i64 = 5_000;
+/// Default `c2s.receive_rate`: 128 KiB/s.
+pub const DEFAULT_RECEIVE_RATE: i64 = 128 * 1024;
+/// Default `c2s.receive_burst`: 1 MiB.
+pub const DEFAULT_RECEIVE_BURST: i64 = 1 << 20;
+
 /// `[c2s]`.
 #[derive(Clone, Debug)]
 pub struct C2sConfig {
@@ -98,6 +108,26 @@ pub struct C2sConfig {
     pub max_pre_auth_stanza_size: usize,
     /// Most elements (the top-level one included) in one element before authentication.
     pub max_pre_auth_elements: usize,
+    /// Most bytes waiting to be written to one session (its outbox, counting 64 bytes of
+    /// overhead per stanza); a session that lets more pile up is closed (see `sessions`).
+    pub max_send_buffer: usize,
+    /// Most stanzas waiting to be written to one session.
+    pub max_send_queue: usize,
+    /// Bytes per second one connection may send once its burst is spent; beyond it the
+    /// server stops reading from it for a while (TCP then slows the client down).
+    pub receive_rate: usize,
+    /// Bytes a connection may send at once before `receive_rate` applies.
+    pub receive_burst: usize,
+}
+
+impl C2sConfig {
+    /// The bounds of each session's outbox.
+    pub fn outbox_limits(&self) -> crate::sessions::outbox::Limits {
+        crate::sessions::outbox::Limits {
+            max_bytes: self.max_send_buffer,
+            max_stanzas: self.max_send_queue,
+        }
+    }
 }
 
 /// `[http]`.
@@ -474,6 +504,10 @@ impl Parser<'_> {
             "max_connections_per_ip",
             "max_pre_auth_stanza_size",
             "max_pre_auth_elements",
+            "max_send_buffer",
+            "max_send_queue",
+            "receive_rate",
+            "receive_burst",
         ];
         let t = self
             .section(v, "c2s", &allowed)?
@@ -534,6 +568,24 @@ impl Parser<'_> {
                     100_000,
                 )?
                 .unwrap_or(128) as usize,
+            max_send_buffer: self
+                .int(
+                    &t,
+                    "max_send_buffer",
+                    "c2s.max_send_buffer",
+                    16 * 1024,
+                    1 << 30,
+                )?
+                .unwrap_or(DEFAULT_MAX_SEND_BUFFER) as usize,
+            max_send_queue: self
+                .int(&t, "max_send_queue", "c2s.max_send_queue", 16, 10_000_000)?
+                .unwrap_or(DEFAULT_MAX_SEND_QUEUE) as usize,
+            receive_rate: self
+                .int(&t, "receive_rate", "c2s.receive_rate", 1024, 1 << 40)?
+                .unwrap_or(DEFAULT_RECEIVE_RATE) as usize,
+            receive_burst: self
+                .int(&t, "receive_burst", "c2s.receive_burst", 4096, 1 << 40)?
+                .unwrap_or(DEFAULT_RECEIVE_BURST) as usize,
         })
     }
 

@@ -89,6 +89,8 @@ pub struct Shared {
     pub bus: Bus,
     /// Authenticated streams.
     pub sessions: Sessions,
+    /// Where stanzas for sessions went (written, stored, bounced, dropped, and why).
+    pub delivery: router::accounting::DeliveryStats,
     /// Outgoing mail.
     pub mailer: mail::Mailer,
     /// TLS configuration and channel-binding data.

@@ -227,6 +227,7 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
         store: Arc::new(store),
         secret,
         sessions: Default::default(),
+        delivery: Default::default(),
         mailer,
         tls,
         exchanges: Default::default(),
@@ -328,6 +329,12 @@ async fn wait_for_signal() {
 async fn stop(shared: &Arc<Shared>) {
     tracing::info!(sessions = shared.sessions.len(), "shutting down");
     shared.sessions.close_all(StreamCondition::SystemShutdown);
+    // The modules stay up until every session has handed on what it never wrote (offline
+    // storage, bounces): connections end their sessions before their sockets' close grace.
+    let settle = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !shared.sessions.settled() && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for m in shared.registry.routes().modules.iter() {
         m.shutdown();
     }

@@ -10,7 +10,12 @@
 //!   ejabberd's `sm_receive_packet`): roster and presence, incoming archive, carbons "received".
 //! * [`StanzaPoint::Undeliverable`] — a `chat` or `normal` message to an existing account with
 //!   no session to take it (offline storage answers [`Verdict::Stored`]); if nobody stores it,
-//!   the host bounces it with `<service-unavailable/>`.
+//!   the host bounces it with `<service-unavailable/>`. Also a message that was queued for a
+//!   session which ended before writing it (it stopped reading and its output bound was
+//!   reached, the client left, a password change, a conflict, shutdown): then the header
+//!   names that session, a module that retains the session's output (stream management)
+//!   answers [`Verdict::Stored`] for its own sessions' messages, and if nobody stores it the
+//!   host bounces it with `<recipient-unavailable/>`.
 //! * [`StanzaPoint::SessionOut`] — about to be written to one session, for the modules that
 //!   attached themselves to that session ([`crate::HostCalls::session_attach`]): filters such
 //!   as client-state queueing. Other sessions pay nothing.
@@ -207,7 +212,9 @@ pub struct StanzaHeader<'a> {
     /// the delivery points, the session's owner at [`StanzaPoint::SessionOut`].
     pub account: Option<&'a str>,
     /// The session concerned: the sending one ([`StanzaPoint::ClientIn`]), the one written to
-    /// ([`StanzaPoint::SessionOut`]), the addressed one ([`StanzaPoint::ToFull`], if bound).
+    /// ([`StanzaPoint::SessionOut`]), the addressed one ([`StanzaPoint::ToFull`], if bound),
+    /// the one that ended before writing it ([`StanzaPoint::Undeliverable`]; `None` when no
+    /// session could take it when it was routed).
     pub session: Option<u64>,
 }
 

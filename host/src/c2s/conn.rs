@@ -8,19 +8,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera_plugin_api::StreamCondition;
 
+use std::collections::VecDeque;
 use tessera_plugin_api::events::{self, SessionEvent, SessionResumed};
 use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::ModuleCalls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
 use super::features::{features, stream_header, FeatureSet};
+use super::throttle::Throttle;
 use crate::config::Config;
-use crate::router;
+use crate::router::leftovers::{self, Recipient};
+use crate::router::{self, accounting};
+use crate::sessions::outbox::{Closed, Fate, Queued};
 use crate::sessions::{CloseRequest, Lifecycle, SessionEntry};
 use crate::stream::framer::{Frame, Framer, Limits};
 use crate::stream::parse::{parse_element, parse_stream_header, StreamHeader};
@@ -28,6 +31,11 @@ use crate::stream::StreamError;
 use crate::Shared;
 
 const READ_CHUNK: usize = 4096;
+/// Bytes taken from the outbox per write.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a closing connection may take to accept the rest of its output and the stream
+/// error before its socket is closed anyway (Prosody's `c2s_close_timeout` is 5 s too).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Framer limits from the config, for an authenticated stream.
 pub(super) fn limits(config: &Config) -> Limits {
@@ -70,8 +78,16 @@ struct Conn {
     info: StreamInfo,
     phase: Phase,
     session: Option<Arc<SessionEntry>>,
-    queue: Option<mpsc::Receiver<String>>,
+    /// What is being written: either the connection's own output (stream negotiation, answers
+    /// to this client) or a batch taken from the session's outbox, never both.
     out: String,
+    /// Bytes of `out` the TLS stream accepted.
+    written: usize,
+    /// `out` is all written but the TLS stream may still hold some of it.
+    unflushed: bool,
+    /// The outbox stanzas in `out`, in order.
+    batch: VecDeque<Segment>,
+    throttle: Throttle,
     deadline: Option<Instant>,
     /// The module generation that handled this stream's last pre-auth element: a SASL exchange
     /// that began on a generation completes on it across a hot swap (until it is retired).
@@ -81,9 +97,45 @@ struct Conn {
     lost: bool,
 }
 
+/// One outbox stanza within `Conn::out`.
+#[derive(Debug)]
+struct Segment {
+    start: usize,
+    end: usize,
+    cost: usize,
+    fate: Fate,
+}
+
+/// How `serve` ended: the reason for the log, and the last words for the client.
+struct End {
+    reason: String,
+    farewell: Farewell,
+}
+
+enum Farewell {
+    /// The connection is gone (or nothing is owed).
+    Nothing,
+    /// The client closed its stream: close ours.
+    CloseTag,
+    /// A stream error.
+    Error(StreamError),
+}
+
+impl End {
+    fn quiet(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            farewell: Farewell::Nothing,
+        }
+    }
+}
+
 enum Wake {
     Read(std::io::Result<usize>),
-    Queued(String),
+    Wrote(std::io::Result<usize>),
+    Flushed(std::io::Result<()>),
+    Queued,
+    Throttled,
     Close(CloseRequest),
     Timeout,
 }
@@ -112,6 +164,11 @@ pub(super) async fn run(
             jid: None,
         }
     };
+    let throttle = Throttle::new(
+        shared.config.c2s.receive_rate,
+        shared.config.c2s.receive_burst,
+        std::time::Instant::now(),
+    );
     let mut conn = Conn {
         framer: Framer::new(pre_auth_limits(&shared.config)),
         shared,
@@ -121,20 +178,23 @@ pub(super) async fn run(
         info,
         phase: Phase::AwaitHeader(FeatureSet::PreAuth),
         session: None,
-        queue: None,
         out: String::new(),
+        written: 0,
+        unflushed: false,
+        batch: VecDeque::new(),
+        throttle,
         deadline: Some(deadline),
         pinned: None,
         lost: false,
     };
-    let reason = conn.serve().await;
-    conn.finish(&reason).await;
-    reason
+    let end = conn.serve().await;
+    conn.finish(end).await
 }
 
-async fn next_queued(queue: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
-    match queue {
-        Some(q) => q.recv().await,
+/// Resolves when the session's outbox has stanzas to take (never without a session).
+async fn outbox_ready(session: Option<Arc<SessionEntry>>) {
+    match session {
+        Some(s) => s.outbox.ready().await,
         None => std::future::pending().await,
     }
 }
@@ -154,34 +214,75 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
-    async fn serve(&mut self) -> String {
+    async fn serve(&mut self) -> End {
         let mut buf = Vec::new();
         loop {
-            if let Err(e) = self.flush().await {
-                self.lost = true;
-                return format!("write failed: {e}");
+            if self.out.is_empty() {
+                self.take_batch();
             }
-            buf.resize(READ_CHUNK, 0);
-            let wake = tokio::select! {
-                r = self.io.read(&mut buf) => Wake::Read(r),
-                Some(s) = next_queued(&mut self.queue) => Wake::Queued(s),
-                c = close_requested(self.session.clone()) => Wake::Close(c),
-                () = sleep_until(self.deadline) => Wake::Timeout,
+            let wake = if self.written < self.out.len() || self.unflushed {
+                // Writing. Nothing is read meanwhile: a client that does not read cannot make
+                // the server pile up answers for it. A close request still interrupts (a
+                // client that stopped reading is closed all the same).
+                let pending = self.out.as_bytes().get(self.written..).unwrap_or_default();
+                let io = &mut self.io;
+                // Both cancel-safe: a write the select drops accepted nothing.
+                let progress = async move {
+                    if pending.is_empty() {
+                        Wake::Flushed(io.flush().await)
+                    } else {
+                        Wake::Wrote(io.write(pending).await)
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    c = close_requested(self.session.clone()) => Wake::Close(c),
+                    w = progress => w,
+                    () = sleep_until(self.deadline) => Wake::Timeout,
+                }
+            } else {
+                buf.resize(READ_CHUNK, 0);
+                let resume = self
+                    .throttle
+                    .resume_at(std::time::Instant::now())
+                    .map(Instant::from_std);
+                tokio::select! {
+                    biased;
+                    c = close_requested(self.session.clone()) => Wake::Close(c),
+                    () = outbox_ready(self.session.clone()) => Wake::Queued,
+                    r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
+                    () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
+                    () = sleep_until(self.deadline) => Wake::Timeout,
+                }
             };
             let result = match wake {
                 Wake::Read(Ok(0)) => {
                     self.lost = true;
-                    return "peer closed the connection".into();
+                    return End::quiet("peer closed the connection");
                 }
-                Wake::Read(Ok(n)) => self.on_bytes(buf.get(..n).unwrap_or_default()).await,
+                Wake::Read(Ok(n)) => {
+                    self.throttle.consume(n, std::time::Instant::now());
+                    self.on_bytes(buf.get(..n).unwrap_or_default()).await
+                }
                 Wake::Read(Err(e)) => {
                     self.lost = true;
-                    return format!("read failed: {e}");
+                    return End::quiet(format!("read failed: {e}"));
                 }
-                Wake::Queued(xml) => {
-                    self.out.push_str(&xml);
+                Wake::Wrote(Ok(n)) => {
+                    self.advance(n);
                     Ok(true)
                 }
+                Wake::Flushed(Ok(())) => {
+                    self.out.clear();
+                    self.written = 0;
+                    self.unflushed = false;
+                    Ok(true)
+                }
+                Wake::Wrote(Err(e)) | Wake::Flushed(Err(e)) => {
+                    self.lost = true;
+                    return End::quiet(format!("write failed: {e}"));
+                }
+                Wake::Queued | Wake::Throttled => Ok(true),
                 Wake::Close(req) => Err(StreamError {
                     condition: req.condition,
                     text: req.text,
@@ -197,57 +298,154 @@ impl Conn {
             match result {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = self.flush().await;
-                    return "stream closed by peer".into();
+                    return End {
+                        reason: "stream closed by peer".into(),
+                        farewell: Farewell::CloseTag,
+                    }
                 }
-                Err(err) => return self.stream_error(err).await,
+                Err(err) => {
+                    tracing::debug!(condition = %err.condition, text = ?err.text, "stream error");
+                    return End {
+                        reason: format!("stream error: {}", err.condition),
+                        farewell: Farewell::Error(err),
+                    };
+                }
             }
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
+    /// Move the next batch of the session's outbox into `out`.
+    fn take_batch(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        for item in session.outbox.take(WRITE_BATCH) {
+            let start = self.out.len();
+            self.out.push_str(&item.xml);
+            self.batch.push_back(Segment {
+                start,
+                end: self.out.len(),
+                cost: item.cost(),
+                fate: item.fate,
+            });
         }
-        let out = std::mem::take(&mut self.out);
-        self.io.write_all(out.as_bytes()).await?;
-        self.io.flush().await
     }
 
-    async fn stream_error(&mut self, err: StreamError) -> String {
-        if !self.header_sent {
-            self.out
-                .push_str(&super::features::error_header(&self.shared));
+    /// `n` more bytes of `out` were accepted: the stanzas now wholly written leave the
+    /// outbox's count.
+    fn advance(&mut self, n: usize) {
+        self.written += n;
+        let (mut stanzas, mut cost) = (0, 0);
+        while self.batch.front().is_some_and(|s| s.end <= self.written) {
+            if let Some(segment) = self.batch.pop_front() {
+                stanzas += 1;
+                cost += segment.cost;
+            }
         }
-        self.out.push_str(&err.to_xml());
-        let _ = self.flush().await;
-        tracing::debug!(condition = %err.condition, text = ?err.text, "stream error");
-        format!("stream error: {}", err.condition)
+        if stanzas > 0 {
+            self.shared.delivery.written(stanzas as u64);
+            if let Some(session) = &self.session {
+                session.outbox.written(stanzas, cost);
+            }
+        }
+        if self.written >= self.out.len() {
+            self.unflushed = true;
+        }
     }
 
-    async fn finish(&mut self, reason: &str) {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.io.shutdown()).await;
+    /// At the end: the outbox stanzas in `out` not yet begun, which are cut off (one begun is
+    /// finished: half a stanza cannot be taken back).
+    fn cut_unwritten(&mut self) -> Vec<Queued> {
+        let first = self
+            .batch
+            .iter()
+            .position(|s| s.start >= self.written)
+            .unwrap_or(self.batch.len());
+        let unwritten: Vec<Segment> = self.batch.drain(first..).collect();
+        let Some(cut) = unwritten.first().map(|s| s.start) else {
+            return Vec::new();
+        };
+        let items = unwritten
+            .iter()
+            .map(|s| Queued {
+                xml: self.out.get(s.start..s.end).unwrap_or_default().to_owned(),
+                fate: s.fate,
+            })
+            .collect();
+        self.out.truncate(cut);
+        items
+    }
+
+    /// Close the connection: first the session's end (its unwritten stanzas on their way,
+    /// `session-closed`), then the rest of the output and the stream error, given
+    /// [`CLOSE_GRACE`] to reach a client that may not be reading.
+    async fn finish(&mut self, end: End) -> String {
         // An exchange the client abandoned would otherwise pin its module generation (and the
         // mechanism's state) until a reload's drain timed out.
         for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
             let _ = provider.mechanism_end(exchange);
         }
-        if let Some(session) = &self.session {
+        let unwritten = self.cut_unwritten();
+        self.end_session(&end.reason, unwritten);
+        match &end.farewell {
+            Farewell::Nothing => {}
+            Farewell::CloseTag => self.out.push_str("</stream:stream>"),
+            Farewell::Error(err) => {
+                if !self.header_sent {
+                    self.out
+                        .push_str(&super::features::error_header(&self.shared));
+                }
+                self.out.push_str(&err.to_xml());
+            }
+        }
+        let rest = self.out.as_bytes().get(self.written..).unwrap_or_default();
+        let io = &mut self.io;
+        let closed = tokio::time::timeout(CLOSE_GRACE, async {
+            if !rest.is_empty() {
+                io.write_all(rest).await?;
+            }
+            io.shutdown().await
+        })
+        .await;
+        if !matches!(closed, Ok(Ok(()))) && !self.lost {
+            tracing::debug!("the client did not take the end of its stream in time");
+        }
+        end.reason
+    }
+
+    /// The session's part of the end: kept (detached) or ended, and in every case what its
+    /// connection never wrote goes the undeliverable way, in order.
+    fn end_session(&mut self, reason: &str, unwritten: Vec<Queued>) {
+        if let Some(session) = self.session.clone() {
             let keep = self.lost && session.is_bound() && session.kept_ms() > 0;
             let next = if keep {
                 Lifecycle::Detached
             } else {
                 Lifecycle::Ended
             };
-            if !session.transition(Lifecycle::Live, next) {
-                // Another stream took the session over; it lives on there.
+            let moved = !session.transition(Lifecycle::Live, next);
+            // Moved: another stream took the session over and lives on with it; what this
+            // connection had not written is handed on all the same (stream management claims
+            // its own session's).
+            let ending =
+                (!moved && !keep).then(|| self.shared.sessions.remove_ending(self.info.id));
+            session.outbox.close(Closed::SessionEnded);
+            let (why, queued) = session.outbox.drain();
+            let to = Recipient {
+                user: &session.user,
+                stream: session.stream_id,
+            };
+            let reason_kind = accounting::Reason::of_closed(why);
+            leftovers::dispose_queued(&self.shared, to, unwritten, reason_kind);
+            leftovers::dispose_queued(&self.shared, to, queued, reason_kind);
+            drop(ending);
+            if moved {
                 return;
             }
             if keep {
-                super::detached::detach(&self.shared, session.clone(), reason);
+                super::detached::detach(&self.shared, session, reason);
                 return;
             }
-            self.shared.sessions.remove(self.info.id);
         }
         let event = SessionEvent {
             stream_id: self.info.id,
@@ -272,10 +470,7 @@ impl Conn {
                     let element = parse_element(&raw, &self.header)?;
                     self.on_element(element).await?;
                 }
-                Frame::StreamEnd => {
-                    self.out.push_str("</stream:stream>");
-                    return Ok(false);
-                }
+                Frame::StreamEnd => return Ok(false),
             }
         }
         Ok(true)
@@ -501,12 +696,13 @@ impl Conn {
         let Some(verified) = verified.filter(|v| v.user == user) else {
             return Err(refused("no verified authentication for this account"));
         };
-        let (entry, queue) = self.shared.sessions.authenticate(
+        let entry = self.shared.sessions.authenticate(
             self.info.id,
             &user,
             &self.info.domain,
             user_agent_id,
             &self.info.peer_ip,
+            self.shared.config.c2s.outbox_limits(),
         );
         let account = self.shared.store.get_account(&user);
         let current = match &account {
@@ -523,7 +719,6 @@ impl Conn {
         tracing::info!(user = %user, "authenticated");
         self.framer.set_limits(limits(&self.shared.config));
         self.session = Some(entry);
-        self.queue = Some(queue);
         self.pinned = None;
         self.info.user = Some(user);
         self.phase = Phase::Authenticated;

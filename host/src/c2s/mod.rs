@@ -5,6 +5,7 @@
 mod conn;
 mod detached;
 pub mod features;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 //! the module that registered it, and the right stanza error for everything nobody handles.
 //! Everything else (ping, disco, registration, presence broadcast, roster) is a module's.
 
+pub mod accounting;
 pub mod hooks;
+pub mod leftovers;
 
 use std::sync::Arc;
 
@@ -14,10 +16,13 @@ use tessera_plugin_api::stanza::{StanzaKind, StanzaPoint};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{reply, ModuleCalls, PluginError, StanzaCondition};
 
+use self::accounting::{Outcome, Reason};
 use self::hooks::{Chain, Concern, Stop};
+use self::leftovers::Recipient;
 use crate::jid::Jid;
 use crate::runtime::effects;
 use crate::runtime::modules::{point_index, Module, Routes};
+use crate::sessions::outbox::{Fate, Push, Queued};
 use crate::sessions::{SessionEntry, Sessions};
 use crate::stream::StreamError;
 use crate::Shared;
@@ -288,12 +293,30 @@ fn route_error_back(shared: &Shared, routes: &Routes, error: Element) {
 pub fn send_to_session(shared: &Shared, stream: u64, stanza: Element) {
     let routes = shared.registry.routes();
     if let Some(target) = shared.sessions.by_stream(stream) {
-        deliver_to(&routes, &target, stanza);
+        deliver_to(shared, &routes, &target, stanza, Copies::One);
     }
 }
 
-/// Write a stanza to one session, through the `SessionOut` hooks of the modules attached to it.
-fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
+/// Whether a stanza goes to one session or, as copies, to several (a bare-JID message to
+/// resources of equal priority, presence to every resource).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copies {
+    One,
+    /// If one copy is never written, the others were: that copy is dropped, not stored or
+    /// bounced (which would deliver it twice or report a failure that did not happen).
+    Many,
+}
+
+/// Write a stanza to one session, through the `SessionOut` hooks of the modules attached to it,
+/// into its outbox. A session that ended meanwhile hands it on the undeliverable way
+/// ([`leftovers`]); a full outbox closes the session and keeps it for the same end.
+fn deliver_to(
+    shared: &Shared,
+    routes: &Routes,
+    target: &SessionEntry,
+    stanza: Element,
+    copies: Copies,
+) {
     let attached = target.attached();
     let stanza = if attached.is_empty() {
         stanza
@@ -310,10 +333,24 @@ fn deliver_to(routes: &Routes, target: &SessionEntry, stanza: Element) -> bool {
             Some(&attached),
         ) {
             Chain::Continue(stanza) => stanza,
-            Chain::Stopped { .. } => return false,
+            Chain::Stopped { .. } => return,
         }
     };
-    target.deliver(stanza.to_xml_in(CLIENT_NS))
+    let fate = match copies {
+        Copies::One => Fate::of(&stanza.name, stanza.attr("type")),
+        Copies::Many => Fate::Drop,
+    };
+    let item = Queued {
+        xml: stanza.to_xml_in(CLIENT_NS),
+        fate,
+    };
+    if let Push::Refused(_) = target.deliver(item) {
+        let to = Recipient {
+            user: &target.user,
+            stream: target.stream_id,
+        };
+        leftovers::dispose(shared, routes, to, stanza, fate, Reason::SessionEnded);
+    }
 }
 
 /// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available
@@ -401,13 +438,13 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
                     .collect(),
             };
             for t in targets {
-                deliver_to(routes, &t, stanza.clone());
+                deliver_to(shared, routes, &t, stanza.clone(), Copies::One);
             }
             None
         }
         _ => match target {
             Some(target) => {
-                deliver_to(routes, &target, stanza);
+                deliver_to(shared, routes, &target, stanza, Copies::One);
                 None
             }
             None => stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain),
@@ -426,7 +463,7 @@ fn deliver_message(
 ) -> Option<Element> {
     let domain = &shared.config.domain;
     if let Some(target) = target {
-        deliver_to(routes, &target, stanza);
+        deliver_to(shared, routes, &target, stanza, Copies::One);
         return None;
     }
     // RFC 6121 §8.5.2.1.1: to a bare JID, an error is ignored and a groupchat refused.
@@ -441,19 +478,26 @@ fn deliver_message(
     if targets.is_empty() {
         // §8.5.2.2.1: a headline nobody can take is dropped silently.
         if stanza.attr("type") == Some("headline") {
+            shared.delivery.record(Outcome::Dropped, Reason::NoSession);
             return None;
         }
-        return undeliverable(routes, stanza, user, domain);
+        return undeliverable(shared, routes, stanza, user);
     }
+    let copies = if targets.len() > 1 {
+        Copies::Many
+    } else {
+        Copies::One
+    };
     for t in targets {
-        deliver_to(routes, &t, stanza.clone());
+        deliver_to(shared, routes, &t, stanza.clone(), copies);
     }
     None
 }
 
 /// A message nobody can take: the `Undeliverable` hooks (chat and normal messages, RFC 6121
 /// §8.5.2), then `<service-unavailable/>` unless a module stored it.
-fn undeliverable(routes: &Routes, stanza: Element, user: &str, domain: &str) -> Option<Element> {
+fn undeliverable(shared: &Shared, routes: &Routes, stanza: Element, user: &str) -> Option<Element> {
+    let domain = &shared.config.domain;
     let storable = matches!(stanza.attr("type"), None | Some("chat" | "normal"));
     let stanza = if storable {
         let concern = Concern {
@@ -462,11 +506,21 @@ fn undeliverable(routes: &Routes, stanza: Element, user: &str, domain: &str) -> 
         };
         match hooks::run(routes, StanzaPoint::Undeliverable, stanza, concern, None) {
             Chain::Continue(stanza) => stanza,
-            Chain::Stopped { stanza, stop } => return bounce_of(&stanza, stop, domain),
+            Chain::Stopped {
+                stop: Stop::Stored, ..
+            } => {
+                shared.delivery.record(Outcome::Stored, Reason::NoSession);
+                return None;
+            }
+            Chain::Stopped { stanza, stop } => {
+                shared.delivery.record(Outcome::Bounced, Reason::NoSession);
+                return bounce_of(&stanza, stop, domain);
+            }
         }
     } else {
         stanza
     };
+    shared.delivery.record(Outcome::Bounced, Reason::NoSession);
     stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain)
 }
 

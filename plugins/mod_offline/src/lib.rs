@@ -22,6 +22,9 @@
 //!   anyone reads it and a bounce per keystroke helps nobody. A `<store/>` hint keeps it.
 //! * A `<delay/>` the sender put in the server's name is replaced by the server's own
 //!   (XEP-0203 §5).
+//! * A XEP-0280 carbon copy (`<received/>` or `<sent/>` in `urn:xmpp:carbons:2`), which the
+//!   host offers when the session it was written for ended before taking it: dropped, since
+//!   it is a copy of a message that reached its own recipient.
 //! * A message with a XEP-0334 `<no-store/>` hint: bounced (`<service-unavailable/>`), as if
 //!   this module were not loaded — the sender asked for no storage. (`<no-permanent-store/>`
 //!   allows offline storage.)
@@ -70,6 +73,7 @@ const DELAY_NS: &str = "urn:xmpp:delay";
 const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
 const HINTS_NS: &str = "urn:xmpp:hints";
 const SID_NS: &str = "urn:xmpp:sid:0";
+const CARBONS_NS: &str = "urn:xmpp:carbons:2";
 const CLIENT_NS: &str = "jabber:client";
 /// Limits for parsing a stored message back (it passed the host's stanza limits).
 const STORED: ParseLimits = ParseLimits {
@@ -110,11 +114,15 @@ pub enum Decision {
 }
 
 /// Decide about a message offered as undeliverable (pure): chat and normal messages are kept,
-/// a `<no-store/>` hint bounces, a chat state alone (with only metadata beside it: a thread,
+/// a carbon copy is dropped, a `<no-store/>` hint bounces, a chat state alone (with only metadata beside it: a thread,
 /// hints, ids, delays; XEP-0085 §5.8) is dropped unless a `<store/>` hint asks for it.
 pub fn decide(message: &Element) -> Decision {
     if !matches!(message.attr("type"), None | Some("chat" | "normal")) {
         return Decision::Bounce;
+    }
+    let carbon = |name| message.child(name, CARBONS_NS).is_some();
+    if carbon("received") || carbon("sent") {
+        return Decision::Drop;
     }
     if message.child("no-store", HINTS_NS).is_some() {
         return Decision::Bounce;

@@ -63,6 +63,11 @@ fn what_is_kept_and_what_is_not() {
     );
     let typing = message(Some("chat"), None).with_child(Element::new("composing", CHATSTATES_NS));
     assert_eq!(decide(&typing), Decision::Drop);
+    for wrapper in ["received", "sent"] {
+        let carbon =
+            message(Some("chat"), None).with_child(Element::new(wrapper, "urn:xmpp:carbons:2"));
+        assert_eq!(decide(&carbon), Decision::Drop, "{wrapper}");
+    }
     let private = message(Some("chat"), Some("hi")).with_child(Element::new("no-store", HINTS_NS));
     assert_eq!(decide(&private), Decision::Bounce);
     assert_eq!(
@@ -137,6 +142,11 @@ fn unknown_accounts_chat_states_and_no_store_are_not_kept() {
     );
     let typing = message(Some("chat"), None).with_child(Element::new("composing", CHATSTATES_NS));
     assert_eq!(offer(&m, "alice", &typing), Some(Verdict::Drop));
+    for wrapper in ["received", "sent"] {
+        let carbon =
+            message(Some("chat"), None).with_child(Element::new(wrapper, "urn:xmpp:carbons:2"));
+        assert_eq!(decide(&carbon), Decision::Drop, "{wrapper}");
+    }
     let private = message(Some("chat"), Some("hi")).with_child(Element::new("no-store", HINTS_NS));
     assert_eq!(offer(&m, "alice", &private), Some(Verdict::Pass));
     let phone = host.add_session("alice", "phone");

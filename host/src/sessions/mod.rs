@@ -1,19 +1,28 @@
 //! The table of authenticated streams: who is online, under which full JID, and how to reach
-//! each connection task (a bounded stanza queue plus an out-of-band close signal that a full
-//! queue cannot block).
+//! each connection task (its [`outbox::Outbox`], bounded in bytes and stanzas, plus an
+//! out-of-band close signal that a full outbox cannot block).
+
+pub mod outbox;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_plugin_api::StreamCondition;
 
 use dashmap::DashMap;
 use tessera_plugin_api::protocol::SessionInfo;
 use tessera_plugin_api::stanza::SessionView;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
-/// Stanzas queued for one connection beyond this are dropped (and logged).
-pub const SESSION_QUEUE: usize = 256;
+use self::outbox::{Outbox, Push, Queued};
+
+/// The stream error that closes a session whose outbox overflowed. `<policy-violation/>`
+/// (the peer broke a rule of the service: it must read what it is sent) rather than
+/// `<resource-constraint/>`, which RFC 6120 §4.9.3.17 reserves for a server short of
+/// resources as a whole: here the server is fine and one client is not reading.
+pub const SEND_BUFFER_FULL: StreamCondition = StreamCondition::PolicyViolation;
+/// Its text.
+pub const SEND_BUFFER_FULL_TEXT: &str = "Too much unread data: the client did not read its stream";
 
 /// Why and how a session must close.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,24 +89,31 @@ pub struct SessionEntry {
     /// Where it is in its life ([`Lifecycle`]); every transition is one compare-exchange, so
     /// ending, detaching and being taken over cannot both happen to one session.
     lifecycle: AtomicU8,
-    tx: mpsc::Sender<String>,
+    /// What waits to be written to its connection.
+    pub outbox: Outbox,
     close: Mutex<Option<CloseRequest>>,
     closed: Notify,
 }
 
 impl SessionEntry {
-    /// Queue serialised stanza text for the client; `false` if the queue is full or closed.
-    pub fn deliver(&self, xml: String) -> bool {
-        match self.tx.try_send(xml) {
-            Ok(()) => true,
-            Err(_) => {
-                tracing::warn!(
-                    stream = self.stream_id,
-                    "session queue full or closed; stanza dropped"
-                );
-                false
-            }
+    /// Queue a serialised stanza for the client. A stanza that does not fit closes the
+    /// session with [`SEND_BUFFER_FULL`]; it and everything queued then go the undeliverable
+    /// way when the connection ends ([`Outbox::drain`]). Only [`Push::Refused`] leaves the
+    /// stanza to the caller.
+    pub fn deliver(&self, item: Queued) -> Push {
+        let push = self.outbox.push(item);
+        if push == Push::Overflowed {
+            let figures = self.outbox.figures();
+            tracing::warn!(
+                jid = %self.jid(),
+                stream = self.stream_id,
+                stanzas = figures.stanzas,
+                bytes = figures.bytes,
+                "send buffer full; closing the session"
+            );
+            self.request_close(SEND_BUFFER_FULL, Some(SEND_BUFFER_FULL_TEXT));
         }
+        push
     }
 
     /// Ask the connection task to close with a stream error (first request wins).
@@ -234,16 +250,42 @@ impl SessionEntry {
     }
 }
 
+/// Held while a removed session's stanzas are handed on ([`Sessions::remove_ending`]).
+#[derive(Debug)]
+pub struct Ending<'a>(&'a AtomicUsize);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The outboxes of all sessions together (`tessera status`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxTotals {
+    /// Stanzas waiting to be written.
+    pub stanzas: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// The fullest outbox now.
+    pub largest_bytes: usize,
+    /// The most any live session's outbox ever held.
+    pub peak_bytes: usize,
+}
+
 /// All authenticated streams.
 #[derive(Debug, Default)]
 pub struct Sessions {
     by_stream: DashMap<u64, Arc<SessionEntry>>,
     by_user: DashMap<String, Vec<u64>>,
     by_full_jid: DashMap<String, u64>,
+    /// Sessions removed from the table whose unwritten stanzas are still being stored or
+    /// bounced (shutdown waits for them).
+    ending: AtomicUsize,
 }
 
 impl Sessions {
-    /// Register an authenticated stream; returns its entry and the receiving end of its queue.
+    /// Register an authenticated stream with an outbox of these bounds.
     pub fn authenticate(
         &self,
         stream_id: u64,
@@ -251,8 +293,8 @@ impl Sessions {
         domain: &str,
         user_agent_id: Option<String>,
         peer_ip: &str,
-    ) -> (Arc<SessionEntry>, mpsc::Receiver<String>) {
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        limits: outbox::Limits,
+    ) -> Arc<SessionEntry> {
         let entry = Arc::new(SessionEntry {
             stream_id,
             user: user.to_owned(),
@@ -267,7 +309,7 @@ impl Sessions {
             has_attached: AtomicBool::new(false),
             keep_ms: AtomicU64::new(0),
             lifecycle: AtomicU8::new(Lifecycle::Live as u8),
-            tx,
+            outbox: Outbox::new(limits),
             close: Mutex::new(None),
             closed: Notify::new(),
         });
@@ -276,7 +318,7 @@ impl Sessions {
             .entry(user.to_owned())
             .or_default()
             .push(stream_id);
-        (entry, rx)
+        entry
     }
 
     /// Bind a resource. A session already bound to the same full JID is told to close with
@@ -377,6 +419,32 @@ impl Sessions {
         let resource = old_entry.resource.lock().ok().and_then(|r| r.clone());
         let resource = resource.ok_or("the session was never bound")?;
         Ok((old_entry, resource))
+    }
+
+    /// Forget a stream whose unwritten stanzas are about to be stored or bounced: shutdown
+    /// waits for [`Sessions::settled`] until the returned guard is dropped.
+    pub fn remove_ending(&self, stream_id: u64) -> Ending<'_> {
+        self.ending.fetch_add(1, Ordering::AcqRel);
+        self.remove(stream_id);
+        Ending(&self.ending)
+    }
+
+    /// Whether no session is left and none is still handing its stanzas on.
+    pub fn settled(&self) -> bool {
+        self.by_stream.is_empty() && self.ending.load(Ordering::Acquire) == 0
+    }
+
+    /// The outboxes of all sessions together: stanzas and bytes waiting, and the largest.
+    pub fn outbox_figures(&self) -> OutboxTotals {
+        let mut totals = OutboxTotals::default();
+        for e in self.by_stream.iter() {
+            let f = e.outbox.figures();
+            totals.stanzas += f.stanzas;
+            totals.bytes += f.bytes;
+            totals.largest_bytes = totals.largest_bytes.max(f.bytes);
+            totals.peak_bytes = totals.peak_bytes.max(f.peak_bytes);
+        }
+        totals
     }
 
     /// Forget a stream (on close).

@@ -220,6 +220,7 @@ fn status(shared: &Shared) -> serde_json::Value {
     let caps = shared.admission.caps();
     serde_json::json!({
         "sessions": shared.sessions.len(),
+        "sessions_ending": shared.sessions.ending(),
         "connections": { "c2s": c2s, "https": https },
         "caps": {
             "c2s": caps.c2s,

@@ -15,7 +15,8 @@
 //!   reached, the client left, a password change, a conflict, shutdown): then the header
 //!   names that session, a module that retains the session's output (stream management)
 //!   answers [`Verdict::Stored`] for its own sessions' messages, and if nobody stores it the
-//!   host bounces it with `<recipient-unavailable/>`.
+//!   host bounces it with `<service-unavailable/>` too (nothing that tells the sender the
+//!   recipient was online).
 //! * [`StanzaPoint::SessionOut`] — about to be written to one session, for the modules that
 //!   attached themselves to that session ([`crate::HostCalls::session_attach`]): filters such
 //!   as client-state queueing. Other sessions pay nothing.

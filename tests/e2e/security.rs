@@ -53,17 +53,6 @@ fn finish(client: &mut XmppClient, client_final: &[u8]) -> String {
     client.read_until_any(&["</success>", "</failure>", "</stream:stream>"])
 }
 
-/// `tessera status` of the running server.
-fn status(server: &Server) -> serde_json::Value {
-    let out = server.cli(&["status"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status json")
-}
-
 fn cli_ok(server: &Server, args: &[&str], stdin: &str) {
     let out = server.cli(args, stdin);
     assert!(
@@ -141,8 +130,8 @@ fn abandoned_exchanges_are_dropped_with_their_connection() {
     }
     // The host forgets them with their connections (`tessera status` counts what is left).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&server)["exchanges"] != 0 {
-        assert!(Instant::now() < deadline, "{}", status(&server));
+    while server.status()["exchanges"] != 0 {
+        assert!(Instant::now() < deadline, "{}", server.status());
         std::thread::sleep(Duration::from_millis(50));
     }
     let started = Instant::now();
@@ -223,7 +212,7 @@ fn connection_floods_cannot_exhaust_descriptors_or_lock_out_the_operator() {
     let (three, refused) = idle_connections("127.0.0.4", addr, 100);
     assert_eq!(two.len() + three.len(), 138);
     assert_eq!(refused, 62, "global c2s cap");
-    let now = status(&server);
+    let now = server.status();
     assert_eq!(now["connections"]["c2s"], 238, "{now}");
     assert_eq!(now["caps"]["descriptors"], 400, "{now}");
     // The operator still reaches the server: HTTPS has its own share, the admin socket its

@@ -155,6 +155,31 @@ impl XmppClient {
         }
     }
 
+    /// Direct TLS over a socket whose receive buffer is `bytes` (set before connecting, so the
+    /// TCP window stays that small): a client on a slow link, or one that stops reading,
+    /// without megabytes of kernel buffer absorbing what the server sends it.
+    pub fn direct_tls_with_receive_buffer(addr: SocketAddr, bytes: usize) -> Self {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), TIMEOUT)
+            .expect("connect");
+        let tcp: TcpStream = socket.into();
+        tcp.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("read timeout");
+        tcp.set_nodelay(true).expect("nodelay");
+        Self {
+            io: Some(Io::Tls(Box::new(tls_over(tcp, b"xmpp-client", false)))),
+            received: String::new(),
+            closed: false,
+        }
+    }
+
     /// Connect to a STARTTLS port and negotiate TLS; returns the client ready for a new header.
     pub fn starttls(addr: SocketAddr) -> Self {
         let mut c = Self::plain(addr);

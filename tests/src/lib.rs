@@ -383,6 +383,17 @@ impl Server {
         }
     }
 
+    /// `tessera status` of the running server, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.cli(&["status"], "");
+        assert!(
+            out.status.success(),
+            "tessera status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status json")
+    }
+
     /// The config file.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("tessera.toml")

@@ -248,7 +248,16 @@ impl XmppClient {
         password: &str,
         tag: &str,
     ) -> (XmppClient, String) {
-        let mut c = XmppClient::direct_tls(addr);
+        Self::login_on(XmppClient::direct_tls(addr), user, password, tag)
+    }
+
+    /// [`XmppClient::login`] on a connection made already (e.g. with a small receive buffer).
+    pub fn login_on(
+        mut c: XmppClient,
+        user: &str,
+        password: &str,
+        tag: &str,
+    ) -> (XmppClient, String) {
         c.open();
         let outcome = c.sasl2_plain(user, password, &Sasl2Extras::bind(tag));
         assert!(outcome.success, "login failed: {}", outcome.xml);

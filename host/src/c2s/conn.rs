@@ -21,9 +21,8 @@ use tokio_rustls::server::TlsStream;
 use super::features::{features, stream_header, FeatureSet};
 use super::throttle::Throttle;
 use crate::config::Config;
-use crate::router::leftovers::{self, Recipient};
-use crate::router::{self, accounting};
-use crate::sessions::outbox::{Closed, Fate, Queued};
+use crate::router::{self, leftovers};
+use crate::sessions::outbox::{Fate, Queued};
 use crate::sessions::{CloseRequest, Lifecycle, SessionEntry};
 use crate::stream::framer::{Frame, Framer, Limits};
 use crate::stream::parse::{parse_element, parse_stream_header, StreamHeader};
@@ -427,17 +426,9 @@ impl Conn {
             // Moved: another stream took the session over and lives on with it; what this
             // connection had not written is handed on all the same (stream management claims
             // its own session's).
-            let ending =
-                (!moved && !keep).then(|| self.shared.sessions.remove_ending(self.info.id));
-            session.outbox.close(Closed::SessionEnded);
-            let (why, queued) = session.outbox.drain();
-            let to = Recipient {
-                user: &session.user,
-                stream: session.stream_id,
-            };
-            let reason_kind = accounting::Reason::of_closed(why);
-            leftovers::dispose_queued(&self.shared, to, unwritten, reason_kind);
-            leftovers::dispose_queued(&self.shared, to, queued, reason_kind);
+            let ending = (!moved && !keep).then(|| self.shared.sessions.remove_ending(&session));
+            session.outbox.requeue_front(unwritten);
+            leftovers::hand_on(&self.shared, &session);
             drop(ending);
             if moved {
                 return;

@@ -344,7 +344,12 @@ fn deliver_to(
         xml: stanza.to_xml_in(CLIENT_NS),
         fate,
     };
-    if let Push::Refused(_) = target.deliver(item) {
+    let refused = match target.deliver(item) {
+        Push::Full(item) => leftovers::behind(shared, target, item).is_some(),
+        Push::Refused(_) => true,
+        Push::Queued | Push::Overflowed | Push::Parked => false,
+    };
+    if refused {
         let to = Recipient {
             user: &target.user,
             stream: target.stream_id,
@@ -494,9 +499,29 @@ fn deliver_message(
     None
 }
 
+/// A message nobody can take, unless a session of the account is still handing on what it
+/// never wrote: then it waits behind those ([`Fate::Undeliverable`]), so that offline storage
+/// keeps the order the messages were sent in.
+fn undeliverable(shared: &Shared, routes: &Routes, stanza: Element, user: &str) -> Option<Element> {
+    if let Some(ending) = shared.sessions.ending_of(user) {
+        let item = Queued {
+            xml: stanza.to_xml_in(CLIENT_NS),
+            fate: Fate::Undeliverable,
+        };
+        // `None`: it waits behind them; `Some`: they were all handed on, go on now.
+        leftovers::behind(shared, &ending, item)?;
+    }
+    undeliverable_now(shared, routes, stanza, user)
+}
+
 /// A message nobody can take: the `Undeliverable` hooks (chat and normal messages, RFC 6121
 /// §8.5.2), then `<service-unavailable/>` unless a module stored it.
-fn undeliverable(shared: &Shared, routes: &Routes, stanza: Element, user: &str) -> Option<Element> {
+fn undeliverable_now(
+    shared: &Shared,
+    routes: &Routes,
+    stanza: Element,
+    user: &str,
+) -> Option<Element> {
     let domain = &shared.config.domain;
     let storable = matches!(stanza.attr("type"), None | Some("chat" | "normal"));
     let stanza = if storable {

@@ -91,6 +91,9 @@ pub struct SessionEntry {
     lifecycle: AtomicU8,
     /// What waits to be written to its connection.
     pub outbox: Outbox,
+    /// Taken by whoever hands on a batch of what it never wrote (its connection, or a sender
+    /// helping), so batches go in order.
+    pub handing_on: Mutex<()>,
     close: Mutex<Option<CloseRequest>>,
     closed: Notify,
 }
@@ -252,11 +255,19 @@ impl SessionEntry {
 
 /// Held while a removed session's stanzas are handed on ([`Sessions::remove_ending`]).
 #[derive(Debug)]
-pub struct Ending<'a>(&'a AtomicUsize);
+pub struct Ending<'a> {
+    sessions: &'a Sessions,
+    user: String,
+    stream_id: u64,
+}
 
 impl Drop for Ending<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let stream = self.stream_id;
+        self.sessions
+            .ending_by_user
+            .remove_if(&self.user, |_, e| e.stream_id == stream);
+        self.sessions.ending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -280,8 +291,9 @@ pub struct Sessions {
     by_user: DashMap<String, Vec<u64>>,
     by_full_jid: DashMap<String, u64>,
     /// Sessions removed from the table whose unwritten stanzas are still being stored or
-    /// bounced (shutdown waits for them).
+    /// bounced (shutdown waits for them), and the latest of each account.
     ending: AtomicUsize,
+    ending_by_user: DashMap<String, Arc<SessionEntry>>,
 }
 
 impl Sessions {
@@ -310,6 +322,7 @@ impl Sessions {
             keep_ms: AtomicU64::new(0),
             lifecycle: AtomicU8::new(Lifecycle::Live as u8),
             outbox: Outbox::new(limits),
+            handing_on: Mutex::new(()),
             close: Mutex::new(None),
             closed: Notify::new(),
         });
@@ -421,12 +434,29 @@ impl Sessions {
         Ok((old_entry, resource))
     }
 
-    /// Forget a stream whose unwritten stanzas are about to be stored or bounced: shutdown
-    /// waits for [`Sessions::settled`] until the returned guard is dropped.
-    pub fn remove_ending(&self, stream_id: u64) -> Ending<'_> {
+    /// Take a session out of routing while it hands on what it never wrote: until the returned
+    /// guard is dropped, shutdown waits ([`Sessions::settled`]) and messages for its account
+    /// that no session can take queue behind its leftovers ([`Sessions::ending_of`]).
+    pub fn remove_ending(&self, entry: &Arc<SessionEntry>) -> Ending<'_> {
         self.ending.fetch_add(1, Ordering::AcqRel);
-        self.remove(stream_id);
-        Ending(&self.ending)
+        self.ending_by_user
+            .insert(entry.user.clone(), entry.clone());
+        self.remove(entry.stream_id);
+        Ending {
+            sessions: self,
+            user: entry.user.clone(),
+            stream_id: entry.stream_id,
+        }
+    }
+
+    /// Sessions removed from the table that are still handing their stanzas on.
+    pub fn ending(&self) -> usize {
+        self.ending.load(Ordering::Acquire)
+    }
+
+    /// A session of this account that is handing on its leftovers, if any.
+    pub fn ending_of(&self, user: &str) -> Option<Arc<SessionEntry>> {
+        self.ending_by_user.get(user).map(|e| e.clone())
     }
 
     /// Whether no session is left and none is still handing its stanzas on.

@@ -26,8 +26,14 @@ pub enum Fate {
     Bounce,
     /// Nothing goes back: presence (subscription states live in the roster, and presence is
     /// never bounced), errors and IQ results (never answered), headlines (RFC 6121 §8.5.2.1.1
-    /// drops them when nobody can take them).
+    /// drops them when nobody can take them), and one of several copies of a message (the
+    /// others were written).
     Drop,
+    /// A message routed to the account when no session could take it, while one of its
+    /// sessions was still handing on what it never wrote: it waits behind those and is then
+    /// handled as at routing (offline storage or `<service-unavailable/>`), so that storage
+    /// keeps the order in which messages were sent.
+    Undeliverable,
 }
 
 impl Fate {
@@ -87,8 +93,12 @@ pub enum Push {
     Overflowed,
     /// The outbox is closed: parked behind the others for [`Outbox::drain`].
     Parked,
-    /// The outbox was drained already (its session is gone): the caller decides the
-    /// stanza's fate.
+    /// Closed, handed over ([`Outbox::requeue_front`]) and twice the bound is parked: the
+    /// caller helps hand on what waits, then pushes again (the flood pays for itself, and
+    /// the order holds).
+    Full(Queued),
+    /// The outbox was drained for good (its session is gone): everything before this stanza
+    /// was handed on, and the caller decides its fate now.
     Refused(Queued),
 }
 
@@ -111,6 +121,8 @@ struct Inner {
     in_flight_bytes: usize,
     in_flight_stanzas: usize,
     closed: Option<Closed>,
+    /// The connection put back what it never wrote: anyone may help hand on now.
+    handed_over: bool,
     drained: bool,
     peak_bytes: usize,
 }
@@ -162,6 +174,11 @@ impl Outbox {
             return Push::Refused(item);
         }
         if inner.closed.is_some() {
+            let over = inner.queued_bytes + item.cost() > self.limits.max_bytes.saturating_mul(2);
+            if over && inner.handed_over {
+                return Push::Full(item);
+            }
+            // Until the connection hands over (it wakes at once), parking is not capped.
             inner.park(item);
             return Push::Parked;
         }
@@ -214,6 +231,33 @@ impl Outbox {
         inner.in_flight_bytes = inner.in_flight_bytes.saturating_sub(cost);
     }
 
+    /// Park a stanza whatever the cap ([`Push::Parked`]), unless it was drained for good
+    /// ([`Push::Refused`]): for stanzas routed while handing on, which must not wait for
+    /// themselves.
+    pub fn park(&self, item: Queued) -> Push {
+        let mut inner = self.inner();
+        if inner.drained {
+            return Push::Refused(item);
+        }
+        inner.closed.get_or_insert(Closed::SessionEnded);
+        inner.park(item);
+        Push::Parked
+    }
+
+    /// The connection's end: close it (if it was open), put back, ahead of everything queued,
+    /// what the connection took but never wrote, and let others help hand it all on.
+    pub fn requeue_front(&self, items: Vec<Queued>) {
+        let mut inner = self.inner();
+        inner.closed.get_or_insert(Closed::SessionEnded);
+        for item in items.into_iter().rev() {
+            inner.queued_bytes += item.cost();
+            inner.queue.push_front(item);
+        }
+        inner.in_flight_bytes = 0;
+        inner.in_flight_stanzas = 0;
+        inner.handed_over = true;
+    }
+
     /// Stop taking stanzas (the first reason given stays); later ones are parked for
     /// [`Outbox::drain`].
     pub fn close(&self, why: Closed) {
@@ -221,12 +265,16 @@ impl Outbox {
         inner.closed.get_or_insert(why);
     }
 
-    /// Close it for good and hand back every stanza never taken, in order, with the reason it
-    /// closed. Stanzas pushed afterwards are [`Push::Refused`].
+    /// Hand back every stanza never taken, in order, with the reason it closed (closing it
+    /// if it was open). Stanzas may still be parked meanwhile: call again after handling
+    /// these. The call that finds nothing drains it for good: from then on pushes are
+    /// [`Push::Refused`], so whatever the caller handles afterwards comes after all of these.
     pub fn drain(&self) -> (Closed, Vec<Queued>) {
         let mut inner = self.inner();
         let why = *inner.closed.get_or_insert(Closed::SessionEnded);
-        inner.drained = true;
+        if inner.queue.is_empty() {
+            inner.drained = true;
+        }
         inner.queued_bytes = 0;
         let items = inner.queue.drain(..).collect();
         (why, items)
@@ -312,7 +360,50 @@ mod tests {
         let (why, items) = out.drain();
         assert_eq!(why, Closed::SendBufferFull);
         assert_eq!(items, (0..5).map(msg).collect::<Vec<_>>());
-        assert_eq!(out.push(msg(5)), Push::Refused(msg(5)));
+        // Parked while the first ones were handled: handed back by the next call.
+        assert_eq!(out.push(msg(5)), Push::Parked);
+        assert_eq!(out.drain().1, vec![msg(5)]);
+        // The call that finds nothing ends it: the caller handles later stanzas itself.
+        assert!(out.drain().1.is_empty());
+        assert_eq!(out.push(msg(6)), Push::Refused(msg(6)));
+    }
+
+    #[test]
+    fn once_handed_over_parking_stops_at_twice_the_bound() {
+        let out = outbox(2);
+        out.close(Closed::SessionEnded);
+        for n in 0..5 {
+            assert_eq!(out.push(msg(n)), Push::Parked, "{n}: not yet handed over");
+        }
+        let out = outbox(2);
+        out.push(msg(0));
+        let taken = out.take(usize::MAX);
+        out.requeue_front(taken);
+        for n in 1..4 {
+            assert_eq!(out.push(msg(n)), Push::Parked, "{n}");
+        }
+        assert_eq!(out.push(msg(4)), Push::Full(msg(4)));
+        // A stanza routed while handing on parks anyway.
+        assert_eq!(out.park(msg(4)), Push::Parked);
+        assert_eq!(out.drain().1, (0..5).map(msg).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn what_the_connection_never_wrote_goes_back_ahead_of_the_queue() {
+        let out = outbox(10);
+        for n in 0..4 {
+            out.push(msg(n));
+        }
+        let taken = out.take(msg(0).xml.len() * 2);
+        assert_eq!(taken.len(), 2);
+        out.push(msg(4));
+        // The connection wrote the first, not the second.
+        out.written(1, msg(0).cost());
+        out.requeue_front(vec![msg(1)]);
+        assert_eq!(out.figures().stanzas, 4);
+        let (why, items) = out.drain();
+        assert_eq!(why, Closed::SessionEnded);
+        assert_eq!(items, (1..5).map(msg).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,0 +1,460 @@
+//! Delivery never loses a stanza silently: a session that stops reading is closed once its
+//! outbox bound is reached, and every stanza meant for it is accounted for — read by it, stored
+//! by mod_offline and delivered at its next login, or bounced to its sender — to the last one.
+//! The same when a password change closes a session with stanzas queued; and a client that
+//! floods the server is throttled, losing nothing.
+//!
+//! The sender is slixmpp (`tests/interop/slix_flood.py`), which reads while it writes as
+//! every real client does. The slow reader is the raw test client over a socket with a 16 KiB
+//! receive buffer that simply stops reading, so that kernel buffers do not absorb megabytes
+//! before the server's own bound matters.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_tests::interop::{interop_dir, ClientProcess};
+use tessera_tests::{rss_kib, Server, ServerOptions, XmppClient};
+
+/// What the slow reader's socket can hold on its side.
+const SLOW_READER_RCVBUF: usize = 16 * 1024;
+/// The default `c2s.max_send_buffer`.
+const DEFAULT_SEND_BUFFER: u64 = 1 << 20;
+/// The flooders must not be throttled here (the throttle has its own test).
+const UNTHROTTLED: &str = "receive_rate = 1073741824\nreceive_burst = 1073741824\n";
+
+/// `slix_flood.py`: alice sends `count` messages of 1000 bytes to `to`, then `iqs` IQ gets
+/// and `presences` directed presences; she reports every error once told "stop". Answers
+/// the process once she is online, and her full JID.
+fn flood(
+    server: &Server,
+    to: &str,
+    count: usize,
+    iqs: usize,
+    presences: usize,
+) -> (ClientProcess, String) {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `./tests/run.sh --install-only`",
+        python.display()
+    );
+    let addr = server.ports.direct_tls;
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join("slix_flood.py"))
+        .args(["--host", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--a", "alice@localhost:alice pw", "--to", to])
+        .args(["--count", &count.to_string(), "--size", "1000"])
+        .args(["--iqs", &iqs.to_string()])
+        .args(["--presences", &presences.to_string()])
+        .args(["--timeout", "35"])
+        .current_dir(&dir);
+    let mut alice = ClientProcess::spawn("slixmpp flood", cmd, None);
+    let online = alice.wait_event("online", server);
+    let jid = online["jid"].as_str().expect("jid").to_owned();
+    (alice, jid)
+}
+
+fn server(modules: &[&str], c2s: &str) -> Server {
+    let server = Server::start(&ServerOptions {
+        c2s: c2s.into(),
+        ..ServerOptions::with_modules(modules)
+    });
+    for user in ["alice", "bob", "carol"] {
+        server.add_user(user, &format!("{user} pw"), None);
+    }
+    server
+}
+
+fn login(server: &Server, user: &str, resource: &str) -> (XmppClient, String) {
+    XmppClient::login(
+        server.ports.direct_tls,
+        user,
+        &format!("{user} pw"),
+        resource,
+    )
+}
+
+/// Bob with a small receive buffer.
+fn slow_bob(server: &Server) -> (XmppClient, String) {
+    let c = XmppClient::direct_tls_with_receive_buffer(server.ports.direct_tls, SLOW_READER_RCVBUF);
+    XmppClient::login_on(c, "bob", "bob pw", "slow")
+}
+
+/// The `id`s of the `<message>` elements in a received text, in order.
+fn message_ids(text: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for part in text.split("<message").skip(1) {
+        let head = part.split('>').next().unwrap_or_default();
+        for quote in ['\'', '"'] {
+            if let Some(rest) = head.split(&format!(" id={quote}")).nth(1) {
+                ids.push(rest.split(quote).next().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    ids
+}
+
+fn numbered(prefix: char, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Assert two id lists are equal, showing only how they differ (they hold thousands).
+fn same_ids<'a>(
+    got: impl IntoIterator<Item = &'a String>,
+    want: impl IntoIterator<Item = &'a String>,
+    what: &str,
+) {
+    let got: Vec<&String> = got.into_iter().collect();
+    let want: Vec<&String> = want.into_iter().collect();
+    if got != want {
+        let first = got.iter().zip(&want).position(|(a, b)| a != b);
+        panic!(
+            "{what}: {} ids, expected {}; first difference at {first:?}: got {:?}, expected {:?}",
+            got.len(),
+            want.len(),
+            first.and_then(|i| got.get(i)),
+            first.and_then(|i| want.get(i)),
+        );
+    }
+}
+
+/// The ids as the report's map orders them (as strings).
+fn sorted(ids: &[String]) -> Vec<&String> {
+    let mut v: Vec<&String> = ids.iter().collect();
+    v.sort();
+    v
+}
+
+/// Wait (bounded) until the server holds exactly `sessions` sessions and none is still handing
+/// on its stanzas.
+fn settle(server: &Server, sessions: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.status();
+        if status["sessions"] == sessions && status["sessions_ending"] == 0 {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "never settled: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Samples a process's resident memory until stopped; answers the peak, in KiB.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Self { stop, handle }
+    }
+
+    fn peak(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("sampler")
+    }
+}
+
+/// Tell alice's flooder to report (after everything the server handed on reached her: the
+/// "stop" message queues behind it) and collect the report: id → error condition.
+fn report(server: &Server, alice: &mut ClientProcess, alice_jid: &str) -> BTreeMap<String, String> {
+    let (mut carol, _) = login(server, "carol", "c");
+    carol.send(&format!(
+        "<message to='{alice_jid}' type='chat' id='stop'><body>stop</body></message>"
+    ));
+    let report = alice.wait_event("report", server);
+    assert_eq!(report["duplicates"], serde_json::json!([]), "{report}");
+    report["bounced"]
+        .as_object()
+        .expect("bounced")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Read what a slow reader was sent until the server closes it; check the stream error.
+fn read_to_close_with(reader: &mut XmppClient, condition: &str) -> String {
+    let text = reader.read_to_close();
+    assert!(
+        text.contains(&format!(
+            "<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        )),
+        "no <{condition}/> at the end: {}",
+        &text[text.len().saturating_sub(600)..]
+    );
+    assert!(
+        text.trim_end().ends_with("</stream:stream>"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    text
+}
+
+fn still_serves(server: &Server) {
+    let (mut c, _) = login(server, "carol", "after");
+    c.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>");
+    let answer = c.read_iq("alive");
+    assert!(answer.contains("type='result'"), "{answer}");
+}
+
+#[test]
+fn a_reader_that_stops_is_closed_and_each_of_10000_messages_is_read_or_bounced() {
+    let server = server(&["sasl2", "ping"], UNTHROTTLED);
+    let (mut bob, bob_jid) = slow_bob(&server);
+    let baseline = rss_kib(server.pid());
+    let sampler = RssSampler::start(server.pid());
+    let (mut alice, alice_jid) = flood(&server, &bob_jid, 10_000, 0, 0);
+    server.wait_for_log("send buffer full; closing the session");
+    // Bob reads again: what the server wrote before closing him, then the stream error.
+    let text = read_to_close_with(&mut bob, "policy-violation");
+    assert!(
+        text.contains("Too much unread data"),
+        "{}",
+        &text[text.len().saturating_sub(400)..]
+    );
+    let read = message_ids(&text);
+    alice.wait_event("sent", &server);
+    let peak = sampler.peak();
+    let status = settle(&server, 1);
+    let bounced = report(&server, &mut alice, &alice_jid);
+    // Bob read a prefix, in order; everything after it came back to alice, once each.
+    same_ids(
+        &read,
+        &numbered('m', 0..read.len()),
+        "bob's messages in order",
+    );
+    assert!(read.len() < 10_000, "bob was never cut off");
+    let expected: Vec<String> = numbered('m', read.len()..10_000);
+    let got: Vec<&String> = bounced.keys().collect();
+    let mut expected_sorted: Vec<&String> = expected.iter().collect();
+    expected_sorted.sort();
+    assert_eq!(
+        got, expected_sorted,
+        "every message bob did not read is bounced"
+    );
+    // The answer any message to an account without a session gets: nothing tells alice that
+    // bob was online a moment ago (RFC 6120 §8.3.3.13).
+    let conditions: std::collections::BTreeSet<&String> = bounced.values().collect();
+    assert_eq!(
+        conditions.into_iter().collect::<Vec<_>>(),
+        ["service-unavailable"]
+    );
+    let counted = |reason: &str| status["delivery"]["bounced"][reason].as_u64().unwrap_or(0);
+    let queued_when_closed = counted("send-buffer-full") + counted("session-ended");
+    let growth = peak.saturating_sub(baseline);
+    println!(
+        "slow reader: bob read {}, {} bounced ({queued_when_closed} queued when he was closed, \
+         the rest after); server RSS {baseline} KiB before, peak {peak} KiB (+{growth} KiB) \
+         with a {DEFAULT_SEND_BUFFER}-byte send buffer; status {status}",
+        read.len(),
+        bounced.len(),
+    );
+    assert!(
+        queued_when_closed > 0,
+        "nothing was queued when bob was closed"
+    );
+    let counted = |reason: &str| status["delivery"]["bounced"][reason].as_u64().unwrap_or(0);
+    assert_eq!(
+        counted("send-buffer-full") + counted("session-ended"),
+        queued_when_closed as u64,
+        "{status}"
+    );
+    // The bound plus a constant: the flood's own working set (slixmpp's stream parsed, the
+    // bounces on their way), never 10 000 messages.
+    assert!(
+        growth < DEFAULT_SEND_BUFFER / 1024 + 24 * 1024,
+        "memory grew by {growth} KiB"
+    );
+    let finished = alice.finish();
+    assert!(finished.success(), "{}", finished.describe());
+    still_serves(&server);
+}
+
+#[test]
+fn with_offline_storage_what_a_closed_reader_missed_is_stored_and_delivered_at_its_next_login() {
+    let server = server(
+        &["sasl2", "ping", "presence", "roster", "offline"],
+        UNTHROTTLED,
+    );
+    let (mut bob, bob_jid) = slow_bob(&server);
+    bob.send("<presence/>");
+    let (mut alice, alice_jid) = flood(&server, &bob_jid, 10_000, 0, 0);
+    server.wait_for_log("send buffer full; closing the session");
+    let read = message_ids(&read_to_close_with(&mut bob, "policy-violation"));
+    alice.wait_event("sent", &server);
+    settle(&server, 1);
+    let bounced = report(&server, &mut alice, &alice_jid);
+    same_ids(
+        &read,
+        &numbered('m', 0..read.len()),
+        "bob's messages in order",
+    );
+    // Offline storage took the next 500 (its quota) in order; the rest came back "full".
+    let stored = numbered('m', read.len()..(read.len() + 500).min(10_000));
+    let after = numbered('m', read.len() + stored.len()..10_000);
+    same_ids(
+        bounced.keys(),
+        sorted(&after),
+        "bounced once the quota was reached",
+    );
+    let conditions: std::collections::BTreeSet<&String> = bounced.values().collect();
+    assert!(
+        bounced.values().all(|c| c == "resource-constraint"),
+        "{conditions:?}"
+    );
+    // Bob's next login gets exactly the stored ones, in order, each with a delay.
+    let (mut bob, _) = login(&server, "bob", "again");
+    bob.send("<presence/>");
+    let last = stored.last().expect("something stored");
+    let text = bob.read_until(&format!("id='{last}'"));
+    let text = text + &bob.read_until("</message>");
+    let replayed = message_ids(&text);
+    same_ids(
+        &replayed,
+        &stored,
+        "the stored messages, once each, in order",
+    );
+    assert_eq!(
+        text.matches("<delay xmlns='urn:xmpp:delay' from='localhost'")
+            .count(),
+        stored.len()
+    );
+    println!(
+        "slow reader with offline storage: read {}, stored and delivered later {}, bounced {}",
+        read.len(),
+        replayed.len(),
+        bounced.len()
+    );
+    assert_eq!(read.len() + replayed.len() + bounced.len(), 10_000);
+    assert!(alice.finish().success());
+    still_serves(&server);
+}
+
+#[test]
+fn a_password_change_closing_a_session_hands_on_everything_it_had_queued() {
+    // A bound large enough that bob is not closed for it: the password change does it.
+    let c2s = format!("{UNTHROTTLED}max_send_buffer = 8388608\n");
+    let server = server(&["sasl2", "ping"], &c2s);
+    let (mut bob, bob_jid) = slow_bob(&server);
+    let (mut alice, alice_jid) = flood(&server, &bob_jid, 6_000, 5, 5);
+    alice.wait_event("sent", &server);
+    let queued = server.status()["outboxes"]["stanzas"].as_u64().unwrap_or(0);
+    assert!(queued > 0, "nothing queued for bob: {}", server.status());
+    let out = server.cli(&["user", "passwd", "bob"], "new bob pw\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = read_to_close_with(&mut bob, "reset");
+    let read = message_ids(&text);
+    let status = settle(&server, 1);
+    let bounced = report(&server, &mut alice, &alice_jid);
+    same_ids(
+        &read,
+        &numbered('m', 0..read.len()),
+        "bob's messages in order",
+    );
+    // Messages: read or bounced. IQs: answered with an error unless bob read them
+    // (and, not answering, left them to time out: they were read). Presence: never bounced.
+    let unread_messages = numbered('m', read.len()..6_000);
+    for id in &unread_messages {
+        assert_eq!(
+            bounced.get(id).map(String::as_str),
+            Some("service-unavailable"),
+            "{id}"
+        );
+    }
+    let iq_read = (0..5)
+        .filter(|i| text.contains(&format!("id='q{i}'")))
+        .count();
+    let iq_bounced = (0..5)
+        .filter(|i| {
+            bounced.get(&format!("q{i}")).map(String::as_str) == Some("service-unavailable")
+        })
+        .count();
+    assert_eq!(
+        iq_read + iq_bounced,
+        5,
+        "IQs read {iq_read}, bounced {iq_bounced}"
+    );
+    assert!(
+        bounced.keys().all(|k| !k.starts_with('p')),
+        "presence is never bounced"
+    );
+    println!(
+        "password change: {queued} stanzas queued; bob read {} messages and {iq_read} IQs; \
+         bounced {} messages and {iq_bounced} IQs; status {}",
+        read.len(),
+        unread_messages.len(),
+        status["delivery"]
+    );
+    assert!(
+        status["delivery"]["bounced"]["session-ended"]
+            .as_u64()
+            .unwrap_or(0)
+            >= (unread_messages.len() + iq_bounced) as u64,
+        "{status}"
+    );
+    assert!(alice.finish().success());
+    still_serves(&server);
+}
+
+#[test]
+fn a_flooding_client_is_slowed_to_its_receive_rate_and_loses_nothing() {
+    // 64 KiB at once, then 64 KiB/s.
+    let server = server(
+        &["sasl2", "ping"],
+        "receive_rate = 65536\nreceive_burst = 65536\n",
+    );
+    let (mut flooder, _) = login(&server, "alice", "flood");
+    let (mut other, _) = login(&server, "carol", "other");
+    let ping = |i: usize| format!("<iq type='get' id='f{i}'><ping xmlns='urn:xmpp:ping'/></iq>");
+    let per_chunk = 200;
+    let chunk_bytes = (0..per_chunk).map(|i| ping(i).len()).sum::<usize>();
+    // About 256 KiB beyond the burst: at least 3.5 s at 64 KiB/s.
+    let chunks = (64 * 1024 + 256 * 1024) / chunk_bytes + 1;
+    let total = chunks * chunk_bytes;
+    let start = Instant::now();
+    let mut answered = 0;
+    for c in 0..chunks {
+        let chunk: String = (c * per_chunk..(c + 1) * per_chunk).map(ping).collect();
+        flooder.send(&chunk);
+        let text = flooder.read_iq(&format!("f{}", (c + 1) * per_chunk - 1));
+        answered += text.matches("type='result'").count();
+        // Meanwhile another client is served at once.
+        if c % 20 == 0 {
+            other.send(&format!(
+                "<iq type='get' id='o{c}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ));
+            let answer = other.read_iq(&format!("o{c}"));
+            assert!(answer.contains("type='result'"), "{answer}");
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(answered, chunks * per_chunk, "every ping answered");
+    let floor = Duration::from_secs_f64((total - 65536) as f64 / 65536.0 * 0.9);
+    println!("throttle: {total} bytes of pings in {elapsed:?} (floor {floor:?})");
+    assert!(
+        elapsed >= floor,
+        "{total} bytes went through in {elapsed:?}: not throttled to 64 KiB/s"
+    );
+}

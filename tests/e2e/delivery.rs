@@ -274,7 +274,7 @@ fn a_reader_that_stops_is_closed_and_each_of_10000_messages_is_read_or_bounced()
     let counted = |reason: &str| status["delivery"]["bounced"][reason].as_u64().unwrap_or(0);
     assert_eq!(
         counted("send-buffer-full") + counted("session-ended"),
-        queued_when_closed as u64,
+        queued_when_closed,
         "{status}"
     );
     // The bound plus a constant: the flood's own working set (slixmpp's stream parsed, the

@@ -79,8 +79,11 @@ pub struct Config {
 /// Default `c2s.max_send_buffer` (see docs/modules.md, "Delivery": a login burst of a large
 /// account is about 400 KB).
 pub const DEFAULT_MAX_SEND_BUFFER: i64 = 1 << 20;
-/// Default `c2s.max_send_queue`.
-pub const DEFAULT_MAX_SEND_QUEUE: i64 = 5_000;
+/// Default `c2s.max_send_queue` (ejabberd's `max_fsm_queue`): with 64 bytes counted per stanza,
+/// the byte bound is reached first by any stanza over ~40 bytes.
+pub const DEFAULT_MAX_SEND_QUEUE: i64 = 10_000;
+/// Default `c2s.send_timeout`, in seconds (ejabberd: 15, Prosody: 180).
+pub const DEFAULT_SEND_TIMEOUT: i64 = 30;
 /// Default `c2s.receive_rate`: 128 KiB/s.
 pub const DEFAULT_RECEIVE_RATE: i64 = 128 * 1024;
 /// Default `c2s.receive_burst`: 1 MiB.
@@ -113,6 +116,9 @@ pub struct C2sConfig {
     pub max_send_buffer: usize,
     /// Most stanzas waiting to be written to one session.
     pub max_send_queue: usize,
+    /// How long a connection may write nothing while it has something to write before its
+    /// client counts as not reading and is closed.
+    pub send_timeout: Duration,
     /// Bytes per second one connection may send once its burst is spent; beyond it the
     /// server stops reading from it for a while (TCP then slows the client down).
     pub receive_rate: usize,
@@ -506,6 +512,7 @@ impl Parser<'_> {
             "max_pre_auth_elements",
             "max_send_buffer",
             "max_send_queue",
+            "send_timeout",
             "receive_rate",
             "receive_burst",
         ];
@@ -580,6 +587,10 @@ impl Parser<'_> {
             max_send_queue: self
                 .int(&t, "max_send_queue", "c2s.max_send_queue", 16, 10_000_000)?
                 .unwrap_or(DEFAULT_MAX_SEND_QUEUE) as usize,
+            send_timeout: Duration::from_secs(
+                self.int(&t, "send_timeout", "c2s.send_timeout", 1, 3600)?
+                    .unwrap_or(DEFAULT_SEND_TIMEOUT) as u64,
+            ),
             receive_rate: self
                 .int(&t, "receive_rate", "c2s.receive_rate", 1024, 1 << 40)?
                 .unwrap_or(DEFAULT_RECEIVE_RATE) as usize,

@@ -1,7 +1,8 @@
 # Sourced by the load scripts: start and stop `tessera run` on loopback from a temporary config.
 #
 #   start_server BIN_DIR [EXTRA_TOP_LEVEL_TOML]   # modules from BIN_DIR: $MODULES, default
-#                                                 # "sasl2", "sasl2_fast", "ping", "disco"
+#                                                 # "sasl2", "sasl2_fast", "ping", "disco";
+#                                                 # extra [c2s] keys: $C2S_EXTRA
 #   stop_server                                   # kill it and remove its folder
 #
 # start_server sets DIR (temporary folder), CONF (its tessera.toml), SERVER (the server's pid),
@@ -26,6 +27,7 @@ ${2:-}
 listen = ["$C2S"]
 direct_tls = ["$DIRECT"]
 max_connections_per_ip = 1000000   # the load tool connects from one address
+${C2S_EXTRA:-}
 
 [http]
 listen = ["127.0.0.1:$((port + 2))"]

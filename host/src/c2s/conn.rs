@@ -22,8 +22,8 @@ use super::features::{features, stream_header, FeatureSet};
 use super::throttle::Throttle;
 use crate::config::Config;
 use crate::router::{self, leftovers};
-use crate::sessions::outbox::{Fate, Queued};
-use crate::sessions::{CloseRequest, Lifecycle, SessionEntry};
+use crate::sessions::outbox::{Closed, CopyGroup, Fate, Queued, Sender};
+use crate::sessions::{CloseRequest, Lifecycle, SessionEntry, NOT_READING, NOT_READING_TEXT};
 use crate::stream::framer::{Frame, Framer, Limits};
 use crate::stream::parse::{parse_element, parse_stream_header, StreamHeader};
 use crate::stream::StreamError;
@@ -86,6 +86,13 @@ struct Conn {
     unflushed: bool,
     /// The outbox stanzas in `out`, in order.
     batch: VecDeque<Segment>,
+    /// When a write last made progress (or a batch was taken): with something to write and
+    /// none for `c2s.send_timeout`, the client is not reading.
+    last_progress: Instant,
+    /// Reading goes before the outbox on the next wake (they alternate).
+    read_first: bool,
+    /// Frames were left in the framer while answers waited to be written.
+    frames_pending: bool,
     throttle: Throttle,
     deadline: Option<Instant>,
     /// The module generation that handled this stream's last pre-auth element: a SASL exchange
@@ -103,6 +110,8 @@ struct Segment {
     end: usize,
     cost: usize,
     fate: Fate,
+    copies: Option<Arc<CopyGroup>>,
+    sender: Option<Sender>,
 }
 
 /// How `serve` ended: the reason for the log, and the last words for the client.
@@ -127,6 +136,21 @@ impl End {
             farewell: Farewell::Nothing,
         }
     }
+
+    fn closed_by_peer() -> Self {
+        Self {
+            reason: "stream closed by peer".into(),
+            farewell: Farewell::CloseTag,
+        }
+    }
+
+    fn error(err: StreamError) -> Self {
+        tracing::debug!(condition = %err.condition, text = ?err.text, "stream error");
+        Self {
+            reason: format!("stream error: {}", err.condition),
+            farewell: Farewell::Error(err),
+        }
+    }
 }
 
 enum Wake {
@@ -135,6 +159,7 @@ enum Wake {
     Flushed(std::io::Result<()>),
     Queued,
     Throttled,
+    Stalled,
     Close(CloseRequest),
     Timeout,
 }
@@ -181,6 +206,9 @@ pub(super) async fn run(
         written: 0,
         unflushed: false,
         batch: VecDeque::new(),
+        last_progress: Instant::now(),
+        read_first: false,
+        frames_pending: false,
         throttle,
         deadline: Some(deadline),
         pinned: None,
@@ -219,10 +247,20 @@ impl Conn {
             if self.out.is_empty() {
                 self.take_batch();
             }
-            let wake = if self.written < self.out.len() || self.unflushed {
+            let writing = self.written < self.out.len() || self.unflushed;
+            if !writing && self.frames_pending {
+                // Frames held back while the answers to earlier ones were written.
+                match self.process_frames().await {
+                    Ok(true) => continue,
+                    Ok(false) => return End::closed_by_peer(),
+                    Err(err) => return End::error(err),
+                }
+            }
+            let wake = if writing {
                 // Writing. Nothing is read meanwhile: a client that does not read cannot make
-                // the server pile up answers for it. A close request still interrupts (a
-                // client that stopped reading is closed all the same).
+                // the server pile up answers for it. A close request still interrupts, and a
+                // write that makes no progress for `send_timeout` means the client stopped
+                // reading.
                 let pending = self.out.as_bytes().get(self.written..).unwrap_or_default();
                 let io = &mut self.io;
                 // Both cancel-safe: a write the select drops accepted nothing.
@@ -233,10 +271,12 @@ impl Conn {
                         Wake::Wrote(io.write(pending).await)
                     }
                 };
+                let stall = self.last_progress + self.shared.config.c2s.send_timeout;
                 tokio::select! {
                     biased;
                     c = close_requested(self.session.clone()) => Wake::Close(c),
                     w = progress => w,
+                    () = tokio::time::sleep_until(stall) => Wake::Stalled,
                     () = sleep_until(self.deadline) => Wake::Timeout,
                 }
             } else {
@@ -245,13 +285,27 @@ impl Conn {
                     .throttle
                     .resume_at(std::time::Instant::now())
                     .map(Instant::from_std);
-                tokio::select! {
-                    biased;
-                    c = close_requested(self.session.clone()) => Wake::Close(c),
-                    () = outbox_ready(self.session.clone()) => Wake::Queued,
-                    r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
-                    () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
-                    () = sleep_until(self.deadline) => Wake::Timeout,
+                // Reading and taking from the outbox take turns when both are ready: a client
+                // flooded with stanzas can still be heard, and one that floods is still written to.
+                self.read_first = !self.read_first;
+                if self.read_first {
+                    tokio::select! {
+                        biased;
+                        c = close_requested(self.session.clone()) => Wake::Close(c),
+                        r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
+                        () = outbox_ready(self.session.clone()) => Wake::Queued,
+                        () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
+                        () = sleep_until(self.deadline) => Wake::Timeout,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        c = close_requested(self.session.clone()) => Wake::Close(c),
+                        () = outbox_ready(self.session.clone()) => Wake::Queued,
+                        r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
+                        () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
+                        () = sleep_until(self.deadline) => Wake::Timeout,
+                    }
                 }
             };
             let result = match wake {
@@ -267,6 +321,10 @@ impl Conn {
                     self.lost = true;
                     return End::quiet(format!("read failed: {e}"));
                 }
+                Wake::Wrote(Ok(0)) => {
+                    self.lost = true;
+                    return End::quiet("write failed: the connection took no bytes");
+                }
                 Wake::Wrote(Ok(n)) => {
                     self.advance(n);
                     Ok(true)
@@ -275,6 +333,7 @@ impl Conn {
                     self.out.clear();
                     self.written = 0;
                     self.unflushed = false;
+                    self.last_progress = Instant::now();
                     Ok(true)
                 }
                 Wake::Wrote(Err(e)) | Wake::Flushed(Err(e)) => {
@@ -286,6 +345,17 @@ impl Conn {
                     condition: req.condition,
                     text: req.text,
                 }),
+                Wake::Stalled => {
+                    if let Some(session) = &self.session {
+                        session.outbox.close(Closed::NotReading);
+                    }
+                    tracing::warn!(
+                        jid = ?self.info.jid,
+                        "the client read nothing for {:?}; closing the session",
+                        self.shared.config.c2s.send_timeout
+                    );
+                    Err(StreamError::with_text(NOT_READING, NOT_READING_TEXT))
+                }
                 Wake::Timeout => Err(StreamError::with_text(
                     StreamCondition::ConnectionTimeout,
                     "negotiation took too long",
@@ -296,19 +366,8 @@ impl Conn {
             self.framer.shrink();
             match result {
                 Ok(true) => {}
-                Ok(false) => {
-                    return End {
-                        reason: "stream closed by peer".into(),
-                        farewell: Farewell::CloseTag,
-                    }
-                }
-                Err(err) => {
-                    tracing::debug!(condition = %err.condition, text = ?err.text, "stream error");
-                    return End {
-                        reason: format!("stream error: {}", err.condition),
-                        farewell: Farewell::Error(err),
-                    };
-                }
+                Ok(false) => return End::closed_by_peer(),
+                Err(err) => return End::error(err),
             }
         }
     }
@@ -318,7 +377,12 @@ impl Conn {
         let Some(session) = &self.session else {
             return;
         };
-        for item in session.outbox.take(WRITE_BATCH) {
+        let batch = session.outbox.take(WRITE_BATCH);
+        if batch.is_empty() {
+            return;
+        }
+        self.last_progress = Instant::now();
+        for item in batch {
             let start = self.out.len();
             self.out.push_str(&item.xml);
             self.batch.push_back(Segment {
@@ -326,25 +390,30 @@ impl Conn {
                 end: self.out.len(),
                 cost: item.cost(),
                 fate: item.fate,
+                copies: item.copies,
+                sender: item.sender,
             });
         }
     }
 
-    /// `n` more bytes of `out` were accepted: the stanzas now wholly written leave the
-    /// outbox's count.
+    /// `n` more bytes of `out` were accepted: the client is reading, and the stanzas now
+    /// wholly written leave the outbox's count.
     fn advance(&mut self, n: usize) {
         self.written += n;
-        let (mut stanzas, mut cost) = (0, 0);
+        self.last_progress = Instant::now();
+        let mut done = Vec::new();
         while self.batch.front().is_some_and(|s| s.end <= self.written) {
             if let Some(segment) = self.batch.pop_front() {
-                stanzas += 1;
-                cost += segment.cost;
+                if let Some(group) = &segment.copies {
+                    group.wrote();
+                }
+                done.push((segment.cost, segment.sender));
             }
         }
-        if stanzas > 0 {
-            self.shared.delivery.written(stanzas as u64);
+        if !done.is_empty() {
+            self.shared.delivery.written(done.len() as u64);
             if let Some(session) = &self.session {
-                session.outbox.written(stanzas, cost);
+                session.outbox.written(done);
             }
         }
         if self.written >= self.out.len() {
@@ -352,27 +421,28 @@ impl Conn {
         }
     }
 
-    /// At the end: the outbox stanzas in `out` not yet begun, which are cut off (one begun is
-    /// finished: half a stanza cannot be taken back).
-    fn cut_unwritten(&mut self) -> Vec<Queued> {
+    /// At the end: the outbox stanza being written when it came (its start went out, so it is
+    /// finished if the connection allows), and those in `out` not yet begun, which are cut off.
+    fn cut_unwritten(&mut self) -> (Option<Queued>, Vec<Queued>) {
         let first = self
             .batch
             .iter()
             .position(|s| s.start >= self.written)
             .unwrap_or(self.batch.len());
         let unwritten: Vec<Segment> = self.batch.drain(first..).collect();
-        let Some(cut) = unwritten.first().map(|s| s.start) else {
-            return Vec::new();
+        let partial = self.batch.pop_front();
+        let item = |out: &str, s: &Segment| Queued {
+            xml: out.get(s.start..s.end).unwrap_or_default().to_owned(),
+            fate: s.fate,
+            copies: s.copies.clone(),
+            sender: s.sender,
         };
-        let items = unwritten
-            .iter()
-            .map(|s| Queued {
-                xml: self.out.get(s.start..s.end).unwrap_or_default().to_owned(),
-                fate: s.fate,
-            })
-            .collect();
-        self.out.truncate(cut);
-        items
+        let partial = partial.map(|s| item(&self.out, &s));
+        let items = unwritten.iter().map(|s| item(&self.out, s)).collect();
+        if let Some(cut) = unwritten.first().map(|s| s.start) {
+            self.out.truncate(cut);
+        }
+        (partial, items)
     }
 
     /// Close the connection: first the session's end (its unwritten stanzas on their way,
@@ -384,7 +454,18 @@ impl Conn {
         for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
             let _ = provider.mechanism_end(exchange);
         }
-        let unwritten = self.cut_unwritten();
+        let (partial, mut unwritten) = self.cut_unwritten();
+        // A lost connection cannot finish the stanza it was writing: the client has half of
+        // it, which is nothing; it goes first among the rest.
+        let partial = match partial {
+            Some(p) if self.lost => {
+                unwritten.insert(0, p);
+                self.out.clear();
+                self.written = 0;
+                None
+            }
+            other => other,
+        };
         self.end_session(&end.reason, unwritten);
         match &end.farewell {
             Farewell::Nothing => {}
@@ -402,11 +483,22 @@ impl Conn {
         let closed = tokio::time::timeout(CLOSE_GRACE, async {
             if !rest.is_empty() {
                 io.write_all(rest).await?;
+                io.flush().await?;
             }
             io.shutdown().await
         })
         .await;
-        if !matches!(closed, Ok(Ok(()))) && !self.lost {
+        let delivered = matches!(closed, Ok(Ok(())));
+        if let (Some(partial), Some(session)) = (partial, &self.session) {
+            if delivered {
+                partial.wrote();
+                self.shared.delivery.written(1);
+            } else {
+                // Cut short: the client has half of it, which is nothing.
+                leftovers::dispose_late(&self.shared, session, partial);
+            }
+        }
+        if !delivered && !self.lost {
             tracing::debug!("the client did not take the end of its stream in time");
         }
         end.reason
@@ -423,18 +515,26 @@ impl Conn {
                 Lifecycle::Ended
             };
             let moved = !session.transition(Lifecycle::Live, next);
+            session.outbox.close(Closed::SessionEnded);
+            // Out of routing first (an ended one), so nothing new is queued for it; counted
+            // until its stanzas are handed on, so shutdown waits for them.
+            let ending = if moved || keep {
+                self.shared.sessions.handing_on()
+            } else {
+                self.shared.sessions.remove_ending(&session)
+            };
+            if keep {
+                // Modules learn of the detach before they are offered its leftovers (stream
+                // management keeps its own session's).
+                super::detached::detach(&self.shared, session.clone(), reason);
+            }
             // Moved: another stream took the session over and lives on with it; what this
             // connection had not written is handed on all the same (stream management claims
             // its own session's).
-            let ending = (!moved && !keep).then(|| self.shared.sessions.remove_ending(&session));
             session.outbox.requeue_front(unwritten);
             leftovers::hand_on(&self.shared, &session);
             drop(ending);
-            if moved {
-                return;
-            }
-            if keep {
-                super::detached::detach(&self.shared, session, reason);
+            if moved || keep {
                 return;
             }
         }
@@ -454,7 +554,22 @@ impl Conn {
     /// Feed bytes; `Ok(false)` when the client closed the stream.
     async fn on_bytes(&mut self, bytes: &[u8]) -> Result<bool, StreamError> {
         self.framer.push(bytes)?;
-        while let Some(frame) = self.framer.next_frame()? {
+        self.process_frames().await
+    }
+
+    /// Handle the frames received, until the answers waiting to be written reach
+    /// `c2s.max_send_buffer` (the rest wait for them to be written: one read of small requests
+    /// must not pile up large answers); `Ok(false)` when the client closed the stream.
+    async fn process_frames(&mut self) -> Result<bool, StreamError> {
+        self.frames_pending = false;
+        loop {
+            if self.out.len() >= self.shared.config.c2s.max_send_buffer {
+                self.frames_pending = true;
+                return Ok(true);
+            }
+            let Some(frame) = self.framer.next_frame()? else {
+                break;
+            };
             match frame {
                 Frame::StreamHeader(raw) => self.on_header(&raw)?,
                 Frame::Element(raw) => {

@@ -10,21 +10,31 @@ pub enum Reason {
     /// No session could take it when it was routed (RFC 6121 §8.5: offline storage or a
     /// bounce).
     NoSession = 0,
-    /// Its session's outbox was full: the session was closed for not reading.
+    /// Its sender held half of the recipient session's outbox already: shed, the session
+    /// lives on.
     SendBufferFull = 1,
+    /// Its session was closed for not reading: its outbox was full, or nothing could be
+    /// written for `c2s.send_timeout`.
+    NotReading = 2,
     /// Its session ended (the client left, a password change, a conflict, shutdown, a lost
     /// connection) before it was written.
-    SessionEnded = 2,
+    SessionEnded = 3,
 }
 
 impl Reason {
-    const ALL: [Self; 3] = [Self::NoSession, Self::SendBufferFull, Self::SessionEnded];
+    const ALL: [Self; 4] = [
+        Self::NoSession,
+        Self::SendBufferFull,
+        Self::NotReading,
+        Self::SessionEnded,
+    ];
 
     /// The name in `tessera status`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoSession => "no-session",
             Self::SendBufferFull => "send-buffer-full",
+            Self::NotReading => "not-reading",
             Self::SessionEnded => "session-ended",
         }
     }
@@ -57,7 +67,7 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
     written: AtomicU64,
-    by: [[AtomicU64; 3]; 3],
+    by: [[AtomicU64; 4]; 3],
 }
 
 impl DeliveryStats {

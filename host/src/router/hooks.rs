@@ -37,8 +37,10 @@ pub enum Chain {
 /// Why a chain stopped.
 #[derive(Debug)]
 pub enum Stop {
-    /// Handled or dropped by the module: nothing more to do.
+    /// Handled by the module: nothing more to do.
     Handled,
+    /// Dropped by the module on purpose: nothing more to do.
+    Dropped,
     /// Stored by the module (an undeliverable message): no bounce.
     Stored,
     /// Answer the sender with this stanza.
@@ -106,7 +108,8 @@ pub fn run(
                 stanza = new;
                 body = None;
             }
-            Ok(Verdict::Handled | Verdict::Drop) => return stopped(stanza, Stop::Handled),
+            Ok(Verdict::Handled) => return stopped(stanza, Stop::Handled),
+            Ok(Verdict::Drop) => return stopped(stanza, Stop::Dropped),
             Ok(Verdict::Stored) => return stopped(stanza, Stop::Stored),
             Ok(Verdict::Reply(reply)) => return stopped(stanza, Stop::Reply(reply)),
             Ok(Verdict::Error { condition, text }) => {

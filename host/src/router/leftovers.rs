@@ -24,7 +24,7 @@ use super::accounting::{Outcome, Reason};
 use super::hooks::{self, Chain, Concern, Stop};
 use super::{bounce_of, route_error_back};
 use crate::runtime::modules::Routes;
-use crate::sessions::outbox::{Closed, Fate, Push, Queued};
+use crate::sessions::outbox::{Closed, Fate, Queued};
 use crate::sessions::SessionEntry;
 use crate::stream::parse::{parse_element, StreamHeader};
 use crate::Shared;
@@ -42,61 +42,55 @@ impl Reason {
     /// The reason for what an outbox closed this way never wrote.
     pub fn of_closed(closed: Closed) -> Self {
         match closed {
-            Closed::SendBufferFull => Self::SendBufferFull,
+            Closed::NotReading => Self::NotReading,
             Closed::SessionEnded => Self::SessionEnded,
         }
     }
 }
 
 thread_local! {
-    /// Set while this thread hands on a session's leftovers (stanzas routed meanwhile park
-    /// behind without helping: the thread would wait for itself).
+    /// Set while this thread hands on a session's leftovers: a stanza routed meanwhile (by a
+    /// hook's effects) must not wait for the hand-on, which is its own thread's.
     static HANDING_ON: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Hand on everything an ended session never wrote, in order (its connection put back what it
-/// had taken: [`Outbox::requeue_front`](crate::sessions::outbox::Outbox::requeue_front)),
-/// batch after batch until nothing more was parked meanwhile (messages for the account wait
-/// behind; see [`Fate::Undeliverable`]).
-pub fn hand_on(shared: &Shared, session: &SessionEntry) {
-    while hand_on_batch(shared, session) {}
+/// Resets [`HANDING_ON`] however the hand-on ends (a hook may panic).
+struct HandingOn(bool);
+
+impl HandingOn {
+    fn enter() -> Self {
+        Self(HANDING_ON.with(|h| h.replace(true)))
+    }
 }
 
-/// One batch, under the session's hand-on lock (its connection and helping senders take
-/// turns, so batches are handed on in order); `false` once it is drained for good.
-fn hand_on_batch(shared: &Shared, session: &SessionEntry) -> bool {
+impl Drop for HandingOn {
+    fn drop(&mut self) {
+        HANDING_ON.with(|h| h.set(self.0));
+    }
+}
+
+/// Hand on everything an ended session never wrote, in order: its connection put back what it
+/// had taken ([`Outbox::requeue_front`](crate::sessions::outbox::Outbox::requeue_front)),
+/// then the queue, then what was parked behind while it closed (messages for the account
+/// routed meanwhile: [`Fate::Undeliverable`]). Held under the session's hand-on lock, so that a
+/// stanza refused afterwards ([`after_hand_on`]) is handled after all of these.
+pub fn hand_on(shared: &Shared, session: &SessionEntry) {
     let _turn = locked(&session.handing_on);
-    let was = HANDING_ON.with(|h| h.replace(true));
+    let _flag = HandingOn::enter();
     let (why, items) = session.outbox.drain();
-    let more = !items.is_empty();
     let to = Recipient {
         user: &session.user,
         stream: session.stream_id,
     };
     dispose_queued(shared, to, items, Reason::of_closed(why));
-    HANDING_ON.with(|h| h.set(was));
-    more
 }
 
-/// Queue `item` behind what an ending session has not handed on yet, helping to hand that on
-/// while too much waits. `Some` when it was all handed on already: the caller decides the
-/// stanza's fate now, after everything before it.
-pub fn behind(shared: &Shared, session: &SessionEntry, item: Queued) -> Option<Queued> {
-    let mut item = item;
-    loop {
-        let push = if HANDING_ON.with(Cell::get) {
-            session.outbox.park(item)
-        } else {
-            session.outbox.push(item)
-        };
-        match push {
-            Push::Refused(back) => return Some(back),
-            Push::Full(back) => {
-                item = back;
-                hand_on_batch(shared, session);
-            }
-            Push::Queued | Push::Overflowed | Push::Parked => return None,
-        }
+/// A stanza for `session` was refused because its outbox was drained: wait until the hand-on
+/// in progress, if any, is over, so that what the caller does with the stanza comes after
+/// everything the session handed on.
+pub fn after_hand_on(session: &SessionEntry) {
+    if !HANDING_ON.with(Cell::get) {
+        drop(locked(&session.handing_on));
     }
 }
 
@@ -108,7 +102,7 @@ fn dispose_queued(shared: &Shared, to: Recipient<'_>, items: Vec<Queued>, reason
     let routes = shared.registry.routes();
     let header = client_header();
     for item in items {
-        if item.fate == Fate::Drop {
+        if item.fate == Fate::Drop || !item.left_over() {
             shared.delivery.record(Outcome::Dropped, reason);
             continue;
         }
@@ -121,6 +115,16 @@ fn dispose_queued(shared: &Shared, to: Recipient<'_>, items: Vec<Queued>, reason
             }
         }
     }
+}
+
+/// One leftover the connection could not finish writing (its end was cut): handed on alone,
+/// after the rest.
+pub fn dispose_late(shared: &Shared, session: &SessionEntry, item: Queued) {
+    let to = Recipient {
+        user: &session.user,
+        stream: session.stream_id,
+    };
+    dispose_queued(shared, to, vec![item], Reason::SessionEnded);
 }
 
 /// Decide the fate of one leftover stanza.
@@ -154,6 +158,10 @@ pub fn dispose(
                     stop: Stop::Stored | Stop::Handled,
                     ..
                 } => (Outcome::Stored, None),
+                Chain::Stopped {
+                    stop: Stop::Dropped,
+                    ..
+                } => (Outcome::Dropped, None),
                 Chain::Stopped { stanza, stop } => {
                     (Outcome::Bounced, bounce_of(&stanza, stop, domain))
                 }

@@ -22,7 +22,7 @@ use self::leftovers::Recipient;
 use crate::jid::Jid;
 use crate::runtime::effects;
 use crate::runtime::modules::{point_index, Module, Routes};
-use crate::sessions::outbox::{Fate, Push, Queued};
+use crate::sessions::outbox::{CopyGroup, Fate, Push, Queued, Sender};
 use crate::sessions::{SessionEntry, Sessions};
 use crate::stream::StreamError;
 use crate::Shared;
@@ -216,7 +216,7 @@ fn stopped_for_sender(stanza: &Element, stop: Stop, domain: &str) -> RouteOutcom
 /// The stanza a stopped chain sends back to the stanza's sender, if any.
 fn bounce_of(stanza: &Element, stop: Stop, domain: &str) -> Option<Element> {
     match stop {
-        Stop::Handled | Stop::Stored => None,
+        Stop::Handled | Stop::Dropped | Stop::Stored => None,
         Stop::Reply(reply) => Some(reply),
         Stop::Error(condition, text) => reply::error(stanza, condition, text.as_deref(), domain),
         Stop::Failed => stanza_error(stanza, StanzaCondition::InternalServerError, domain),
@@ -289,33 +289,25 @@ fn route_error_back(shared: &Shared, routes: &Routes, error: Element) {
     }
 }
 
-/// Write a stanza a module addressed to one session (through its `SessionOut` hooks).
-pub fn send_to_session(shared: &Shared, stream: u64, stanza: Element) {
+/// Write a stanza a module addressed to one session (through its `SessionOut` hooks). The
+/// session was looked up when the module asked: if it ended since, the stanza takes the
+/// undeliverable way like everything else it never wrote.
+pub fn send_to_session(shared: &Shared, target: &SessionEntry, stanza: Element) {
     let routes = shared.registry.routes();
-    if let Some(target) = shared.sessions.by_stream(stream) {
-        deliver_to(shared, &routes, &target, stanza, Copies::One);
-    }
-}
-
-/// Whether a stanza goes to one session or, as copies, to several (a bare-JID message to
-/// resources of equal priority, presence to every resource).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Copies {
-    One,
-    /// If one copy is never written, the others were: that copy is dropped, not stored or
-    /// bounced (which would deliver it twice or report a failure that did not happen).
-    Many,
+    deliver_to(shared, &routes, target, stanza, None);
 }
 
 /// Write a stanza to one session, through the `SessionOut` hooks of the modules attached to it,
-/// into its outbox. A session that ended meanwhile hands it on the undeliverable way
-/// ([`leftovers`]); a full outbox closes the session and keeps it for the same end.
+/// into its outbox (`copies`: the group of copies it belongs to, if the same message goes to
+/// several sessions). What does not fit while the client reads, or reaches a session that
+/// ended, takes the undeliverable way now ([`leftovers`]); a client that stopped reading is
+/// closed, and what it holds goes the same way at its end.
 fn deliver_to(
     shared: &Shared,
     routes: &Routes,
     target: &SessionEntry,
     stanza: Element,
-    copies: Copies,
+    copies: Option<&Arc<CopyGroup>>,
 ) {
     let attached = target.attached();
     let stanza = if attached.is_empty() {
@@ -333,29 +325,33 @@ fn deliver_to(
             Some(&attached),
         ) {
             Chain::Continue(stanza) => stanza,
+            // Held (client state) or kept (stream management) by the module.
             Chain::Stopped { .. } => return,
         }
     };
-    let fate = match copies {
-        Copies::One => Fate::of(&stanza.name, stanza.attr("type")),
-        Copies::Many => Fate::Drop,
-    };
     let item = Queued {
         xml: stanza.to_xml_in(CLIENT_NS),
-        fate,
+        fate: Fate::of(&stanza.name, stanza.attr("type")),
+        copies: copies.cloned(),
+        sender: Sender::of(stanza.attr("from"), &target.bare, &shared.config.domain),
     };
-    let refused = match target.deliver(item) {
-        Push::Full(item) => leftovers::behind(shared, target, item).is_some(),
-        Push::Refused(_) => true,
-        Push::Queued | Push::Overflowed | Push::Parked => false,
+    let (item, reason) = match target.deliver(item) {
+        Push::Queued | Push::Overflowed | Push::Parked => return,
+        Push::Shed(item) => (item, Reason::SendBufferFull),
+        Push::Refused(item) => {
+            leftovers::after_hand_on(target);
+            (item, Reason::SessionEnded)
+        }
     };
-    if refused {
-        let to = Recipient {
-            user: &target.user,
-            stream: target.stream_id,
-        };
-        leftovers::dispose(shared, routes, to, stanza, fate, Reason::SessionEnded);
+    if !item.left_over() {
+        shared.delivery.record(Outcome::Dropped, reason);
+        return;
     }
+    let to = Recipient {
+        user: &target.user,
+        stream: target.stream_id,
+    };
+    leftovers::dispose(shared, routes, to, stanza, item.fate, reason);
 }
 
 /// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available
@@ -443,13 +439,13 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
                     .collect(),
             };
             for t in targets {
-                deliver_to(shared, routes, &t, stanza.clone(), Copies::One);
+                deliver_to(shared, routes, &t, stanza.clone(), None);
             }
             None
         }
         _ => match target {
             Some(target) => {
-                deliver_to(shared, routes, &target, stanza, Copies::One);
+                deliver_to(shared, routes, &target, stanza, None);
                 None
             }
             None => stanza_error(&stanza, StanzaCondition::ServiceUnavailable, domain),
@@ -468,7 +464,7 @@ fn deliver_message(
 ) -> Option<Element> {
     let domain = &shared.config.domain;
     if let Some(target) = target {
-        deliver_to(shared, routes, &target, stanza, Copies::One);
+        deliver_to(shared, routes, &target, stanza, None);
         return None;
     }
     // RFC 6121 §8.5.2.1.1: to a bare JID, an error is ignored and a groupchat refused.
@@ -488,13 +484,9 @@ fn deliver_message(
         }
         return undeliverable(shared, routes, stanza, user);
     }
-    let copies = if targets.len() > 1 {
-        Copies::Many
-    } else {
-        Copies::One
-    };
+    let copies = (targets.len() > 1).then(|| CopyGroup::new(targets.len()));
     for t in targets {
-        deliver_to(shared, routes, &t, stanza.clone(), copies);
+        deliver_to(shared, routes, &t, stanza.clone(), copies.as_ref());
     }
     None
 }
@@ -504,12 +496,12 @@ fn deliver_message(
 /// keeps the order the messages were sent in.
 fn undeliverable(shared: &Shared, routes: &Routes, stanza: Element, user: &str) -> Option<Element> {
     if let Some(ending) = shared.sessions.ending_of(user) {
-        let item = Queued {
-            xml: stanza.to_xml_in(CLIENT_NS),
-            fate: Fate::Undeliverable,
-        };
-        // `None`: it waits behind them; `Some`: they were all handed on, go on now.
-        leftovers::behind(shared, &ending, item)?;
+        let item = Queued::one(stanza.to_xml_in(CLIENT_NS), Fate::Undeliverable);
+        match ending.outbox.push(item) {
+            // Handed on after what the session never wrote.
+            Push::Parked | Push::Queued | Push::Overflowed => return None,
+            Push::Shed(_) | Push::Refused(_) => leftovers::after_hand_on(&ending),
+        }
     }
     undeliverable_now(shared, routes, stanza, user)
 }
@@ -538,8 +530,13 @@ fn undeliverable_now(
                 return None;
             }
             Chain::Stopped { stanza, stop } => {
-                shared.delivery.record(Outcome::Bounced, Reason::NoSession);
-                return bounce_of(&stanza, stop, domain);
+                let bounce = bounce_of(&stanza, stop, domain);
+                let outcome = match bounce {
+                    Some(_) => Outcome::Bounced,
+                    None => Outcome::Dropped,
+                };
+                shared.delivery.record(outcome, Reason::NoSession);
+                return bounce;
             }
         }
     } else {

@@ -22,8 +22,9 @@ pub enum Effect {
     Route(Element),
     /// Write a stanza to one session.
     SendToSession {
-        /// The session's stream id.
-        stream: u64,
+        /// The session, as it was when the module asked (if it has ended since, the stanza
+        /// takes the undeliverable way).
+        target: Arc<crate::sessions::SessionEntry>,
         /// The stanza.
         stanza: Element,
     },
@@ -86,8 +87,8 @@ fn drain() {
         let _scope = scope();
         match effect {
             Effect::Route(stanza) => crate::router::route_from_server(&shared, stanza),
-            Effect::SendToSession { stream, stanza } => {
-                crate::router::send_to_session(&shared, stream, stanza);
+            Effect::SendToSession { target, stanza } => {
+                crate::router::send_to_session(&shared, &target, stanza);
             }
         }
     }

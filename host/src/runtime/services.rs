@@ -387,10 +387,10 @@ impl HostCalls for PluginContext {
 
     fn send_to_session(&self, stream: u64, stanza: Element) -> Result<bool, PluginError> {
         let shared = self.shared()?;
-        if shared.sessions.by_stream(stream).is_none() {
+        let Some(target) = shared.sessions.by_stream(stream) else {
             return Ok(false);
-        }
-        effects::defer(shared, Effect::SendToSession { stream, stanza });
+        };
+        effects::defer(shared, Effect::SendToSession { target, stanza });
         Ok(true)
     }
 

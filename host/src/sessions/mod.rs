@@ -16,13 +16,16 @@ use tokio::sync::Notify;
 
 use self::outbox::{Outbox, Push, Queued};
 
-/// The stream error that closes a session whose outbox overflowed. `<policy-violation/>`
-/// (the peer broke a rule of the service: it must read what it is sent) rather than
-/// `<resource-constraint/>`, which RFC 6120 §4.9.3.17 reserves for a server short of
-/// resources as a whole: here the server is fine and one client is not reading.
-pub const SEND_BUFFER_FULL: StreamCondition = StreamCondition::PolicyViolation;
+/// The stream error that closes a session that stopped reading (its outbox is full and its
+/// connection wrote nothing for `c2s.send_timeout`). `<policy-violation/>`, as ejabberd closes
+/// a stream whose acknowledgement queue overflows: the client broke a rule of the service (it
+/// must read what it is sent). `<resource-constraint/>` is for a server short of resources as
+/// a whole (RFC 6120 §4.9.3.17); here the server is fine and one client is not reading.
+/// Neither Prosody nor ejabberd sends anything (their buffers are full); Tessera writes the
+/// error after the last whole stanza and gives the client a grace period to read it.
+pub const NOT_READING: StreamCondition = StreamCondition::PolicyViolation;
 /// Its text.
-pub const SEND_BUFFER_FULL_TEXT: &str = "Too much unread data: the client did not read its stream";
+pub const NOT_READING_TEXT: &str = "Too much unread data: the client did not read its stream";
 
 /// Why and how a session must close.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +102,10 @@ pub struct SessionEntry {
 }
 
 impl SessionEntry {
-    /// Queue a serialised stanza for the client. A stanza that does not fit closes the
-    /// session with [`SEND_BUFFER_FULL`]; it and everything queued then go the undeliverable
-    /// way when the connection ends ([`Outbox::drain`]). Only [`Push::Refused`] leaves the
-    /// stanza to the caller.
+    /// Queue a serialised stanza for the client (see [`Outbox::push`]). When it overflows an
+    /// outbox whose connection has stopped writing, the session is closed with
+    /// [`NOT_READING`]; it and everything queued go the undeliverable way when the connection
+    /// ends ([`Outbox::drain`]). [`Push::Shed`] and [`Push::Refused`] leave it to the caller.
     pub fn deliver(&self, item: Queued) -> Push {
         let push = self.outbox.push(item);
         if push == Push::Overflowed {
@@ -112,9 +115,9 @@ impl SessionEntry {
                 stream = self.stream_id,
                 stanzas = figures.stanzas,
                 bytes = figures.bytes,
-                "send buffer full; closing the session"
+                "send buffer full and the client is not reading; closing the session"
             );
-            self.request_close(SEND_BUFFER_FULL, Some(SEND_BUFFER_FULL_TEXT));
+            self.request_close(NOT_READING, Some(NOT_READING_TEXT));
         }
         push
     }
@@ -259,14 +262,20 @@ pub struct Ending<'a> {
     sessions: &'a Sessions,
     user: String,
     stream_id: u64,
+    registered: bool,
 }
 
 impl Drop for Ending<'_> {
     fn drop(&mut self) {
-        let stream = self.stream_id;
-        self.sessions
-            .ending_by_user
-            .remove_if(&self.user, |_, e| e.stream_id == stream);
+        if self.registered {
+            let stream = self.stream_id;
+            if let Some(mut list) = self.sessions.ending_by_user.get_mut(&self.user) {
+                list.retain(|e| e.stream_id != stream);
+            }
+            self.sessions
+                .ending_by_user
+                .remove_if(&self.user, |_, list| list.is_empty());
+        }
         self.sessions.ending.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -280,7 +289,7 @@ pub struct OutboxTotals {
     pub bytes: usize,
     /// The fullest outbox now.
     pub largest_bytes: usize,
-    /// The most any live session's outbox ever held.
+    /// The most any session's outbox ever held since the server started.
     pub peak_bytes: usize,
 }
 
@@ -293,7 +302,9 @@ pub struct Sessions {
     /// Sessions removed from the table whose unwritten stanzas are still being stored or
     /// bounced (shutdown waits for them), and the latest of each account.
     ending: AtomicUsize,
-    ending_by_user: DashMap<String, Arc<SessionEntry>>,
+    ending_by_user: DashMap<String, Vec<Arc<SessionEntry>>>,
+    /// The most bytes any session's outbox ever held since the start.
+    outbox_peak: Arc<AtomicUsize>,
 }
 
 impl Sessions {
@@ -321,7 +332,7 @@ impl Sessions {
             has_attached: AtomicBool::new(false),
             keep_ms: AtomicU64::new(0),
             lifecycle: AtomicU8::new(Lifecycle::Live as u8),
-            outbox: Outbox::new(limits),
+            outbox: Outbox::sharing_peak(limits, self.outbox_peak.clone()),
             handing_on: Mutex::new(()),
             close: Mutex::new(None),
             closed: Notify::new(),
@@ -440,12 +451,27 @@ impl Sessions {
     pub fn remove_ending(&self, entry: &Arc<SessionEntry>) -> Ending<'_> {
         self.ending.fetch_add(1, Ordering::AcqRel);
         self.ending_by_user
-            .insert(entry.user.clone(), entry.clone());
+            .entry(entry.user.clone())
+            .or_default()
+            .push(entry.clone());
         self.remove(entry.stream_id);
         Ending {
             sessions: self,
             user: entry.user.clone(),
             stream_id: entry.stream_id,
+            registered: true,
+        }
+    }
+
+    /// Count a session that hands its stanzas on without leaving the table (kept for
+    /// resumption, or taken over): shutdown waits for it too.
+    pub fn handing_on(&self) -> Ending<'_> {
+        self.ending.fetch_add(1, Ordering::AcqRel);
+        Ending {
+            sessions: self,
+            user: String::new(),
+            stream_id: 0,
+            registered: false,
         }
     }
 
@@ -454,9 +480,11 @@ impl Sessions {
         self.ending.load(Ordering::Acquire)
     }
 
-    /// A session of this account that is handing on its leftovers, if any.
+    /// The latest session of this account that is handing on its leftovers, if any.
     pub fn ending_of(&self, user: &str) -> Option<Arc<SessionEntry>> {
-        self.ending_by_user.get(user).map(|e| e.clone())
+        self.ending_by_user
+            .get(user)
+            .and_then(|list| list.last().cloned())
     }
 
     /// Whether no session is left and none is still handing its stanzas on.
@@ -472,8 +500,8 @@ impl Sessions {
             totals.stanzas += f.stanzas;
             totals.bytes += f.bytes;
             totals.largest_bytes = totals.largest_bytes.max(f.bytes);
-            totals.peak_bytes = totals.peak_bytes.max(f.peak_bytes);
         }
+        totals.peak_bytes = self.outbox_peak.load(Ordering::Relaxed);
         totals
     }
 

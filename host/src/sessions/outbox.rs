@@ -1,14 +1,25 @@
 //! One session's output queue: serialised stanzas on their way to the connection, bounded in
 //! bytes and in stanzas (`c2s.max_send_buffer`, `c2s.max_send_queue`).
 //!
-//! A stanza that does not fit closes the outbox (the router then closes the session with a
-//! stream error) instead of being dropped: it is parked behind the others, and whatever the
-//! connection never wrote is handed back by [`Outbox::drain`] in order, for the router to
-//! store or bounce ([`Fate`]). Bytes the connection took but has not yet written still count
-//! against the bound, so the memory a session that does not read can hold is the bound.
+//! Nothing pushed here is lost:
+//! * one sender (another account) may hold at most half of the bound: beyond that its
+//!   stanzas are shed ([`Push::Shed`]) and take the undeliverable way (offline storage, a
+//!   bounce) while the session lives on, so one flooding contact cannot get a reader on a slow
+//!   link disconnected, and pays for its own flood;
+//! * a stanza that does not fit otherwise closes the outbox ([`Push::Overflowed`]; the caller
+//!   closes the session) and waits behind the others. (A client that stops reading is also
+//!   closed by its connection once nothing could be written for `c2s.send_timeout`.)
+//!
+//! At the session's end its connection puts back what it took but never wrote
+//! ([`Outbox::requeue_front`]) and [`Outbox::drain`] hands everything back, in order, for the
+//! router to store or bounce ([`Fate`]). Bytes the connection took but has not yet written
+//! still count against the bound, so the memory one session can hold is the bound (plus, while
+//! it closes, at most as much again parked behind).
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -26,11 +37,10 @@ pub enum Fate {
     Bounce,
     /// Nothing goes back: presence (subscription states live in the roster, and presence is
     /// never bounced), errors and IQ results (never answered), headlines (RFC 6121 §8.5.2.1.1
-    /// drops them when nobody can take them), and one of several copies of a message (the
-    /// others were written).
+    /// drops them when nobody can take them).
     Drop,
     /// A message routed to the account when no session could take it, while one of its
-    /// sessions was still handing on what it never wrote: it waits behind those and is then
+    /// sessions was closing: it waits behind what that session never wrote and is then
     /// handled as at routing (offline storage or `<service-unavailable/>`), so that storage
     /// keeps the order in which messages were sent.
     Undeliverable,
@@ -48,19 +58,110 @@ impl Fate {
     }
 }
 
+/// The copies of one message sent to several sessions (a bare-JID message to resources of
+/// equal priority): a copy that is never written is handed on only if no other copy was
+/// written and it is the last one left, so the message is neither lost nor stored twice.
+#[derive(Debug)]
+pub struct CopyGroup {
+    unsettled: AtomicUsize,
+    written: AtomicBool,
+}
+
+impl CopyGroup {
+    /// A group of `copies`.
+    pub fn new(copies: usize) -> Arc<Self> {
+        Arc::new(Self {
+            unsettled: AtomicUsize::new(copies),
+            written: AtomicBool::new(false),
+        })
+    }
+
+    /// One copy was written.
+    pub fn wrote(&self) {
+        self.written.store(true, Ordering::Release);
+        self.unsettled.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// One copy will never be written: whether it must be handed on (no copy was written,
+    /// and no other is still on its way).
+    pub fn left_over(&self) -> bool {
+        let left = self
+            .unsettled
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
+        left == 0 && !self.written.load(Ordering::Acquire)
+    }
+}
+
 /// One serialised stanza and what becomes of it if it is never written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Queued {
     /// The stanza as it goes on the wire (`jabber:client` default namespace).
     pub xml: String,
     /// Its fate if unwritten.
     pub fate: Fate,
+    /// Its copy group, if the same message went to several sessions.
+    pub copies: Option<Arc<CopyGroup>>,
+    /// Its sender, when that is another account (see [`Sender`]).
+    pub sender: Option<Sender>,
 }
 
+/// Another account that sent a queued stanza, as a hash of its bare JID (the share of an
+/// outbox one sender may hold is counted by it; the server and the account itself are not
+/// counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sender(u64);
+
+impl Sender {
+    /// The sender of a stanza with this `from`, unless it is the server (`domain`) or the
+    /// recipient's own account (`own_bare`).
+    pub fn of(from: Option<&str>, own_bare: &str, domain: &str) -> Option<Self> {
+        let from = from?;
+        let bare = from.split_once('/').map_or(from, |(bare, _)| bare);
+        if bare == own_bare || bare == domain {
+            return None;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bare.hash(&mut h);
+        Some(Self(h.finish()))
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.xml == other.xml && self.fate == other.fate && self.sender == other.sender
+    }
+}
+
+impl Eq for Queued {}
+
 impl Queued {
+    /// A stanza sent to one session, counted for no sender.
+    pub fn one(xml: String, fate: Fate) -> Self {
+        Self {
+            xml,
+            fate,
+            copies: None,
+            sender: None,
+        }
+    }
+
     /// The bytes it counts for.
     pub fn cost(&self) -> usize {
         self.xml.len() + ENTRY_OVERHEAD
+    }
+
+    /// It was written: tell its copy group.
+    pub fn wrote(&self) {
+        if let Some(group) = &self.copies {
+            group.wrote();
+        }
+    }
+
+    /// It will never be written: whether it must be handed on (always, unless it is a copy
+    /// of a message another copy of which was or may still be written).
+    pub fn left_over(&self) -> bool {
+        self.copies.as_ref().is_none_or(|g| g.left_over())
     }
 }
 
@@ -76,8 +177,9 @@ pub struct Limits {
 /// Why an outbox stopped taking stanzas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
-    /// A stanza did not fit: the session does not read fast enough.
-    SendBufferFull,
+    /// The client does not read fast enough: it was full (of stanzas from several senders),
+    /// or its connection could write nothing for `c2s.send_timeout`.
+    NotReading,
     /// The session ended for another reason (the client left, a password change, a
     /// conflict, shutdown, a lost connection).
     SessionEnded,
@@ -88,17 +190,16 @@ pub enum Closed {
 pub enum Push {
     /// Queued for the connection.
     Queued,
-    /// It did not fit: the outbox is now closed ([`Closed::SendBufferFull`]) and the stanza
-    /// waits behind the others for [`Outbox::drain`]. The caller closes the session.
+    /// Its sender holds half the bound already: the caller hands it on now (offline storage,
+    /// a bounce) and the session lives on.
+    Shed(Queued),
+    /// It did not fit: the outbox is now closed ([`Closed::NotReading`]) and the stanza waits
+    /// behind the others for [`Outbox::drain`]. The caller closes the session.
     Overflowed,
     /// The outbox is closed: parked behind the others for [`Outbox::drain`].
     Parked,
-    /// Closed, handed over ([`Outbox::requeue_front`]) and twice the bound is parked: the
-    /// caller helps hand on what waits, then pushes again (the flood pays for itself, and
-    /// the order holds).
-    Full(Queued),
-    /// The outbox was drained for good (its session is gone): everything before this stanza
-    /// was handed on, and the caller decides its fate now.
+    /// The outbox was drained (its session is gone), or twice the bound is parked already
+    /// while it closes: the caller decides the stanza's fate now.
     Refused(Queued),
 }
 
@@ -120,9 +221,9 @@ struct Inner {
     /// Taken by the connection, not yet reported written.
     in_flight_bytes: usize,
     in_flight_stanzas: usize,
+    /// Bytes queued and in flight per sender.
+    by_sender: HashMap<Sender, usize>,
     closed: Option<Closed>,
-    /// The connection put back what it never wrote: anyone may help hand on now.
-    handed_over: bool,
     drained: bool,
     peak_bytes: usize,
 }
@@ -138,7 +239,21 @@ impl Inner {
 
     fn park(&mut self, item: Queued) {
         self.queued_bytes += item.cost();
+        if let Some(sender) = item.sender {
+            *self.by_sender.entry(sender).or_default() += item.cost();
+        }
         self.queue.push_back(item);
+    }
+
+    fn release(&mut self, sender: Option<Sender>, cost: usize) {
+        if let Some(sender) = sender {
+            if let Some(bytes) = self.by_sender.get_mut(&sender) {
+                *bytes = bytes.saturating_sub(cost);
+                if *bytes == 0 {
+                    self.by_sender.remove(&sender);
+                }
+            }
+        }
     }
 }
 
@@ -148,15 +263,24 @@ pub struct Outbox {
     limits: Limits,
     inner: Mutex<Inner>,
     ready: Notify,
+    /// The most bytes any outbox sharing it ever held (`tessera status`: what the bound
+    /// must cover), raised when this one's own peak grows.
+    peak_ever: Arc<AtomicUsize>,
 }
 
 impl Outbox {
     /// An empty, open outbox.
     pub fn new(limits: Limits) -> Self {
+        Self::sharing_peak(limits, Arc::default())
+    }
+
+    /// An empty, open outbox that raises `peak_ever` to its own peak.
+    pub fn sharing_peak(limits: Limits, peak_ever: Arc<AtomicUsize>) -> Self {
         Self {
             limits,
             inner: Mutex::new(Inner::default()),
             ready: Notify::new(),
+            peak_ever,
         }
     }
 
@@ -174,24 +298,32 @@ impl Outbox {
             return Push::Refused(item);
         }
         if inner.closed.is_some() {
-            let over = inner.queued_bytes + item.cost() > self.limits.max_bytes.saturating_mul(2);
-            if over && inner.handed_over {
-                return Push::Full(item);
+            if inner.queued_bytes + item.cost() > self.limits.max_bytes.saturating_mul(2) {
+                return Push::Refused(item);
             }
-            // Until the connection hands over (it wakes at once), parking is not capped.
             inner.park(item);
             return Push::Parked;
         }
         let empty = inner.stanzas() == 0;
+        if let Some(sender) = item.sender.filter(|_| !empty) {
+            let held = inner.by_sender.get(&sender).copied().unwrap_or(0);
+            if held + item.cost() > self.limits.max_bytes / 2 {
+                return Push::Shed(item);
+            }
+        }
         let fits = inner.bytes() + item.cost() <= self.limits.max_bytes
             && inner.stanzas() < self.limits.max_stanzas;
         if !empty && !fits {
-            inner.closed = Some(Closed::SendBufferFull);
+            inner.closed = Some(Closed::NotReading);
             inner.park(item);
             return Push::Overflowed;
         }
         inner.park(item);
-        inner.peak_bytes = inner.peak_bytes.max(inner.bytes());
+        if inner.bytes() > inner.peak_bytes {
+            inner.peak_bytes = inner.bytes();
+            self.peak_ever
+                .fetch_max(inner.peak_bytes, Ordering::Relaxed);
+        }
         drop(inner);
         self.ready.notify_one();
         Push::Queued
@@ -223,29 +355,19 @@ impl Outbox {
         taken
     }
 
-    /// Stanzas taken earlier are written (or handed to [`Outbox::drain`]'s caller): they no
-    /// longer count. `cost` is the sum of their [`Queued::cost`].
-    pub fn written(&self, stanzas: usize, cost: usize) {
+    /// Stanzas taken earlier are wholly written: they no longer count (each given by its
+    /// [`Queued::cost`] and sender).
+    pub fn written(&self, done: impl IntoIterator<Item = (usize, Option<Sender>)>) {
         let mut inner = self.inner();
-        inner.in_flight_stanzas = inner.in_flight_stanzas.saturating_sub(stanzas);
-        inner.in_flight_bytes = inner.in_flight_bytes.saturating_sub(cost);
-    }
-
-    /// Park a stanza whatever the cap ([`Push::Parked`]), unless it was drained for good
-    /// ([`Push::Refused`]): for stanzas routed while handing on, which must not wait for
-    /// themselves.
-    pub fn park(&self, item: Queued) -> Push {
-        let mut inner = self.inner();
-        if inner.drained {
-            return Push::Refused(item);
+        for (cost, sender) in done {
+            inner.in_flight_stanzas = inner.in_flight_stanzas.saturating_sub(1);
+            inner.in_flight_bytes = inner.in_flight_bytes.saturating_sub(cost);
+            inner.release(sender, cost);
         }
-        inner.closed.get_or_insert(Closed::SessionEnded);
-        inner.park(item);
-        Push::Parked
     }
 
-    /// The connection's end: close it (if it was open), put back, ahead of everything queued,
-    /// what the connection took but never wrote, and let others help hand it all on.
+    /// The connection's end: close it (if it was open) and put back, ahead of everything
+    /// queued, what the connection took but never wrote.
     pub fn requeue_front(&self, items: Vec<Queued>) {
         let mut inner = self.inner();
         inner.closed.get_or_insert(Closed::SessionEnded);
@@ -255,7 +377,7 @@ impl Outbox {
         }
         inner.in_flight_bytes = 0;
         inner.in_flight_stanzas = 0;
-        inner.handed_over = true;
+        inner.by_sender.clear();
     }
 
     /// Stop taking stanzas (the first reason given stays); later ones are parked for
@@ -265,17 +387,14 @@ impl Outbox {
         inner.closed.get_or_insert(why);
     }
 
-    /// Hand back every stanza never taken, in order, with the reason it closed (closing it
-    /// if it was open). Stanzas may still be parked meanwhile: call again after handling
-    /// these. The call that finds nothing drains it for good: from then on pushes are
-    /// [`Push::Refused`], so whatever the caller handles afterwards comes after all of these.
+    /// Close it for good and hand back every stanza never taken, in order, with the reason it
+    /// closed. Stanzas pushed afterwards are [`Push::Refused`].
     pub fn drain(&self) -> (Closed, Vec<Queued>) {
         let mut inner = self.inner();
         let why = *inner.closed.get_or_insert(Closed::SessionEnded);
-        if inner.queue.is_empty() {
-            inner.drained = true;
-        }
+        inner.drained = true;
         inner.queued_bytes = 0;
+        inner.by_sender.clear();
         let items = inner.queue.drain(..).collect();
         (why, items)
     }
@@ -314,12 +433,19 @@ mod tests {
     use super::*;
 
     fn msg(n: usize) -> Queued {
-        Queued {
-            xml: format!(
+        Queued::one(
+            format!(
                 "<message id='{n}'><body>{}</body></message>",
                 "x".repeat(100)
             ),
-            fate: Fate::Offer,
+            Fate::Offer,
+        )
+    }
+
+    fn from(sender: &str, n: usize) -> Queued {
+        Queued {
+            sender: Sender::of(Some(sender), "bob@example.org", "example.org"),
+            ..msg(n)
         }
     }
 
@@ -328,6 +454,10 @@ mod tests {
             max_bytes: msg(0).cost() * stanzas_that_fit,
             max_stanzas: 1000,
         })
+    }
+
+    fn written(out: &Outbox, items: &[Queued]) {
+        out.written(items.iter().map(|i| (i.cost(), i.sender)));
     }
 
     #[test]
@@ -347,45 +477,62 @@ mod tests {
     }
 
     #[test]
-    fn the_stanza_that_does_not_fit_closes_it_and_nothing_is_lost() {
+    fn the_server_and_the_account_itself_count_for_no_sender() {
+        let of = |from| Sender::of(from, "bob@example.org", "example.org");
+        assert_eq!(of(None), None);
+        assert_eq!(of(Some("example.org")), None);
+        assert_eq!(of(Some("bob@example.org/phone")), None);
+        assert_eq!(
+            of(Some("alice@example.org/a")),
+            of(Some("alice@example.org/b"))
+        );
+        assert_ne!(of(Some("alice@example.org")), of(Some("carol@example.org")));
+    }
+
+    #[test]
+    fn one_sender_holds_at_most_half_and_is_shed_beyond_it_while_the_session_lives() {
+        let out = outbox(4);
+        assert_eq!(out.push(from("alice@example.org", 0)), Push::Queued);
+        assert_eq!(out.push(from("alice@example.org/x", 1)), Push::Queued);
+        assert_eq!(
+            out.push(from("alice@example.org", 2)),
+            Push::Shed(from("alice@example.org", 2))
+        );
+        assert_eq!(out.closed(), None);
+        // Others still fit; the server's own stanzas count for nobody.
+        assert_eq!(out.push(from("carol@example.org", 3)), Push::Queued);
+        assert_eq!(out.push(msg(4)), Push::Queued);
+        // Written: alice's share frees up.
+        let taken = out.take(usize::MAX);
+        written(&out, &taken[..2]);
+        assert_eq!(out.push(from("alice@example.org", 5)), Push::Queued);
+    }
+
+    #[test]
+    fn what_does_not_fit_closes_it_and_nothing_is_lost() {
         let out = outbox(3);
         for n in 0..3 {
             assert_eq!(out.push(msg(n)), Push::Queued);
         }
         assert_eq!(out.push(msg(3)), Push::Overflowed);
-        assert_eq!(out.closed(), Some(Closed::SendBufferFull));
+        assert_eq!(out.closed(), Some(Closed::NotReading));
         // Later ones wait behind it; the connection takes nothing more.
         assert_eq!(out.push(msg(4)), Push::Parked);
         assert!(out.take(usize::MAX).is_empty());
         let (why, items) = out.drain();
-        assert_eq!(why, Closed::SendBufferFull);
+        assert_eq!(why, Closed::NotReading);
         assert_eq!(items, (0..5).map(msg).collect::<Vec<_>>());
-        // Parked while the first ones were handled: handed back by the next call.
-        assert_eq!(out.push(msg(5)), Push::Parked);
-        assert_eq!(out.drain().1, vec![msg(5)]);
-        // The call that finds nothing ends it: the caller handles later stanzas itself.
-        assert!(out.drain().1.is_empty());
-        assert_eq!(out.push(msg(6)), Push::Refused(msg(6)));
+        assert_eq!(out.push(msg(5)), Push::Refused(msg(5)));
     }
 
     #[test]
-    fn once_handed_over_parking_stops_at_twice_the_bound() {
+    fn parking_while_closing_stops_at_twice_the_bound() {
         let out = outbox(2);
         out.close(Closed::SessionEnded);
-        for n in 0..5 {
-            assert_eq!(out.push(msg(n)), Push::Parked, "{n}: not yet handed over");
-        }
-        let out = outbox(2);
-        out.push(msg(0));
-        let taken = out.take(usize::MAX);
-        out.requeue_front(taken);
-        for n in 1..4 {
+        for n in 0..4 {
             assert_eq!(out.push(msg(n)), Push::Parked, "{n}");
         }
-        assert_eq!(out.push(msg(4)), Push::Full(msg(4)));
-        // A stanza routed while handing on parks anyway.
-        assert_eq!(out.park(msg(4)), Push::Parked);
-        assert_eq!(out.drain().1, (0..5).map(msg).collect::<Vec<_>>());
+        assert_eq!(out.push(msg(4)), Push::Refused(msg(4)));
     }
 
     #[test]
@@ -398,7 +545,7 @@ mod tests {
         assert_eq!(taken.len(), 2);
         out.push(msg(4));
         // The connection wrote the first, not the second.
-        out.written(1, msg(0).cost());
+        written(&out, &taken[..1]);
         out.requeue_front(vec![msg(1)]);
         assert_eq!(out.figures().stanzas, 4);
         let (why, items) = out.drain();
@@ -419,7 +566,7 @@ mod tests {
         out.push(msg(0));
         out.push(msg(1));
         let taken = out.take(usize::MAX);
-        out.written(2, taken.iter().map(Queued::cost).sum());
+        written(&out, &taken);
         assert_eq!(out.figures().bytes, 0);
         assert_eq!(out.figures().peak_bytes, 2 * msg(0).cost());
         assert_eq!(out.push(msg(2)), Push::Queued);
@@ -439,10 +586,7 @@ mod tests {
     #[test]
     fn one_stanza_larger_than_the_bound_fits_an_empty_outbox() {
         let out = outbox(1);
-        let big = Queued {
-            xml: "y".repeat(10 * msg(0).cost()),
-            fate: Fate::Bounce,
-        };
+        let big = Queued::one("y".repeat(10 * msg(0).cost()), Fate::Bounce);
         assert_eq!(out.push(big.clone()), Push::Queued);
         assert_eq!(out.push(msg(0)), Push::Overflowed);
         assert_eq!(out.drain().1, vec![big, msg(0)]);
@@ -465,11 +609,29 @@ mod tests {
         let out = outbox(10);
         out.push(msg(0));
         out.close(Closed::SessionEnded);
-        out.close(Closed::SendBufferFull);
+        out.close(Closed::NotReading);
         assert_eq!(out.push(msg(1)), Push::Parked);
         let (why, items) = out.drain();
         assert_eq!(why, Closed::SessionEnded);
         assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn a_copy_is_handed_on_only_when_no_copy_was_written_and_it_is_the_last() {
+        let group = CopyGroup::new(3);
+        let copy = |g: &Arc<CopyGroup>| Queued {
+            copies: Some(g.clone()),
+            ..msg(0)
+        };
+        let (a, b, c) = (copy(&group), copy(&group), copy(&group));
+        assert!(!a.left_over(), "two others are still on their way");
+        assert!(!b.left_over(), "one other is still on its way");
+        assert!(c.left_over(), "the last one, and none was written");
+        let group = CopyGroup::new(2);
+        let (a, b) = (copy(&group), copy(&group));
+        a.wrote();
+        assert!(!b.left_over(), "another copy was written");
+        assert!(msg(1).left_over(), "a stanza sent once is always handed on");
     }
 
     #[tokio::test]

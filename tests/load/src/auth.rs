@@ -107,7 +107,18 @@ pub(crate) async fn login(
     request_token: Option<HtMechanism>,
     source: Option<IpAddr>,
 ) -> Result<Session, Failure> {
-    let mut conn = target.connect(source).await?;
+    let conn = target.connect(source).await?;
+    login_on(conn, target, client, mechanism, request_token).await
+}
+
+/// [`login`] over a connection made already (e.g. with a small receive buffer).
+pub(crate) async fn login_on(
+    mut conn: Conn,
+    target: &Target,
+    client: &Client,
+    mechanism: Mechanism,
+    request_token: Option<HtMechanism>,
+) -> Result<Session, Failure> {
     let from = target.send_from.then(|| client.account.jid());
     conn.send(&xml::stream_header(&target.domain, from.as_deref()))
         .await?;

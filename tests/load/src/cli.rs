@@ -32,6 +32,9 @@ pub(crate) enum Mode {
     /// Pairs of accounts with each other in their rosters chatting (carbons optional, some
     /// recipients offline): messages/s, delivery latency, server CPU per message.
     Messages(MessagesArgs),
+    /// One session stops reading while another floods it with messages: other sessions'
+    /// ping latency idle and meanwhile, the server's memory, and the reader's stream error.
+    SlowReader(SlowReaderArgs),
 }
 
 /// On or off.
@@ -212,4 +215,29 @@ pub(crate) struct MessagesArgs {
     /// Bytes of each message body.
     #[arg(long, default_value_t = 100)]
     pub(crate) body_bytes: usize,
+}
+
+/// `slow-reader`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SlowReaderArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Sessions pinging the server, idle and during the flood.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub(crate) pingers: usize,
+    /// Milliseconds between one pinger's pings.
+    #[arg(long, default_value_t = 20, value_name = "MS")]
+    pub(crate) ping_interval_ms: u64,
+    /// Seconds the pingers run before the flood.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub(crate) idle: f64,
+    /// Messages the sender writes to the reader.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub(crate) flood: usize,
+    /// Bytes of each message body.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) body_bytes: usize,
+    /// The reader's socket receive buffer, in bytes.
+    #[arg(long, default_value_t = 16384, value_name = "BYTES")]
+    pub(crate) reader_rcvbuf: u32,
 }

@@ -11,6 +11,8 @@
 //!     --password-every 5 --create 8 --tessera-config tessera.toml --server-pid PID
 //! tessera-load messages --server 127.0.0.1:5223 --pairs 8 --offline 2 --carbons --duration 10 \
 //!     --create 16 --tessera-config tessera.toml --server-pid PID
+//! tessera-load slow-reader --server 127.0.0.1:5223 --pingers 20 --flood 20000 --create 22 \
+//!     --tessera-config tessera.toml --server-pid PID
 //! ```
 //!
 //! How to read it: `net` (TCP, TLS, reading up to a pattern), `auth` (one SASL2 login),
@@ -27,6 +29,7 @@ mod messages;
 mod mixed;
 mod net;
 mod procfs;
+mod slowreader;
 mod stats;
 mod xml;
 
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Mode::Fanout(a) => a.common.threads,
         Mode::Mixed(a) => a.common.threads,
         Mode::Messages(a) => a.common.threads,
+        Mode::SlowReader(a) => a.common.threads,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
@@ -93,6 +97,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
         Mode::Fanout(a) => &a.common,
         Mode::Mixed(a) => &a.common,
         Mode::Messages(a) => &a.common,
+        Mode::SlowReader(a) => &a.common,
     };
     let addr = net::loopback_addr(&common.server).await?;
     let accounts = match &mode {
@@ -117,6 +122,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
             Mode::Fanout(a) => fanout::run(a, target, &accounts).await,
             Mode::Mixed(a) => mixed::run(a, target, &accounts, fanout_account.as_ref()).await,
             Mode::Messages(a) => messages::run(a, target, &accounts).await,
+            Mode::SlowReader(a) => slowreader::run(a, target, &accounts).await,
         },
         Err(e) => Err(e),
     };

@@ -144,7 +144,17 @@ impl Target {
     /// TCP connect (from `source` if given, to spread ports over 127.0.0.x) and TLS, including
     /// the STARTTLS exchange when the mode asks for it.
     pub(crate) async fn connect(&self, source: Option<IpAddr>) -> Result<Conn, Failure> {
-        let tcp = tcp_connect(self.addr, source).await?;
+        self.connect_with(source, None).await
+    }
+
+    /// [`Target::connect`] with the socket's receive buffer set to `rcvbuf` bytes before the
+    /// TCP handshake (a client on a slow link: the window stays that small).
+    pub(crate) async fn connect_with(
+        &self,
+        source: Option<IpAddr>,
+        rcvbuf: Option<u32>,
+    ) -> Result<Conn, Failure> {
+        let tcp = tcp_connect(self.addr, source, rcvbuf).await?;
         let tcp = match self.mode {
             TlsMode::Direct => tcp,
             TlsMode::Starttls => self.starttls(tcp).await?,
@@ -175,7 +185,11 @@ impl Target {
     }
 }
 
-async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, Failure> {
+async fn tcp_connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    rcvbuf: Option<u32>,
+) -> Result<TcpStream, Failure> {
     let connect = |e: std::io::Error| Failure::Connect(e.to_string());
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -184,6 +198,9 @@ async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStre
     .map_err(connect)?;
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0)).map_err(connect)?;
+    }
+    if let Some(bytes) = rcvbuf {
+        socket.set_recv_buffer_size(bytes).map_err(connect)?;
     }
     let tcp = socket.connect(addr).await.map_err(connect)?;
     tcp.set_nodelay(true).map_err(connect)?;
@@ -256,6 +273,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// Drop whatever is buffered (idle sessions keep nothing).
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
+    }
+
+    /// Take what is buffered up to the end of the last complete tag (a partial one stays).
+    pub(crate) fn take_complete(&mut self) -> String {
+        let end = self
+            .buf
+            .iter()
+            .rposition(|b| *b == b'>')
+            .map_or(0, |i| i + 1);
+        let head: Vec<u8> = self.buf.drain(..end).collect();
+        String::from_utf8_lossy(&head).into_owned()
     }
 
     /// Whatever is buffered, as text.

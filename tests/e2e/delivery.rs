@@ -482,3 +482,28 @@ fn a_flooding_client_is_slowed_to_its_receive_rate_and_loses_nothing() {
         "{total} bytes went through in {elapsed:?}: not throttled to 64 KiB/s"
     );
 }
+
+#[test]
+fn requests_beyond_the_send_buffer_wait_for_their_answers_to_be_written_and_none_is_lost() {
+    // 2,000 pings in one write: their answers are 10 times the 16 KiB buffer, so the server
+    // handles them in turns, writing answers before reading on.
+    let server = server(&["sasl2", "ping"], "max_send_buffer = 16384\n");
+    let (mut client, _) = login(&server, "alice", "many");
+    let pings: String = (0..2000)
+        .map(|i| format!("<iq type='get' id='r{i}'><ping xmlns='urn:xmpp:ping'/></iq>"))
+        .collect();
+    client.send(&pings);
+    let text = client.read_iq("r1999");
+    let answered: Vec<usize> = text
+        .split("id='r")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        answered,
+        (0..2000).collect::<Vec<_>>(),
+        "every answer, in order"
+    );
+    assert_eq!(text.matches("type='result'").count(), 2000);
+    still_serves(&server);
+}

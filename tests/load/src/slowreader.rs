@@ -1,9 +1,9 @@
 //! `slow-reader`: what one session that stops reading costs everyone else. A recipient B logs
 //! in over a socket with a small receive buffer and never reads again; a sender A writes
 //! `--flood` messages to B's full JID as fast as it can (reading what comes back between
-//! batches, as a client does); meanwhile `--pingers` other sessions each ping the server every
-//! `--ping-interval-ms`. The same pingers first ping for `--idle` seconds with nothing else
-//! going on.
+//! batches, as a client does, on a thread of its own); meanwhile `--pingers` other sessions each
+//! ping the server every `--ping-interval-ms`. The same pingers ping for `--idle` seconds with
+//! nothing else going on before and after: that is the baseline.
 //!
 //! Reported: the pingers' latency percentiles idle and while B is filled (and their p99
 //! ratio), A's messages sent and errors received, whether B was closed with
@@ -138,6 +138,27 @@ async fn flood(
     Ok((sent, errors))
 }
 
+/// [`pingers`] for a set time.
+async fn timed_pingers(
+    conns: Vec<Conn>,
+    domain: &str,
+    interval: Duration,
+    phase: Duration,
+    name: &str,
+) -> (Vec<Conn>, Tally) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(phase).await;
+            stop.store(true, Ordering::Release);
+        })
+    };
+    let out = pingers(conns, domain, interval, stop, name).await;
+    let _ = timer.await;
+    out
+}
+
 fn latency(tally: &mut Tally) -> Value {
     let mut v = tally.latency_ms();
     if let Some(map) = v.as_object_mut() {
@@ -159,10 +180,6 @@ pub(crate) async fn run(
         );
     }
     let timeout = Duration::from_secs_f64(args.common.timeout);
-    let a = tokio::time::timeout(timeout, login(&target, &accounts.list[0], 0))
-        .await
-        .unwrap_or(Err(Failure::Timeout))
-        .context("sender login")?;
     let client = Client::new(accounts.list[1].clone(), UA_BASE + 1);
     let slow = target
         .connect_with(None, Some(args.reader_rcvbuf))
@@ -191,18 +208,37 @@ pub(crate) async fn run(
         );
     }
     let interval = Duration::from_millis(args.ping_interval_ms.max(1));
-    // Idle: the pingers alone.
-    let stop = Arc::new(AtomicBool::new(false));
-    let idle_run = {
-        let stop = stop.clone();
-        let idle = Duration::from_secs_f64(args.idle);
-        tokio::spawn(async move {
-            tokio::time::sleep(idle).await;
-            stop.store(true, Ordering::Release);
+    let phase = Duration::from_secs_f64(args.idle);
+    // The sender runs on a thread and runtime of its own, so that writing its flood does not
+    // hold up the pingers' tasks in this process: the latency measured is the server's.
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = {
+        let (target, account) = (target.clone(), accounts.list[0].clone());
+        let (to, count, body) = (b_jid.clone(), args.flood, args.body_bytes);
+        std::thread::spawn(move || -> anyhow::Result<(u64, u64, f64)> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let a = tokio::time::timeout(timeout, login(&target, &account, 0))
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
+                    .context("sender login")?;
+                let _ = ready_tx.send(());
+                go_rx.await.context("never told to go")?;
+                let started = Instant::now();
+                let (sent, errors) = flood(a, &target.domain, &to, count, body)
+                    .await
+                    .context("flood")?;
+                Ok((sent, errors, started.elapsed().as_secs_f64()))
+            })
         })
     };
-    let (conns, mut idle) = pingers(idle_conns, &target.domain, interval, stop, "idle").await;
-    let _ = idle_run.await;
+    ready_rx.await.context("the sender did not log in")?;
+    // Idle before: the pingers alone.
+    let (conns, mut idle) =
+        timed_pingers(idle_conns, &target.domain, interval, phase, "idle").await;
     // Loaded: the pingers while A fills B.
     let rss_before = args.common.server_pid.and_then(|p| rss_kib(p).ok());
     let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
@@ -219,20 +255,22 @@ pub(crate) async fn run(
         })
     });
     let cpu = CpuMeter::start(args.common.server_pid)?;
-    let started = Instant::now();
     let loaded = {
         let (domain, stop) = (target.domain.clone(), stop.clone());
         tokio::spawn(async move { pingers(conns, &domain, interval, stop, "loaded").await })
     };
-    let flooded = flood(a, &target.domain, &b_jid, args.flood, args.body_bytes).await;
-    let flood_s = started.elapsed().as_secs_f64();
+    let _ = go_tx.send(());
+    let flooded = tokio::task::spawn_blocking(move || sender.join())
+        .await
+        .context("sender thread")?
+        .map_err(|_| anyhow::anyhow!("the sender thread panicked"))?;
     stop.store(true, Ordering::Release);
     let (conns, mut during) = loaded.await.context("pingers")?;
     if let Some(s) = sampler {
         let _ = s.await;
     }
     let mut report = cpu.finish(args.flood as u64, "message");
-    let (sent, errors) = flooded.context("flood")?;
+    let (sent, errors, flood_s) = flooded?;
     // B reads again: what was written before it was closed, then the stream error.
     let mut read_bytes = 0usize;
     let mut b_text = String::new();
@@ -249,6 +287,10 @@ pub(crate) async fn run(
         b.clear();
     }
     let closed_for_not_reading = b_text.contains("policy-violation");
+    // Idle after (the reader's leftovers handed on): pooled with before as the baseline, so a
+    // drift of the machine over the run shows in both.
+    let (conns, after) = timed_pingers(conns, &target.domain, interval, phase, "after").await;
+    idle.merge(after);
     for c in conns {
         c.close().await;
     }

@@ -1,6 +1,6 @@
 //! Smoke tests for CI: a real server and the built `tessera-load`, a short bounded run of each
-//! mode (logins with SCRAM and FAST, idle, fanout, mixed), each report checked for the work done
-//! and zero errors, and the accounts the tool created deleted afterwards.
+//! mode (logins with SCRAM and FAST, idle, fanout, mixed, slow-reader), each report checked for
+//! the work done and zero errors, and the accounts the tool created deleted afterwards.
 
 use std::process::Command;
 
@@ -143,6 +143,41 @@ fn mixed_runs_every_part_without_errors() {
         r["password_changes"]["changes"].as_u64().unwrap_or(0) >= 1,
         "{r}"
     );
+    assert_cleaned_up(&server);
+}
+
+#[test]
+fn slow_reader_fills_a_reader_that_does_not_read_while_others_ping() {
+    // A 2 s send timeout: the reader is closed during the run.
+    let server = Server::start(&ServerOptions {
+        c2s: "send_timeout = 2\nreceive_rate = 1073741824\nreceive_burst = 1073741824\n".into(),
+        ..ServerOptions::with_modules(&["sasl2", "ping"])
+    });
+    let (r, _) = load(
+        &server,
+        "slow-reader",
+        &[
+            "--flood",
+            "3000",
+            "--pingers",
+            "2",
+            "--idle",
+            "0.5",
+            "--create",
+            "4",
+        ],
+    );
+    assert_eq!(r["messages_sent"], 3000, "{r}");
+    assert!(
+        r["idle_ping_ms"]["samples"].as_u64().unwrap_or(0) > 0,
+        "{r}"
+    );
+    assert!(
+        r["loaded_ping_ms"]["samples"].as_u64().unwrap_or(0) > 0,
+        "{r}"
+    );
+    // What the reader never read came back: shed, or bounced once it was closed.
+    assert!(r["errors_received"].as_u64().unwrap_or(0) > 0, "{r}");
     assert_cleaned_up(&server);
 }
 

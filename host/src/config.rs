@@ -526,7 +526,7 @@ impl Parser<'_> {
                 Some(_) => self.addrs(&t, k, &format!("c2s.{k}")),
             }
         };
-        Ok(C2sConfig {
+        let c2s = C2sConfig {
             listen: addrs("listen", "127.0.0.1:5222")?,
             direct_tls: addrs("direct_tls", "127.0.0.1:5223")?,
             max_stanza_size: self
@@ -597,7 +597,20 @@ impl Parser<'_> {
             receive_burst: self
                 .int(&t, "receive_burst", "c2s.receive_burst", 4096, 1 << 40)?
                 .unwrap_or(DEFAULT_RECEIVE_BURST) as usize,
-        })
+        };
+        // One stanza of the largest size from another account must fit its half of a
+        // session's outbox, or it could never be delivered.
+        if c2s.max_send_buffer < 2 * c2s.max_stanza_size {
+            return Err(self.err(
+                "c2s.max_send_buffer",
+                format!(
+                    "{} is less than twice c2s.max_stanza_size ({}): a stanza of that size \
+                     from another account could never be delivered",
+                    c2s.max_send_buffer, c2s.max_stanza_size
+                ),
+            ));
+        }
+        Ok(c2s)
     }
 
     fn http(&self, v: Option<&toml::Value>) -> Result<HttpConfig, ConfigError> {

@@ -45,6 +45,14 @@ fn errors_name_the_key_and_line() {
     assert_eq!(key, "c2s.max_stanza_size");
     assert!(msg.contains("out of range"), "{msg}");
 
+    let (key, line, msg) =
+        key_of(&parse("[c2s]\nmax_stanza_size = 65536\nmax_send_buffer = 100000\n").unwrap_err());
+    assert_eq!((key.as_str(), line), ("c2s.max_send_buffer", Some(3)));
+    assert!(msg.contains("twice c2s.max_stanza_size"), "{msg}");
+    let ok = parse("[c2s]\nmax_stanza_size = 65536\nmax_send_buffer = 131072\nsend_timeout = 5\n");
+    let c2s = ok.expect("twice is enough").c2s;
+    assert_eq!(c2s.send_timeout, std::time::Duration::from_secs(5));
+
     let (key, _, _) = key_of(&parse("domain = \"bad domain\"\n").unwrap_err());
     assert_eq!(key, "domain");
     let (key, _, _) = key_of(&parse("[smtp]\nurl = \"http://x\"\nfrom = \"a@b\"\n").unwrap_err());

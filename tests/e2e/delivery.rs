@@ -487,7 +487,10 @@ fn a_flooding_client_is_slowed_to_its_receive_rate_and_loses_nothing() {
 fn requests_beyond_the_send_buffer_wait_for_their_answers_to_be_written_and_none_is_lost() {
     // 2,000 pings in one write: their answers are 10 times the 16 KiB buffer, so the server
     // handles them in turns, writing answers before reading on.
-    let server = server(&["sasl2", "ping"], "max_send_buffer = 16384\n");
+    let server = server(
+        &["sasl2", "ping"],
+        "max_send_buffer = 16384\nmax_stanza_size = 8192\n",
+    );
     let (mut client, _) = login(&server, "alice", "many");
     let pings: String = (0..2000)
         .map(|i| format!("<iq type='get' id='r{i}'><ping xmlns='urn:xmpp:ping'/></iq>"))
@@ -506,4 +509,52 @@ fn requests_beyond_the_send_buffer_wait_for_their_answers_to_be_written_and_none
     );
     assert_eq!(text.matches("type='result'").count(), 2000);
     still_serves(&server);
+}
+
+#[test]
+fn a_shutdown_stores_what_a_session_had_queued_and_it_arrives_after_the_restart() {
+    // Room for all of it in offline storage; bounds large enough that only the shutdown
+    // closes bob.
+    let server = Server::start(&ServerOptions {
+        c2s: "receive_rate = 1073741824\nreceive_burst = 1073741824\n\
+              max_send_buffer = 16777216\nmax_send_queue = 100000\nsend_timeout = 600\n"
+            .into(),
+        top: "offline_max_messages = 100000\n".into(),
+        ..ServerOptions::with_modules(&["sasl2", "ping", "presence", "roster", "offline"])
+    });
+    for user in ["alice", "bob"] {
+        server.add_user(user, &format!("{user} pw"), None);
+    }
+    let mut server = server;
+    let (mut bob, bob_jid) = slow_bob(&server);
+    bob.send("<presence/>");
+    let (mut alice, _) = flood(&server, &bob_jid, 6_000, 1000, 0, 0);
+    alice.wait_event("sent", &server);
+    let queued = server.status()["outboxes"]["stanzas"].as_u64().unwrap_or(0);
+    assert!(queued > 0, "nothing queued for bob: {}", server.status());
+    // SIGTERM: bob's session ends with <system-shutdown/>; what it never wrote is stored
+    // before the modules stop.
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let read = message_ids(&bob.read_to_close());
+    assert!(ascending(&read), "bob's messages out of order");
+    server.restart();
+    let (mut bob, _) = login(&server, "bob", "after");
+    bob.send("<presence/>");
+    let expected = 6_000 - read.len();
+    let mut text = String::new();
+    while message_ids(&text).len() < expected {
+        text += &bob.read_until("</message>");
+    }
+    let replayed = message_ids(&text);
+    let mut all: Vec<&String> = read.iter().chain(&replayed).collect();
+    all.sort();
+    let everything = numbered('m', 0..6_000);
+    same_ids(all, sorted(&everything), "read before or stored, each once");
+    println!(
+        "shutdown: {queued} stanzas queued for bob; he read {} before, {} stored and \
+         delivered after the restart",
+        read.len(),
+        replayed.len()
+    );
 }

@@ -244,9 +244,6 @@ impl Conn {
     async fn serve(&mut self) -> End {
         let mut buf = Vec::new();
         loop {
-            if self.out.is_empty() {
-                self.take_batch();
-            }
             let writing = self.written < self.out.len() || self.unflushed;
             if !writing && self.frames_pending {
                 // Frames held back while the answers to earlier ones were written.
@@ -340,7 +337,13 @@ impl Conn {
                     self.lost = true;
                     return End::quiet(format!("write failed: {e}"));
                 }
-                Wake::Queued | Wake::Throttled => Ok(true),
+                // A batch at a time, back through the select after each: reading gets its
+                // turn even while the outbox never empties.
+                Wake::Queued => {
+                    self.take_batch();
+                    Ok(true)
+                }
+                Wake::Throttled => Ok(true),
                 Wake::Close(req) => Err(StreamError {
                     condition: req.condition,
                     text: req.text,
@@ -454,6 +457,9 @@ impl Conn {
         for (exchange, provider) in self.shared.exchanges.stream_closed(self.info.id) {
             let _ = provider.mechanism_end(exchange);
         }
+        // Shutdown waits until the stanza this connection was writing, if any, has its fate.
+        let shared = self.shared.clone();
+        let settling = shared.sessions.handing_on();
         let (partial, mut unwritten) = self.cut_unwritten();
         // A lost connection cannot finish the stanza it was writing: the client has half of
         // it, which is nothing; it goes first among the rest.
@@ -480,15 +486,15 @@ impl Conn {
         }
         let rest = self.out.as_bytes().get(self.written..).unwrap_or_default();
         let io = &mut self.io;
-        let closed = tokio::time::timeout(CLOSE_GRACE, async {
+        let deadline = Instant::now() + CLOSE_GRACE;
+        let written = tokio::time::timeout_at(deadline, async {
             if !rest.is_empty() {
                 io.write_all(rest).await?;
-                io.flush().await?;
             }
-            io.shutdown().await
+            io.flush().await
         })
         .await;
-        let delivered = matches!(closed, Ok(Ok(())));
+        let delivered = matches!(written, Ok(Ok(())));
         if let (Some(partial), Some(session)) = (partial, &self.session) {
             if delivered {
                 partial.wrote();
@@ -498,7 +504,10 @@ impl Conn {
                 leftovers::dispose_late(&self.shared, session, partial);
             }
         }
-        if !delivered && !self.lost {
+        drop(settling);
+        if delivered {
+            let _ = tokio::time::timeout_at(deadline, self.io.shutdown()).await;
+        } else if !self.lost {
             tracing::debug!("the client did not take the end of its stream in time");
         }
         end.reason
@@ -515,6 +524,7 @@ impl Conn {
                 Lifecycle::Ended
             };
             let moved = !session.transition(Lifecycle::Live, next);
+            let keep = keep && !moved;
             session.outbox.close(Closed::SessionEnded);
             // Out of routing first (an ended one), so nothing new is queued for it; counted
             // until its stanzas are handed on, so shutdown waits for them.
@@ -526,7 +536,7 @@ impl Conn {
             if keep {
                 // Modules learn of the detach before they are offered its leftovers (stream
                 // management keeps its own session's).
-                super::detached::detach(&self.shared, session.clone(), reason);
+                super::detached::announce(&self.shared, &session, reason);
             }
             // Moved: another stream took the session over and lives on with it; what this
             // connection had not written is handed on all the same (stream management claims
@@ -534,7 +544,11 @@ impl Conn {
             session.outbox.requeue_front(unwritten);
             leftovers::hand_on(&self.shared, &session);
             drop(ending);
-            if moved || keep {
+            if keep {
+                super::detached::wait(&self.shared, session);
+                return;
+            }
+            if moved {
                 return;
             }
         }

@@ -12,10 +12,8 @@ use tessera_plugin_api::events::{self, SessionEvent};
 use crate::sessions::{Lifecycle, SessionEntry};
 use crate::Shared;
 
-/// `session` was just detached (its connection ended with `reason`): tell the modules and wait
-/// for its end.
-pub(super) fn detach(shared: &Arc<Shared>, session: Arc<SessionEntry>, reason: &str) {
-    let keep = Duration::from_millis(session.kept_ms());
+/// `session` was just detached (its connection ended with `reason`): tell the modules.
+pub(super) fn announce(shared: &Shared, session: &SessionEntry, reason: &str) {
     tracing::info!(jid = %session.jid(), keep_ms = session.kept_ms(), reason, "session detached");
     shared.fire(
         events::SESSION_DETACHED,
@@ -25,6 +23,11 @@ pub(super) fn detach(shared: &Arc<Shared>, session: Arc<SessionEntry>, reason: &
             reason: Some(reason.to_owned()),
         },
     );
+}
+
+/// Wait for a detached session's end: taken over, its time run out, or closed.
+pub(super) fn wait(shared: &Arc<Shared>, session: Arc<SessionEntry>) {
+    let keep = Duration::from_millis(session.kept_ms());
     let shared = shared.clone();
     tokio::spawn(async move {
         let why = tokio::select! {

@@ -13,10 +13,7 @@
 //! that the recipient was online a moment ago, which RFC 6120 §8.3.3.13 forbids towards
 //! senders not authorized to see the recipient's presence — and the host cannot tell who is.
 
-use std::cell::Cell;
-
 use tessera_plugin_api::stanza::StanzaPoint;
-use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{reply, StanzaCondition};
 
@@ -48,49 +45,24 @@ impl Reason {
     }
 }
 
-thread_local! {
-    /// Set while this thread hands on a session's leftovers: a stanza routed meanwhile (by a
-    /// hook's effects) must not wait for the hand-on, which is its own thread's.
-    static HANDING_ON: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Resets [`HANDING_ON`] however the hand-on ends (a hook may panic).
-struct HandingOn(bool);
-
-impl HandingOn {
-    fn enter() -> Self {
-        Self(HANDING_ON.with(|h| h.replace(true)))
-    }
-}
-
-impl Drop for HandingOn {
-    fn drop(&mut self) {
-        HANDING_ON.with(|h| h.set(self.0));
-    }
-}
-
 /// Hand on everything an ended session never wrote, in order: its connection put back what it
 /// had taken ([`Outbox::requeue_front`](crate::sessions::outbox::Outbox::requeue_front)),
-/// then the queue, then what was parked behind while it closed (messages for the account
-/// routed meanwhile: [`Fate::Undeliverable`]). Held under the session's hand-on lock, so that a
-/// stanza refused afterwards ([`after_hand_on`]) is handled after all of these.
+/// then the queue, then what was parked behind meanwhile (messages for the account routed
+/// while it closed: [`Fate::Undeliverable`]), batch after batch until a drain finds nothing;
+/// from then on the outbox refuses, so a later stanza's sender handles it, after all of these.
+/// Nobody waits for this: a flood keeps parking behind (up to twice the bound) and this task
+/// keeps handing on; beyond the cap, senders hand on their own.
 pub fn hand_on(shared: &Shared, session: &SessionEntry) {
-    let _turn = locked(&session.handing_on);
-    let _flag = HandingOn::enter();
-    let (why, items) = session.outbox.drain();
     let to = Recipient {
         user: &session.user,
         stream: session.stream_id,
     };
-    dispose_queued(shared, to, items, Reason::of_closed(why));
-}
-
-/// A stanza for `session` was refused because its outbox was drained: wait until the hand-on
-/// in progress, if any, is over, so that what the caller does with the stanza comes after
-/// everything the session handed on.
-pub fn after_hand_on(session: &SessionEntry) {
-    if !HANDING_ON.with(Cell::get) {
-        drop(locked(&session.handing_on));
+    loop {
+        let (why, items) = session.outbox.drain();
+        if items.is_empty() {
+            return;
+        }
+        dispose_queued(shared, to, items, Reason::of_closed(why));
     }
 }
 

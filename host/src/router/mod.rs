@@ -309,6 +309,13 @@ fn deliver_to(
     stanza: Element,
     copies: Option<&Arc<CopyGroup>>,
 ) {
+    let sender = Sender::of_stanza(&stanza, &target.bare, &shared.config.domain);
+    // Shed before the session's filters see it (a stream-management count must not include
+    // what was never queued) and before it is serialised.
+    if target.outbox.sender_full(sender) {
+        shed(shared, routes, target, stanza, copies);
+        return;
+    }
     let attached = target.attached();
     let stanza = if attached.is_empty() {
         stanza
@@ -333,15 +340,12 @@ fn deliver_to(
         xml: stanza.to_xml_in(CLIENT_NS),
         fate: Fate::of(&stanza.name, stanza.attr("type")),
         copies: copies.cloned(),
-        sender: Sender::of(stanza.attr("from"), &target.bare, &shared.config.domain),
+        sender,
     };
     let (item, reason) = match target.deliver(item) {
         Push::Queued | Push::Overflowed | Push::Parked => return,
         Push::Shed(item) => (item, Reason::SendBufferFull),
-        Push::Refused(item) => {
-            leftovers::after_hand_on(target);
-            (item, Reason::SessionEnded)
-        }
+        Push::Refused(item) => (item, Reason::SessionEnded),
     };
     if !item.left_over() {
         shared.delivery.record(Outcome::Dropped, reason);
@@ -352,6 +356,28 @@ fn deliver_to(
         stream: target.stream_id,
     };
     leftovers::dispose(shared, routes, to, stanza, item.fate, reason);
+}
+
+/// A stanza whose sender holds half of the session's outbox: handed on now, the session lives.
+fn shed(
+    shared: &Shared,
+    routes: &Routes,
+    target: &SessionEntry,
+    stanza: Element,
+    copies: Option<&Arc<CopyGroup>>,
+) {
+    let fate = Fate::of(&stanza.name, stanza.attr("type"));
+    if copies.is_some_and(|g| !g.left_over()) {
+        shared
+            .delivery
+            .record(Outcome::Dropped, Reason::SendBufferFull);
+        return;
+    }
+    let to = Recipient {
+        user: &target.user,
+        stream: target.stream_id,
+    };
+    leftovers::dispose(shared, routes, to, stanza, fate, Reason::SendBufferFull);
 }
 
 /// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available
@@ -500,7 +526,8 @@ fn undeliverable(shared: &Shared, routes: &Routes, stanza: Element, user: &str) 
         match ending.outbox.push(item) {
             // Handed on after what the session never wrote.
             Push::Parked | Push::Queued | Push::Overflowed => return None,
-            Push::Shed(_) | Push::Refused(_) => leftovers::after_hand_on(&ending),
+            // It was all handed on already (or too much waits): now.
+            Push::Shed(_) | Push::Refused(_) => {}
         }
     }
     undeliverable_now(shared, routes, stanza, user)

@@ -387,7 +387,7 @@ impl HostCalls for PluginContext {
 
     fn send_to_session(&self, stream: u64, stanza: Element) -> Result<bool, PluginError> {
         let shared = self.shared()?;
-        let Some(target) = shared.sessions.by_stream(stream) else {
+        let Some(target) = shared.sessions.by_stream_or_ending(stream) else {
             return Ok(false);
         };
         effects::defer(shared, Effect::SendToSession { target, stanza });

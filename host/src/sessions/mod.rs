@@ -269,6 +269,7 @@ impl Drop for Ending<'_> {
     fn drop(&mut self) {
         if self.registered {
             let stream = self.stream_id;
+            self.sessions.ending_by_stream.remove(&stream);
             if let Some(mut list) = self.sessions.ending_by_user.get_mut(&self.user) {
                 list.retain(|e| e.stream_id != stream);
             }
@@ -303,6 +304,7 @@ pub struct Sessions {
     /// bounced (shutdown waits for them), and the latest of each account.
     ending: AtomicUsize,
     ending_by_user: DashMap<String, Vec<Arc<SessionEntry>>>,
+    ending_by_stream: DashMap<u64, Arc<SessionEntry>>,
     /// The most bytes any session's outbox ever held since the start.
     outbox_peak: Arc<AtomicUsize>,
 }
@@ -454,6 +456,7 @@ impl Sessions {
             .entry(entry.user.clone())
             .or_default()
             .push(entry.clone());
+        self.ending_by_stream.insert(entry.stream_id, entry.clone());
         self.remove(entry.stream_id);
         Ending {
             sessions: self,
@@ -582,5 +585,12 @@ impl Sessions {
     /// The session of a stream id.
     pub fn by_stream(&self, stream_id: u64) -> Option<Arc<SessionEntry>> {
         self.by_stream.get(&stream_id).map(|e| e.clone())
+    }
+
+    /// The session of a stream id, also while it is out of routing and handing on what it
+    /// never wrote (a module re-sending what it held for it: the stanza takes the same way).
+    pub fn by_stream_or_ending(&self, stream_id: u64) -> Option<Arc<SessionEntry>> {
+        self.by_stream(stream_id)
+            .or_else(|| self.ending_by_stream.get(&stream_id).map(|e| e.clone()))
     }
 }

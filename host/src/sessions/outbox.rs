@@ -21,7 +21,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tessera_plugin_api::xml::Element;
 use tokio::sync::Notify;
+
+const CARBONS_NS: &str = "urn:xmpp:carbons:2";
+const FORWARD_NS: &str = "urn:xmpp:forward:0";
+const CLIENT_NS: &str = "jabber:client";
 
 /// Bytes counted per queued stanza on top of its text (the queue slot and the allocation), so
 /// a flood of tiny stanzas meets the byte bound too.
@@ -113,6 +118,20 @@ pub struct Queued {
 pub struct Sender(u64);
 
 impl Sender {
+    /// The sender a stanza counts for: its `from`, except that a XEP-0280 `<received/>` copy
+    /// (from the account itself) counts for the sender of the message it carries, so that a
+    /// flood reaching one resource does not overflow the others through their copies.
+    pub fn of_stanza(stanza: &Element, own_bare: &str, domain: &str) -> Option<Self> {
+        let from = stanza.attr("from");
+        let carried = stanza
+            .child("received", CARBONS_NS)
+            .and_then(|r| r.child("forwarded", FORWARD_NS))
+            .and_then(|f| f.child("message", CLIENT_NS))
+            .and_then(|m| m.attr("from"));
+        let own = from.is_some_and(|f| f == own_bare);
+        Self::of(if own { carried.or(from) } else { from }, own_bare, domain)
+    }
+
     /// The sender of a stanza with this `from`, unless it is the server (`domain`) or the
     /// recipient's own account (`own_bare`).
     pub fn of(from: Option<&str>, own_bare: &str, domain: &str) -> Option<Self> {
@@ -198,8 +217,9 @@ pub enum Push {
     Overflowed,
     /// The outbox is closed: parked behind the others for [`Outbox::drain`].
     Parked,
-    /// The outbox was drained (its session is gone), or twice the bound is parked already
-    /// while it closes: the caller decides the stanza's fate now.
+    /// The outbox was drained for good (its session is gone and everything before was
+    /// handed on), or twice the bound is parked already while it closes: the caller decides
+    /// the stanza's fate now.
     Refused(Queued),
 }
 
@@ -387,16 +407,32 @@ impl Outbox {
         inner.closed.get_or_insert(why);
     }
 
-    /// Close it for good and hand back every stanza never taken, in order, with the reason it
-    /// closed. Stanzas pushed afterwards are [`Push::Refused`].
+    /// Hand back every stanza never taken, in order, with the reason it closed (closing it if
+    /// it was open). Stanzas may be parked meanwhile: call again after handling these. The
+    /// call that finds nothing drains it for good: from then on pushes are
+    /// [`Push::Refused`], so whatever their callers do comes after all of these.
     pub fn drain(&self) -> (Closed, Vec<Queued>) {
         let mut inner = self.inner();
         let why = *inner.closed.get_or_insert(Closed::SessionEnded);
-        inner.drained = true;
+        if inner.queue.is_empty() {
+            inner.drained = true;
+        }
         inner.queued_bytes = 0;
         inner.by_sender.clear();
         let items = inner.queue.drain(..).collect();
         (why, items)
+    }
+
+    /// Whether its sender holds half of the bound already (checked before a stanza costs
+    /// anything: its filters and its serialisation).
+    pub fn sender_full(&self, sender: Option<Sender>) -> bool {
+        let Some(sender) = sender else {
+            return false;
+        };
+        let inner = self.inner();
+        inner.closed.is_none()
+            && inner.stanzas() > 0
+            && inner.by_sender.get(&sender).copied().unwrap_or(0) >= self.limits.max_bytes / 2
     }
 
     /// Why it closed, if it did.
@@ -490,6 +526,33 @@ mod tests {
     }
 
     #[test]
+    fn a_carbon_copy_counts_for_the_sender_of_the_message_it_carries() {
+        let carbon = |inner_from: &str| {
+            Element::new("message", CLIENT_NS)
+                .with_attr("from", "bob@example.org")
+                .with_attr("to", "bob@example.org/tablet")
+                .with_child(Element::new("received", CARBONS_NS).with_child(
+                    Element::new("forwarded", FORWARD_NS).with_child(
+                        Element::new("message", CLIENT_NS).with_attr("from", inner_from),
+                    ),
+                ))
+        };
+        let of = |el: &Element| Sender::of_stanza(el, "bob@example.org", "example.org");
+        let alice = Sender::of(
+            Some("alice@example.org/x"),
+            "bob@example.org",
+            "example.org",
+        );
+        assert!(alice.is_some());
+        assert_eq!(of(&carbon("alice@example.org/x")), alice);
+        // Another account cannot pass as someone else with a copy of its own making.
+        let forged = carbon("carol@example.org").with_attr("from", "alice@example.org/x");
+        assert_eq!(of(&forged), alice);
+        let plain = Element::new("message", CLIENT_NS).with_attr("from", "bob@example.org/p");
+        assert_eq!(of(&plain), None);
+    }
+
+    #[test]
     fn one_sender_holds_at_most_half_and_is_shed_beyond_it_while_the_session_lives() {
         let out = outbox(4);
         assert_eq!(out.push(from("alice@example.org", 0)), Push::Queued);
@@ -522,7 +585,12 @@ mod tests {
         let (why, items) = out.drain();
         assert_eq!(why, Closed::NotReading);
         assert_eq!(items, (0..5).map(msg).collect::<Vec<_>>());
-        assert_eq!(out.push(msg(5)), Push::Refused(msg(5)));
+        // Parked while those were handed on: handed back by the next call.
+        assert_eq!(out.push(msg(5)), Push::Parked);
+        assert_eq!(out.drain().1, vec![msg(5)]);
+        // The call that finds nothing ends it: later stanzas are the caller's, after all these.
+        assert!(out.drain().1.is_empty());
+        assert_eq!(out.push(msg(6)), Push::Refused(msg(6)));
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct C2sConfig {
     /// How long a connection may write nothing while it has something to write before its
     /// client counts as not reading and is closed.
     pub send_timeout: Duration,
+    /// How long a closing connection may take to get out the rest of its output and the stream
+    /// error before its socket is closed anyway (Prosody's `c2s_close_timeout`).
+    pub close_timeout: Duration,
     /// Bytes per second one connection may send once its burst is spent; beyond it the
     /// server stops reading from it for a while (TCP then slows the client down).
     pub receive_rate: usize,
@@ -513,6 +516,7 @@ impl Parser<'_> {
             "max_send_buffer",
             "max_send_queue",
             "send_timeout",
+            "close_timeout",
             "receive_rate",
             "receive_burst",
         ];
@@ -590,6 +594,10 @@ impl Parser<'_> {
             send_timeout: Duration::from_secs(
                 self.int(&t, "send_timeout", "c2s.send_timeout", 1, 3600)?
                     .unwrap_or(DEFAULT_SEND_TIMEOUT) as u64,
+            ),
+            close_timeout: Duration::from_secs(
+                self.int(&t, "close_timeout", "c2s.close_timeout", 1, 300)?
+                    .unwrap_or(5) as u64,
             ),
             receive_rate: self
                 .int(&t, "receive_rate", "c2s.receive_rate", 1024, 1 << 40)?

@@ -330,8 +330,11 @@ async fn stop(shared: &Arc<Shared>) {
     tracing::info!(sessions = shared.sessions.len(), "shutting down");
     shared.sessions.close_all(StreamCondition::SystemShutdown);
     // The modules stay up until every session has handed on what it never wrote (offline
-    // storage, bounces): connections end their sessions before their sockets' close grace.
-    let settle = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    // storage, bounces), including what TLS still held when a connection's close timeout ran
+    // out.
+    let settle = tokio::time::Instant::now()
+        + shared.config.c2s.close_timeout
+        + std::time::Duration::from_secs(5);
     while !shared.sessions.settled() && tokio::time::Instant::now() < settle {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -32,9 +32,6 @@ use crate::Shared;
 const READ_CHUNK: usize = 4096;
 /// Bytes taken from the outbox per write.
 const WRITE_BATCH: usize = 64 * 1024;
-/// How long a closing connection may take to accept the rest of its output and the stream
-/// error before its socket is closed anyway (Prosody's `c2s_close_timeout` is 5 s too).
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Framer limits from the config, for an authenticated stream.
 pub(super) fn limits(config: &Config) -> Limits {
@@ -327,10 +324,7 @@ impl Conn {
                     Ok(true)
                 }
                 Wake::Flushed(Ok(())) => {
-                    self.out.clear();
-                    self.written = 0;
-                    self.unflushed = false;
-                    self.last_progress = Instant::now();
+                    self.flushed();
                     Ok(true)
                 }
                 Wake::Wrote(Err(e)) | Wake::Flushed(Err(e)) => {
@@ -399,58 +393,70 @@ impl Conn {
         }
     }
 
-    /// `n` more bytes of `out` were accepted: the client is reading, and the stanzas now
-    /// wholly written leave the outbox's count.
+    /// `n` more bytes of `out` were accepted by TLS: the client is reading. Its stanzas count
+    /// as written only once TLS has flushed them to the kernel ([`Conn::flushed`]): what
+    /// waits in TLS's own buffer when a connection is dropped is lost with it.
     fn advance(&mut self, n: usize) {
         self.written += n;
         self.last_progress = Instant::now();
-        let mut done = Vec::new();
-        while self.batch.front().is_some_and(|s| s.end <= self.written) {
-            if let Some(segment) = self.batch.pop_front() {
+        if self.written >= self.out.len() {
+            self.unflushed = true;
+        }
+    }
+
+    /// All of `out` reached the kernel: its stanzas are written and leave the outbox's count.
+    fn flushed(&mut self) {
+        let done: Vec<(usize, Option<Sender>)> = self
+            .batch
+            .drain(..)
+            .map(|segment| {
                 if let Some(group) = &segment.copies {
                     group.wrote();
                 }
-                done.push((segment.cost, segment.sender));
-            }
-        }
+                (segment.cost, segment.sender)
+            })
+            .collect();
         if !done.is_empty() {
             self.shared.delivery.written(done.len() as u64);
             if let Some(session) = &self.session {
                 session.outbox.written(done);
             }
         }
-        if self.written >= self.out.len() {
-            self.unflushed = true;
-        }
+        self.out.clear();
+        self.written = 0;
+        self.unflushed = false;
+        self.last_progress = Instant::now();
     }
 
-    /// At the end: the outbox stanza being written when it came (its start went out, so it is
-    /// finished if the connection allows), and those in `out` not yet begun, which are cut off.
-    fn cut_unwritten(&mut self) -> (Option<Queued>, Vec<Queued>) {
+    /// At the end: the outbox stanzas TLS accepted (wholly or in part) but has not flushed,
+    /// which are finished if the connection allows, and those in `out` not yet begun, which
+    /// are cut off.
+    fn cut_unwritten(&mut self) -> (Vec<Queued>, Vec<Queued>) {
         let first = self
             .batch
             .iter()
             .position(|s| s.start >= self.written)
             .unwrap_or(self.batch.len());
         let unwritten: Vec<Segment> = self.batch.drain(first..).collect();
-        let partial = self.batch.pop_front();
+        let accepted: Vec<Segment> = self.batch.drain(..).collect();
         let item = |out: &str, s: &Segment| Queued {
             xml: out.get(s.start..s.end).unwrap_or_default().to_owned(),
             fate: s.fate,
             copies: s.copies.clone(),
             sender: s.sender,
         };
-        let partial = partial.map(|s| item(&self.out, &s));
-        let items = unwritten.iter().map(|s| item(&self.out, s)).collect();
-        if let Some(cut) = unwritten.first().map(|s| s.start) {
+        let cut = unwritten.first().map(|s| s.start);
+        let accepted = accepted.iter().map(|s| item(&self.out, s)).collect();
+        let unwritten = unwritten.iter().map(|s| item(&self.out, s)).collect();
+        if let Some(cut) = cut {
             self.out.truncate(cut);
         }
-        (partial, items)
+        (accepted, unwritten)
     }
 
     /// Close the connection: first the session's end (its unwritten stanzas on their way,
     /// `session-closed`), then the rest of the output and the stream error, given
-    /// [`CLOSE_GRACE`] to reach a client that may not be reading.
+    /// `c2s.close_timeout` to reach a client that may not be reading.
     async fn finish(&mut self, end: End) -> String {
         // An exchange the client abandoned would otherwise pin its module generation (and the
         // mechanism's state) until a reload's drain timed out.
@@ -460,18 +466,15 @@ impl Conn {
         // Shutdown waits until the stanza this connection was writing, if any, has its fate.
         let shared = self.shared.clone();
         let settling = shared.sessions.handing_on();
-        let (partial, mut unwritten) = self.cut_unwritten();
-        // A lost connection cannot finish the stanza it was writing: the client has half of
-        // it, which is nothing; it goes first among the rest.
-        let partial = match partial {
-            Some(p) if self.lost => {
-                unwritten.insert(0, p);
-                self.out.clear();
-                self.written = 0;
-                None
-            }
-            other => other,
-        };
+        let (mut accepted, mut unwritten) = self.cut_unwritten();
+        // A lost connection cannot finish what TLS still held: the client has at most half of
+        // a stanza, which is nothing; those go first among the rest.
+        if self.lost {
+            accepted.append(&mut unwritten);
+            unwritten = std::mem::take(&mut accepted);
+            self.out.clear();
+            self.written = 0;
+        }
         self.end_session(&end.reason, unwritten);
         match &end.farewell {
             Farewell::Nothing => {}
@@ -486,7 +489,7 @@ impl Conn {
         }
         let rest = self.out.as_bytes().get(self.written..).unwrap_or_default();
         let io = &mut self.io;
-        let deadline = Instant::now() + CLOSE_GRACE;
+        let deadline = Instant::now() + self.shared.config.c2s.close_timeout;
         let written = tokio::time::timeout_at(deadline, async {
             if !rest.is_empty() {
                 io.write_all(rest).await?;
@@ -495,13 +498,15 @@ impl Conn {
         })
         .await;
         let delivered = matches!(written, Ok(Ok(())));
-        if let (Some(partial), Some(session)) = (partial, &self.session) {
+        if let Some(session) = self.session.as_ref().filter(|_| !accepted.is_empty()) {
             if delivered {
-                partial.wrote();
-                self.shared.delivery.written(1);
+                for item in &accepted {
+                    item.wrote();
+                }
+                self.shared.delivery.written(accepted.len() as u64);
             } else {
-                // Cut short: the client has half of it, which is nothing.
-                leftovers::dispose_late(&self.shared, session, partial);
+                // Never flushed to the kernel: the client got at most half of one.
+                leftovers::dispose_late(&self.shared, session, accepted);
             }
         }
         drop(settling);

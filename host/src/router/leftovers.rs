@@ -89,14 +89,18 @@ fn dispose_queued(shared: &Shared, to: Recipient<'_>, items: Vec<Queued>, reason
     }
 }
 
-/// One leftover the connection could not finish writing (its end was cut): handed on alone,
-/// after the rest.
-pub fn dispose_late(shared: &Shared, session: &SessionEntry, item: Queued) {
+/// Leftovers the connection could not finish writing (TLS held them when the close grace ran
+/// out): handed on after the rest.
+pub fn dispose_late(shared: &Shared, session: &SessionEntry, items: Vec<Queued>) {
     let to = Recipient {
         user: &session.user,
         stream: session.stream_id,
     };
-    dispose_queued(shared, to, vec![item], Reason::SessionEnded);
+    let reason = session
+        .outbox
+        .closed()
+        .map_or(Reason::SessionEnded, Reason::of_closed);
+    dispose_queued(shared, to, items, reason);
 }
 
 /// Decide the fate of one leftover stanza.

@@ -11,14 +11,13 @@
 //! before the server's own bound matters.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tessera_tests::interop::{interop_dir, ClientProcess};
+use tessera_tests::interop::{slixmpp_driver, ClientProcess};
 use tessera_tests::{rss_kib, Server, ServerOptions, XmppClient};
 
 /// What the slow reader's socket can hold on its side.
@@ -44,24 +43,12 @@ fn flood(
     iqs: usize,
     presences: usize,
 ) -> (ClientProcess, String) {
-    let dir = interop_dir();
-    let python = dir.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `./tests/run.sh --install-only`",
-        python.display()
-    );
-    let addr = server.ports.direct_tls;
-    let mut cmd = Command::new(python);
-    cmd.arg(dir.join("slix_flood.py"))
-        .args(["--host", &addr.ip().to_string()])
-        .args(["--port", &addr.port().to_string()])
-        .args(["--a", "alice@localhost:alice pw", "--to", to])
+    let mut cmd = slixmpp_driver("slix_flood.py", server.ports.direct_tls);
+    cmd.args(["--a", "alice@localhost:alice pw", "--to", to])
         .args(["--count", &count.to_string(), "--size", &size.to_string()])
         .args(["--iqs", &iqs.to_string()])
         .args(["--presences", &presences.to_string()])
-        .args(["--timeout", "35"])
-        .current_dir(&dir);
+        .args(["--timeout", "35"]);
     let mut alice = ClientProcess::spawn("slixmpp flood", cmd, None);
     let online = alice.wait_event("online", server);
     let jid = online["jid"].as_str().expect("jid").to_owned();

@@ -16,7 +16,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::interop::{
+    interop_dir, slixmpp_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
+};
 use tessera_tests::sasl::Sasl2Extras;
 use tessera_tests::XmppClient;
 use tessera_tests::{Server, ServerOptions};
@@ -32,24 +34,12 @@ fn server() -> Server {
     server
 }
 
-/// `tests/interop/.venv/bin/python tests/interop/slix_im.py MODE --host … --port … ARGS…`.
+/// `tests/interop/.venv/bin/python tests/interop/slix_im.py --host … --port … MODE ARGS…`.
 fn slix_im(mode: &str, server: &Server, args: &[&str]) -> ClientProcess {
-    let dir = interop_dir();
-    let python = dir.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `./tests/run.sh --install-only`",
-        python.display()
-    );
-    let addr = server.ports.direct_tls;
-    let mut cmd = Command::new(python);
-    cmd.arg(dir.join("slix_im.py"))
-        .arg(mode)
-        .args(["--host", &addr.ip().to_string()])
-        .args(["--port", &addr.port().to_string()])
+    let mut cmd = slixmpp_driver("slix_im.py", server.ports.direct_tls);
+    cmd.arg(mode)
         .args(["--timeout", DRIVER_TIMEOUT_SECS])
-        .args(args)
-        .current_dir(&dir);
+        .args(args);
     ClientProcess::spawn(&format!("slixmpp {mode}"), cmd, None)
 }
 

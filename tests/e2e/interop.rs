@@ -39,7 +39,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
-use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::interop::{
+    interop_dir, slixmpp_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
+};
 use tessera_tests::{Server, ServerOptions};
 
 const DOMAIN: &str = "localhost";
@@ -77,23 +79,12 @@ fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> 
     ClientProcess::spawn(&format!("xmpp.js {mode}"), cmd, None)
 }
 
-/// `tests/interop/.venv/bin/python tests/interop/slix.py MODE --host … --port … ARGS…`.
+/// `tests/interop/.venv/bin/python tests/interop/slix.py --host … --port … MODE ARGS…`.
 fn slixmpp(mode: &str, addr: std::net::SocketAddr, args: &[&str]) -> ClientProcess {
-    let dir = interop_dir();
-    let python = dir.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `./tests/run.sh --install-only`",
-        python.display()
-    );
-    let mut cmd = Command::new(python);
-    cmd.arg(dir.join("slix.py"))
-        .arg(mode)
-        .args(["--host", &addr.ip().to_string()])
-        .args(["--port", &addr.port().to_string()])
+    let mut cmd = slixmpp_driver("slix.py", addr);
+    cmd.arg(mode)
         .args(["--timeout", DRIVER_TIMEOUT_SECS])
-        .args(args)
-        .current_dir(&dir);
+        .args(args);
     ClientProcess::spawn(&format!("slixmpp {mode}"), cmd, None)
 }
 

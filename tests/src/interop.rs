@@ -24,6 +24,24 @@ pub fn interop_dir() -> PathBuf {
     crate::workspace().join("tests").join("interop")
 }
 
+/// `tests/interop/.venv/bin/python tests/interop/SCRIPT --host … --port …` against a direct TLS
+/// address, run from `tests/interop` (the drivers' own arguments follow).
+pub fn slixmpp_driver(script: &str, addr: std::net::SocketAddr) -> Command {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `./tests/run.sh --install-only`",
+        python.display()
+    );
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join(script))
+        .args(["--host", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .current_dir(&dir);
+    cmd
+}
+
 /// A client subprocess: stdout lines are collected (and parsed when JSON), stderr is kept for
 /// failure messages. Killed on drop.
 #[derive(Debug)]

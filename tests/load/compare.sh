@@ -249,6 +249,10 @@ modules_enabled = [$TESSERA_MODULES]
 listen = ["127.0.0.1:$c2s"]
 direct_tls = ["127.0.0.1:$tls"]
 max_connections_per_ip = 1000000   # the load tool connects from one address
+# A capacity run: no receive throttle, as ejabberd's listener (no shaper) and Prosody (no
+# mod_limits) run here.
+receive_rate = 1073741824
+receive_burst = 1073741824
 
 [http]
 listen = ["127.0.0.1:$http"]

@@ -18,6 +18,9 @@ BIN="$ROOT/target/release"
 # shellcheck source=start.sh
 source "$ROOT/tests/load/start.sh"
 MODULES='"sasl2", "ping", "disco", "presence", "roster", "offline", "carbons", "csi"'
+# A capacity run: each sender writes far beyond the default receive throttle (128 KiB/s).
+C2S_EXTRA='receive_rate = 1073741824
+receive_burst = 1073741824'
 start_server "$BIN"
 trap stop_server EXIT
 run() {

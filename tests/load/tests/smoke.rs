@@ -158,7 +158,7 @@ fn slow_reader_fills_a_reader_that_does_not_read_while_others_ping() {
         "slow-reader",
         &[
             "--flood",
-            "3000",
+            "10000",
             "--pingers",
             "2",
             "--idle",
@@ -167,7 +167,7 @@ fn slow_reader_fills_a_reader_that_does_not_read_while_others_ping() {
             "4",
         ],
     );
-    assert_eq!(r["messages_sent"], 3000, "{r}");
+    assert_eq!(r["messages_sent"], 10000, "{r}");
     assert!(
         r["idle_ping_ms"]["samples"].as_u64().unwrap_or(0) > 0,
         "{r}"
@@ -176,7 +176,8 @@ fn slow_reader_fills_a_reader_that_does_not_read_while_others_ping() {
         r["loaded_ping_ms"]["samples"].as_u64().unwrap_or(0) > 0,
         "{r}"
     );
-    // What the reader never read came back: shed, or bounced once it was closed.
+    // What the reader never read came back: 10 MB is more than its kernel buffers and half its
+    // send buffer hold, so the flood is shed while the sender still listens.
     assert!(r["errors_received"].as_u64().unwrap_or(0) > 0, "{r}");
     assert_cleaned_up(&server);
 }

@@ -313,7 +313,18 @@ fn deliver_to(
     // Shed before the session's filters see it (a stream-management count must not include
     // what was never queued) and before it is serialised.
     if target.outbox.sender_full(sender) {
-        shed(shared, routes, target, stanza, copies);
+        // Shed: handed on now, the session lives.
+        let fate = Fate::of(&stanza.name, stanza.attr("type"));
+        let left_over = copies.is_none_or(|g| g.left_over());
+        hand_on_now(
+            shared,
+            routes,
+            target,
+            stanza,
+            fate,
+            left_over,
+            Reason::SendBufferFull,
+        );
         return;
     }
     let attached = target.attached();
@@ -347,7 +358,22 @@ fn deliver_to(
         Push::Shed(item) => (item, Reason::SendBufferFull),
         Push::Refused(item) => (item, Reason::SessionEnded),
     };
-    if !item.left_over() {
+    let left_over = item.left_over();
+    hand_on_now(shared, routes, target, stanza, item.fate, left_over, reason);
+}
+
+/// A stanza `target` will not write (shed, or its session ended): handed on now, unless it is a
+/// copy another copy of which was or may still be written (`left_over` false).
+fn hand_on_now(
+    shared: &Shared,
+    routes: &Routes,
+    target: &SessionEntry,
+    stanza: Element,
+    fate: Fate,
+    left_over: bool,
+    reason: Reason,
+) {
+    if !left_over {
         shared.delivery.record(Outcome::Dropped, reason);
         return;
     }
@@ -355,29 +381,7 @@ fn deliver_to(
         user: &target.user,
         stream: target.stream_id,
     };
-    leftovers::dispose(shared, routes, to, stanza, item.fate, reason);
-}
-
-/// A stanza whose sender holds half of the session's outbox: handed on now, the session lives.
-fn shed(
-    shared: &Shared,
-    routes: &Routes,
-    target: &SessionEntry,
-    stanza: Element,
-    copies: Option<&Arc<CopyGroup>>,
-) {
-    let fate = Fate::of(&stanza.name, stanza.attr("type"));
-    if copies.is_some_and(|g| !g.left_over()) {
-        shared
-            .delivery
-            .record(Outcome::Dropped, Reason::SendBufferFull);
-        return;
-    }
-    let to = Recipient {
-        user: &target.user,
-        stream: target.stream_id,
-    };
-    leftovers::dispose(shared, routes, to, stanza, fate, Reason::SendBufferFull);
+    leftovers::dispose(shared, routes, to, stanza, fate, reason);
 }
 
 /// The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1): among the available

@@ -634,15 +634,12 @@ impl Conn {
                 StreamPhase::Any => true,
             };
             if allowed {
-                let module = match &self.pinned {
+                let pinned = match &self.pinned {
                     Some(p) if p.name == module.name && !p.is_retired() && !authenticated => {
-                        p.clone()
+                        Some(p.clone())
                     }
-                    _ => module.clone(),
+                    _ => None,
                 };
-                if !authenticated {
-                    self.pinned = Some(module.clone());
-                }
                 let request = StreamElement {
                     stream: self.info.clone(),
                     element,
@@ -650,9 +647,17 @@ impl Conn {
                 // Runs on this I/O thread: module calls take microseconds, and the slow part
                 // of a login (PLAIN's PBKDF2) goes through `Host::blocking`. Handing every
                 // element to another thread cost ~5 context switches and 10 % CPU per login.
-                let actions: Vec<StreamAction> = module
-                    .stream_element(request)
-                    .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
+                // A pinned generation is called as itself even if it has handed over to a
+                // successor since: the exchange is in it.
+                let answer = match &pinned {
+                    Some(p) => p.this_generation().stream_element(request),
+                    None => module.stream_element(request),
+                };
+                if !authenticated {
+                    self.pinned = Some(pinned.unwrap_or_else(|| module.served_last()));
+                }
+                let actions: Vec<StreamAction> =
+                    answer.map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
                 return self.apply(actions);
             }
             if authenticated && phase == &StreamPhase::PreAuth {

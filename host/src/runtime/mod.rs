@@ -7,11 +7,13 @@
 //! * [`bus`] — the event bus;
 //! * [`effects`] — stanzas modules send, applied after the call that sent them;
 //! * [`swap`] — load, unload and hot reload on a running server;
+//! * [`handover`] — the gate that pauses a generation while a reload takes its state;
 //! * [`exchanges`] — SASL exchanges pinned to the module generation that started them.
 
 pub mod bus;
 pub mod effects;
 pub mod exchanges;
+pub mod handover;
 pub mod loader;
 pub mod modules;
 pub mod services;

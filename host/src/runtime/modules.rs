@@ -20,6 +20,8 @@ use tessera_plugin_api::{
     EventFlow, ModuleCalls, PluginError, PluginErrorKind, StanzaHook, StanzaKind, StanzaPoint,
 };
 
+use crate::runtime::handover::{Entry, Gate, Redirect};
+
 /// A callback slower than this is logged: callbacks run inline on connection tasks.
 const SLOW_CALL_MS: u128 = 5;
 
@@ -47,6 +49,9 @@ pub struct Module {
     pub registrations: Registrations,
     instance: PluginInstanceBox,
     retired: std::sync::atomic::AtomicBool,
+    /// Every call passes it, so that a reload can pause this generation and hand its callers
+    /// over to the successor ([`crate::runtime::handover`]).
+    gate: Gate<Arc<Module>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -83,6 +88,7 @@ impl Module {
             registrations: Registrations::default(),
             instance,
             retired: std::sync::atomic::AtomicBool::new(false),
+            gate: Gate::new(handle),
         };
         module.registrations = ModuleCalls::registrations(&module)?;
         Ok(module)
@@ -93,6 +99,11 @@ impl Module {
     /// # Errors
     /// The plugin's error (already logged).
     pub fn event(&self, name: &str, payload: &[u8]) -> Result<EventFlow, PluginError> {
+        let _inside = match self.gate.enter(Redirect::Yes) {
+            Entry::Here(inside) => inside,
+            Entry::Successor(next) => return next.event(name, payload),
+            Entry::Skip => return Ok(EventFlow::Continue),
+        };
         let _effects = crate::runtime::effects::scope();
         let started = Instant::now();
         let r = self
@@ -114,6 +125,11 @@ impl Module {
             .into_result()
             .map(|v| v.into_vec())
             .map_err(PluginError::from)
+    }
+
+    /// The gate of this generation, which a reload pauses ([`crate::runtime::handover`]).
+    pub fn gate(&self) -> &Gate<Arc<Module>> {
+        &self.gate
     }
 
     /// Whether this generation was shut down (a replaced or unloaded module after draining).
@@ -152,6 +168,47 @@ impl Module {
 /// are logged too.
 impl ModuleTransport for Module {
     fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        self.call_through_gate(kind, payload, redirect_of(kind))
+    }
+
+    fn answer_failed(&self, kind: u32, error: &PluginError) {
+        self.log_failure(module_call::name(kind), error);
+    }
+}
+
+/// Calls to one generation even after it handed over to a successor: the elements of a
+/// pre-auth stream whose SASL exchange began on it (`c2s::conn` pins them).
+#[derive(Debug)]
+pub struct ThisGeneration<'a>(&'a Module);
+
+impl ModuleTransport for ThisGeneration<'_> {
+    fn call_raw(&self, kind: u32, payload: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        self.0.call_through_gate(kind, payload, Redirect::Stay)
+    }
+
+    fn answer_failed(&self, kind: u32, error: &PluginError) {
+        self.0.answer_failed(kind, error);
+    }
+}
+
+impl Module {
+    /// This generation's calls, never redirected to a successor.
+    pub fn this_generation(&self) -> ThisGeneration<'_> {
+        ThisGeneration(self)
+    }
+
+    fn call_through_gate(
+        &self,
+        kind: u32,
+        payload: Vec<u8>,
+        redirect: Redirect,
+    ) -> Result<Vec<u8>, PluginError> {
+        let _inside = match self.gate.enter(redirect) {
+            Entry::Here(inside) => inside,
+            Entry::Successor(next) => return next.call_raw(kind, payload),
+            // Only a timer is skipped, and it answers `()`, which encodes as nothing.
+            Entry::Skip => return Ok(Vec::new()),
+        };
         let _effects = crate::runtime::effects::scope();
         let started = Instant::now();
         let answer = self
@@ -162,11 +219,44 @@ impl ModuleTransport for Module {
             .map_err(PluginError::from);
         let what = module_call::name(kind);
         self.note_duration(what, started);
+        // Set after the call, so that the outermost call on this thread is the one recorded.
+        LAST_SERVED.with(|last| last.set(self.handle));
         answer.inspect_err(|e| self.log_failure(what, e))
     }
 
-    fn answer_failed(&self, kind: u32, error: &PluginError) {
-        self.log_failure(module_call::name(kind), error);
+    /// The generation that served the last call made on this thread through `self`: `self`,
+    /// or a successor the call was handed to. A pre-auth stream pins it, so that its SASL
+    /// exchange goes on where it began.
+    pub fn served_last(self: &Arc<Self>) -> Arc<Module> {
+        let handle = LAST_SERVED.with(std::cell::Cell::get);
+        let mut generation = self.clone();
+        loop {
+            if generation.handle == handle {
+                return generation;
+            }
+            match generation.gate.successor() {
+                Some(next) => generation = next.clone(),
+                None => return self.clone(),
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The generation that served the last module call made on this thread.
+    static LAST_SERVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Where a call of `kind` may go once its generation has handed over to a successor.
+fn redirect_of(kind: u32) -> Redirect {
+    match kind {
+        // The exchange lives in the generation that started it (see `runtime::exchanges`).
+        module_call::mechanism_step | module_call::mechanism_end => Redirect::Stay,
+        // A timer is this generation's own; the successor re-arms what it took over.
+        module_call::timer => Redirect::Drop,
+        // A stanza call names its hook by its number in this generation's registrations.
+        module_call::stanza => Redirect::IfSameStanzaHooks,
+        _ => Redirect::Yes,
     }
 }
 

@@ -57,6 +57,15 @@ pub enum SwapError {
         /// Its error.
         message: String,
     },
+    /// Calls inside the running instance did not return, so its state could not be taken
+    /// whole; it keeps serving.
+    #[error("module `{module}`: {busy}; its state cannot be taken while they run, so it was not reloaded and keeps serving (try again)")]
+    Busy {
+        /// The module.
+        module: String,
+        /// What was still running.
+        busy: crate::runtime::handover::Busy,
+    },
     /// Too many generations are mapped.
     #[error("module `{module}`: {count} generations are mapped (limit {limit}; {total} generations, {bytes} bytes mapped in all); restart the server to reclaim them")]
     TooManyGenerations {

@@ -34,6 +34,9 @@ pub const MAX_GENERATIONS: usize = 64;
 /// How long a replaced generation may stay in use before its pinned exchanges are dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// How long a reload waits for the calls inside the old instance to return before it gives up
+/// (callbacks are meant to take microseconds; the slow-callback warning is at 5 ms).
+pub const QUIESCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Owns the module generations and runs load, unload, reload and config reload.
 #[derive(Debug)]
@@ -286,6 +289,16 @@ impl ModuleManager {
             .ok_or_else(|| SwapError::NotLoaded(name.to_owned()))?;
         let prepared = self.prepare(shared, name)?;
         let old = live[pos].clone();
+        // From here until the hand-over, calls to the old instance wait: its state is taken
+        // whole. Any failure drops `paused`, which lets them through to the old instance.
+        let paused_at = Instant::now();
+        let paused = old.gate().pause(QUIESCE_TIMEOUT).map_err(|busy| {
+            self.record_unused(&prepared.library);
+            SwapError::Busy {
+                module: name.to_owned(),
+                busy,
+            }
+        })?;
         let state = old.save_state().map_err(|e| {
             self.record_unused(&prepared.library);
             SwapError::SaveState {
@@ -296,12 +309,15 @@ impl ModuleManager {
         let new = Arc::new(self.instantiate(shared, &prepared, &state)?);
         live[pos] = new.clone();
         Self::install(shared, live);
+        let stanzas_same = new.registrations.stanza_hooks == old.registrations.stanza_hooks;
+        paused.hand_over(new.clone(), stanzas_same);
+        let paused_ms = paused_at.elapsed().as_secs_f64() * 1e3;
         self.record(&new, GenState::Running);
         fire(shared, events::MODULE_UNLOADED, &old);
         fire(shared, events::MODULE_LOADED, &new);
-        tracing::info!(plugin = %name, from = %old.build_id, to = %new.build_id, state_bytes = state.len(), "module reloaded");
+        tracing::info!(plugin = %name, from = %old.build_id, to = %new.build_id, state_bytes = state.len(), paused_ms, "module reloaded");
         let message = format!(
-            "reloaded {name}: {} (build {}) -> {} (build {}); {} bytes of state handed over; old generation draining; {}",
+            "reloaded {name}: {} (build {}) -> {} (build {}); {} bytes of state handed over; calls paused {paused_ms:.1} ms; old generation draining; {}",
             old.version,
             old.build_id,
             new.version,

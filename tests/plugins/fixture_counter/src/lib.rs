@@ -8,10 +8,15 @@
 //! message with `<count xmlns='urn:tessera:test:count'/>` to a full JID is numbered: its
 //! `<count/>` gets `n='K'` and `build='…'`, K counting such messages delivered to that session
 //! in the session's module state (kept by the host, so it survives reloads).
+//!
+//! `fixture_counter_init_delay_ms` makes `init` that slow, so that a test can hold a reload's
+//! hand-over window open while events keep arriving.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tessera_plugin_api::protocol::{HookSpec, HttpRequest, HttpResponse, Manifest, Registrations};
+use tessera_plugin_api::protocol::{
+    HookSpec, HttpRequest, HttpResponse, Manifest, OptionSpec, Registrations,
+};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, Stanza, Verdict};
@@ -19,6 +24,8 @@ use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, St
 const COUNT_NS: &str = "urn:tessera:test:count";
 
 const ROUTE: &str = "/test/counter";
+
+const INIT_DELAY_OPTION: &str = "fixture_counter_init_delay_ms";
 
 /// Counts `fixture-count` events and the stanzas its pass-through hook saw.
 #[derive(Debug, Default)]
@@ -34,11 +41,20 @@ impl Module for Counter {
     fn manifest() -> Manifest {
         Manifest {
             description: "Counts fixture-count events (benchmarks)".into(),
+            options: vec![OptionSpec::integer(
+                INIT_DELAY_OPTION,
+                0,
+                10_000,
+                0,
+                "How long init sleeps (hot-swap tests)",
+            )],
             ..Manifest::default()
         }
     }
 
-    fn init(_host: &Host, _config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+    fn init(_host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        let delay = config.integer(INIT_DELAY_OPTION)?;
+        std::thread::sleep(std::time::Duration::from_millis(delay.unsigned_abs()));
         // Restores its count from the previous generation (hot-swap handoff: u64 little endian).
         let seen = match restore {
             Some(bytes) => u64::from_le_bytes(bytes.try_into().map_err(|_| {

@@ -276,6 +276,17 @@ declare_calls! {
         /// Close one session (detached or connected) with a stream error; answers whether it
         /// existed.
         36 => fn close_session(stream: u64, condition: StreamCondition) -> bool;
+        /// Append an entry to this module's archive `archive` of an account if the archive
+        /// stays within `bounds`; counted and appended in one step, so two appends at once
+        /// cannot both take the last place (quotas).
+        37 => fn archive_append_within(
+            archive: &str,
+            user: &str,
+            with: &str,
+            at_ms: u64,
+            data: &Bytes,
+            bounds: ArchiveBounds,
+        ) -> ArchiveAppend;
     }
 }
 

@@ -161,6 +161,75 @@ pub struct ArchiveQuery {
     pub reverse: bool,
 }
 
+/// Bounds a bounded append must stay within ([`crate::HostCalls::archive_append_within`]),
+/// counted over the account's whole archive, the new entry included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveBounds {
+    /// Entries the archive may hold.
+    pub max_entries: u64,
+    /// Bytes of entry data the archive may hold.
+    pub max_bytes: u64,
+    /// The new entry's class: a label the module chooses (`""` for none), kept with the entry
+    /// so that the entries of one class can be bounded apart.
+    pub class: String,
+    /// Entries of that class the archive may hold.
+    pub max_in_class: u64,
+}
+
+impl ArchiveBounds {
+    /// No bound at all (an entry put back where it came from).
+    pub fn none(class: &str) -> Self {
+        Self {
+            max_entries: u64::MAX,
+            max_bytes: u64::MAX,
+            class: class.to_owned(),
+            max_in_class: u64::MAX,
+        }
+    }
+
+    /// The bound an entry of `new_bytes` would cross in an archive holding `entries` entries
+    /// of `bytes` bytes, `in_class` of them in the entry's class; `None` if it fits. The
+    /// order of the checks is the order of the answer's precedence: entries, bytes, class.
+    pub fn crossed(
+        &self,
+        entries: u64,
+        bytes: u64,
+        in_class: u64,
+        new_bytes: u64,
+    ) -> Option<ArchiveBound> {
+        if entries >= self.max_entries {
+            Some(ArchiveBound::Entries)
+        } else if bytes.saturating_add(new_bytes) > self.max_bytes {
+            Some(ArchiveBound::Bytes)
+        } else if in_class >= self.max_in_class {
+            Some(ArchiveBound::Class)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which bound a refused append would have crossed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ArchiveBound {
+    /// [`ArchiveBounds::max_entries`].
+    Entries,
+    /// [`ArchiveBounds::max_bytes`].
+    Bytes,
+    /// [`ArchiveBounds::max_in_class`].
+    Class,
+}
+
+/// What a bounded append did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArchiveAppend {
+    /// Appended under this id.
+    Appended(String),
+    /// Not appended: the entry would cross this bound.
+    Full(ArchiveBound),
+}
+
 /// A page of an archive.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchivePage {

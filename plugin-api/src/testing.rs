@@ -116,6 +116,8 @@ struct World {
     sessions: BTreeMap<u64, TestSession>,
     routed: Vec<Element>,
     archives: BTreeMap<(String, String, String), Vec<ArchiveItem>>,
+    /// The class of each entry appended with bounds (by id; `""` when absent).
+    archive_classes: BTreeMap<String, String>,
     hooks: BTreeMap<String, Vec<HookFn>>,
     fail: Option<FailFn>,
     calls: Vec<(String, &'static str)>,
@@ -1013,6 +1015,45 @@ impl HostCalls for Context {
                 data: data.to_vec(),
             });
         Ok(id)
+    }
+
+    fn archive_append_within(
+        &self,
+        archive: &str,
+        user: &str,
+        with: &str,
+        at_ms: u64,
+        data: &Bytes,
+        bounds: ArchiveBounds,
+    ) -> Result<ArchiveAppend, PluginError> {
+        let crossed = {
+            let w = self.host.world();
+            let items = w
+                .archives
+                .get(&(self.module.clone(), archive.to_owned(), key(user)))
+                .map_or(&[][..], Vec::as_slice);
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            let bytes = items.iter().map(|i| count(i.data.len())).sum();
+            let in_class = items
+                .iter()
+                .filter(|i| w.archive_classes.get(&i.id).map_or("", String::as_str) == bounds.class)
+                .count();
+            bounds.crossed(
+                count(items.len()),
+                bytes,
+                count(in_class),
+                count(data.len()),
+            )
+        };
+        if let Some(bound) = crossed {
+            return Ok(ArchiveAppend::Full(bound));
+        }
+        let id = self.archive_append(archive, user, with, at_ms, data)?;
+        self.host
+            .world()
+            .archive_classes
+            .insert(id.clone(), bounds.class);
+        Ok(ArchiveAppend::Appended(id))
     }
 
     fn archive_query(

@@ -502,6 +502,55 @@ fn offline_quota_bounces_with_resource_constraint_and_unloading_offline_bounces(
     assert!(alice.read_until("</message>").contains("back"));
 }
 
+/// mod_offline's share for strangers, with the real roster module telling contacts apart:
+/// a sender outside alice's roster gets `<resource-constraint/>` with its own text once the
+/// share is used, while a contact's messages are still stored, and everything stored arrives.
+#[test]
+fn strangers_cannot_fill_the_offline_mailbox_of_an_account() {
+    let server = Server::start(&ServerOptions {
+        top: "offline_max_messages_from_strangers = 1\n".into(),
+        ..ServerOptions::with_modules(IM)
+    });
+    for user in ["alice", "bob", "eve"] {
+        server.add_user(user, &format!("{user} pw"), None);
+    }
+    let mut alice = login(&server, "alice", "a");
+    alice.send("<iq type='set' id='add'><query xmlns='jabber:iq:roster'><item jid='bob@localhost'/></query></iq>");
+    assert!(alice.read_iq("add").contains("type='result'"));
+    drop(alice);
+    let (mut eve, mut bob) = (login(&server, "eve", "e"), login(&server, "bob", "b"));
+    let send = |c: &mut XmppClient, id: &str| {
+        c.send(&format!(
+            "<message to='alice@localhost' type='chat' id='{id}'><body>{id}</body></message>"
+        ));
+    };
+    send(&mut eve, "eve1");
+    assert_eq!(eve.read_for(Duration::from_millis(300)), "", "stored");
+    send(&mut eve, "eve2");
+    let bounce = eve.read_until("</message>");
+    assert!(bounce.contains("id='eve2'"), "{bounce}");
+    assert_eq!(error_condition(&bounce), "resource-constraint", "{bounce}");
+    assert!(
+        bounce.contains("no more offline messages from senders outside their contacts"),
+        "{bounce}"
+    );
+    for id in ["bob1", "bob2"] {
+        send(&mut bob, id);
+    }
+    assert_eq!(
+        bob.read_for(Duration::from_millis(300)),
+        "",
+        "a contact's are stored"
+    );
+    let mut alice = login(&server, "alice", "a2");
+    alice.send("<presence/>");
+    let got = alice.read_until("bob2</body>");
+    for id in ["eve1", "bob1"] {
+        assert!(got.contains(&format!("<body>{id}</body>")), "{got}");
+    }
+    assert!(!got.contains("eve2"), "{got}");
+}
+
 /// Carbons on a stream with no bound resource: RFC 6120 §7.1 — the stanza is not processed and
 /// the stream is closed with `<not-authorized/>`; every other session goes on.
 #[test]

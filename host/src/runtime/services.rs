@@ -465,6 +465,35 @@ impl HostCalls for PluginContext {
         Ok(item.id)
     }
 
+    fn archive_append_within(
+        &self,
+        archive: &str,
+        user: &str,
+        with: &str,
+        at_ms: u64,
+        data: &Bytes,
+        bounds: ArchiveBounds,
+    ) -> Result<ArchiveAppend, PluginError> {
+        let shared = self.shared()?;
+        let item = ArchiveItem {
+            id: archive_id(crate::now_ms()),
+            with: with.to_owned(),
+            at_ms,
+            data: data.to_vec(),
+        };
+        let user = prep(user)?;
+        let crossed = crate::run_blocking(|| {
+            shared
+                .store
+                .archive_append_within(&self.name, archive, &user, &item, &bounds)
+        })
+        .map_err(store_err)?;
+        Ok(match crossed {
+            Some(bound) => ArchiveAppend::Full(bound),
+            None => ArchiveAppend::Appended(item.id),
+        })
+    }
+
     fn archive_query(
         &self,
         archive: &str,

@@ -8,7 +8,9 @@
 mod sqlite;
 
 pub use sqlite::SqliteStore;
-use tessera_plugin_api::protocol::{ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret};
+use tessera_plugin_api::protocol::{
+    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret,
+};
 
 /// A stored account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +110,16 @@ pub trait Store: Send + Sync + 'static {
         user: &str,
         item: &ArchiveItem,
     ) -> Result<(), StoreError>;
+    /// Append to a module's archive of an account if it stays within `bounds` (counted and
+    /// appended in one transaction); answers the bound it would cross instead.
+    fn archive_append_within(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        item: &ArchiveItem,
+        bounds: &ArchiveBounds,
+    ) -> Result<Option<ArchiveBound>, StoreError>;
     /// Read a page of a module's archive of an account; [`StoreError::UnknownId`] for an
     /// `after_id` or `before_id` that does not exist.
     fn archive_query(

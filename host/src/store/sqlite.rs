@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use tessera_plugin_api::protocol::{ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret};
+use tessera_plugin_api::protocol::{
+    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret,
+};
 
 use super::{AccountRecord, Store, StoreError, MAX_ARCHIVE_PAGE};
 
@@ -47,6 +49,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX module_archive_order ON module_archive (module, archive, account, seq);
     CREATE INDEX module_archive_time ON module_archive (module, archive, account, at);
     CREATE INDEX module_archive_owner ON module_archive (account);",
+    // 3: an entry's class, which a bounded append counts apart (mod_offline: strangers).
+    "ALTER TABLE module_archive ADD COLUMN class TEXT NOT NULL DEFAULT '';",
 ];
 
 const READERS: usize = 4;
@@ -390,6 +394,52 @@ impl Store for SqliteStore {
             ])
         })?;
         Ok(())
+    }
+
+    fn archive_append_within(
+        &self,
+        module: &str,
+        archive: &str,
+        user: &str,
+        item: &ArchiveItem,
+        bounds: &ArchiveBounds,
+    ) -> Result<Option<ArchiveBound>, StoreError> {
+        self.write(|c| {
+            // One writer connection: nothing else writes between the count and the insert.
+            let tx = c.unchecked_transaction()?;
+            let (entries, bytes, in_class) = tx
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(length(data)), 0),
+                            coalesce(sum(class = ?4), 0)
+                     FROM module_archive WHERE module = ?1 AND archive = ?2 AND account = ?3",
+                )?
+                .query_row(params![module, archive, user, bounds.class], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })?;
+            let crossed = bounds.crossed(entries, bytes, in_class, item.data.len() as u64);
+            if crossed.is_none() {
+                tx.prepare_cached(
+                    "INSERT INTO module_archive (module, archive, account, id, peer, at, data, class)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    module,
+                    archive,
+                    user,
+                    item.id,
+                    item.with,
+                    item.at_ms as i64,
+                    item.data,
+                    bounds.class
+                ])?;
+                tx.commit()?;
+            }
+            Ok(crossed)
+        })
     }
 
     fn archive_query(

@@ -369,3 +369,100 @@ fn concurrent_appends_get_unique_ids_and_page_without_gaps() {
         "a UUIDv7 whose first 48 bits are the milliseconds: {id}"
     );
 }
+
+/// A bounded append refuses at each bound in turn (entries, bytes, the class), counts one
+/// account's archive only, and appends otherwise; a put-back without bounds always appends.
+#[test]
+fn a_bounded_append_stops_at_each_bound() {
+    use tessera_plugin_api::protocol::{ArchiveBound, ArchiveBounds};
+    let (_d, s) = store();
+    // Strangers may hold one entry; the others are bounded by the whole archive's bounds.
+    let bounds = |class: &str| ArchiveBounds {
+        max_entries: 4,
+        max_bytes: 10,
+        class: class.into(),
+        max_in_class: if class == "stranger" { 1 } else { u64::MAX },
+    };
+    let put = |id: &str, class: &str| {
+        s.archive_append_within("offline", "q", "alice", &item(id, "bob", 1), &bounds(class))
+            .unwrap()
+    };
+    assert_eq!(put("s1", "stranger"), None);
+    assert_eq!(
+        put("s2", "stranger"),
+        Some(ArchiveBound::Class),
+        "one stranger's entry at most"
+    );
+    assert_eq!(put("c1", ""), None, "another class still fits");
+    // Another account's archive, or another archive, counts apart.
+    let other = s
+        .archive_append_within(
+            "offline",
+            "q",
+            "bob",
+            &item("s3", "x", 1),
+            &bounds("stranger"),
+        )
+        .unwrap();
+    assert_eq!(other, None);
+    assert_eq!(put("c2", ""), None);
+    // 6 bytes so far ("s1", "c1", "c2"); "long" makes 10: fits.
+    assert_eq!(put("long", ""), None);
+    assert_eq!(put("x", ""), Some(ArchiveBound::Entries), "4 entries");
+    s.archive_take("offline", "q", "alice", 1).unwrap();
+    assert_eq!(put("toolong", ""), Some(ArchiveBound::Bytes), "8 + 7 > 10");
+    assert_eq!(put("ok", ""), None, "8 + 2 = 10");
+    assert_eq!(s.archive_count("offline", "q", "alice").unwrap(), 4);
+    // Unbounded: a message put back after a failed delivery is never refused.
+    assert_eq!(
+        s.archive_append_within(
+            "offline",
+            "q",
+            "alice",
+            &item("back", "bob", 1),
+            &ArchiveBounds::none("stranger")
+        )
+        .unwrap(),
+        None
+    );
+    assert_eq!(s.archive_count("offline", "q", "alice").unwrap(), 5);
+}
+
+/// Appends racing from 8 threads never take more places than the bound allows (the count
+/// and the insert are one step).
+#[test]
+fn bounded_appends_at_once_never_exceed_the_bound() {
+    use tessera_plugin_api::protocol::ArchiveBounds;
+    let (_d, s) = store();
+    let s = std::sync::Arc::new(s);
+    let bounds = ArchiveBounds {
+        max_entries: 50,
+        ..ArchiveBounds::none("")
+    };
+    let taken: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let (s, bounds) = (s.clone(), bounds.clone());
+                scope.spawn(move || {
+                    (0..20)
+                        .filter(|i| {
+                            let id = format!("t{t}-{i}");
+                            s.archive_append_within(
+                                "offline",
+                                "q",
+                                "alice",
+                                &item(&id, "b", 1),
+                                &bounds,
+                            )
+                            .unwrap()
+                            .is_none()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert_eq!(taken, 50);
+    assert_eq!(s.archive_count("offline", "q", "alice").unwrap(), 50);
+}

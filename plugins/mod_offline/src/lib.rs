@@ -13,6 +13,15 @@
 //! | option | default | meaning |
 //! |---|---|---|
 //! | `offline_max_messages` | 500 (1–100000) | messages kept per account; the next one is bounced with `<resource-constraint/>` (type `wait`) |
+//! | `offline_max_bytes` | 10485760 (65536–1073741824) | bytes of stored messages per account (10 MiB); a message that would go beyond is bounced the same way |
+//! | `offline_max_messages_from_strangers` | 100 (0–100000) | of those, messages from senders not in the account's roster; beyond, theirs are bounced the same way (0: never stored) |
+//!
+//! Each bound is checked and the message stored in one step of the store, so two messages
+//! arriving at once cannot both take the last place. The strangers' share keeps one sender (or
+//! a crowd of throwaway accounts) from filling the mailbox so that contacts' messages bounce;
+//! without a roster module there are no contacts to tell apart and only the first two bounds
+//! apply. The byte bound keeps 500 large messages (up to the stanza limit each) from costing
+//! the store 100 MiB per account.
 //!
 //! ## What is not stored
 //! * `headline`, `groupchat` and `error` messages (the host never offers them: a headline
@@ -49,9 +58,11 @@ use std::sync::Mutex;
 
 use tessera_plugin_api::datetime::format_utc_millis;
 use tessera_plugin_api::events::priority;
-use tessera_plugin_api::im::{self, PresenceAvailable};
+use tessera_plugin_api::im::{self, Contact, ContactsQuery, PresenceAvailable};
 use tessera_plugin_api::jid::Jid;
-use tessera_plugin_api::protocol::{HookSpec, Manifest, Registrations, TimerFired};
+use tessera_plugin_api::protocol::{
+    ArchiveAppend, ArchiveBound, ArchiveBounds, HookSpec, Manifest, Registrations, TimerFired,
+};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::{self, Element, ParseLimits};
@@ -67,6 +78,8 @@ const ARCHIVE: &str = "offline";
 const BATCH: u32 = 32;
 /// The pause between two batches, in milliseconds.
 const TICK_MS: u64 = 40;
+/// The class of messages from senders outside the account's roster.
+const STRANGER: &str = "stranger";
 /// Timer tags: `replay <stream> <account>`.
 const REPLAY: &str = "replay";
 const DELAY_NS: &str = "urn:xmpp:delay";
@@ -86,6 +99,10 @@ tessera_plugin_api::options! {
     pub struct Options {
         /// messages kept per account; one more is bounced with resource-constraint
         offline_max_messages: u64 = 500, range 1..=100_000;
+        /// bytes of stored messages per account; beyond, bounced with resource-constraint
+        offline_max_bytes: u64 = 10 * 1024 * 1024, range 65_536..=1_073_741_824;
+        /// stored messages from senders outside the account's roster; beyond, theirs bounce
+        offline_max_messages_from_strangers: u64 = 100, range 0..=100_000;
     }
 }
 
@@ -218,27 +235,39 @@ impl Module for Offline {
         if !host.user_exists(user)? {
             return Ok(Verdict::Pass);
         }
-        if host.archive_count(ARCHIVE, user)? >= self.options.offline_max_messages {
-            return Ok(Verdict::Error {
-                condition: StanzaCondition::ResourceConstraint,
-                text: Some("the recipient's offline storage is full".into()),
-            });
-        }
         let with = message
             .attr("from")
             .and_then(|f| Jid::parse(f).ok())
             .map(|j| j.bare())
             .unwrap_or_default();
+        let class = self.class_of(host, user, &with)?;
+        let bounds = ArchiveBounds {
+            max_entries: self.options.offline_max_messages,
+            max_bytes: self.options.offline_max_bytes,
+            class: class.to_owned(),
+            max_in_class: if class == STRANGER {
+                self.options.offline_max_messages_from_strangers
+            } else {
+                u64::MAX
+            },
+        };
         let now = host.now_ms();
         let stored = stamped(message, &self.domain, now).to_xml_in("");
-        host.archive_append(
+        let appended = host.archive_append_within(
             ARCHIVE,
             user,
             &with,
             now,
             wire::Bytes::new(stored.as_bytes()),
+            bounds,
         )?;
-        Ok(Verdict::Stored)
+        Ok(match appended {
+            ArchiveAppend::Appended(_) => Verdict::Stored,
+            ArchiveAppend::Full(bound) => Verdict::Error {
+                condition: StanzaCondition::ResourceConstraint,
+                text: Some(full_text(bound).into()),
+            },
+        })
     }
 
     fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
@@ -263,7 +292,34 @@ impl Module for Offline {
     }
 }
 
+/// What a bounce for a full mailbox says, by the bound it reached.
+pub fn full_text(bound: ArchiveBound) -> &'static str {
+    match bound {
+        ArchiveBound::Bytes => "the recipient's offline storage is full (size)",
+        ArchiveBound::Class => {
+            "the recipient keeps no more offline messages from senders outside their contacts"
+        }
+        _ => "the recipient's offline storage is full",
+    }
+}
+
 impl Offline {
+    /// The class a message from `with` is stored in: [`STRANGER`] for a sender not in the
+    /// account's roster, `""` otherwise (the account itself, the server, a contact, or any
+    /// sender when no roster module answers).
+    fn class_of(&self, host: &Host, user: &str, with: &str) -> Result<&'static str, PluginError> {
+        if with.is_empty() || with == self.domain || with == format!("{user}@{}", self.domain) {
+            return Ok("");
+        }
+        let query = ContactsQuery {
+            user: user.to_owned(),
+            contact: Some(with.to_owned()),
+        };
+        let rosters: Vec<Vec<Contact>> = host.call_hook_as(im::ROSTER_CONTACTS, &query)?;
+        let stranger = !rosters.is_empty() && rosters.iter().all(Vec::is_empty);
+        Ok(if stranger { STRANGER } else { "" })
+    }
+
     /// Hand a batch of the account's stored messages, oldest first, to a session that takes
     /// messages, and come back for the next batch a tick later. If the session is gone, what
     /// was taken goes back to storage (after any that arrived meanwhile) for the next session.
@@ -284,13 +340,16 @@ impl Offline {
             };
             if !host.send_to_session(stream, message)? {
                 locked(&self.replays).remove(&(stream, user.to_owned()));
+                // Back where they were taken from, whatever the bounds say now, in their class.
                 for item in std::iter::once(item).chain(rest) {
-                    host.archive_append(
+                    let class = self.class_of(host, user, &item.with)?;
+                    host.archive_append_within(
                         ARCHIVE,
                         user,
                         &item.with,
                         item.at_ms,
                         wire::Bytes::new(&item.data),
+                        ArchiveBounds::none(class),
                     )?;
                 }
                 return Ok(());

@@ -251,3 +251,133 @@ fn a_reload_in_the_middle_of_a_replay_carries_it_on() {
     assert_eq!(rest, 38, "the other 38 came after the reload");
     assert!(host.timers().is_empty(), "and then no more ticks");
 }
+
+fn world_with(options: &[(&str, i64)]) -> (Arc<TestHost>, Loaded<Offline>) {
+    let host = TestHost::new(DOMAIN);
+    host.add_account("alice", "pw", None);
+    let mut config = Config::default();
+    for (key, value) in options {
+        config.set(key, OptionValue::Integer(*value));
+    }
+    let m = host.load::<Offline>(config).expect("load");
+    (host, m)
+}
+
+/// A roster module in which alice has one contact, bob.
+fn roster_with_bob(host: &TestHost) {
+    host.on_hook(im::ROSTER_CONTACTS, |payload| {
+        let query: ContactsQuery = wire::decode("query", payload).ok()?;
+        let bob = "bob@example.org";
+        let contacts: Vec<Contact> = match query.contact.as_deref() {
+            Some(jid) if jid != bob => Vec::new(),
+            _ => vec![Contact {
+                jid: bob.into(),
+                to: true,
+                from: true,
+            }],
+        };
+        wire::encode(&contacts).ok()
+    });
+}
+
+fn from(sender: &str, body: &str) -> Element {
+    let mut m = message(Some("chat"), Some(body));
+    m.set_attr("from", format!("{sender}/res"));
+    m
+}
+
+fn bounced(text: &str) -> Option<Verdict> {
+    Some(Verdict::Error {
+        condition: StanzaCondition::ResourceConstraint,
+        text: Some(text.into()),
+    })
+}
+
+#[test]
+fn the_byte_quota_bounces_what_would_go_beyond_it() {
+    let (host, m) = world_with(&[("offline_max_bytes", 65_536)]);
+    let big = "x".repeat(20_000);
+    for _ in 0..3 {
+        assert_eq!(
+            offer(&m, "alice", &message(Some("chat"), Some(&big))),
+            Some(Verdict::Stored)
+        );
+    }
+    assert_eq!(
+        offer(&m, "alice", &message(Some("chat"), Some(&big))),
+        bounced("the recipient's offline storage is full (size)")
+    );
+    // A small one still fits in what is left.
+    assert_eq!(
+        offer(&m, "alice", &message(Some("chat"), Some("small"))),
+        Some(Verdict::Stored)
+    );
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 4, "nothing stored was lost");
+}
+
+#[test]
+fn strangers_share_of_the_mailbox_is_bounded_and_contacts_still_get_through() {
+    let (host, m) = world_with(&[("offline_max_messages_from_strangers", 2)]);
+    roster_with_bob(&host);
+    for (i, sender) in ["mallory@example.org", "trudy@example.org"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            offer(&m, "alice", &from(sender, &i.to_string())),
+            Some(Verdict::Stored)
+        );
+    }
+    assert_eq!(
+        offer(&m, "alice", &from("eve@example.org", "third stranger")),
+        bounced("the recipient keeps no more offline messages from senders outside their contacts")
+    );
+    for i in 0..5 {
+        assert_eq!(
+            offer(&m, "alice", &from("bob@example.org", &format!("bob {i}"))),
+            Some(Verdict::Stored),
+            "a contact is not held back by strangers"
+        );
+    }
+    // The server and the account itself are no strangers either.
+    assert_eq!(
+        offer(&m, "alice", &from("alice@example.org", "note to self")),
+        Some(Verdict::Stored)
+    );
+    // Put back after a failed delivery, the strangers' messages keep their class.
+    available(&m, 99, 0);
+    assert_eq!(
+        offer(&m, "alice", &from("eve@example.org", "still no")),
+        bounced("the recipient keeps no more offline messages from senders outside their contacts")
+    );
+    let phone = host.add_session("alice", "phone");
+    available(&m, phone, 0);
+    assert_eq!(host.take_outbox(phone).len(), 8);
+}
+
+#[test]
+fn without_a_roster_there_are_no_strangers() {
+    let (_host, m) = world_with(&[("offline_max_messages_from_strangers", 1)]);
+    for i in 0..3 {
+        assert_eq!(
+            offer(&m, "alice", &from(&format!("s{i}@example.org"), "hi")),
+            Some(Verdict::Stored)
+        );
+    }
+}
+
+#[test]
+fn strangers_share_zero_stores_nothing_of_theirs() {
+    let (host, m) = world_with(&[("offline_max_messages_from_strangers", 0)]);
+    roster_with_bob(&host);
+    assert_eq!(
+        offer(&m, "alice", &from("eve@example.org", "hi")),
+        bounced("the recipient keeps no more offline messages from senders outside their contacts")
+    );
+    assert_eq!(
+        offer(&m, "alice", &from("bob@example.org", "hi")),
+        Some(Verdict::Stored)
+    );
+}

@@ -287,6 +287,9 @@ declare_calls! {
             data: &Bytes,
             bounds: ArchiveBounds,
         ) -> ArchiveAppend;
+        /// Apply several writes of this module's store in one step: all of them or none
+        /// (and one commit to disk instead of one each).
+        38 => fn kv_write(scope: KvScope<'_>, writes: Vec<KvWrite>) -> ();
     }
 }
 

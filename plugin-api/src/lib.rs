@@ -85,6 +85,7 @@ pub mod im;
 pub mod jid;
 pub mod names;
 pub mod options;
+pub mod paced;
 pub mod protocol;
 pub mod ratelimit;
 pub mod reply;

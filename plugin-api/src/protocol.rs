@@ -582,6 +582,33 @@ pub enum KvScope<'a> {
     Account(&'a str),
 }
 
+/// One write of a batch ([`crate::HostCalls::kv_write`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvWrite {
+    /// The key.
+    pub key: String,
+    /// Its new value, or `None` to delete it.
+    pub value: Option<String>,
+}
+
+impl KvWrite {
+    /// Set `key` to `value`.
+    pub fn put(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    /// Delete `key`.
+    pub fn delete(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
 /// SCRAM verifier for one hash, as stored by the host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramSecret {

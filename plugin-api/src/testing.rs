@@ -782,6 +782,18 @@ impl HostCalls for Context {
         Ok(self.host.world().kv.remove(&slot).is_some())
     }
 
+    fn kv_write(&self, scope: KvScope<'_>, writes: Vec<KvWrite>) -> Result<(), PluginError> {
+        let mut w = self.host.world();
+        for write in writes {
+            let slot = (self.module.clone(), scope_key(&scope), write.key);
+            match write.value {
+                Some(v) => w.kv.insert(slot, v),
+                None => w.kv.remove(&slot),
+            };
+        }
+        Ok(())
+    }
+
     fn kv_list(
         &self,
         scope: KvScope<'_>,

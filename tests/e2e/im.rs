@@ -585,7 +585,14 @@ fn carbons_enabled_before_binding_close_that_stream_only() {
 fn roster_and_offline_reloaded_under_traffic_lose_nothing() {
     const MESSAGES: usize = 300;
     const RELOADS: usize = 10;
-    let server = server();
+    // Alice is not in bob's roster: lift mod_offline's share for strangers (100), which
+    // `strangers_cannot_fill_the_offline_mailbox_of_an_account` covers.
+    let server = Server::start(&ServerOptions {
+        top: "offline_max_messages_from_strangers = 500\n".into(),
+        ..ServerOptions::with_modules(IM)
+    });
+    server.add_user("alice", "alice pw", None);
+    server.add_user("bob", "bob pw", None);
     server.add_user("carol", "carol pw", None);
     let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
     let (mut carol, carol_jid) =

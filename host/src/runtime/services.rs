@@ -299,6 +299,12 @@ impl HostCalls for PluginContext {
             .map_err(store_err)
     }
 
+    fn kv_write(&self, scope: KvScope<'_>, writes: Vec<KvWrite>) -> Result<(), PluginError> {
+        let shared = self.shared()?;
+        crate::run_blocking(|| shared.store.kv_write(&self.name, &scope, &writes))
+            .map_err(store_err)
+    }
+
     fn kv_delete(&self, scope: KvScope<'_>, key: &str) -> Result<bool, PluginError> {
         let shared = self.shared()?;
         crate::run_blocking(|| shared.store.kv_delete(&self.name, &scope, key)).map_err(store_err)

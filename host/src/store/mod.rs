@@ -9,7 +9,8 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 use tessera_plugin_api::protocol::{
-    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret,
+    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, KvWrite,
+    ScramSecret,
 };
 
 /// A stored account.
@@ -95,6 +96,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Delete a module's entry; returns whether it existed.
     fn kv_delete(&self, module: &str, scope: &KvScope, key: &str) -> Result<bool, StoreError>;
+    /// Apply a batch of puts and deletes of a module's entries in one transaction.
+    fn kv_write(&self, module: &str, scope: &KvScope, writes: &[KvWrite])
+        -> Result<(), StoreError>;
     /// A module's entries whose key starts with `prefix`, sorted by key.
     fn kv_list(
         &self,

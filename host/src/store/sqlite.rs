@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tessera_plugin_api::protocol::{
-    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, ScramSecret,
+    ArchiveBound, ArchiveBounds, ArchiveItem, ArchivePage, ArchiveQuery, KvScope, KvWrite,
+    ScramSecret,
 };
 
 use super::{AccountRecord, Store, StoreError, MAX_ARCHIVE_PAGE};
@@ -338,6 +339,34 @@ impl Store for SqliteStore {
                  ON CONFLICT (module, scope, key) DO UPDATE SET value = excluded.value",
                 params![module, scope_key(scope), key, value],
             )
+        })?;
+        Ok(())
+    }
+
+    fn kv_write(
+        &self,
+        module: &str,
+        scope: &KvScope,
+        writes: &[KvWrite],
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            let tx = c.unchecked_transaction()?;
+            for write in writes {
+                match &write.value {
+                    Some(value) => tx
+                        .prepare_cached(
+                            "INSERT INTO module_kv (module, scope, key, value) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (module, scope, key) DO UPDATE SET value = excluded.value",
+                        )?
+                        .execute(params![module, scope_key(scope), write.key, value])?,
+                    None => tx
+                        .prepare_cached(
+                            "DELETE FROM module_kv WHERE module = ?1 AND scope = ?2 AND key = ?3",
+                        )?
+                        .execute(params![module, scope_key(scope), write.key])?,
+                };
+            }
+            tx.commit()
         })?;
         Ok(())
     }

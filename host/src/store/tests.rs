@@ -466,3 +466,38 @@ fn bounded_appends_at_once_never_exceed_the_bound() {
     assert_eq!(taken, 50);
     assert_eq!(s.archive_count("offline", "q", "alice").unwrap(), 50);
 }
+
+/// A batch applies its puts and deletes in order, in the module's own scope.
+#[test]
+fn a_kv_batch_applies_puts_and_deletes_in_order() {
+    use tessera_plugin_api::protocol::KvWrite;
+    let (_d, s) = store();
+    let scope = KvScope::Account("alice");
+    s.kv_put("roster", &scope, "old", "x").unwrap();
+    s.kv_put("other", &scope, "old", "kept").unwrap();
+    s.kv_write(
+        "roster",
+        &scope,
+        &[
+            KvWrite::put("a", "1"),
+            KvWrite::delete("old"),
+            KvWrite::put("b", "2"),
+            KvWrite::delete("b"),
+            KvWrite::delete("c"),
+            KvWrite::put("c", "3"),
+        ],
+    )
+    .unwrap();
+    let all = s.kv_list("roster", &scope, "").unwrap();
+    assert_eq!(
+        all,
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("c".to_owned(), "3".to_owned())
+        ]
+    );
+    assert_eq!(
+        s.kv_get("other", &scope, "old").unwrap().as_deref(),
+        Some("kept")
+    );
+}

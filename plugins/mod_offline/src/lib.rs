@@ -54,17 +54,16 @@
 //! dropped silently by the presence and roster modules.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 use tessera_plugin_api::datetime::format_utc_millis;
 use tessera_plugin_api::events::priority;
 use tessera_plugin_api::im::{self, Contact, ContactsQuery, PresenceAvailable};
 use tessera_plugin_api::jid::Jid;
+use tessera_plugin_api::paced::Paced;
 use tessera_plugin_api::protocol::{
     ArchiveAppend, ArchiveBound, ArchiveBounds, HookSpec, Manifest, Registrations, TimerFired,
 };
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
-use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::{self, Element, ParseLimits};
 use tessera_plugin_api::{
     wire, Config, Event, EventFlow, Host, LogLevel, Module, PluginError, Stanza, StanzaCondition,
@@ -80,7 +79,7 @@ const BATCH: u32 = 32;
 const TICK_MS: u64 = 40;
 /// The class of messages from senders outside the account's roster.
 const STRANGER: &str = "stranger";
-/// Timer tags: `replay <stream> <account>`.
+/// Timer tag of the replay ticks.
 const REPLAY: &str = "replay";
 const DELAY_NS: &str = "urn:xmpp:delay";
 const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
@@ -111,9 +110,9 @@ tessera_plugin_api::options! {
 pub struct Offline {
     options: Options,
     domain: String,
-    /// Replays with more batches to come: (stream, account). Handed over on a hot swap, whose
-    /// new generation sets their timers again (the old generation's die with it).
-    replays: Mutex<BTreeSet<(u64, String)>>,
+    /// Replays with more batches to come. Handed over on a hot swap, whose new generation sets
+    /// their timers again (the old generation's die with it).
+    replays: Paced,
 }
 
 /// The version of the state handed over on a hot swap.
@@ -194,22 +193,26 @@ impl Module for Offline {
     }
 
     fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        // The state is the set of (stream, account) replays: a replay has no cursor, since
+        // taking a batch removes it from storage.
         let replays: BTreeSet<(u64, String)> = match restore {
             Some(bytes) => wire::decode_state("offline", STATE_VERSION, bytes)?,
             None => BTreeSet::new(),
         };
-        for (stream, user) in &replays {
-            host.set_timer(TICK_MS, &format!("{REPLAY} {stream} {user}"))?;
-        }
+        let pending = replays
+            .into_iter()
+            .map(|key| (key, String::new()))
+            .collect();
         Ok(Self {
             options: Options::from_config(config)?,
             domain: host.host_info()?.domain,
-            replays: Mutex::new(replays),
+            replays: Paced::restore(REPLAY, TICK_MS, host, pending)?,
         })
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        wire::encode_state(STATE_VERSION, &*locked(&self.replays))
+        let replays: BTreeSet<(u64, String)> = self.replays.pending().into_keys().collect();
+        wire::encode_state(STATE_VERSION, &replays)
     }
 
     fn registrations(&self) -> Registrations {
@@ -281,12 +284,8 @@ impl Module for Offline {
     }
 
     fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
-        let mut parts = timer.tag.splitn(3, ' ');
-        if let (Some(REPLAY), Some(stream), Some(user)) = (parts.next(), parts.next(), parts.next())
-        {
-            if let Ok(stream) = stream.parse() {
-                self.deliver(host, stream, user)?;
-            }
+        if let Some(tick) = self.replays.fired(&timer) {
+            self.deliver(host, tick.stream, &tick.user)?;
         }
         Ok(())
     }
@@ -339,7 +338,7 @@ impl Offline {
                 }
             };
             if !host.send_to_session(stream, message)? {
-                locked(&self.replays).remove(&(stream, user.to_owned()));
+                self.replays.done(stream, user);
                 // Back where they were taken from, whatever the bounds say now, in their class.
                 for item in std::iter::once(item).chain(rest) {
                     let class = self.class_of(host, user, &item.with)?;
@@ -355,12 +354,10 @@ impl Offline {
                 return Ok(());
             }
         }
-        let key = (stream, user.to_owned());
         if full {
-            locked(&self.replays).insert(key);
-            host.set_timer(TICK_MS, &format!("{REPLAY} {stream} {user}"))?;
+            self.replays.next_tick(host, stream, user, String::new())?;
         } else {
-            locked(&self.replays).remove(&key);
+            self.replays.done(stream, user);
         }
         Ok(())
     }

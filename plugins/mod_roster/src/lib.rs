@@ -19,22 +19,34 @@
 //! | `roster_max_name_length` | 1023 (1–65535) | bytes of an item's `name`; longer gets `<not-acceptable/>` |
 //! | `roster_max_group_length` | 1023 (1–65535) | bytes of a group name; longer gets `<not-acceptable/>` |
 //! | `roster_max_groups` | 64 (1–10000) | groups on one item; more gets `<not-acceptable/>` |
+//! | `roster_max_bytes` | 1048576 (65536–67108864) | stored size of all items of a roster (1 MiB; an item with a name and a group takes about 100 bytes); a set or a subscription that would go beyond gets `<policy-violation/>` |
+//! | `roster_max_pending_requests` | 100 (0–10000) | subscription requests kept whole (up to 4 KiB each) to be shown again at each login until answered; others are shown once and only marked pending |
 //!
 //! ## Behaviour worth knowing
 //! * Subscription stanzas leave with the sender's bare JID as `from` and the contact's bare
 //!   JID as `to`, their extensions kept; the module routes them itself, in the RFC's order
 //!   (`unavailable` before a cancelling `unsubscribed`, the roster push after the stanza).
-//! * A request to an account that has no available resource is kept whole and delivered to
-//!   each resource that becomes available (the `presence-available` event) until answered;
-//!   one per contact. A request to an account that does not exist is dropped silently
-//!   (§8.5.1), like every subscription stanza to it: nothing tells the sender whether the
-//!   account exists.
+//! * A request is kept whole and delivered to each resource that becomes available (the
+//!   `presence-available` event) until answered, one per contact, 16 a tick (40 ms) apart so
+//!   that a backlog never outruns the session's output. Kept are at most
+//!   `roster_max_pending_requests`, each up to 4 KiB (a bigger one is kept without its
+//!   extensions); a request beyond that is shown to the resources available now and only
+//!   marked pending, so that approving it later still sends `subscribed`. Pending requests
+//!   count against `roster_max_items` too: beyond it a request is shown and not recorded.
+//!   A request to an account that does not exist is dropped silently (§8.5.1), like every
+//!   subscription stanza to it: nothing tells the sender whether the account exists.
+//! * Limits and `roster-contacts` read the roster's summary (one entry: version, each item's
+//!   subscription and size, each request's state), never every item; every change writes its
+//!   entries and the summary in one step (`store`).
 //! * A subscription to oneself gets `<not-allowed/>`; one without `to` `<bad-request/>`.
 //! * Presence sent on the account's behalf (its current presence after an approval,
 //!   `unavailable` after a cancellation) comes from the presence module through the
 //!   `presence-current` hook; without a presence module only the subscription changes.
 //! * Changes of one account's roster run one at a time (a lock per account), so a client's
-//!   roster set and a contact's `subscribed` arriving together both take effect.
+//!   roster set and a contact's `subscribed` arriving together both take effect, and pushes
+//!   leave in version order. A hot swap pauses the module until the new generation is in
+//!   place (the host's hand-over gate), so the old and the new instance never change a roster
+//!   at once and the lock need not outlive the instance.
 //! * Other modules read rosters through the `roster-contacts` hook
 //!   (`tessera_plugin_api::im`).
 
@@ -52,7 +64,10 @@ use tessera_plugin_api::im::{
     self, Contact, ContactsQuery, PresenceAvailable, PresenceQuery, ROSTER_CONTACTS,
 };
 use tessera_plugin_api::jid::Jid;
-use tessera_plugin_api::protocol::{HookSpec, IqRequest, Manifest, Registrations, StreamInfo};
+use tessera_plugin_api::paced::{self, Paced};
+use tessera_plugin_api::protocol::{
+    HookSpec, IqRequest, Manifest, Registrations, StreamInfo, TimerFired,
+};
 use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::xml::Element;
@@ -63,8 +78,8 @@ use tessera_plugin_api::{
 
 use crate::iq::{ItemLimits, Request};
 use crate::item::Item;
-use crate::store::Store;
-use crate::subscription::{Effects, Kind, PresenceToContact, Relation};
+use crate::store::{Change, Store, Summary};
+use crate::subscription::{Effects, Kind, PresenceToContact, Relation, Subscription};
 
 /// The `jabber:iq:roster` namespace.
 pub const NS: &str = "jabber:iq:roster";
@@ -80,6 +95,16 @@ const STORED_LIMITS: tessera_plugin_api::xml::ParseLimits = tessera_plugin_api::
 };
 /// Locks serialising roster changes, one per account hash (a bounded set, never cleaned up).
 const LOCK_STRIPES: usize = 64;
+/// A request stanza bigger than this is kept without its extensions.
+const MAX_KEPT_REQUEST_BYTES: usize = 4096;
+/// Kept requests shown to a newly available resource per tick.
+const REQUEST_BATCH: usize = 16;
+/// The pause between two batches, in milliseconds.
+const REQUEST_TICK_MS: u64 = 40;
+/// Timer tag of the request ticks.
+const REQUESTS: &str = "requests";
+/// The version of the state handed over on a hot swap.
+const STATE_VERSION: u8 = 1;
 
 tessera_plugin_api::options! {
     /// The options as declared.
@@ -92,6 +117,10 @@ tessera_plugin_api::options! {
         roster_max_group_length: usize = 1023, range 1..=65_535;
         /// groups on one item; more gets not-acceptable
         roster_max_groups: usize = 64, range 1..=10_000;
+        /// stored size of a roster's items; beyond gets policy-violation
+        roster_max_bytes: usize = 1_048_576, range 65_536..=67_108_864;
+        /// subscription requests kept whole to be shown at each login until answered
+        roster_max_pending_requests: usize = 100, range 0..=10_000;
     }
 }
 
@@ -104,6 +133,8 @@ pub struct Roster {
     options: Options,
     domain: String,
     stripes: Vec<Mutex<()>>,
+    /// Kept requests still to be shown to newly available resources (handed over on a swap).
+    replays: Paced,
 }
 
 impl Roster {
@@ -142,12 +173,28 @@ impl Module for Roster {
         }
     }
 
-    fn init(host: &Host, config: &Config, _restore: Option<&[u8]>) -> Result<Self, PluginError> {
+    fn init(host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        let pending = match restore {
+            Some(bytes) => wire::decode_state("roster", STATE_VERSION, bytes)?,
+            None => paced::Pending::new(),
+        };
         Ok(Self {
             options: Options::from_config(config)?,
             domain: host.host_info()?.domain,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            replays: Paced::restore(REQUESTS, REQUEST_TICK_MS, host, pending)?,
         })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        wire::encode_state(STATE_VERSION, &self.replays.pending())
+    }
+
+    fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
+        if let Some(tick) = self.replays.fired(&timer) {
+            self.show_requests(host, tick.stream, &tick.user, &tick.cursor)?;
+        }
+        Ok(())
     }
 
     fn registrations(&self) -> Registrations {
@@ -241,18 +288,24 @@ impl Module for Roster {
         }
         let query: ContactsQuery = wire::decode(name, payload)?;
         let store = Store::of(host, &query.user);
-        let items = match &query.contact {
-            Some(jid) => store.item(jid)?.into_iter().collect(),
-            None => store.items()?,
+        let contact = |jid: String, subscription: Subscription| Contact {
+            jid,
+            to: subscription.to(),
+            from: subscription.from(),
         };
-        let contacts: Vec<Contact> = items
-            .into_iter()
-            .map(|i| Contact {
-                jid: i.jid,
-                to: i.subscription.to(),
-                from: i.subscription.from(),
-            })
-            .collect();
+        let contacts: Vec<Contact> = match &query.contact {
+            Some(jid) => store
+                .item(jid)?
+                .map(|i| contact(i.jid, i.subscription))
+                .into_iter()
+                .collect(),
+            // The summary: one entry, however many names and groups the items carry.
+            None => store
+                .summary()?
+                .contacts()
+                .map(|(jid, s)| contact(jid.to_owned(), s))
+                .collect(),
+        };
         wire::encode(&contacts).map(Some)
     }
 
@@ -261,14 +314,7 @@ impl Module for Roster {
             let available: PresenceAvailable = event.decode()?;
             if available.initial {
                 // §3.1.3 rule 4: each new available resource gets the requests still open.
-                for (_, stanza) in Store::of(host, &available.user).requests()? {
-                    match tessera_plugin_api::xml::parse(stanza.as_bytes(), STORED_LIMITS) {
-                        Ok(el) => {
-                            host.send_to_session(available.stream_id, el)?;
-                        }
-                        Err(e) => host.log(LogLevel::Warn, &format!("stored request: {e}")),
-                    }
-                }
+                self.show_requests(host, available.stream_id, &available.user, "")?;
             }
         }
         Ok(EventFlow::Continue)
@@ -286,7 +332,7 @@ impl Roster {
     ) -> Result<Element, PluginError> {
         host.session_set(stream, INTERESTED, Some(wire::Bytes::new(&[1])))?;
         let store = Store::of(host, user);
-        let current = store.version()?.to_string();
+        let current = store.summary()?.ver.to_string();
         let result = reply::iq_result(iq, &self.domain);
         // §2.6.3: a client with the current version gets an empty result (and later pushes).
         if ver.as_deref() == Some(current.as_str()) {
@@ -308,20 +354,25 @@ impl Roster {
     ) -> Result<Option<Element>, PluginError> {
         let _serial = self.lock(user);
         let store = Store::of(host, user);
-        match store.item(&item.jid)? {
+        let mut change = Change::on(store.summary()?);
+        if let Some(old) = store.item(&item.jid)? {
             // §2.4: name and groups are replaced; the subscription is the server's.
-            Some(old) => {
-                item.subscription = old.subscription;
-                item.pending_out = old.pending_out;
-                item.approved = old.approved;
-            }
-            None if store.count()? >= self.options.roster_max_items => {
-                return Ok(self.full(iq));
-            }
-            None => {}
+            item.subscription = old.subscription;
+            item.pending_out = old.pending_out;
+            item.approved = old.approved;
         }
-        store.put(&item)?;
-        self.push(host, user, &store, item.to_element())?;
+        if let Some(refusal) = self.beyond_limits(change.summary(), &item) {
+            return Ok(reply::error(
+                iq,
+                StanzaCondition::PolicyViolation,
+                Some(&refusal),
+                &self.domain,
+            ));
+        }
+        change.put_item(&item);
+        let ver = change.bump();
+        store.commit(change)?;
+        push_to_interested(host, user, item.to_element(), &ver.to_string())?;
         Ok(Some(reply::iq_result(iq, &self.domain)))
     }
 
@@ -342,10 +393,13 @@ impl Roster {
                 &self.domain,
             ));
         };
-        let pending_in = store.request(jid)?.is_some();
-        store.delete(jid)?;
-        store.delete_request(jid)?;
-        self.push(host, user, &store, item::removed(jid))?;
+        let mut change = Change::on(store.summary()?);
+        let pending_in = change.summary().has_request(jid);
+        change.delete_item(jid);
+        change.forget_request(jid);
+        let ver = change.bump();
+        store.commit(change)?;
+        push_to_interested(host, user, item::removed(jid), &ver.to_string())?;
         // §2.5.2: the contact is told, on the account's behalf.
         let own = self.bare(user);
         if old.subscription.to() || old.pending_out {
@@ -367,7 +421,8 @@ impl Roster {
         let _serial = self.lock(user);
         let store = Store::of(host, user);
         let own = self.bare(user);
-        let mut denied: Vec<String> = store.requests()?.into_iter().map(|(jid, _)| jid).collect();
+        let summary = store.summary()?;
+        let mut denied: Vec<&str> = summary.pending_contacts().collect();
         for item in store.items()? {
             if item.subscription.to() || item.pending_out {
                 host.route(subscription_stanza(&own, &item.jid, Kind::Unsubscribe))?;
@@ -379,22 +434,28 @@ impl Roster {
             }
         }
         for jid in denied {
-            host.route(subscription_stanza(&own, &jid, Kind::Unsubscribed))?;
+            host.route(subscription_stanza(&own, jid, Kind::Unsubscribed))?;
         }
         Ok(())
     }
 
-    fn full(&self, stanza: &Element) -> Option<Element> {
-        let text = format!(
-            "the roster is full ({} items)",
-            self.options.roster_max_items
-        );
-        reply::error(
-            stanza,
-            StanzaCondition::PolicyViolation,
-            Some(&text),
-            &self.domain,
-        )
+    /// Why writing `item` would take the roster beyond its limits, if it would: one item
+    /// more than `roster_max_items`, or more stored bytes than `roster_max_bytes`.
+    fn beyond_limits(&self, summary: &Summary, item: &Item) -> Option<String> {
+        let new = summary.bytes_of(&item.jid) == 0;
+        if new && summary.items() >= self.options.roster_max_items {
+            return Some(format!(
+                "the roster is full ({} items)",
+                self.options.roster_max_items
+            ));
+        }
+        let bytes = summary.bytes() - summary.bytes_of(&item.jid) + item.encode().len();
+        (bytes > self.options.roster_max_bytes).then(|| {
+            format!(
+                "the roster is full ({} bytes)",
+                self.options.roster_max_bytes
+            )
+        })
     }
 
     /// A subscription stanza from one of the account's sessions (Appendix A.2).
@@ -421,20 +482,20 @@ impl Roster {
         }
         let _serial = self.lock(user);
         let store = Store::of(host, user);
+        let mut change = Change::on(store.summary()?);
         let old = store.item(&contact)?;
         let mut relation = old
             .as_ref()
             .map_or_else(Relation::default, |i| i.relation(false));
-        relation.pending_in = store.request(&contact)?.is_some();
+        relation.pending_in = change.summary().has_request(&contact);
         let fx = subscription::outbound(&mut relation, kind);
-        if old.is_none() && fx.push && store.count()? >= self.options.roster_max_items {
-            let text = format!(
-                "the roster is full ({} items)",
-                self.options.roster_max_items
-            );
-            return Ok(refuse_owned(StanzaCondition::PolicyViolation, text));
+        if old.is_none() && fx.push {
+            if let Some(refusal) = self.beyond_limits(change.summary(), &Item::new(&contact)) {
+                return Ok(refuse_owned(StanzaCondition::PolicyViolation, refusal));
+            }
         }
-        let pushed = Self::record(&store, old, &contact, &relation, &fx)?;
+        let pushed = Self::record(&mut change, old, &contact, &relation, &fx);
+        store.commit(change)?;
         if fx.presence == Some(PresenceToContact::Unavailable) {
             self.unavailable_to(host, user, &contact)?;
         }
@@ -476,20 +537,21 @@ impl Roster {
         let own = self.bare(user);
         let _serial = self.lock(user);
         let store = Store::of(host, user);
+        let mut change = Change::on(store.summary()?);
         let old = store.item(&contact)?;
         let mut relation = old
             .as_ref()
             .map_or_else(Relation::default, |i| i.relation(false));
-        relation.pending_in = store.request(&contact)?.is_some();
+        relation.pending_in = change.summary().has_request(&contact);
         let fx = subscription::inbound(&mut relation, kind);
         // Delivered as the account sees it: from the contact's bare JID to its own.
         presence.set_attr("from", &contact);
         presence.set_attr("to", &own);
-        if fx.store_request && store.requests()?.len() < self.options.roster_max_items {
-            // Written with its namespace, so that it parses back as a client stanza.
-            store.put_request(&contact, &presence.to_xml_in(""))?;
+        if fx.store_request {
+            self.keep_request(&mut change, &contact, &presence);
         }
-        let pushed = Self::record(&store, old, &contact, &relation, &fx)?;
+        let pushed = Self::record(&mut change, old, &contact, &relation, &fx);
+        store.commit(change)?;
         if fx.forward {
             // A request goes to the available resources (§3.1.3), answers to the interested
             // ones (§3.1.6, §3.2.3, §3.3.3), before the push.
@@ -524,34 +586,86 @@ impl Roster {
     /// Store a relation's change; answers the item to push and its version when something
     /// visible changed. Runs before any stanza goes out, so that a failing store sends nothing.
     fn record(
-        store: &Store<'_>,
+        change: &mut Change,
         old: Option<Item>,
         contact: &str,
         relation: &Relation,
         fx: &Effects,
-    ) -> Result<Option<(Element, String)>, PluginError> {
+    ) -> Option<(Element, String)> {
         if fx.forget_request {
-            store.delete_request(contact)?;
+            change.forget_request(contact);
         }
         if !fx.push {
-            return Ok(None);
+            return None;
         }
         let mut item = old.unwrap_or_else(|| Item::new(contact));
         item.set_relation(relation);
-        store.put(&item)?;
-        Ok(Some((item.to_element(), store.bump()?.to_string())))
+        change.put_item(&item);
+        Some((item.to_element(), change.bump().to_string()))
     }
 
-    /// Count a change and push the item to every interested resource (RFC 6121 §2.1.6).
-    fn push(
+    /// Record a contact's request (§3.1.3): kept whole while fewer than
+    /// `roster_max_pending_requests` are (without its extensions if it is bigger than
+    /// [`MAX_KEPT_REQUEST_BYTES`]), else only marked pending while pending requests are fewer
+    /// than `roster_max_items`, else not at all (it is still shown to the resources available
+    /// now).
+    fn keep_request(&self, change: &mut Change, contact: &str, presence: &Element) {
+        let summary = change.summary();
+        let again = summary.has_request(contact);
+        let kept = summary.kept_requests();
+        if kept < self.options.roster_max_pending_requests || summary.request_kept(contact) {
+            // Written with its namespace, so that it parses back as a client stanza.
+            let mut whole = presence.to_xml_in("");
+            if whole.len() > MAX_KEPT_REQUEST_BYTES {
+                let mut bare = Element::new("presence", CLIENT_NS);
+                for attr in ["type", "from", "to", "id"] {
+                    if let Some(v) = presence.attr(attr) {
+                        bare.set_attr(attr, v);
+                    }
+                }
+                whole = bare.to_xml_in("");
+            }
+            change.put_request(contact, Some(&whole));
+        } else if again || summary.requests() < self.options.roster_max_items {
+            change.put_request(contact, None);
+        }
+    }
+
+    /// Show a newly available resource the kept requests after `cursor`, a batch now and the
+    /// rest a tick later each, until none is left or the session is gone.
+    fn show_requests(
         &self,
         host: &Host,
+        stream: u64,
         user: &str,
-        store: &Store<'_>,
-        item: Element,
+        cursor: &str,
     ) -> Result<(), PluginError> {
-        let ver = store.bump()?.to_string();
-        push_to_interested(host, user, item, &ver)
+        let store = Store::of(host, user);
+        let summary = store.summary()?;
+        let batch: Vec<&str> = summary.kept_after(cursor).take(REQUEST_BATCH + 1).collect();
+        let more = batch.len() > REQUEST_BATCH;
+        let mut last = cursor;
+        for jid in batch.into_iter().take(REQUEST_BATCH) {
+            last = jid;
+            let Some(stanza) = store.request(jid)? else {
+                continue;
+            };
+            match tessera_plugin_api::xml::parse(stanza.as_bytes(), STORED_LIMITS) {
+                Ok(el) => {
+                    if !host.send_to_session(stream, el)? {
+                        self.replays.done(stream, user);
+                        return Ok(());
+                    }
+                }
+                Err(e) => host.log(LogLevel::Warn, &format!("stored request: {e}")),
+            }
+        }
+        if more {
+            self.replays.next_tick(host, stream, user, last.to_owned())
+        } else {
+            self.replays.done(stream, user);
+            Ok(())
+        }
     }
 
     /// `unavailable` from each available resource of the account to a contact.

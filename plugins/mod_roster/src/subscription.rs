@@ -40,6 +40,17 @@ impl Subscription {
         matches!(self, Self::From | Self::Both)
     }
 
+    /// The subscription for a `subscription` value (`remove` is not one).
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "none" => Self::None,
+            "to" => Self::To,
+            "from" => Self::From,
+            "both" => Self::Both,
+            _ => return None,
+        })
+    }
+
     const fn of(to: bool, from: bool) -> Self {
         match (to, from) {
             (false, false) => Self::None,

@@ -351,10 +351,13 @@ fn a_request_to_an_offline_account_is_kept_and_shown_at_each_new_available_resou
     let bob = w.session("bob", "laptop");
     w.send(bob, presence("unsubscribed", "alice@example.org"));
     w.carry();
-    assert!(Store::of(w.roster.host(), "bob")
-        .requests()
-        .expect("store")
-        .is_empty());
+    assert_eq!(
+        Store::of(w.roster.host(), "bob")
+            .summary()
+            .expect("store")
+            .requests(),
+        0
+    );
     let item = w.item("alice", "bob@example.org").expect("item");
     assert_eq!(
         (item.subscription, item.pending_out),
@@ -507,7 +510,10 @@ fn bad_input_gets_its_precise_error_and_changes_nothing() {
     let items = Store::of(w.roster.host(), "alice").items().expect("items");
     assert_eq!(items, [Item::new("carol@example.org")]);
     assert_eq!(
-        Store::of(w.roster.host(), "alice").version().expect("ver"),
+        Store::of(w.roster.host(), "alice")
+            .summary()
+            .expect("ver")
+            .ver,
         1
     );
 }
@@ -619,5 +625,250 @@ fn an_account_about_to_be_deleted_ends_its_subscriptions() {
         item.subscription,
         Subscription::None,
         "bob no longer shares with the name"
+    );
+}
+
+fn config(options: &[(&str, i64)]) -> Config {
+    let mut config = Config::default();
+    for (key, value) in options {
+        config.set(key, OptionValue::Integer(*value));
+    }
+    config
+}
+
+/// A contact's `subscribe` arriving for alice (through her inbound hook).
+fn request_from(w: &World, contact: &str, extra: Option<Element>) {
+    let mut stanza = presence("subscribe", "alice@example.org").with_attr("from", contact);
+    if let Some(extra) = extra {
+        stanza.push_child(extra);
+    }
+    w.roster
+        .stanza(StanzaPoint::ToBare, &stanza, Some("alice"), None)
+        .expect("stanza");
+}
+
+fn announce(w: &World, stream: u64) {
+    w.roster
+        .event(
+            im::PRESENCE_AVAILABLE,
+            &PresenceAvailable {
+                stream_id: stream,
+                user: "alice".into(),
+                full_jid: w.host.session(stream).expect("session").full_jid,
+                priority: 0,
+                initial: true,
+            },
+        )
+        .expect("event");
+}
+
+fn senders(outbox: &[Element]) -> Vec<String> {
+    outbox
+        .iter()
+        .filter_map(|e| e.attr("from").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_byte_budget_refuses_what_would_go_beyond_it_and_counts_replacements_once() {
+    let w = world_with(config(&[("roster_max_bytes", 65_536)]));
+    let phone = w.session("alice", "phone");
+    let groups = |n: usize| {
+        (0..n)
+            .map(|i| Element::new("group", NS).with_text(format!("{i:04}{}", "g".repeat(996))))
+            .collect::<Vec<_>>()
+    };
+    let with_groups = |jid: &str, n: usize| {
+        let mut item = item_el(jid);
+        for g in groups(n) {
+            item.push_child(g);
+        }
+        item
+    };
+    let ok = w.iq(phone, roster_set(vec![with_groups("big@example.org", 60)]));
+    assert_eq!(ok.attr("type"), Some("result"), "{}", xml(&ok));
+    let refused = w.iq(phone, roster_set(vec![with_groups("more@example.org", 10)]));
+    assert!(
+        xml(&refused).contains("<policy-violation")
+            && xml(&refused).contains("the roster is full (65536 bytes)"),
+        "{}",
+        xml(&refused)
+    );
+    // Replacing the big item with a bigger one counts its old size once: 62 groups fit.
+    let replaced = w.iq(phone, roster_set(vec![with_groups("big@example.org", 62)]));
+    assert_eq!(replaced.attr("type"), Some("result"), "{}", xml(&replaced));
+    // A subscription that would add an item is refused the same way, and nothing is sent:
+    // fill the roster to 10 bytes short of the budget first.
+    let used = || {
+        Store::of(w.roster.host(), "alice")
+            .summary()
+            .expect("summary")
+            .bytes()
+    };
+    let mut pad = Item::new("pad@example.org");
+    while used() + pad.encode().len() < 65_536 - 10 {
+        let room = 65_536 - 10 - used() - pad.encode().len();
+        // A group costs its text, two quotes and a comma (and `"g":[]` for the first).
+        let overhead = if pad.groups.is_empty() { 8 } else { 3 };
+        let text = format!("{:02}", pad.groups.len());
+        let len = room.saturating_sub(overhead).clamp(text.len(), 1000);
+        pad.groups
+            .push(format!("{text}{}", "p".repeat(len - text.len())));
+        if used() + pad.encode().len() > 65_536 - 10 {
+            pad.groups.pop();
+            break;
+        }
+    }
+    let mut pad_el = item_el(&pad.jid);
+    for g in &pad.groups {
+        pad_el.push_child(Element::new("group", NS).with_text(g));
+    }
+    let padded = w.iq(phone, roster_set(vec![pad_el]));
+    assert_eq!(padded.attr("type"), Some("result"), "{}", xml(&padded));
+    assert!(used() > 65_536 - 33, "{} bytes used", used());
+    let verdict = w.send(phone, presence("subscribe", "new@example.org"));
+    assert!(
+        matches!(&verdict, Verdict::Error { condition: StanzaCondition::PolicyViolation, text: Some(t) } if t == "the roster is full (65536 bytes)"),
+        "{verdict:?}"
+    );
+    assert!(w.host.take_routed().is_empty());
+    assert_eq!(w.item("alice", "new@example.org"), None);
+}
+
+#[test]
+fn requests_beyond_those_kept_are_shown_once_and_approving_them_still_answers() {
+    let w = world_with(config(&[("roster_max_pending_requests", 2)]));
+    let phone = w.session("alice", "phone");
+    w.host.set_presence(phone, Some(0));
+    for contact in ["a@example.net", "b@example.net", "c@example.net"] {
+        request_from(&w, contact, None);
+    }
+    // All three are shown to the resource available now.
+    assert_eq!(
+        senders(&w.host.take_outbox(phone)),
+        ["a@example.net", "b@example.net", "c@example.net"]
+    );
+    let summary = Store::of(w.roster.host(), "alice")
+        .summary()
+        .expect("summary");
+    assert_eq!((summary.requests(), summary.kept_requests()), (3, 2));
+    // A new resource is shown the two kept ones only.
+    let laptop = w.session("alice", "laptop");
+    announce(&w, laptop);
+    assert_eq!(
+        senders(&w.host.take_outbox(laptop)),
+        ["a@example.net", "b@example.net"]
+    );
+    // Approving the one not kept still sends `subscribed` (it is pending), then her presence.
+    w.send(phone, presence("subscribed", "c@example.net"));
+    let routed = w.host.take_routed();
+    assert!(
+        routed
+            .iter()
+            .any(|s| s.attr("type") == Some("subscribed") && s.attr("to") == Some("c@example.net")),
+        "{:?}",
+        xmls(&routed)
+    );
+    let item = w.item("alice", "c@example.net").expect("item");
+    assert_eq!(item.subscription, Subscription::From);
+}
+
+#[test]
+fn a_request_too_big_to_keep_is_kept_without_its_extensions() {
+    let w = world();
+    let status = Element::new("status", CLIENT_NS).with_text("x".repeat(5000));
+    request_from(&w, "big@example.net", Some(status));
+    let phone = w.session("alice", "phone");
+    announce(&w, phone);
+    assert_eq!(
+        xmls(&w.host.take_outbox(phone)),
+        ["<presence type='subscribe' from='big@example.net' to='alice@example.org'/>"]
+    );
+}
+
+#[test]
+fn a_long_list_of_requests_is_shown_in_batches_a_tick_apart_and_survives_a_reload() {
+    let w = world();
+    for i in 0..40 {
+        request_from(&w, &format!("c{i:02}@example.net"), None);
+    }
+    let phone = w.session("alice", "phone");
+    announce(&w, phone);
+    let first = senders(&w.host.take_outbox(phone));
+    assert_eq!(first.len(), REQUEST_BATCH);
+    assert_eq!(
+        w.roster.run_due_timers().expect("timers"),
+        0,
+        "not before the tick"
+    );
+    let roster = w.roster.reload(None).expect("reload");
+    let mut all = first;
+    for _ in 0..4 {
+        w.host.advance(REQUEST_TICK_MS);
+        roster.run_due_timers().expect("timers");
+        all.extend(senders(&w.host.take_outbox(phone)));
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("c{i:02}@example.net")).collect();
+    assert_eq!(all, expected, "each once, in order, across the reload");
+    assert!(w.host.timers().is_empty(), "and then no more ticks");
+}
+
+#[test]
+fn a_roster_from_before_the_summary_is_read_and_then_kept_in_one_entry() {
+    let w = world();
+    let host = w.roster.host();
+    let scope = tessera_plugin_api::protocol::KvScope::Account("alice");
+    let mut bob = Item::new("bob@example.org");
+    bob.subscription = Subscription::Both;
+    host.kv_put(scope, "i:bob@example.org", &bob.encode())
+        .expect("put");
+    host.kv_put(
+        scope,
+        "r:eve@example.org",
+        "<presence xmlns='jabber:client' type='subscribe' from='eve@example.org'/>",
+    )
+    .expect("put");
+    host.kv_put(scope, "ver", "7").expect("put");
+    let reply = w
+        .roster
+        .instance
+        .hook(
+            ROSTER_CONTACTS,
+            wire::Bytes::new(
+                &wire::encode(&ContactsQuery {
+                    user: "alice".into(),
+                    contact: None,
+                })
+                .expect("encode"),
+            ),
+        )
+        .expect("hook")
+        .expect("reply");
+    let contacts: Vec<Contact> = wire::decode("roster-contacts", &reply).expect("decode");
+    assert_eq!(
+        contacts,
+        [Contact {
+            jid: "bob@example.org".into(),
+            to: true,
+            from: true
+        }]
+    );
+    let phone = w.session("alice", "phone");
+    assert_eq!(
+        w.iq(phone, roster_get(None))
+            .child("query", NS)
+            .and_then(|q| q.attr("ver")),
+        Some("7")
+    );
+    w.iq(phone, roster_set(vec![item_el("carol@example.org")]));
+    assert_eq!(
+        host.kv_get(scope, "ver").expect("get"),
+        None,
+        "the old entry went"
+    );
+    let summary = Store::of(host, "alice").summary().expect("summary");
+    assert_eq!(
+        (summary.ver, summary.items(), summary.requests()),
+        (8, 2, 1)
     );
 }

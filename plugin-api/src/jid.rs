@@ -73,6 +73,17 @@ pub fn prep_resource(s: &str) -> Result<String, JidError> {
     Ok(p.into_owned())
 }
 
+/// A character a domainpart may hold (RFC 7622 §3.2): in ASCII, what hostnames and IP
+/// literals use; beyond it, anything but spaces and controls (IDNA U-labels). So no JID
+/// carries whitespace, a control character or XML/URI syntax in its domain.
+fn domain_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+    } else {
+        !c.is_whitespace() && !c.is_control()
+    }
+}
+
 impl Jid {
     /// Parse and prepare.
     ///
@@ -88,7 +99,7 @@ impl Jid {
             None => (None, rest),
         };
         let domain = domain.trim_end_matches('.').to_lowercase();
-        if domain.is_empty() || domain.len() > 1023 || domain.contains(['@', '/', ' ']) {
+        if domain.is_empty() || domain.len() > 1023 || !domain.chars().all(domain_char) {
             return Err(invalid("domain", "empty or malformed"));
         }
         Ok(Self {
@@ -135,6 +146,26 @@ mod tests {
         );
         assert!(Jid::parse("@localhost").is_err());
         assert!(Jid::parse("alice@").is_err());
+        // No whitespace, control or markup in a domain (review: a newline split a stored line).
+        for bad in [
+            "a@x\nb",
+            "a@x b",
+            "a@x\tb",
+            "a@x\u{0}",
+            "a@x<y",
+            "x'y",
+            "a@x\u{2028}",
+        ] {
+            assert!(Jid::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "a@[::1]",
+            "a@127.0.0.1",
+            "a@example-1.org",
+            "a@b\u{fc}cher.de",
+        ] {
+            assert!(Jid::parse(good).is_ok(), "{good:?}");
+        }
         assert!(Jid::parse("alice@localhost/").is_err());
     }
 }

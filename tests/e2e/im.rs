@@ -13,11 +13,10 @@
 //! - The raw-XML tests pin down the bad inputs of the issue, each with its precise stanza error
 //!   and with the stream and everything else going on.
 
-use std::process::Command;
 use std::time::Duration;
 
 use tessera_tests::interop::{
-    interop_dir, slixmpp_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
+    slixmpp_driver, xmppjs_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
 };
 use tessera_tests::sasl::Sasl2Extras;
 use tessera_tests::XmppClient;
@@ -45,22 +44,8 @@ fn slix_im(mode: &str, server: &Server, args: &[&str]) -> ClientProcess {
 
 /// `node tests/interop/xmppjs.mjs MODE --service xmpps://… --domain localhost --user … EXTRA…`.
 fn xmppjs(mode: &str, server: &Server, users: &[(&str, &str)], extra: &[&str]) -> ClientProcess {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/@xmpp/client").is_dir(),
-        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
-        dir.display()
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("xmppjs.mjs"))
-        .args([mode, "--service", &format!("xmpp://{}", server.ports.c2s)])
-        .args(["--domain", "localhost", "--timeout", DRIVER_TIMEOUT_SECS])
-        .current_dir(&dir)
-        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
-        .env("NODE_NO_WARNINGS", "1");
-    for (user, password) in users {
-        cmd.arg("--user").arg(format!("{user}:{password}"));
-    }
+    let service = format!("xmpp://{}", server.ports.c2s);
+    let mut cmd = xmppjs_driver(mode, &service, users);
     cmd.args(extra);
     ClientProcess::spawn(&format!("xmpp.js {mode}"), cmd, None)
 }

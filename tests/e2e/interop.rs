@@ -40,7 +40,7 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::Value;
 use tessera_tests::interop::{
-    interop_dir, slixmpp_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
+    slixmpp_driver, xmppjs_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS,
 };
 use tessera_tests::{Server, ServerOptions};
 
@@ -58,23 +58,7 @@ fn server_with(users: &[(&str, &str)]) -> Server {
 
 /// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p … EXTRA…`.
 fn xmppjs(mode: &str, service: &str, users: &[(&str, &str)], extra: &[&str]) -> ClientProcess {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/@xmpp/client").is_dir(),
-        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
-        dir.display()
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("xmppjs.mjs"))
-        .args([mode, "--service", service, "--domain", DOMAIN])
-        .args(["--timeout", DRIVER_TIMEOUT_SECS])
-        .current_dir(&dir)
-        // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
-        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
-        .env("NODE_NO_WARNINGS", "1");
-    for (user, password) in users {
-        cmd.arg("--user").arg(format!("{user}:{password}"));
-    }
+    let mut cmd = xmppjs_driver(mode, service, users);
     cmd.args(extra);
     ClientProcess::spawn(&format!("xmpp.js {mode}"), cmd, None)
 }

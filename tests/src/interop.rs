@@ -42,6 +42,29 @@ pub fn slixmpp_driver(script: &str, addr: std::net::SocketAddr) -> Command {
     cmd
 }
 
+/// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p …` run from
+/// `tests/interop` (the driver's own arguments follow).
+pub fn xmppjs_driver(mode: &str, service: &str, users: &[(&str, &str)]) -> Command {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@xmpp/client").is_dir(),
+        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
+        dir.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("xmppjs.mjs"))
+        .args([mode, "--service", service, "--domain", "localhost"])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+        .current_dir(&dir)
+        // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
+        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
+        .env("NODE_NO_WARNINGS", "1");
+    for (user, password) in users {
+        cmd.arg("--user").arg(format!("{user}:{password}"));
+    }
+    cmd
+}
+
 /// A client subprocess: stdout lines are collected (and parsed when JSON), stderr is kept for
 /// failure messages. Killed on drop.
 #[derive(Debug)]

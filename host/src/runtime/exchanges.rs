@@ -97,6 +97,14 @@ impl Exchanges {
         old.map(|r| r.provider)
     }
 
+    /// Pin a running exchange to another generation: the one that served its first step when
+    /// a hot swap handed the call over.
+    pub fn repin(&self, exchange: u64, provider: Arc<Module>) {
+        if let Some(mut running) = self.running.get_mut(&exchange) {
+            running.provider = provider;
+        }
+    }
+
     /// The module an exchange is pinned to.
     pub fn provider(&self, exchange: u64) -> Option<Arc<Module>> {
         self.running.get(&exchange).map(|r| r.provider.clone())

@@ -12,7 +12,8 @@
 //!
 //! Bounded both ways, so a swap can never hang the server:
 //! * a call that waits longer than [`WAIT_LIMIT`] (the successor's `init` stuck behind a lock
-//!   that the waiting caller holds) goes on to the old generation, and this is logged;
+//!   that the waiting caller holds) is refused, and this is logged: it fails like a call to a
+//!   module that errs, and the old generation, whose state is already taken, never serves it;
 //! * calls that do not leave within the reload's quiesce limit make the reload fail: the gate
 //!   opens again and the old generation serves on, as after any failed reload.
 //!
@@ -50,6 +51,8 @@ pub enum Entry<'a, T> {
     /// Nowhere: a call that only this generation can answer (its own timer) after it handed
     /// its state over. The successor re-arms what it took over.
     Skip,
+    /// Refused: it waited [`WAIT_LIMIT`] for a reload that did not finish.
+    Refused,
 }
 
 /// What a call may do once the generation has handed over.
@@ -57,9 +60,6 @@ pub enum Entry<'a, T> {
 pub enum Redirect {
     /// Go to the successor.
     Yes,
-    /// Go to the successor if it numbers its stanza hooks as this generation did (a stanza
-    /// call names its hook by number); stay here otherwise.
-    IfSameStanzaHooks,
     /// Stay here: the call belongs to this generation (the next step of a SASL exchange it
     /// started).
     Stay,
@@ -67,13 +67,14 @@ pub enum Redirect {
     Drop,
 }
 
-/// The gate of one generation; `T` is what a successor is (an `Arc<Module>`).
+/// The gate of one generation; `T` is what it hands over to (for a module: the successor,
+/// held weakly, and how its stanza hooks are numbered).
 #[derive(Debug)]
 pub struct Gate<T> {
     handle: u64,
     phase: AtomicU8,
     in_flight: AtomicUsize,
-    successor: OnceLock<(T, bool)>,
+    successor: OnceLock<T>,
     lock: Mutex<()>,
     changed: Condvar,
 }
@@ -85,11 +86,19 @@ pub struct Inside<'a, T> {
     counted: bool,
 }
 
+/// Forget the innermost entry of `handle` on this thread's list.
+fn leave(handle: u64) {
+    INSIDE.with(|inside| {
+        let mut inside = inside.borrow_mut();
+        if let Some(pos) = inside.iter().rposition(|h| *h == handle) {
+            inside.remove(pos);
+        }
+    });
+}
+
 impl<T> Drop for Inside<'_, T> {
     fn drop(&mut self) {
-        INSIDE.with(|inside| {
-            inside.borrow_mut().pop();
-        });
+        leave(self.gate.handle);
         if self.counted
             && self.gate.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
             && self.gate.phase.load(Ordering::SeqCst) == PAUSED
@@ -167,20 +176,15 @@ impl<T: Clone> Gate<T> {
         if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.notify();
         }
-        let phase = self.wait_while_paused();
-        if phase == HANDED_OVER {
-            if let Some((next, stanzas_same)) = self.successor.get() {
-                match redirect {
-                    Redirect::Yes => return Entry::Successor(next.clone()),
-                    Redirect::IfSameStanzaHooks if *stanzas_same => {
-                        return Entry::Successor(next.clone())
-                    }
-                    Redirect::Drop => return Entry::Skip,
-                    Redirect::IfSameStanzaHooks | Redirect::Stay => {}
-                }
-            }
+        // Off the async I/O threads' budget: a worker waiting here lets others run.
+        let phase = crate::run_blocking(|| self.wait_while_paused());
+        match (phase, self.successor.get(), redirect) {
+            (PAUSED, _, _) => return Entry::Refused,
+            (HANDED_OVER, Some(next), Redirect::Yes) => return Entry::Successor(next.clone()),
+            (HANDED_OVER, Some(_), Redirect::Drop) => return Entry::Skip,
+            _ => {}
         }
-        // Open again (the reload failed), a call that stays, or a wait that ran out.
+        // Open again (the reload failed), or a call that stays.
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.here(true)
     }
@@ -199,7 +203,7 @@ impl<T: Clone> Gate<T> {
                 tracing::warn!(
                     handle = self.handle,
                     waited_ms = waited.as_millis() as u64,
-                    "a call waited too long for a module reload; the old generation serves it"
+                    "a call waited too long for a module reload and was refused"
                 );
                 return phase;
             }
@@ -249,9 +253,9 @@ impl<T: Clone> Gate<T> {
         })
     }
 
-    /// The successor this generation handed over to, if it has.
+    /// What this generation handed over to, if it has.
     pub fn successor(&self) -> Option<&T> {
-        self.successor.get().map(|(next, _)| next)
+        self.successor.get()
     }
 
     /// Calls inside the generation right now (not counting nested ones).
@@ -262,11 +266,9 @@ impl<T: Clone> Gate<T> {
 
 impl<T: Clone> Paused<'_, T> {
     /// The successor is installed: every call that waited, and every later one, goes to it.
-    /// `stanzas_same` says whether it numbers its stanza hooks as this generation did, so that
-    /// a stanza call (which names its hook by number) may go to it too.
-    pub fn hand_over(mut self, successor: T, stanzas_same: bool) {
+    pub fn hand_over(mut self, successor: T) {
         // A gate hands over once: a generation is replaced once.
-        let _ = self.gate.successor.set((successor, stanzas_same));
+        let _ = self.gate.successor.set(successor);
         self.handed_over = true;
         self.gate.set_phase(HANDED_OVER);
     }
@@ -274,12 +276,7 @@ impl<T: Clone> Paused<'_, T> {
 
 impl<T> Drop for Paused<'_, T> {
     fn drop(&mut self) {
-        INSIDE.with(|inside| {
-            let mut inside = inside.borrow_mut();
-            if let Some(pos) = inside.iter().rposition(|h| *h == self.gate.handle) {
-                inside.remove(pos);
-            }
-        });
+        leave(self.gate.handle);
         if !self.handed_over {
             self.gate.set_phase(OPEN);
         }

@@ -19,7 +19,7 @@ fn enter_on_thread(gate: &Arc<Gate<u32>>, redirect: Redirect) -> mpsc::Receiver<
         let answer = match gate.enter(redirect) {
             Entry::Here(_) => None,
             Entry::Successor(next) => Some(next),
-            Entry::Skip => Some(u32::MAX),
+            Entry::Skip | Entry::Refused => Some(u32::MAX),
         };
         let _ = tx.send(answer);
     });
@@ -71,7 +71,7 @@ fn a_call_during_the_pause_waits_then_goes_to_the_successor() {
         waiting.recv_timeout(Duration::from_millis(150)).is_err(),
         "a call got through a paused gate"
     );
-    paused.hand_over(7, true);
+    paused.hand_over(7);
     assert_eq!(
         waiting.recv_timeout(Duration::from_secs(5)).unwrap(),
         Some(7)
@@ -93,26 +93,28 @@ fn a_failed_reload_lets_the_waiting_call_through_to_the_old_generation() {
 
 #[test]
 fn after_the_hand_over_each_kind_of_call_goes_its_way() {
-    let same = Gate::<u32>::new(1);
-    same.pause(QUIESCE).unwrap().hand_over(9, true);
-    assert!(matches!(same.enter(Redirect::Yes), Entry::Successor(9)));
-    assert!(matches!(
-        same.enter(Redirect::IfSameStanzaHooks),
-        Entry::Successor(9)
-    ));
+    let gate = Gate::<u32>::new(1);
+    gate.pause(QUIESCE).unwrap().hand_over(9);
+    assert!(matches!(gate.enter(Redirect::Yes), Entry::Successor(9)));
     assert!(
-        is_here(&same.enter(Redirect::Stay)),
+        is_here(&gate.enter(Redirect::Stay)),
         "a pinned exchange step"
     );
-    assert!(matches!(same.enter(Redirect::Drop), Entry::Skip), "a timer");
+    assert!(matches!(gate.enter(Redirect::Drop), Entry::Skip), "a timer");
+}
 
-    let renumbered = Gate::<u32>::new(2);
-    renumbered.pause(QUIESCE).unwrap().hand_over(9, false);
-    assert!(is_here(&renumbered.enter(Redirect::IfSameStanzaHooks)));
-    assert!(matches!(
-        renumbered.enter(Redirect::Yes),
-        Entry::Successor(9)
-    ));
+#[test]
+fn a_call_that_waits_beyond_the_limit_is_refused_not_served_by_the_old_generation() {
+    let gate = Arc::new(Gate::<u32>::new(1));
+    let paused = gate.pause(QUIESCE).expect("nothing inside");
+    let waiter = {
+        let gate = gate.clone();
+        thread::spawn(move || matches!(gate.enter(Redirect::Yes), Entry::Refused))
+    };
+    assert!(waiter.join().unwrap(), "refused after {WAIT_LIMIT:?}");
+    assert_eq!(gate.in_flight(), 0);
+    paused.hand_over(3);
+    assert!(matches!(gate.enter(Redirect::Yes), Entry::Successor(3)));
 }
 
 #[test]

@@ -20,6 +20,9 @@ use tessera_plugin_api::{
     EventFlow, ModuleCalls, PluginError, PluginErrorKind, StanzaHook, StanzaKind, StanzaPoint,
 };
 
+use tessera_plugin_api::stanza::{StanzaHeader, Verdict};
+use tessera_plugin_api::wire;
+
 use crate::runtime::handover::{Entry, Gate, Redirect};
 
 /// A callback slower than this is logged: callbacks run inline on connection tasks.
@@ -51,7 +54,48 @@ pub struct Module {
     retired: std::sync::atomic::AtomicBool,
     /// Every call passes it, so that a reload can pause this generation and hand its callers
     /// over to the successor ([`crate::runtime::handover`]).
-    gate: Gate<Arc<Module>>,
+    gate: Gate<Handover>,
+}
+
+/// What a replaced generation hands its callers over to.
+#[derive(Clone, Debug)]
+pub struct Handover {
+    /// The successor, held weakly: a chain of replaced generations must not keep each other
+    /// alive (each is drained when nothing else holds it).
+    pub next: std::sync::Weak<Module>,
+    /// For each of this generation's stanza hooks, the successor's hook with the same
+    /// selector, if it has one: a stanza call names its hook by number.
+    pub stanza_hooks: Arc<[Option<u32>]>,
+}
+
+impl Handover {
+    /// The hand-over from `old` to `new`.
+    pub fn between(old: &Module, new: &Arc<Module>) -> Self {
+        let theirs = &new.registrations.stanza_hooks;
+        let stanza_hooks = old
+            .registrations
+            .stanza_hooks
+            .iter()
+            .map(|spec| {
+                theirs
+                    .iter()
+                    .position(|s| s == spec)
+                    .and_then(|i| u32::try_from(i).ok())
+            })
+            .collect();
+        Self {
+            next: Arc::downgrade(new),
+            stanza_hooks,
+        }
+    }
+}
+
+/// A call refused at the gate or handed to a successor that is gone.
+fn not_served(module: &str) -> PluginError {
+    PluginError::new(
+        PluginErrorKind::INTERNAL,
+        format!("module {module} is being reloaded; the call was not served"),
+    )
 }
 
 impl std::fmt::Debug for Module {
@@ -101,8 +145,12 @@ impl Module {
     pub fn event(&self, name: &str, payload: &[u8]) -> Result<EventFlow, PluginError> {
         let _inside = match self.gate.enter(Redirect::Yes) {
             Entry::Here(inside) => inside,
-            Entry::Successor(next) => return next.event(name, payload),
+            Entry::Successor(h) => match h.next.upgrade() {
+                Some(next) => return next.event(name, payload),
+                None => return Err(not_served(&self.name)),
+            },
             Entry::Skip => return Ok(EventFlow::Continue),
+            Entry::Refused => return Err(not_served(&self.name)),
         };
         let _effects = crate::runtime::effects::scope();
         let started = Instant::now();
@@ -128,7 +176,7 @@ impl Module {
     }
 
     /// The gate of this generation, which a reload pauses ([`crate::runtime::handover`]).
-    pub fn gate(&self) -> &Gate<Arc<Module>> {
+    pub fn gate(&self) -> &Gate<Handover> {
         &self.gate
     }
 
@@ -205,21 +253,39 @@ impl Module {
     ) -> Result<Vec<u8>, PluginError> {
         let _inside = match self.gate.enter(redirect) {
             Entry::Here(inside) => inside,
-            Entry::Successor(next) => return next.call_raw(kind, payload),
+            Entry::Successor(h) => {
+                let Some(next) = h.next.upgrade() else {
+                    return Err(not_served(&self.name));
+                };
+                if kind != module_call::stanza {
+                    return next.call_raw(kind, payload);
+                }
+                return match renumber_stanza_call(&payload, &h.stanza_hooks)? {
+                    Some(payload) => next.call_raw(kind, payload),
+                    // The successor dropped that hook: as if it had never been called.
+                    None => wire::encode(&Verdict::Pass),
+                };
+            }
             // Only a timer is skipped, and it answers `()`, which encodes as nothing.
             Entry::Skip => return Ok(Vec::new()),
+            Entry::Refused => return Err(not_served(&self.name)),
         };
-        let _effects = crate::runtime::effects::scope();
-        let started = Instant::now();
-        let answer = self
-            .instance
-            .call(kind, RSlice::from_slice(&payload))
-            .into_result()
-            .map(|a| a.into_vec())
-            .map_err(PluginError::from);
         let what = module_call::name(kind);
-        self.note_duration(what, started);
-        // Set after the call, so that the outermost call on this thread is the one recorded.
+        let answer = {
+            // Effects (stanzas the call sent) are applied when this scope ends, before the
+            // generation that served is recorded: they may call modules themselves.
+            let _effects = crate::runtime::effects::scope();
+            let started = Instant::now();
+            let answer = self
+                .instance
+                .call(kind, RSlice::from_slice(&payload))
+                .into_result()
+                .map(|a| a.into_vec())
+                .map_err(PluginError::from);
+            self.note_duration(what, started);
+            answer
+        };
+        // Set last, so that the outermost call on this thread is the one recorded.
         LAST_SERVED.with(|last| last.set(self.handle));
         answer.inspect_err(|e| self.log_failure(what, e))
     }
@@ -234,12 +300,26 @@ impl Module {
             if generation.handle == handle {
                 return generation;
             }
-            match generation.gate.successor() {
-                Some(next) => generation = next.clone(),
+            match generation.gate.successor().and_then(|h| h.next.upgrade()) {
+                Some(next) => generation = next,
                 None => return self.clone(),
             }
         }
     }
+}
+
+/// A stanza call's payload with its hook renumbered for the successor (`None`: it has no such
+/// hook).
+fn renumber_stanza_call(
+    payload: &[u8],
+    map: &[Option<u32>],
+) -> Result<Option<Vec<u8>>, PluginError> {
+    let (mut header, body): (StanzaHeader<'_>, &wire::Bytes) = wire::decode("stanza", payload)?;
+    let Some(Some(hook)) = usize::try_from(header.hook).ok().and_then(|i| map.get(i)) else {
+        return Ok(None);
+    };
+    header.hook = *hook;
+    wire::encode(&(header, body)).map(Some)
 }
 
 thread_local! {
@@ -254,8 +334,6 @@ fn redirect_of(kind: u32) -> Redirect {
         module_call::mechanism_step | module_call::mechanism_end => Redirect::Stay,
         // A timer is this generation's own; the successor re-arms what it took over.
         module_call::timer => Redirect::Drop,
-        // A stanza call names its hook by its number in this generation's registrations.
-        module_call::stanza => Redirect::IfSameStanzaHooks,
         _ => Redirect::Yes,
     }
 }
@@ -452,6 +530,9 @@ impl Routes {
 pub struct Registry {
     routes: RwLock<Arc<Routes>>,
     by_handle: DashMap<u64, Arc<Module>>,
+    /// The newest generation ever installed (generation ids only grow): a newer one is still
+    /// starting.
+    newest_installed: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -468,10 +549,21 @@ impl Registry {
         self.by_handle.get(&handle).map(|m| m.clone())
     }
 
+    /// Whether a generation was created but not yet installed (its `init` may have set
+    /// timers that fire before the install).
+    pub fn is_starting(&self, handle: u64) -> bool {
+        handle
+            > self
+                .newest_installed
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Replace the module list; returns routing conflicts (the earlier module wins each).
     pub fn install(&self, modules: Vec<Arc<Module>>) -> Vec<String> {
         for m in &modules {
             self.by_handle.insert(m.handle, m.clone());
+            self.newest_installed
+                .fetch_max(m.handle, std::sync::atomic::Ordering::AcqRel);
         }
         self.by_handle
             .retain(|h, _| modules.iter().any(|m| m.handle == *h));
@@ -482,5 +574,40 @@ impl Registry {
             Err(poisoned) => *poisoned.into_inner() = routes,
         }
         conflicts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_plugin_api::stanza::StanzaPoint;
+
+    fn call(hook: u32) -> Vec<u8> {
+        let header = StanzaHeader {
+            hook,
+            point: StanzaPoint::ToFull,
+            kind: StanzaKind::Message,
+            stanza_type: Some("chat"),
+            from: Some("a@x/r"),
+            to: Some("b@x/r"),
+            id: Some("m1"),
+            account: Some("b"),
+            session: Some(7),
+        };
+        wire::encode(&(header, wire::Bytes::new(b"<message/>"))).expect("encode")
+    }
+
+    /// A stanza call handed to a successor names the successor's hook with the same selector,
+    /// and a hook the successor dropped is answered as if it had passed.
+    #[test]
+    fn a_handed_over_stanza_call_is_renumbered_for_the_successor() {
+        let map = [None, Some(0), Some(3)];
+        let moved = renumber_stanza_call(&call(2), &map)
+            .expect("decodes")
+            .expect("the successor has it");
+        assert_eq!(moved, call(3), "only the hook number changed");
+        assert_eq!(renumber_stanza_call(&call(0), &map).expect("decodes"), None);
+        assert_eq!(renumber_stanza_call(&call(9), &map).expect("decodes"), None);
+        assert!(renumber_stanza_call(b"\xff", &map).is_err());
     }
 }

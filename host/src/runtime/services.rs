@@ -634,6 +634,12 @@ fn mechanism_start(
         let _ = old.mechanism_end(exchange);
     }
     let answer = provider.mechanism_start(start)?;
+    // A reload may have handed the call to a successor while it waited: the exchange is where
+    // it was served.
+    let served = provider.served_last();
+    if !Arc::ptr_eq(&served, &provider) {
+        shared.exchanges.repin(exchange, served);
+    }
     Ok(judge_success(shared, exchange, answer))
 }
 
@@ -731,11 +737,20 @@ fn send_mail(shared: &Arc<Shared>, plugin: &str, mail: Mail) -> u64 {
     op_id
 }
 
+/// How long a timer of a generation still starting waits for its install.
+const STARTING_TIMER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn set_timer(shared: &Arc<Shared>, handle: u64, delay_ms: u64, tag: String) -> u64 {
     let id = shared.next_id();
     let shared2 = shared.clone();
     shared.runtime.spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        // A generation that set timers in `init` may not be installed yet (its reload is
+        // still under way): the timer waits for it, a bounded time.
+        let started = std::time::Instant::now();
+        while shared2.registry.is_starting(handle) && started.elapsed() < STARTING_TIMER_WAIT {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         // Timers belong to the generation that set them: a replaced module gets no callback.
         if let Some(m) = shared2.registry.by_handle(handle) {
             let _ = tokio::task::spawn_blocking(move || m.timer(TimerFired { id, tag })).await;

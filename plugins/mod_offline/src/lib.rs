@@ -285,7 +285,10 @@ impl Module for Offline {
 
     fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
         if let Some(tick) = self.replays.fired(&timer) {
-            self.deliver(host, tick.stream, &tick.user)?;
+            // A failed batch ends the replay (the next initial presence starts one) rather
+            // than leaving it pending with no timer; what it took went back to storage.
+            self.deliver(host, tick.stream, &tick.user)
+                .inspect_err(|_| self.replays.done(tick.stream, &tick.user))?;
         }
         Ok(())
     }
@@ -314,6 +317,8 @@ impl Offline {
             user: user.to_owned(),
             contact: Some(with.to_owned()),
         };
+        // A roster module whose answer failed or did not decode gives no reply: the sender
+        // then counts as a contact (the mailbox's own bounds still hold).
         let rosters: Vec<Vec<Contact>> = host.call_hook_as(im::ROSTER_CONTACTS, &query)?;
         let stranger = !rosters.is_empty() && rosters.iter().all(Vec::is_empty);
         Ok(if stranger { STRANGER } else { "" })
@@ -341,7 +346,8 @@ impl Offline {
                 self.replays.done(stream, user);
                 // Back where they were taken from, whatever the bounds say now, in their class.
                 for item in std::iter::once(item).chain(rest) {
-                    let class = self.class_of(host, user, &item.with)?;
+                    // Nothing may stop a put-back: without an answer, no class.
+                    let class = self.class_of(host, user, &item.with).unwrap_or("");
                     host.archive_append_within(
                         ARCHIVE,
                         user,

@@ -192,7 +192,10 @@ impl Module for Roster {
 
     fn timer(&self, host: &Host, timer: TimerFired) -> Result<(), PluginError> {
         if let Some(tick) = self.replays.fired(&timer) {
-            self.show_requests(host, tick.stream, &tick.user, &tick.cursor)?;
+            // A failed batch ends the replay (the next login shows the requests again) rather
+            // than leaving it pending with no timer.
+            self.show_requests(host, tick.stream, &tick.user, &tick.cursor)
+                .inspect_err(|_| self.replays.done(tick.stream, &tick.user))?;
         }
         Ok(())
     }
@@ -619,7 +622,8 @@ impl Roster {
             if whole.len() > MAX_KEPT_REQUEST_BYTES {
                 let mut bare = Element::new("presence", CLIENT_NS);
                 for attr in ["type", "from", "to", "id"] {
-                    if let Some(v) = presence.attr(attr) {
+                    // An id is kept only if short: it is the sender's, and could be the bulk.
+                    if let Some(v) = presence.attr(attr).filter(|v| v.len() <= 256) {
                         bare.set_attr(attr, v);
                     }
                 }

@@ -59,7 +59,9 @@ impl Summary {
 
     /// The stored size of every item together.
     pub fn bytes(&self) -> usize {
-        self.items.values().map(|e| e.bytes).sum()
+        self.items
+            .values()
+            .fold(0, |sum, e| sum.saturating_add(e.bytes))
     }
 
     /// The stored size of one item (0 if there is none).
@@ -208,20 +210,33 @@ impl<'a> Store<'a> {
     /// # Errors
     /// The store failed.
     pub fn summary(&self) -> Result<Summary, PluginError> {
-        if let Some(summary) = self
-            .host
-            .kv_get(self.scope(), SUMMARY)?
-            .and_then(|s| Summary::decode(&s))
-        {
+        let stored = self.host.kv_get(self.scope(), SUMMARY)?;
+        if let Some(summary) = stored.as_deref().and_then(Summary::decode) {
             return Ok(summary);
         }
+        // Built again: from an older roster's `ver`, or past a damaged summary's version, so
+        // that a client holding that version is not told it is current.
+        let old = self
+            .host
+            .kv_get(self.scope(), OLD_VERSION)?
+            .and_then(|v| v.parse::<u64>().ok());
+        let damaged = stored.as_deref().map(|s| {
+            self.host.log(
+                tessera_plugin_api::LogLevel::Warn,
+                &format!(
+                    "the roster summary of {} was unreadable; rebuilt",
+                    self.user
+                ),
+            );
+            s.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("v "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(1, |v| v.saturating_add(1))
+        });
         let mut summary = Summary {
             rebuilt: true,
-            ver: self
-                .host
-                .kv_get(self.scope(), OLD_VERSION)?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            ver: old.max(damaged).unwrap_or(0),
             ..Summary::default()
         };
         for (_, stored) in self.host.kv_list(self.scope(), ITEM)? {
@@ -358,5 +373,8 @@ mod tests {
         for bad in ["x", "i a@b", "i a@b both", "v one", "i a@b weird 3"] {
             assert_eq!(Summary::decode(bad), None, "{bad}");
         }
+        let huge = Summary::decode(&format!("v 1\ni a@b none {}\ni c@d none 5\n", usize::MAX))
+            .expect("decodes");
+        assert_eq!(huge.bytes(), usize::MAX, "saturates");
     }
 }

@@ -872,3 +872,24 @@ fn a_roster_from_before_the_summary_is_read_and_then_kept_in_one_entry() {
         (8, 2, 1)
     );
 }
+
+#[test]
+fn a_damaged_summary_is_rebuilt_past_its_version() {
+    let w = world();
+    let host = w.roster.host();
+    let scope = tessera_plugin_api::protocol::KvScope::Account("alice");
+    host.kv_put(
+        scope,
+        "i:bob@example.org",
+        &Item::new("bob@example.org").encode(),
+    )
+    .expect("put");
+    host.kv_put(scope, "idx", "v 9\ni bob@example.org\n")
+        .expect("put");
+    let summary = Store::of(host, "alice").summary().expect("summary");
+    assert_eq!(
+        (summary.ver, summary.items()),
+        (10, 1),
+        "a client at 9 is not current"
+    );
+}

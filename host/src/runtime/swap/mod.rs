@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tessera_plugin_api::events::{self, ModuleEvent};
 
 use crate::config::Config;
-use crate::runtime::modules::Module;
+use crate::runtime::modules::{Handover, Module};
 use crate::startup::PreparedModule;
 use crate::Shared;
 
@@ -309,8 +309,7 @@ impl ModuleManager {
         let new = Arc::new(self.instantiate(shared, &prepared, &state)?);
         live[pos] = new.clone();
         Self::install(shared, live);
-        let stanzas_same = new.registrations.stanza_hooks == old.registrations.stanza_hooks;
-        paused.hand_over(new.clone(), stanzas_same);
+        paused.hand_over(Handover::between(&old, &new));
         let paused_ms = paused_at.elapsed().as_secs_f64() * 1e3;
         self.record(&new, GenState::Running);
         fire(shared, events::MODULE_UNLOADED, &old);

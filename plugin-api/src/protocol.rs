@@ -316,10 +316,10 @@ pub struct MechanismSpec {
     pub legacy: bool,
     /// Needs this channel-binding type on the connection (`tls-exporter`, `tls-server-end-point`).
     pub channel_binding: Option<String>,
-    /// Listed only inside a feature of its own (e.g. FAST's `<fast>`), never in the mechanism lists.
+    /// Listed only inside a feature of its own (e.g. FAST's `<fast>`), never in the mechanism
+    /// lists. (Every listed mechanism is part of XEP-0474's hash: a client hashes what it was
+    /// offered.)
     pub hidden: bool,
-    /// Excluded from downgrade-protection hashes (XEP-0474) because it may come and go.
-    pub volatile: bool,
 }
 
 impl MechanismSpec {
@@ -684,7 +684,6 @@ mod tests {
             legacy: true,
             channel_binding: cb.map(str::to_owned),
             hidden: false,
-            volatile: false,
         }
     }
 

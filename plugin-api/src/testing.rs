@@ -1349,7 +1349,6 @@ mod tests {
                     legacy: false,
                     channel_binding: Some("tls-exporter".into()),
                     hidden: false,
-                    volatile: false,
                 }],
                 ..Registrations::default()
             }

@@ -11,6 +11,8 @@
 //! * [`plain`]: the PLAIN mechanism (RFC 4616), as used over TLS by browser clients (RFC 6120 §6).
 //! * [`ht`]: the HT-SHA-256-{NONE,ENDP,EXPR} hashed-token mechanisms used by FAST (XEP-0484),
 //!   in the draft-schmaus-kitten-sasl-ht-09 wire format.
+//! * [`ssdp`]: XEP-0474 downgrade protection, the hash of the advertised mechanism list that
+//!   SCRAM's server-first carries.
 //! * [`saslprep()`]: the SASLprep profile of stringprep (RFC 4013, RFC 3454) and the username
 //!   rules used by every mechanism.
 //! * [`SaslCondition`]: the RFC 6120 §6.5 failure conditions that every error in this crate maps
@@ -36,6 +38,7 @@ pub mod ht;
 pub mod plain;
 mod saslprep;
 pub mod scram;
+pub mod ssdp;
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};

@@ -324,6 +324,93 @@ fn go_sendxmpp_pinned_scram_sha1_plus_over_direct_tls() {
     );
 }
 
+/// What a man in the middle who wants a weaker login does to the features: remove every
+/// `-PLUS` mechanism and the channel-binding list.
+fn strip_channel_binding(features: &str) -> String {
+    let mut out = features.to_owned();
+    for plus in ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"] {
+        out = out.replace(&format!("<mechanism>{plus}</mechanism>"), "");
+    }
+    if let (Some(start), Some(end)) = (
+        out.find("<sasl-channel-binding"),
+        out.find("</sasl-channel-binding>"),
+    ) {
+        out.replace_range(start..end + "</sasl-channel-binding>".len(), "");
+    }
+    out
+}
+
+/// XEP-0474 against a real client that checks it: a man in the middle strips channel binding
+/// from the features. go-sendxmpp (SSDP on by default) compares server-first's `h=` with what
+/// it was offered and aborts before it sends a proof; with `--ssdp-off` the same attack gets
+/// through (the client falls back to SCRAM without channel binding, `n,,`), which shows that
+/// the proxy is otherwise transparent and that the hash is what stopped it. Without the proxy,
+/// both log in (the `h=` is that of what was really offered).
+#[test]
+fn go_sendxmpp_detects_a_stripped_mechanism_list_through_the_downgrade_hash() {
+    let users = [("alice", "alice-pass-1")];
+    // The shipped authentication modules: PASSWORD-RESET is listed in SASL2 (and so hashed,
+    // docs/password-reset.md §2), FAST's HT-* are hidden (and not).
+    let server = Server::start(&ServerOptions {
+        http: "public_url = \"https://localhost\"\n".into(),
+        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "password_reset", "ping"])
+    });
+    server.add_user(users[0].0, users[0].1, None);
+    let mitm = tessera_tests::mitm::Mitm::start(
+        server.ports.direct_tls,
+        &server.dir.path().join("data"),
+        strip_channel_binding,
+    );
+    let login = |addr: std::net::SocketAddr, extra: &[&str]| {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["--tls"];
+        args.extend_from_slice(extra);
+        let done = go_sendxmpp(
+            home.path(),
+            addr,
+            "alice@localhost",
+            users[0].1,
+            "alice@localhost",
+            &args,
+            "downgrade test",
+        )
+        .finish();
+        let trace = format!("{}\n{}", done.lines.join("\n"), done.stderr);
+        (done, trace)
+    };
+    // Straight to the server: the hash matches what was offered.
+    let (direct, trace) = login(server.ports.direct_tls, &["--fast-off"]);
+    ok(&direct, "go-sendxmpp direct", &server);
+    assert!(
+        trace.contains("<mechanism>PASSWORD-RESET</mechanism>"),
+        "PASSWORD-RESET was offered and hashed: {trace}"
+    );
+    let (mechanism, _) = go_sendxmpp_auth(&trace);
+    assert!(mechanism.ends_with("-PLUS"), "{mechanism}");
+    // Through the man in the middle: detected.
+    let (attacked, trace) = login(mitm.addr, &["--fast-off"]);
+    assert!(
+        !attacked.status.is_some_and(|s| s.success())
+            && trace.contains("downgrade protection hash mismatch"),
+        "go-sendxmpp did not detect the downgrade:\n{}",
+        attacked.describe_as("go-sendxmpp through the proxy")
+    );
+    assert!(!trace.contains("<success"), "{trace}");
+    // The same attack on a client that does not check: it logs in without channel binding.
+    let (unprotected, trace) = login(mitm.addr, &["--ssdp-off", "--fast-off"]);
+    ok(
+        &unprotected,
+        "go-sendxmpp --ssdp-off through the proxy",
+        &server,
+    );
+    let (mechanism, gs2) = go_sendxmpp_auth(&trace);
+    assert!(
+        mechanism.starts_with("SCRAM-SHA-") && !mechanism.ends_with("-PLUS"),
+        "{mechanism}"
+    );
+    assert_eq!(gs2, "n,", "{trace}");
+}
+
 /// What a slixmpp "online" line must show for the RFC 6120 path.
 fn assert_slixmpp_legacy(online: &Value, jid: &str, mechanism: Option<&str>, context: &str) {
     assert_eq!(

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 mod client;
 pub mod interop;
+pub mod mitm;
 pub mod reset;
 pub mod sasl;
 pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};

@@ -26,8 +26,10 @@ tessera_plugin_api::options! {
         password_reset_max_page_posts_per_ip: usize = 30, range 1..=1_000_000;
         /// sliding window of the rate limits, in seconds
         password_reset_rate_window: u64 = 3600, range 1..=86_400;
-        /// also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list
-        password_reset_legacy_sasl: bool = false;
+        /// also offer PASSWORD-RESET in the RFC 6120 <mechanisms/> list (on by default, so
+        /// that both profiles list the same mechanisms: XEP-0474 clients that hash the wrong
+        /// list still agree)
+        password_reset_legacy_sasl: bool = true;
     }
 }
 
@@ -59,7 +61,7 @@ impl Default for Settings {
             max_per_ip: 10,
             max_posts_per_ip: 30,
             window_ms: 3_600_000,
-            legacy: false,
+            legacy: true,
         }
     }
 }
@@ -105,7 +107,6 @@ pub(crate) fn mechanism_spec(settings: &Settings) -> MechanismSpec {
         channel_binding: None,
         hidden: false,
         // Never part of a downgrade-protection hash: it may come and go with the module.
-        volatile: true,
     }
 }
 
@@ -141,11 +142,15 @@ mod tests {
     fn values_are_read_and_bounds_enforced() {
         let mut config = Config::default();
         config.set("password_reset_token_ttl", OptionValue::Integer(2));
-        config.set("password_reset_legacy_sasl", OptionValue::Bool(true));
+        config.set("password_reset_legacy_sasl", OptionValue::Bool(false));
         let settings = Settings::from_config(&config).expect("valid");
         assert_eq!(settings.token_ttl_ms, 2000);
-        assert!(settings.legacy);
-        assert!(registrations(&settings).mechanisms[0].legacy);
+        assert!(!settings.legacy);
+        assert!(!registrations(&settings).mechanisms[0].legacy);
+        assert!(
+            Settings::default().legacy,
+            "listed in both profiles by default"
+        );
 
         config.set("password_reset_min_length", OptionValue::Integer(0));
         let err = Settings::from_config(&config).expect_err("out of bounds");
@@ -171,10 +176,10 @@ mod tests {
     }
 
     #[test]
-    fn the_mechanism_is_tls_only_volatile_listed_and_legacy_only_on_request() {
+    fn the_mechanism_is_tls_only_and_listed_in_both_profiles_by_default() {
         let spec = mechanism_spec(&Settings::default());
-        assert!(spec.tls_only && spec.sasl2 && spec.volatile);
-        assert!(!spec.hidden && !spec.legacy);
+        assert!(spec.tls_only && spec.sasl2 && spec.legacy);
+        assert!(!spec.hidden);
         let reg = registrations(&Settings::default());
         assert_eq!(reg.http_routes, [ROUTE]);
         let names: Vec<_> = reg.events.iter().map(|e| e.name.as_str()).collect();

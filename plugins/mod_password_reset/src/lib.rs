@@ -20,7 +20,7 @@
 //! | `password_reset_max_requests_per_ip` | 10 | reset requests per client IP per window |
 //! | `password_reset_max_page_posts_per_ip` | 30 | page submissions per client IP per window |
 //! | `password_reset_rate_window` | 3600 (1–86400) | the window of the three limits, in seconds |
-//! | `password_reset_legacy_sasl` | false | also list the mechanism in RFC 6120 `<mechanisms/>` |
+//! | `password_reset_legacy_sasl` | true | also list the mechanism in RFC 6120 `<mechanisms/>` (so that both profiles list the same mechanisms, see docs/password-reset.md §2) |
 //!
 //! The module needs `[http] public_url` (links point there) and mod_sasl2 (`depends`).
 

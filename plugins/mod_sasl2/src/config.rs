@@ -126,7 +126,6 @@ pub(crate) fn mechanism_specs() -> Vec<MechanismSpec> {
             // -PLUS works with either channel-binding type; availability is decided per stream.
             channel_binding: None,
             hidden: false,
-            volatile: false,
         })
         .collect()
 }

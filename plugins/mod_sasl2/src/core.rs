@@ -12,7 +12,7 @@ use tessera_plugin_api::protocol::{
     MechanismResponse, MechanismStart, MechanismStep, StreamAction, StreamElement, StreamInfo,
 };
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{Host, LogLevel, PluginError};
+use tessera_plugin_api::{Host, PluginError};
 
 use crate::config::Settings;
 use crate::features::{self, Advertisement};
@@ -97,13 +97,7 @@ impl Core {
         if !stream.secure || stream.user.is_some() {
             return Vec::new();
         }
-        let list = |profile: Profile| match host.mechanisms(stream.clone(), profile) {
-            Ok(list) => features::usable(list, stream, profile),
-            Err(e) => {
-                host.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
-                Vec::new()
-            }
-        };
+        let list = |profile: Profile| features::fetch(host, stream, profile);
         let sasl2 = list(Profile::Sasl2);
         let listed = sasl2.iter().any(|m| !m.hidden);
         let inline = |hook: &str| {

@@ -13,6 +13,7 @@
 
 use tessera_plugin_api::protocol::{MechanismSpec, StreamInfo};
 use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{Host, LogLevel};
 use tessera_sasl::{CbType, ChannelBindings};
 
 use crate::wire::{Profile, BIND2_NS, SASL2_NS, SASL_CB_NS, SASL_NS};
@@ -63,6 +64,56 @@ pub(crate) fn usable(
         .collect()
 }
 
+/// The host's mechanism list for `profile`, usable on this stream ([`usable`]); empty (and
+/// logged) if the host cannot answer.
+pub(crate) fn fetch(host: &Host, stream: &StreamInfo, profile: Profile) -> Vec<MechanismSpec> {
+    match host.mechanisms(stream.clone(), profile) {
+        Ok(list) => usable(list, stream, profile),
+        Err(e) => {
+            host.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+/// Whether `<sasl-channel-binding/>` is sent: some listed mechanism of either profile is
+/// `-PLUS` and the stream has a type.
+fn cb_listed(legacy: &[MechanismSpec], sasl2: &[MechanismSpec], cb_types: &[CbType]) -> bool {
+    let plus_listed = legacy
+        .iter()
+        .chain(sasl2.iter().filter(|m| !m.hidden))
+        .any(|m| is_plus(&m.name));
+    plus_listed && !cb_types.is_empty()
+}
+
+/// What the features advertise for `profile`, as XEP-0474 hashes it: the listed (not hidden)
+/// mechanisms of that profile's feature, and the channel-binding types if
+/// `<sasl-channel-binding/>` is sent. Built by the same rules as [`build`], so the hash is of
+/// exactly what the client was offered.
+pub(crate) fn advertised(
+    legacy: &[MechanismSpec],
+    sasl2: &[MechanismSpec],
+    cb_types: &[CbType],
+    profile: Profile,
+) -> (Vec<String>, Vec<&'static str>) {
+    let list = if profile == Profile::Sasl2 {
+        sasl2
+    } else {
+        legacy
+    };
+    let mechanisms = list
+        .iter()
+        .filter(|m| !m.hidden)
+        .map(|m| m.name.clone())
+        .collect();
+    let types = if cb_listed(legacy, sasl2, cb_types) {
+        cb_types.iter().map(|t| t.name()).collect()
+    } else {
+        Vec::new()
+    };
+    (mechanisms, types)
+}
+
 /// Everything the features are built from (the glue fetches it from the host).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Advertisement {
@@ -103,12 +154,7 @@ pub(crate) fn build(ad: Advertisement) -> Vec<Element> {
         auth.push_child(inline);
         out.push(auth);
     }
-    let plus_listed = ad
-        .legacy
-        .iter()
-        .chain(ad.sasl2.iter().filter(|m| !m.hidden))
-        .any(|m| is_plus(&m.name));
-    if plus_listed && !ad.cb_types.is_empty() {
+    if cb_listed(&ad.legacy, &ad.sasl2, &ad.cb_types) {
         let mut cb = Element::new("sasl-channel-binding", SASL_CB_NS);
         for t in &ad.cb_types {
             cb.push_child(Element::new("channel-binding", SASL_CB_NS).with_attr("type", t.name()));

@@ -26,7 +26,6 @@ fn ht(name: &str, cb: Option<&str>) -> MechanismSpec {
         legacy: false,
         channel_binding: cb.map(str::to_owned),
         hidden: true,
-        volatile: true,
     }
 }
 

@@ -18,6 +18,10 @@
 //!   (compared case-insensitively) is `<invalid-authzid/>`.
 //! * SCRAM errors carry their RFC 5802 `e=` value as text; PLAIN on an unencrypted stream is
 //!   `<encryption-required/>`.
+//! * SCRAM's server-first carries XEP-0474's `h=`: the hash of the mechanisms the stream's
+//!   features list for the profile in use (PASSWORD-RESET included when listed; FAST's hidden
+//!   HT-* never) and, when `<sasl-channel-binding/>` is sent, its types, computed from the
+//!   mechanism list now by the same rules that built the features.
 
 use std::sync::Mutex;
 use tessera_plugin_api::SaslCondition;
@@ -28,11 +32,12 @@ use tessera_sasl::plain::parse_plain;
 use tessera_sasl::scram::{
     fake_credentials, ScramCredentials, ScramError, ScramServer, ScramServerFirst,
 };
-use tessera_sasl::{ChannelBindings, Hash};
+use tessera_sasl::{ssdp, ChannelBindings, Hash};
 
 use crate::features;
 use crate::glue::verify_password;
 use crate::ratelimit::RateLimiter;
+use crate::wire::Profile;
 use tessera_plugin_api::sync::locked;
 
 /// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
@@ -89,6 +94,9 @@ pub(crate) struct ExchangeInfo {
     peer_ip: String,
     bindings: ChannelBindings,
     offers_plus: bool,
+    /// What the stream's features advertised for the exchange's profile (mechanisms,
+    /// channel-binding types), for XEP-0474's `h=`.
+    advertised: (Vec<String>, Vec<&'static str>),
 }
 
 /// State kept between two steps of an exchange.
@@ -129,12 +137,24 @@ pub(crate) fn start(env: MechEnv<'_>, start: MechanismStart) -> Stepped {
     let Some(kind) = Kind::from_name(&start.mechanism) else {
         return (failure(SaslCondition::InvalidMechanism, None, None), None);
     };
+    let advertised = if matches!(kind, Kind::Scram { .. }) {
+        let list = |profile| features::fetch(env.host, &start.stream, profile);
+        features::advertised(
+            &list(Profile::Rfc6120),
+            &list(Profile::Sasl2),
+            &features::cb_types(&start.stream),
+            start.profile,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let info = ExchangeInfo {
         secure: start.stream.secure,
         domain: start.stream.domain.to_lowercase(),
         peer_ip: start.stream.peer_ip.clone(),
         bindings: features::bindings(&start.stream),
         offers_plus: features::offers_plus(&start.stream),
+        advertised,
     };
     if kind == Kind::Plain && !info.secure {
         return (failure(SaslCondition::EncryptionRequired, None, None), None);
@@ -217,7 +237,10 @@ fn scram_first(
     plus: bool,
     message: &[u8],
 ) -> Stepped {
-    let server = ScramServer::new(hash, plus, info.offers_plus, info.bindings.clone());
+    let (mechanisms, cb_types) = &info.advertised;
+    let mechanisms: Vec<&str> = mechanisms.iter().map(String::as_str).collect();
+    let server = ScramServer::new(hash, plus, info.offers_plus, info.bindings.clone())
+        .with_downgrade_hash(ssdp::downgrade_hash(hash, &mechanisms, cb_types));
     let first = match server.client_first(message) {
         Ok(first) => first,
         Err(e) => return (scram_failure(&e, None), None),

@@ -75,8 +75,8 @@ pub(crate) fn manifest() -> Manifest {
     }
 }
 
-/// The mechanism specifications: hidden (listed only in `<fast>`), SASL2 only, TLS only,
-/// volatile, each requiring its channel-binding type.
+/// The mechanism specifications: hidden (listed only in `<fast>`, so never in XEP-0474's
+/// hash), SASL2 only, TLS only, each requiring its channel-binding type.
 pub(crate) fn mechanism_specs() -> Vec<MechanismSpec> {
     HtMechanism::ALL
         .iter()
@@ -89,7 +89,6 @@ pub(crate) fn mechanism_specs() -> Vec<MechanismSpec> {
             legacy: false,
             channel_binding: m.cb_type().map(|t| t.name().to_owned()),
             hidden: true,
-            volatile: true,
         })
         .collect()
 }
@@ -200,7 +199,7 @@ mod tests {
         );
         assert!(specs
             .iter()
-            .all(|s| s.hidden && s.sasl2 && !s.legacy && s.tls_only && s.volatile));
+            .all(|s| s.hidden && s.sasl2 && !s.legacy && s.tls_only));
         let reg = registrations();
         let hooks: Vec<_> = reg.hooks.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(hooks, ["sasl2-inline-features", "sasl2-success"]);

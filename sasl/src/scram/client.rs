@@ -133,6 +133,7 @@ pub struct ScramClient {
     cb_data: Vec<u8>,
     bare: String,
     nonce: String,
+    expected_downgrade_hash: Option<String>,
 }
 
 impl ScramClient {
@@ -169,7 +170,18 @@ impl ScramClient {
             cb_data,
             bare: format!("n={},r={}", escape_saslname(&username), nonce),
             nonce: nonce.to_owned(),
+            expected_downgrade_hash: None,
         })
+    }
+
+    /// Check XEP-0474's `h=` against what this client was offered: `expected` is
+    /// [`crate::ssdp::downgrade_hash`] over the mechanisms and channel-binding types it saw.
+    /// A server-first without `h=` passes (the server does not implement it); one whose `h=`
+    /// differs fails with [`ScramError::DowngradeHashMismatch`].
+    #[must_use]
+    pub fn expect_downgrade_hash(mut self, expected: String) -> Self {
+        self.expected_downgrade_hash = Some(expected);
+        self
     }
 
     /// The client-first message: GS2 header followed by client-first-message-bare.
@@ -193,6 +205,15 @@ impl ScramClient {
         let (nonce, salt, iterations) = parse_server_first(text)?;
         if nonce.len() <= self.nonce.len() || !nonce.starts_with(&self.nonce) {
             return Err(ScramError::NonceMismatch);
+        }
+        if let Some(expected) = &self.expected_downgrade_hash {
+            let received = text.split(',').skip(3).find_map(|p| p.strip_prefix("h="));
+            if let Some(received) = received.filter(|r| r != expected) {
+                return Err(ScramError::DowngradeHashMismatch {
+                    expected: expected.clone(),
+                    received: received.to_owned(),
+                });
+            }
         }
         let keys = match secret {
             ClientSecret::Password(password) => {

@@ -120,6 +120,15 @@ pub enum ScramError {
     /// The client sent `y` although the server offered a `-PLUS` mechanism: a downgrade.
     #[error("client claims the server does not support channel binding (downgrade)")]
     DowngradeDetected,
+    /// Client side: the server's XEP-0474 `h=` is not the hash of what the client was offered,
+    /// so the mechanism list was altered on the way.
+    #[error("the server's hash of its mechanism list ({received}) is not that of the list received ({expected}): downgrade (XEP-0474)")]
+    DowngradeHashMismatch {
+        /// The hash of what the client received.
+        expected: String,
+        /// The server's `h=`.
+        received: String,
+    },
     /// The `p=` type is unknown, or not computable on this connection.
     #[error("unsupported channel-binding type")]
     UnsupportedChannelBindingType,
@@ -176,6 +185,7 @@ impl ScramError {
             E::InvalidBase64 { .. } => SaslCondition::IncorrectEncoding,
             E::InvalidAuthzid => SaslCondition::InvalidAuthzid,
             E::DowngradeDetected
+            | E::DowngradeHashMismatch { .. }
             | E::ChannelBindingsDontMatch
             | E::NonceMismatch
             | E::InvalidProof
@@ -197,6 +207,8 @@ impl ScramError {
             E::ExtensionsNotSupported => "extensions-not-supported",
             E::BadUsernameEscape | E::InvalidUsername(_) => "invalid-username-encoding",
             E::DowngradeDetected => "server-does-support-channel-binding",
+            // Never sent: a client detects it and aborts.
+            E::DowngradeHashMismatch { .. } => "other-error",
             E::UnsupportedChannelBindingType => "unsupported-channel-binding-type",
             E::ChannelBindingNotSupported => "channel-binding-not-supported",
             E::ChannelBindingsDontMatch => "channel-bindings-dont-match",

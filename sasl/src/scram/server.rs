@@ -22,6 +22,7 @@ pub struct ScramServer {
     plus: bool,
     server_offers_plus: bool,
     bindings: ChannelBindings,
+    downgrade_hash: Option<String>,
 }
 
 impl ScramServer {
@@ -41,7 +42,17 @@ impl ScramServer {
             plus,
             server_offers_plus,
             bindings,
+            downgrade_hash: None,
         }
+    }
+
+    /// Put XEP-0474's `h=` into server-first: the hash (with this exchange's hash function) of
+    /// the mechanisms and channel-binding types advertised on the stream, as
+    /// [`crate::ssdp::downgrade_hash`] computes it.
+    #[must_use]
+    pub fn with_downgrade_hash(mut self, h: String) -> Self {
+        self.downgrade_hash = Some(h);
+        self
     }
 
     /// Processes the client-first message (the decoded initial response).
@@ -75,6 +86,7 @@ impl ScramServer {
             client_nonce,
             username,
             authzid: parts.authzid,
+            downgrade_hash: self.downgrade_hash,
         })
     }
 
@@ -132,6 +144,7 @@ pub struct ScramClientFirst {
     client_nonce: String,
     username: String,
     authzid: Option<String>,
+    downgrade_hash: Option<String>,
 }
 
 impl ScramClientFirst {
@@ -197,12 +210,17 @@ impl ScramClientFirst {
             return Err(ScramError::InvalidServerNonce);
         }
         let combined = format!("{}{}", self.client_nonce, nonce);
-        let server_first = format!(
+        let mut server_first = format!(
             "r={},s={},i={}",
             combined,
             encode_base64(&creds.salt),
             creds.iterations
         );
+        // XEP-0474: an extension after `i=`, covered by the proofs like the rest.
+        if let Some(h) = &self.downgrade_hash {
+            server_first.push_str(",h=");
+            server_first.push_str(h);
+        }
         let auth_prefix = format!("{},{},", self.bare, server_first);
         let state = ScramServerFirst {
             hash: self.hash,

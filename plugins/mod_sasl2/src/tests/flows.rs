@@ -394,3 +394,83 @@ fn resource_is_random_without_user_agent_and_stable_with_it() {
         "{s1:?}"
     );
 }
+
+/// What a client hashes for XEP-0474: the `<mechanism/>`s of the feature of the profile it
+/// uses and the `<channel-binding/>` types, read from the features it was sent.
+fn client_view(features: &[Element], sasl2: bool) -> (Vec<String>, Vec<String>) {
+    let (name, ns) = if sasl2 {
+        ("authentication", SASL2_NS)
+    } else {
+        ("mechanisms", SASL_NS)
+    };
+    let mechanisms = features
+        .iter()
+        .filter(|f| f.name == name && f.ns == ns)
+        .flat_map(|f| f.child_elements().filter(|c| c.name == "mechanism"))
+        .map(Element::text)
+        .collect();
+    let types = features
+        .iter()
+        .filter(|f| f.name == "sasl-channel-binding")
+        .flat_map(|f| f.child_elements().filter_map(|c| c.attr("type")))
+        .map(str::to_owned)
+        .collect();
+    (mechanisms, types)
+}
+
+/// XEP-0474: server-first's `h=` is the hash of exactly what the features offered, for either
+/// profile, with channel binding or without, hidden mechanisms left out, and a client that
+/// checks it (the project's own) completes the login.
+#[test]
+fn server_first_carries_the_hash_of_what_the_features_offered() {
+    let fake = Fake::new().with_hidden("HT-SHA-256-NONE");
+    for exporter in [true, false] {
+        let s = stream(exporter);
+        let features = fake.features(&s);
+        for sasl2 in [true, false] {
+            for hash in [Hash::Sha256, Hash::Sha1] {
+                let (mechanisms, types) = client_view(&features, sasl2);
+                assert!(
+                    !mechanisms.iter().any(|m| m.starts_with("HT-")),
+                    "{mechanisms:?}"
+                );
+                assert_eq!(types.is_empty(), !exporter, "{types:?}");
+                let m: Vec<&str> = mechanisms.iter().map(String::as_str).collect();
+                let t: Vec<&str> = types.iter().map(String::as_str).collect();
+                let expected = tessera_sasl::ssdp::downgrade_hash(hash, &m, &t);
+                let client =
+                    ScramClient::new(hash, "alice", None, ClientBinding::NotSupported, "cnonce1")
+                        .unwrap_or_else(|e| panic!("client: {e}"))
+                        .expect_downgrade_hash(expected.clone());
+                let name = hash.scram_mechanism(false);
+                let (ns, start) = if sasl2 {
+                    (
+                        SASL2_NS,
+                        authenticate(name, Some(&client.client_first()), Vec::new()),
+                    )
+                } else {
+                    (SASL_NS, auth(name, Some(&client.client_first())))
+                };
+                let mut s = s.clone();
+                s.id +=
+                    u64::from(sasl2) * 10 + u64::from(exporter) * 100 + hash.output_len() as u64;
+                let server_first = payload_of(&only_send(&fake.send(&s, start)), "challenge");
+                let text = String::from_utf8_lossy(&server_first).into_owned();
+                assert!(
+                    text.ends_with(&format!(",h={expected}")),
+                    "{text} ({mechanisms:?} {types:?})"
+                );
+                let (client_final, verifier) = client
+                    .server_first(&server_first, ClientSecret::Password("pencil"))
+                    .unwrap_or_else(|e| panic!("the hash matches: {e}"));
+                let outcome = sent(&fake.send(&s, response(ns, &client_final)));
+                let success = outcome
+                    .iter()
+                    .find(|x| x.starts_with("<success"))
+                    .expect("success");
+                let data = payload_of(success, if sasl2 { "additional-data" } else { "success" });
+                verifier.server_final(&data).expect("server signature");
+            }
+        }
+    }
+}

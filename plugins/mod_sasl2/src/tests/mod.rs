@@ -311,7 +311,6 @@ impl Module for Responder {
                     legacy: false,
                     channel_binding: parts.next().map(str::to_owned),
                     hidden: true,
-                    volatile: true,
                 }
             })
             .collect();

@@ -191,3 +191,59 @@ fn client_construction_validates_and_escapes() {
     );
     assert!(!format!("{:?}", ClientSecret::Password("hunter2")).contains("hunter2"));
 }
+
+/// XEP-0474: the server's `h=` rides in server-first and is covered by both proofs; a client
+/// that expects the hash of what it was offered accepts it, one that was offered a list with
+/// a mechanism stripped detects the downgrade before it sends a proof, and a client that does
+/// not check ignores it.
+#[test]
+fn a_downgrade_hash_in_server_first_is_checked_by_the_client() {
+    use crate::ssdp::downgrade_hash;
+    let advertised = ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "PLAIN"];
+    let cb = ["tls-exporter"];
+    let h = downgrade_hash(Hash::Sha256, &advertised, &cb);
+    let creds = quick_creds(Hash::Sha256, "pw");
+    let run = |expect: Option<String>| {
+        let mut client = ScramClient::new(
+            Hash::Sha256,
+            "user",
+            None,
+            ClientBinding::NotSupported,
+            "cnonce",
+        )
+        .unwrap();
+        if let Some(expect) = expect {
+            client = client.expect_downgrade_hash(expect);
+        }
+        let server = ScramServer::new(Hash::Sha256, false, false, ChannelBindings::none())
+            .with_downgrade_hash(h.clone());
+        let first = server.client_first(&client.client_first()).unwrap();
+        let (server_first, server) = first.server_first(&creds, &[7u8; 18]).unwrap();
+        assert!(
+            String::from_utf8_lossy(&server_first).ends_with(&format!(",h={h}")),
+            "{}",
+            String::from_utf8_lossy(&server_first)
+        );
+        let (client_final, client) =
+            client.server_first(&server_first, ClientSecret::Password("pw"))?;
+        let success = server.client_final(&client_final).expect("proof covers h=");
+        client
+            .server_final(&success.server_final)
+            .expect("signature covers h=");
+        Ok::<(), ScramError>(())
+    };
+    run(Some(h.clone())).expect("matching hash");
+    run(None).expect("a client that does not check");
+    // What a client sees after a man in the middle removed the -PLUS mechanism and the
+    // channel-binding list.
+    let stripped = downgrade_hash(Hash::Sha256, &["SCRAM-SHA-256", "PLAIN"], &[]);
+    let err = run(Some(stripped.clone())).unwrap_err();
+    assert_eq!(
+        err,
+        ScramError::DowngradeHashMismatch {
+            expected: stripped,
+            received: h
+        }
+    );
+    assert_eq!(err.condition(), SaslCondition::NotAuthorized);
+}

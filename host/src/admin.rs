@@ -261,9 +261,12 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             email,
         } => crate::accounts::create(
             shared.store.as_ref(),
-            &user,
-            &password,
-            email.as_deref(),
+            crate::accounts::NewAccount {
+                user: &user,
+                password: &password,
+                email: email.as_deref(),
+                iterations: shared.config.scram_iterations,
+            },
             crate::now_ms(),
         )
         .map(|u| serde_json::json!({ "user": u }))

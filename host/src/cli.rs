@@ -314,10 +314,20 @@ async fn offline(request: AdminRequest, config: &Config) -> i32 {
             user,
             password,
             email,
-        } => crate::accounts::create(&store, &user, &password, email.as_deref(), now)
-            .map(|u| format!("ok: {u}")),
+        } => crate::accounts::create(
+            &store,
+            crate::accounts::NewAccount {
+                user: &user,
+                password: &password,
+                email: email.as_deref(),
+                iterations: config.scram_iterations,
+            },
+            now,
+        )
+        .map(|u| format!("ok: {u}")),
         AdminRequest::UserPasswd { user, password } => {
-            crate::accounts::set_password(&store, &user, &password, now).map(|u| format!("ok: {u}"))
+            crate::accounts::set_password(&store, (&user, &password), config.scram_iterations, now)
+                .map(|u| format!("ok: {u}"))
         }
         AdminRequest::UserDel { user } => {
             crate::accounts::delete(&store, &user).map(|u| format!("ok: {u}"))

@@ -71,6 +71,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Outgoing mail via SMTP, or `None` for the outbox folder.
     pub smtp: Option<SmtpConfig>,
+    /// PBKDF2 iterations of new SCRAM verifiers (`scram_iteration_count`).
+    pub scram_iterations: u32,
     /// Top-level keys not known to the host: module options, checked against manifests.
     pub module_options: BTreeMap<String, serde_json::Value>,
     lines: HashMap<String, usize>,
@@ -79,6 +81,10 @@ pub struct Config {
 /// Default `c2s.max_send_buffer` (see docs/modules.md, "Delivery": a login burst of a large
 /// account is about 400 KB).
 pub const DEFAULT_MAX_SEND_BUFFER: i64 = 1 << 20;
+/// The fewest PBKDF2 iterations `scram_iteration_count` accepts (RFC 5802 §5.1, RFC 7677 §4).
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// The most: at 10 million a PLAIN login costs the server over a second of CPU.
+pub const MAX_SCRAM_ITERATIONS: u32 = 10_000_000;
 /// Default `c2s.max_send_queue` (ejabberd's `max_fsm_queue`): with 64 bytes counted per stanza,
 /// the byte bound is reached first by any stanza over ~40 bytes.
 pub const DEFAULT_MAX_SEND_QUEUE: i64 = 10_000;
@@ -170,6 +176,7 @@ pub struct SmtpConfig {
 
 const HOST_KEYS: &[&str] = &[
     "domain",
+    "scram_iteration_count",
     "data_dir",
     "plugin_dir",
     "modules_enabled",
@@ -457,6 +464,17 @@ impl Parser<'_> {
         let http = self.http(t.get("http"))?;
         let tls = self.tls(t.get("tls"))?;
         let smtp = self.smtp(t.get("smtp"))?;
+        let scram_iterations = self
+            .int(
+                t,
+                "scram_iteration_count",
+                "scram_iteration_count",
+                i64::from(MIN_SCRAM_ITERATIONS),
+                i64::from(MAX_SCRAM_ITERATIONS),
+            )?
+            .map_or(crate::accounts::SCRAM_ITERATIONS, |i| {
+                u32::try_from(i).unwrap_or(crate::accounts::SCRAM_ITERATIONS)
+            });
         let mut module_options = BTreeMap::new();
         for (key, value) in t {
             if HOST_KEYS.contains(&key.as_str()) {
@@ -475,6 +493,7 @@ impl Parser<'_> {
             http,
             tls,
             smtp,
+            scram_iterations,
             module_options,
             lines: std::mem::take(&mut self.lines),
         })

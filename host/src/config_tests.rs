@@ -24,6 +24,35 @@ fn embedded_default_parses_with_documented_defaults() {
     assert_eq!(c.c2s.max_stanza_size, 256 * 1024);
     assert_eq!(c.c2s.negotiation_timeout, Duration::from_secs(30));
     assert!(c.smtp.is_none());
+    assert_eq!(c.scram_iterations, 10_000);
+}
+
+#[test]
+fn the_scram_iteration_count_is_bounded_by_the_rfcs_and_by_cost() {
+    assert_eq!(
+        parse("scram_iteration_count = 4096\n")
+            .unwrap()
+            .scram_iterations,
+        4096
+    );
+    for (value, line) in [("4095", 1), ("10000001", 1), ("\"many\"", 1)] {
+        let e = parse(&format!("scram_iteration_count = {value}\n")).unwrap_err();
+        let (key, l, msg) = key_of(&e);
+        assert_eq!(
+            (key.as_str(), l),
+            ("scram_iteration_count", Some(line)),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("out of range 4096..=10000000") || msg.contains("expected an integer"),
+            "{msg}"
+        );
+    }
+    // A host key, not a module option: no module has to claim it.
+    assert!(!parse("scram_iteration_count = 20000\n")
+        .unwrap()
+        .module_options
+        .contains_key("scram_iteration_count"));
 }
 
 #[test]

@@ -144,7 +144,12 @@ impl Shared {
         origin_stream: Option<u64>,
     ) -> Result<(), AccountError> {
         let at_ms = now_ms();
-        let user = accounts::set_password(self.store.as_ref(), user, password, at_ms)?;
+        let user = accounts::set_password(
+            self.store.as_ref(),
+            (user, password),
+            self.config.scram_iterations,
+            at_ms,
+        )?;
         let closed = self
             .sessions
             .close_user(&user, StreamCondition::Reset, origin_stream);

@@ -669,6 +669,9 @@ pub struct HostInfo {
     pub version: String,
     /// Public base URL of the HTTP server, if configured.
     pub public_url: Option<String>,
+    /// PBKDF2 iterations of new SCRAM verifiers (`scram_iteration_count`): what a mechanism
+    /// shows for an unknown account, so that it looks like a new one.
+    pub scram_iterations: u32,
 }
 
 #[cfg(test)]

@@ -692,6 +692,7 @@ impl HostCalls for Context {
             domain: self.host.domain.clone(),
             version: "test".into(),
             public_url: self.host.world().public_url.clone(),
+            scram_iterations: 10_000,
         })
     }
 

@@ -365,3 +365,48 @@ fn legacy_profile_reports_failures_in_its_own_namespace() {
         .read_until_any(&["</success>", "<success"])
         .contains("success"));
 }
+
+/// `scram_iteration_count` applies to passwords set under it, and an unknown account shows the
+/// same count, so the `i=` of server-first tells nobody whether an account exists; a login
+/// with the new verifiers works.
+#[test]
+fn the_configured_iteration_count_is_used_for_new_passwords_and_unknown_accounts_alike() {
+    let server = server_with("scram_iteration_count = 4096\n");
+    server.add_user("bob", "bob's password", None);
+    let iterations_for = |user: &str| {
+        let mut c = fresh(&server);
+        let scram = ScramClient::new(
+            Hash::Sha256,
+            user,
+            None,
+            ClientBinding::NotSupported,
+            "nonceABCDEFGHIJKLMNOPQRSTUV",
+        )
+        .expect("client");
+        c.sasl2_start(
+            "SCRAM-SHA-256",
+            Some(&scram.client_first()),
+            &Sasl2Extras::default(),
+        );
+        let challenge = c.read_until("</challenge>");
+        let server_first =
+            String::from_utf8(unb64(inner(&challenge, "challenge").expect("challenge")))
+                .expect("utf-8");
+        server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix("i="))
+            .expect("i=")
+            .to_owned()
+    };
+    assert_eq!(iterations_for("bob"), "4096");
+    assert_eq!(
+        iterations_for("nobody-at-all"),
+        "4096",
+        "an unknown account looks the same"
+    );
+    assert!(
+        fresh(&server)
+            .sasl2_plain("bob", "bob's password", &Sasl2Extras::bind("x"))
+            .success
+    );
+}

@@ -233,6 +233,7 @@ impl HostCalls for PluginContext {
             domain: shared.config.domain.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             public_url: shared.config.http.public_url.clone(),
+            scram_iterations: shared.config.scram_iterations,
         })
     }
 
@@ -559,9 +560,12 @@ impl HostCalls for PluginContext {
         crate::run_blocking(|| {
             crate::accounts::create(
                 shared.store.as_ref(),
-                user,
-                password,
-                email,
+                crate::accounts::NewAccount {
+                    user,
+                    password,
+                    email,
+                    iterations: shared.config.scram_iterations,
+                },
                 crate::now_ms(),
             )
         })

@@ -31,6 +31,9 @@ pub(crate) struct Keys {
     pub(crate) fake: Vec<u8>,
     /// Key of the Bind 2 resource derivation (`bind2-resource`).
     pub(crate) bind2: Vec<u8>,
+    /// PBKDF2 iterations of the fake credentials: the host's for new passwords, so that an
+    /// unknown account looks like any account whose password was set under this config.
+    pub(crate) fake_iterations: u32,
 }
 
 impl Keys {
@@ -42,6 +45,7 @@ impl Keys {
         Ok(Self {
             fake: host.derive_secret("scram-fake-credentials")?,
             bind2: host.derive_secret("bind2-resource")?,
+            fake_iterations: host.host_info()?.scram_iterations,
         })
     }
 }
@@ -88,6 +92,7 @@ impl Core {
         MechEnv {
             host,
             fake_key: &self.keys.fake,
+            fake_iterations: self.keys.fake_iterations,
             limiter: &self.limiter,
         }
     }

@@ -10,7 +10,8 @@
 //!   brought to the host's canonical form (nodeprep, `tessera_plugin_api::names`), the form
 //!   account names are stored and failures counted in; the success reports that form.
 //! * An unknown account runs the same exchange against deterministic fake credentials (secret
-//!   `scram-fake-credentials`, [`FAKE_ITERATIONS`]) and fails exactly like a wrong password
+//!   `scram-fake-credentials`, the host's `scram_iteration_count`) and fails exactly like a
+//!   wrong password
 //!   (`<not-authorized/>`, text `invalid-proof` for SCRAM).
 //! * An account or address over its failure limit gets `<temporary-auth-failure/>` with the
 //!   retry time before any credential is looked up or checked.
@@ -40,8 +41,6 @@ use crate::ratelimit::RateLimiter;
 use crate::wire::Profile;
 use tessera_plugin_api::sync::locked;
 
-/// PBKDF2 iterations of fake credentials (the host's iteration count for new passwords).
-pub(crate) const FAKE_ITERATIONS: u32 = 10_000;
 /// Random bytes in a SCRAM server nonce.
 pub(crate) const NONCE_BYTES: usize = 24;
 
@@ -52,6 +51,8 @@ pub(crate) struct MechEnv<'a> {
     pub(crate) host: &'a Host,
     /// Key of the fake credentials.
     pub(crate) fake_key: &'a [u8],
+    /// Their PBKDF2 iterations.
+    pub(crate) fake_iterations: u32,
     /// Failure counters.
     pub(crate) limiter: &'a Mutex<RateLimiter>,
 }
@@ -294,7 +295,7 @@ fn lookup(env: MechEnv<'_>, user: &str, hash: Hash) -> Option<(ScramCredentials,
     match env.host.get_credentials(user) {
         Ok(Some(account)) => Some((verifier(&account, hash), true)),
         Ok(None) => Some((
-            fake_credentials(env.fake_key, user, hash, FAKE_ITERATIONS),
+            fake_credentials(env.fake_key, user, hash, env.fake_iterations),
             false,
         )),
         Err(e) => {

@@ -410,3 +410,107 @@ fn the_configured_iteration_count_is_used_for_new_passwords_and_unknown_accounts
             .success
     );
 }
+
+/// The `<mechanism/>`s of one list in `features` (the text inside `<mechanisms>` or
+/// `<authentication>`), and the advertised channel-binding types.
+fn offered(features: &str, sasl2: bool) -> (Vec<String>, Vec<String>) {
+    let list = inner(
+        features,
+        if sasl2 {
+            "authentication"
+        } else {
+            "mechanisms"
+        },
+    )
+    .unwrap_or("");
+    let list = list.split("<inline").next().unwrap_or(list);
+    let mechanisms = list
+        .split("<mechanism>")
+        .skip(1)
+        .filter_map(|m| m.split("</mechanism>").next())
+        .map(str::to_owned)
+        .collect();
+    let types = features
+        .split("<channel-binding type='")
+        .skip(1)
+        .filter_map(|t| t.split('\'').next())
+        .map(str::to_owned)
+        .collect();
+    (mechanisms, types)
+}
+
+/// XEP-0474 with the project's own client, both profiles, on a server whose two lists differ
+/// (`password_reset_legacy_sasl = false`: PASSWORD-RESET only in SASL2): each login checks
+/// `h=` against the list of its own profile and succeeds; checked against the other
+/// profile's list, the client refuses before it sends a proof.
+#[test]
+fn the_downgrade_hash_is_of_the_profile_in_use_for_the_projects_own_client() {
+    let server = Server::start(&ServerOptions {
+        top: "password_reset_legacy_sasl = false\n".into(),
+        http: "public_url = \"https://localhost\"\n".into(),
+        ..ServerOptions::with_modules(&["sasl2", "password_reset"])
+    });
+    server.add_user("alice", "correct horse", None);
+    let login = |sasl2: bool, hashed_profile: bool| {
+        let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+        let features = c.open();
+        let (mechanisms, types) = offered(&features, hashed_profile);
+        let m: Vec<&str> = mechanisms.iter().map(String::as_str).collect();
+        let t: Vec<&str> = types.iter().map(String::as_str).collect();
+        let expected = tessera_sasl::ssdp::downgrade_hash(Hash::Sha256, &m, &t);
+        let scram = ScramClient::new(
+            Hash::Sha256,
+            "alice",
+            None,
+            ClientBinding::NotSupported,
+            "nonceABCDEFGHIJKLMNOPQRSTUV",
+        )
+        .expect("client")
+        .expect_downgrade_hash(expected);
+        let ns = if sasl2 { SASL2 } else { SASL_NS };
+        if sasl2 {
+            c.sasl2_start(
+                "SCRAM-SHA-256",
+                Some(&scram.client_first()),
+                &Sasl2Extras::default(),
+            );
+        } else {
+            c.send(&format!(
+                "<auth xmlns='{SASL_NS}' mechanism='SCRAM-SHA-256'>{}</auth>",
+                b64(&scram.client_first())
+            ));
+        }
+        let challenge = c.read_until("</challenge>");
+        let server_first = unb64(inner(&challenge, "challenge").expect("challenge"));
+        let (client_final, verifier) =
+            scram.server_first(&server_first, ClientSecret::Password("correct horse"))?;
+        c.send(&format!(
+            "<response xmlns='{ns}'>{}</response>",
+            b64(&client_final)
+        ));
+        let success = c.read_until("</success>");
+        let data =
+            inner(&success, if sasl2 { "additional-data" } else { "success" }).expect("data");
+        verifier.server_final(&unb64(data))
+    };
+    let (sasl2_list, _) = offered(
+        &XmppClient::direct_tls(server.ports.direct_tls).open(),
+        true,
+    );
+    assert!(
+        sasl2_list.iter().any(|m| m == "PASSWORD-RESET"),
+        "{sasl2_list:?}"
+    );
+    login(true, true).expect("SASL2, hashed as SASL2");
+    login(false, false).expect("RFC 6120, hashed as RFC 6120");
+    for (sasl2, other) in [(true, false), (false, true)] {
+        let err = login(sasl2, other).expect_err("the other profile's list does not match");
+        assert!(
+            matches!(
+                err,
+                tessera_sasl::scram::ScramError::DowngradeHashMismatch { .. }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -65,7 +65,8 @@ impl Mitm {
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    Err(_) => break,
+                    // Anything else (a connection reset before accept) ends only that one.
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
@@ -109,18 +110,28 @@ fn relay(
         return;
     };
     let mut down = StreamOwned::new(conn, client);
-    let Ok(server) = TcpStream::connect(upstream) else {
+    let Ok(mut server) = TcpStream::connect(upstream) else {
         return;
     };
-    let _ = server.set_read_timeout(tick);
     let name = ServerName::try_from("localhost").expect("name");
-    let Ok(conn) = ClientConnection::new(crate::client::client_config(b"xmpp-client", false), name)
+    let Ok(mut conn) =
+        ClientConnection::new(crate::client::client_config(b"xmpp-client", false), name)
     else {
         return;
     };
+    // The upstream handshake first, with a patient socket: a write on a half-done handshake
+    // would fail with the short tick below and end the relay.
+    let _ = server.set_read_timeout(Some(Duration::from_secs(10)));
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut server).is_err() {
+            return;
+        }
+    }
+    let _ = server.set_read_timeout(tick);
     let mut up = StreamOwned::new(conn, server);
-    // Held back until the first features are complete, then rewritten once.
-    let mut held = String::new();
+    // Held back until the first features are complete, then rewritten once (as bytes until
+    // then, so that a character split across reads is not mangled).
+    let mut held: Vec<u8> = Vec::new();
     let mut rewritten = false;
     let mut buf = vec![0u8; 16 * 1024];
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -143,10 +154,11 @@ fn relay(
                 }
             }
             Ok(n) => {
-                held.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if let Some(end) = held.find("</stream:features>") {
+                held.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&held).into_owned();
+                if let Some(end) = text.find("</stream:features>") {
                     let end = end + "</stream:features>".len();
-                    let out = format!("{}{}", rewrite(&held[..end]), &held[end..]);
+                    let out = format!("{}{}", rewrite(&text[..end]), &text[end..]);
                     if down.write_all(out.as_bytes()).is_err() {
                         return;
                     }

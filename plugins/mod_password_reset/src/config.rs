@@ -106,7 +106,6 @@ pub(crate) fn mechanism_spec(settings: &Settings) -> MechanismSpec {
         legacy: settings.legacy,
         channel_binding: None,
         hidden: false,
-        // Never part of a downgrade-protection hash: it may come and go with the module.
     }
 }
 

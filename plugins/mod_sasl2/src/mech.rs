@@ -22,7 +22,9 @@
 //! * SCRAM's server-first carries XEP-0474's `h=`: the hash of the mechanisms the stream's
 //!   features list for the profile in use (PASSWORD-RESET included when listed; FAST's hidden
 //!   HT-* never) and, when `<sasl-channel-binding/>` is sent, its types, computed from the
-//!   mechanism list now by the same rules that built the features.
+//!   mechanism list now by the same rules that built the features. A module load, unload or
+//!   option change between a client's features and its `<authenticate/>` changes the list:
+//!   that one login sees a mismatch and retries.
 
 use std::sync::Mutex;
 use tessera_plugin_api::SaslCondition;

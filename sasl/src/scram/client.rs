@@ -207,7 +207,12 @@ impl ScramClient {
             return Err(ScramError::NonceMismatch);
         }
         if let Some(expected) = &self.expected_downgrade_hash {
-            let received = text.split(',').skip(3).find_map(|p| p.strip_prefix("h="));
+            let mut sent = text.split(',').skip(3).filter_map(|p| p.strip_prefix("h="));
+            let received = sent.next();
+            if sent.next().is_some() {
+                // Two answers to one question: neither can be trusted.
+                return Err(ScramSyntax::BadAttribute.into());
+            }
             if let Some(received) = received.filter(|r| r != expected) {
                 return Err(ScramError::DowngradeHashMismatch {
                     expected: expected.clone(),

@@ -423,10 +423,20 @@ fn client_view(features: &[Element], sasl2: bool) -> (Vec<String>, Vec<String>) 
 /// checks it (the project's own) completes the login.
 #[test]
 fn server_first_carries_the_hash_of_what_the_features_offered() {
-    let fake = Fake::new().with_hidden("HT-SHA-256-NONE");
+    // A hidden mechanism (never hashed) and one listed in SASL2 only (so the profiles differ).
+    let fake = Fake::new()
+        .with_hidden("HT-SHA-256-NONE")
+        .with_hidden("X-SASL2-ONLY listed");
     for exporter in [true, false] {
         let s = stream(exporter);
         let features = fake.features(&s);
+        let (sasl2_list, _) = client_view(&features, true);
+        let (legacy_list, _) = client_view(&features, false);
+        assert!(
+            sasl2_list.iter().any(|m| m == "X-SASL2-ONLY")
+                && !legacy_list.iter().any(|m| m == "X-SASL2-ONLY"),
+            "{sasl2_list:?} / {legacy_list:?}"
+        );
         for sasl2 in [true, false] {
             for hash in [Hash::Sha256, Hash::Sha1] {
                 let (mechanisms, types) = client_view(&features, sasl2);

@@ -303,14 +303,21 @@ impl Module for Responder {
             .iter()
             .map(|entry| {
                 let mut parts = entry.split(' ');
+                let name = parts.next().unwrap_or_default().to_owned();
+                // `NAME listed`: a listed mechanism of SASL2 only; `NAME TYPE`: hidden, needing
+                // that channel-binding type.
+                let (listed, channel_binding) = match parts.next() {
+                    Some("listed") => (true, None),
+                    other => (false, other.map(str::to_owned)),
+                };
                 MechanismSpec {
-                    name: parts.next().unwrap_or_default().to_owned(),
+                    name,
                     priority: 0,
                     tls_only: true,
                     sasl2: true,
                     legacy: false,
-                    channel_binding: parts.next().map(str::to_owned),
-                    hidden: true,
+                    channel_binding,
+                    hidden: !listed,
                 }
             })
             .collect();

@@ -242,8 +242,23 @@ fn a_downgrade_hash_in_server_first_is_checked_by_the_client() {
         err,
         ScramError::DowngradeHashMismatch {
             expected: stripped,
-            received: h
+            received: h.clone()
         }
     );
     assert_eq!(err.condition(), SaslCondition::NotAuthorized);
+    // A server-first with two h= (one right, one wrong) is malformed, not half-checked.
+    let client = ScramClient::new(
+        Hash::Sha256,
+        "user",
+        None,
+        ClientBinding::NotSupported,
+        "cn",
+    )
+    .unwrap()
+    .expect_downgrade_hash(h.clone());
+    let twice = format!("r=cnXYZ,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=16,h={h},h=AAAA");
+    assert!(matches!(
+        client.server_first(twice.as_bytes(), ClientSecret::Password("pw")),
+        Err(ScramError::Malformed(_))
+    ));
 }

@@ -23,7 +23,7 @@ use crate::auth::Pending;
 use crate::config::Settings;
 use crate::ht;
 use crate::store;
-use crate::token::{self, Slot, TokenKey, TOKEN_ID_BYTES};
+use crate::token::{self, TokenKey, TOKEN_ID_BYTES};
 use tessera_plugin_api::datetime;
 
 /// The mechanism of the token to issue, if any: the requested one (already checked to be
@@ -110,10 +110,7 @@ fn issue(
         svc.log(LogLevel::Error, "the host's RNG returned too few bytes");
         return None;
     };
-    if let Err(e) = store::prune(svc, user, now_ms) {
-        svc.log(LogLevel::Warn, &format!("cannot prune FAST tokens: {e}"));
-    }
-    if let Err(e) = store::save(svc, user, ua_id, Slot::New, &record) {
+    if let Err(e) = store::issue(svc, user, ua_id, &record, now_ms) {
         svc.log(LogLevel::Warn, &format!("cannot store FAST token: {e}"));
         return None;
     }

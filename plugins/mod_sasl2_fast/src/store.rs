@@ -1,8 +1,10 @@
 //! Token records in the host's key-value store: one entry per slot, in the account's scope
 //! (`KvScope::Account`, so the host drops them with the account), under the keys of
 //! [`token::slot_key`]. Values are JSON [`TokenRecord`]s; an unreadable value counts as empty.
+//! Each operation that writes several entries does so in one `kv_write` (one transaction, one
+//! commit to disk), so a rotation or a revocation is never half done.
 
-use tessera_plugin_api::protocol::KvScope;
+use tessera_plugin_api::protocol::{KvScope, KvWrite};
 use tessera_plugin_api::Host;
 use tessera_plugin_api::{LogLevel, PluginError};
 
@@ -41,19 +43,34 @@ pub(crate) fn load(
         .collect()
 }
 
-/// Write one slot.
+fn put(ua_id: &str, slot: Slot, record: &TokenRecord) -> Result<KvWrite, PluginError> {
+    let value = serde_json::to_string(record).map_err(|e| PluginError::internal(e.to_string()))?;
+    Ok(KvWrite::put(token::slot_key(ua_id, slot), value))
+}
+
+/// Write a new token into slot `new`, after deleting the account's expired and unreadable
+/// records and the oldest beyond [`MAX_RECORDS_PER_ACCOUNT`] (so the store stays bounded),
+/// all in one step.
 ///
 /// # Errors
-/// Store failure.
-pub(crate) fn save(
+/// Store failure: nothing was written.
+pub(crate) fn issue(
     svc: &Host,
     user: &str,
     ua_id: &str,
-    slot: Slot,
     record: &TokenRecord,
+    now_ms: u64,
 ) -> Result<(), PluginError> {
-    let value = serde_json::to_string(record).map_err(|e| PluginError::internal(e.to_string()))?;
-    svc.kv_put(scope(user), &token::slot_key(ua_id, slot), &value)
+    let scope = scope(user);
+    let entries = svc.kv_list(scope, KEY_PREFIX)?;
+    // Room for the record about to be written.
+    let cap = MAX_RECORDS_PER_ACCOUNT.saturating_sub(1);
+    let mut writes: Vec<KvWrite> = token::prunable(&entries, now_ms, cap)
+        .into_iter()
+        .map(KvWrite::delete)
+        .collect();
+    writes.push(put(ua_id, Slot::New, record)?);
+    svc.kv_write(scope, writes)
 }
 
 /// Delete one slot.
@@ -75,8 +92,11 @@ pub(crate) fn promote(
     ua_id: &str,
     record: &TokenRecord,
 ) -> Result<(), PluginError> {
-    save(svc, user, ua_id, Slot::Current, record)?;
-    delete(svc, user, ua_id, Slot::New)
+    let writes = vec![
+        put(ua_id, Slot::Current, record)?,
+        KvWrite::delete(token::slot_key(ua_id, Slot::New)),
+    ];
+    svc.kv_write(scope(user), writes)
 }
 
 /// Delete both slots of a client.
@@ -84,9 +104,11 @@ pub(crate) fn promote(
 /// # Errors
 /// Store failure.
 pub(crate) fn forget_client(svc: &Host, user: &str, ua_id: &str) -> Result<(), PluginError> {
-    Slot::ORDER
+    let writes = Slot::ORDER
         .iter()
-        .try_for_each(|slot| delete(svc, user, ua_id, *slot))
+        .map(|slot| KvWrite::delete(token::slot_key(ua_id, *slot)))
+        .collect();
+    svc.kv_write(scope(user), writes)
 }
 
 /// Delete an account's tokens issued at or before `issued_until_ms` (and unreadable records);
@@ -102,30 +124,18 @@ pub(crate) fn forget_account(
     issued_until_ms: u64,
 ) -> Result<usize, PluginError> {
     let scope = scope(user);
-    let entries = svc.kv_list(scope, KEY_PREFIX)?;
-    let mut deleted = 0;
-    for (key, value) in entries {
-        let newer = serde_json::from_str::<crate::token::TokenRecord>(&value)
-            .is_ok_and(|r| r.issued_at_ms > issued_until_ms);
-        if !newer && svc.kv_delete(scope, &key)? {
-            deleted += 1;
-        }
+    let writes: Vec<KvWrite> = svc
+        .kv_list(scope, KEY_PREFIX)?
+        .into_iter()
+        .filter(|(_, value)| {
+            !serde_json::from_str::<crate::token::TokenRecord>(value)
+                .is_ok_and(|r| r.issued_at_ms > issued_until_ms)
+        })
+        .map(|(key, _)| KvWrite::delete(key))
+        .collect();
+    let deleted = writes.len();
+    if deleted > 0 {
+        svc.kv_write(scope, writes)?;
     }
     Ok(deleted)
-}
-
-/// Delete an account's expired and unreadable records, and the oldest beyond
-/// [`MAX_RECORDS_PER_ACCOUNT`] (run before a token is issued, so the store stays bounded).
-///
-/// # Errors
-/// Store failure.
-pub(crate) fn prune(svc: &Host, user: &str, now_ms: u64) -> Result<(), PluginError> {
-    let scope = scope(user);
-    let entries = svc.kv_list(scope, KEY_PREFIX)?;
-    // Room for the record about to be written.
-    let cap = MAX_RECORDS_PER_ACCOUNT.saturating_sub(1);
-    for key in token::prunable(&entries, now_ms, cap) {
-        svc.kv_delete(scope, &key)?;
-    }
-    Ok(())
 }

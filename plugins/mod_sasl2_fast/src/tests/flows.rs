@@ -86,6 +86,16 @@ fn authcid_case_is_folded_like_mod_sasl2() {
     assert!(succeeded(&login.step), "{login:?}");
 }
 
+/// The store writes the module made so far (host call names), oldest first.
+fn store_writes(fake: &Fake) -> Vec<&'static str> {
+    fake.test
+        .calls()
+        .into_iter()
+        .map(|(_, call)| call)
+        .filter(|call| matches!(*call, "kv_put" | "kv_delete" | "kv_write"))
+        .collect()
+}
+
 #[test]
 fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
     let core = core_with(3600, 60);
@@ -99,8 +109,16 @@ fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
         "{first:?}"
     );
     fake.advance(61_000);
+    let writes_before = store_writes(&fake);
     let second = fast_login(&core, &fake, &s, NONE, "alice", &old, vec![]);
     assert!(succeeded(&second.step));
+    // Issuing the new token is one transaction, pruning included (the old token was
+    // `current`, so nothing is promoted).
+    assert_eq!(
+        store_writes(&fake)[writes_before.len()..],
+        ["kv_write"],
+        "one transaction per store change, no loose put or delete"
+    );
     let new = second.issued.unwrap_or_else(|| panic!("rotation due"));
     assert_ne!(new, old);
     let mut keys = fake.keys("alice");
@@ -115,8 +133,10 @@ fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
     // ...which replaced the unused one.
     let stale = fast_login(&core, &fake, &s, NONE, "alice", &new, vec![]);
     assert_eq!(failure_of(&stale.step).0, "not-authorized");
-    // Using the newest retires the old one.
+    // Using the newest retires the old one: promoting it is one transaction too.
+    let writes_before = store_writes(&fake).len();
     let fourth = fast_login(&core, &fake, &s, NONE, "alice", &newest, vec![]);
+    assert_eq!(store_writes(&fake)[writes_before..], ["kv_write"]);
     assert!(
         succeeded(&fourth.step) && fourth.issued.is_none(),
         "{fourth:?}"

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
-use tessera_tests::interop::{interop_dir, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
+use tessera_tests::interop::{node_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
 use tessera_tests::{Server, ServerOptions, TIMEOUT};
 
 const FAST_NS: &str = "urn:xmpp:fast:0";
@@ -409,23 +409,12 @@ fn go_sendxmpp_fast_ht_sha_256_expr_then_refused_after_password_change() {
 /// `node tests/interop/fast.mjs --service xmpp://C2S --domain localhost --user alice
 /// [--password PW] --state STATE`: one login (STARTTLS), then logout.
 fn xmppjs_fast(server: &Server, state: &Path, password: Option<&str>) -> Finished {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/@xmpp/client").is_dir(),
-        "@xmpp/client is not installed in {}: run `./tests/run.sh --install-only`",
-        dir.display()
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("fast.mjs"))
-        .args(["--service", &format!("xmpp://{}", server.ports.c2s)])
+    let mut cmd = node_driver("fast.mjs");
+    cmd.args(["--service", &format!("xmpp://{}", server.ports.c2s)])
         .args(["--domain", "localhost", "--user", "alice"])
         .arg("--state")
         .arg(state)
-        .args(["--timeout", DRIVER_TIMEOUT_SECS])
-        .current_dir(&dir)
-        // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
-        .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
-        .env("NODE_NO_WARNINGS", "1");
+        .args(["--timeout", DRIVER_TIMEOUT_SECS]);
     if let Some(password) = password {
         cmd.args(["--password", password]);
     }

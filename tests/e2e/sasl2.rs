@@ -25,6 +25,26 @@ fn fresh(server: &Server) -> XmppClient {
     c
 }
 
+/// The server-first message a SASL2 SCRAM-SHA-256 exchange for `user` gets on a fresh stream.
+fn server_first_for(server: &Server, user: &str) -> String {
+    let mut c = fresh(server);
+    let scram = ScramClient::new(
+        Hash::Sha256,
+        user,
+        None,
+        ClientBinding::NotSupported,
+        "nonceABCDEFGHIJKLMNOPQRSTUV",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-256",
+        Some(&scram.client_first()),
+        &Sasl2Extras::default(),
+    );
+    let challenge = c.read_until("</challenge>");
+    String::from_utf8(unb64(inner(&challenge, "challenge").expect("challenge"))).expect("utf-8")
+}
+
 fn condition(xml: &str, cond: &str) -> bool {
     xml.contains(&format!("<{cond} xmlns='{SASL_NS}'/>"))
 }
@@ -264,25 +284,8 @@ fn unknown_accounts_and_wrong_passwords_look_the_same() {
     assert_eq!(known, unknown, "identical failure for an unknown account");
     // The salt and iteration count offered to an unknown account are stable (not random per try).
     let salt_of = |user: &str| -> String {
-        let mut c = fresh(&server);
-        let scram = ScramClient::new(
-            Hash::Sha256,
-            user,
-            None,
-            ClientBinding::NotSupported,
-            "nonceABCDEFGHIJKLMNOPQRSTUV",
-        )
-        .expect("client");
-        c.sasl2_start(
-            "SCRAM-SHA-256",
-            Some(&scram.client_first()),
-            &Sasl2Extras::default(),
-        );
-        let ch = String::from_utf8(unb64(
-            inner(&c.read_until("</challenge>"), "challenge").expect("challenge"),
-        ))
-        .expect("utf8");
-        ch.split(',')
+        server_first_for(&server, user)
+            .split(',')
             .filter(|p| p.starts_with("s=") || p.starts_with("i="))
             .collect::<Vec<_>>()
             .join(",")
@@ -374,25 +377,7 @@ fn the_configured_iteration_count_is_used_for_new_passwords_and_unknown_accounts
     let server = server_with("scram_iteration_count = 4096\n");
     server.add_user("bob", "bob's password", None);
     let iterations_for = |user: &str| {
-        let mut c = fresh(&server);
-        let scram = ScramClient::new(
-            Hash::Sha256,
-            user,
-            None,
-            ClientBinding::NotSupported,
-            "nonceABCDEFGHIJKLMNOPQRSTUV",
-        )
-        .expect("client");
-        c.sasl2_start(
-            "SCRAM-SHA-256",
-            Some(&scram.client_first()),
-            &Sasl2Extras::default(),
-        );
-        let challenge = c.read_until("</challenge>");
-        let server_first =
-            String::from_utf8(unb64(inner(&challenge, "challenge").expect("challenge")))
-                .expect("utf-8");
-        server_first
+        server_first_for(&server, user)
             .split(',')
             .find_map(|a| a.strip_prefix("i="))
             .expect("i=")

@@ -42,9 +42,9 @@ pub fn slixmpp_driver(script: &str, addr: std::net::SocketAddr) -> Command {
     cmd
 }
 
-/// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p …` run from
-/// `tests/interop` (the driver's own arguments follow).
-pub fn xmppjs_driver(mode: &str, service: &str, users: &[(&str, &str)]) -> Command {
+/// `node tests/interop/SCRIPT` run from `tests/interop` with xmpp.js installed, accepting the
+/// server's self-signed certificate (the driver's own arguments follow).
+pub fn node_driver(script: &str) -> Command {
     let dir = interop_dir();
     assert!(
         dir.join("node_modules/@xmpp/client").is_dir(),
@@ -52,13 +52,20 @@ pub fn xmppjs_driver(mode: &str, service: &str, users: &[(&str, &str)]) -> Comma
         dir.display()
     );
     let mut cmd = Command::new("node");
-    cmd.arg(dir.join("xmppjs.mjs"))
-        .args([mode, "--service", service, "--domain", "localhost"])
-        .args(["--timeout", DRIVER_TIMEOUT_SECS])
+    cmd.arg(dir.join(script))
         .current_dir(&dir)
         // The server's certificate is self-signed; NODE_NO_WARNINGS hides Node's note about it.
         .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
         .env("NODE_NO_WARNINGS", "1");
+    cmd
+}
+
+/// `node tests/interop/xmppjs.mjs MODE --service URL --domain localhost --user u:p …` run from
+/// `tests/interop` (the driver's own arguments follow).
+pub fn xmppjs_driver(mode: &str, service: &str, users: &[(&str, &str)]) -> Command {
+    let mut cmd = node_driver("xmppjs.mjs");
+    cmd.args([mode, "--service", service, "--domain", "localhost"])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS]);
     for (user, password) in users {
         cmd.arg("--user").arg(format!("{user}:{password}"));
     }

@@ -201,6 +201,16 @@ fn account_err(e: crate::accounts::AccountError) -> PluginError {
     }
 }
 
+/// An entry to append, under a new id.
+fn new_archive_item(with: &str, at_ms: u64, data: &[u8]) -> ArchiveItem {
+    ArchiveItem {
+        id: archive_id(crate::now_ms()),
+        with: with.to_owned(),
+        at_ms,
+        data: data.to_vec(),
+    }
+}
+
 /// A new archive id: a UUIDv7 (RFC 9562 §5.7): 48 bits of milliseconds, then random bits, so
 /// ids are unique without coordination and roughly time-ordered (the store orders entries by
 /// append, not by id).
@@ -456,12 +466,7 @@ impl HostCalls for PluginContext {
         data: &Bytes,
     ) -> Result<String, PluginError> {
         let shared = self.shared()?;
-        let item = ArchiveItem {
-            id: archive_id(crate::now_ms()),
-            with: with.to_owned(),
-            at_ms,
-            data: data.to_vec(),
-        };
+        let item = new_archive_item(with, at_ms, data);
         let user = prep(user)?;
         crate::run_blocking(|| {
             shared
@@ -482,12 +487,7 @@ impl HostCalls for PluginContext {
         bounds: ArchiveBounds,
     ) -> Result<ArchiveAppend, PluginError> {
         let shared = self.shared()?;
-        let item = ArchiveItem {
-            id: archive_id(crate::now_ms()),
-            with: with.to_owned(),
-            at_ms,
-            data: data.to_vec(),
-        };
+        let item = new_archive_item(with, at_ms, data);
         let user = prep(user)?;
         let crossed = crate::run_blocking(|| {
             shared

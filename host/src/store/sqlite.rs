@@ -64,6 +64,29 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
 }
 
+/// Insert one archive entry of (module, archive, account) with its class.
+fn insert_entry(
+    c: &Connection,
+    [module, archive, user]: [&str; 3],
+    item: &ArchiveItem,
+    class: &str,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "INSERT INTO module_archive (module, archive, account, id, peer, at, data, class)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        module,
+        archive,
+        user,
+        item.id,
+        item.with,
+        item.at_ms as i64,
+        item.data,
+        class
+    ])
+}
+
 fn scope_key<'a>(scope: &KvScope<'a>) -> &'a str {
     match scope {
         KvScope::Global => "",
@@ -407,21 +430,7 @@ impl Store for SqliteStore {
         user: &str,
         item: &ArchiveItem,
     ) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.prepare_cached(
-                "INSERT INTO module_archive (module, archive, account, id, peer, at, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                module,
-                archive,
-                user,
-                item.id,
-                item.with,
-                item.at_ms as i64,
-                item.data
-            ])
-        })?;
+        self.write(|c| insert_entry(c, [module, archive, user], item, ""))?;
         Ok(())
     }
 
@@ -451,20 +460,7 @@ impl Store for SqliteStore {
                 })?;
             let crossed = bounds.crossed(entries, bytes, in_class, item.data.len() as u64);
             if crossed.is_none() {
-                tx.prepare_cached(
-                    "INSERT INTO module_archive (module, archive, account, id, peer, at, data, class)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    module,
-                    archive,
-                    user,
-                    item.id,
-                    item.with,
-                    item.at_ms as i64,
-                    item.data,
-                    bounds.class
-                ])?;
+                insert_entry(&tx, [module, archive, user], item, &bounds.class)?;
                 tx.commit()?;
             }
             Ok(crossed)

@@ -114,6 +114,24 @@ impl World {
         (alice, bob)
     }
 
+    /// What other modules see through the `roster-contacts` hook: every contact of `user`.
+    fn contacts_of(&self, user: &str) -> Vec<Contact> {
+        let query = ContactsQuery {
+            user: user.into(),
+            contact: None,
+        };
+        let reply = self
+            .roster
+            .instance
+            .hook(
+                ROSTER_CONTACTS,
+                wire::Bytes::new(&wire::encode(&query).expect("encode")),
+            )
+            .expect("hook")
+            .expect("reply");
+        wire::decode("roster-contacts", &reply).expect("decode")
+    }
+
     fn item(&self, user: &str, contact: &str) -> Option<Item> {
         Store::of(self.roster.host(), user)
             .item(contact)
@@ -285,24 +303,7 @@ fn two_accounts_subscribe_to_each_other_and_end_up_both() {
         );
     }
     // Other modules see it through the hook.
-    let contacts: Vec<Contact> = wire::decode(
-        "roster-contacts",
-        &w.roster
-            .instance
-            .hook(
-                ROSTER_CONTACTS,
-                wire::Bytes::new(
-                    &wire::encode(&ContactsQuery {
-                        user: "alice".into(),
-                        contact: None,
-                    })
-                    .expect("encode"),
-                ),
-            )
-            .expect("hook")
-            .expect("reply"),
-    )
-    .expect("decode");
+    let contacts = w.contacts_of("alice");
     assert_eq!(
         contacts,
         [Contact {
@@ -829,22 +830,7 @@ fn a_roster_from_before_the_summary_is_read_and_then_kept_in_one_entry() {
     )
     .expect("put");
     host.kv_put(scope, "ver", "7").expect("put");
-    let reply = w
-        .roster
-        .instance
-        .hook(
-            ROSTER_CONTACTS,
-            wire::Bytes::new(
-                &wire::encode(&ContactsQuery {
-                    user: "alice".into(),
-                    contact: None,
-                })
-                .expect("encode"),
-            ),
-        )
-        .expect("hook")
-        .expect("reply");
-    let contacts: Vec<Contact> = wire::decode("roster-contacts", &reply).expect("decode");
+    let contacts = w.contacts_of("alice");
     assert_eq!(
         contacts,
         [Contact {

@@ -141,7 +141,7 @@ fn scram_key_derivation(c: &mut Criterion) {
     // Not per login: PBKDF2 is paid when a password is set, or by a client without cached keys.
     let mut group = c.benchmark_group("scram_key_derivation_4096");
     group.sample_size(20);
-    for hash in [Hash::Sha1, Hash::Sha256] {
+    for hash in [Hash::Sha1, Hash::Sha256, Hash::Sha512] {
         group.bench_function(hash.name(), |b| {
             b.iter(|| {
                 derive_credentials(hash, black_box(PASSWORD), black_box(SALT), 4096)

@@ -8,7 +8,7 @@
 use hmac::digest::{Digest, Key, KeyInit, Output};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::Hash;
@@ -46,6 +46,7 @@ impl Hash {
         match self {
             Hash::Sha1 => hmac_parts::<Hmac<Sha1>, Sha1>(key, parts).to_vec(),
             Hash::Sha256 => hmac_sha256(key, parts).to_vec(),
+            Hash::Sha512 => hmac_parts::<Hmac<Sha512>, Sha512>(key, parts).to_vec(),
         }
     }
 
@@ -54,6 +55,7 @@ impl Hash {
         match self {
             Hash::Sha1 => Sha1::digest(data).to_vec(),
             Hash::Sha256 => Sha256::digest(data).to_vec(),
+            Hash::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
 
@@ -64,6 +66,7 @@ impl Hash {
         match self {
             Hash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, iterations, &mut out),
             Hash::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out),
+            Hash::Sha512 => pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut out),
         }
         out
     }

@@ -4,7 +4,8 @@
 //! bytes a peer sent into typed values and the next bytes to send. Randomness (SCRAM server
 //! nonces) and stored credentials are parameters supplied by the caller. It implements:
 //!
-//! * [`scram`]: SCRAM-SHA-1, SCRAM-SHA-256 and their `-PLUS` variants (RFC 5802, RFC 7677), with
+//! * [`scram`]: SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 and their `-PLUS` variants (RFC 5802,
+//!   RFC 7677 and its pattern for SHA-512), with
 //!   channel binding `tls-exporter` (RFC 9266) and `tls-server-end-point` (RFC 5929 §4), as a
 //!   server state machine whose states are consumed by value, plus a client used by tests and
 //!   the load tool.
@@ -56,14 +57,17 @@ pub enum Hash {
     Sha1,
     /// SHA-256 (FIPS 180-4), used by SCRAM-SHA-256 (RFC 7677) and HT-SHA-256-*.
     Sha256,
+    /// SHA-512 (FIPS 180-4), used by SCRAM-SHA-512 (RFC 7677's pattern, IANA-registered).
+    Sha512,
 }
 
 impl Hash {
-    /// Length of the hash output in bytes (20 for SHA-1, 32 for SHA-256).
+    /// Length of the hash output in bytes (20 for SHA-1, 32 for SHA-256, 64 for SHA-512).
     pub const fn output_len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
             Hash::Sha256 => 32,
+            Hash::Sha512 => 64,
         }
     }
 
@@ -72,6 +76,7 @@ impl Hash {
         match self {
             Hash::Sha1 => "SHA-1",
             Hash::Sha256 => "SHA-256",
+            Hash::Sha512 => "SHA-512",
         }
     }
 
@@ -83,6 +88,8 @@ impl Hash {
             (Hash::Sha1, true) => "SCRAM-SHA-1-PLUS",
             (Hash::Sha256, false) => "SCRAM-SHA-256",
             (Hash::Sha256, true) => "SCRAM-SHA-256-PLUS",
+            (Hash::Sha512, false) => "SCRAM-SHA-512",
+            (Hash::Sha512, true) => "SCRAM-SHA-512-PLUS",
         }
     }
 }

@@ -291,15 +291,17 @@ fn plain(env: MechEnv<'_>, info: &ExchangeInfo, message: &[u8]) -> MechanismStep
     }
 }
 
-/// The account's verifier for `hash`, or fake credentials for an unknown account (`false`);
-/// `None` when the store failed.
+/// The account's verifier for `hash`, or fake credentials for an unknown account, or for an
+/// account with no verifier of that hash (`false`: the exchange then fails exactly like a
+/// wrong password); `None` when the store failed.
 fn lookup(env: MechEnv<'_>, user: &str, hash: Hash) -> Option<(ScramCredentials, bool)> {
+    let fake = || fake_credentials(env.fake_key, user, hash, env.fake_iterations);
     match env.host.get_credentials(user) {
-        Ok(Some(account)) => Some((verifier(&account, hash), true)),
-        Ok(None) => Some((
-            fake_credentials(env.fake_key, user, hash, env.fake_iterations),
-            false,
-        )),
+        Ok(Some(account)) => Some(match verifier(&account, hash) {
+            Some(verifier) => (verifier, true),
+            None => (fake(), false),
+        }),
+        Ok(None) => Some((fake(), false)),
         Err(e) => {
             env.host
                 .log(LogLevel::Warn, &format!("credentials unavailable: {e}"));
@@ -312,16 +314,19 @@ fn store_failure(user: &str) -> MechanismStep {
     failure(SaslCondition::TemporaryAuthFailure, None, Some(user))
 }
 
-fn verifier(account: &AccountCredentials, hash: Hash) -> ScramCredentials {
+/// The account's stored verifier for `hash`. Accounts keep SHA-1 and SHA-256 verifiers only
+/// (SCRAM-SHA-512 is not offered: it needs XEP-0480's upgrade for existing accounts).
+fn verifier(account: &AccountCredentials, hash: Hash) -> Option<ScramCredentials> {
     let secret = match hash {
         Hash::Sha1 => &account.scram_sha1,
         Hash::Sha256 => &account.scram_sha256,
+        Hash::Sha512 => return None,
     };
-    ScramCredentials {
+    Some(ScramCredentials {
         hash,
         salt: secret.salt.clone(),
         iterations: secret.iterations,
         stored_key: secret.stored_key.clone(),
         server_key: secret.server_key.clone(),
-    }
+    })
 }

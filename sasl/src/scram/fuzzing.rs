@@ -28,11 +28,16 @@ const EXPORTER_CB: [u8; 32] = [
 fn rfc_credentials(hash: Hash) -> &'static ScramCredentials {
     static SHA1: OnceLock<ScramCredentials> = OnceLock::new();
     static SHA256: OnceLock<ScramCredentials> = OnceLock::new();
+    static SHA512: OnceLock<ScramCredentials> = OnceLock::new();
     let (cell, salt): (_, &[u8]) = match hash {
         // base64 "QSXCR+Q6sek8bf92" and "W22ZaJ0SNY7soEsUEjb6gQ==".
         Hash::Sha1 => (&SHA1, b"\x41\x25\xc2\x47\xe4\x3a\xb1\xe9\x3c\x6d\xff\x76"),
         Hash::Sha256 => (
             &SHA256,
+            b"\x5b\x6d\x99\x68\x9d\x12\x35\x8e\xec\xa0\x4b\x14\x12\x36\xfa\x81",
+        ),
+        Hash::Sha512 => (
+            &SHA512,
             b"\x5b\x6d\x99\x68\x9d\x12\x35\x8e\xec\xa0\x4b\x14\x12\x36\xfa\x81",
         ),
     };
@@ -69,6 +74,12 @@ pub fn scram(data: &[u8]) {
             Hash::Sha256,
             true,
             exporter,
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+        ),
+        (
+            Hash::Sha512,
+            false,
+            ChannelBindings::none(),
             "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
         ),
     ];

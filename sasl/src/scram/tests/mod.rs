@@ -33,7 +33,7 @@ fn exporter_bindings() -> ChannelBindings {
 fn rfc_creds(hash: Hash) -> ScramCredentials {
     let salt = match hash {
         Hash::Sha1 => b64("QSXCR+Q6sek8bf92"),
-        Hash::Sha256 => b64("W22ZaJ0SNY7soEsUEjb6gQ=="),
+        Hash::Sha256 | Hash::Sha512 => b64("W22ZaJ0SNY7soEsUEjb6gQ=="),
     };
     derive_credentials(hash, "pencil", &salt, 4096).unwrap()
 }
@@ -73,6 +73,21 @@ const SHA256: Vector = Vector {
     server_first: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
     client_final: "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
     server_final: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+};
+
+/// SCRAM-SHA-512 with RFC 7677's inputs (user `user`, password `pencil`, its salt, nonces and
+/// 4096 iterations). Computed here, not official (no RFC has a SCRAM-SHA-512 example):
+/// derived independently with Python's hashlib and hmac, and matched by this implementation.
+/// StoredKey = 6AAub3065EYRmyFpM2RNwqK+eGnrkYuEWbXn19LsEmBqzu8QaCXNc1FwpnX9NhH2hK/60dzj9DoO5DvVkOHbvg==,
+/// ServerKey = jZHbYjC1aHh0/hKbxyBuGFjDrgjgKTT1esA7awWiKcRZ0o/0b1yWEebBeSVkkCFewf91nLDfKF24mvD5nmE6rA==.
+const SHA512: Vector = Vector {
+    hash: Hash::Sha512,
+    plus: false,
+    client_first: "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+    server_nonce: "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+    server_first: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    client_final: "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==",
+    server_final: "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==",
 };
 
 const SHA256_PLUS: Vector = Vector {
@@ -182,6 +197,19 @@ fn rfc7677_derived_keys() {
         encode_base64(&creds.server_key),
         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
     );
+}
+
+#[test]
+fn computed_scram_sha512_both_sides_and_keys() {
+    run_server_vector(&SHA512);
+    run_client_vector(&SHA512);
+    let creds = rfc_creds(Hash::Sha512);
+    assert_eq!(
+        encode_base64(&creds.stored_key),
+        "6AAub3065EYRmyFpM2RNwqK+eGnrkYuEWbXn19LsEmBqzu8QaCXNc1FwpnX9NhH2hK/60dzj9DoO5DvVkOHbvg=="
+    );
+    assert_eq!(Hash::Sha512.scram_mechanism(true), "SCRAM-SHA-512-PLUS");
+    assert_eq!(Hash::Sha512.output_len(), creds.stored_key.len());
 }
 
 #[test]

@@ -87,6 +87,8 @@ fn events_taken_during_a_reload_are_not_lost_with_the_old_instance() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 fire_count(&server, 1);
                 fired += 1;
+                // Steady, not a busy loop: the other tests of this binary share the cores.
+                std::thread::sleep(Duration::from_millis(2));
             }
             fired
         })
@@ -541,8 +543,14 @@ fn a_stanza_module_reloaded_under_message_load_loses_and_duplicates_nothing() {
     let (mut alice, _) = XmppClient::login(server.ports.direct_tls, "alice", "alice pw", "a");
     let (mut bob, bob_jid) = XmppClient::login(server.ports.direct_tls, "bob", "bob pw", "b");
     let to = bob_jid.clone();
+    // The second half of the messages waits until build-2 has been installed once, so that
+    // both builds take part however slowly the reloads run on a loaded machine.
+    let (build2_in, build2_installed) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
         for i in 0..MESSAGES {
+            if i == MESSAGES / 2 {
+                let _ = build2_installed.recv_timeout(Duration::from_secs(60));
+            }
             alice.send(&format!(
                 "<message to='{to}' type='chat' id='m{i}'><body>{i}</body>\
                  <count xmlns='urn:tessera:test:count'/></message>"
@@ -567,6 +575,9 @@ fn a_stanza_module_reloaded_under_message_load_loses_and_duplicates_nothing() {
         replace_file(&builds[i % 2], &lib(plugins.path(), "fixture_counter"));
         let out = ok(&server, &["module", "reload", "fixture_counter"]);
         assert!(out.contains("reloaded fixture_counter"), "{out}");
+        if i == 1 {
+            let _ = build2_in.send(());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut alice = sender.join().expect("sender");

@@ -45,7 +45,9 @@ impl Keys {
         Ok(Self {
             fake: host.derive_secret("scram-fake-credentials")?,
             bind2: host.derive_secret("bind2-resource")?,
-            fake_iterations: host.host_info()?.scram_iterations,
+            // Never below the RFCs' floor, whatever a host says: a fake count no real account
+            // can have would single out unknown names.
+            fake_iterations: host.host_info()?.scram_iterations.max(4096),
         })
     }
 }

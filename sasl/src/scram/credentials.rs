@@ -127,12 +127,26 @@ pub fn fake_credentials(
     hash: Hash,
     iterations: u32,
 ) -> ScramCredentials {
+    // As many HMAC-SHA-256 blocks as the length needs (SHA-512 keys are 64 bytes, a block 32).
+    // The first block's input has no counter, so SHA-1 and SHA-256 fakes are what they always
+    // were: a change across an upgrade would single out the unknown names.
     let derive = |label: &[u8], len: usize| -> Vec<u8> {
-        let mac = hmac_sha256(
-            server_secret,
-            &[label, hash.name().as_bytes(), &[0], username.as_bytes()],
-        );
-        mac.into_iter().take(len).collect()
+        (0u8..)
+            .flat_map(|block| {
+                let counter: &[u8] = if block == 0 { &[] } else { &[block] };
+                hmac_sha256(
+                    server_secret,
+                    &[
+                        label,
+                        hash.name().as_bytes(),
+                        &[0],
+                        username.as_bytes(),
+                        counter,
+                    ],
+                )
+            })
+            .take(len)
+            .collect()
     };
     ScramCredentials {
         hash,

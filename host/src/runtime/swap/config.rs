@@ -5,7 +5,7 @@
 //! checks, every newly enabled plugin file must pass the loader's gates, and the module options
 //! and dependencies of the resulting set must be valid. A refused config leaves the running one
 //! in force. Host settings (domain, listeners, TLS, SMTP, data and plugin folders' effect on the
-//! running listeners) apply at the next restart; changed options of modules that stay loaded
+//! running listeners, `scram_iteration_count`) apply at the next restart; changed options of modules that stay loaded
 //! apply at their next `tessera module reload`.
 
 use std::path::Path;

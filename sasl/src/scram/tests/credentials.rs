@@ -79,6 +79,16 @@ fn fake_credentials_are_deterministic_and_well_formed() {
     let sha1 = fake_credentials(secret, "ghost", Hash::Sha1, 4096);
     assert_eq!(sha1.stored_key.len(), 20);
     assert!(sha1.check_for(Hash::Sha1).is_ok());
+    // SHA-512 keys are 64 bytes: two blocks, the second not a copy of the first.
+    let sha512 = fake_credentials(secret, "ghost", Hash::Sha512, 4096);
+    assert_eq!((sha512.salt.len(), sha512.stored_key.len()), (16, 64));
+    assert!(sha512.check_for(Hash::Sha512).is_ok());
+    assert_ne!(sha512.stored_key[..32], sha512.stored_key[32..]);
+    // The first block is what it always was (no counter), so SHA-256 fakes did not change.
+    assert_eq!(
+        crate::encode_base64(&a.salt),
+        "pbNBI8XtQt6X2mss4unq8g==" // HMAC-SHA-256("fake-saltSHA-256\0ghost"), by Python
+    );
     assert_ne!(sha1.salt, a.salt, "hash name is part of the salt input");
     assert_ne!(
         fake_credentials(secret, "ghost2", Hash::Sha256, 4096).salt,

@@ -158,6 +158,11 @@ pub trait Module: Send + Sync + Sized + 'static {
 
     /// Caches and counters for the next generation (hot swap). Start with a format version.
     ///
+    /// Called with none of this instance's calls running and none starting: the host pauses
+    /// the instance first, and from then on its callers wait and are handed to the next
+    /// generation (a SASL exchange this instance started still finishes here). So the state
+    /// is whole, and nothing this instance does after it is lost.
+    ///
     /// # Errors
     /// The swap is aborted and this instance keeps serving.
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {

@@ -1,5 +1,6 @@
 //! Account operations shared by the CLI, the admin socket, XEP-0077 and plugins. Passwords are
-//! turned into SCRAM-SHA-1 and SCRAM-SHA-256 verifiers (fresh random salt each) and discarded.
+//! turned into SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 verifiers (fresh random salt each)
+//! and discarded.
 //!
 //! This module only touches the store; [`crate::Shared::set_password`] is the one entry point
 //! that also fires `user-password-changed` on a running server.
@@ -8,7 +9,7 @@ use tessera_plugin_api::protocol::ScramSecret;
 use tessera_sasl::{scram::derive_credentials, Hash};
 
 use crate::jid::{prep_localpart, JidError};
-use crate::store::{AccountRecord, Store, StoreError};
+use crate::store::{AccountRecord, Store, StoreError, Verifiers};
 
 /// PBKDF2 iterations for new verifiers unless `scram_iteration_count` says otherwise (RFC
 /// 5802/7677 require at least 4096). Chosen by measurement (docs/benchmarks.md): 1.1 ms of
@@ -51,23 +52,21 @@ fn secret(hash: Hash, password: &str, iterations: u32) -> Result<ScramSecret, Ac
     })
 }
 
-/// Derive both verifiers for a password, with `iterations` of PBKDF2.
+/// Derive the SCRAM-SHA-1, -256 and -512 verifiers for a password, with `iterations` of PBKDF2.
 ///
 /// # Errors
 /// An empty, oversized or SASLprep-prohibited password.
-pub fn verifiers(
-    password: &str,
-    iterations: u32,
-) -> Result<(ScramSecret, ScramSecret), AccountError> {
+pub fn verifiers(password: &str, iterations: u32) -> Result<Verifiers, AccountError> {
     if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
         return Err(AccountError::Password(format!(
             "must be 1 to {MAX_PASSWORD_LEN} bytes"
         )));
     }
-    Ok((
-        secret(Hash::Sha1, password, iterations)?,
-        secret(Hash::Sha256, password, iterations)?,
-    ))
+    Ok(Verifiers {
+        sha1: secret(Hash::Sha1, password, iterations)?,
+        sha256: secret(Hash::Sha256, password, iterations)?,
+        sha512: secret(Hash::Sha512, password, iterations)?,
+    })
 }
 
 /// Check an email address's shape (one `@`, non-empty parts, no spaces or angle brackets).
@@ -109,11 +108,12 @@ pub fn create(store: &dyn Store, new: NewAccount<'_>, now_ms: u64) -> Result<Str
         check_email(e)?;
     }
     let email = new.email;
-    let (sha1, sha256) = verifiers(new.password, new.iterations)?;
+    let v = verifiers(new.password, new.iterations)?;
     store.create_account(&AccountRecord {
         user: user.clone(),
-        scram_sha1: sha1,
-        scram_sha256: sha256,
+        scram_sha1: v.sha1,
+        scram_sha256: v.sha256,
+        scram_sha512: Some(v.sha512),
         email: email.map(str::to_owned),
         created_at_ms: now_ms,
         password_changed_at_ms: now_ms,
@@ -132,8 +132,7 @@ pub fn set_password(
     now_ms: u64,
 ) -> Result<String, AccountError> {
     let user = prep_localpart(user)?;
-    let (sha1, sha256) = verifiers(password, iterations)?;
-    if !store.set_credentials(&user, &sha1, &sha256, now_ms)? {
+    if !store.set_credentials(&user, &verifiers(password, iterations)?, now_ms)? {
         return Err(AccountError::NotFound(user));
     }
     Ok(user)
@@ -189,6 +188,19 @@ mod tests {
         };
         assert!(tessera_sasl::scram::verify_password(&creds, "pencil"));
         assert!(!tessera_sasl::scram::verify_password(&creds, "pencil2"));
+        // And a SHA-512 verifier, with its own salt.
+        let sha512 = rec.scram_sha512.clone().expect("a SHA-512 verifier");
+        assert_eq!(sha512.stored_key.len(), 64);
+        assert_ne!(sha512.salt, rec.scram_sha256.salt);
+        let creds512 = tessera_sasl::scram::ScramCredentials {
+            hash: Hash::Sha512,
+            salt: sha512.salt,
+            iterations: sha512.iterations,
+            stored_key: sha512.stored_key,
+            server_key: sha512.server_key,
+        };
+        assert!(tessera_sasl::scram::verify_password(&creds512, "pencil"));
+        assert!(!tessera_sasl::scram::verify_password(&creds512, "pencil2"));
         assert!(matches!(
             create(&store, new("alice", "x", None), 6),
             Err(AccountError::Store(StoreError::AccountExists(_)))

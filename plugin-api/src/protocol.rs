@@ -634,6 +634,9 @@ pub struct AccountCredentials {
     pub scram_sha256: ScramSecret,
     /// When the password was last set (ms since the epoch).
     pub password_changed_at_ms: u64,
+    /// SCRAM-SHA-512 verifier: kept for every password set since it existed; `None` for an
+    /// older account until its password changes (or a XEP-0480 upgrade).
+    pub scram_sha512: Option<ScramSecret>,
 }
 
 /// A connected, authenticated session as the host lists it.

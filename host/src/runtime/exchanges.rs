@@ -193,6 +193,7 @@ mod tests {
             user: "alice".into(),
             scram_sha1: secret.clone(),
             scram_sha256: secret,
+            scram_sha512: None,
             email: None,
             created_at_ms: 1,
             password_changed_at_ms: changed_at,

@@ -269,6 +269,7 @@ impl HostCalls for PluginContext {
             scram_sha1: r.scram_sha1,
             scram_sha256: r.scram_sha256,
             password_changed_at_ms: r.password_changed_at_ms,
+            scram_sha512: r.scram_sha512,
         }))
     }
 

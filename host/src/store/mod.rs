@@ -13,6 +13,17 @@ use tessera_plugin_api::protocol::{
     ScramSecret,
 };
 
+/// The verifiers derived from one password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verifiers {
+    /// SCRAM-SHA-1.
+    pub sha1: ScramSecret,
+    /// SCRAM-SHA-256.
+    pub sha256: ScramSecret,
+    /// SCRAM-SHA-512.
+    pub sha512: ScramSecret,
+}
+
 /// A stored account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountRecord {
@@ -22,6 +33,8 @@ pub struct AccountRecord {
     pub scram_sha1: ScramSecret,
     /// SCRAM-SHA-256 verifier.
     pub scram_sha256: ScramSecret,
+    /// SCRAM-SHA-512 verifier (`None` for an account whose password predates it).
+    pub scram_sha512: Option<ScramSecret>,
     /// Optional email address (for password reset).
     pub email: Option<String>,
     /// Creation time, ms since the epoch.
@@ -65,12 +78,11 @@ pub trait Store: Send + Sync + 'static {
     fn create_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
     /// Read an account.
     fn get_account(&self, user: &str) -> Result<Option<AccountRecord>, StoreError>;
-    /// Replace both verifiers; returns whether the account exists.
+    /// Replace the verifiers; returns whether the account exists.
     fn set_credentials(
         &self,
         user: &str,
-        sha1: &ScramSecret,
-        sha256: &ScramSecret,
+        verifiers: &Verifiers,
         changed_at_ms: u64,
     ) -> Result<bool, StoreError>;
     /// Set or clear the email; returns whether the account exists.

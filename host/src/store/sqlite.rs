@@ -12,7 +12,7 @@ use tessera_plugin_api::protocol::{
     ScramSecret,
 };
 
-use super::{AccountRecord, Store, StoreError, MAX_ARCHIVE_PAGE};
+use super::{AccountRecord, Store, StoreError, Verifiers, MAX_ARCHIVE_PAGE};
 
 /// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
@@ -52,6 +52,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX module_archive_owner ON module_archive (account);",
     // 3: an entry's class, which a bounded append counts apart (mod_offline: strangers).
     "ALTER TABLE module_archive ADD COLUMN class TEXT NOT NULL DEFAULT '';",
+    // 4: SCRAM-SHA-512 verifiers, absent for accounts whose password predates them.
+    "ALTER TABLE accounts ADD COLUMN sha512_salt BLOB;
+    ALTER TABLE accounts ADD COLUMN sha512_iterations INTEGER;
+    ALTER TABLE accounts ADD COLUMN sha512_stored_key BLOB;
+    ALTER TABLE accounts ADD COLUMN sha512_server_key BLOB;",
 ];
 
 const READERS: usize = 4;
@@ -226,7 +231,11 @@ impl Store for SqliteStore {
     fn create_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
         let inserted = self.write(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO accounts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR IGNORE INTO accounts (user, sha1_salt, sha1_iterations, sha1_stored_key,
+                    sha1_server_key, sha256_salt, sha256_iterations, sha256_stored_key,
+                    sha256_server_key, email, created_at, password_changed_at, sha512_salt,
+                    sha512_iterations, sha512_stored_key, sha512_server_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     a.user,
                     a.scram_sha1.salt,
@@ -240,6 +249,10 @@ impl Store for SqliteStore {
                     a.email,
                     a.created_at_ms as i64,
                     a.password_changed_at_ms as i64,
+                    a.scram_sha512.as_ref().map(|s| s.salt.clone()),
+                    a.scram_sha512.as_ref().map(|s| s.iterations),
+                    a.scram_sha512.as_ref().map(|s| s.stored_key.clone()),
+                    a.scram_sha512.as_ref().map(|s| s.server_key.clone()),
                 ],
             )
         })?;
@@ -254,7 +267,8 @@ impl Store for SqliteStore {
             c.prepare_cached(
                 "SELECT user, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
                         sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key,
-                        email, created_at, password_changed_at
+                        email, created_at, password_changed_at,
+                        sha512_salt, sha512_iterations, sha512_stored_key, sha512_server_key
                  FROM accounts WHERE user = ?1",
             )?
             .query_row(params![user], |row| {
@@ -265,6 +279,10 @@ impl Store for SqliteStore {
                     email: row.get(9)?,
                     created_at_ms: row.get::<_, i64>(10)? as u64,
                     password_changed_at_ms: row.get::<_, i64>(11)? as u64,
+                    scram_sha512: match row.get::<_, Option<u32>>(13)? {
+                        Some(_) => Some(secret_from_row(row, 12)?),
+                        None => None,
+                    },
                 })
             })
             .optional()
@@ -274,27 +292,32 @@ impl Store for SqliteStore {
     fn set_credentials(
         &self,
         user: &str,
-        sha1: &ScramSecret,
-        sha256: &ScramSecret,
+        v: &Verifiers,
         changed_at_ms: u64,
     ) -> Result<bool, StoreError> {
         let n = self.write(|c| {
             c.execute(
                 "UPDATE accounts SET sha1_salt = ?2, sha1_iterations = ?3, sha1_stored_key = ?4,
                     sha1_server_key = ?5, sha256_salt = ?6, sha256_iterations = ?7,
-                    sha256_stored_key = ?8, sha256_server_key = ?9, password_changed_at = ?10
+                    sha256_stored_key = ?8, sha256_server_key = ?9, password_changed_at = ?10,
+                    sha512_salt = ?11, sha512_iterations = ?12, sha512_stored_key = ?13,
+                    sha512_server_key = ?14
                  WHERE user = ?1",
                 params![
                     user,
-                    sha1.salt,
-                    sha1.iterations,
-                    sha1.stored_key,
-                    sha1.server_key,
-                    sha256.salt,
-                    sha256.iterations,
-                    sha256.stored_key,
-                    sha256.server_key,
+                    v.sha1.salt,
+                    v.sha1.iterations,
+                    v.sha1.stored_key,
+                    v.sha1.server_key,
+                    v.sha256.salt,
+                    v.sha256.iterations,
+                    v.sha256.stored_key,
+                    v.sha256.server_key,
                     changed_at_ms as i64,
+                    v.sha512.salt,
+                    v.sha512.iterations,
+                    v.sha512.stored_key,
+                    v.sha512.server_key,
                 ],
             )
         })?;

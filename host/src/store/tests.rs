@@ -15,6 +15,7 @@ fn account(user: &str) -> AccountRecord {
         user: user.into(),
         scram_sha1: secret(1),
         scram_sha256: secret(2),
+        scram_sha512: None,
         email: Some(format!("{user}@example.org")),
         created_at_ms: 10,
         password_changed_at_ms: 10,
@@ -37,18 +38,30 @@ fn accounts_round_trip_and_duplicates_are_refused() {
         Err(StoreError::AccountExists(u)) if u == "alice"
     ));
     assert_eq!(s.get_account("bob").unwrap(), None);
-    assert!(s
-        .set_credentials("alice", &secret(7), &secret(8), 99)
-        .unwrap());
+    let verifiers = Verifiers {
+        sha1: secret(7),
+        sha256: secret(8),
+        sha512: secret(9),
+    };
+    // An account created without a SHA-512 verifier gets one with its next password.
+    assert!(s.set_credentials("alice", &verifiers, 99).unwrap());
     let a = s.get_account("alice").unwrap().unwrap();
-    assert_eq!(a.scram_sha256, secret(8));
+    assert_eq!(
+        (a.scram_sha256, a.scram_sha512),
+        (secret(8), Some(secret(9)))
+    );
     assert_eq!(a.password_changed_at_ms, 99);
-    assert!(!s
-        .set_credentials("bob", &secret(7), &secret(8), 99)
-        .unwrap());
+    assert!(!s.set_credentials("bob", &verifiers, 99).unwrap());
+    let mut with_512 = account("carol");
+    with_512.scram_sha512 = Some(secret(5));
+    s.create_account(&with_512).unwrap();
+    assert_eq!(s.get_account("carol").unwrap(), Some(with_512));
     assert!(s.set_email("alice", None).unwrap());
     assert_eq!(s.get_account("alice").unwrap().unwrap().email, None);
-    assert_eq!(s.list_accounts().unwrap(), vec!["alice".to_string()]);
+    assert_eq!(
+        s.list_accounts().unwrap(),
+        vec!["alice".to_string(), "carol".to_string()]
+    );
 }
 
 #[test]

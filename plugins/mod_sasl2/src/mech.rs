@@ -314,13 +314,14 @@ fn store_failure(user: &str) -> MechanismStep {
     failure(SaslCondition::TemporaryAuthFailure, None, Some(user))
 }
 
-/// The account's stored verifier for `hash`. Accounts keep SHA-1 and SHA-256 verifiers only
-/// (SCRAM-SHA-512 is not offered: it needs XEP-0480's upgrade for existing accounts).
+/// The account's stored verifier for `hash`: SHA-512 only for accounts whose password was set
+/// since SHA-512 verifiers are kept (SCRAM-SHA-512 is not offered yet: older accounts need
+/// XEP-0480's upgrade first).
 fn verifier(account: &AccountCredentials, hash: Hash) -> Option<ScramCredentials> {
     let secret = match hash {
         Hash::Sha1 => &account.scram_sha1,
         Hash::Sha256 => &account.scram_sha256,
-        Hash::Sha512 => return None,
+        Hash::Sha512 => account.scram_sha512.as_ref()?,
     };
     Some(ScramCredentials {
         hash,

@@ -114,6 +114,33 @@ pub(crate) fn advertised(
     (mechanisms, types)
 }
 
+/// [`advertised`] for a stream, from the host's lists. The other profile's list matters only
+/// to tell whether `<sasl-channel-binding/>` was sent, and only when this profile lists no
+/// `-PLUS` mechanism while the stream has a type: so a SCRAM start usually asks the host once.
+pub(crate) fn advertised_on(
+    host: &Host,
+    stream: &StreamInfo,
+    profile: Profile,
+) -> (Vec<String>, Vec<&'static str>) {
+    let own = fetch(host, stream, profile);
+    let types = cb_types(stream);
+    let own_lists_plus = own.iter().any(|m| !m.hidden && is_plus(&m.name));
+    let other = if types.is_empty() || own_lists_plus {
+        Vec::new()
+    } else {
+        let other = match profile {
+            Profile::Sasl2 => Profile::Rfc6120,
+            _ => Profile::Sasl2,
+        };
+        fetch(host, stream, other)
+    };
+    let (legacy, sasl2) = match profile {
+        Profile::Sasl2 => (&other, &own),
+        _ => (&own, &other),
+    };
+    advertised(legacy, sasl2, &types, profile)
+}
+
 /// Everything the features are built from (the glue fetches it from the host).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Advertisement {

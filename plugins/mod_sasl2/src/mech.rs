@@ -40,7 +40,6 @@ use tessera_sasl::{ssdp, ChannelBindings, Hash};
 use crate::features;
 use crate::glue::verify_password;
 use crate::ratelimit::RateLimiter;
-use crate::wire::Profile;
 use tessera_plugin_api::sync::locked;
 
 /// Random bytes in a SCRAM server nonce.
@@ -141,13 +140,7 @@ pub(crate) fn start(env: MechEnv<'_>, start: MechanismStart) -> Stepped {
         return (failure(SaslCondition::InvalidMechanism, None, None), None);
     };
     let advertised = if matches!(kind, Kind::Scram { .. }) {
-        let list = |profile| features::fetch(env.host, &start.stream, profile);
-        features::advertised(
-            &list(Profile::Rfc6120),
-            &list(Profile::Sasl2),
-            &features::cb_types(&start.stream),
-            start.profile,
-        )
+        features::advertised_on(env.host, &start.stream, start.profile)
     } else {
         (Vec::new(), Vec::new())
     };

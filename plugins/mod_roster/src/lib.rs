@@ -335,7 +335,7 @@ impl Roster {
     ) -> Result<Element, PluginError> {
         host.session_set(stream, INTERESTED, Some(wire::Bytes::new(&[1])))?;
         let store = Store::of(host, user);
-        let current = store.summary()?.ver.to_string();
+        let current = store.version()?.to_string();
         let result = reply::iq_result(iq, &self.domain);
         // §2.6.3: a client with the current version gets an empty result (and later pushes).
         if ver.as_deref() == Some(current.as_str()) {

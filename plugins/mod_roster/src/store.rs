@@ -205,6 +205,25 @@ impl<'a> Store<'a> {
             .filter(|stanza| !stanza.is_empty()))
     }
 
+    /// The roster version alone: the first line of the summary, without reading the rest
+    /// (a client that is current, the common login, needs nothing else). Falls back to
+    /// [`Store::summary`] when there is no readable summary.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn version(&self) -> Result<u64, PluginError> {
+        let first_line = self.host.kv_get(self.scope(), SUMMARY)?.and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("v "))
+                .and_then(|v| v.parse().ok())
+        });
+        match first_line {
+            Some(ver) => Ok(ver),
+            None => Ok(self.summary()?.ver),
+        }
+    }
+
     /// The roster's summary (built from its entries if it has none yet).
     ///
     /// # Errors

@@ -5,8 +5,9 @@
 //! This module only touches the store; [`crate::Shared::set_password`] is the one entry point
 //! that also fires `user-password-changed` on a running server.
 
-use tessera_plugin_api::protocol::ScramSecret;
-use tessera_sasl::{scram::derive_credentials, Hash};
+use tessera_plugin_api::protocol::{ScramHash, ScramSecret, ScramUpgrade};
+use tessera_sasl::scram::{credentials_from_salted, derive_credentials};
+use tessera_sasl::Hash;
 
 use crate::jid::{prep_localpart, JidError};
 use crate::store::{AccountRecord, Store, StoreError, Verifiers};
@@ -66,6 +67,62 @@ pub fn verifiers(password: &str, iterations: u32) -> Result<Verifiers, AccountEr
         sha1: secret(Hash::Sha1, password, iterations)?,
         sha256: secret(Hash::Sha256, password, iterations)?,
         sha512: secret(Hash::Sha512, password, iterations)?,
+    })
+}
+
+/// Shortest salt accepted from an upgrade (what [`verifiers`] uses).
+pub const MIN_UPGRADE_SALT: usize = 16;
+/// Longest salt accepted from an upgrade.
+pub const MAX_UPGRADE_SALT: usize = 256;
+
+/// The stored form of a verifier from a XEP-0480 upgrade: StoredKey and ServerKey from the
+/// client's SaltedPassword. Only SHA-512 (the verifier an account may lack).
+///
+/// # Errors
+/// Why the upgrade is unusable, for the client: another hash, a SaltedPassword of the wrong
+/// length, a salt or iteration count outside what the host itself would use.
+pub fn upgrade_secret(upgrade: &ScramUpgrade) -> Result<ScramSecret, String> {
+    if upgrade.hash != ScramHash::Sha512 {
+        return Err(format!(
+            "no upgrade to SCRAM-{}: every account has it",
+            upgrade.hash.name()
+        ));
+    }
+    if !(MIN_UPGRADE_SALT..=MAX_UPGRADE_SALT).contains(&upgrade.salt.len()) {
+        return Err(format!(
+            "a salt is {MIN_UPGRADE_SALT} to {MAX_UPGRADE_SALT} bytes, not {}",
+            upgrade.salt.len()
+        ));
+    }
+    let (min, max) = (
+        crate::config::MIN_SCRAM_ITERATIONS,
+        crate::config::MAX_SCRAM_ITERATIONS,
+    );
+    if !(min..=max).contains(&upgrade.iterations) {
+        return Err(format!(
+            "an iteration count is {min} to {max}, not {}",
+            upgrade.iterations
+        ));
+    }
+    let len = upgrade.hash.output_len();
+    let c = credentials_from_salted(
+        Hash::Sha512,
+        &upgrade.salted_password,
+        &upgrade.salt,
+        upgrade.iterations,
+    )
+    .map_err(|_| {
+        format!(
+            "a SCRAM-{} SaltedPassword is {len} bytes, not {}",
+            upgrade.hash.name(),
+            upgrade.salted_password.len()
+        )
+    })?;
+    Ok(ScramSecret {
+        salt: c.salt,
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
     })
 }
 

@@ -25,6 +25,24 @@ fn embedded_default_parses_with_documented_defaults() {
     assert_eq!(c.c2s.negotiation_timeout, Duration::from_secs(30));
     assert!(c.smtp.is_none());
     assert_eq!(c.scram_iterations, 10_000);
+    // Every shipped module of the authentication and IM work is on.
+    assert_eq!(
+        c.modules_enabled,
+        [
+            "sasl2",
+            "sasl2_fast",
+            "scram_upgrade",
+            "password_reset",
+            "ping",
+            "disco",
+            "register",
+            "presence",
+            "roster",
+            "offline",
+            "carbons",
+            "csi"
+        ]
+    );
 }
 
 #[test]

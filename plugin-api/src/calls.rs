@@ -290,6 +290,12 @@ declare_calls! {
         /// Apply several writes of this module's store in one step: all of them or none
         /// (and one commit to disk instead of one each).
         38 => fn kv_write(scope: KvScope<'_>, writes: Vec<KvWrite>) -> ();
+        /// Add a SCRAM verifier the account of `stream` lacks, from a SaltedPassword the client
+        /// computed during its login (XEP-0480). Only while the stream's login is verified and
+        /// not yet a session, only after a password mechanism, only if the password has not
+        /// changed since that login began, and never over an existing verifier: checked and
+        /// written in one step.
+        39 => fn add_scram_verifier(stream: u64, upgrade: ScramUpgrade) -> VerifierAdded;
     }
 }
 

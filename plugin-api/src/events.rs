@@ -63,6 +63,56 @@ pub mod hooks {
     /// roster module tells every contact the subscriptions are over, so that nobody who later
     /// registers the same name inherits them.
     pub const ACCOUNT_DELETING: &str = "account-deleting";
+    /// Called by mod_sasl2 while building SASL2 `<authentication/>`. Payload: `StreamInfo`;
+    /// answer: `Vec<String>`, names of XEP-0480 upgrade tasks the module performs (listed as
+    /// `<upgrade xmlns='urn:xmpp:sasl:upgrade:0'/>`). Pre-auth, like
+    /// [`SASL2_INLINE_FEATURES`]: the same for every account.
+    pub const SASL2_UPGRADES: &str = "sasl2-upgrades";
+    /// Called by mod_sasl2 after a SASL2 mechanism succeeded: which XEP-0388 tasks must follow.
+    /// Payload: [`super::Sasl2Success`] (its `authenticate` holds the client's XEP-0480
+    /// `<upgrade/>` requests); answer: `Vec<String>`, the task names that can satisfy one
+    /// requirement (alternatives), or no reply. Requirements run one `<continue/>` round each,
+    /// in hook priority order.
+    pub const SASL2_TASKS: &str = "sasl2-tasks";
+    /// Called by mod_sasl2 for each step of a task the client picked. Payload:
+    /// [`super::TaskCall`]; answer: [`super::TaskStep`] from the module that owns the task, no
+    /// reply from every other module.
+    pub const SASL2_TASK: &str = "sasl2-task";
+}
+
+/// Payload of [`hooks::SASL2_TASK`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCall {
+    /// The stream (not yet authenticated).
+    pub stream: crate::protocol::StreamInfo,
+    /// The account the mechanism authenticated (localpart).
+    pub user: String,
+    /// The task the client picked.
+    pub task: String,
+    /// The client's `<next/>` (first call) or `<task-data/>` (later calls).
+    pub element: crate::xml::Element,
+}
+
+/// Answer of [`hooks::SASL2_TASK`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStep {
+    /// Send `<task-data/>` with these children and wait for the client's `<task-data/>`.
+    Data {
+        /// Children of `<task-data/>`.
+        children: Vec<crate::xml::Element>,
+    },
+    /// The task succeeded; these children go into the final `<success/>`.
+    Done {
+        /// Task-specific children of `<success/>`.
+        children: Vec<crate::xml::Element>,
+    },
+    /// The task failed: `<failure/>` with this condition.
+    Failure {
+        /// E.g. [`crate::SaslCondition::NotAuthorized`].
+        condition: crate::SaslCondition,
+        /// Optional text for the client.
+        text: Option<String>,
+    },
 }
 
 /// The answer to [`hooks::BIND2_INLINE_FEATURES`] for one feature (its namespace as `var`),

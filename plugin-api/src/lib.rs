@@ -84,6 +84,7 @@ pub mod events;
 pub mod im;
 pub mod jid;
 pub mod names;
+pub mod notes;
 pub mod options;
 pub mod paced;
 pub mod protocol;

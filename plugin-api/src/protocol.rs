@@ -387,6 +387,19 @@ pub struct StreamInfo {
     pub user: Option<String>,
     /// The bound full JID, once bound.
     pub jid: Option<String>,
+    /// What the store says of the account the header's `from` names (`None`: no `from` of
+    /// this domain). Pre-auth features may depend on it (see
+    /// [`crate::Module::stream_features`]).
+    pub named_account: Option<NamedAccount>,
+}
+
+/// The account a stream header's `from` names, as far as pre-auth features may know it: the
+/// SCRAM verifiers it has. A name with no account reports what an account whose password was
+/// set today has, so the features never tell whether a name exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NamedAccount {
+    /// Hashes of the SCRAM verifiers kept for it.
+    pub scram_hashes: Vec<ScramHash>,
 }
 
 /// What the host does with a stream after a module handled one of its elements, in order.
@@ -623,6 +636,114 @@ pub struct ScramSecret {
     /// HMAC(SaltedPassword, "Server Key").
     #[serde(with = "serde_bytes")]
     pub server_key: Vec<u8>,
+}
+
+/// A SCRAM hash function, as named in a mechanism (`SCRAM-SHA-512`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ScramHash {
+    /// SHA-1 (RFC 5802).
+    Sha1,
+    /// SHA-256 (RFC 7677).
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
+
+impl ScramHash {
+    /// The digest length in bytes (also the length of a SaltedPassword).
+    pub fn output_len(self) -> usize {
+        match self {
+            ScramHash::Sha1 => 20,
+            ScramHash::Sha256 => 32,
+            ScramHash::Sha512 => 64,
+        }
+    }
+
+    /// The hash's part of a mechanism name (`SHA-512`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramHash::Sha1 => "SHA-1",
+            ScramHash::Sha256 => "SHA-256",
+            ScramHash::Sha512 => "SHA-512",
+        }
+    }
+}
+
+/// What a login proved, by the mechanism family that proved it (XEP-0494's "password or
+/// token"): only a password login shows that the client knows the password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialKind {
+    /// A password mechanism (`SCRAM-*`, `PLAIN`).
+    Password,
+    /// A token mechanism (FAST's `HT-*`).
+    Token,
+    /// Anything else (e.g. `PASSWORD-RESET`, which proves a link, not a password).
+    Other,
+}
+
+impl CredentialKind {
+    /// The family of an IANA mechanism name.
+    pub fn of(mechanism: &str) -> CredentialKind {
+        if mechanism.starts_with("SCRAM-") || mechanism == "PLAIN" {
+            CredentialKind::Password
+        } else if mechanism.starts_with("HT-") {
+            CredentialKind::Token
+        } else {
+            CredentialKind::Other
+        }
+    }
+}
+
+/// A verifier a client helped derive during its login (XEP-0480 SCRAM upgrade task): the
+/// SaltedPassword it computed over the salt and iteration count the module sent. The host
+/// derives StoredKey and ServerKey from it (host call `add_scram_verifier`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramUpgrade {
+    /// The hash of the new verifier.
+    pub hash: ScramHash,
+    /// The salt the module sent (at least 16 bytes).
+    #[serde(with = "serde_bytes")]
+    pub salt: Vec<u8>,
+    /// The iteration count the module sent (4096 to 10,000,000).
+    pub iterations: u32,
+    /// `Hi(password, salt, iterations)` as the client computed it ([`ScramHash::output_len`] bytes).
+    #[serde(with = "serde_bytes")]
+    pub salted_password: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SaltedPassword logs in as the account: never printed.
+        f.debug_struct("ScramUpgrade")
+            .field("hash", &self.hash)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of host call `add_scram_verifier`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifierAdded {
+    /// Stored: the account now has a verifier of that hash.
+    Stored,
+    /// The account already had one; nothing was changed (a verifier is never replaced this way).
+    AlreadyPresent,
+    /// Nothing stored, for this reason.
+    Refused(UpgradeRefusal),
+}
+
+/// Why the host refused an upgrade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpgradeRefusal {
+    /// The stream has no login the host verified with a password mechanism (a token or a reset
+    /// link does not show the password; no login, or a finished one, shows nothing).
+    NotPasswordVerified,
+    /// The account was deleted, or its password changed after the login began: the client's
+    /// SaltedPassword may be of the old password.
+    Stale,
+    /// The SaltedPassword, salt or iteration count is unusable (the text says which).
+    Malformed(String),
 }
 
 /// An account's stored credentials. Never the password.

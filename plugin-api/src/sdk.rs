@@ -53,11 +53,11 @@ pub trait Module: Send + Sync + Sized + 'static {
     /// Children for `<stream:features/>`.
     ///
     /// Before authentication the answer may depend only on the stream's transport (`secure`,
-    /// `direct_tls`, `tls_version`, which channel bindings exist) and on the module's own
-    /// configuration: the host builds pre-auth features once per such class and module
-    /// generation, and asks with a `StreamInfo` that carries nothing else (id 0, no peer
-    /// address, no `from`, empty channel-binding values). After authentication it asks for
-    /// each stream, with the account.
+    /// `direct_tls`, `tls_version`, which channel bindings exist), on `named_account` (the
+    /// verifiers of the account the header names) and on the module's own configuration: the
+    /// host builds pre-auth features once per such class and module generation, and asks with
+    /// a `StreamInfo` that carries nothing else (id 0, no peer address, no `from`, empty
+    /// channel-binding values). After authentication it asks for each stream, with the account.
     ///
     /// # Errors
     /// Logged; the feature is left out.

@@ -58,6 +58,10 @@ pub struct TestAccount {
     pub email: Option<String>,
     /// When the password was last set (ms).
     pub password_changed_at_ms: u64,
+    /// A SCRAM-SHA-512 verifier, only if a test set one or a module added one
+    /// (`add_scram_verifier`): the test host derives none itself, so its accounts start as
+    /// accounts whose password predates SHA-512 verifiers, and a password change clears it.
+    pub scram_sha512: Option<ScramSecret>,
 }
 
 /// A session of the test host.
@@ -126,8 +130,23 @@ struct World {
     verifiers: Option<VerifierFn>,
     /// Verifiers already derived, by password.
     verifier_cache: BTreeMap<String, (ScramSecret, ScramSecret)>,
-    /// Exchanges in progress: id → the instance that runs it.
-    exchanges: BTreeMap<u64, Weak<dyn ModuleCalls + Send + Sync>>,
+    /// Exchanges in progress: id → the instance that runs it, and its stream, start and kind.
+    exchanges: BTreeMap<u64, (Weak<dyn ModuleCalls + Send + Sync>, TestBasis)>,
+    /// Query hooks of loaded modules: (module, hook, priority, the instance).
+    module_hooks: Vec<ModuleHook>,
+    /// Logins a mechanism reported a success for, by stream (what `add_scram_verifier` checks).
+    verified: BTreeMap<u64, (String, TestBasis)>,
+}
+
+/// A loaded module's registered query hook.
+type ModuleHook = (String, String, i32, Weak<dyn ModuleCalls + Send + Sync>);
+
+/// An exchange's stream, start time and mechanism family.
+#[derive(Clone, Copy, Debug)]
+struct TestBasis {
+    stream: u64,
+    started_ms: u64,
+    kind: CredentialKind,
 }
 
 /// The in-memory host. Share it with `Arc`; every module loaded on it sees the same world.
@@ -209,14 +228,26 @@ impl TestHost {
         // Its mechanisms are routed to it, as the server's registry does (a reload replaces
         // the previous generation's); the routes hold it weakly, `Loaded` keeps it alive.
         let provider: Arc<dyn ModuleCalls + Send + Sync> = instance.clone();
-        let specs = instance.module.registrations().mechanisms;
+        let registrations = instance.module.registrations();
         {
             let mut w = self.world();
             w.mechanisms.retain(|(module, _, _)| module != M::NAME);
-            for spec in specs {
+            for spec in registrations.mechanisms {
                 w.mechanisms
                     .push((M::NAME.to_owned(), spec, Arc::downgrade(&provider)));
             }
+            // So are the query hooks it registers, by priority (then load order), after the
+            // closures of `on_hook`.
+            w.module_hooks.retain(|(module, ..)| module != M::NAME);
+            for hook in registrations.hooks {
+                w.module_hooks.push((
+                    M::NAME.to_owned(),
+                    hook.name,
+                    hook.priority,
+                    Arc::downgrade(&provider),
+                ));
+            }
+            w.module_hooks.sort_by_key(|(_, _, priority, _)| -priority);
         }
         Ok(Loaded {
             instance,
@@ -265,6 +296,7 @@ impl TestHost {
                 password: password.to_owned(),
                 email: email.map(str::to_owned),
                 password_changed_at_ms: now,
+                scram_sha512: None,
             },
         );
     }
@@ -608,6 +640,17 @@ struct Context {
 }
 
 impl Context {
+    /// A mechanism answered `Success`: the stream's login is verified (the test host does not
+    /// judge it again as the server does).
+    fn note_success(&self, exchange: u64, step: &MechanismStep) {
+        if let MechanismStep::Success { user, .. } = step {
+            let mut w = self.host.world();
+            if let Some((_, basis)) = w.exchanges.get(&exchange).cloned() {
+                w.verified.insert(basis.stream, (key(user), basis));
+            }
+        }
+    }
+
     /// Change session `stream` with `change`; whether it exists.
     fn with_session(&self, stream: u64, change: impl FnOnce(&mut TestSession)) -> bool {
         self.host
@@ -735,8 +778,7 @@ impl HostCalls for Context {
             scram_sha1,
             scram_sha256,
             password_changed_at_ms: account.password_changed_at_ms,
-            // The test host keeps the two verifiers modules use today.
-            scram_sha512: None,
+            scram_sha512: account.scram_sha512,
         }))
     }
 
@@ -756,6 +798,7 @@ impl HostCalls for Context {
             .ok_or_else(|| not_found(&format!("no account `{k}`")))?;
         account.password = password.to_owned();
         account.password_changed_at_ms = now;
+        account.scram_sha512 = None;
         self.host.password_changed(&mut w, &k, origin_stream);
         Ok(())
     }
@@ -866,11 +909,29 @@ impl HostCalls for Context {
     }
 
     fn call_hook(&self, name: &str, payload: &Bytes) -> Result<Vec<Vec<u8>>, PluginError> {
-        let w = self.host.world();
-        Ok(w.hooks
-            .get(name)
-            .map(|answers| answers.iter().filter_map(|a| a(payload)).collect())
-            .unwrap_or_default())
+        let (mut replies, modules) = {
+            let w = self.host.world();
+            let replies: Vec<Vec<u8>> = w
+                .hooks
+                .get(name)
+                .map(|answers| answers.iter().filter_map(|a| a(payload)).collect())
+                .unwrap_or_default();
+            let modules: Vec<_> = w
+                .module_hooks
+                .iter()
+                .filter(|(_, hook, _, _)| hook == name)
+                .filter_map(|(_, _, _, m)| m.upgrade())
+                .collect();
+            (replies, modules)
+        };
+        // Without the lock: a module's hook may call this host back. An error contributes
+        // nothing, as on the server.
+        for module in modules {
+            if let Ok(Some(reply)) = module.hook(name, payload) {
+                replies.push(reply);
+            }
+        }
+        Ok(replies)
     }
 
     fn mechanisms(
@@ -903,12 +964,21 @@ impl HostCalls for Context {
                 .ok_or_else(|| {
                     PluginError::bad_request(format!("no module provides {}", start.mechanism))
                 })?;
+            let basis = TestBasis {
+                stream: start.stream.id,
+                started_ms: w.now_ms,
+                kind: CredentialKind::of(&start.mechanism),
+            };
+            w.verified.remove(&basis.stream);
             w.exchanges
-                .insert(start.exchange, Arc::downgrade(&provider));
+                .insert(start.exchange, (Arc::downgrade(&provider), basis));
             provider
         };
+        let exchange = start.exchange;
         // Called without the lock: the provider may call this host back.
-        provider.mechanism_start(start)
+        let step = provider.mechanism_start(start)?;
+        self.note_success(exchange, &step);
+        Ok(step)
     }
 
     fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
@@ -917,9 +987,12 @@ impl HostCalls for Context {
             .world()
             .exchanges
             .get(&response.exchange)
-            .and_then(Weak::upgrade)
+            .and_then(|(p, _)| p.upgrade())
             .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
-        provider.mechanism_step(response)
+        let exchange = response.exchange;
+        let step = provider.mechanism_step(response)?;
+        self.note_success(exchange, &step);
+        Ok(step)
     }
 
     fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
@@ -928,7 +1001,7 @@ impl HostCalls for Context {
             .world()
             .exchanges
             .remove(&exchange)
-            .and_then(|p| p.upgrade());
+            .and_then(|(p, _)| p.upgrade());
         match provider {
             Some(p) => p.mechanism_end(exchange),
             None => Ok(()),
@@ -1187,9 +1260,56 @@ impl HostCalls for Context {
                 password: password.to_owned(),
                 email: email.map(str::to_owned),
                 password_changed_at_ms: now,
+                scram_sha512: None,
             },
         );
         Ok(k)
+    }
+
+    fn add_scram_verifier(
+        &self,
+        stream: u64,
+        upgrade: ScramUpgrade,
+    ) -> Result<VerifierAdded, PluginError> {
+        let mut w = self.host.world();
+        let Some((user, basis)) = w.verified.get(&stream).cloned() else {
+            return Ok(VerifierAdded::Refused(UpgradeRefusal::NotPasswordVerified));
+        };
+        if basis.kind != CredentialKind::Password {
+            return Ok(VerifierAdded::Refused(UpgradeRefusal::NotPasswordVerified));
+        }
+        let len = upgrade.hash.output_len();
+        if upgrade.hash != ScramHash::Sha512 || upgrade.salted_password.len() != len {
+            return Ok(VerifierAdded::Refused(UpgradeRefusal::Malformed(format!(
+                "a SCRAM-{} SaltedPassword is {len} bytes, not {}",
+                upgrade.hash.name(),
+                upgrade.salted_password.len()
+            ))));
+        }
+        if upgrade.salt.len() < 16 || upgrade.iterations < 4096 {
+            return Ok(VerifierAdded::Refused(UpgradeRefusal::Malformed(
+                "salt or iteration count too small".into(),
+            )));
+        }
+        let Some(account) = w
+            .accounts
+            .get_mut(&user)
+            .filter(|a| a.password_changed_at_ms < basis.started_ms)
+        else {
+            return Ok(VerifierAdded::Refused(UpgradeRefusal::Stale));
+        };
+        if account.scram_sha512.is_some() {
+            return Ok(VerifierAdded::AlreadyPresent);
+        }
+        // The keys are not derived here (the plugin API has no SCRAM): the SaltedPassword
+        // stands in for both, enough for a test to see what the module sent.
+        account.scram_sha512 = Some(ScramSecret {
+            salt: upgrade.salt,
+            iterations: upgrade.iterations,
+            stored_key: upgrade.salted_password.clone(),
+            server_key: upgrade.salted_password,
+        });
+        Ok(VerifierAdded::Stored)
     }
 
     fn delete_account(&self, user: &str) -> Result<(), PluginError> {

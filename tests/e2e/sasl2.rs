@@ -499,3 +499,212 @@ fn the_downgrade_hash_is_of_the_profile_in_use_for_the_projects_own_client() {
         );
     }
 }
+
+/// A SCRAM-SHA-256-PLUS login of alice asking for XEP-0480's `UPGR-SCRAM-SHA-512`, up to the
+/// `<continue/>`: checks the server signature it carries.
+fn sha256_plus_asking_for_the_upgrade(c: &mut XmppClient, password: &str) -> String {
+    let scram = ScramClient::new(
+        Hash::Sha256,
+        "alice",
+        None,
+        ClientBinding::Bound {
+            cb_type: CbType::TlsExporter,
+            data: c.tls_exporter(),
+        },
+        "nonceABCDEFGHIJKLMNOPQRSTUV",
+    )
+    .expect("client");
+    c.sasl2_start(
+        "SCRAM-SHA-256-PLUS",
+        Some(&scram.client_first()),
+        &Sasl2Extras {
+            raw: "<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade>".into(),
+            ..Sasl2Extras::default()
+        },
+    );
+    let challenge = c.read_until("</challenge>");
+    let (client_final, verifier) = scram
+        .server_first(
+            &unb64(inner(&challenge, "challenge").expect("challenge")),
+            ClientSecret::Password(password),
+        )
+        .expect("server-first");
+    c.send(&format!(
+        "<response xmlns='{SASL2}'>{}</response>",
+        b64(&client_final)
+    ));
+    let cont = c.read_until_any(&["</continue>", "</failure>", "</success>"]);
+    assert!(
+        cont.contains("<tasks><task>UPGR-SCRAM-SHA-512</task></tasks></continue>"),
+        "{cont}"
+    );
+    verifier
+        .server_final(&unb64(
+            inner(&cont, "additional-data").expect("additional-data"),
+        ))
+        .expect("the <continue/> carries the server signature");
+    c.send(&format!(
+        "<next xmlns='{SASL2}' task='UPGR-SCRAM-SHA-512'/>"
+    ));
+    c.read_until_any(&["</task-data>", "</failure>"])
+}
+
+/// The salt and iteration count of a `<task-data><salt iterations='…'>…</salt></task-data>`.
+fn upgrade_salt(task_data: &str) -> (Vec<u8>, u32) {
+    let iterations = task_data
+        .split("iterations='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no iteration count: {task_data}"));
+    (unb64(inner(task_data, "salt").expect("salt")), iterations)
+}
+
+fn hash_answer(salted: &[u8]) -> String {
+    format!(
+        "<task-data xmlns='{SASL2}'><hash xmlns='urn:xmpp:scram-upgrade:0'>{}</hash></task-data>",
+        b64(salted)
+    )
+}
+
+/// XEP-0480 with the project's own client: an account whose password predates SHA-512
+/// verifiers is not offered SCRAM-SHA-512; a password login that asks runs the task; bad
+/// answers fail precisely and store nothing; a good one stores the verifier with the server's
+/// iteration count, after which SCRAM-SHA-512(-PLUS) is offered to that account and works.
+#[test]
+fn an_old_account_gets_its_sha512_verifier_through_the_upgrade_task_and_then_uses_it() {
+    let server = Server::start(&ServerOptions::with_modules(&["sasl2", "scram_upgrade"]));
+    server.add_user("alice", "correct horse", None);
+    assert_eq!(
+        server.sha512_iterations("alice"),
+        Some(10_000),
+        "new accounts have one"
+    );
+    server.forget_sha512_verifier("alice");
+
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    let features = c.open_from("alice@localhost");
+    assert!(!features.contains("<mechanism>SCRAM-SHA-512"), "{features}");
+    assert!(
+        features.contains("<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade>"),
+        "{features}"
+    );
+    // An unknown name is offered SHA-512 like an upgraded account (no enumeration of names).
+    let mut ghost = XmppClient::direct_tls(server.ports.direct_tls);
+    let ghost_features = ghost.open_from("ghost@localhost");
+    assert!(
+        ghost_features.contains("<mechanism>SCRAM-SHA-512-PLUS</mechanism>"),
+        "{ghost_features}\n{}",
+        server.logs()
+    );
+
+    // Bad answers, each on its own login: precise failures, nothing stored, server alive.
+    let failure = |condition: &str, text: &str| {
+        format!(
+            "<failure xmlns='urn:xmpp:sasl:2'><{condition} xmlns='{SASL_NS}'/>\
+             <text xml:lang='en'>{text}</text></failure>"
+        )
+    };
+    /// A client's answer to `<salt/>`: salt and iteration count in, `<task-data/>` out.
+    type Answer<'a> = &'a dyn Fn(&[u8], u32) -> String;
+    let bad: [(Answer, String); 3] = [
+        (
+            // The salt sent back instead of a hash.
+            &|salt, i| {
+                format!(
+                    "<task-data xmlns='{SASL2}'><salt xmlns='urn:xmpp:scram-upgrade:0' \
+                     iterations='{i}'>{}</salt></task-data>",
+                    b64(salt)
+                )
+            },
+            failure(
+                "malformed-request",
+                "Expected &lt;hash xmlns='urn:xmpp:scram-upgrade:0'/&gt;",
+            ),
+        ),
+        (
+            &|_, _| {
+                format!("<task-data xmlns='{SASL2}'><hash xmlns='urn:xmpp:scram-upgrade:0'>**</hash></task-data>")
+            },
+            failure("incorrect-encoding", "The hash is not base64"),
+        ),
+        (
+            // A SHA-256 SaltedPassword: a proof of the wrong length.
+            &|salt, i| {
+                hash_answer(
+                    &tessera_sasl::scram::salted_password(Hash::Sha256, "correct horse", salt, i)
+                        .expect("Hi"),
+                )
+            },
+            failure(
+                "malformed-request",
+                "a SCRAM-SHA-512 SaltedPassword is 64 bytes, not 32",
+            ),
+        ),
+    ];
+    for (answer, expected) in bad {
+        let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+        c.open_from("alice@localhost");
+        let (salt, iterations) =
+            upgrade_salt(&sha256_plus_asking_for_the_upgrade(&mut c, "correct horse"));
+        c.send(&answer(&salt, iterations));
+        let outcome = c.read_until("</failure>");
+        assert!(
+            outcome.ends_with(&expected),
+            "{outcome}\nexpected {expected}"
+        );
+        assert_eq!(server.sha512_iterations("alice"), None);
+    }
+
+    // The real thing.
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open_from("alice@localhost");
+    let task_data = sha256_plus_asking_for_the_upgrade(&mut c, "correct horse");
+    let (salt, iterations) = upgrade_salt(&task_data);
+    assert_eq!((salt.len(), iterations), (16, 10_000), "{task_data}");
+    let salted =
+        tessera_sasl::scram::salted_password(Hash::Sha512, "correct horse", &salt, iterations)
+            .expect("Hi");
+    c.send(&hash_answer(&salted));
+    let success = c.read_until_any(&["</success>", "</failure>"]);
+    assert!(
+        success.contains("<authorization-identifier>alice@localhost</authorization-identifier>"),
+        "{success}"
+    );
+    assert_eq!(server.sha512_iterations("alice"), Some(10_000));
+    assert!(
+        server.logs().contains("SCRAM-SHA-512 verifier added"),
+        "{}",
+        server.logs()
+    );
+
+    // Now offered to alice, and both SHA-512 mechanisms log in (server signatures verified).
+    for plus in [true, false] {
+        let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+        let features = c.open_from("alice@localhost");
+        assert!(
+            features.contains("<mechanism>SCRAM-SHA-512-PLUS</mechanism>"),
+            "{features}"
+        );
+        let out = c.sasl2_scram(
+            Hash::Sha512,
+            plus,
+            "alice",
+            "correct horse",
+            &Sasl2Extras::default(),
+        );
+        assert!(out.success, "{}", out.xml);
+    }
+    // A login that asks again goes straight to <success/>.
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    c.open_from("alice@localhost");
+    let out = c.sasl2_plain(
+        "alice",
+        "correct horse",
+        &Sasl2Extras {
+            raw: "<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade>".into(),
+            ..Sasl2Extras::default()
+        },
+    );
+    assert!(out.success, "{}", out.xml);
+}

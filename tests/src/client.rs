@@ -201,6 +201,13 @@ impl XmppClient {
         self.read_until("</stream:features>")
     }
 
+    /// Send the standard header with `from` (the account a client is about to log in as, as
+    /// RFC 6120 §4.7.1 and XEP-0480 ask) and return everything up to the end of the features.
+    pub fn open_from(&mut self, from: &str) -> String {
+        self.send(&HEADER.replacen(" to=", &format!(" from='{from}' to="), 1));
+        self.read_until("</stream:features>")
+    }
+
     /// Send text.
     pub fn send(&mut self, text: &str) {
         self.send_bytes(text.as_bytes());

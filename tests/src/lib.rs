@@ -440,6 +440,38 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// Make `user` an account whose password predates SCRAM-SHA-512 verifiers, as every account
+    /// of a store migrated from schema 3 is: its SHA-512 columns are cleared in the live store
+    /// (the server reads accounts from the store at each login).
+    pub fn forget_sha512_verifier(&self, user: &str) {
+        let conn = rusqlite::Connection::open(self.dir.path().join("data/tessera.sqlite"))
+            .expect("open the store");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        let n = conn
+            .execute(
+                "UPDATE accounts SET sha512_salt = NULL, sha512_iterations = NULL,
+                    sha512_stored_key = NULL, sha512_server_key = NULL WHERE user = ?1",
+                [user],
+            )
+            .expect("clear the SHA-512 verifier");
+        assert_eq!(n, 1, "no account `{user}`");
+    }
+
+    /// Whether `user` has a SCRAM-SHA-512 verifier, and its iteration count.
+    pub fn sha512_iterations(&self, user: &str) -> Option<u32> {
+        let conn = rusqlite::Connection::open(self.dir.path().join("data/tessera.sqlite"))
+            .expect("open the store");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.query_row(
+            "SELECT sha512_iterations FROM accounts WHERE user = ?1",
+            [user],
+            |row| row.get(0),
+        )
+        .expect("read the account")
+    }
 }
 
 impl Drop for Server {

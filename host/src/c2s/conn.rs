@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
-use super::features::{features, stream_header, FeatureSet};
+use super::features::{features, named_account, stream_header, FeatureSet};
 use super::throttle::Throttle;
 use crate::config::Config;
 use crate::router::{self, leftovers};
@@ -183,6 +183,7 @@ pub(super) async fn run(
             peer_ip: peer.ip().to_string(),
             user: None,
             jid: None,
+            named_account: None,
         }
     };
     let throttle = Throttle::new(
@@ -613,6 +614,7 @@ impl Conn {
         self.header_sent = true;
         self.out.push_str(&reply);
         self.info.from = header.from.clone();
+        self.info.named_account = named_account(&self.shared, header.from.as_deref());
         self.header = header;
         features(&self.shared, &self.info, set, &mut self.out);
         self.phase = match set {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera_plugin_api::StreamCondition;
 
-use tessera_plugin_api::protocol::{ChannelBindings, StreamInfo};
+use tessera_plugin_api::protocol::{ChannelBindings, NamedAccount, ScramHash, StreamInfo};
 use tessera_plugin_api::xml::escape_attr;
 use tessera_plugin_api::ModuleCalls;
 
@@ -88,12 +88,44 @@ pub(super) fn error_header(shared: &Shared) -> String {
     )
 }
 
+/// What pre-auth features may know of the account a header's `from` names: the hashes of its
+/// SCRAM verifiers (`None` without a `from` of this domain, or if the store cannot say). A name
+/// with no account, or that cannot be one, reports what an account whose password was set
+/// today has, so nothing tells a name that exists from one that does not.
+pub(crate) fn named_account(shared: &Shared, from: Option<&str>) -> Option<NamedAccount> {
+    let bare = from?.split('/').next()?;
+    let (local, domain) = bare.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(&shared.config.domain) {
+        return None;
+    }
+    let current = || vec![ScramHash::Sha1, ScramHash::Sha256, ScramHash::Sha512];
+    let scram_hashes = match crate::jid::prep_localpart(local) {
+        Err(_) => current(),
+        Ok(user) => match shared.store.get_account(&user) {
+            Ok(None) => current(),
+            Ok(Some(account)) => {
+                let mut hashes = vec![ScramHash::Sha1, ScramHash::Sha256];
+                if account.scram_sha512.is_some() {
+                    hashes.push(ScramHash::Sha512);
+                }
+                hashes
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store failure reading the account a stream names");
+                return None;
+            }
+        },
+    };
+    Some(NamedAccount { scram_hashes })
+}
+
 fn stream_id() -> String {
     crate::secret::random_hex(12)
 }
 
-/// What pre-auth stream features may depend on: the transport, never the particular stream
-/// (its id, peer address, `from` or channel-binding values). The plugin API documents this
+/// What pre-auth stream features may depend on: the transport and the verifiers of the account
+/// the header names, never the particular stream (its id, peer address, `from` or
+/// channel-binding values). The plugin API documents this
 /// contract on `Module::stream_features` and the inline-feature hooks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamClass {
@@ -102,6 +134,7 @@ pub struct StreamClass {
     tls_version: Option<String>,
     tls_exporter: bool,
     tls_server_end_point: bool,
+    named_account: Option<NamedAccount>,
 }
 
 impl StreamClass {
@@ -112,6 +145,7 @@ impl StreamClass {
             tls_version: info.tls_version.clone(),
             tls_exporter: info.channel_bindings.tls_exporter.is_some(),
             tls_server_end_point: info.channel_bindings.tls_server_end_point.is_some(),
+            named_account: info.named_account.clone(),
         }
     }
 
@@ -127,13 +161,14 @@ impl StreamClass {
                 tls_exporter: self.tls_exporter.then(Vec::new),
                 tls_server_end_point: self.tls_server_end_point.then(Vec::new),
             },
+            named_account: self.named_account.clone(),
             ..StreamInfo::default()
         }
     }
 }
 
 /// Rendered pre-auth features by stream class; a handful of classes exist (TLS version ×
-/// direct or STARTTLS × channel bindings), so it needs no bound.
+/// direct or STARTTLS × channel bindings × three kinds of named account), so it needs no bound.
 #[derive(Debug, Default)]
 pub struct FeatureCache(Mutex<HashMap<StreamClass, Arc<str>>>);
 

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use tessera_plugin_api::protocol::CredentialKind;
 
 use crate::runtime::modules::Module;
 use crate::store::AccountRecord;
@@ -24,8 +25,18 @@ use crate::store::AccountRecord;
 #[derive(Debug, Clone)]
 struct Running {
     provider: Arc<Module>,
-    stream: u64,
-    basis_ms: u64,
+    basis: Basis,
+}
+
+/// Where an exchange runs, since when, and what kind of credential it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Basis {
+    /// Its stream.
+    pub stream: u64,
+    /// When it began (ms since the epoch).
+    pub basis_ms: u64,
+    /// Its mechanism's family.
+    pub kind: CredentialKind,
 }
 
 /// A success the host accepted for a stream and has not yet turned into a session.
@@ -35,6 +46,8 @@ pub struct Verified {
     pub user: String,
     /// When the exchange that proved it began.
     pub basis_ms: u64,
+    /// What it proved: only a password login may add a verifier (XEP-0480).
+    pub kind: CredentialKind,
 }
 
 /// Why a proof no longer counts.
@@ -74,22 +87,10 @@ pub struct Exchanges {
 impl Exchanges {
     /// Record a new exchange pinned to `provider`. Returns exchanges of the same id that were
     /// still running (a module that reuses ids); the caller ends them.
-    pub fn begin(
-        &self,
-        exchange: u64,
-        stream: u64,
-        provider: Arc<Module>,
-        basis_ms: u64,
-    ) -> Option<Arc<Module>> {
+    pub fn begin(&self, exchange: u64, provider: Arc<Module>, basis: Basis) -> Option<Arc<Module>> {
+        let stream = basis.stream;
         self.verified.remove(&stream);
-        let old = self.running.insert(
-            exchange,
-            Running {
-                provider,
-                stream,
-                basis_ms,
-            },
-        );
+        let old = self.running.insert(exchange, Running { provider, basis });
         let mut ids = self.by_stream.entry(stream).or_default();
         if !ids.contains(&exchange) {
             ids.push(exchange);
@@ -111,24 +112,29 @@ impl Exchanges {
     }
 
     /// The stream and basis of a running exchange.
-    pub fn basis(&self, exchange: u64) -> Option<(u64, u64)> {
-        self.running.get(&exchange).map(|r| (r.stream, r.basis_ms))
+    pub fn basis(&self, exchange: u64) -> Option<Basis> {
+        self.running.get(&exchange).map(|r| r.basis)
     }
 
     /// Forget an exchange; returns the module it was pinned to.
     pub fn end(&self, exchange: u64) -> Option<Arc<Module>> {
         let (_, running) = self.running.remove(&exchange)?;
-        if let Some(mut ids) = self.by_stream.get_mut(&running.stream) {
+        let stream = running.basis.stream;
+        if let Some(mut ids) = self.by_stream.get_mut(&stream) {
             ids.retain(|id| *id != exchange);
         }
-        self.by_stream
-            .remove_if(&running.stream, |_, ids| ids.is_empty());
+        self.by_stream.remove_if(&stream, |_, ids| ids.is_empty());
         Some(running.provider)
     }
 
     /// Note an accepted success for a stream.
     pub fn verify(&self, stream: u64, verified: Verified) {
         self.verified.insert(stream, verified);
+    }
+
+    /// The verified success of a stream, left in place (a task of the login reads it).
+    pub fn verified(&self, stream: u64) -> Option<Verified> {
+        self.verified.get(&stream).map(|v| v.clone())
     }
 
     /// The verified success of a stream, consumed.

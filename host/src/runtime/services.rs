@@ -317,6 +317,40 @@ impl HostCalls for PluginContext {
             .map_err(store_err)
     }
 
+    fn add_scram_verifier(
+        &self,
+        stream: u64,
+        upgrade: ScramUpgrade,
+    ) -> Result<VerifierAdded, PluginError> {
+        use crate::store::VerifierWrite;
+        let shared = self.shared()?;
+        let refused = |why| Ok(VerifierAdded::Refused(why));
+        // The host's own record of the login, not the module's word: which account, since
+        // when, and by what kind of proof.
+        let verified = shared.exchanges.verified(stream);
+        let Some(verified) = verified.filter(|v| v.kind == CredentialKind::Password) else {
+            return refused(UpgradeRefusal::NotPasswordVerified);
+        };
+        let secret = match crate::accounts::upgrade_secret(&upgrade) {
+            Ok(secret) => secret,
+            Err(why) => return refused(UpgradeRefusal::Malformed(why)),
+        };
+        let write = crate::run_blocking(|| {
+            shared
+                .store
+                .add_sha512_verifier(&verified.user, &secret, verified.basis_ms)
+        })
+        .map_err(store_err)?;
+        Ok(match write {
+            VerifierWrite::Added => {
+                tracing::info!(user = %verified.user, module = %self.name, "SCRAM-SHA-512 verifier added by a client's upgrade");
+                VerifierAdded::Stored
+            }
+            VerifierWrite::Present => VerifierAdded::AlreadyPresent,
+            VerifierWrite::Stale => VerifierAdded::Refused(UpgradeRefusal::Stale),
+        })
+    }
+
     fn kv_delete(&self, scope: KvScope<'_>, key: &str) -> Result<bool, PluginError> {
         let shared = self.shared()?;
         crate::run_blocking(|| shared.store.kv_delete(&self.name, &scope, key)).map_err(store_err)
@@ -631,10 +665,12 @@ fn mechanism_start(
     let exchange = start.exchange;
     // Pin the exchange to this generation; a swap mid-exchange does not move it. The basis is
     // taken before the mechanism loads any credential.
-    let replaced =
-        shared
-            .exchanges
-            .begin(exchange, start.stream.id, provider.clone(), crate::now_ms());
+    let basis = crate::runtime::exchanges::Basis {
+        stream: start.stream.id,
+        basis_ms: crate::now_ms(),
+        kind: CredentialKind::of(&start.mechanism),
+    };
+    let replaced = shared.exchanges.begin(exchange, provider.clone(), basis);
     if let Some(old) = replaced {
         let _ = old.mechanism_end(exchange);
     }
@@ -664,7 +700,7 @@ fn judge_success(shared: &Shared, exchange: u64, answer: MechanismStep) -> Mecha
         tracing::warn!(exchange, user = %user, why, "login refused: the proof no longer counts");
         failure(SaslCondition::NotAuthorized)
     };
-    let Some((stream, basis_ms)) = shared.exchanges.basis(exchange) else {
+    let Some(basis) = shared.exchanges.basis(exchange) else {
         return refuse("unknown exchange");
     };
     let Ok(prepared) = crate::jid::prep_localpart(user) else {
@@ -677,14 +713,15 @@ fn judge_success(shared: &Shared, exchange: u64, answer: MechanismStep) -> Mecha
             return failure(SaslCondition::TemporaryAuthFailure);
         }
     };
-    if let Err(stale) = crate::runtime::exchanges::still_valid(account.as_ref(), basis_ms) {
+    if let Err(stale) = crate::runtime::exchanges::still_valid(account.as_ref(), basis.basis_ms) {
         return refuse(&stale.to_string());
     }
     shared.exchanges.verify(
-        stream,
+        basis.stream,
         crate::runtime::exchanges::Verified {
             user: prepared,
-            basis_ms,
+            basis_ms: basis.basis_ms,
+            kind: basis.kind,
         },
     );
     answer

@@ -43,6 +43,17 @@ pub struct AccountRecord {
     pub password_changed_at_ms: u64,
 }
 
+/// What [`Store::add_sha512_verifier`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifierWrite {
+    /// Stored.
+    Added,
+    /// The account already had one: untouched.
+    Present,
+    /// The account is gone, or its password changed at or after the basis: untouched.
+    Stale,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +96,14 @@ pub trait Store: Send + Sync + 'static {
         verifiers: &Verifiers,
         changed_at_ms: u64,
     ) -> Result<bool, StoreError>;
+    /// Give an account the SHA-512 verifier it lacks, only if its password last changed
+    /// strictly before `changed_before_ms`; checked and written in one statement.
+    fn add_sha512_verifier(
+        &self,
+        user: &str,
+        verifier: &ScramSecret,
+        changed_before_ms: u64,
+    ) -> Result<VerifierWrite, StoreError>;
     /// Set or clear the email; returns whether the account exists.
     fn set_email(&self, user: &str, email: Option<&str>) -> Result<bool, StoreError>;
     /// Delete an account and its per-account module entries; returns whether it existed.

@@ -12,7 +12,7 @@ use tessera_plugin_api::protocol::{
     ScramSecret,
 };
 
-use super::{AccountRecord, Store, StoreError, Verifiers, MAX_ARCHIVE_PAGE};
+use super::{AccountRecord, Store, StoreError, VerifierWrite, Verifiers, MAX_ARCHIVE_PAGE};
 
 /// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
@@ -322,6 +322,39 @@ impl Store for SqliteStore {
             )
         })?;
         Ok(n > 0)
+    }
+
+    fn add_sha512_verifier(
+        &self,
+        user: &str,
+        v: &ScramSecret,
+        changed_before_ms: u64,
+    ) -> Result<VerifierWrite, StoreError> {
+        let n = self.write(|c| {
+            c.execute(
+                "UPDATE accounts SET sha512_salt = ?2, sha512_iterations = ?3,
+                    sha512_stored_key = ?4, sha512_server_key = ?5
+                 WHERE user = ?1 AND sha512_salt IS NULL AND password_changed_at < ?6",
+                params![
+                    user,
+                    v.salt,
+                    v.iterations,
+                    v.stored_key,
+                    v.server_key,
+                    changed_before_ms as i64
+                ],
+            )
+        })?;
+        if n > 0 {
+            return Ok(VerifierWrite::Added);
+        }
+        // Not written: say why (a later change can only make it staler).
+        Ok(match self.get_account(user)? {
+            Some(a) if a.password_changed_at_ms < changed_before_ms && a.scram_sha512.is_some() => {
+                VerifierWrite::Present
+            }
+            _ => VerifierWrite::Stale,
+        })
     }
 
     fn set_email(&self, user: &str, email: Option<&str>) -> Result<bool, StoreError> {

@@ -65,6 +65,40 @@ fn accounts_round_trip_and_duplicates_are_refused() {
 }
 
 #[test]
+fn a_sha512_verifier_is_added_only_where_missing_and_only_for_the_password_of_the_basis() {
+    let (_d, s) = store();
+    let mut alice = account("alice");
+    alice.password_changed_at_ms = 100;
+    s.create_account(&alice).unwrap();
+    // A login that began at or before the last change proves an older password.
+    for basis in [50, 100] {
+        assert_eq!(
+            s.add_sha512_verifier("alice", &secret(5), basis).unwrap(),
+            VerifierWrite::Stale
+        );
+    }
+    assert_eq!(s.get_account("alice").unwrap().unwrap().scram_sha512, None);
+    assert_eq!(
+        s.add_sha512_verifier("alice", &secret(5), 101).unwrap(),
+        VerifierWrite::Added
+    );
+    // Never replaced: a second upgrade (or a client that computed it wrong) changes nothing.
+    assert_eq!(
+        s.add_sha512_verifier("alice", &secret(6), 102).unwrap(),
+        VerifierWrite::Present
+    );
+    let a = s.get_account("alice").unwrap().unwrap();
+    assert_eq!(
+        (a.scram_sha512, a.password_changed_at_ms),
+        (Some(secret(5)), 100)
+    );
+    assert_eq!(
+        s.add_sha512_verifier("nobody", &secret(5), 101).unwrap(),
+        VerifierWrite::Stale
+    );
+}
+
+#[test]
 fn kv_is_scoped_per_module_and_account_and_dies_with_the_account() {
     let (_d, s) = store();
     s.create_account(&account("alice")).unwrap();

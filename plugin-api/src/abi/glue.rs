@@ -167,11 +167,14 @@ pub fn root_module<M: Module>() -> PluginModRef {
 /// Export a [`Module`] implementation as a Tessera plugin. Use it once, in a `cdylib` crate.
 ///
 /// It emits two symbols: the plain [`crate::abi::PluginMagic`] static the host checks first,
-/// and abi_stable's root-module header (layout-checked by the host).
+/// and abi_stable's root-module header (layout-checked by the host). Not in the module's own
+/// unit-test build: that is no plugin file, and a test that links another module's crate
+/// beside it (two modules on one test host) would define both symbols twice.
 #[macro_export]
 macro_rules! export_module {
     ($module:ty) => {
         /// Cheap first-gate marker read by the host (see `tessera_plugin_api::abi::PluginMagic`).
+        #[cfg(not(test))]
         // SAFETY (no_mangle): a plain-data static with a unique, Tessera-specific name; the host
         // reads it as `PluginMagic`, which is `#[repr(C)]` and defined in this same crate version.
         #[allow(unsafe_code)]
@@ -180,6 +183,7 @@ macro_rules! export_module {
             $crate::abi::PluginMagic::CURRENT;
 
         /// abi_stable's root-module header, under the name its loader looks up.
+        #[cfg(not(test))]
         // SAFETY (no_mangle + from_constructor): this is exactly what abi_stable's
         // `#[export_root_module]` expands to; the constructor returns a `PluginModRef`, the type
         // named in `from_constructor`, so the header's layout constant matches the module.

@@ -19,62 +19,26 @@
 //! runs (Bind 2, `sasl2-success`, `<success/>`). A further `<authenticate/>` after a
 //! `<continue/>` closes the stream with `<policy-violation/>`.
 //!
+//! # Upgrade tasks (XEP-0480)
+//! While building `<authentication/>`, mod_sasl2 calls [`SASL2_UPGRADES`]; every task name in
+//! the replies is listed as `<upgrade xmlns='urn:xmpp:sasl:upgrade:0'/>`. A client asks for one
+//! with the same element inside `<authenticate/>`; the module that performs it reads that
+//! request from the `Sasl2Success` payload of [`SASL2_TASKS`] and answers a requirement, so an
+//! upgrade runs as any other task (mod_scram_upgrade is one).
+//!
 //! # Bind 2 results
 //! When a Bind 2 request is bound, mod_sasl2 calls [`BIND2_BOUND`] with a [`Bind2Bound`]; every
 //! reply (a `Vec<Element>`) is appended inside `<bound/>` after `<metadata/>` (e.g. the
 //! XEP-0198 `<enabled/>` of an inline `<enable/>`).
 
-use serde::{Deserialize, Serialize};
-use tessera_plugin_api::protocol::StreamInfo;
-use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::SaslCondition;
-
-/// Query hook: which tasks must follow a successful SASL2 mechanism. Payload:
-/// `tessera_plugin_api::events::Sasl2Success`; answer: a `Vec<String>` of task names (alternatives
-/// for one requirement), or no reply.
-pub const SASL2_TASKS: &str = "sasl2-tasks";
-
-/// Query hook: one step of a task. Payload: [`TaskCall`]; answer: [`TaskStep`] from the module
-/// that owns `task`, no reply from every other module.
-pub const SASL2_TASK: &str = "sasl2-task";
+/// Query hooks of the task protocol, declared in the plugin API so that a module offering a
+/// task need not depend on this crate.
+pub use tessera_plugin_api::events::hooks::{SASL2_TASK, SASL2_TASKS, SASL2_UPGRADES};
+/// Payload and answer of [`SASL2_TASK`].
+pub use tessera_plugin_api::events::{TaskCall, TaskStep};
 
 /// Query hook: children for Bind 2 `<bound/>` (declared in the plugin API, so that modules
 /// answering it need not depend on this crate).
 pub use tessera_plugin_api::events::hooks::BIND2_BOUND;
 /// Payload of [`BIND2_BOUND`].
 pub use tessera_plugin_api::events::Bind2Bound;
-
-/// Payload of [`SASL2_TASK`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskCall {
-    /// The stream (not yet authenticated).
-    pub stream: StreamInfo,
-    /// The account the mechanism authenticated (localpart).
-    pub user: String,
-    /// The task the client picked.
-    pub task: String,
-    /// The client's `<next/>` (first call) or `<task-data/>` (later calls).
-    pub element: Element,
-}
-
-/// Answer of [`SASL2_TASK`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TaskStep {
-    /// Send `<task-data/>` with these children and wait for the client's `<task-data/>`.
-    Data {
-        /// Children of `<task-data/>`.
-        children: Vec<Element>,
-    },
-    /// The task succeeded; these children go into the final `<success/>`.
-    Done {
-        /// Task-specific children of `<success/>`.
-        children: Vec<Element>,
-    },
-    /// The task failed: `<failure/>` with this RFC 6120 condition.
-    Failure {
-        /// E.g. [`SaslCondition::NotAuthorized`].
-        condition: SaslCondition,
-        /// Optional text for the client.
-        text: Option<String>,
-    },
-}

@@ -96,7 +96,7 @@ impl Settings {
 pub(crate) fn manifest() -> Manifest {
     Manifest {
         description:
-            "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256(-PLUS), PLAIN"
+            "XEP-0388 SASL2 with XEP-0386 Bind 2, RFC 6120 SASL, SCRAM-SHA-1/256/512(-PLUS), PLAIN"
                 .into(),
         options: Options::specs(),
         depends: Vec::new(),
@@ -105,8 +105,10 @@ pub(crate) fn manifest() -> Manifest {
 }
 
 /// The mechanisms this module provides, highest priority (offered first) first.
-pub(crate) const MECHANISMS: [(&str, i32); 5] = [
+pub(crate) const MECHANISMS: [(&str, i32); 7] = [
+    ("SCRAM-SHA-512-PLUS", 600),
     ("SCRAM-SHA-256-PLUS", 500),
+    ("SCRAM-SHA-512", 450),
     ("SCRAM-SHA-256", 400),
     ("SCRAM-SHA-1-PLUS", 300),
     ("SCRAM-SHA-1", 200),
@@ -220,7 +222,9 @@ mod tests {
         assert_eq!(
             names,
             [
+                "SCRAM-SHA-512-PLUS",
                 "SCRAM-SHA-256-PLUS",
+                "SCRAM-SHA-512",
                 "SCRAM-SHA-256",
                 "SCRAM-SHA-1-PLUS",
                 "SCRAM-SHA-1",

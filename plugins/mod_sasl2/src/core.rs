@@ -16,7 +16,7 @@ use tessera_plugin_api::{Host, PluginError};
 
 use crate::config::Settings;
 use crate::features::{self, Advertisement};
-use crate::glue::hook_elements;
+use crate::glue::{hook_elements, hook_names};
 use crate::machine::{self, Env, StreamState};
 use crate::mech::{self, MechEnv, MechState};
 use crate::ratelimit::RateLimiter;
@@ -118,6 +118,14 @@ impl Core {
             legacy: list(Profile::Rfc6120),
             bind2_inline: inline(hooks::BIND2_INLINE_FEATURES),
             sasl2_inline: inline(hooks::SASL2_INLINE_FEATURES),
+            upgrades: if listed {
+                hook_names(host, hooks::SASL2_UPGRADES, stream)
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            } else {
+                Vec::new()
+            },
             sasl2,
             cb_types: features::cb_types(stream),
         })

@@ -10,13 +10,23 @@
 //!   exactly when some `-PLUS` mechanism is offered.
 //! * Hidden mechanisms (FAST's HT-*) are accepted in SASL2 but never listed; SASL2 and the legacy
 //!   list are each sent only when they hold at least one listed mechanism.
+//! * SCRAM-SHA-512(-PLUS) is offered only to a stream whose header names (`from`) an account
+//!   of this domain that has a SHA-512 verifier, or no account (the host says which, in
+//!   `StreamInfo::named_account`, and caches features by it). An account whose password
+//!   predates SHA-512 verifiers gets one through XEP-0480's `UPGR-SCRAM-SHA-512`; until then a
+//!   client that prefers the strongest offered hash (go-sendxmpp does) must not be offered a
+//!   mechanism that account cannot pass. Unknown names are offered it like upgraded accounts,
+//!   so the list tells nothing about names that do not exist, and a stream without `from`
+//!   never gets it.
+//! * `<authentication/>` lists the XEP-0480 upgrade tasks other modules perform
+//!   (`sasl2-upgrades`), the same for every stream.
 
-use tessera_plugin_api::protocol::{MechanismSpec, StreamInfo};
+use tessera_plugin_api::protocol::{MechanismSpec, ScramHash, StreamInfo};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Host, LogLevel};
 use tessera_sasl::{CbType, ChannelBindings};
 
-use crate::wire::{Profile, BIND2_NS, SASL2_NS, SASL_CB_NS, SASL_NS};
+use crate::wire::{Profile, BIND2_NS, SASL2_NS, SASL_CB_NS, SASL_NS, UPGRADE_NS};
 
 /// Whether `name` is a channel-binding (`-PLUS`) mechanism.
 pub(crate) fn is_plus(name: &str) -> bool {
@@ -64,11 +74,31 @@ pub(crate) fn usable(
         .collect()
 }
 
-/// The host's mechanism list for `profile`, usable on this stream ([`usable`]); empty (and
-/// logged) if the host cannot answer.
+/// Whether a mechanism needs a SHA-512 verifier.
+pub(crate) fn is_sha512(name: &str) -> bool {
+    name.starts_with("SCRAM-SHA-512")
+}
+
+/// Whether SCRAM-SHA-512 is offered to this stream (see the module documentation): the host
+/// says which verifiers the account the header names has.
+pub(crate) fn sha512_offered(stream: &StreamInfo) -> bool {
+    stream
+        .named_account
+        .as_ref()
+        .is_some_and(|a| a.scram_hashes.contains(&ScramHash::Sha512))
+}
+
+/// The host's mechanism list for `profile`, usable on this stream ([`usable`], and SHA-512 only
+/// where [`sha512_offered`]); empty (and logged) if the host cannot answer.
 pub(crate) fn fetch(host: &Host, stream: &StreamInfo, profile: Profile) -> Vec<MechanismSpec> {
     match host.mechanisms(stream.clone(), profile) {
-        Ok(list) => usable(list, stream, profile),
+        Ok(list) => {
+            let mut list = usable(list, stream, profile);
+            if !sha512_offered(stream) {
+                list.retain(|m| !is_sha512(&m.name));
+            }
+            list
+        }
         Err(e) => {
             host.log(LogLevel::Warn, &format!("mechanism list unavailable: {e}"));
             Vec::new()
@@ -154,6 +184,8 @@ pub(crate) struct Advertisement {
     pub(crate) bind2_inline: Vec<Element>,
     /// Other SASL2 inline features (`<sm/>`, `<fast/>`).
     pub(crate) sasl2_inline: Vec<Element>,
+    /// XEP-0480 upgrade tasks.
+    pub(crate) upgrades: Vec<String>,
 }
 
 fn mechanism_list(name: &str, ns: &str, mechanisms: &[MechanismSpec]) -> Option<Element> {
@@ -179,6 +211,13 @@ pub(crate) fn build(ad: Advertisement) -> Vec<Element> {
             inline.push_child(feature);
         }
         auth.push_child(inline);
+        let mut listed = Vec::new();
+        for task in ad.upgrades {
+            if !listed.contains(&task) {
+                auth.push_child(Element::new("upgrade", UPGRADE_NS).with_text(task.as_str()));
+                listed.push(task);
+            }
+        }
         out.push(auth);
     }
     if cb_listed(&ad.legacy, &ad.sasl2, &ad.cb_types) {

@@ -36,9 +36,12 @@ fn names(list: &[MechanismSpec]) -> Vec<&str> {
 #[test]
 fn plus_mechanisms_need_channel_binding_data() {
     let without = usable(mechanism_specs(), &stream(false, false), Profile::Sasl2);
-    assert_eq!(names(&without), ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+    assert_eq!(
+        names(&without),
+        ["SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+    );
     let with = usable(mechanism_specs(), &stream(true, false), Profile::Sasl2);
-    assert_eq!(with.len(), 5);
+    assert_eq!(with.len(), 7);
     // An unencrypted stream has no channel binding even if data were present.
     let mut plain = stream(true, true);
     plain.secure = false;
@@ -74,9 +77,16 @@ fn full_advertisement_with_channel_binding() {
         cb_types: cb_types(&s),
         bind2_inline: vec![Element::new("feature", BIND2_NS).with_attr("var", "urn:xmpp:carbons:2")],
         sasl2_inline: vec![Element::new("fast", "urn:xmpp:fast:0")],
+        // Listed once each, after <inline/>, whatever the replies repeat.
+        upgrades: vec![
+            "UPGR-SCRAM-SHA-512".into(),
+            "UPGR-EXAMPLE".into(),
+            "UPGR-SCRAM-SHA-512".into(),
+        ],
     });
     let xml: Vec<String> = out.iter().map(Element::to_xml).collect();
-    let list = "<mechanism>SCRAM-SHA-256-PLUS</mechanism><mechanism>SCRAM-SHA-256</mechanism>\
+    let list = "<mechanism>SCRAM-SHA-512-PLUS</mechanism><mechanism>SCRAM-SHA-256-PLUS</mechanism>\
+                <mechanism>SCRAM-SHA-512</mechanism><mechanism>SCRAM-SHA-256</mechanism>\
                 <mechanism>SCRAM-SHA-1-PLUS</mechanism><mechanism>SCRAM-SHA-1</mechanism>\
                 <mechanism>PLAIN</mechanism>";
     assert_eq!(
@@ -87,7 +97,10 @@ fn full_advertisement_with_channel_binding() {
                 "<authentication xmlns='urn:xmpp:sasl:2'>{list}<inline>\
                  <bind xmlns='urn:xmpp:bind:0'><inline>\
                  <feature var='urn:xmpp:carbons:2'/></inline></bind>\
-                 <fast xmlns='urn:xmpp:fast:0'/></inline></authentication>"
+                 <fast xmlns='urn:xmpp:fast:0'/></inline>\
+                 <upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade>\
+                 <upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-EXAMPLE</upgrade>\
+                 </authentication>"
             ),
             "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
              <channel-binding type='tls-server-end-point'/>\
@@ -157,4 +170,25 @@ fn hook_replies_are_element_lists_and_garbage_is_skipped() {
         encode(&vec![b.clone()]),
     ];
     assert_eq!(elements_from_replies(replies), vec![a, b]);
+}
+
+#[test]
+fn sha512_is_offered_only_where_the_named_account_has_the_verifier() {
+    use tessera_plugin_api::protocol::NamedAccount;
+    let with = |hashes: &[ScramHash]| StreamInfo {
+        named_account: Some(NamedAccount {
+            scram_hashes: hashes.to_vec(),
+        }),
+        ..stream(true, true)
+    };
+    assert!(!sha512_offered(&stream(true, true)));
+    assert!(!sha512_offered(&with(&[
+        ScramHash::Sha1,
+        ScramHash::Sha256
+    ])));
+    assert!(sha512_offered(&with(&[
+        ScramHash::Sha1,
+        ScramHash::Sha256,
+        ScramHash::Sha512
+    ])));
 }

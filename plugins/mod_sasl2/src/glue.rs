@@ -22,6 +22,35 @@ pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) 
     }
 }
 
+/// Names answered by a query hook whose replies are `Vec<String>` (task names): empty and
+/// overlong names are dropped, a reply that does not decode is skipped, a failing hook gives
+/// nothing. One `Vec` per reply, in hook order.
+pub(crate) fn hook_names<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Vec<String>> {
+    let replies = tessera_plugin_api::wire::encode(payload)
+        .and_then(|payload| host.call_hook(name, tessera_plugin_api::wire::Bytes::new(&payload)));
+    let replies = match replies {
+        Ok(replies) => replies,
+        Err(e) => {
+            host.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
+            return Vec::new();
+        }
+    };
+    replies
+        .into_iter()
+        .filter_map(|r| tessera_plugin_api::wire::decode::<Vec<String>>(name, &r).ok())
+        .map(|names| {
+            names
+                .into_iter()
+                .filter(|t| !t.is_empty() && t.len() <= MAX_TASK_LEN)
+                .collect::<Vec<_>>()
+        })
+        .filter(|names| !names.is_empty())
+        .collect()
+}
+
+/// Longest accepted task name, in bytes.
+pub(crate) const MAX_TASK_LEN: usize = 64;
+
 /// End an exchange (always called once it is over); the host forgetting it is not an error
 /// the client needs to hear about.
 pub(crate) fn end_exchange(host: &Host, exchange: u64) {

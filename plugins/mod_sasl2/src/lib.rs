@@ -2,7 +2,7 @@
 //!
 //! Tessera's authentication module: XEP-0388 Extensible SASL Profile (SASL2) with XEP-0386
 //! Bind 2, and RFC 6120 §6 SASL for clients without SASL2, both served from the host's mechanism
-//! registry. It provides SCRAM-SHA-1, SCRAM-SHA-256 (RFC 5802, RFC 7677), their `-PLUS` variants
+//! registry. It provides SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their `-PLUS` variants
 //! with `tls-exporter` (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding,
 //! advertised per XEP-0440, and PLAIN (RFC 4616) on encrypted streams. Mechanisms of other
 //! modules (FAST's HT-*) run through the same negotiation.

@@ -1,5 +1,5 @@
 //! The mechanisms this module provides to the host's registry, for both profiles:
-//! SCRAM-SHA-1, SCRAM-SHA-256 (RFC 5802, RFC 7677), their `-PLUS` variants with `tls-exporter`
+//! SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their `-PLUS` variants with `tls-exporter`
 //! (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding, and PLAIN (RFC 4616). The
 //! protocol work is `tessera-sasl`'s; this file adds account lookup, rate limits and authzid
 //! rules.
@@ -82,6 +82,8 @@ impl Kind {
             "SCRAM-SHA-1-PLUS" => scram(Hash::Sha1, true),
             "SCRAM-SHA-256" => scram(Hash::Sha256, false),
             "SCRAM-SHA-256-PLUS" => scram(Hash::Sha256, true),
+            "SCRAM-SHA-512" => scram(Hash::Sha512, false),
+            "SCRAM-SHA-512-PLUS" => scram(Hash::Sha512, true),
             "PLAIN" => Some(Kind::Plain),
             _ => None,
         }
@@ -308,8 +310,7 @@ fn store_failure(user: &str) -> MechanismStep {
 }
 
 /// The account's stored verifier for `hash`: SHA-512 only for accounts whose password was set
-/// since SHA-512 verifiers are kept (SCRAM-SHA-512 is not offered yet: older accounts need
-/// XEP-0480's upgrade first).
+/// since SHA-512 verifiers are kept, or that a XEP-0480 upgrade gave one.
 fn verifier(account: &AccountCredentials, hash: Hash) -> Option<ScramCredentials> {
     let secret = match hash {
         Hash::Sha1 => &account.scram_sha1,

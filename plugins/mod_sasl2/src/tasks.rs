@@ -15,16 +15,13 @@ use tessera_plugin_api::SaslCondition;
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::wire::Bytes;
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::LogLevel;
 
 use crate::api::{TaskCall, TaskStep, SASL2_TASK, SASL2_TASKS};
+use crate::glue::hook_names;
 use crate::machine::{Env, Exchange, Phase, StreamState};
 use crate::outcome::{close, fail, fire, Fail};
 use crate::success::{finish, payload};
 use crate::wire::{self, Incoming, Profile};
-
-/// Longest accepted task name, in bytes.
-const MAX_TASK_LEN: usize = 64;
 
 /// SASL2 state between `<continue/>` and the outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,26 +45,7 @@ pub(crate) fn required(
     ex: &Exchange,
     user: &str,
 ) -> Vec<Vec<String>> {
-    let replies = tessera_plugin_api::wire::encode(&payload(stream, ex, user))
-        .and_then(|payload| env.host.call_hook(SASL2_TASKS, Bytes::new(&payload)));
-    let replies = match replies {
-        Ok(replies) => replies,
-        Err(e) => {
-            env.host
-                .log(LogLevel::Warn, &format!("{SASL2_TASKS} hook failed: {e}"));
-            return Vec::new();
-        }
-    };
-    replies
-        .into_iter()
-        .filter_map(|r| tessera_plugin_api::wire::decode::<Vec<String>>(SASL2_TASKS, &r).ok())
-        .map(|alts| {
-            alts.into_iter()
-                .filter(|t| !t.is_empty() && t.len() <= MAX_TASK_LEN)
-                .collect::<Vec<_>>()
-        })
-        .filter(|alts| !alts.is_empty())
-        .collect()
+    hook_names(env.host, SASL2_TASKS, &payload(stream, ex, user))
 }
 
 /// Send the first `<continue/>`.

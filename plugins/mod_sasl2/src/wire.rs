@@ -22,6 +22,8 @@ pub(crate) const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub(crate) const BIND2_NS: &str = "urn:xmpp:bind:0";
 /// XEP-0440 channel-binding capability namespace.
 pub(crate) const SASL_CB_NS: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0480 SASL upgrade tasks.
+pub(crate) const UPGRADE_NS: &str = "urn:xmpp:sasl:upgrade:0";
 /// XEP-0313 namespace of `<metadata>` inside `<bound>`.
 pub(crate) const MAM_NS: &str = "urn:xmpp:mam:2";
 

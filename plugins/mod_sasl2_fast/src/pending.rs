@@ -6,8 +6,7 @@
 //! notes are short-lived and losing them is harmless (no rotation for that one login; an
 //! `invalidate` has already been carried out), so an empty state is accepted too.
 
-use std::collections::HashMap;
-
+use tessera_plugin_api::notes::StreamNotes;
 use tessera_plugin_api::{PluginError, PluginErrorKind};
 
 use crate::auth::Pending;
@@ -20,41 +19,34 @@ pub(crate) const PENDING_TTL_MS: u64 = 600_000;
 pub(crate) const STATE_VERSION: u8 = 1;
 
 /// Notes by stream id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pendings {
-    by_stream: HashMap<u64, Pending>,
+    notes: StreamNotes<Pending>,
+}
+
+impl Default for Pendings {
+    fn default() -> Self {
+        Self {
+            notes: StreamNotes::new(MAX_PENDING, PENDING_TTL_MS),
+        }
+    }
 }
 
 impl Pendings {
     /// Record a note for a stream (replacing an older one), making room if needed.
     pub(crate) fn insert(&mut self, stream: u64, pending: Pending) {
-        if !self.by_stream.contains_key(&stream) && self.by_stream.len() >= MAX_PENDING {
-            let now = pending.at_ms;
-            self.by_stream
-                .retain(|_, p| p.at_ms.saturating_add(PENDING_TTL_MS) > now);
-            if self.by_stream.len() >= MAX_PENDING {
-                let oldest = self
-                    .by_stream
-                    .iter()
-                    .min_by_key(|(_, p)| p.at_ms)
-                    .map(|(id, _)| *id);
-                if let Some(id) = oldest {
-                    self.by_stream.remove(&id);
-                }
-            }
-        }
-        self.by_stream.insert(stream, pending);
+        self.notes.insert(stream, pending.at_ms, pending);
     }
 
     /// Take a stream's note.
     pub(crate) fn take(&mut self, stream: u64) -> Option<Pending> {
-        self.by_stream.remove(&stream)
+        self.notes.take(stream)
     }
 
     /// Number of notes.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.by_stream.len()
+        self.notes.len()
     }
 
     /// The hot-swap state.
@@ -62,8 +54,12 @@ impl Pendings {
     /// # Errors
     /// Only if serialisation fails.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, PluginError> {
-        let mut entries: Vec<(&u64, &Pending)> = self.by_stream.iter().collect();
-        entries.sort_by_key(|(id, _)| **id);
+        let entries: Vec<(u64, &Pending)> = self
+            .notes
+            .entries()
+            .into_iter()
+            .map(|(id, _, p)| (id, p))
+            .collect();
         let mut out = vec![STATE_VERSION];
         serde_json::to_writer(&mut out, &entries)
             .map_err(|e| PluginError::internal(format!("cannot save state: {e}")))?;

@@ -67,8 +67,14 @@ fn check_params(salt: &[u8], iterations: u32) -> Result<(), CredentialError> {
     Ok(())
 }
 
-/// `SaltedPassword = Hi(SASLprep(password), salt, i)`.
-pub(crate) fn salted_password(
+/// `SaltedPassword = Hi(SASLprep(password), salt, i)`: what a client sends in a XEP-0480 SCRAM
+/// upgrade task. CPU-heavy (PBKDF2).
+///
+/// # Errors
+///
+/// [`CredentialError::Password`] when SASLprep rejects the password;
+/// [`CredentialError::ZeroIterations`] or [`CredentialError::EmptySalt`] for bad parameters.
+pub fn salted_password(
     hash: Hash,
     password: &str,
     salt: &[u8],
@@ -103,12 +109,33 @@ pub fn derive_credentials(
     iterations: u32,
 ) -> Result<ScramCredentials, CredentialError> {
     let salted = salted_password(hash, password, salt, iterations)?;
+    credentials_from_salted(hash, &salted, salt, iterations)
+}
+
+/// Derives the stored credentials from a SaltedPassword someone else computed (a client
+/// answering a XEP-0480 upgrade task): `StoredKey = H(HMAC(SaltedPassword, "Client Key"))` and
+/// `ServerKey`. Cheap: no PBKDF2 runs here.
+///
+/// # Errors
+///
+/// [`CredentialError::KeyLength`] when `salted` is not the hash's output length;
+/// [`CredentialError::ZeroIterations`] or [`CredentialError::EmptySalt`] for bad parameters.
+pub fn credentials_from_salted(
+    hash: Hash,
+    salted: &[u8],
+    salt: &[u8],
+    iterations: u32,
+) -> Result<ScramCredentials, CredentialError> {
+    check_params(salt, iterations)?;
+    if salted.len() != hash.output_len() {
+        return Err(CredentialError::KeyLength);
+    }
     Ok(ScramCredentials {
         hash,
         salt: salt.to_vec(),
         iterations,
-        stored_key: hash.digest(&client_key(hash, &salted)),
-        server_key: server_key(hash, &salted),
+        stored_key: hash.digest(&client_key(hash, salted)),
+        server_key: server_key(hash, salted),
     })
 }
 

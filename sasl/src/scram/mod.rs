@@ -58,7 +58,10 @@ mod tests;
 pub mod fuzzing;
 
 pub use client::{ClientBinding, ClientKeys, ClientSecret, ScramClient, ScramClientFinal};
-pub use credentials::{derive_credentials, fake_credentials, verify_password, ScramCredentials};
+pub use credentials::{
+    credentials_from_salted, derive_credentials, fake_credentials, salted_password,
+    verify_password, ScramCredentials,
+};
 pub use error::{CredentialError, ScramError, ScramSyntax};
 pub use parse::nonce_from_random;
 pub use server::{ScramClientFirst, ScramServer, ScramServerFirst, ScramSuccess};

@@ -8,6 +8,7 @@ mod bad_input;
 mod flows;
 mod limits;
 mod tasks;
+mod upgrade;
 mod violations;
 
 use std::sync::Arc;
@@ -366,6 +367,7 @@ pub(crate) fn stream(exporter: bool) -> StreamInfo {
         peer_ip: "192.0.2.10".into(),
         user: None,
         jid: None,
+        named_account: None,
     }
 }
 

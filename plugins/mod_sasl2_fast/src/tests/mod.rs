@@ -60,6 +60,7 @@ impl Fake {
                 password: format!("{user} pw"),
                 email: None,
                 password_changed_at_ms: at_ms,
+                scram_sha512: None,
             });
         });
     }

@@ -138,3 +138,36 @@ fn fake_credentials_fail_like_a_wrong_password() {
     assert_eq!(err, ScramError::InvalidProof);
     assert_eq!(err.server_error_value(), "invalid-proof");
 }
+
+/// XEP-0480: a client sends `SaltedPassword`; the server keeps only what derivation from the
+/// password would have given. RFC 7677's inputs with SHA-512 (the SaltedPassword computed with
+/// Python's `hashlib.pbkdf2_hmac`, the keys as in the SHA-512 vector).
+#[test]
+fn credentials_from_a_salted_password_equal_those_from_the_password() {
+    let salt = b64("W22ZaJ0SNY7soEsUEjb6gQ==");
+    let salted = salted_password(Hash::Sha512, "pencil", &salt, 4096).unwrap();
+    assert_eq!(
+        salted,
+        b64("8W7+G+Z/HQlQLr1e2SYv3f+6Wjd6tPC2h+XtW6D1Boa4pK4WZHbairO5UdL6kji2OZj0VGG8M6RkgUlJzsljHQ==")
+    );
+    let from_salted = credentials_from_salted(Hash::Sha512, &salted, &salt, 4096).unwrap();
+    assert_eq!(from_salted, rfc_creds(Hash::Sha512));
+    assert_eq!(
+        from_salted.stored_key,
+        b64("6AAub3065EYRmyFpM2RNwqK+eGnrkYuEWbXn19LsEmBqzu8QaCXNc1FwpnX9NhH2hK/60dzj9DoO5DvVkOHbvg==")
+    );
+    assert!(verify_password(&from_salted, "pencil"));
+    // A SaltedPassword of another hash's length, or bad parameters, is refused.
+    assert_eq!(
+        credentials_from_salted(Hash::Sha512, &salted[..32], &salt, 4096),
+        Err(CredentialError::KeyLength)
+    );
+    assert_eq!(
+        credentials_from_salted(Hash::Sha512, &salted, b"", 4096),
+        Err(CredentialError::EmptySalt)
+    );
+    assert_eq!(
+        credentials_from_salted(Hash::Sha512, &salted, &salt, 0),
+        Err(CredentialError::ZeroIterations)
+    );
+}

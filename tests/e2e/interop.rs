@@ -328,8 +328,9 @@ fn go_sendxmpp_pinned_scram_sha1_plus_over_direct_tls() {
 /// `-PLUS` mechanism and the channel-binding list.
 fn strip_channel_binding(features: &str) -> String {
     let mut out = features.to_owned();
-    for plus in ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"] {
-        out = out.replace(&format!("<mechanism>{plus}</mechanism>"), "");
+    while let Some(end) = out.find("-PLUS</mechanism>") {
+        let start = out[..end].rfind("<mechanism>").unwrap_or(end);
+        out.replace_range(start..end + "-PLUS</mechanism>".len(), "");
     }
     if let (Some(start), Some(end)) = (
         out.find("<sasl-channel-binding"),
@@ -409,6 +410,78 @@ fn go_sendxmpp_detects_a_stripped_mechanism_list_through_the_downgrade_hash() {
         "{mechanism}"
     );
     assert_eq!(gs2, "n,", "{trace}");
+}
+
+/// XEP-0480 with go-sendxmpp 0.14 (go-xmpp 0.2.10 asks for `UPGR-SCRAM-SHA-512` whenever it
+/// is offered, and prefers SCRAM-SHA-512-PLUS whenever that is): an account whose password
+/// predates SHA-512 verifiers is offered SHA-256 at most, so go-sendxmpp logs in with it and
+/// runs the task; the server stores the verifier; the next login, from a client with no memory
+/// of the first, is offered SCRAM-SHA-512-PLUS and passes it (XEP-0474's hash included). With
+/// `--no-sasl-upgrade` nothing is asked and nothing stored.
+#[test]
+fn go_sendxmpp_upgrades_an_old_account_to_sha512_and_then_logs_in_with_it() {
+    let users = [("alice", "alice-pass-1"), ("carol", "carol-pass-3")];
+    let server = Server::start(&ServerOptions::with_modules(&[
+        "sasl2",
+        "scram_upgrade",
+        "ping",
+    ]));
+    for (user, password) in users {
+        server.add_user(user, password, None);
+        server.forget_sha512_verifier(user);
+    }
+    let login = |(user, password): (&str, &str), extra: &[&str]| {
+        let home = tempfile::tempdir().expect("tempdir");
+        let jid = format!("{user}@localhost");
+        let done = go_sendxmpp(
+            home.path(),
+            server.ports.c2s,
+            &jid,
+            password,
+            &jid,
+            extra,
+            "upgrade test",
+        )
+        .finish();
+        ok(&done, "go-sendxmpp", &server);
+        let trace = format!("{}\n{}", done.lines.join("\n"), done.stderr);
+        let (mechanism, gs2) = go_sendxmpp_auth(&trace);
+        assert_eq!(gs2, "p=tls-exporter,", "{trace}");
+        (mechanism, trace)
+    };
+    // Whether its <authenticate/> asked for the task (the features list it too).
+    let asked = |trace: &str| {
+        trace
+            .lines()
+            .filter(|l| l.starts_with("SEND: <authenticate"))
+            .any(|l| {
+                l.contains("<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade>")
+            })
+    };
+
+    let (mechanism, trace) = login(users[0], &["--fast-off"]);
+    assert_eq!(mechanism, "SCRAM-SHA-256-PLUS", "{trace}");
+    assert!(!trace.contains("<mechanism>SCRAM-SHA-512"), "{trace}");
+    assert!(asked(&trace), "go-sendxmpp did not ask: {trace}");
+    assert!(
+        trace.contains("<salt xmlns='urn:xmpp:scram-upgrade:0' iterations='10000'>")
+            && trace.contains("<hash xmlns='urn:xmpp:scram-upgrade:0'>")
+            && trace.contains("<success xmlns='urn:xmpp:sasl:2'>"),
+        "{trace}"
+    );
+    assert_eq!(server.sha512_iterations("alice"), Some(10_000));
+
+    let (mechanism, trace) = login(users[0], &["--fast-off"]);
+    assert_eq!(mechanism, "SCRAM-SHA-512-PLUS", "{trace}");
+    assert!(
+        !trace.contains("<continue"),
+        "an account that has the verifier runs no task: {trace}"
+    );
+
+    let (mechanism, trace) = login(users[1], &["--fast-off", "--no-sasl-upgrade"]);
+    assert_eq!(mechanism, "SCRAM-SHA-256-PLUS", "{trace}");
+    assert!(!asked(&trace), "{trace}");
+    assert_eq!(server.sha512_iterations("carol"), None);
 }
 
 /// What a slixmpp "online" line must show for the RFC 6120 path.

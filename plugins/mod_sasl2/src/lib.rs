@@ -2,8 +2,9 @@
 //!
 //! Tessera's authentication module: XEP-0388 Extensible SASL Profile (SASL2) with XEP-0386
 //! Bind 2, and RFC 6120 §6 SASL for clients without SASL2, both served from the host's mechanism
-//! registry. It provides SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their `-PLUS` variants
-//! with `tls-exporter` (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding,
+//! registry. It provides SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their
+//! `-PLUS` variants with `tls-exporter` (RFC 9266) or `tls-server-end-point` (RFC 5929) channel
+//! binding,
 //! advertised per XEP-0440, and PLAIN (RFC 4616) on encrypted streams. Mechanisms of other
 //! modules (FAST's HT-*) run through the same negotiation.
 //!
@@ -44,6 +45,10 @@
 //!   guessing addresses, and a token login passes the account's backoff (see `ratelimit`).
 //!   Accounts are keyed in the host's canonical form (`tessera_plugin_api::names`), so `ß`/`ss`
 //!   and other spellings share one counter. Counters survive a hot swap (`save_state`).
+//! * SCRAM-SHA-512(-PLUS) is offered only to a stream whose header names (`from`) an account
+//!   with a SHA-512 verifier, or no account: an account whose password predates those verifiers
+//!   would fail it (mod_scram_upgrade gives it one, XEP-0480). XEP-0480 upgrade tasks of other
+//!   modules are listed in `<authentication/>` and run as tasks ([`api`]).
 //! * Bind 2 resources are `tag/` plus 12 characters derived from the account and user-agent id
 //!   (stable per client), or random without a user-agent id.
 

@@ -1,6 +1,7 @@
 //! The mechanisms this module provides to the host's registry, for both profiles:
-//! SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their `-PLUS` variants with `tls-exporter`
-//! (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding, and PLAIN (RFC 4616). The
+//! SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802, RFC 7677), their `-PLUS` variants with
+//! `tls-exporter` (RFC 9266) or `tls-server-end-point` (RFC 5929) channel binding, and PLAIN
+//! (RFC 4616). The
 //! protocol work is `tessera-sasl`'s; this file adds account lookup, rate limits and authzid
 //! rules.
 //!

@@ -1,4 +1,5 @@
-//! The command line: `tessera [-c FILE] run | check-config | user … | module … | config reload`.
+//! The command line: `tessera [-c FILE] run | check-config | user … | module … | client … |
+//! config reload | status`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -41,6 +42,27 @@ pub enum Command {
     /// The running server's figures (JSON): sessions, connections and their caps, SASL
     /// exchanges in progress, runtime tasks, modules.
     Status,
+    /// An account's clients (XEP-0494), on the running server.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `tessera client …`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// List the clients that can reach an account: id, software, device, how they log in, the
+    /// age of their token, their sessions, their last login.
+    List {
+        /// `user@domain` or `user`.
+        jid: String,
+    },
+    /// Revoke one client: its tokens die and its sessions close; other clients are untouched.
+    Revoke {
+        /// `user@domain` or `user`.
+        jid: String,
+        /// The id `client list` showed.
+        id: String,
+    },
 }
 
 /// `tessera config …`.
@@ -176,6 +198,23 @@ async fn dispatch(command: Command, config: Config) -> i32 {
             admin_only(&config, AdminRequest::ConfigReload).await
         }
         Command::Status => admin_only(&config, AdminRequest::Status).await,
+        Command::Client(cmd) => {
+            let request = match cmd {
+                ClientCommand::List { jid } => {
+                    localpart(&jid, &config).map(|user| AdminRequest::ClientList { user })
+                }
+                ClientCommand::Revoke { jid, id } => {
+                    localpart(&jid, &config).map(|user| AdminRequest::ClientRevoke { user, id })
+                }
+            };
+            match request {
+                Ok(request) => admin_only(&config, request).await,
+                Err(e) => {
+                    eprintln!("tessera: {e}");
+                    2
+                }
+            }
+        }
     }
 }
 
@@ -341,7 +380,9 @@ async fn offline(request: AdminRequest, config: &Config) -> i32 {
         | AdminRequest::ModuleLoad { .. }
         | AdminRequest::ModuleUnload { .. }
         | AdminRequest::ModuleReload { .. }
-        | AdminRequest::ConfigReload => Ok("no server is running".into()),
+        | AdminRequest::ConfigReload
+        | AdminRequest::ClientList { .. }
+        | AdminRequest::ClientRevoke { .. } => Ok("no server is running".into()),
     };
     match result {
         Ok(text) => {

@@ -32,6 +32,7 @@ fn embedded_default_parses_with_documented_defaults() {
             "sasl2",
             "sasl2_fast",
             "scram_upgrade",
+            "client_management",
             "password_reset",
             "ping",
             "disco",

@@ -77,6 +77,7 @@
 
 pub mod abi;
 pub mod calls;
+pub mod clients;
 pub mod conditions;
 pub mod datetime;
 pub mod error;

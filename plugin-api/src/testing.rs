@@ -81,6 +81,8 @@ pub struct TestSession {
     pub attached: Vec<String>,
     /// Stanzas sent to it with `send_to_session`.
     pub outbox: Vec<Element>,
+    /// The SASL2 user-agent id it logged in with ([`TestHost::set_user_agent`]).
+    pub user_agent_id: Option<String>,
     state: BTreeMap<(String, String), Vec<u8>>,
 }
 
@@ -428,6 +430,19 @@ impl TestHost {
     /// Take the stanzas routed so far (emptied).
     pub fn take_routed(&self) -> Vec<Element> {
         std::mem::take(&mut self.world().routed)
+    }
+
+    /// Session `stream` ended (its connection closed): it is no longer listed.
+    pub fn end_session(&self, stream: u64) {
+        self.world().sessions.remove(&stream);
+    }
+
+    /// Say which SASL2 user-agent id session `stream` logged in with (`list_sessions` reports
+    /// it).
+    pub fn set_user_agent(&self, stream: u64, user_agent_id: &str) {
+        if let Some(s) = self.world().sessions.get_mut(&stream) {
+            s.user_agent_id = Some(user_agent_id.to_owned());
+        }
     }
 
     /// A session as it is now.
@@ -863,7 +878,7 @@ impl HostCalls for Context {
             .map(|(id, s)| SessionInfo {
                 stream_id: id,
                 jid: s.full_jid,
-                user_agent_id: None,
+                user_agent_id: s.user_agent_id,
                 peer_ip: "127.0.0.1".into(),
             })
             .collect())

@@ -2,7 +2,7 @@
 // tests/e2e/password_reset.rs.
 //
 //   node fast.mjs --service URL --domain D --user NAME [--password PW] --state FILE [--timeout S]
-//                 [--stay]
+//                 [--stay] [--software NAME]
 //
 // One login, then a clean logout. With --stay, no logout: after "online" the session stays
 // connected until the server ends it, which it must do with a stream error (see below). The
@@ -53,7 +53,7 @@ const FAST_NS = "urn:xmpp:fast:0";
 const SASL2_NS = "urn:xmpp:sasl:2";
 
 function parseArgs(argv) {
-  const opts = { timeout: 20, stay: false };
+  const opts = { timeout: 20, stay: false, software: "tessera-interop-fast" };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i];
     if (key === "--stay") {
@@ -82,6 +82,10 @@ function parseArgs(argv) {
         break;
       case "--timeout":
         opts.timeout = Number(value);
+        break;
+      case "--software":
+        // The <software/> of its SASL2 <user-agent/> (XEP-0494 lists it).
+        opts.software = value;
         break;
       default:
         throw new Error(`unknown option ${key}`);
@@ -148,7 +152,7 @@ async function main() {
     username: opts.username,
     resource: "fast",
     userAgent: xml("user-agent", { id: state.user_agent_id }, [
-      xml("software", {}, "tessera-interop-fast"),
+      xml("software", {}, opts.software),
     ]),
   };
   if (opts.password !== undefined) params.password = opts.password;

@@ -2,6 +2,7 @@
 //! registers with the host: the three hidden HT mechanisms, the two SASL2 query hooks and the
 //! account and session events.
 
+use tessera_plugin_api::clients;
 use tessera_plugin_api::events::{self, hooks};
 use tessera_plugin_api::protocol::{HookSpec, Manifest, MechanismSpec, Registrations};
 use tessera_plugin_api::{Config, PluginError};
@@ -104,6 +105,9 @@ pub(crate) fn registrations() -> Registrations {
             hook(hooks::SASL2_INLINE_FEATURES, events::priority::NORMAL),
             // Late: the token comes after the other extensions of `<success/>` (protocols §2.3).
             hook(hooks::SASL2_SUCCESS, events::priority::LATE),
+            // XEP-0494: the tokens are credentials of clients, listed and revoked by client.
+            hook(clients::hooks::CLIENT_CREDENTIALS, events::priority::NORMAL),
+            hook(clients::hooks::CLIENT_REVOKE, events::priority::NORMAL),
         ],
         events: vec![
             hook(events::USER_PASSWORD_CHANGED, events::priority::NORMAL),
@@ -202,7 +206,15 @@ mod tests {
             .all(|s| s.hidden && s.sasl2 && !s.legacy && s.tls_only));
         let reg = registrations();
         let hooks: Vec<_> = reg.hooks.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(hooks, ["sasl2-inline-features", "sasl2-success"]);
+        assert_eq!(
+            hooks,
+            [
+                "sasl2-inline-features",
+                "sasl2-success",
+                "client-credentials",
+                "client-revoke"
+            ]
+        );
         let events: Vec<_> = reg.events.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(
             events,

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use tessera_plugin_api::Host;
 use tessera_plugin_api::SaslCondition;
 
+use tessera_plugin_api::clients::{self, ClientRevoke};
 use tessera_plugin_api::events::{
     self, hooks, Event, Sasl2Success, SessionEvent, UserDeleted, UserPasswordChanged,
 };
@@ -66,6 +67,25 @@ impl Core {
                 (!children.is_empty())
                     .then(|| wire::encode(&children))
                     .transpose()
+            }
+            clients::hooks::CLIENT_CREDENTIALS => {
+                let user: String = wire::decode(name, payload)?;
+                let credentials = store::credentials(svc, &user, svc.now_ms())?;
+                wire::encode(&credentials).map(Some)
+            }
+            clients::hooks::CLIENT_REVOKE => {
+                let revoke: ClientRevoke = wire::decode(name, payload)?;
+                let removed = store::forget_client_ref(svc, &revoke.user, &revoke.client)?;
+                if removed > 0 {
+                    svc.log(
+                        LogLevel::Info,
+                        &format!(
+                            "revoked {removed} FAST token(s) of a client of {}",
+                            revoke.user
+                        ),
+                    );
+                }
+                wire::encode(&removed).map(Some)
             }
             _ => Ok(None),
         }

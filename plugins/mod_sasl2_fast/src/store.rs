@@ -4,6 +4,7 @@
 //! Each operation that writes several entries does so in one `kv_write` (one transaction, one
 //! commit to disk), so a rotation or a revocation is never half done.
 
+use tessera_plugin_api::clients::ClientCredential;
 use tessera_plugin_api::protocol::{KvScope, KvWrite};
 use tessera_plugin_api::Host;
 use tessera_plugin_api::{LogLevel, PluginError};
@@ -109,6 +110,49 @@ pub(crate) fn forget_client(svc: &Host, user: &str, ua_id: &str) -> Result<(), P
         .map(|slot| KvWrite::delete(token::slot_key(ua_id, *slot)))
         .collect();
     svc.kv_write(scope(user), writes)
+}
+
+/// The account's unexpired tokens, as credentials of their clients (XEP-0494's list).
+///
+/// # Errors
+/// Store failure.
+pub(crate) fn credentials(
+    svc: &Host,
+    user: &str,
+    now_ms: u64,
+) -> Result<Vec<ClientCredential>, PluginError> {
+    Ok(svc
+        .kv_list(scope(user), KEY_PREFIX)?
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let record: TokenRecord = serde_json::from_str(&value).ok()?;
+            (record.expires_at_ms > now_ms).then(|| ClientCredential {
+                client: token::client_of_key(&key).unwrap_or_default().to_owned(),
+                kind: "fast".into(),
+                issued_at_ms: record.issued_at_ms,
+                expires_at_ms: record.expires_at_ms,
+            })
+        })
+        .collect())
+}
+
+/// Delete both slots of a client named by its `client_ref`; returns how many tokens there
+/// were.
+///
+/// # Errors
+/// Store failure: nothing was deleted.
+pub(crate) fn forget_client_ref(svc: &Host, user: &str, client: &str) -> Result<u32, PluginError> {
+    let scope = scope(user);
+    let writes: Vec<KvWrite> = svc
+        .kv_list(scope, &token::ref_prefix(client))?
+        .into_iter()
+        .map(|(key, _)| KvWrite::delete(key))
+        .collect();
+    let count = u32::try_from(writes.len()).unwrap_or(u32::MAX);
+    if count > 0 {
+        svc.kv_write(scope, writes)?;
+    }
+    Ok(count)
 }
 
 /// Delete an account's tokens issued at or before `issued_until_ms` (and unreadable records);

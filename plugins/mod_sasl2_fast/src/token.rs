@@ -21,7 +21,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use tessera_plugin_api::clients::client_ref;
 use tessera_plugin_api::PluginError;
 use tessera_sasl::ht::{self, HtMechanism};
 
@@ -106,7 +107,18 @@ pub(crate) fn slot_key(ua_id: &str, slot: Slot) -> String {
 
 /// The store key prefix of both slots of a client.
 pub(crate) fn client_prefix(ua_id: &str) -> String {
-    format!("{KEY_PREFIX}{}:", hex(&Sha256::digest(ua_id.as_bytes())))
+    ref_prefix(&client_ref(ua_id))
+}
+
+/// The store key prefix of both slots of a client named by
+/// [`tessera_plugin_api::clients::client_ref`] (the keys hold that name, never the id).
+pub(crate) fn ref_prefix(client: &str) -> String {
+    format!("{KEY_PREFIX}{client}:")
+}
+
+/// The client a store key belongs to (its [`client_ref`]).
+pub(crate) fn client_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix(KEY_PREFIX)?.split(':').next()
 }
 
 /// A new record for `mechanism` from `random` (at least 16 bytes), valid `ttl_ms` from `now_ms`;

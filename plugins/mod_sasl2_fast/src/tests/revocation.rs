@@ -188,3 +188,69 @@ fn hot_swap_carries_the_notes() {
     assert!(token_of(&success_hook(&new, &fake, &s, NONE, auth)).is_some());
     assert!(new.restore(&[9]).is_err());
 }
+
+/// XEP-0494 through the two client hooks: the tokens are listed by client (its `client_ref`,
+/// never the user-agent id), and revoking one client kills its tokens at once and no other's.
+#[test]
+fn client_hooks_list_tokens_by_client_and_revoke_one_client() {
+    use tessera_plugin_api::clients::ClientRevoke;
+    use tessera_plugin_api::clients::{client_ref, hooks as client_hooks, ClientCredential};
+    const OTHER: &str = "9f0c2a4e-1111-4000-8000-000000000001";
+    let core = core();
+    let fake = Fake::new();
+    let mine = token(&core, &fake, UA);
+    let other = token(&core, &fake, OTHER);
+    let ask = |name: &str, payload: Vec<u8>| {
+        core.hook(fake.svc(), name, &payload)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|| panic!("{name}: no reply"))
+    };
+    let listed: Vec<ClientCredential> = wire::decode(
+        "t",
+        &ask(
+            client_hooks::CLIENT_CREDENTIALS,
+            wire::encode(&"alice".to_owned()).unwrap(),
+        ),
+    )
+    .unwrap();
+    let mut clients: Vec<&str> = listed.iter().map(|c| c.client.as_str()).collect();
+    clients.sort_unstable();
+    let mut expected = [client_ref(UA), client_ref(OTHER)];
+    expected.sort();
+    assert_eq!(clients, expected);
+    assert!(listed
+        .iter()
+        .all(|c| c.kind == "fast" && c.issued_at_ms == T0 && c.expires_at_ms > T0));
+
+    let revoke = ClientRevoke {
+        user: "alice".into(),
+        client: client_ref(UA),
+    };
+    let removed: u32 = wire::decode(
+        "t",
+        &ask(client_hooks::CLIENT_REVOKE, wire::encode(&revoke).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(removed, 1);
+    let s = stream(3, false);
+    let refused = fast_login(&core, &fake, &s, NONE, "alice", &mine, vec![]);
+    assert_eq!(failure_of(&refused.step).0, "not-authorized");
+    let auth = authenticate(NONE, vec![user_agent(OTHER), fast()]);
+    let st = start(
+        &s,
+        NONE,
+        Some(build_initial_response("alice", other.as_bytes(), b"")),
+        auth,
+    );
+    assert!(
+        succeeded(&core.mechanism_start(fake.svc(), &st)),
+        "the other client is untouched"
+    );
+    // Revoking again removes nothing.
+    let again: u32 = wire::decode(
+        "t",
+        &ask(client_hooks::CLIENT_REVOKE, wire::encode(&revoke).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(again, 0);
+}

@@ -17,6 +17,8 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::runtime::swap::ModuleManager;
 use crate::Shared;
 
+mod clients;
+
 /// Longest request line accepted.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -72,6 +74,18 @@ pub enum AdminRequest {
     },
     /// Re-read the config file and load or unload modules to match `modules_enabled`.
     ConfigReload,
+    /// An account's clients (XEP-0494, through the module that keeps the list).
+    ClientList {
+        /// Localpart.
+        user: String,
+    },
+    /// Revoke one client of an account by its listed id.
+    ClientRevoke {
+        /// Localpart.
+        user: String,
+        /// The id `client list` showed.
+        id: String,
+    },
 }
 
 /// An admin answer.
@@ -284,6 +298,8 @@ fn execute(shared: &Shared, req: AdminRequest) -> AdminResponse {
             .list_accounts()
             .map(|v| serde_json::json!(v))
             .map_err(|e| e.to_string()),
+        AdminRequest::ClientList { user } => clients::list(shared, &user),
+        AdminRequest::ClientRevoke { user, id } => clients::revoke(shared, &user, &id),
         AdminRequest::ModuleList => Ok(crate::runtime::swap::list(shared)),
         AdminRequest::Status => Ok(status(shared)),
         AdminRequest::ModuleLoad { .. }

@@ -19,11 +19,13 @@ pub mod hooks {
     /// `String`); answer: `Vec<`[`super::ClientCredential`]`>`.
     pub const CLIENT_CREDENTIALS: &str = "client-credentials";
     /// Revoke every credential a module holds for one client. Payload:
-    /// [`super::ClientRevoke`]; answer: `u32`, how many credentials were removed (before the
-    /// answer, so a revocation is done when the hook returns).
+    /// [`super::ClientRevoke`]; answer: `Result<u32, String>`, how many credentials were removed
+    /// (before the answer, so a revocation is done when the hook returns), or why they could not
+    /// be (a failure must be answered, not raised: the host drops a hook's errors, and a
+    /// revocation that silently did nothing would be reported as done).
     pub const CLIENT_REVOKE: &str = "client-revoke";
     /// The account's clients, for the admin socket. Payload: the account (`String`); answer:
-    /// `Vec<`[`super::ClientView`]`>` from the module that keeps the list.
+    /// `Result<Vec<`[`super::ClientView`]`>, String>` from the module that keeps the list.
     pub const CLIENTS_LIST: &str = "clients-list";
     /// Revoke a client by its listed id, for the admin socket. Payload:
     /// [`super::RevokeRequest`]; answer: [`super::RevokeOutcome`].
@@ -83,6 +85,9 @@ pub struct ClientView {
     pub credentials: Vec<ClientCredential>,
     /// Sessions it has now (connected or detached).
     pub sessions: u32,
+    /// It has logged in (XEP-0494 type `session`), rather than being known only by a
+    /// credential it holds (type `access`).
+    pub logged_in: bool,
 }
 
 /// Payload of [`hooks::CLIENTS_REVOKE`].
@@ -114,6 +119,9 @@ pub enum RevokeOutcome {
     },
     /// The account has no client with that id (ids of other accounts included).
     NotFound,
+    /// Nothing may be taken as revoked: a module could not remove the client's credentials
+    /// (the text says why), and its sessions were left alone.
+    Failed(String),
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@
 //!   no user-agent id: it is its own entry).
 //! - slixmpp 1.17's `revoke()` sends `<revoke/>` in an IQ get (the XEP says set): the server
 //!   answers `<bad-request/>` with the reason and revokes nothing; the same `<revoke/>` in a set
-//!   revokes. The revoked client (its last login by token) gets `<not-authorized/>` as a stream
-//!   error at once, its token no longer logs in, and the other client stays connected.
-//! - `tessera client revoke` on the client whose last login used the password closes it too and
-//!   says a password change is needed to keep it out; an unknown id, an unknown account and
-//!   another account's client id get precise errors.
+//!   revokes. The revoked client gets `<not-authorized/>` as a stream error at once, its token no
+//!   longer logs in, and the other client stays connected. It once logged in with the password,
+//!   so the answer is XEP-0494's `<service-unavailable/>` + `<password-reset-required/>`, and it
+//!   stays listed by the password alone.
+//! - `tessera client revoke` does the same for the other client and says a password change is
+//!   needed to keep it out; an unknown id, an unknown account and another account's client id
+//!   get precise errors.
 
 use std::path::Path;
 
@@ -150,9 +152,21 @@ fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operato
         "{context}"
     );
     assert_eq!(revokes[1]["via"], "set");
-    assert_eq!(revokes[1]["ok"], true, "{context}");
+    assert_eq!(revokes[1]["ok"], false, "{context}");
+    assert_eq!(revokes[1]["condition"], "service-unavailable", "{context}");
+    assert_eq!(
+        revokes[1]["app"],
+        serde_json::json!(["{urn:xmpp:cam:0}password-reset-required"]),
+        "{context}"
+    );
     let after = &lists[1]["clients"];
-    assert!(by_software(after, "phone-app").is_none(), "{context}");
+    let phone_after = by_software(after, "phone-app").unwrap_or_else(|| panic!("{context}"));
+    assert_eq!(
+        auth(phone_after),
+        ["password"],
+        "its token is gone\n{context}"
+    );
+    assert_eq!(phone_after["connected"], false, "{context}");
     assert_eq!(
         by_software(after, "laptop-app").map(|c| c["connected"].clone()),
         Some(Value::from(true)),
@@ -187,7 +201,14 @@ fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operato
         .find(|l| l.contains("laptop-app"))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(row.contains("password+fast"), "{listed}");
-    assert!(!listed.contains("phone-app"), "{listed}");
+    let phone_row = listed
+        .lines()
+        .find(|l| l.contains("phone-app"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        phone_row.contains(" password ") && phone_row.contains(" 0 "),
+        "{listed}"
+    );
     let laptop_id = row.split_whitespace().next().unwrap_or_default().to_owned();
 
     // Bob cannot revoke alice's client, even knowing its id.

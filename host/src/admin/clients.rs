@@ -37,7 +37,9 @@ fn ask<P: serde::Serialize, A: serde::de::DeserializeOwned>(
 /// The account's clients, as JSON with a rendered `message`.
 pub(super) fn list(shared: &Shared, user: &str) -> Result<serde_json::Value, String> {
     let user = account(shared, user)?;
-    let views: Vec<ClientView> = ask(shared, hooks::CLIENTS_LIST, &user)?;
+    let views: Vec<ClientView> =
+        ask::<_, Result<Vec<ClientView>, String>>(shared, hooks::CLIENTS_LIST, &user)?
+            .map_err(|e| format!("client list of {user} failed: {e}"))?;
     let message = render(&views, crate::now_ms());
     Ok(serde_json::json!({ "message": message, "clients": views.len() }))
 }
@@ -53,6 +55,11 @@ pub(super) fn revoke(shared: &Shared, user: &str, id: &str) -> Result<serde_json
     tracing::info!(user = %user, client = %id, ?outcome, "admin: client revoked");
     let message = match outcome {
         RevokeOutcome::NotFound => return Err(format!("{user} has no client `{id}`")),
+        RevokeOutcome::Failed(why) => {
+            return Err(format!(
+                "{id} of {user} was not revoked (nothing was done): {why}"
+            ))
+        }
         RevokeOutcome::Revoked {
             credentials,
             sessions,
@@ -167,6 +174,7 @@ mod tests {
                     expires_at_ms: now + 1,
                 }],
                 sessions: 1,
+                logged_in: true,
             },
             ClientView {
                 id: "zz".into(),
@@ -177,6 +185,7 @@ mod tests {
                 password: true,
                 credentials: vec![],
                 sessions: 0,
+                logged_in: false,
             },
         ];
         assert_eq!(

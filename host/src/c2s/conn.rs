@@ -614,7 +614,10 @@ impl Conn {
         self.header_sent = true;
         self.out.push_str(&reply);
         self.info.from = header.from.clone();
-        self.info.named_account = named_account(&self.shared, header.from.as_deref());
+        // Only the features before authentication may use it (a store read per stream).
+        if set == FeatureSet::PreAuth {
+            self.info.named_account = named_account(&self.shared, header.from.as_deref());
+        }
         self.header = header;
         features(&self.shared, &self.info, set, &mut self.out);
         self.phase = match set {

@@ -127,9 +127,6 @@ pub struct Entry {
     pub target: Target,
     /// Its sessions' streams.
     pub streams: Vec<u64>,
-    /// Its last login used the current password: it holds the password now, so revoking its
-    /// tokens and sessions does not keep it out.
-    pub password_last: bool,
 }
 
 /// What the list is built from.
@@ -187,10 +184,6 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
         if streams.is_empty() && creds.is_empty() && !password {
             continue;
         }
-        // A client that logged in with its token since its last password login keeps the
-        // token, not (we take it) the password: XEP-0484 clients store the token.
-        let password_last =
-            password && record.password_ms.unwrap_or(0) >= record.token_ms.unwrap_or(0);
         out.push(Entry {
             view: ClientView {
                 id: ids.client_id(user, client),
@@ -201,13 +194,13 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
                 password,
                 credentials: creds,
                 sessions: count(&streams),
+                logged_in: true,
             },
             target: Target::Client {
                 client: client.clone(),
                 recorded: true,
             },
             streams,
-            password_last,
         });
     }
     // Credentials of clients with no record (issued before this module was loaded).
@@ -233,13 +226,13 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
                 password: false,
                 credentials: creds,
                 sessions: count(&streams),
+                logged_in: !streams.is_empty(),
             },
             target: Target::Client {
                 client: client.to_owned(),
                 recorded: false,
             },
             streams,
-            password_last: false,
         });
     }
     // Sessions that sent no user-agent id: each is its own entry (it used a password).
@@ -254,12 +247,12 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
                 password: true,
                 credentials: Vec::new(),
                 sessions: 1,
+                logged_in: true,
             },
             target: Target::Session {
                 stream: s.stream_id,
             },
             streams: vec![s.stream_id],
-            password_last: true,
         });
     }
     out
@@ -269,13 +262,15 @@ fn count(streams: &[u64]) -> u32 {
     u32::try_from(streams.len()).unwrap_or(u32::MAX)
 }
 
-/// Records to forget: unused for `retention_ms` with no credential left, then the least
-/// recently seen beyond `max` (a new client is about to be added when `adding`).
+/// Records to forget: unused for `retention_ms` with no credential left, then, beyond `max`
+/// (a new client is about to be added when `adding`), those with no access left (no credential,
+/// the password not presented since it last changed) before those with access, least recently
+/// seen first: the bound never hides a client that can still log in while another can go.
 pub fn to_forget(
     records: &[(String, ClientRecord)],
     credentials: &[ClientCredential],
-    now_ms: u64,
-    retention_ms: u64,
+    password_changed_at_ms: u64,
+    (now_ms, retention_ms): (u64, u64),
     max: usize,
     adding: bool,
 ) -> Vec<String> {
@@ -293,7 +288,10 @@ pub fn to_forget(
         .collect();
     let room = max.saturating_sub(usize::from(adding));
     if kept.len() > room {
-        kept.sort_by_key(|(_, r)| r.last_seen_ms);
+        let has_access = |(client, r): &(String, ClientRecord)| {
+            has_credential(client) || r.password_ms.is_some_and(|at| at > password_changed_at_ms)
+        };
+        kept.sort_by_key(|entry| (has_access(entry), entry.1.last_seen_ms));
         let excess = kept.len() - room;
         forget.extend(kept.iter().take(excess).map(|(client, _)| client.clone()));
     }

@@ -15,11 +15,11 @@
 //!
 //! Revoking a client removes its credentials (`client-revoke`: its FAST tokens die at once),
 //! closes its sessions with `<not-authorized/>` and fires `client-revoked`; other clients are
-//! untouched. A client whose last login used the current password holds the password: then
-//! the answer is XEP-0494's `<service-unavailable/>` with `<password-reset-required/>` (what
-//! could be revoked is revoked), and only a password change keeps it out. A client that logged
-//! in with its token since is taken to keep the token, not the password (as XEP-0484 clients
-//! do), and is revoked outright.
+//! untouched. A client that has presented the current password (since its last change) may
+//! still hold it: then the answer is XEP-0494's `<service-unavailable/>` with
+//! `<password-reset-required/>` (what could be revoked is revoked, and it stays listed), and
+//! only a password change keeps it out. If a module cannot remove the client's credentials
+//! (its store failed), nothing else is done and the answer is a `wait` `<internal-server-error/>`.
 //!
 //! ## Errors
 //! | request | error |
@@ -27,7 +27,8 @@
 //! | `<list/>` in a set, `<revoke/>` in a get, no `id`, another payload | `<bad-request/>` with a text saying which |
 //! | to another account's JID | `<forbidden/>` |
 //! | an id this account does not list (another account's included) | `<item-not-found/>` |
-//! | a client that knows the password | `<service-unavailable/>` + `<password-reset-required/>` |
+//! | a client that has presented the current password | `<service-unavailable/>` + `<password-reset-required/>` (its tokens and sessions are revoked) |
+//! | (a module could not remove its tokens) | `wait` `<internal-server-error/>`, nothing done |
 //!
 //! ## Options
 //! | option | default | meaning |
@@ -49,7 +50,8 @@ use tessera_plugin_api::protocol::{
 };
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{
-    reply, wire, Config, Host, LogLevel, Module, PluginError, StanzaCondition, StreamCondition,
+    reply, wire, Config, ErrorType, Host, LogLevel, Module, PluginError, StanzaCondition,
+    StreamCondition,
 };
 
 use crate::clients::{ClientRecord, Entry, IdKey, Inputs, Target, KEY_PREFIX};
@@ -155,13 +157,18 @@ impl ClientManagement {
             // client costs one read and one write).
             let records = self.records(host, user)?;
             let credentials = Self::credentials(host, user);
+            let password_changed_at_ms = host
+                .get_credentials(user)?
+                .map_or(u64::MAX, |a| a.password_changed_at_ms);
+            let retention_ms = self
+                .options
+                .client_management_retention
+                .saturating_mul(1000);
             for forget in clients::to_forget(
                 &records,
                 &credentials,
-                host.now_ms(),
-                self.options
-                    .client_management_retention
-                    .saturating_mul(1000),
+                password_changed_at_ms,
+                (host.now_ms(), retention_ms),
                 self.options.client_management_max_clients as usize,
                 true,
             ) {
@@ -217,11 +224,22 @@ impl ClientManagement {
                 user: user.to_owned(),
                 client: client.clone(),
             };
-            credentials = host
-                .call_hook_as::<_, u32>(client_hooks::CLIENT_REVOKE, &revoke)?
-                .into_iter()
-                .sum();
-            if *recorded && !entry.password_last {
+            let answers =
+                host.call_hook_as::<_, Result<u32, String>>(client_hooks::CLIENT_REVOKE, &revoke)?;
+            for answer in answers {
+                match answer {
+                    Ok(n) => credentials = credentials.saturating_add(n),
+                    Err(why) => {
+                        host.log(
+                            LogLevel::Warn,
+                            &format!("client {id} of {user} not revoked: {why}"),
+                        );
+                        return Ok(RevokeOutcome::Failed(why));
+                    }
+                }
+            }
+            // A client that holds the password keeps its note: it can still log in.
+            if *recorded && !entry.view.password {
                 host.kv_delete(scope(user), &format!("{KEY_PREFIX}{client}"))?;
             }
             host.fire(CLIENT_REVOKED, &revoke)?;
@@ -238,7 +256,7 @@ impl ClientManagement {
                 "client {id} of {user} revoked: {credentials} credential(s), {sessions} session(s)"
             ),
         );
-        Ok(if entry.password_last {
+        Ok(if entry.view.password {
             RevokeOutcome::PasswordRemains {
                 credentials,
                 sessions,
@@ -290,6 +308,13 @@ impl ClientManagement {
                     iq,
                     StanzaCondition::ItemNotFound,
                     Some("No client with that id"),
+                    domain,
+                ),
+                RevokeOutcome::Failed(_) => reply::error_typed(
+                    iq,
+                    ErrorType::Wait,
+                    StanzaCondition::InternalServerError,
+                    Some("Its tokens could not be revoked; nothing else was done: try again"),
                     domain,
                 ),
                 RevokeOutcome::PasswordRemains { .. } => {
@@ -365,13 +390,19 @@ impl Module for ClientManagement {
                 }
                 Ok(None)
             }
+            // Failures are answered, not raised: the host drops a hook's errors, and the
+            // operator must hear "failed", not "not available".
             client_hooks::CLIENTS_LIST => {
                 let user: String = wire::decode(name, payload)?;
-                wire::encode(&self.views(host, &user)?).map(Some)
+                let views = self.views(host, &user).map_err(|e| e.to_string());
+                wire::encode(&views).map(Some)
             }
             client_hooks::CLIENTS_REVOKE => {
                 let request: RevokeRequest = wire::decode(name, payload)?;
-                wire::encode(&self.revoke(host, &request.user, &request.id)?).map(Some)
+                let outcome = self
+                    .revoke(host, &request.user, &request.id)
+                    .unwrap_or_else(|e| RevokeOutcome::Failed(e.to_string()));
+                wire::encode(&outcome).map(Some)
             }
             _ => Ok(None),
         }

@@ -54,7 +54,8 @@ fn fixture(config: Config) -> Fixture {
         let mut alive = alive.lock().unwrap();
         let n = u32::from(revoke.user == "alice" && revoke.client == client_ref(PHONE) && *alive);
         *alive = false;
-        wire::encode(&n).ok()
+        let answer: Result<u32, String> = Ok(n);
+        wire::encode(&answer).ok()
     });
     let module = host.load::<ClientManagement>(config).unwrap();
     Fixture {
@@ -270,7 +271,7 @@ fn a_client_that_knows_the_password_needs_a_password_change() {
 }
 
 #[test]
-fn a_client_that_has_used_its_token_since_its_password_login_is_revoked_outright() {
+fn a_client_that_presented_the_password_is_told_apart_even_after_token_logins() {
     let f = fixture(Config::default());
     let first = f.login(
         "alice",
@@ -290,15 +291,71 @@ fn a_client_that_has_used_its_token_since_its_password_login_is_revoked_outright
         "{}",
         f.list("alice")
     );
-    assert_eq!(
-        f.revoke("alice", &id),
-        "<iq type='result' id='c1' to='alice@example.org/r' from='example.org'/>"
+    // Its later token logins say nothing about whether it still holds the password.
+    let answer = f.revoke("alice", &id);
+    assert!(
+        answer.contains("<password-reset-required xmlns='urn:xmpp:cam:0'/>"),
+        "{answer}"
     );
     assert_eq!(
         f.host.session(phone).unwrap().closed,
         Some(StreamCondition::NotAuthorized)
     );
+    // Its token is gone; it stays listed, by the password alone.
+    let list = f.list("alice");
+    assert!(list.contains(&format!(" id='{id}'")), "{list}");
+    assert!(list.contains("<auth><password/></auth>"), "{list}");
+}
+
+#[test]
+fn a_client_known_only_by_its_token_is_revoked_outright() {
+    // A token issued before this module was loaded: no note, no password known.
+    let f = fixture(Config::default());
+    let id = f.ids("alice")[0].clone();
+    let list = f.list("alice");
+    assert!(
+        list.contains(&format!(
+            "<client connected='false' id='{id}' type='access'>"
+        )),
+        "{list}"
+    );
+    assert_eq!(
+        f.revoke("alice", &id),
+        "<iq type='result' id='c1' to='alice@example.org/r' from='example.org'/>"
+    );
     assert!(f.ids("alice").is_empty(), "{}", f.list("alice"));
+}
+
+#[test]
+fn a_revocation_whose_tokens_could_not_be_removed_does_nothing_else() {
+    let f = fixture(Config::default());
+    // A second module holding credentials, whose store fails.
+    f.host.on_hook(client_hooks::CLIENT_REVOKE, |_| {
+        let answer: Result<u32, String> = Err("store down".into());
+        wire::encode(&answer).ok()
+    });
+    let laptop = f.login(
+        "alice",
+        "HT-SHA-256-NONE",
+        Some((LAPTOP, "Gajim", "Laptop")),
+    );
+    let id = f.ids("alice")[0].clone();
+    let answer = f.revoke("alice", &id);
+    assert!(
+        answer.contains(
+            "<error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        ),
+        "{answer}"
+    );
+    assert_eq!(f.host.session(laptop).unwrap().closed, None);
+    assert!(f.ids("alice").contains(&id));
+    assert!(f.host.fired_as::<ClientRevoke>(CLIENT_REVOKED).is_empty());
+    let outcome = f
+        .module
+        .module()
+        .revoke(f.module.host(), "alice", &id)
+        .unwrap();
+    assert_eq!(outcome, RevokeOutcome::Failed("store down".into()));
 }
 
 #[test]
@@ -403,13 +460,19 @@ fn notes_are_forgotten_after_the_retention_unless_a_credential_remains_and_bound
         issued_at_ms: 1_000,
         expires_at_ms: 1_000_000,
     }];
+    let now = (100_000, 50_000);
+    assert_eq!(to_forget(&records, &token, 0, now, 10, false), ["old"]);
+    // Room for one more among three kept at most: of the three, one with no access goes
+    // first, however recently seen ("recent" and "newer" have none; the token holder stays).
     assert_eq!(
-        to_forget(&records, &token, 100_000, 50_000, 10, false),
-        ["old"]
+        to_forget(&records, &token, 0, now, 3, true),
+        ["old", "recent"]
     );
-    // Room for one more among three kept at most: the least recently seen goes too.
+    // A client that presented the current password has access too.
+    let mut with_password = records.clone();
+    with_password[2].1.password_ms = Some(90_000);
     assert_eq!(
-        to_forget(&records, &token, 100_000, 50_000, 3, true),
-        ["old", "old-with-token"]
+        to_forget(&with_password, &token, 0, now, 3, true),
+        ["old", "newer"]
     );
 }

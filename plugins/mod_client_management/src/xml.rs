@@ -78,11 +78,7 @@ fn text(name: &str, value: &str) -> Element {
 fn client(view: &ClientView) -> Element {
     // "session": it has logged in (every client this module records, every session); "access":
     // known only by a credential it holds.
-    let kind = if view.last_seen_ms > 0 || view.sessions > 0 {
-        "session"
-    } else {
-        "access"
-    };
+    let kind = if view.logged_in { "session" } else { "access" };
     let mut el = Element::new("client", NS)
         .with_attr(
             "connected",

@@ -75,17 +75,24 @@ impl Core {
             }
             clients::hooks::CLIENT_REVOKE => {
                 let revoke: ClientRevoke = wire::decode(name, payload)?;
-                let removed = store::forget_client_ref(svc, &revoke.user, &revoke.client)?;
-                if removed > 0 {
-                    svc.log(
+                let removed = store::forget_client_ref(svc, &revoke.user, &revoke.client);
+                match &removed {
+                    Ok(n) if *n > 0 => svc.log(
                         LogLevel::Info,
+                        &format!("revoked {n} FAST token(s) of a client of {}", revoke.user),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => svc.log(
+                        LogLevel::Warn,
                         &format!(
-                            "revoked {removed} FAST token(s) of a client of {}",
+                            "FAST tokens of a client of {} not revoked: {e}",
                             revoke.user
                         ),
-                    );
+                    ),
                 }
-                wire::encode(&removed).map(Some)
+                // A failure is the answer: the host drops a hook's errors.
+                let answer: Result<u32, String> = removed.map_err(|e| e.to_string());
+                wire::encode(&answer).map(Some)
             }
             _ => Ok(None),
         }

@@ -226,12 +226,12 @@ fn client_hooks_list_tokens_by_client_and_revoke_one_client() {
         user: "alice".into(),
         client: client_ref(UA),
     };
-    let removed: u32 = wire::decode(
+    let removed: Result<u32, String> = wire::decode(
         "t",
         &ask(client_hooks::CLIENT_REVOKE, wire::encode(&revoke).unwrap()),
     )
     .unwrap();
-    assert_eq!(removed, 1);
+    assert_eq!(removed, Ok(1));
     let s = stream(3, false);
     let refused = fast_login(&core, &fake, &s, NONE, "alice", &mine, vec![]);
     assert_eq!(failure_of(&refused.step).0, "not-authorized");
@@ -247,10 +247,18 @@ fn client_hooks_list_tokens_by_client_and_revoke_one_client() {
         "the other client is untouched"
     );
     // Revoking again removes nothing.
-    let again: u32 = wire::decode(
+    let again: Result<u32, String> = wire::decode(
         "t",
         &ask(client_hooks::CLIENT_REVOKE, wire::encode(&revoke).unwrap()),
     )
     .unwrap();
-    assert_eq!(again, 0);
+    assert_eq!(again, Ok(0));
+    // A store that fails: the failure is the answer (a hook's error would be dropped).
+    fake.store_down();
+    let failed: Result<u32, String> = wire::decode(
+        "t",
+        &ask(client_hooks::CLIENT_REVOKE, wire::encode(&revoke).unwrap()),
+    )
+    .unwrap();
+    assert!(failed.is_err(), "{failed:?}");
 }

@@ -153,8 +153,9 @@ fn wrong_scram_proof_gets_not_authorized_with_the_scram_error() {
     );
 }
 
-fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
-    let scram = ScramClient::new(
+/// A SCRAM-SHA-256-PLUS client of alice with tls-exporter data `cb`.
+fn alice_sha256_plus(cb: Vec<u8>) -> ScramClient {
+    ScramClient::new(
         Hash::Sha256,
         "alice",
         None,
@@ -164,7 +165,11 @@ fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
         },
         "nonceABCDEFGHIJKLMNOPQRSTUV",
     )
-    .expect("client");
+    .expect("client")
+}
+
+fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
+    let scram = alice_sha256_plus(cb);
     c.sasl2_start(
         "SCRAM-SHA-256-PLUS",
         Some(&scram.client_first()),
@@ -508,17 +513,7 @@ fn the_downgrade_hash_is_of_the_profile_in_use_for_the_projects_own_client() {
 /// A SCRAM-SHA-256-PLUS login of alice asking for XEP-0480's `UPGR-SCRAM-SHA-512`, up to the
 /// `<continue/>`: checks the server signature it carries.
 fn sha256_plus_asking_for_the_upgrade(c: &mut XmppClient, password: &str) -> String {
-    let scram = ScramClient::new(
-        Hash::Sha256,
-        "alice",
-        None,
-        ClientBinding::Bound {
-            cb_type: CbType::TlsExporter,
-            data: c.tls_exporter(),
-        },
-        "nonceABCDEFGHIJKLMNOPQRSTUV",
-    )
-    .expect("client");
+    let scram = alice_sha256_plus(c.tls_exporter());
     c.sasl2_start(
         "SCRAM-SHA-256-PLUS",
         Some(&scram.client_first()),

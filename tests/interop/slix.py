@@ -30,6 +30,8 @@ import sys
 
 import slixmpp
 
+import loopback_tls
+
 
 def emit(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
@@ -74,11 +76,7 @@ class Client(slixmpp.ClientXMPP):
         self.trace = trace
         self.done = done
         self.closing = False
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.ssl_context = context
+        self.ssl_context = loopback_tls.context()
         self.ca_certs = None
         self.enable_direct_tls = args.direct_tls
         self.enable_starttls = not args.direct_tls

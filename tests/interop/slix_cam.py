@@ -24,11 +24,12 @@ import argparse
 import asyncio
 import json
 import logging
-import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError
+
+import loopback_tls
 
 NS = "urn:xmpp:cam:0"
 
@@ -78,11 +79,7 @@ class Client(slixmpp.ClientXMPP):
         self.args = args
         self.done = done
         self.closing = False
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.ssl_context = context
+        self.ssl_context = loopback_tls.context()
         self.enable_plaintext = False
         self.register_plugin("xep_0494")
         self.add_event_handler("session_start", self.on_session_start)

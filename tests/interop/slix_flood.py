@@ -20,10 +20,11 @@ import argparse
 import asyncio
 import json
 import logging
-import ssl
 import sys
 
 import slixmpp
+
+import loopback_tls
 
 
 def emit(obj):
@@ -34,10 +35,7 @@ def emit(obj):
 class Flooder(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        self.ssl_context = context
+        self.ssl_context = loopback_tls.context(tls13_only=False)
         self.enable_direct_tls = True
         self.enable_starttls = False
         self.enable_plaintext = False

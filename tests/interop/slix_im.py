@@ -30,10 +30,11 @@ import argparse
 import asyncio
 import json
 import logging
-import ssl
 import sys
 
 import slixmpp
+
+import loopback_tls
 
 
 def emit(obj):
@@ -49,11 +50,7 @@ def credentials(value):
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, on_online):
         super().__init__(jid, password)
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.ssl_context = context
+        self.ssl_context = loopback_tls.context()
         self.enable_direct_tls = True
         self.enable_starttls = False
         self.enable_plaintext = False

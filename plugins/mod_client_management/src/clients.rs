@@ -61,6 +61,42 @@ impl ClientRecord {
     }
 }
 
+/// How fresh the noted times are: a login within this long of the last one noted for the client
+/// (by the same means, with the same names) writes nothing, so a client that logs in again and
+/// again costs a store read, not a write, each time (tests/load/ab_modules.sh).
+pub const SEEN_RESOLUTION_MS: u64 = 60_000;
+
+/// Whether a login noted as `new` must be written over `old`: something changed, or the times
+/// moved by [`SEEN_RESOLUTION_MS`] or more. A password login is always written when the noted
+/// one is not of the current password (`password_changed_at_ms`): whether a client presented
+/// the current password decides how its revocation is answered, and is never left stale.
+pub fn needs_write(
+    old: Option<&ClientRecord>,
+    new: &ClientRecord,
+    kind: CredentialKind,
+    password_changed_at_ms: u64,
+) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    let stale = |at: Option<u64>| {
+        at.is_none_or(|at| new.last_seen_ms.saturating_sub(at) >= SEEN_RESOLUTION_MS)
+    };
+    if old.software != new.software || old.device != new.device || stale(Some(old.last_seen_ms)) {
+        return true;
+    }
+    match kind {
+        CredentialKind::Password => {
+            stale(old.password_ms)
+                || old
+                    .password_ms
+                    .is_none_or(|at| at <= password_changed_at_ms)
+        }
+        CredentialKind::Token => stale(old.token_ms),
+        CredentialKind::Other => false,
+    }
+}
+
 /// Derives listed ids: `base64url(HMAC-SHA-256(key, account NUL what))[..16]`, so an id says
 /// nothing about the client, is stable for it, and names nothing in another account.
 #[derive(Clone)]

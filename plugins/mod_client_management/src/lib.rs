@@ -176,7 +176,18 @@ impl ClientManagement {
             }
         }
         let kind = CredentialKind::of(&success.mechanism);
-        let record = ClientRecord::seen(old, host.now_ms(), kind, software, device);
+        let record = ClientRecord::seen(old.clone(), host.now_ms(), kind, software, device);
+        let password_changed_at_ms = if kind == CredentialKind::Password && old.is_some() {
+            host.get_credentials(user)?
+                .map_or(u64::MAX, |a| a.password_changed_at_ms)
+        } else {
+            0
+        };
+        if writes.is_empty()
+            && !clients::needs_write(old.as_ref(), &record, kind, password_changed_at_ms)
+        {
+            return Ok(());
+        }
         let value =
             serde_json::to_string(&record).map_err(|e| PluginError::internal(e.to_string()))?;
         writes.push(KvWrite::put(key, value));

@@ -438,6 +438,63 @@ fn names_are_not_kept_when_the_operator_says_so_and_long_ones_are_cut() {
     assert!(views.iter().all(|v| v.software.is_none()), "{views:?}");
 }
 
+#[test]
+fn a_login_again_within_a_minute_writes_nothing_unless_it_matters() {
+    use crate::clients::{needs_write, SEEN_RESOLUTION_MS};
+    let old = ClientRecord {
+        software: Some("Gajim".into()),
+        first_seen_ms: 1_000,
+        last_seen_ms: 100_000,
+        password_ms: Some(100_000),
+        token_ms: Some(90_000),
+        ..ClientRecord::default()
+    };
+    let at = |now: u64, kind| {
+        ClientRecord::seen(Some(old.clone()), now, kind, Some("Gajim".into()), None)
+    };
+    let (password, token) = (CredentialKind::Password, CredentialKind::Token);
+    // Soon after, by the same means: nothing to write.
+    assert!(!needs_write(
+        Some(&old),
+        &at(130_000, password),
+        password,
+        50_000
+    ));
+    assert!(!needs_write(Some(&old), &at(130_000, token), token, 50_000));
+    // A minute on, a first token login, other names, a new client: written.
+    let later = 100_000 + SEEN_RESOLUTION_MS;
+    assert!(needs_write(
+        Some(&old),
+        &at(later, password),
+        password,
+        50_000
+    ));
+    let mut no_token = old.clone();
+    no_token.token_ms = None;
+    assert!(needs_write(
+        Some(&no_token),
+        &at(101_000, token),
+        token,
+        50_000
+    ));
+    let renamed = ClientRecord::seen(Some(old.clone()), 101_000, token, Some("Dino".into()), None);
+    assert!(needs_write(Some(&old), &renamed, token, 50_000));
+    assert!(needs_write(None, &at(101_000, token), token, 50_000));
+    // The noted password login predates a password change: always written, however soon.
+    assert!(needs_write(
+        Some(&old),
+        &at(101_000, password),
+        password,
+        100_500
+    ));
+    assert!(needs_write(
+        Some(&old),
+        &at(101_000, password),
+        password,
+        100_000
+    ));
+}
+
 fn record(last_seen_ms: u64) -> ClientRecord {
     ClientRecord {
         last_seen_ms,

@@ -7,7 +7,8 @@
 //! A client is an installation known by its SASL2 user-agent id. At each SASL2 login
 //! (`sasl2-success`) this module notes, per account and client: the `<software/>` and
 //! `<device/>` it sent, when it first and last authenticated, and when it last did so with a
-//! password and with a token. The list joins those notes with the credentials other modules hold
+//! password and with a token (to the minute: a login within a minute of the last one noted, by
+//! the same means, writes nothing). The list joins those notes with the credentials other modules hold
 //! for the client (mod_sasl2_fast's tokens, through `client-credentials`) and the account's
 //! sessions now. A client is listed while it has access: a session, a credential, or the
 //! current password (presented since the last password change). Sessions that sent no

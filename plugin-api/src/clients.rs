@@ -71,6 +71,9 @@ pub struct ClientRevoke {
 pub struct ClientView {
     /// The opaque id to revoke it by.
     pub id: String,
+    /// Its SASL2 user-agent id, for the operator (the XMPP list leaves it out: a FAST token is
+    /// bound to it, and XEP-0494 has no place for it).
+    pub user_agent_id: Option<String>,
     /// The software's name, from SASL2 `<user-agent/>`.
     pub software: Option<String>,
     /// The device's name, likewise.

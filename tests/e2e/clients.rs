@@ -201,6 +201,22 @@ fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operato
         .find(|l| l.contains("laptop-app"))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(row.contains("password+fast"), "{listed}");
+    // The operator sees each client's user-agent id (the XMPP list does not carry it).
+    let laptop_ua: Value =
+        serde_json::from_str(&std::fs::read_to_string(&laptop_state).expect("laptop state"))
+            .expect("laptop state is JSON");
+    let laptop_ua = laptop_ua["user_agent_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !laptop_ua.is_empty() && row.contains(&laptop_ua),
+        "{listed}"
+    );
+    assert!(
+        !run.stdout().contains(&laptop_ua) && !run.stderr.contains(&laptop_ua),
+        "the XMPP list carries no user-agent id\n{context}"
+    );
     let phone_row = listed
         .lines()
         .find(|l| l.contains("phone-app"))

@@ -94,6 +94,7 @@ pub(crate) fn render(views: &[ClientView], now_ms: u64) -> String {
     }
     let mut rows = vec![[
         "ID".to_owned(),
+        "USER-AGENT ID".to_owned(),
         "SOFTWARE".to_owned(),
         "DEVICE".to_owned(),
         "AUTH".to_owned(),
@@ -122,6 +123,7 @@ pub(crate) fn render(views: &[ClientView], now_ms: u64) -> String {
         };
         rows.push([
             v.id.clone(),
+            v.user_agent_id.clone().unwrap_or_else(|| "-".into()),
             v.software.clone().unwrap_or_else(|| "unknown".into()),
             v.device.clone().unwrap_or_else(|| "-".into()),
             if auth.is_empty() {
@@ -134,7 +136,7 @@ pub(crate) fn render(views: &[ClientView], now_ms: u64) -> String {
             last,
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     rows.iter()
@@ -162,6 +164,7 @@ mod tests {
         let views = vec![
             ClientView {
                 id: "a1b2c3d4e5f6g7h8".into(),
+                user_agent_id: Some("d4565fa7-4d72-4749-b3d3-740edbf87770".into()),
                 software: Some("go-sendxmpp".into()),
                 device: None,
                 first_seen_ms: now - 7_200_000,
@@ -178,6 +181,7 @@ mod tests {
             },
             ClientView {
                 id: "zz".into(),
+                user_agent_id: None,
                 software: None,
                 device: Some("phone".into()),
                 first_seen_ms: 0,
@@ -190,9 +194,9 @@ mod tests {
         ];
         assert_eq!(
             render(&views, now),
-            "ID                SOFTWARE     DEVICE  AUTH           TOKEN AGE  SESSIONS  LAST LOGIN\n\
-             a1b2c3d4e5f6g7h8  go-sendxmpp  -       password+fast  1m         1         2023-11-14T21:13:20Z\n\
-             zz                unknown      phone   password       -          0         -"
+            "ID                USER-AGENT ID                         SOFTWARE     DEVICE  AUTH           TOKEN AGE  SESSIONS  LAST LOGIN\n\
+             a1b2c3d4e5f6g7h8  d4565fa7-4d72-4749-b3d3-740edbf87770  go-sendxmpp  -       password+fast  1m         1         2023-11-14T21:13:20Z\n\
+             zz                -                                     unknown      phone   password       -          0         -"
         );
         assert_eq!(render(&[], now), "no clients");
     }

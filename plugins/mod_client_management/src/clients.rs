@@ -14,6 +14,10 @@ pub const KEY_PREFIX: &str = "client:";
 /// What is kept of one client (JSON in the account's store, key `client:<client_ref>`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
+    /// Its SASL2 user-agent id (shown to the operator, never in the XMPP list: a FAST token is
+    /// bound to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent_id: Option<String>,
     /// `<software/>` of its last SASL2 `<user-agent/>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software: Option<String>,
@@ -82,7 +86,11 @@ pub fn needs_write(
     let stale = |at: Option<u64>| {
         at.is_none_or(|at| new.last_seen_ms.saturating_sub(at) >= SEEN_RESOLUTION_MS)
     };
-    if old.software != new.software || old.device != new.device || stale(Some(old.last_seen_ms)) {
+    if old.software != new.software
+        || old.device != new.device
+        || old.user_agent_id != new.user_agent_id
+        || stale(Some(old.last_seen_ms))
+    {
         return true;
     }
     match kind {
@@ -223,6 +231,7 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
         out.push(Entry {
             view: ClientView {
                 id: ids.client_id(user, client),
+                user_agent_id: record.user_agent_id.clone(),
                 software: record.software.clone(),
                 device: record.device.clone(),
                 first_seen_ms: record.first_seen_ms,
@@ -255,6 +264,7 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
         out.push(Entry {
             view: ClientView {
                 id: ids.client_id(user, client),
+                user_agent_id: None,
                 software: None,
                 device: None,
                 first_seen_ms: first,
@@ -276,6 +286,7 @@ pub fn list(ids: &IdKey, inputs: Inputs<'_>) -> Vec<Entry> {
         out.push(Entry {
             view: ClientView {
                 id: ids.session_id(user, s.stream_id),
+                user_agent_id: None,
                 software: None,
                 device: s.jid.split_once('/').map(|(_, r)| r.to_owned()),
                 first_seen_ms: 0,

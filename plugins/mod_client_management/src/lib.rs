@@ -177,7 +177,8 @@ impl ClientManagement {
             }
         }
         let kind = CredentialKind::of(&success.mechanism);
-        let record = ClientRecord::seen(old.clone(), host.now_ms(), kind, software, device);
+        let mut record = ClientRecord::seen(old.clone(), host.now_ms(), kind, software, device);
+        record.user_agent_id = Some(ua_id);
         let password_changed_at_ms = if kind == CredentialKind::Password && old.is_some() {
             host.get_credentials(user)?
                 .map_or(u64::MAX, |a| a.password_changed_at_ms)

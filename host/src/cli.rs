@@ -129,7 +129,6 @@ pub fn main() -> i32 {
     // Before any thread or file exists: everything this process creates is owner-only.
     crate::data_dir::private_umask();
     let cli = Cli::parse();
-    init_tracing();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -140,6 +139,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    init_tracing(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,16 +153,26 @@ pub fn main() -> i32 {
     runtime.block_on(dispatch(cli.command, config))
 }
 
-fn init_tracing() {
+/// The log on stderr: text, or one JSON object per line (`log_format = "json"`: timestamp,
+/// level, target, the span names, and the event's fields, `message` among them: the fields of
+/// the text log, so nothing is logged in one format that the other does not show).
+fn init_tracing(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let ansi = std::io::stderr().is_terminal();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        crate::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 async fn dispatch(command: Command, config: Config) -> i32 {

@@ -73,6 +73,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// PBKDF2 iterations of new SCRAM verifiers (`scram_iteration_count`).
     pub scram_iterations: u32,
+    /// How log lines are written (`log_format`).
+    pub log_format: LogFormat,
     /// Top-level keys not known to the host: module options, checked against manifests.
     pub module_options: BTreeMap<String, serde_json::Value>,
     lines: HashMap<String, usize>,
@@ -81,6 +83,16 @@ pub struct Config {
 /// Default `c2s.max_send_buffer` (see docs/modules.md, "Delivery": a login burst of a large
 /// account is about 400 KB).
 pub const DEFAULT_MAX_SEND_BUFFER: i64 = 1 << 20;
+/// How the server writes its log (on stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (`log_format = "text"`, the default).
+    #[default]
+    Text,
+    /// One JSON object per line with the same fields (`log_format = "json"`), for log shippers.
+    Json,
+}
+
 /// The fewest PBKDF2 iterations `scram_iteration_count` accepts (RFC 5802 §5.1, RFC 7677 §4).
 pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 /// The most: at 10 million a PLAIN login costs the server over a second of CPU.
@@ -177,6 +189,7 @@ pub struct SmtpConfig {
 const HOST_KEYS: &[&str] = &[
     "domain",
     "scram_iteration_count",
+    "log_format",
     "data_dir",
     "plugin_dir",
     "modules_enabled",
@@ -475,6 +488,16 @@ impl Parser<'_> {
             .map_or(crate::accounts::SCRAM_ITERATIONS, |i| {
                 u32::try_from(i).unwrap_or(crate::accounts::SCRAM_ITERATIONS)
             });
+        let log_format = match self.string(t, "log_format", "log_format")?.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(self.err(
+                    "log_format",
+                    format!("`{other}` is not a log format (\"text\" or \"json\")"),
+                ))
+            }
+        };
         let mut module_options = BTreeMap::new();
         for (key, value) in t {
             if HOST_KEYS.contains(&key.as_str()) {
@@ -494,6 +517,7 @@ impl Parser<'_> {
             tls,
             smtp,
             scram_iterations,
+            log_format,
             module_options,
             lines: std::mem::take(&mut self.lines),
         })

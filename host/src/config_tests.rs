@@ -25,6 +25,11 @@ fn embedded_default_parses_with_documented_defaults() {
     assert_eq!(c.c2s.negotiation_timeout, Duration::from_secs(30));
     assert!(c.smtp.is_none());
     assert_eq!(c.scram_iterations, 10_000);
+    assert_eq!(c.log_format, crate::config::LogFormat::Text);
+    assert_eq!(
+        parse("log_format = \"json\"\n").unwrap().log_format,
+        crate::config::LogFormat::Json
+    );
     // Every shipped module of the authentication and IM work is on.
     assert_eq!(
         c.modules_enabled,

@@ -102,6 +102,10 @@ pub struct Shared {
     pub admission: admission::Admission,
     /// The tokio runtime (for host services called from plugin callbacks).
     pub runtime: tokio::runtime::Handle,
+    /// When the server started (`tessera status` reports the uptime).
+    pub started: std::time::Instant,
+    /// The addresses it listens on, once bound (`tessera status`).
+    pub listeners: std::sync::OnceLock<serde_json::Value>,
     next_id: AtomicU64,
 }
 

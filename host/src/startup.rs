@@ -233,6 +233,8 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
         exchanges: Default::default(),
         admission: admission(&config),
         runtime: tokio::runtime::Handle::current(),
+        started: std::time::Instant::now(),
+        listeners: std::sync::OnceLock::new(),
         next_id: AtomicU64::new(0),
         config,
     });
@@ -254,6 +256,12 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
             .collect(),
     };
     tracing::info!(c2s = ?ready.c2s, direct_tls = ?ready.direct_tls, http = ?ready.http, "listening");
+    let _ = shared.listeners.set(serde_json::json!({
+        "c2s": ready.c2s,
+        "direct_tls": ready.direct_tls,
+        "http": ready.http,
+        "admin": ready.admin,
+    }));
     for l in c2s {
         tokio::spawn(crate::c2s::serve(shared.clone(), l, false));
     }

@@ -137,3 +137,105 @@ fn user_commands_work_on_the_store_without_a_server() {
     let gone = run_cli(&config, &["user", "del", "alice"], "");
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no such account `alice`"));
 }
+
+/// `log_format = "json"`: every line the server writes on stderr during a run with logins (one
+/// good, one with a wrong password), a message, a module reload, a password change and a stop
+/// is one JSON object with the text log's fields (timestamp, level, target, the event's fields
+/// with its message); no password appears. `tessera status` reports version, uptime, listeners,
+/// sessions and modules. A log format that does not exist is refused by name.
+#[test]
+fn json_logs_are_one_object_per_line_with_no_secret_and_status_reports_the_server() {
+    use tessera_tests::sasl::{password_login_works, PasswordMechanism};
+    use tessera_tests::Server;
+
+    let (code, err) = check("log_format = \"yaml\"", "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`log_format`: `yaml` is not a log format (\"text\" or \"json\")"),
+        "{err}"
+    );
+
+    let mut server = Server::start(&ServerOptions {
+        top: "log_format = \"json\"".into(),
+        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "ping"])
+    });
+    let (password, wrong, new) = ("correct horse 1", "wrong horse 2", "battery staple 3");
+    server.add_user("alice", password, None);
+    let addr = server.ports.direct_tls;
+    assert!(password_login_works(
+        addr,
+        "alice",
+        password,
+        PasswordMechanism::Plain
+    ));
+    assert!(!password_login_works(
+        addr,
+        "alice",
+        wrong,
+        PasswordMechanism::ScramSha256
+    ));
+    server.cli_ok(&["module", "reload", "ping"]);
+    let out = server.cli(&["user", "passwd", "alice"], &format!("{new}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let status: serde_json::Value =
+        serde_json::from_str(&server.cli_ok(&["status"])).expect("status is JSON");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert!(status["uptime_s"].is_u64(), "{status}");
+    assert_eq!(
+        status["listeners"]["direct_tls"],
+        serde_json::json!([addr.to_string()]),
+        "{status}"
+    );
+    assert_eq!(
+        status["listeners"]["c2s"],
+        serde_json::json!([server.ports.c2s.to_string()]),
+        "{status}"
+    );
+    assert!(
+        status["sessions"].is_u64() && status["modules"].is_array(),
+        "{status}"
+    );
+
+    assert!(server.stop().success());
+    let log = server.logs();
+    let mut lines = 0;
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.starts_with("=== tessera")) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}\n--- log ---\n{log}"));
+        assert!(v["timestamp"].is_string(), "{line}");
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                .contains(&v["level"].as_str().unwrap_or("")),
+            "{line}"
+        );
+        assert!(v["target"].is_string() && v["fields"].is_object(), "{line}");
+        messages.push(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        lines += 1;
+    }
+    assert!(lines >= 8, "{log}");
+    for expected in [
+        "listening",
+        "authenticated",
+        "module loaded",
+        "module reloaded",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(expected)),
+            "no `{expected}` line\n{log}"
+        );
+    }
+    for secret in [password, wrong, new] {
+        assert!(!log.contains(secret), "`{secret}` is in the log\n{log}");
+    }
+}

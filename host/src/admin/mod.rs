@@ -228,11 +228,15 @@ async fn answer(shared: &Arc<Shared>, req: AdminRequest) -> AdminResponse {
     }
 }
 
-/// The figures of `tessera status`: what an operator (or the soak run) watches for leaks.
+/// The figures of `tessera status`: the server's version, uptime and listeners, and what an
+/// operator (or the soak run) watches for leaks.
 fn status(shared: &Shared) -> serde_json::Value {
     let (c2s, https) = shared.admission.in_use();
     let caps = shared.admission.caps();
     serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "listeners": shared.listeners.get().cloned().unwrap_or_default(),
         "sessions": shared.sessions.len(),
         "sessions_ending": shared.sessions.ending(),
         "connections": { "c2s": c2s, "https": https },

@@ -166,6 +166,8 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Most simultaneous HTTPS connections (lowered to an eighth of the descriptor budget).
     pub max_connections: usize,
+    /// Addresses besides loopback that may read `/metrics` (`metrics_allow`).
+    pub metrics_allow: Vec<crate::metrics::AllowedRange>,
 }
 
 /// `[tls]`.
@@ -666,7 +668,11 @@ impl Parser<'_> {
 
     fn http(&self, v: Option<&toml::Value>) -> Result<HttpConfig, ConfigError> {
         let t = self
-            .section(v, "http", &["listen", "public_url", "max_connections"])?
+            .section(
+                v,
+                "http",
+                &["listen", "public_url", "max_connections", "metrics_allow"],
+            )?
             .cloned()
             .unwrap_or_default();
         let listen = match t.get("listen") {
@@ -682,10 +688,19 @@ impl Parser<'_> {
         let max_connections = self
             .int(&t, "max_connections", "http.max_connections", 1, 1_000_000)?
             .unwrap_or(512) as usize;
+        let metrics_allow = self
+            .string_list(&t, "metrics_allow", "http.metrics_allow")?
+            .iter()
+            .map(|r| {
+                crate::metrics::AllowedRange::parse(r)
+                    .map_err(|m| self.err("http.metrics_allow", m))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(HttpConfig {
             listen,
             public_url,
             max_connections,
+            metrics_allow,
         })
     }
 

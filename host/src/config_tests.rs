@@ -197,3 +197,17 @@ fn module_options_are_checked_against_manifests() {
     let (_, _, msg) = key_of(&c.module_configs(&manifest()).unwrap_err());
     assert!(msg.contains("out of range 60..=10000000"), "{msg}");
 }
+
+#[test]
+fn metrics_allow_takes_addresses_and_ranges_and_names_a_bad_one() {
+    let c = parse("[http]\nmetrics_allow = [\"10.0.0.0/8\", \"2001:db8::1\"]\n").unwrap();
+    assert_eq!(c.http.metrics_allow.len(), 2);
+    assert!(parse("").unwrap().http.metrics_allow.is_empty());
+    let err = parse("[http]\nmetrics_allow = [\"10.0.0.0/33\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`http.metrics_allow`: `10.0.0.0/33`: a prefix length is 0 to 32"),
+        "{err}"
+    );
+}

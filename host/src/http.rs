@@ -1,5 +1,6 @@
 //! The host's HTTPS server (hyper over the same rustls certificate), on which modules register
-//! route prefixes: mod_password_reset serves its page here. `/health` answers `ok`.
+//! route prefixes: mod_password_reset serves its page here. `/health` answers `ok`; `/metrics`
+//! the Prometheus exposition ([`crate::metrics`]), to allowed addresses only.
 //!
 //! Requests are bounded (body size, header read time); a module's answer is passed through
 //! with a few safe default headers; any failure is a plain 500 without detail.
@@ -33,6 +34,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             .admission
             .accept(&listener, crate::admission::Kind::Https, &mut backoff)
             .await;
+        shared.metrics.connection("https");
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -81,6 +83,18 @@ async fn handle(
     let path = req.uri().path().to_owned();
     if path == "/health" {
         return Ok(plain(StatusCode::OK, "ok"));
+    }
+    if path == "/metrics" {
+        if !crate::metrics::allowed(&shared.config.http.metrics_allow, peer.ip()) {
+            tracing::debug!(peer = %peer.ip(), "/metrics refused to an address not allowed");
+            return Ok(plain(StatusCode::FORBIDDEN, "forbidden"));
+        }
+        let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(&shared))));
+        r.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(r);
     }
     let Some(module) = route(&shared, &path) else {
         return Ok(plain(StatusCode::NOT_FOUND, "not found"));

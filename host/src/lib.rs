@@ -21,6 +21,7 @@ pub mod data_dir;
 pub mod http;
 pub mod jid;
 pub mod mail;
+pub mod metrics;
 pub mod router;
 pub mod runtime;
 pub mod secret;
@@ -102,6 +103,8 @@ pub struct Shared {
     pub admission: admission::Admission,
     /// The tokio runtime (for host services called from plugin callbacks).
     pub runtime: tokio::runtime::Handle,
+    /// Counters for `/metrics`.
+    pub metrics: metrics::Metrics,
     /// When the server started (`tessera status` reports the uptime).
     pub started: std::time::Instant,
     /// The addresses it listens on, once bound (`tessera status`).
@@ -125,6 +128,7 @@ impl Shared {
 
     /// Fire a host event on the bus.
     pub fn fire<T: Serialize>(&self, name: &str, payload: &T) {
+        self.metrics.event(name);
         self.bus
             .fire_with(name, || match tessera_plugin_api::wire::encode(payload) {
                 Ok(bytes) => Some((bytes, None)),

@@ -233,6 +233,7 @@ async fn serve(config: Config, admin: tokio::net::UnixListener) -> Result<(), St
         exchanges: Default::default(),
         admission: admission(&config),
         runtime: tokio::runtime::Handle::current(),
+        metrics: Default::default(),
         started: std::time::Instant::now(),
         listeners: std::sync::OnceLock::new(),
         next_id: AtomicU64::new(0),

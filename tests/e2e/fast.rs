@@ -319,3 +319,80 @@ fn min_ttl_not_below_ttl_is_a_config_error_naming_both_keys() {
         "{err}"
     );
 }
+
+/// The value of one series of a Prometheus exposition (0 when absent).
+fn series(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn scrape(server: &Server) -> String {
+    let reply = tessera_tests::https(server.ports.http, "GET", "/metrics", &[], b"");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    reply.body
+}
+
+/// `/metrics` (issue 17): scraped before and after a password login that asks for a token, a
+/// FAST login, a failed login and a module reload, its counters move by exactly those.
+#[test]
+fn metrics_count_logins_by_mechanism_and_outcome_and_module_reloads() {
+    let server = server("");
+    let before = scrape(&server);
+    let token = obtain_token(&server, "HT-SHA-256-NONE", UA);
+    let fast = fast_login(&mut fresh(&server), "HT-SHA-256-NONE", &token, UA, "", b"");
+    assert!(fast.success, "{}", fast.xml);
+    let failed = fresh(&server).sasl2_scram(
+        Hash::Sha256,
+        false,
+        "alice",
+        "not the password",
+        &Sasl2Extras::default(),
+    );
+    assert!(!failed.success);
+    server.cli_ok(&["module", "reload", "sasl2_fast"]);
+    let after = scrape(&server);
+    let moved = |name: &str| series(&after, name) - series(&before, name);
+    let context = format!("--- before ---\n{before}\n--- after ---\n{after}");
+    for (name, by) in [
+        (
+            "tessera_logins_total{mechanism=\"SCRAM-SHA-256-PLUS\",outcome=\"success\"}",
+            1.0,
+        ),
+        (
+            "tessera_logins_total{mechanism=\"HT-SHA-256-NONE\",outcome=\"success\"}",
+            1.0,
+        ),
+        (
+            "tessera_logins_total{mechanism=\"SCRAM-SHA-256\",outcome=\"not-authorized\"}",
+            1.0,
+        ),
+        (
+            "tessera_module_operations_total{module=\"sasl2_fast\",operation=\"reload\",result=\"ok\"}",
+            1.0,
+        ),
+        ("tessera_connections_total{transport=\"direct_tls\"}", 3.0),
+        (
+            "tessera_events_total{event=\"authentication-failure\"}",
+            1.0,
+        ),
+        ("tessera_events_total{event=\"authentication-success\"}", 2.0),
+    ] {
+        assert_eq!(moved(name), by, "{name}\n{context}");
+    }
+    assert!(
+        series(&after, "tessera_module_generations{state=\"draining\"}")
+            + series(&after, "tessera_module_generations{state=\"retired\"}")
+            >= 1.0,
+        "{context}"
+    );
+    assert!(after.contains("# TYPE tessera_sessions gauge"), "{context}");
+    // A path that is not one: a plain 404, not the exposition.
+    let other = tessera_tests::https(server.ports.http, "GET", "/metrics/x", &[], b"");
+    assert_eq!(other.status, 404);
+}

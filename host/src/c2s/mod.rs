@@ -39,6 +39,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, direct_tls: bool)
             .accept(&listener, crate::admission::Kind::C2s, &mut backoff)
             .await;
         let _ = tcp.set_nodelay(true);
+        shared
+            .metrics
+            .connection(if direct_tls { "direct_tls" } else { "starttls" });
         let shared = shared.clone();
         tokio::spawn(async move {
             connection(shared, tcp, peer, direct_tls).await;

@@ -26,6 +26,7 @@ use crate::store::AccountRecord;
 struct Running {
     provider: Arc<Module>,
     basis: Basis,
+    mechanism: Arc<str>,
 }
 
 /// Where an exchange runs, since when, and what kind of credential it checks.
@@ -87,10 +88,21 @@ pub struct Exchanges {
 impl Exchanges {
     /// Record a new exchange pinned to `provider`. Returns exchanges of the same id that were
     /// still running (a module that reuses ids); the caller ends them.
-    pub fn begin(&self, exchange: u64, provider: Arc<Module>, basis: Basis) -> Option<Arc<Module>> {
+    pub fn begin(
+        &self,
+        exchange: u64,
+        provider: Arc<Module>,
+        basis: Basis,
+        mechanism: &str,
+    ) -> Option<Arc<Module>> {
         let stream = basis.stream;
         self.verified.remove(&stream);
-        let old = self.running.insert(exchange, Running { provider, basis });
+        let running = Running {
+            provider,
+            basis,
+            mechanism: mechanism.into(),
+        };
+        let old = self.running.insert(exchange, running);
         let mut ids = self.by_stream.entry(stream).or_default();
         if !ids.contains(&exchange) {
             ids.push(exchange);
@@ -109,6 +121,11 @@ impl Exchanges {
     /// The module an exchange is pinned to.
     pub fn provider(&self, exchange: u64) -> Option<Arc<Module>> {
         self.running.get(&exchange).map(|r| r.provider.clone())
+    }
+
+    /// The mechanism of a running exchange.
+    pub fn mechanism(&self, exchange: u64) -> Option<Arc<str>> {
+        self.running.get(&exchange).map(|r| r.mechanism.clone())
     }
 
     /// The stream and basis of a running exchange.

@@ -137,6 +137,7 @@ extern "C" fn host_random(_ctx: HostCtx, mut out: RSliceMut<'_, u8>) {
 extern "C" fn host_fire(ctx: HostCtx, name: RStr<'_>, payload: RSlice<'_, u8>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if let Some((c, shared)) = context_of(ctx).and_then(|c| Some((c, c.shared.upgrade()?))) {
+            shared.metrics.event(name.as_str());
             shared.bus.fire_with(name.as_str(), || {
                 Some((payload.as_slice().to_vec(), Some(c.name.clone())))
             });
@@ -419,8 +420,14 @@ impl HostCalls for PluginContext {
             .exchanges
             .provider(exchange)
             .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
+        let shared = self.shared()?;
+        let mechanism = shared.exchanges.mechanism(exchange);
         let answer = provider.mechanism_step(response)?;
-        Ok(judge_success(&*self.shared()?, exchange, answer))
+        let answer = judge_success(&shared, exchange, answer);
+        if let Some(mechanism) = mechanism {
+            count_outcome(&shared, &mechanism, &answer);
+        }
+        Ok(answer)
     }
 
     fn mechanism_end(&self, exchange: u64) -> Result<(), PluginError> {
@@ -670,7 +677,10 @@ fn mechanism_start(
         basis_ms: crate::now_ms(),
         kind: CredentialKind::of(&start.mechanism),
     };
-    let replaced = shared.exchanges.begin(exchange, provider.clone(), basis);
+    let replaced = shared
+        .exchanges
+        .begin(exchange, provider.clone(), basis, &start.mechanism);
+    let mechanism = start.mechanism.clone();
     if let Some(old) = replaced {
         let _ = old.mechanism_end(exchange);
     }
@@ -681,7 +691,20 @@ fn mechanism_start(
     if !Arc::ptr_eq(&served, &provider) {
         shared.exchanges.repin(exchange, served);
     }
-    Ok(judge_success(shared, exchange, answer))
+    let answer = judge_success(shared, exchange, answer);
+    count_outcome(shared, &mechanism, &answer);
+    Ok(answer)
+}
+
+/// A decided exchange, for `/metrics` (`tessera_logins_total`).
+fn count_outcome(shared: &Shared, mechanism: &str, answer: &MechanismStep) {
+    match answer {
+        MechanismStep::Success { .. } => shared.metrics.login(mechanism, "success"),
+        MechanismStep::Failure { condition, .. } => {
+            shared.metrics.login(mechanism, condition.as_str());
+        }
+        _ => {}
+    }
 }
 
 /// A mechanism's `Success` counts only if the account, as it is now, still accepts the proof

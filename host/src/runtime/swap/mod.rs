@@ -11,6 +11,7 @@
 //! listed as `retired` with its mapped size (so is a refused build that passed the loader's
 //! gates: it is mapped too); [`MAX_GENERATIONS`] bounds the growth per module.
 
+use crate::metrics::ModuleOperation;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -202,6 +203,14 @@ impl ModuleManager {
     /// # Errors
     /// Already loaded, file refused, bad options, missing dependency, init failure.
     pub fn load(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
+        let result = self.load_counted(shared, name);
+        shared
+            .metrics
+            .module_operation(name, ModuleOperation::Load, result.is_ok());
+        result
+    }
+
+    fn load_counted(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
         let live = shared.registry.routes().modules.clone();
         if live.iter().any(|m| m.name == name) {
             return Err(SwapError::AlreadyLoaded(name.to_owned()));
@@ -239,6 +248,19 @@ impl ModuleManager {
     /// # Errors
     /// Not loaded, or needed by other modules (unless `force`).
     pub fn unload(
+        &self,
+        shared: &Arc<Shared>,
+        name: &str,
+        force: bool,
+    ) -> Result<String, SwapError> {
+        let result = self.unload_counted(shared, name, force);
+        shared
+            .metrics
+            .module_operation(name, ModuleOperation::Unload, result.is_ok());
+        result
+    }
+
+    fn unload_counted(
         &self,
         shared: &Arc<Shared>,
         name: &str,
@@ -282,6 +304,14 @@ impl ModuleManager {
     /// # Errors
     /// Not loaded, too many generations, file refused, bad options, `save_state` or init failure.
     pub fn reload(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
+        let result = self.reload_counted(shared, name);
+        shared
+            .metrics
+            .module_operation(name, ModuleOperation::Reload, result.is_ok());
+        result
+    }
+
+    fn reload_counted(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
         let mut live = shared.registry.routes().modules.clone();
         let pos = live
             .iter()

@@ -1,0 +1,342 @@
+//! Prometheus metrics, served at `/metrics` on the HTTPS listener in the Prometheus text format
+//! (through the Prometheus project's `prometheus-client`), to allowed addresses only: loopback
+//! by default, `[http] metrics_allow` widens it.
+//!
+//! Counters are counted where things happen (connections accepted, logins decided, events
+//! fired, module operations); figures the server already keeps (sessions, open connections,
+//! stanza fates, module generations) are read at each scrape.
+
+use std::net::IpAddr;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::Shared;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Transport {
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Login {
+    mechanism: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventName {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModuleOp {
+    module: String,
+    operation: &'static str,
+    result: &'static str,
+}
+
+/// The counters (cheap to bump: an atomic add after a label lookup).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    connections: Family<Transport, Counter>,
+    logins: Family<Login, Counter>,
+    events: Family<EventName, Counter>,
+    module_ops: Family<ModuleOp, Counter>,
+}
+
+/// A module operation, for [`Metrics::module_operation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleOperation {
+    /// `tessera module load` (or a config reload loading one).
+    Load,
+    /// `tessera module unload`.
+    Unload,
+    /// `tessera module reload` (a hot swap).
+    Reload,
+}
+
+impl ModuleOperation {
+    fn as_str(self) -> &'static str {
+        match self {
+            ModuleOperation::Load => "load",
+            ModuleOperation::Unload => "unload",
+            ModuleOperation::Reload => "reload",
+        }
+    }
+}
+
+impl Metrics {
+    /// A client connection was accepted (`starttls`, `direct_tls` or `https`).
+    pub fn connection(&self, transport: &'static str) {
+        self.connections
+            .get_or_create(&Transport { transport })
+            .inc();
+    }
+
+    /// A SASL exchange ended: `outcome` is `success` or the failure condition.
+    pub fn login(&self, mechanism: &str, outcome: &str) {
+        self.logins
+            .get_or_create(&Login {
+                mechanism: mechanism.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An event was fired on the bus (whether or not a module hooks it).
+    pub fn event(&self, name: &str) {
+        self.events
+            .get_or_create(&EventName {
+                event: name.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A module operation was carried out (`ok`) or refused (`refused`).
+    pub fn module_operation(&self, module: &str, operation: ModuleOperation, ok: bool) {
+        self.module_ops
+            .get_or_create(&ModuleOp {
+                module: module.to_owned(),
+                operation: operation.as_str(),
+                result: if ok { "ok" } else { "refused" },
+            })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Fate {
+    fate: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenerationState {
+    state: String,
+}
+
+/// The whole exposition, in the Prometheus text format.
+pub fn render(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut registry = Registry::with_prefix("tessera");
+    registry.register(
+        "connections",
+        "Client connections accepted, by transport",
+        m.connections.clone(),
+    );
+    registry.register(
+        "logins",
+        "SASL authentications by mechanism and outcome (success or the failure condition)",
+        m.logins.clone(),
+    );
+    registry.register(
+        "events",
+        "Events fired on the bus, by name",
+        m.events.clone(),
+    );
+    registry.register(
+        "module_operations",
+        "Module loads, unloads and reloads, carried out or refused",
+        m.module_ops.clone(),
+    );
+    // Figures the server keeps anyway, read now.
+    let sessions = Gauge::<i64>::default();
+    sessions.set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+    registry.register("sessions", "Authenticated sessions", sessions);
+    let open = Family::<Kind, Gauge>::default();
+    let (c2s, https) = shared.admission.in_use();
+    open.get_or_create(&Kind { kind: "c2s" })
+        .set(i64::try_from(c2s).unwrap_or(i64::MAX));
+    open.get_or_create(&Kind { kind: "https" })
+        .set(i64::try_from(https).unwrap_or(i64::MAX));
+    registry.register("open_connections", "Open client connections", open);
+    let fates = Family::<Fate, Counter>::default();
+    let delivery = shared.delivery.to_json();
+    if let Some(map) = delivery.as_object() {
+        for (fate, value) in map {
+            match value {
+                serde_json::Value::Number(n) => {
+                    let fate = Fate {
+                        fate: fate.clone(),
+                        reason: String::new(),
+                    };
+                    fates.get_or_create(&fate).inc_by(n.as_u64().unwrap_or(0));
+                }
+                serde_json::Value::Object(reasons) => {
+                    for (reason, n) in reasons {
+                        let label = Fate {
+                            fate: fate.clone(),
+                            reason: reason.clone(),
+                        };
+                        fates.get_or_create(&label).inc_by(n.as_u64().unwrap_or(0));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    registry.register(
+        "stanzas_to_sessions",
+        "Stanzas for sessions: written, or stored, bounced or dropped and why",
+        fates,
+    );
+    let generations = Family::<GenerationState, Gauge>::default();
+    let mapped = Gauge::<i64>::default();
+    for g in shared.modules.generations() {
+        let state = serde_json::to_value(g.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        generations.get_or_create(&GenerationState { state }).inc();
+        mapped.inc_by(i64::try_from(g.mapped_bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "module_generations",
+        "Module generations by state",
+        generations,
+    );
+    registry.register(
+        "module_mapped_bytes",
+        "Bytes of module libraries mapped (retired generations stay mapped)",
+        mapped,
+    );
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+    out
+}
+
+/// An address range of `[http] metrics_allow`: `ADDR` or `ADDR/PREFIX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowedRange {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl AllowedRange {
+    /// Parse `ADDR` or `ADDR/PREFIX`.
+    ///
+    /// # Errors
+    /// Why it is not one, for the config error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}`: a prefix length is 0 to {max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether `ip` may read `/metrics`: loopback always, and the configured ranges.
+pub fn allowed(ranges: &[AllowedRange], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || ranges.iter().any(|r| r.contains(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_always_and_configured_ranges_only() {
+        let ranges = [
+            AllowedRange::parse("10.1.0.0/16").unwrap(),
+            AllowedRange::parse("2001:db8::/32").unwrap(),
+            AllowedRange::parse("192.0.2.7").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for ok in [
+            "127.0.0.1",
+            "::1",
+            "10.1.200.3",
+            "2001:db8:1::5",
+            "192.0.2.7",
+            "::ffff:10.1.0.9",
+        ] {
+            assert!(allowed(&ranges, ip(ok)), "{ok}");
+        }
+        for no in ["10.2.0.1", "192.0.2.8", "2001:db9::1", "8.8.8.8"] {
+            assert!(!allowed(&ranges, ip(no)), "{no}");
+        }
+        assert!(!allowed(&[], ip("192.0.2.7")));
+        assert!(AllowedRange::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("8.8.8.8")));
+        assert_eq!(
+            AllowedRange::parse("10.0.0.0/33").unwrap_err(),
+            "`10.0.0.0/33`: a prefix length is 0 to 32"
+        );
+        assert_eq!(
+            AllowedRange::parse("localhost").unwrap_err(),
+            "`localhost` is not an IP address or range"
+        );
+    }
+
+    #[test]
+    fn counters_render_in_the_prometheus_text_format() {
+        let m = Metrics::default();
+        m.login("SCRAM-SHA-256", "success");
+        m.login("SCRAM-SHA-256", "success");
+        m.login("PLAIN", "not-authorized");
+        let mut registry = Registry::with_prefix("tessera");
+        registry.register("logins", "SASL authentications", m.logins.clone());
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("# TYPE tessera_logins_total counter"), "{out}");
+        assert!(
+            out.contains("tessera_logins_total{mechanism=\"SCRAM-SHA-256\",outcome=\"success\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tessera_logins_total{mechanism=\"PLAIN\",outcome=\"not-authorized\"} 1"),
+            "{out}"
+        );
+    }
+}

@@ -39,6 +39,11 @@ struct ModuleOp {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModuleName {
+    module: String,
+}
+
 /// The counters (cheap to bump: an atomic add after a label lookup).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -46,6 +51,36 @@ pub struct Metrics {
     logins: Family<Login, Counter>,
     events: Family<EventName, Counter>,
     module_ops: Family<ModuleOp, Counter>,
+    module_calls: Family<ModuleName, Counter>,
+    module_call_seconds: Family<ModuleName, Counter<f64, std::sync::atomic::AtomicU64>>,
+    module_failures: Family<ModuleName, Counter>,
+    module_panics: Family<ModuleName, Counter>,
+}
+
+/// A module's call counters, held by each of its generations (a reload keeps counting in the
+/// same series).
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    calls: Counter,
+    seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    failures: Counter,
+    panics: Counter,
+}
+
+impl CallStats {
+    /// A call returned after `seconds`.
+    pub fn call(&self, seconds: f64) {
+        self.calls.inc();
+        self.seconds.inc_by(seconds);
+    }
+
+    /// A call failed (`panicked`: the plugin panicked).
+    pub fn failure(&self, panicked: bool) {
+        self.failures.inc();
+        if panicked {
+            self.panics.inc();
+        }
+    }
 }
 
 /// A module operation, for [`Metrics::module_operation`].
@@ -70,6 +105,19 @@ impl ModuleOperation {
 }
 
 impl Metrics {
+    /// The call counters of module `name`.
+    pub fn module_stats(&self, name: &str) -> CallStats {
+        let label = ModuleName {
+            module: name.to_owned(),
+        };
+        CallStats {
+            calls: self.module_calls.get_or_create(&label).clone(),
+            seconds: self.module_call_seconds.get_or_create(&label).clone(),
+            failures: self.module_failures.get_or_create(&label).clone(),
+            panics: self.module_panics.get_or_create(&label).clone(),
+        }
+    }
+
     /// A client connection was accepted (`starttls`, `direct_tls` or `https`).
     pub fn connection(&self, transport: &'static str) {
         self.connections
@@ -147,6 +195,26 @@ pub fn render(shared: &Shared) -> String {
         "module_operations",
         "Module loads, unloads and reloads, carried out or refused",
         m.module_ops.clone(),
+    );
+    registry.register(
+        "module_calls",
+        "Calls into each module (stream elements, IQs, hooks, stanzas, timers, mechanisms)",
+        m.module_calls.clone(),
+    );
+    registry.register(
+        "module_call_seconds",
+        "Time spent in each module's calls",
+        m.module_call_seconds.clone(),
+    );
+    registry.register(
+        "module_failures",
+        "Calls into each module that failed",
+        m.module_failures.clone(),
+    );
+    registry.register(
+        "module_panics",
+        "Calls into each module that panicked (caught at the boundary)",
+        m.module_panics.clone(),
     );
     // Figures the server keeps anyway, read now.
     let sessions = Gauge::<i64>::default();

@@ -90,6 +90,24 @@ fn a_panicking_plugin_is_caught_and_the_server_lives_on() {
         log.contains("deliberate panic"),
         "the panic message is logged: {log}"
     );
+    // And counted: `/metrics` has the module's panics and calls.
+    let metrics = get(&server, "/metrics").body;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        value("tessera_module_panics_total{module=\"fixture_panicker\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("tessera_module_calls_total{module=\"fixture_panicker\"}") >= 1.0
+            && value("tessera_module_failures_total{module=\"fixture_panicker\"}") >= 1.0,
+        "{metrics}"
+    );
 
     // A panic inside an event handler: the handlers after it still get the event.
     get(&server, "/test/emitter/fire?event=fixture-ping&value=panic");

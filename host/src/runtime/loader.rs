@@ -311,8 +311,12 @@ pub fn instantiate(
     )
     .into_result()
     .map_err(|e| init_err(tessera_plugin_api::PluginError::from(e).to_string()))?;
-    crate::runtime::modules::Module::new(lib, handle, instance, crate::now_ms())
-        .map_err(|e| init_err(e.to_string()))
+    let mut module = crate::runtime::modules::Module::new(lib, handle, instance, crate::now_ms())
+        .map_err(|e| init_err(e.to_string()))?;
+    if let Some(shared) = shared {
+        module.stats = shared.metrics.module_stats(&module.name);
+    }
+    Ok(module)
 }
 
 #[derive(Debug)]

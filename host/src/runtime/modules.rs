@@ -55,6 +55,8 @@ pub struct Module {
     /// Every call passes it, so that a reload can pause this generation and hand its callers
     /// over to the successor ([`crate::runtime::handover`]).
     gate: Gate<Handover>,
+    /// Its calls, failures and time, for `/metrics` (shared by its generations).
+    pub stats: crate::metrics::CallStats,
 }
 
 /// What a replaced generation hands its callers over to.
@@ -133,6 +135,7 @@ impl Module {
             instance,
             retired: std::sync::atomic::AtomicBool::new(false),
             gate: Gate::new(handle),
+            stats: crate::metrics::CallStats::default(),
         };
         module.registrations = ModuleCalls::registrations(&module)?;
         Ok(module)
@@ -202,6 +205,7 @@ impl Module {
     fn log_failure(&self, what: &str, e: &PluginError) {
         if !e.is_unsupported() {
             note_failure();
+            self.stats.failure(e.kind == PluginErrorKind::PANICKED);
         }
         if e.kind == PluginErrorKind::PANICKED {
             tracing::error!(plugin = %self.name, call = what, message = %e.message, "plugin panicked; the call failed, the server lives on");
@@ -283,6 +287,7 @@ impl Module {
                 .map(|a| a.into_vec())
                 .map_err(PluginError::from);
             self.note_duration(what, started);
+            self.stats.call(started.elapsed().as_secs_f64());
             answer
         };
         // Set last, so that the outermost call on this thread is the one recorded.

@@ -90,6 +90,16 @@ fn auth(client: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The first `{"event": EVENT}` line of a finished client carries `condition`.
+fn assert_first_condition(run: &Finished, event: &str, condition: &str) {
+    assert_eq!(
+        run.events(event).first().map(|e| e["condition"].clone()),
+        Some(Value::from(condition)),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operator() {
     let server = server();
@@ -175,24 +185,10 @@ fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operato
 
     // The phone was told at once, and its token no longer logs in.
     let phone = phone.finish();
-    let stream_errors = phone.events("stream-error");
-    assert_eq!(
-        stream_errors.first().map(|e| e["condition"].clone()),
-        Some(Value::from("not-authorized")),
-        "{}",
-        phone.describe()
-    );
+    assert_first_condition(&phone, "stream-error", "not-authorized");
     let again = xmppjs(&server, &phone_state, "phone-app", false, false).finish();
     assert!(!again.success(), "{}", again.describe());
-    assert_eq!(
-        again
-            .events("failure")
-            .first()
-            .map(|f| f["condition"].clone()),
-        Some(Value::from("not-authorized")),
-        "{}",
-        again.describe()
-    );
+    assert_first_condition(&again, "failure", "not-authorized");
 
     // The operator: the list, then the laptop (its last login used the password).
     let listed = server.cli_ok(&["client", "list", "alice@localhost"]);
@@ -245,15 +241,7 @@ fn two_real_clients_are_listed_and_revoked_one_by_one_by_slixmpp_and_the_operato
         "{revoked}"
     );
     let laptop = laptop.finish();
-    assert_eq!(
-        laptop
-            .events("stream-error")
-            .first()
-            .map(|e| e["condition"].clone()),
-        Some(Value::from("not-authorized")),
-        "{}",
-        laptop.describe()
-    );
+    assert_first_condition(&laptop, "stream-error", "not-authorized");
     // Still listed: it knows the password. Bad requests, each with its error.
     let listed = server.cli_ok(&["client", "list", "alice"]);
     assert!(listed.contains("laptop-app"), "{listed}");

@@ -28,14 +28,7 @@ fn fresh(server: &Server) -> XmppClient {
 /// The server-first message a SASL2 SCRAM-SHA-256 exchange for `user` gets on a fresh stream.
 fn server_first_for(server: &Server, user: &str) -> String {
     let mut c = fresh(server);
-    let scram = ScramClient::new(
-        Hash::Sha256,
-        user,
-        None,
-        ClientBinding::NotSupported,
-        "nonceABCDEFGHIJKLMNOPQRSTUV",
-    )
-    .expect("client");
+    let scram = scram_client(Hash::Sha256, user, ClientBinding::NotSupported);
     c.sasl2_start(
         "SCRAM-SHA-256",
         Some(&scram.client_first()),
@@ -43,6 +36,11 @@ fn server_first_for(server: &Server, user: &str) -> String {
     );
     let challenge = c.read_until("</challenge>");
     String::from_utf8(unb64(inner(&challenge, "challenge").expect("challenge"))).expect("utf-8")
+}
+
+/// A SCRAM client of `user` with a fixed client nonce.
+fn scram_client(hash: Hash, user: &str, binding: ClientBinding) -> ScramClient {
+    ScramClient::new(hash, user, None, binding, "nonceABCDEFGHIJKLMNOPQRSTUV").expect("client")
 }
 
 fn condition(xml: &str, cond: &str) -> bool {
@@ -155,17 +153,14 @@ fn wrong_scram_proof_gets_not_authorized_with_the_scram_error() {
 
 /// A SCRAM-SHA-256-PLUS client of alice with tls-exporter data `cb`.
 fn alice_sha256_plus(cb: Vec<u8>) -> ScramClient {
-    ScramClient::new(
+    scram_client(
         Hash::Sha256,
         "alice",
-        None,
         ClientBinding::Bound {
             cb_type: CbType::TlsExporter,
             data: cb,
         },
-        "nonceABCDEFGHIJKLMNOPQRSTUV",
     )
-    .expect("client")
 }
 
 fn scram_plus_with_cb(c: &mut XmppClient, cb: Vec<u8>) -> String {
@@ -206,14 +201,7 @@ fn wrong_channel_binding_data_is_refused() {
 fn a_downgraded_client_flag_y_is_detected() {
     let server = server_with("");
     let mut c = fresh(&server);
-    let scram = ScramClient::new(
-        Hash::Sha256,
-        "alice",
-        None,
-        ClientBinding::NotUsed,
-        "nonceABCDEFGHIJKLMNOPQRSTUV",
-    )
-    .expect("client");
+    let scram = scram_client(Hash::Sha256, "alice", ClientBinding::NotUsed);
     c.sasl2_start(
         "SCRAM-SHA-256",
         Some(&scram.client_first()),
@@ -251,14 +239,7 @@ fn authenticate_after_success_is_a_policy_violation() {
 fn abort_gets_aborted() {
     let server = server_with("");
     let mut c = fresh(&server);
-    let scram = ScramClient::new(
-        Hash::Sha1,
-        "alice",
-        None,
-        ClientBinding::NotSupported,
-        "nonceABCDEFGHIJKLMNOPQRSTUV",
-    )
-    .expect("client");
+    let scram = scram_client(Hash::Sha1, "alice", ClientBinding::NotSupported);
     c.sasl2_start(
         "SCRAM-SHA-1",
         Some(&scram.client_first()),
@@ -453,15 +434,8 @@ fn the_downgrade_hash_is_of_the_profile_in_use_for_the_projects_own_client() {
         let m: Vec<&str> = mechanisms.iter().map(String::as_str).collect();
         let t: Vec<&str> = types.iter().map(String::as_str).collect();
         let expected = tessera_sasl::ssdp::downgrade_hash(Hash::Sha256, &m, &t);
-        let scram = ScramClient::new(
-            Hash::Sha256,
-            "alice",
-            None,
-            ClientBinding::NotSupported,
-            "nonceABCDEFGHIJKLMNOPQRSTUV",
-        )
-        .expect("client")
-        .expect_downgrade_hash(expected);
+        let scram = scram_client(Hash::Sha256, "alice", ClientBinding::NotSupported)
+            .expect_downgrade_hash(expected);
         let ns = if sasl2 { SASL2 } else { SASL_NS };
         if sasl2 {
             c.sasl2_start(

@@ -441,15 +441,21 @@ impl Server {
         );
     }
 
-    /// Make `user` an account whose password predates SCRAM-SHA-512 verifiers, as every account
-    /// of a store migrated from schema 3 is: its SHA-512 columns are cleared in the live store
-    /// (the server reads accounts from the store at each login).
-    pub fn forget_sha512_verifier(&self, user: &str) {
+    /// The live store, opened beside the server (SQLite lets both at it; writes wait their turn).
+    fn store(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(self.dir.path().join("data/tessera.sqlite"))
             .expect("open the store");
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
-        let n = conn
+        conn
+    }
+
+    /// Make `user` an account whose password predates SCRAM-SHA-512 verifiers, as every account
+    /// of a store migrated from schema 3 is: its SHA-512 columns are cleared in the live store
+    /// (the server reads accounts from the store at each login).
+    pub fn forget_sha512_verifier(&self, user: &str) {
+        let n = self
+            .store()
             .execute(
                 "UPDATE accounts SET sha512_salt = NULL, sha512_iterations = NULL,
                     sha512_stored_key = NULL, sha512_server_key = NULL WHERE user = ?1",
@@ -461,16 +467,13 @@ impl Server {
 
     /// Whether `user` has a SCRAM-SHA-512 verifier, and its iteration count.
     pub fn sha512_iterations(&self, user: &str) -> Option<u32> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("data/tessera.sqlite"))
-            .expect("open the store");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        conn.query_row(
-            "SELECT sha512_iterations FROM accounts WHERE user = ?1",
-            [user],
-            |row| row.get(0),
-        )
-        .expect("read the account")
+        self.store()
+            .query_row(
+                "SELECT sha512_iterations FROM accounts WHERE user = ?1",
+                [user],
+                |row| row.get(0),
+            )
+            .expect("read the account")
     }
 }
 

@@ -118,14 +118,11 @@ impl Exchanges {
         }
     }
 
-    /// The module an exchange is pinned to.
-    pub fn provider(&self, exchange: u64) -> Option<Arc<Module>> {
-        self.running.get(&exchange).map(|r| r.provider.clone())
-    }
-
-    /// The mechanism of a running exchange.
-    pub fn mechanism(&self, exchange: u64) -> Option<Arc<str>> {
-        self.running.get(&exchange).map(|r| r.mechanism.clone())
+    /// The module a running exchange is pinned to, and its mechanism.
+    pub fn provider_and_mechanism(&self, exchange: u64) -> Option<(Arc<Module>, Arc<str>)> {
+        self.running
+            .get(&exchange)
+            .map(|r| (r.provider.clone(), r.mechanism.clone()))
     }
 
     /// The stream and basis of a running exchange.

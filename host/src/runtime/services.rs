@@ -415,18 +415,14 @@ impl HostCalls for PluginContext {
 
     fn mechanism_step(&self, response: MechanismResponse) -> Result<MechanismStep, PluginError> {
         let exchange = response.exchange;
-        let provider = self
-            .shared()?
-            .exchanges
-            .provider(exchange)
-            .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
         let shared = self.shared()?;
-        let mechanism = shared.exchanges.mechanism(exchange);
+        let (provider, mechanism) = shared
+            .exchanges
+            .provider_and_mechanism(exchange)
+            .ok_or_else(|| PluginError::bad_request("no such exchange"))?;
         let answer = provider.mechanism_step(response)?;
         let answer = judge_success(&shared, exchange, answer);
-        if let Some(mechanism) = mechanism {
-            count_outcome(&shared, &mechanism, &answer);
-        }
+        count_outcome(&shared, &mechanism, &answer);
         Ok(answer)
     }
 

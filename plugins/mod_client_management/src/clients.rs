@@ -119,9 +119,10 @@ impl std::fmt::Debug for IdKey {
 impl IdKey {
     /// Key the derivation (`None` for an empty key).
     pub fn new(key: &[u8]) -> Option<Self> {
-        (!key.is_empty())
-            .then(|| Hmac::new_from_slice(key).ok().map(Self))
-            .flatten()
+        if key.is_empty() {
+            return None;
+        }
+        Hmac::new_from_slice(key).ok().map(Self)
     }
 
     fn id(&self, user: &str, what: &str) -> String {

@@ -9,33 +9,26 @@ use tessera_sasl::scram::ScramCredentials;
 
 use crate::features::elements_from_replies;
 
-/// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
-pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Element> {
+/// The replies of a query hook; a failing hook (logged) gives none.
+fn hook_replies<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Vec<u8>> {
     let replies = tessera_plugin_api::wire::encode(payload)
         .and_then(|payload| host.call_hook(name, tessera_plugin_api::wire::Bytes::new(&payload)));
-    match replies {
-        Ok(replies) => elements_from_replies(replies),
-        Err(e) => {
-            host.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
-            Vec::new()
-        }
-    }
+    replies.unwrap_or_else(|e| {
+        host.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
+        Vec::new()
+    })
+}
+
+/// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
+pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Element> {
+    elements_from_replies(hook_replies(host, name, payload))
 }
 
 /// Names answered by a query hook whose replies are `Vec<String>` (task names): empty and
 /// overlong names are dropped, a reply that does not decode is skipped, a failing hook gives
 /// nothing. One `Vec` per reply, in hook order.
 pub(crate) fn hook_names<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Vec<String>> {
-    let replies = tessera_plugin_api::wire::encode(payload)
-        .and_then(|payload| host.call_hook(name, tessera_plugin_api::wire::Bytes::new(&payload)));
-    let replies = match replies {
-        Ok(replies) => replies,
-        Err(e) => {
-            host.log(LogLevel::Warn, &format!("{name} hook failed: {e}"));
-            return Vec::new();
-        }
-    };
-    replies
+    hook_replies(host, name, payload)
         .into_iter()
         .filter_map(|r| tessera_plugin_api::wire::decode::<Vec<String>>(name, &r).ok())
         .map(|names| {

@@ -203,14 +203,15 @@ impl ModuleManager {
     /// # Errors
     /// Already loaded, file refused, bad options, missing dependency, init failure.
     pub fn load(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
-        let result = self.load_counted(shared, name);
-        shared
-            .metrics
-            .module_operation(name, ModuleOperation::Load, result.is_ok());
-        result
+        counted(
+            shared,
+            name,
+            ModuleOperation::Load,
+            self.try_load(shared, name),
+        )
     }
 
-    fn load_counted(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
+    fn try_load(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
         let live = shared.registry.routes().modules.clone();
         if live.iter().any(|m| m.name == name) {
             return Err(SwapError::AlreadyLoaded(name.to_owned()));
@@ -253,14 +254,11 @@ impl ModuleManager {
         name: &str,
         force: bool,
     ) -> Result<String, SwapError> {
-        let result = self.unload_counted(shared, name, force);
-        shared
-            .metrics
-            .module_operation(name, ModuleOperation::Unload, result.is_ok());
-        result
+        let result = self.try_unload(shared, name, force);
+        counted(shared, name, ModuleOperation::Unload, result)
     }
 
-    fn unload_counted(
+    fn try_unload(
         &self,
         shared: &Arc<Shared>,
         name: &str,
@@ -304,14 +302,15 @@ impl ModuleManager {
     /// # Errors
     /// Not loaded, too many generations, file refused, bad options, `save_state` or init failure.
     pub fn reload(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
-        let result = self.reload_counted(shared, name);
-        shared
-            .metrics
-            .module_operation(name, ModuleOperation::Reload, result.is_ok());
-        result
+        counted(
+            shared,
+            name,
+            ModuleOperation::Reload,
+            self.try_reload(shared, name),
+        )
     }
 
-    fn reload_counted(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
+    fn try_reload(&self, shared: &Arc<Shared>, name: &str) -> Result<String, SwapError> {
         let mut live = shared.registry.routes().modules.clone();
         let pos = live
             .iter()
@@ -427,6 +426,19 @@ fn module_options(
     });
     let mut all = config.module_configs(&manifests)?;
     Ok(all.remove(name).unwrap_or_default())
+}
+
+/// Count a module operation for `/metrics` (carried out or refused) and pass its result on.
+fn counted(
+    shared: &Shared,
+    name: &str,
+    operation: ModuleOperation,
+    result: Result<String, SwapError>,
+) -> Result<String, SwapError> {
+    shared
+        .metrics
+        .module_operation(name, operation, result.is_ok());
+    result
 }
 
 /// `tessera module list`: every generation with its state and mapped size.

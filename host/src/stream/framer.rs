@@ -270,6 +270,9 @@ pub struct Framer {
     ready: VecDeque<Frame>,
     /// Total bytes held in `ready`.
     ready_bytes: usize,
+    /// No stream header: every top-level element is a frame (RFC 7395's WebSocket framing,
+    /// where `<open/>` and `<close/>` are ordinary elements).
+    fragments: bool,
     error: Option<FramerError>,
 }
 
@@ -289,8 +292,31 @@ impl Framer {
             header_name: Vec::new(),
             ready: VecDeque::new(),
             ready_bytes: 0,
+            fragments: false,
             error: None,
         }
+    }
+
+    /// Creates a framer for a sequence of top-level elements with no stream header around
+    /// them (XMPP over WebSocket, RFC 7395 §3.3.3): it never yields
+    /// [`Frame::StreamHeader`] or [`Frame::StreamEnd`], and [`Framer::reset`] keeps it so.
+    pub fn fragments(limits: Limits) -> Self {
+        Self {
+            phase: Phase::Stream,
+            fragments: true,
+            ..Self::new(limits)
+        }
+    }
+
+    /// Nothing of an element is pending: every byte pushed so far belongs to a complete frame
+    /// (or was whitespace between frames).
+    pub fn at_boundary(&self) -> bool {
+        self.buf.is_empty() && self.lex == Lex::Text && self.open.is_empty()
+    }
+
+    /// Frames completed and not yet taken by [`Framer::next_frame`].
+    pub fn frames_ready(&self) -> usize {
+        self.ready.len()
     }
 
     /// Feeds bytes. Every byte is lexed immediately, so a size or depth limit is
@@ -347,7 +373,11 @@ impl Framer {
     pub fn reset(&mut self) {
         self.buf.clear();
         self.prolog_len = 0;
-        self.phase = Phase::Prolog;
+        self.phase = if self.fragments {
+            Phase::Stream
+        } else {
+            Phase::Prolog
+        };
         self.lex = Lex::Text;
         self.utf8 = Utf8::default();
         self.name = (0, 0);
@@ -632,6 +662,9 @@ impl Framer {
         self.lex = Lex::Text;
         let end = self.name;
         let Some(open) = self.open.pop() else {
+            if self.fragments {
+                return Err(nwf("end tag without a start tag"));
+            }
             if self.name_bytes(end) != self.header_name.as_slice() {
                 return Err(nwf("end tag does not match the stream header"));
             }
@@ -1112,5 +1145,39 @@ mod tests {
                 "not-well-formed"
             );
         }
+    }
+
+    #[test]
+    fn fragments_frame_each_top_level_element_and_report_the_boundary() {
+        let mut f = Framer::fragments(Limits::default());
+        let open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>";
+        assert_eq!(f.push(open.as_bytes()), Ok(()));
+        assert!(f.at_boundary());
+        assert_eq!(f.frames_ready(), 1);
+        assert_eq!(f.next_frame(), Ok(Some(element(open))));
+        // Half an element is not at a boundary; whitespace around elements is dropped.
+        assert_eq!(f.push(b" <message><body>hi"), Ok(()));
+        assert!(!f.at_boundary());
+        assert_eq!(f.push(b"</body></message> "), Ok(()));
+        assert!(f.at_boundary());
+        assert_eq!(f.next_frame(), Ok(Some(element("<message><body>hi</body></message>"))));
+        // A reset (a stream restart) keeps the mode: no header is expected.
+        f.reset();
+        assert_eq!(f.push(b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"), Ok(()));
+        assert_eq!(f.frames_ready(), 1);
+    }
+
+    #[test]
+    fn fragments_refuse_a_stray_end_tag_and_an_xml_declaration() {
+        let mut f = Framer::fragments(Limits::default());
+        assert_eq!(
+            f.push(b"</stream:stream>"),
+            Err(nwf("end tag without a start tag"))
+        );
+        let mut f = Framer::fragments(Limits::default());
+        assert_eq!(
+            f.push(b"<?xml version='1.0'?><open/>"),
+            Err(restricted("processing instruction"))
+        );
     }
 }

@@ -67,6 +67,8 @@ pub struct Config {
     pub c2s: C2sConfig,
     /// HTTP(S) server.
     pub http: HttpConfig,
+    /// XMPP over WebSocket on the HTTPS server (RFC 7395).
+    pub websocket: WebSocketConfig,
     /// Certificate and key, or `None` for a generated self-signed pair.
     pub tls: TlsConfig,
     /// Outgoing mail via SMTP, or `None` for the outbox folder.
@@ -170,6 +172,24 @@ pub struct HttpConfig {
     pub metrics_allow: Vec<crate::metrics::AllowedRange>,
 }
 
+/// `[websocket]`: XMPP over WebSocket (RFC 7395) at `/xmpp-websocket` on the HTTPS listeners.
+#[derive(Clone, Debug)]
+pub struct WebSocketConfig {
+    /// Serve `/xmpp-websocket` and list it in `/.well-known/host-meta` (default `true`).
+    pub enabled: bool,
+    /// Web page origins (`https://chat.example.org`) whose scripts may connect, besides the
+    /// server's own (`https://{domain}` and the origin of `http.public_url`); `"*"` allows any
+    /// page. A request without `Origin` (not a browser) is always allowed.
+    pub allowed_origins: Vec<String>,
+    /// The endpoint URL published by XEP-0156 discovery (default: from `http.public_url`, else
+    /// `wss://{domain}:{first http.listen port}/xmpp-websocket`).
+    pub url: Option<String>,
+    /// Offer channel-binding mechanisms (SCRAM-*-PLUS) over WebSocket (default `true`): the
+    /// binding is real when the client's TLS ends at this server. Set `false` behind a proxy
+    /// that terminates TLS; requests carrying `Forwarded`/`X-Forwarded-*` never get them.
+    pub channel_binding: bool,
+}
+
 /// `[tls]`.
 #[derive(Clone, Debug, Default)]
 pub struct TlsConfig {
@@ -197,6 +217,7 @@ const HOST_KEYS: &[&str] = &[
     "modules_enabled",
     "c2s",
     "http",
+    "websocket",
     "tls",
     "smtp",
 ];
@@ -477,6 +498,7 @@ impl Parser<'_> {
         }
         let c2s = self.c2s(t.get("c2s"))?;
         let http = self.http(t.get("http"))?;
+        let websocket = self.websocket(t.get("websocket"))?;
         let tls = self.tls(t.get("tls"))?;
         let smtp = self.smtp(t.get("smtp"))?;
         let scram_iterations = self
@@ -516,6 +538,7 @@ impl Parser<'_> {
             modules_enabled,
             c2s,
             http,
+            websocket,
             tls,
             smtp,
             scram_iterations,
@@ -704,6 +727,47 @@ impl Parser<'_> {
         })
     }
 
+    fn websocket(&self, v: Option<&toml::Value>) -> Result<WebSocketConfig, ConfigError> {
+        let t = self
+            .section(
+                v,
+                "websocket",
+                &["enabled", "allowed_origins", "url", "channel_binding"],
+            )?
+            .cloned()
+            .unwrap_or_default();
+        let enabled = self
+            .bool(&t, "enabled", "websocket.enabled")?
+            .unwrap_or(true);
+        let allowed_origins =
+            self.string_list(&t, "allowed_origins", "websocket.allowed_origins")?;
+        for origin in &allowed_origins {
+            if origin != "*" && crate::websocket::origin_of(origin).as_deref() != Some(origin) {
+                return Err(self.err(
+                    "websocket.allowed_origins",
+                    format!(
+                        "`{origin}` is not an origin (scheme://host[:port], no path), nor \"*\""
+                    ),
+                ));
+            }
+        }
+        let url = self.string(&t, "url", "websocket.url")?;
+        if let Some(url) = &url {
+            if !(url.starts_with("wss://") || url.starts_with("ws://")) {
+                return Err(self.err("websocket.url", "must start with wss:// or ws://"));
+            }
+        }
+        let channel_binding = self
+            .bool(&t, "channel_binding", "websocket.channel_binding")?
+            .unwrap_or(true);
+        Ok(WebSocketConfig {
+            enabled,
+            allowed_origins,
+            url,
+            channel_binding,
+        })
+    }
+
     fn tls(&self, v: Option<&toml::Value>) -> Result<TlsConfig, ConfigError> {
         let t = self
             .section(v, "tls", &["cert", "key"])?
@@ -756,6 +820,17 @@ impl Parser<'_> {
             Some(other) => Err(self.err(
                 path,
                 format!("expected a string, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn bool(&self, t: &toml::Table, k: &str, path: &str) -> Result<Option<bool>, ConfigError> {
+        match t.get(k) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(
+                path,
+                format!("expected true or false, found {}", other.type_str()),
             )),
         }
     }

@@ -30,6 +30,7 @@ pub mod startup;
 pub mod store;
 pub mod stream;
 pub mod tls;
+pub mod websocket;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -118,7 +118,7 @@ impl Metrics {
         }
     }
 
-    /// A client connection was accepted (`starttls`, `direct_tls` or `https`).
+    /// A connection was accepted (`starttls`, `direct_tls`, `https`) or upgraded (`websocket`).
     pub fn connection(&self, transport: &'static str) {
         self.connections
             .get_or_create(&Transport { transport })

@@ -68,6 +68,7 @@ pub(crate) fn client_config(alpn: &[u8], tls12_only: bool) -> Arc<ClientConfig> 
 enum Io {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    WebSocket(Box<crate::ws::WsIo>),
 }
 
 impl Io {
@@ -75,12 +76,15 @@ impl Io {
         match self {
             Io::Plain(s) => s.read(buf),
             Io::Tls(s) => s.read(buf),
+            Io::WebSocket(w) => w.read(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Io::Plain(s) => s.write_all(buf).and_then(|()| s.flush()),
             Io::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
+            // One text message per write: a test sends one element at a time.
+            Io::WebSocket(w) => w.send_frame(crate::ws::TEXT, buf, true),
         }
     }
 }
@@ -108,7 +112,11 @@ fn tcp(addr: SocketAddr) -> TcpStream {
     s
 }
 
-fn tls_over(tcp: TcpStream, alpn: &[u8], tls12: bool) -> StreamOwned<ClientConnection, TcpStream> {
+pub(crate) fn tls_over(
+    tcp: TcpStream,
+    alpn: &[u8],
+    tls12: bool,
+) -> StreamOwned<ClientConnection, TcpStream> {
     let name = ServerName::try_from("localhost").expect("name");
     let conn = ClientConnection::new(client_config(alpn, tls12), name).expect("client connection");
     let mut s = StreamOwned::new(conn, tcp);
@@ -195,17 +203,80 @@ impl XmppClient {
         c
     }
 
-    /// Send the standard header and return everything up to the end of the features.
+    /// XMPP over WebSocket (RFC 7395) at `/xmpp-websocket` of the HTTPS listener `addr`, with
+    /// `Sec-WebSocket-Protocol: xmpp` and these extra request headers; the HTTP answer when
+    /// the server does not switch protocols.
+    ///
+    /// # Errors
+    /// The server's answer if it is not `101 Switching Protocols`.
+    pub fn websocket(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Self, HttpReply> {
+        let mut all = vec![("Sec-WebSocket-Protocol", "xmpp")];
+        all.extend_from_slice(headers);
+        Self::websocket_raw(addr, &all)
+    }
+
+    /// Like [`XmppClient::websocket`] with exactly these extra headers (no subprotocol).
+    ///
+    /// # Errors
+    /// The server's answer if it is not `101 Switching Protocols`.
+    pub fn websocket_raw(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Self, HttpReply> {
+        let tls = tls_over(tcp(addr), b"http/1.1", false);
+        let ws = crate::ws::WsIo::connect(tls, headers)?;
+        Ok(Self {
+            io: Some(Io::WebSocket(Box::new(ws))),
+            received: String::new(),
+            closed: false,
+        })
+    }
+
+    /// Send the standard header (`<open/>` over WebSocket) and return everything up to the
+    /// end of the features.
     pub fn open(&mut self) -> String {
-        self.send(HEADER);
+        if self.is_websocket() {
+            self.send(crate::ws::OPEN);
+        } else {
+            self.send(HEADER);
+        }
         self.read_until("</stream:features>")
     }
 
     /// Send the standard header with `from` (the account a client is about to log in as, as
     /// RFC 6120 §4.7.1 and XEP-0480 ask) and return everything up to the end of the features.
     pub fn open_from(&mut self, from: &str) -> String {
-        self.send(&HEADER.replacen(" to=", &format!(" from='{from}' to="), 1));
+        let header = if self.is_websocket() {
+            crate::ws::OPEN
+        } else {
+            HEADER
+        };
+        self.send(&header.replacen(" to=", &format!(" from='{from}' to="), 1));
         self.read_until("</stream:features>")
+    }
+
+    fn is_websocket(&self) -> bool {
+        matches!(self.io, Some(Io::WebSocket(_)))
+    }
+
+    /// Send one raw WebSocket frame (`opcode`, FIN when `fin`), masked as a client must.
+    pub fn send_ws_frame(&mut self, opcode: u8, payload: &[u8], fin: bool) {
+        if let Some(Io::WebSocket(w)) = self.io.as_mut() {
+            let _ = w.send_frame(opcode, payload, fin);
+        }
+    }
+
+    /// The WebSocket close the server sent (code, reason), once the connection is closed.
+    pub fn ws_close(&self) -> Option<(u16, String)> {
+        match self.io.as_ref() {
+            Some(Io::WebSocket(w)) => w.close.clone(),
+            _ => None,
+        }
+    }
+
+    /// Every WebSocket text message received so far, in order.
+    pub fn ws_messages(&self) -> Vec<String> {
+        match self.io.as_ref() {
+            Some(Io::WebSocket(w)) => w.messages.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Send text.
@@ -332,12 +403,13 @@ impl XmppClient {
 
     /// RFC 9266 tls-exporter channel-binding data of this connection.
     pub fn tls_exporter(&self) -> Vec<u8> {
-        let Some(Io::Tls(s)) = self.io.as_ref() else {
-            panic!("not TLS")
+        let conn = match self.io.as_ref() {
+            Some(Io::Tls(s)) => &s.conn,
+            Some(Io::WebSocket(w)) => &w.tls.conn,
+            _ => panic!("not TLS"),
         };
         let mut out = [0u8; 32];
-        s.conn
-            .export_keying_material(&mut out, b"EXPORTER-Channel-Binding", Some(b""))
+        conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", Some(b""))
             .expect("exporter");
         out.to_vec()
     }
@@ -405,7 +477,7 @@ pub fn https(
     parse_http(&String::from_utf8_lossy(&raw))
 }
 
-fn parse_http(text: &str) -> HttpReply {
+pub(crate) fn parse_http(text: &str) -> HttpReply {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.lines();
     let status = lines

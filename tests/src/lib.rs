@@ -18,6 +18,7 @@ pub mod interop;
 pub mod mitm;
 pub mod reset;
 pub mod sasl;
+pub mod ws;
 pub use client::{https, HttpReply, XmppClient, HEADER as HEADER_FOR_TESTS};
 
 /// How long a test waits for anything before failing.

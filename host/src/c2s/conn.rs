@@ -13,13 +13,11 @@ use tessera_plugin_api::events::{self, SessionEvent, SessionResumed};
 use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::ModuleCalls;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 
 use super::features::{features, named_account, stream_header, FeatureSet};
 use super::throttle::Throttle;
+use super::transport::{ReadError, Transport};
 use crate::config::Config;
 use crate::router::{self, leftovers};
 use crate::sessions::outbox::{Closed, CopyGroup, Fate, Queued, Sender};
@@ -67,7 +65,7 @@ enum Phase {
 
 struct Conn {
     shared: Arc<Shared>,
-    io: TlsStream<TcpStream>,
+    io: Transport,
     framer: Framer,
     header: StreamHeader,
     header_sent: bool,
@@ -151,7 +149,7 @@ impl End {
 }
 
 enum Wake {
-    Read(std::io::Result<usize>),
+    Read(Result<usize, ReadError>),
     Wrote(std::io::Result<usize>),
     Flushed(std::io::Result<()>),
     Queued,
@@ -161,30 +159,57 @@ enum Wake {
     Timeout,
 }
 
-/// Serve a TLS connection until it ends; returns the reason for the log.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    io: TlsStream<TcpStream>,
+/// What a stream knows of its connection before the client speaks.
+pub(super) fn stream_info(
     id: u64,
     peer: SocketAddr,
     direct_tls: bool,
+    tls: TlsFacts,
+) -> StreamInfo {
+    StreamInfo {
+        id,
+        domain: String::new(),
+        secure: true,
+        direct_tls,
+        tls_version: tls.version,
+        channel_bindings: tls.channel_bindings,
+        from: None,
+        peer_ip: peer.ip().to_string(),
+        user: None,
+        jid: None,
+        named_account: None,
+    }
+}
+
+/// What the TLS layer of a connection tells its stream.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: Option<String>,
+    /// Empty where the binding would not be the client's (a WebSocket behind a proxy).
+    pub channel_bindings: tessera_plugin_api::protocol::ChannelBindings,
+}
+
+impl TlsFacts {
+    /// The facts of a server-side TLS connection.
+    pub fn of(shared: &Shared, tls: &rustls::ServerConnection) -> Self {
+        Self {
+            version: crate::tls::version_name(tls),
+            channel_bindings: crate::tls::channel_bindings(tls, shared.tls.end_point.as_deref()),
+        }
+    }
+}
+
+/// Serve a connection until it ends; returns the reason for the log.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    io: Transport,
+    info: StreamInfo,
     deadline: Instant,
 ) -> String {
-    let info = {
-        let (_, tls) = io.get_ref();
-        StreamInfo {
-            id,
-            domain: shared.config.domain.clone(),
-            secure: true,
-            direct_tls,
-            tls_version: crate::tls::version_name(tls),
-            channel_bindings: crate::tls::channel_bindings(tls, shared.tls.end_point.as_deref()),
-            from: None,
-            peer_ip: peer.ip().to_string(),
-            user: None,
-            jid: None,
-            named_account: None,
-        }
+    let info = StreamInfo {
+        domain: shared.config.domain.clone(),
+        ..info
     };
     let throttle = Throttle::new(
         shared.config.c2s.receive_rate,
@@ -312,9 +337,14 @@ impl Conn {
                     self.throttle.consume(n, std::time::Instant::now());
                     self.on_bytes(buf.get(..n).unwrap_or_default()).await
                 }
-                Wake::Read(Err(e)) => {
+                Wake::Read(Err(ReadError::Io(e))) => {
                     self.lost = true;
                     return End::quiet(format!("read failed: {e}"));
+                }
+                Wake::Read(Err(ReadError::Stream(err))) => Err(err),
+                Wake::Read(Err(ReadError::WebSocket(e))) => {
+                    tracing::debug!(error = %e, "WebSocket protocol violation");
+                    return End::quiet(format!("WebSocket protocol violation: {e}"));
                 }
                 Wake::Wrote(Ok(0)) => {
                     self.lost = true;
@@ -511,7 +541,9 @@ impl Conn {
             }
         }
         drop(settling);
-        if delivered {
+        // A WebSocket is closed in every case but a lost connection: after a protocol
+        // violation its own close frame, with the precise code, is still to go out.
+        if delivered || (self.io.is_websocket() && !self.lost) {
             let _ = tokio::time::timeout_at(deadline, self.io.shutdown()).await;
         } else if !self.lost {
             tracing::debug!("the client did not take the end of its stream in time");
@@ -853,6 +885,7 @@ impl Conn {
         }
         tracing::info!(user = %user, "authenticated");
         self.framer.set_limits(limits(&self.shared.config));
+        self.io.set_limits(limits(&self.shared.config));
         self.session = Some(entry);
         self.pinned = None;
         self.info.user = Some(user);

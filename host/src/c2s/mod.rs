@@ -6,6 +6,7 @@ mod conn;
 mod detached;
 pub mod features;
 mod throttle;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use crate::stream::parse::parse_stream_header;
 use crate::stream::StreamError;
 use crate::Shared;
 
+pub use conn::TlsFacts;
 pub use features::stream_header;
+pub use transport::WebSocket;
 
 const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -62,9 +65,36 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, direc
             starttls(&shared, tcp, deadline).await
         };
         let reason = match tls {
-            Ok(stream) => conn::run(shared.clone(), stream, id, peer, direct_tls, deadline).await,
+            Ok(stream) => {
+                let info = conn::stream_info(
+                    id,
+                    peer,
+                    direct_tls,
+                    TlsFacts::of(&shared, stream.get_ref().1),
+                );
+                let io = transport::Transport::Tls(Box::new(stream));
+                conn::run(shared.clone(), io, info, deadline).await
+            }
             Err(reason) => reason,
         };
+        tracing::info!(%reason, "disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Serve XMPP over an upgraded WebSocket (RFC 7395) like a TCP stream: same limits, deadline,
+/// modules and sessions. `tls` is what the HTTPS connection's TLS tells (its channel bindings
+/// left empty where they would not be the client's).
+pub async fn websocket(shared: Arc<Shared>, ws: WebSocket, peer: SocketAddr, tls: TlsFacts) {
+    let id = shared.next_id();
+    let span = tracing::info_span!("c2s", conn = id, %peer);
+    async move {
+        tracing::info!(transport = "websocket", "connected");
+        let deadline = Instant::now() + shared.config.c2s.negotiation_timeout;
+        let io = transport::Transport::websocket(ws, conn::pre_auth_limits(&shared.config));
+        let info = conn::stream_info(id, peer, false, tls);
+        let reason = conn::run(shared.clone(), io, info, deadline).await;
         tracing::info!(%reason, "disconnected");
     }
     .instrument(span)

@@ -1150,7 +1150,8 @@ mod tests {
     #[test]
     fn fragments_frame_each_top_level_element_and_report_the_boundary() {
         let mut f = Framer::fragments(Limits::default());
-        let open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>";
+        let open =
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>";
         assert_eq!(f.push(open.as_bytes()), Ok(()));
         assert!(f.at_boundary());
         assert_eq!(f.frames_ready(), 1);
@@ -1160,10 +1161,16 @@ mod tests {
         assert!(!f.at_boundary());
         assert_eq!(f.push(b"</body></message> "), Ok(()));
         assert!(f.at_boundary());
-        assert_eq!(f.next_frame(), Ok(Some(element("<message><body>hi</body></message>"))));
+        assert_eq!(
+            f.next_frame(),
+            Ok(Some(element("<message><body>hi</body></message>")))
+        );
         // A reset (a stream restart) keeps the mode: no header is expected.
         f.reset();
-        assert_eq!(f.push(b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"), Ok(()));
+        assert_eq!(
+            f.push(b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"),
+            Ok(())
+        );
         assert_eq!(f.frames_ready(), 1);
     }
 

@@ -1,0 +1,341 @@
+//! XMPP over WebSocket (RFC 7395) on the HTTPS listener, with a raw client: the handshake and
+//! its refusals, `<open/>`/`<close/>` framing, logins through the same modules as TCP (SASL2
+//! with channel binding where it is real, Bind 2, legacy SASL with a stream restart), messages
+//! with a TCP client, the precise close for each framing violation, XEP-0156 discovery.
+
+use tessera_sasl::Hash;
+use tessera_tests::sasl::Sasl2Extras;
+use tessera_tests::ws::{BINARY, TEXT};
+use tessera_tests::{https, Server, ServerOptions, XmppClient};
+
+const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+
+fn server(c2s: &str, tables: &str) -> Server {
+    let s = Server::start(&ServerOptions {
+        c2s: c2s.into(),
+        tables: tables.into(),
+        ..ServerOptions::with_modules(&["sasl2", "sasl2_fast", "ping"])
+    });
+    s.add_user("alice", "correct horse", None);
+    s.add_user("bob", "battery staple", None);
+    s
+}
+
+fn ws(server: &Server) -> XmppClient {
+    XmppClient::websocket(server.ports.http, &[]).expect("101 Switching Protocols")
+}
+
+/// A WebSocket login still works: whatever the test did before did not hurt the server.
+fn a_fresh_login_works(server: &Server) {
+    let mut c = ws(server);
+    c.open();
+    let out = c.sasl2_scram(
+        Hash::Sha256,
+        true,
+        "alice",
+        "correct horse",
+        &Sasl2Extras::bind("after"),
+    );
+    assert!(out.success, "{}", out.xml);
+}
+
+#[test]
+fn sasl2_with_channel_binding_bind2_and_messages_with_a_tcp_client() {
+    let server = server("", "");
+    let mut alice = ws(&server);
+    let features = alice.open();
+    let messages = alice.ws_messages();
+    assert!(
+        messages[0].starts_with(&format!("<open xmlns='{FRAMING}' id='"))
+            && messages[0].contains(" from='localhost'")
+            && messages[0].contains(" version='1.0'")
+            && messages[0].ends_with("/>"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1]
+            .starts_with("<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"),
+        "each element is a message of its own, its namespace declared: {messages:?}"
+    );
+    // Our TLS ends the client's: the binding is real, so -PLUS is offered.
+    assert!(features.contains("SCRAM-SHA-256-PLUS"), "{features}");
+    assert!(features.contains("tls-exporter"), "{features}");
+    let out = alice.sasl2_scram(
+        Hash::Sha256,
+        true,
+        "alice",
+        "correct horse",
+        &Sasl2Extras::bind("web"),
+    );
+    assert!(out.success, "{}", out.xml);
+    let alice_jid = out.jid().expect("jid");
+    assert!(
+        out.xml.contains("<bound xmlns='urn:xmpp:bind:0'"),
+        "{}",
+        out.xml
+    );
+
+    let mut bob = XmppClient::direct_tls(server.ports.direct_tls);
+    bob.open();
+    let bob_jid = bob
+        .sasl2_scram(
+            Hash::Sha256,
+            true,
+            "bob",
+            "battery staple",
+            &Sasl2Extras::bind("tcp"),
+        )
+        .jid()
+        .expect("bob bound");
+
+    bob.send(&format!(
+        "<message to='{alice_jid}' type='chat' id='m1'><body>hello over ws</body></message>"
+    ));
+    alice.read_until("hello over ws</body></message>");
+    let delivered = alice.ws_messages().last().cloned().unwrap_or_default();
+    assert!(
+        delivered.starts_with("<message xmlns='jabber:client' ")
+            && delivered.contains(&format!("from='{bob_jid}'")),
+        "{delivered}"
+    );
+    // After authentication a message may be as large as a stanza (here 20 KiB, over the
+    // 16 KiB allowed before it).
+    let big = "x".repeat(20 * 1024);
+    alice.send(&format!(
+        "<message xmlns='jabber:client' to='{bob_jid}' type='chat' id='m2'><body>{big}</body></message>"
+    ));
+    let got = bob.read_until("</message>");
+    assert!(got.contains(&big) && got.contains(&format!("from='{alice_jid}'")));
+    // A ping answered, then the client closes: `<close/>` and a normal close (RFC 7395 §3.6).
+    alice.send("<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    alice.read_iq("p1");
+    alice.send(&format!("<close xmlns='{FRAMING}'/>"));
+    alice.read_to_close();
+    assert_eq!(
+        alice.ws_messages().last().map(String::as_str),
+        Some(format!("<close xmlns='{FRAMING}'/>").as_str())
+    );
+    assert_eq!(alice.ws_close().map(|c| c.0), Some(1000));
+
+    let metrics = https(server.ports.http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics.contains("tessera_connections_total{transport=\"websocket\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn legacy_sasl_restarts_the_stream_with_a_new_open() {
+    let server = server("", "");
+    let mut c = ws(&server);
+    c.open();
+    let jid = c.legacy_login("alice", "correct horse", "legacy");
+    assert_eq!(jid, "alice@localhost/legacy");
+    let opens = c
+        .ws_messages()
+        .iter()
+        .filter(|m| m.starts_with(&format!("<open xmlns='{FRAMING}'")))
+        .count();
+    assert_eq!(opens, 2, "one <open/> per stream: {:?}", c.ws_messages());
+}
+
+#[test]
+fn behind_a_proxy_no_channel_binding_is_offered() {
+    let server = server("", "");
+    let mut c =
+        XmppClient::websocket(server.ports.http, &[("X-Forwarded-For", "192.0.2.7")]).expect("101");
+    let features = c.open();
+    assert!(features.contains("SCRAM-SHA-256<"), "{features}");
+    assert!(!features.contains("-PLUS"), "{features}");
+    let out = c.sasl2_scram(
+        Hash::Sha256,
+        false,
+        "alice",
+        "correct horse",
+        &Sasl2Extras::default(),
+    );
+    assert!(out.success, "{}", out.xml);
+}
+
+#[test]
+fn handshakes_without_xmpp_or_from_another_origin_are_refused_with_the_reason() {
+    let server = server(
+        "",
+        "[websocket]\nallowed_origins = [\"https://chat.example.org\"]\n",
+    );
+    let refused = XmppClient::websocket_raw(server.ports.http, &[]).expect_err("no subprotocol");
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("subprotocol `xmpp` is required"),
+        "{}",
+        refused.body
+    );
+    let refused =
+        XmppClient::websocket_raw(server.ports.http, &[("Sec-WebSocket-Protocol", "chat")])
+            .expect_err("another subprotocol");
+    assert_eq!(refused.status, 400);
+    let refused = XmppClient::websocket(server.ports.http, &[("Origin", "https://evil.example")])
+        .expect_err("another origin");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("allowed_origins"), "{}", refused.body);
+    // The server's own origin and the configured one are let in.
+    for origin in ["https://localhost", "https://chat.example.org"] {
+        let mut c = XmppClient::websocket(server.ports.http, &[("Origin", origin)]).expect(origin);
+        assert!(c.open().contains("<mechanism>"));
+    }
+    let plain = https(server.ports.http, "GET", "/xmpp-websocket", &[], b"");
+    assert_eq!(plain.status, 426);
+    assert!(plain.body.contains("RFC 7395"), "{}", plain.body);
+    assert_eq!(
+        https(server.ports.http, "GET", "/health", &[], b"").body,
+        "ok"
+    );
+}
+
+/// A stream error over WebSocket: the error element, `<close/>`, then the WebSocket close.
+fn assert_stream_error_then_close(c: &mut XmppClient, condition: &str, code: u16) {
+    let all = c.read_to_close();
+    let messages = c.ws_messages();
+    let n = messages.len();
+    assert!(n >= 2, "{all}");
+    assert!(
+        messages[n - 2]
+            .starts_with("<stream:error xmlns:stream='http://etherx.jabber.org/streams'>")
+            && messages[n - 2].contains(&format!("<{condition} xmlns='{STREAMS}'/>")),
+        "{messages:?}"
+    );
+    assert_eq!(messages[n - 1], format!("<close xmlns='{FRAMING}'/>"));
+    assert_eq!(c.ws_close().map(|c| c.0), Some(code), "{messages:?}");
+}
+
+#[test]
+fn each_framing_violation_gets_its_precise_close_and_the_server_lives_on() {
+    let server = server(
+        "max_pre_auth_stanza_size = 4096\nnegotiation_timeout = 3",
+        "",
+    );
+
+    // A binary message: <unsupported-encoding/>, then 1003 (unsupported data).
+    let mut c = ws(&server);
+    c.open();
+    c.send_ws_frame(BINARY, b"<presence/>", true);
+    assert_stream_error_then_close(&mut c, "unsupported-encoding", 1003);
+
+    // Two elements in one message; half an element; text that is no element.
+    for bad in [
+        "<presence xmlns='jabber:client'/><presence xmlns='jabber:client'/>",
+        "<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/>",
+        "hello",
+    ] {
+        let mut c = ws(&server);
+        c.open();
+        c.send(bad);
+        assert_stream_error_then_close(&mut c, "not-well-formed", 1000);
+        let why = if bad == "hello" {
+            "character data at stream level"
+        } else {
+            "each WebSocket message must hold one complete XML element"
+        };
+        assert!(
+            c.ws_messages().iter().any(|m| m.contains(why)),
+            "{bad}: {:?}",
+            c.ws_messages()
+        );
+    }
+
+    // The old draft's framing: a stream header is half an element.
+    let mut c = ws(&server);
+    c.send(tessera_tests::HEADER_FOR_TESTS.trim_start_matches("<?xml version='1.0'?>"));
+    assert_stream_error_then_close(&mut c, "not-well-formed", 1000);
+    assert!(
+        c.ws_messages()[0].starts_with("<open "),
+        "the <open/> comes first"
+    );
+
+    // An <open/> for another domain.
+    let mut c = ws(&server);
+    c.send(&format!(
+        "<open xmlns='{FRAMING}' to='elsewhere.example' version='1.0'/>"
+    ));
+    assert_stream_error_then_close(&mut c, "host-unknown", 1000);
+
+    // Invalid UTF-8 in a text frame: 1007, no stream error (the WebSocket layer refuses it).
+    let mut c = ws(&server);
+    c.open();
+    c.send_ws_frame(
+        TEXT,
+        b"<presence xmlns='jabber:client'>\xff\xfe</presence>",
+        true,
+    );
+    c.read_to_close();
+    assert_eq!(c.ws_close().map(|c| c.0), Some(1007));
+
+    // A message over the limit before authentication (4096 here): 1009, at once.
+    let mut c = ws(&server);
+    c.open();
+    let big = format!(
+        "<message xmlns='jabber:client' to='alice@localhost'><body>{}</body></message>",
+        "y".repeat(5000)
+    );
+    c.send(&big);
+    c.read_to_close();
+    let close = c.ws_close().expect("closed");
+    assert_eq!(close.0, 1009, "{close:?}");
+    assert!(close.1.contains("4096"), "{close:?}");
+
+    // Silence: the negotiation timeout holds as on TCP.
+    let mut c = ws(&server);
+    c.open();
+    assert_stream_error_then_close(&mut c, "connection-timeout", 1000);
+
+    a_fresh_login_works(&server);
+}
+
+#[test]
+fn host_meta_lists_the_websocket_endpoint_and_disabling_removes_it_all() {
+    let server = server("", "");
+    let port = server.ports.http.port();
+    let href = format!("wss://localhost:{port}/xmpp-websocket");
+    let xrd = https(server.ports.http, "GET", "/.well-known/host-meta", &[], b"");
+    assert_eq!(xrd.status, 200);
+    assert_eq!(xrd.header("content-type"), Some("application/xrd+xml"));
+    assert_eq!(xrd.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        xrd.body.contains(&format!(
+            "<Link rel='urn:xmpp:alt-connections:websocket' href='{href}'/>"
+        )),
+        "{}",
+        xrd.body
+    );
+    let json = https(
+        server.ports.http,
+        "GET",
+        "/.well-known/host-meta.json",
+        &[],
+        b"",
+    );
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let doc: serde_json::Value = serde_json::from_str(&json.body).expect("JSON");
+    assert_eq!(doc["links"][0]["rel"], "urn:xmpp:alt-connections:websocket");
+    assert_eq!(doc["links"][0]["href"], href.as_str());
+
+    let off = self::server("", "[websocket]\nenabled = false\n");
+    for path in [
+        "/.well-known/host-meta",
+        "/.well-known/host-meta.json",
+        "/xmpp-websocket",
+    ] {
+        assert_eq!(
+            https(off.ports.http, "GET", path, &[], b"").status,
+            404,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        XmppClient::websocket(off.ports.http, &[])
+            .expect_err("disabled")
+            .status,
+        404
+    );
+}

@@ -339,3 +339,90 @@ fn host_meta_lists_the_websocket_endpoint_and_disabling_removes_it_all() {
         404
     );
 }
+
+/// The browser test: Debian's headless chromium runs a page on xmpp.js's browser build
+/// from another origin (allowed by `[websocket] allowed_origins`), logs in over WSS with SCRAM
+/// through SASL2 and Bind 2, keeps the FAST token it asked for in localStorage, reloads, logs
+/// in with the token alone and exchanges a message with a TCP client. The same page from an
+/// origin not allowed cannot connect. The screenshot lands in `target/test-artifacts/`.
+#[test]
+fn a_browser_logs_in_with_scram_keeps_a_fast_token_and_comes_back_with_it_alone() {
+    let pages = tessera_tests::ws::PageServer::start();
+    let origin = format!("http://127.0.0.1:{}", pages.port);
+    let server = server(
+        "",
+        &format!("[websocket]\nallowed_origins = [\"{origin}\"]\n"),
+    );
+    let mut bob = XmppClient::direct_tls(server.ports.direct_tls);
+    bob.open();
+    let bob_jid = bob
+        .sasl2_scram(
+            Hash::Sha256,
+            true,
+            "bob",
+            "battery staple",
+            &Sasl2Extras::bind("tcp"),
+        )
+        .jid()
+        .expect("bob bound");
+    let service = format!(
+        "wss://localhost:{}/xmpp-websocket",
+        server.ports.http.port()
+    );
+    let query = format!("/?service={service}&domain=localhost&user=alice&peer={bob_jid}");
+    let shot = tessera_tests::reset::artifacts_dir().join("websocket-browser.png");
+    let _ = std::fs::remove_file(&shot);
+    let browser = tessera_tests::ws::run_browser(
+        &format!("{origin}{query}"),
+        &format!("http://localhost:{}{query}", pages.port),
+        "correct horse",
+        &shot,
+    );
+
+    // The TCP side: the browser's message arrives (from its token login), and is answered.
+    let got = bob.read_until("ping from the browser</body>");
+    let from = got
+        .rsplit("<message")
+        .next()
+        .and_then(|m| m.split("from='").nth(1))
+        .and_then(|f| f.split('\'').next())
+        .expect("from")
+        .to_owned();
+    assert!(from.starts_with("alice@localhost/"), "{got}");
+    bob.send(&format!(
+        "<message to='{from}' type='chat' id='pong'><body>pong from tcp</body></message>"
+    ));
+
+    let out = browser.wait_with_output().expect("browser");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("browser JSON");
+    let first = &report["first"];
+    assert_eq!(first["mechanism"], "SCRAM-SHA-1", "{report}");
+    assert_eq!(first["requestToken"], "HT-SHA-256-NONE", "{report}");
+    assert_eq!(first["bind2"], true, "{report}");
+    assert!(
+        !report["addressAfterLogin"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("password"),
+        "{report}"
+    );
+    let second = &report["second"];
+    assert_eq!(second["mechanism"], "HT-SHA-256-NONE", "{report}");
+    assert_eq!(second["fast"], true, "{report}");
+    assert_eq!(second["withPassword"], false, "{report}");
+    assert_eq!(second["jid"].as_str(), Some(from.as_str()), "{report}");
+    assert_eq!(report["received"]["body"], "pong from tcp", "{report}");
+    assert_eq!(report["received"]["from"], bob_jid.as_str(), "{report}");
+    assert!(report["storedToken"]["token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert_eq!(report["refused"]["logins"], 0, "{report}");
+    assert!(report["refused"]["error"].is_string(), "{report}");
+    assert_eq!(report["consoleErrors"], serde_json::json!([]), "{report}");
+    assert!(shot.is_file(), "screenshot at {}", shot.display());
+    a_fresh_login_works(&server);
+}

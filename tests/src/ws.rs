@@ -209,3 +209,143 @@ impl WsIo {
         }
     }
 }
+
+/// A static HTTP server on loopback for the browser test's page (`tests/web/ws/index.html`),
+/// xmpp.js's browser build and the SCRAM mechanism's files; stops when dropped.
+#[derive(Debug)]
+pub struct PageServer {
+    /// Its port (the page is at `http://127.0.0.1:{port}/` and, another origin,
+    /// `http://localhost:{port}/`).
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PageServer {
+    /// Starts serving.
+    pub fn start() -> Self {
+        let root = crate::workspace().join("tests");
+        let interop = root.join("interop/node_modules");
+        let files: Vec<(&'static str, std::path::PathBuf, &'static str)> = vec![
+            (
+                "/",
+                root.join("web/ws/index.html"),
+                "text/html; charset=utf-8",
+            ),
+            (
+                "/xmpp.min.js",
+                interop.join("@xmpp/client/dist/xmpp.min.js"),
+                "text/javascript",
+            ),
+            (
+                "/scram/index.js",
+                interop.join("sasl-scram-sha-1/index.js"),
+                "text/javascript",
+            ),
+            (
+                "/scram/lib/bitops.js",
+                interop.join("sasl-scram-sha-1/lib/bitops.js"),
+                "text/javascript",
+            ),
+            (
+                "/scram/lib/utils.js",
+                interop.join("sasl-scram-sha-1/lib/utils.js"),
+                "text/javascript",
+            ),
+        ];
+        for (_, path, _) in &files {
+            assert!(
+                path.is_file(),
+                "{} missing: run ./tests/run.sh --install-only",
+                path.display()
+            );
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve_file(stream, &files),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn serve_file(mut stream: TcpStream, files: &[(&'static str, std::path::PathBuf, &'static str)]) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(buf.get(..n).unwrap_or_default()),
+        }
+    }
+    let line = String::from_utf8_lossy(&request);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let found = files.iter().find(|(p, _, _)| *p == path);
+    let (status, body, kind) = match found.and_then(|(_, f, k)| Some((std::fs::read(f).ok()?, *k)))
+    {
+        Some((body, kind)) => ("200 OK", body, kind),
+        None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `tests/web/ws.mjs` (headless chromium) against the page at `url`, the screenshot going
+/// to `shot`; returns its JSON report. `refused_url` is the page from an origin the server
+/// must refuse.
+pub fn run_browser(
+    url: &str,
+    refused_url: &str,
+    password: &str,
+    shot: &std::path::Path,
+) -> std::process::Child {
+    let web = crate::workspace().join("tests/web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "run tests/web/install.sh"
+    );
+    std::process::Command::new("node")
+        .arg(web.join("ws.mjs"))
+        .args([
+            "--url",
+            url,
+            "--refused-url",
+            refused_url,
+            "--password",
+            password,
+            "--shot",
+        ])
+        .arg(shot)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node")
+}

@@ -4,9 +4,13 @@
 //!
 //! Counters are counted where things happen (connections accepted, logins decided, events
 //! fired, module operations); figures the server already keeps (sessions, open connections,
-//! stanza fates, module generations) are read at each scrape.
+//! stanza fates, module generations) are read at each scrape. Modules count their own events
+//! (FAST tokens issued, reset mails sent, …) through the `count` host call
+//! ([`Metrics::module_count`]), exported as `tessera_mod_<module>_<counter>_total`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,6 +59,59 @@ pub struct Metrics {
     module_call_seconds: Family<ModuleName, Counter<f64, std::sync::atomic::AtomicU64>>,
     module_failures: Family<ModuleName, Counter>,
     module_panics: Family<ModuleName, Counter>,
+    /// Open connections and sessions by transport (guards count them down).
+    open_connections: Family<Transport, Gauge>,
+    open_sessions: Family<Transport, Gauge>,
+    /// Modules' own counters, by (module, counter), with the number of label sets each has.
+    module_counters: Mutex<BTreeMap<(String, String), (ModuleCounter, usize)>>,
+}
+
+type ModuleCounter = Family<Vec<(String, String)>, Counter>;
+
+/// Most counters one module may create.
+pub const MAX_MODULE_COUNTERS: usize = 32;
+/// Most label values one module counter may have.
+pub const MAX_COUNTER_SERIES: usize = 16;
+const MAX_NAME_LEN: usize = 48;
+const MAX_LABEL_VALUE_LEN: usize = 64;
+
+/// Why a module's count was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CountRefused {
+    /// A counter or label name outside `[a-z][a-z0-9_]*` (at most 48 bytes).
+    #[error("`{0}` is not a metric name ([a-z][a-z0-9_]*, at most 48 bytes)")]
+    Name(String),
+    /// A label value too long or with control characters.
+    #[error("label value too long or not printable")]
+    Value,
+    /// Over [`MAX_MODULE_COUNTERS`] or [`MAX_COUNTER_SERIES`].
+    #[error("too many counters or label values (at most {MAX_MODULE_COUNTERS} counters of {MAX_COUNTER_SERIES} label values)")]
+    TooMany,
+}
+
+fn metric_name(name: &str) -> Result<(), CountRefused> {
+    let ok = name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        // The exposition adds `_total`.
+        && !name.ends_with("_total");
+    if ok {
+        Ok(())
+    } else {
+        Err(CountRefused::Name(name.to_owned()))
+    }
+}
+
+/// Counts one open connection or session of a transport until dropped.
+#[derive(Debug)]
+pub struct OpenGuard(Gauge);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A module's call counters, held by each of its generations (a reload keeps counting in the
@@ -123,6 +180,86 @@ impl Metrics {
         self.connections
             .get_or_create(&Transport { transport })
             .inc();
+    }
+
+    /// A connection of `transport` is open until the guard is dropped.
+    pub fn open_connection(&self, transport: &'static str) -> OpenGuard {
+        let g = self
+            .open_connections
+            .get_or_create(&Transport { transport })
+            .clone();
+        g.inc();
+        OpenGuard(g)
+    }
+
+    /// A session over `transport` is authenticated until the guard is dropped.
+    pub fn open_session(&self, transport: &'static str) -> OpenGuard {
+        let g = self
+            .open_sessions
+            .get_or_create(&Transport { transport })
+            .clone();
+        g.inc();
+        OpenGuard(g)
+    }
+
+    /// Module `module` adds `by` to its counter `counter`, with one optional label.
+    ///
+    /// # Errors
+    /// A bad name or value, or more counters or label values than a module may have (so a
+    /// module cannot grow the exposition without bound).
+    pub fn module_count(
+        &self,
+        module: &str,
+        counter: &str,
+        label: Option<(&str, &str)>,
+        by: u64,
+    ) -> Result<(), CountRefused> {
+        metric_name(counter)?;
+        let labels = match label {
+            None => Vec::new(),
+            Some((name, value)) => {
+                metric_name(name)?;
+                if value.len() > MAX_LABEL_VALUE_LEN || value.chars().any(char::is_control) {
+                    return Err(CountRefused::Value);
+                }
+                vec![(name.to_owned(), value.to_owned())]
+            }
+        };
+        let mut counters = self
+            .module_counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (module.to_owned(), counter.to_owned());
+        if !counters.contains_key(&key)
+            && counters.keys().filter(|(m, _)| m == module).count() >= MAX_MODULE_COUNTERS
+        {
+            return Err(CountRefused::TooMany);
+        }
+        let (family, series) = counters.entry(key).or_default();
+        if let Some(c) = family.get(&labels) {
+            c.inc_by(by);
+            return Ok(());
+        }
+        if *series >= MAX_COUNTER_SERIES {
+            return Err(CountRefused::TooMany);
+        }
+        *series += 1;
+        family.get_or_create(&labels).inc_by(by);
+        Ok(())
+    }
+
+    fn register_module_counters(&self, registry: &mut Registry) {
+        let counters = self
+            .module_counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for ((module, counter), (family, _)) in counters.iter() {
+            registry.register(
+                format!("mod_{module}_{counter}"),
+                format!("Counted by mod_{module}"),
+                family.clone(),
+            );
+        }
     }
 
     /// A SASL exchange ended: `outcome` is `success` or the failure condition.
@@ -220,6 +357,17 @@ pub fn render(shared: &Shared) -> String {
     let sessions = Gauge::<i64>::default();
     sessions.set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
     registry.register("sessions", "Authenticated sessions", sessions);
+    registry.register(
+        "open_sessions_by_transport",
+        "Authenticated sessions with a live connection, by transport",
+        m.open_sessions.clone(),
+    );
+    registry.register(
+        "open_connections_by_transport",
+        "Open client connections past TLS, by transport",
+        m.open_connections.clone(),
+    );
+    m.register_module_counters(&mut registry);
     let open = Family::<Kind, Gauge>::default();
     let (c2s, https) = shared.admission.in_use();
     open.get_or_create(&Kind { kind: "c2s" })
@@ -406,5 +554,93 @@ mod tests {
             out.contains("tessera_logins_total{mechanism=\"PLAIN\",outcome=\"not-authorized\"} 1"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn module_counters_are_named_bounded_and_rendered_per_module() {
+        let m = Metrics::default();
+        let event = |v| Some(("event", v));
+        m.module_count("sasl2_fast", "tokens", event("issued"), 1)
+            .unwrap();
+        m.module_count("sasl2_fast", "tokens", event("issued"), 1)
+            .unwrap();
+        m.module_count("sasl2_fast", "tokens", event("used"), 1)
+            .unwrap();
+        m.module_count("password_reset", "mails", None, 3).unwrap();
+        for bad in [
+            "Tokens",
+            "9lives",
+            "a-b",
+            "tokens_total",
+            "",
+            &"x".repeat(49),
+        ] {
+            assert_eq!(
+                m.module_count("x", bad, None, 1),
+                Err(CountRefused::Name(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            m.module_count("x", "c", Some(("Bad", "v")), 1),
+            Err(CountRefused::Name("Bad".into()))
+        );
+        assert_eq!(
+            m.module_count("x", "c", Some(("l", "line\nbreak")), 1),
+            Err(CountRefused::Value)
+        );
+        // "issued" and "used" are two of the sixteen.
+        for i in 0..MAX_COUNTER_SERIES - 2 {
+            let value = format!("v{i}");
+            m.module_count("sasl2_fast", "tokens", Some(("event", &value)), 1)
+                .unwrap();
+        }
+        assert_eq!(
+            m.module_count("sasl2_fast", "tokens", event("one_too_many"), 1),
+            Err(CountRefused::TooMany)
+        );
+        for i in 0..MAX_MODULE_COUNTERS {
+            m.module_count("greedy", &format!("c{i}"), None, 1).unwrap();
+        }
+        assert_eq!(
+            m.module_count("greedy", "more", None, 1),
+            Err(CountRefused::TooMany)
+        );
+        // Existing series keep counting at the caps; other modules are not held back.
+        m.module_count("greedy", "c0", None, 1).unwrap();
+        m.module_count("sasl2_fast", "tokens", event("used"), 1)
+            .unwrap();
+        let mut registry = Registry::with_prefix("tessera");
+        m.register_module_counters(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        for line in [
+            "tessera_mod_sasl2_fast_tokens_total{event=\"issued\"} 2",
+            "tessera_mod_sasl2_fast_tokens_total{event=\"used\"} 2",
+            "tessera_mod_password_reset_mails_total 3",
+            "tessera_mod_greedy_c0_total 2",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line}\n{out}");
+        }
+        assert!(!out.contains("one_too_many") && !out.contains("greedy_more"));
+    }
+
+    #[test]
+    fn open_guards_count_down_when_dropped() {
+        let m = Metrics::default();
+        let a = m.open_session("websocket");
+        let b = m.open_session("websocket");
+        let gauge = |m: &Metrics| {
+            m.open_sessions
+                .get_or_create(&Transport {
+                    transport: "websocket",
+                })
+                .get()
+        };
+        assert_eq!(gauge(&m), 2);
+        drop(a);
+        assert_eq!(gauge(&m), 1);
+        drop(b);
+        assert_eq!(gauge(&m), 0);
     }
 }

@@ -296,6 +296,13 @@ declare_calls! {
         /// changed since that login began, and never over an existing verifier: checked and
         /// written in one step.
         39 => fn add_scram_verifier(stream: u64, upgrade: ScramUpgrade) -> VerifierAdded;
+        /// Add `by` to this module's counter `counter`, with one optional `(name, value)`
+        /// label: `/metrics` shows it as `tessera_mod_<module>_<counter>_total`. Names are
+        /// `[a-z][a-z0-9_]*` (at most 48 bytes, not ending in `_total`), values at most 64
+        /// printable characters; a module has at most 32 counters of 16 label values each.
+        /// Metrics are best effort: a module should ignore a refusal (an older host answers
+        /// `UNSUPPORTED`).
+        40 => fn count(counter: &str, label: Option<(&str, &str)>, by: u64) -> ();
     }
 }
 

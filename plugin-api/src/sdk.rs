@@ -235,6 +235,19 @@ impl Host {
         buf
     }
 
+    /// Count one occurrence on this module's counter `counter` with label `name="value"`
+    /// (`/metrics`: `tessera_mod_<module>_<counter>_total{name="value"}`; see
+    /// [`crate::HostCalls::count`]). Best effort: a refusal (a bad name, an older host) is
+    /// logged at debug level and otherwise ignored, since a metric must never fail a request.
+    pub fn count_one(&self, counter: &str, name: &str, value: &str) {
+        if let Err(e) = self.count(counter, Some((name, value)), 1) {
+            self.log(
+                LogLevel::Debug,
+                &format!("metric {counter} not counted: {e}"),
+            );
+        }
+    }
+
     /// Enqueue a bus event; delivered after the current call returns.
     ///
     /// # Errors

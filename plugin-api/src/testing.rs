@@ -107,6 +107,9 @@ pub type FailFn = Box<dyn Fn(&str, &str) -> Option<PluginError> + Send>;
 /// implement SCRAM; a test passes `tessera_sasl::scram::derive_credentials`, say).
 pub type VerifierFn = Arc<dyn Fn(&str) -> (ScramSecret, ScramSecret) + Send + Sync>;
 
+/// A module counter's series: (module, counter, label).
+type CounterKey = (String, String, Option<(String, String)>);
+
 #[derive(Default)]
 struct World {
     now_ms: u64,
@@ -132,6 +135,8 @@ struct World {
     verifiers: Option<VerifierFn>,
     /// Verifiers already derived, by password.
     verifier_cache: BTreeMap<String, (ScramSecret, ScramSecret)>,
+    /// Module counters (`count`): (module, counter, label) → total.
+    counters: BTreeMap<CounterKey, u64>,
     /// Exchanges in progress: id → the instance that runs it, and its stream, start and kind.
     exchanges: BTreeMap<u64, (Weak<dyn ModuleCalls + Send + Sync>, TestBasis)>,
     /// Query hooks of loaded modules: (module, hook, priority, the instance).
@@ -335,6 +340,16 @@ impl TestHost {
             .filter(|((m, s, _), _)| m == module && *s == scope)
             .map(|((_, _, k), v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The total a module counted on `counter` with `label` (`count`; 0 if never).
+    pub fn counted(&self, module: &str, counter: &str, label: Option<(&str, &str)>) -> u64 {
+        let key = (
+            module.to_owned(),
+            counter.to_owned(),
+            label.map(|(n, v)| (n.to_owned(), v.to_owned())),
+        );
+        self.world().counters.get(&key).copied().unwrap_or(0)
     }
 
     /// Events fired so far (name, payload), oldest first.
@@ -1021,6 +1036,21 @@ impl HostCalls for Context {
             Some(p) => p.mechanism_end(exchange),
             None => Ok(()),
         }
+    }
+
+    fn count(
+        &self,
+        counter: &str,
+        label: Option<(&str, &str)>,
+        by: u64,
+    ) -> Result<(), PluginError> {
+        let key = (
+            self.module.clone(),
+            counter.to_owned(),
+            label.map(|(n, v)| (n.to_owned(), v.to_owned())),
+        );
+        *self.host.world().counters.entry(key).or_default() += by;
+        Ok(())
     }
 
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {

@@ -347,6 +347,9 @@ fn metrics_count_logins_by_mechanism_and_outcome_and_module_reloads() {
     let token = obtain_token(&server, "HT-SHA-256-NONE", UA);
     let fast = fast_login(&mut fresh(&server), "HT-SHA-256-NONE", &token, UA, "", b"");
     assert!(fast.success, "{}", fast.xml);
+    let forged = "secret-token:fast-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let wrong = fast_login(&mut fresh(&server), "HT-SHA-256-NONE", forged, UA, "", b"");
+    assert!(!wrong.success, "{}", wrong.xml);
     let failed = fresh(&server).sasl2_scram(
         Hash::Sha256,
         false,
@@ -376,11 +379,19 @@ fn metrics_count_logins_by_mechanism_and_outcome_and_module_reloads() {
             "tessera_module_operations_total{module=\"sasl2_fast\",operation=\"reload\",result=\"ok\"}",
             1.0,
         ),
-        ("tessera_connections_total{transport=\"direct_tls\"}", 3.0),
         (
-            "tessera_events_total{event=\"authentication-failure\"}",
+            "tessera_logins_total{mechanism=\"HT-SHA-256-NONE\",outcome=\"not-authorized\"}",
             1.0,
         ),
+        ("tessera_connections_total{transport=\"direct_tls\"}", 4.0),
+        (
+            "tessera_events_total{event=\"authentication-failure\"}",
+            2.0,
+        ),
+        // mod_sasl2_fast's own counters: one token issued, one used, one forged refused.
+        ("tessera_mod_sasl2_fast_tokens_total{event=\"issued\"}", 1.0),
+        ("tessera_mod_sasl2_fast_tokens_total{event=\"used\"}", 1.0),
+        ("tessera_mod_sasl2_fast_tokens_total{event=\"rejected\"}", 1.0),
         ("tessera_events_total{event=\"authentication-success\"}", 2.0),
     ] {
         assert_eq!(moved(name), by, "{name}\n{context}");

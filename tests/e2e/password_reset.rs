@@ -450,6 +450,19 @@ fn the_rfc6120_profile_and_the_form_only_path_work_and_can_be_turned_off() {
         link_of(&mails[1]).0,
         "one link per request"
     );
+    // The operator's view (/metrics, counted by the module): two requests, two mails; an
+    // unknown address is counted apart, though its requester got the same answer.
+    let unknown =
+        fresh(&server).password_reset_by_form(Profile::Sasl2, "alice@localhost", "x@example.org");
+    assert_eq!(text_of(&unknown), FINAL_TEXT);
+    let metrics = get(&server, "/metrics").body;
+    for line in [
+        "tessera_mod_password_reset_requests_total{outcome=\"link_sent\"} 2",
+        "tessera_mod_password_reset_requests_total{outcome=\"no_link\"} 1",
+        "tessera_mod_password_reset_mails_total{kind=\"reset_link\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
 
     // With the option off, RFC 6120 clients neither see nor may use it.
     let default = start(

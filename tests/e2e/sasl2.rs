@@ -314,6 +314,14 @@ fn repeated_failures_are_rate_limited_with_a_retry_hint_and_retries_are_bounded(
         limited.xml
     );
     assert!(limited.xml.contains("retry in"), "{}", limited.xml);
+    // The operator sees the refusal in /metrics (counted by mod_sasl2).
+    let metrics = tessera_tests::https(server.ports.http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tessera_mod_sasl2_rate_limited_total{scope=\"account\"} 1"),
+        "{metrics}"
+    );
     // Same answer for an unknown account under attack.
     let server = server_with("sasl2_max_retries = 2");
     let mut c = fresh(&server);

@@ -107,6 +107,15 @@ fn sasl2_with_channel_binding_bind2_and_messages_with_a_tcp_client() {
     ));
     let got = bob.read_until("</message>");
     assert!(got.contains(&big) && got.contains(&format!("from='{alice_jid}'")));
+    // /metrics tells the transports apart.
+    let metrics = https(server.ports.http, "GET", "/metrics", &[], b"").body;
+    for line in [
+        "tessera_open_sessions_by_transport{transport=\"websocket\"} 1",
+        "tessera_open_sessions_by_transport{transport=\"direct_tls\"} 1",
+        "tessera_open_connections_by_transport{transport=\"websocket\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
     // A ping answered, then the client closes: `<close/>` and a normal close (RFC 7395 §3.6).
     alice.send("<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
     alice.read_iq("p1");

@@ -96,6 +96,10 @@ struct Conn {
     /// The connection was lost (end of file or an I/O error) rather than closed: the one way
     /// a kept session is detached instead of ended.
     lost: bool,
+    /// Counted in `/metrics` as open (by transport) while it lives, and as a session once
+    /// authenticated.
+    _open: crate::metrics::OpenGuard,
+    session_open: Option<crate::metrics::OpenGuard>,
 }
 
 /// One outbox stanza within `Conn::out`.
@@ -216,7 +220,10 @@ pub(super) async fn run(
         shared.config.c2s.receive_burst,
         std::time::Instant::now(),
     );
+    let transport = io.name(info.direct_tls);
     let mut conn = Conn {
+        _open: shared.metrics.open_connection(transport),
+        session_open: None,
         framer: Framer::new(pre_auth_limits(&shared.config)),
         shared,
         io,
@@ -884,6 +891,8 @@ impl Conn {
             return Err(refused(&why));
         }
         tracing::info!(user = %user, "authenticated");
+        let transport = self.io.name(self.info.direct_tls);
+        self.session_open = Some(self.shared.metrics.open_session(transport));
         self.framer.set_limits(limits(&self.shared.config));
         self.io.set_limits(limits(&self.shared.config));
         self.session = Some(entry);

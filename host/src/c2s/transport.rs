@@ -77,6 +77,15 @@ impl Transport {
         }
     }
 
+    /// The transport's name in `/metrics` (`direct_tls`: the TLS began the connection).
+    pub(super) fn name(&self, direct_tls: bool) -> &'static str {
+        match (self, direct_tls) {
+            (Self::WebSocket(_), _) => "websocket",
+            (Self::Tls(_), true) => "direct_tls",
+            (Self::Tls(_), false) => "starttls",
+        }
+    }
+
     pub(super) fn is_websocket(&self) -> bool {
         matches!(self, Self::WebSocket(_))
     }

@@ -643,6 +643,18 @@ impl HostCalls for PluginContext {
         Ok(true)
     }
 
+    fn count(
+        &self,
+        counter: &str,
+        label: Option<(&str, &str)>,
+        by: u64,
+    ) -> Result<(), PluginError> {
+        self.shared()?
+            .metrics
+            .module_count(&self.name, counter, label, by)
+            .map_err(|e| PluginError::bad_request(e.to_string()))
+    }
+
     fn derive_secret(&self, label: &str) -> Result<Vec<u8>, PluginError> {
         Ok(self
             .shared()?

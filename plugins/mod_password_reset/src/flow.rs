@@ -223,6 +223,13 @@ fn request_reset(ctx: Ctx<'_>, name: &str, email: &str, peer_ip: &str) -> Mechan
         }
         send
     };
+    // For the operator only (/metrics): the requester gets the same answer in every case.
+    let outcome = match (ip_ok, send) {
+        (false, _) => "rate_limited",
+        (true, true) => "link_sent",
+        (true, false) => "no_link",
+    };
+    svc.count_one("requests", "outcome", outcome);
     let raw = svc.random_bytes(crypto::TOKEN_BYTES);
     let record = Record {
         user: user.clone(),
@@ -366,6 +373,7 @@ fn issue(
     }
     .render();
     let op = ctx.svc.send_mail(mail)?;
+    ctx.svc.count_one("mails", "kind", "reset_link");
     ctx.svc.log(
         LogLevel::Info,
         &format!("password reset link for {jid} queued as mail {op}"),

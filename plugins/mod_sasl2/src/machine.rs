@@ -249,6 +249,7 @@ fn initiate(
     let now = env.host.now_ms();
     let limit = locked(env.limiter).check_ip(&stream.peer_ip, now);
     if let Some(limit) = limit {
+        env.host.count_one("rate_limited", "scope", "address");
         let f = Fail::new(SaslCondition::TemporaryAuthFailure, Some(&limit.text()));
         return fail(st, env, stream, &ex, f);
     }
@@ -309,6 +310,7 @@ fn foreign_limit(
     // A token login (hidden mechanism: FAST) is unguessable: the account's backoff does not
     // hold back its owner's clients; the address limits still apply.
     let limit = locked(env.limiter).check(user, &stream.peer_ip, env.host.now_ms(), ex.hidden)?;
+    env.host.count_one("rate_limited", "scope", "account");
     Some(Fail::new(
         SaslCondition::TemporaryAuthFailure,
         Some(&limit.text()),

@@ -219,6 +219,7 @@ fn precheck(
     let now = env.host.now_ms();
     let limit = locked(env.limiter).check(user, &info.peer_ip, now, false);
     if let Some(limit) = limit {
+        env.host.count_one("rate_limited", "scope", "account");
         return Some(failure(
             SaslCondition::TemporaryAuthFailure,
             Some(&limit.text()),

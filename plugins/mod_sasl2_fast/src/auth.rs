@@ -183,8 +183,12 @@ pub(crate) fn start(
         password_changed_at_ms: account.map(|a| a.password_changed_at_ms),
     };
     match token::verify(key, &attempt, &slots) {
-        Verdict::Rejected => fail(SaslCondition::NotAuthorized, None),
+        Verdict::Rejected => {
+            svc.count_one("tokens", "event", "rejected");
+            fail(SaslCondition::NotAuthorized, None)
+        }
         Verdict::Stale { slot, reason } => {
+            svc.count_one("tokens", "event", "stale");
             forget_stale(svc, &user, &req.ua_id, slot, reason);
             fail(SaslCondition::CredentialsExpired, Some(STALE))
         }
@@ -243,6 +247,15 @@ fn accept(
             svc.log(LogLevel::Warn, &format!("FAST token promotion failed: {e}"));
         }
     }
+    svc.count_one(
+        "tokens",
+        "event",
+        if req.invalidate {
+            "invalidated"
+        } else {
+            "used"
+        },
+    );
     let pending = Pending {
         user: user.clone(),
         ua_id: req.ua_id,

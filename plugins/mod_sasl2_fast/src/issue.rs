@@ -67,6 +67,12 @@ pub(crate) fn on_success(
     let Some(mechanism) = decide(requested, fast.as_ref()) else {
         return Vec::new();
     };
+    // Asked for by the client, or a rotation the server decided on (XEP-0484 §5.4).
+    let event = if requested.is_some() {
+        "issued"
+    } else {
+        "rotated"
+    };
     let ua_id = ht::user_agent_id(auth).or_else(|| fast.map(|p| p.ua_id));
     let Some(ua_id) = ua_id.filter(|id| ht::is_uuid(id)) else {
         svc.log(
@@ -81,7 +87,7 @@ pub(crate) fn on_success(
         0 => now_ms,
         started => started.min(now_ms),
     };
-    issue(
+    let token = issue(
         svc,
         key,
         settings,
@@ -89,9 +95,11 @@ pub(crate) fn on_success(
         &ua_id,
         mechanism,
         basis_ms,
-    )
-    .into_iter()
-    .collect()
+    );
+    if token.is_some() {
+        svc.count_one("tokens", "event", event);
+    }
+    token.into_iter().collect()
 }
 
 /// Store a new token dated `now_ms` in slot `new` and build its `<token/>`; `None` when the

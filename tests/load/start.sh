@@ -6,7 +6,8 @@
 #   stop_server                                   # kill it and remove its folder
 #
 # start_server sets DIR (temporary folder), CONF (its tessera.toml), SERVER (the server's pid),
-# C2S (STARTTLS address) and DIRECT (direct TLS address), and returns once the server is ready
+# C2S (STARTTLS address), DIRECT (direct TLS address) and HTTPS (the HTTPS listener, with
+# /xmpp-websocket), and returns once the server is ready
 # (or exits with its log).
 
 start_server() {
@@ -16,6 +17,7 @@ start_server() {
     local port=$((20000 + RANDOM % 20000))
     C2S="127.0.0.1:$port"
     DIRECT="127.0.0.1:$((port + 1))"
+    HTTPS="127.0.0.1:$((port + 2))"
     cat > "$CONF" <<EOT
 domain = "localhost"
 data_dir = "data"
@@ -30,7 +32,7 @@ max_connections_per_ip = 1000000   # the load tool connects from one address
 ${C2S_EXTRA:-}
 
 [http]
-listen = ["127.0.0.1:$((port + 2))"]
+listen = ["$HTTPS"]
 EOT
     RUST_LOG=warn "$1/tessera" -c "$CONF" run > "$DIR/server.out" 2> "$DIR/server.err" &
     SERVER=$!

@@ -31,6 +31,7 @@ mod net;
 mod procfs;
 mod slowreader;
 mod stats;
+mod ws;
 mod xml;
 
 use std::process::ExitCode;

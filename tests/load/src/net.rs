@@ -82,6 +82,8 @@ pub(crate) enum TlsMode {
     Starttls,
     /// XEP-0368 direct TLS.
     Direct,
+    /// XMPP over WebSocket (RFC 7395): `--server` is the HTTPS listener.
+    Websocket,
 }
 
 /// Everything needed to open a connection to the server under test.
@@ -121,8 +123,10 @@ impl Target {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
             .with_no_client_auth();
-        if mode == TlsMode::Direct {
-            config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+        match mode {
+            TlsMode::Direct => config.alpn_protocols = vec![b"xmpp-client".to_vec()],
+            TlsMode::Websocket => config.alpn_protocols = vec![b"http/1.1".to_vec()],
+            TlsMode::Starttls => {}
         }
         config.resumption = if resumption {
             Resumption::in_memory_sessions(4096)
@@ -156,7 +160,7 @@ impl Target {
     ) -> Result<Conn, Failure> {
         let tcp = tcp_connect(self.addr, source, rcvbuf).await?;
         let tcp = match self.mode {
-            TlsMode::Direct => tcp,
+            TlsMode::Direct | TlsMode::Websocket => tcp,
             TlsMode::Starttls => self.starttls(tcp).await?,
         };
         let io = self
@@ -164,6 +168,12 @@ impl Target {
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|e| Failure::Tls(e.to_string()))?;
+        let io = match self.mode {
+            TlsMode::Websocket => {
+                ClientIo::WebSocket(Box::new(crate::ws::connect(io, &self.domain).await?))
+            }
+            _ => ClientIo::Tls(Box::new(io)),
+        };
         Ok(Wire::new(io))
     }
 
@@ -207,8 +217,70 @@ async fn tcp_connect(
     Ok(tcp)
 }
 
-/// A TLS connection to the server.
-pub(crate) type Conn = Wire<TlsStream<TcpStream>>;
+/// A connection to the server: TLS, or a WebSocket in TLS read and written in the TCP form.
+pub(crate) type Conn = Wire<ClientIo>;
+
+/// What a [`Conn`] runs over.
+#[derive(Debug)]
+pub(crate) enum ClientIo {
+    Tls(Box<TlsStream<TcpStream>>),
+    WebSocket(Box<crate::ws::WsIo>),
+}
+
+impl ClientIo {
+    fn tls(&self) -> &rustls::ClientConnection {
+        match self {
+            Self::Tls(t) => t.get_ref().1,
+            Self::WebSocket(w) => w.tls().get_ref().1,
+        }
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_read(cx, buf),
+            Self::WebSocket(w) => std::pin::Pin::new(w.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write(cx, buf),
+            Self::WebSocket(w) => std::pin::Pin::new(w.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_flush(cx),
+            Self::WebSocket(w) => std::pin::Pin::new(w.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_shutdown(cx),
+            Self::WebSocket(w) => std::pin::Pin::new(w.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A byte stream with a receive buffer.
 #[derive(Debug)]
@@ -297,8 +369,7 @@ impl Conn {
     pub(crate) fn tls_exporter(&self) -> Result<Vec<u8>, Failure> {
         let mut out = [0u8; 32];
         self.io
-            .get_ref()
-            .1
+            .tls()
             .export_keying_material(&mut out, b"EXPORTER-Channel-Binding", Some(b""))
             .map_err(|e| Failure::Tls(format!("tls-exporter: {e}")))?;
         Ok(out.to_vec())
@@ -306,14 +377,13 @@ impl Conn {
 
     /// Whether the TLS handshake resumed a session.
     pub(crate) fn resumed(&self) -> bool {
-        self.io.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+        self.io.tls().handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// The negotiated TLS version, e.g. `TLSv1_3`.
     pub(crate) fn tls_version(&self) -> String {
         self.io
-            .get_ref()
-            .1
+            .tls()
             .protocol_version()
             .map(|v| format!("{v:?}"))
             .unwrap_or_default()

@@ -14,9 +14,19 @@ fn fast_server() -> Server {
 /// Run `tessera-load MODE --server <direct TLS> ARGS --tessera-config … --server-pid …`;
 /// returns the JSON report (the run must succeed).
 fn load(server: &Server, mode: &str, args: &[&str]) -> (Value, String) {
+    load_at(server, server.ports.direct_tls, mode, args)
+}
+
+/// [`load`] against `addr`.
+fn load_at(
+    server: &Server,
+    addr: std::net::SocketAddr,
+    mode: &str,
+    args: &[&str],
+) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera-load"))
         .args([mode, "--server"])
-        .arg(server.ports.direct_tls.to_string())
+        .arg(addr.to_string())
         .args(args)
         .arg("--tessera-config")
         .arg(server.config_path())
@@ -72,6 +82,42 @@ fn fast_logins_report_server_cpu() {
     assert!(
         r["server_cpu_ms_per_login"].as_f64().unwrap_or(0.0) > 0.0,
         "{r}"
+    );
+    assert_cleaned_up(&server);
+}
+
+/// `--tls websocket`: SCRAM and FAST logins over XMPP over WebSocket (RFC 7395) at the HTTPS
+/// listener, as many as over direct TLS and with no error.
+#[test]
+fn websocket_logins_with_scram_and_fast() {
+    let server = fast_server();
+    for mechanism in ["scram-sha-256", "fast-none"] {
+        let (r, stderr) = load_at(
+            &server,
+            server.ports.http,
+            "logins",
+            &[
+                "--tls",
+                "websocket",
+                "--mechanism",
+                mechanism,
+                "--concurrency",
+                "2",
+                "--duration",
+                "2",
+                "--create",
+                "2",
+            ],
+        );
+        assert!(r["logins"].as_u64().unwrap_or(0) > 10, "{r}\n{stderr}");
+        assert_eq!(r["tls_version"], "TLSv1_3", "{r}");
+    }
+    let metrics = tessera_tests::https(server.ports.http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tessera_connections_total{transport=\"websocket\"}")),
+        "{metrics}"
     );
     assert_cleaned_up(&server);
 }

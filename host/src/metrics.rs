@@ -108,6 +108,14 @@ fn metric_name(name: &str) -> Result<(), CountRefused> {
 #[derive(Debug)]
 pub struct OpenGuard(Gauge);
 
+impl OpenGuard {
+    fn on(family: &Family<Transport, Gauge>, transport: &'static str) -> Self {
+        let gauge = family.get_or_create(&Transport { transport }).clone();
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.dec();
@@ -184,22 +192,12 @@ impl Metrics {
 
     /// A connection of `transport` is open until the guard is dropped.
     pub fn open_connection(&self, transport: &'static str) -> OpenGuard {
-        let g = self
-            .open_connections
-            .get_or_create(&Transport { transport })
-            .clone();
-        g.inc();
-        OpenGuard(g)
+        OpenGuard::on(&self.open_connections, transport)
     }
 
     /// A session over `transport` is authenticated until the guard is dropped.
     pub fn open_session(&self, transport: &'static str) -> OpenGuard {
-        let g = self
-            .open_sessions
-            .get_or_create(&Transport { transport })
-            .clone();
-        g.inc();
-        OpenGuard(g)
+        OpenGuard::on(&self.open_sessions, transport)
     }
 
     /// Module `module` adds `by` to its counter `counter`, with one optional label.

@@ -435,3 +435,66 @@ fn a_browser_logs_in_with_scram_keeps_a_fast_token_and_comes_back_with_it_alone(
     assert!(shot.is_file(), "screenshot at {}", shot.display());
     a_fresh_login_works(&server);
 }
+
+/// The connection caps hold for WebSocket as for TCP: a WebSocket takes a client place of its
+/// address, and one over the cap is refused with 503 before any XMPP; the places come back.
+#[test]
+fn the_per_address_cap_counts_websockets_with_tcp_clients() {
+    let server = server("max_connections_per_ip = 2", "");
+    let mut first = ws(&server);
+    first.open();
+    let mut second = XmppClient::direct_tls(server.ports.direct_tls);
+    second.open();
+    let refused = XmppClient::websocket(server.ports.http, &[]).expect_err("over the cap");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("too many connections"),
+        "{}",
+        refused.body
+    );
+    first.send(&format!("<close xmlns='{FRAMING}'/>"));
+    first.read_to_close();
+    // The place is given back when the WebSocket ends (bounded wait: the task is finishing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match XmppClient::websocket(server.ports.http, &[]) {
+            Ok(mut c) => {
+                assert!(c.open().contains("<mechanism>"));
+                break;
+            }
+            Err(r) => {
+                assert_eq!(r.status, 503);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the place never came back"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// mod_password_reset's SASL2 mechanism works unchanged over WebSocket: the request gets the
+/// same answer as over TCP and the link is mailed.
+#[test]
+fn a_password_reset_can_be_requested_over_websocket() {
+    let s = Server::start(&ServerOptions {
+        http: "public_url = \"https://chat.example.test\"".into(),
+        ..ServerOptions::with_modules(&["sasl2", "password_reset"])
+    });
+    s.add_user("alice", "old password 1", Some("alice@example.net"));
+    let mut c = ws(&s);
+    c.open();
+    let failure = c.password_reset(
+        tessera_tests::reset::Profile::Sasl2,
+        "alice",
+        "alice@example.net",
+    );
+    let requested = format!(
+        "<reset-requested xmlns='{}'/>",
+        tessera_tests::reset::RESET_NS
+    );
+    assert!(failure.contains(&requested), "{failure}");
+    let (_, mail) = tessera_tests::wait_for_mail(&s.dir.path().join("data/outbox"));
+    assert!(mail.contains("https://chat.example.test/"), "{mail}");
+}

@@ -186,7 +186,7 @@ pub struct WebSocketConfig {
     pub url: Option<String>,
     /// Offer channel-binding mechanisms (SCRAM-*-PLUS) over WebSocket (default `true`): the
     /// binding is real when the client's TLS ends at this server. Set `false` behind a proxy
-    /// that terminates TLS; requests carrying `Forwarded`/`X-Forwarded-*` never get them.
+    /// that terminates TLS (else -PLUS logins through it fail: the bindings differ).
     pub channel_binding: bool,
 }
 

@@ -205,8 +205,10 @@ fn upgrade(
         }
     };
     let mut facts = tls.clone();
-    if !ws.channel_binding || websocket::proxied(req.headers()) {
-        // TLS may have ended at a proxy: this connection's binding is not the client's.
+    if !ws.channel_binding {
+        // TLS ends at a proxy: this connection's binding is not the client's. Decided by the
+        // operator, never by a request header, which anyone in the middle could add to strip
+        // the binding that would have caught them.
         facts.channel_bindings = Default::default();
     }
     let on_upgrade = hyper::upgrade::on(&mut req);

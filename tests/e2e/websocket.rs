@@ -5,7 +5,7 @@
 
 use tessera_sasl::Hash;
 use tessera_tests::sasl::Sasl2Extras;
-use tessera_tests::ws::{BINARY, TEXT};
+use tessera_tests::ws::{BINARY, CONTINUATION, PING, TEXT};
 use tessera_tests::{https, Server, ServerOptions, XmppClient};
 
 const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -149,11 +149,16 @@ fn legacy_sasl_restarts_the_stream_with_a_new_open() {
     assert_eq!(opens, 2, "one <open/> per stream: {:?}", c.ws_messages());
 }
 
+/// Behind a proxy that ends TLS the operator turns channel binding off; a request header
+/// cannot (anyone in the middle could add one to strip the binding that would catch them).
 #[test]
-fn behind_a_proxy_no_channel_binding_is_offered() {
+fn channel_binding_is_turned_off_by_the_operator_only() {
     let server = server("", "");
     let mut c =
         XmppClient::websocket(server.ports.http, &[("X-Forwarded-For", "192.0.2.7")]).expect("101");
+    assert!(c.open().contains("SCRAM-SHA-256-PLUS"));
+    let server = self::server("", "[websocket]\nchannel_binding = false\n");
+    let mut c = ws(&server);
     let features = c.open();
     assert!(features.contains("SCRAM-SHA-256<"), "{features}");
     assert!(!features.contains("-PLUS"), "{features}");
@@ -292,6 +297,31 @@ fn each_framing_violation_gets_its_precise_close_and_the_server_lives_on() {
     let close = c.ws_close().expect("closed");
     assert_eq!(close.0, 1009, "{close:?}");
     assert!(close.1.contains("4096"), "{close:?}");
+
+    // The same over the limit in fragments (continuation frames): 1009 as well.
+    let mut c = ws(&server);
+    c.open();
+    c.send_ws_frame(TEXT, &big.as_bytes()[..3000], false);
+    c.send_ws_frame(CONTINUATION, &big.as_bytes()[3000..], true);
+    c.read_to_close();
+    let close = c.ws_close().expect("closed");
+    assert_eq!(close.0, 1009, "{close:?}");
+
+    // Pings are answered, and the stream goes on.
+    let mut c = ws(&server);
+    c.open();
+    for _ in 0..3 {
+        c.send_ws_frame(PING, b"are you there", true);
+    }
+    let out = c.sasl2_scram(
+        Hash::Sha256,
+        true,
+        "alice",
+        "correct horse",
+        &Sasl2Extras::bind("p"),
+    );
+    assert!(out.success, "{}", out.xml);
+    assert_eq!(c.ws_pongs(), 3);
 
     // Silence: the negotiation timeout holds as on TCP.
     let mut c = ws(&server);

@@ -271,6 +271,14 @@ impl XmppClient {
         }
     }
 
+    /// WebSocket pongs received so far.
+    pub fn ws_pongs(&self) -> usize {
+        match self.io.as_ref() {
+            Some(Io::WebSocket(w)) => w.pongs,
+            _ => 0,
+        }
+    }
+
     /// Every WebSocket text message received so far, in order.
     pub fn ws_messages(&self) -> Vec<String> {
         match self.io.as_ref() {

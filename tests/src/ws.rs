@@ -12,12 +12,15 @@ use rustls::{ClientConnection, StreamOwned};
 use crate::client::{parse_http, HttpReply};
 use crate::TIMEOUT;
 
+/// Continuation frame opcode.
+pub const CONTINUATION: u8 = 0x0;
 /// Text frame opcode.
 pub const TEXT: u8 = 0x1;
 /// Binary frame opcode.
 pub const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
+/// Ping frame opcode.
+pub const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 
 /// The `<open/>` tests send (RFC 7395 §3.4).
@@ -36,6 +39,8 @@ pub struct WsIo {
     pub(crate) close: Option<(u16, String)>,
     /// Every text message received.
     pub(crate) messages: Vec<String>,
+    /// Pongs received.
+    pub(crate) pongs: usize,
     mask: u32,
 }
 
@@ -104,6 +109,7 @@ impl WsIo {
             partial: Vec::new(),
             close: None,
             messages: Vec::new(),
+            pongs: 0,
             mask: 0x3715_9a2c,
         })
     }
@@ -183,7 +189,7 @@ impl WsIo {
                     PING => {
                         let _ = self.send_frame(PONG, &payload, true);
                     }
-                    PONG => {}
+                    PONG => self.pongs += 1,
                     _ => {
                         self.partial.extend_from_slice(&payload);
                         if fin {

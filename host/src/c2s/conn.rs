@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::features::{features, named_account, stream_header, FeatureSet};
 use super::throttle::Throttle;
-use super::transport::{ReadError, Transport};
+use super::transport::{ReadError, Received, Transport};
 use crate::config::Config;
 use crate::router::{self, leftovers};
 use crate::sessions::outbox::{Closed, CopyGroup, Fate, Queued, Sender};
@@ -153,7 +153,7 @@ impl End {
 }
 
 enum Wake {
-    Read(Result<usize, ReadError>),
+    Read(Result<Received, ReadError>),
     Wrote(std::io::Result<usize>),
     Flushed(std::io::Result<()>),
     Queued,
@@ -336,13 +336,20 @@ impl Conn {
                 }
             };
             let result = match wake {
-                Wake::Read(Ok(0)) => {
+                Wake::Read(Ok(Received {
+                    bytes: 0,
+                    charged: 0,
+                })) => {
                     self.lost = true;
                     return End::quiet("peer closed the connection");
                 }
-                Wake::Read(Ok(n)) => {
-                    self.throttle.consume(n, std::time::Instant::now());
-                    self.on_bytes(buf.get(..n).unwrap_or_default()).await
+                Wake::Read(Ok(r)) => {
+                    self.throttle.consume(r.charged, std::time::Instant::now());
+                    if r.bytes == 0 {
+                        Ok(true)
+                    } else {
+                        self.on_bytes(buf.get(..r.bytes).unwrap_or_default()).await
+                    }
                 }
                 Wake::Read(Err(ReadError::Io(e))) => {
                     self.lost = true;
@@ -650,6 +657,11 @@ impl Conn {
         };
         let header = parse_stream_header(raw)?;
         let reply = stream_header(&self.shared, &header)?;
+        if self.header_sent {
+            // A restart: what the old stream had to say is all written (frames are read only
+            // then), and the transport learns that a new stream begins.
+            self.io.restart();
+        }
         self.header_sent = true;
         self.out.push_str(&reply);
         self.info.from = header.from.clone();

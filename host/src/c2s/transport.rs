@@ -24,6 +24,32 @@ use crate::websocket::{self, Encoder, Inbound};
 /// The WebSocket of an upgraded HTTPS request.
 pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// What one read brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Received {
+    /// Bytes of the TCP form put in the buffer; 0 with nothing `charged` is the end.
+    pub(super) bytes: usize,
+    /// What the client sent for them, charged to its receive rate: WebSocket pings, pongs and
+    /// keepalives cost the sender something though they yield no bytes.
+    pub(super) charged: usize,
+}
+
+impl Received {
+    fn data(n: usize) -> Self {
+        Self {
+            bytes: n,
+            charged: n,
+        }
+    }
+
+    fn control(charged: usize) -> Self {
+        Self { bytes: 0, charged }
+    }
+}
+
+/// The least a client's frame takes on the wire: 2 header bytes and a 4-byte mask.
+const FRAME_OVERHEAD: usize = 6;
+
 /// Why a read failed.
 #[derive(Debug)]
 pub(super) enum ReadError {
@@ -51,6 +77,7 @@ pub(super) struct WsTransport {
     encoder: Encoder,
     /// The close code to end with (1000 unless the client broke a rule of the framing).
     close_code: CloseCode,
+    close_reason: String,
 }
 
 impl Transport {
@@ -64,6 +91,7 @@ impl Transport {
             pending_at: 0,
             encoder: Encoder::new(),
             close_code: CloseCode::NORMAL_CLOSURE,
+            close_reason: String::new(),
         }))
     }
 
@@ -90,11 +118,23 @@ impl Transport {
         matches!(self, Self::WebSocket(_))
     }
 
-    /// Reads bytes in the TCP form; `Ok(0)` at the end.
-    pub(super) async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+    /// Reads bytes in the TCP form.
+    pub(super) async fn read(&mut self, buf: &mut [u8]) -> Result<Received, ReadError> {
         match self {
-            Self::Tls(io) => io.read(buf).await.map_err(ReadError::Io),
+            Self::Tls(io) => io
+                .read(buf)
+                .await
+                .map(Received::data)
+                .map_err(ReadError::Io),
             Self::WebSocket(w) => w.read(buf).await,
+        }
+    }
+
+    /// A new stream begins (after authentication): the server's next output is a stream
+    /// header again. Called while nothing of the old stream waits to be written.
+    pub(super) fn restart(&mut self) {
+        if let Self::WebSocket(w) = self {
+            w.encoder.restart();
         }
     }
 
@@ -136,7 +176,9 @@ impl Transport {
                 if !w.encoder.closed() {
                     let _ = w.ws.feed(Message::text(websocket::close_element())).await;
                 }
-                let _ = w.ws.feed(Message::close(Some(w.close_code), "")).await;
+                let _ =
+                    w.ws.feed(Message::close(Some(w.close_code), &w.close_reason))
+                        .await;
                 w.ws.close().await.map_err(ws_io)
             }
         }
@@ -151,7 +193,7 @@ fn ws_io(e: tokio_websockets::Error) -> io::Error {
 }
 
 impl WsTransport {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<Received, ReadError> {
         loop {
             if let Some(rest) = self
                 .pending
@@ -167,14 +209,22 @@ impl WsTransport {
                     self.pending = Vec::new();
                     self.pending_at = 0;
                 }
-                return Ok(n);
+                return Ok(Received::data(n));
             }
             let message = match self.ws.next().await {
-                None => return Ok(0),
+                None => return Ok(Received::data(0)),
                 Some(Ok(m)) => m,
                 Some(Err(tokio_websockets::Error::Io(e))) => return Err(ReadError::Io(e)),
+                Some(Err(e @ tokio_websockets::Error::PayloadTooLong { max_len, .. })) => {
+                    // Over the limit across continuation frames: the WebSocket layer refuses
+                    // without closing (it closes by itself only for a single frame over it).
+                    self.close_code = CloseCode::MESSAGE_TOO_BIG;
+                    self.close_reason = format!("max length: {max_len}");
+                    return Err(ReadError::WebSocket(e.to_string()));
+                }
                 Some(Err(e)) => return Err(ReadError::WebSocket(e.to_string())),
             };
+            let wire = message.as_payload().len() + FRAME_OVERHEAD;
             if message.is_binary() {
                 self.close_code = CloseCode::UNSUPPORTED_DATA;
                 return Err(ReadError::Stream(StreamError::with_text(
@@ -182,7 +232,16 @@ impl WsTransport {
                     "XMPP over WebSocket is sent in text messages (RFC 7395 §3.3.3)",
                 )));
             }
-            // Pings are answered by the WebSocket layer; a close frame ends the stream next.
+            if message.is_ping() {
+                // The WebSocket layer queued the pong: it goes out before anything more is
+                // read, so a client that pings and never reads cannot pile pongs up here.
+                self.ws.flush().await.map_err(|e| ReadError::Io(ws_io(e)))?;
+                return Ok(Received::control(wire));
+            }
+            if message.is_pong() {
+                return Ok(Received::control(wire));
+            }
+            // A close frame: the stream ends with the next read.
             let Some(text) = message.as_text() else {
                 continue;
             };
@@ -190,7 +249,7 @@ impl WsTransport {
                 Ok(Inbound::Open(header)) => header.into_bytes(),
                 Ok(Inbound::Close) => b"</stream:stream>".to_vec(),
                 Ok(Inbound::Element(element)) => element.into_bytes(),
-                Ok(Inbound::Keepalive) => continue,
+                Ok(Inbound::Keepalive) => return Ok(Received::control(wire)),
                 Err(e) => return Err(ReadError::Stream(e)),
             };
         }

@@ -93,6 +93,7 @@ impl OriginPolicy {
             .collect();
         allowed.push(format!("https://{}", domain.to_ascii_lowercase()));
         allowed.extend(public_url.and_then(origin_of));
+        let allowed = allowed.iter().filter_map(|o| origin_of(o)).collect();
         Self {
             any: configured.iter().any(|o| o == "*"),
             allowed,
@@ -105,15 +106,13 @@ impl OriginPolicy {
         match origin {
             None => true,
             Some(_) if self.any => true,
-            Some(o) => {
-                let o = o.trim().to_ascii_lowercase();
-                self.allowed.contains(&o)
-            }
+            Some(o) => origin_of(o.trim()).is_some_and(|o| self.allowed.contains(&o)),
         }
     }
 }
 
-/// The origin (`scheme://host[:port]`, lowercase) of a URL, or `None` if it is not one.
+/// The origin (`scheme://host[:port]`, lowercase, without the scheme's default port, as
+/// browsers send it) of a URL, or `None` if it is not one.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -124,11 +123,17 @@ pub fn origin_of(url: &str) -> Option<String> {
     if !valid_scheme || authority.is_empty() || authority.contains('@') {
         return None;
     }
-    Some(format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        authority.to_ascii_lowercase()
-    ))
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = authority.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" | "wss" => Some(":443"),
+        "http" | "ws" => Some(":80"),
+        _ => None,
+    };
+    let authority = default_port
+        .and_then(|p| authority.strip_suffix(p))
+        .unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}"))
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -181,7 +186,12 @@ pub fn check_handshake(
     if !xmpp {
         return Err(Refusal::Subprotocol);
     }
-    if !origins.allows(header(headers, "origin")) {
+    let origin = match headers.get("origin") {
+        None => None,
+        // Present but not text: no browser sends that, and it is not an allowed origin.
+        Some(v) => Some(v.to_str().map_err(|_| Refusal::Origin)?),
+    };
+    if !origins.allows(origin) {
         return Err(Refusal::Origin);
     }
     HeaderValue::from_str(&accept_key(key)).map_err(|_| Refusal::Key)
@@ -193,14 +203,6 @@ pub fn accept_key(key: &str) -> String {
     sha.update(key.as_bytes());
     sha.update(HANDSHAKE_GUID.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// Whether a request passed through a proxy that says so (`Forwarded`, `X-Forwarded-*`): its
-/// TLS may have ended there, so this connection's channel binding is not the client's.
-pub fn proxied(headers: &HeaderMap) -> bool {
-    headers.contains_key("forwarded")
-        || headers.contains_key("x-forwarded-for")
-        || headers.contains_key("x-forwarded-proto")
 }
 
 /// XEP-0156's host-meta in XRD (`/.well-known/host-meta`).
@@ -305,6 +307,13 @@ impl Encoder {
         Self {
             framer: Framer::new(limits),
             closed: false,
+        }
+    }
+
+    /// A new stream begins: the next output is a stream header.
+    pub fn restart(&mut self) {
+        if self.framer.at_boundary() {
+            self.framer.reset();
         }
     }
 

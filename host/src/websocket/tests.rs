@@ -100,10 +100,16 @@ fn origin_of_keeps_scheme_host_and_port() {
 }
 
 #[test]
-fn proxies_are_recognised() {
-    assert!(!proxied(&request(GOOD)));
-    assert!(proxied(&request(&[("x-forwarded-for", "10.0.0.1")])));
-    assert!(proxied(&request(&[("forwarded", "for=10.0.0.1")])));
+fn default_ports_match_and_an_undecodable_origin_is_refused() {
+    let p = OriginPolicy::new("example.com", Some("https://chat.example.com:443/app"), &[]);
+    assert!(p.allows(Some("https://chat.example.com")));
+    assert!(p.allows(Some("https://example.com:443")));
+    let mut h = request(GOOD);
+    h.insert(
+        "origin",
+        HeaderValue::from_bytes(b"https://\xffexample.com").unwrap(),
+    );
+    assert_eq!(check_handshake(&Method::GET, &h, &p), Err(Refusal::Origin));
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             .admission
             .accept(&listener, crate::admission::Kind::Https, &mut backoff)
             .await;
+        // Small writes (an XMPP answer over WebSocket, above all) must not wait for the
+        // peer's delayed ACK (Nagle): ~40 ms per round trip otherwise.
+        let _ = tcp.set_nodelay(true);
         shared.metrics.connection("https");
         let acceptor = acceptor.clone();
         let shared = shared.clone();

@@ -14,7 +14,7 @@ use crate::accounts::Accounts;
 use crate::auth::{self, Client, Mechanism};
 use crate::cli::{LoginsArgs, OnOff};
 use crate::failure::Failure;
-use crate::net::{Target, TlsMode};
+use crate::net::Target;
 use crate::procfs::{round, CpuMeter};
 use crate::stats::Tally;
 
@@ -267,7 +267,7 @@ fn report(
         "mode": "logins",
         "server": ctx.target.addr.to_string(),
         "mechanism": args.mechanism.name(),
-        "tls": if ctx.target.mode == TlsMode::Direct { "direct" } else { "starttls" },
+        "tls": ctx.target.mode.name(),
         "tls_version": tally.tls_version.clone().unwrap_or_default(),
         "resumption": if args.common.resumption == OnOff::On { "on" } else { "off" },
         "resumed_handshakes": tally.resumed,

@@ -86,6 +86,17 @@ pub(crate) enum TlsMode {
     Websocket,
 }
 
+impl TlsMode {
+    /// The name in reports (as on the command line).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Starttls => "starttls",
+            Self::Direct => "direct",
+            Self::Websocket => "websocket",
+        }
+    }
+}
+
 /// Everything needed to open a connection to the server under test.
 #[derive(Clone)]
 pub(crate) struct Target {

@@ -26,6 +26,24 @@ fn embedded_default_parses_with_documented_defaults() {
     assert!(c.smtp.is_none());
     assert_eq!(c.scram_iterations, 10_000);
     assert_eq!(c.log_format, crate::config::LogFormat::Text);
+    // WebSocket and host-meta are on; only the server's own pages may connect; the endpoint
+    // published is the public URL's.
+    assert!(c.websocket.enabled && c.websocket.channel_binding);
+    assert!(c.websocket.allowed_origins.is_empty());
+    assert_eq!(
+        crate::http::websocket_url(&c, 5281),
+        "wss://localhost:5281/xmpp-websocket"
+    );
+    assert_eq!(
+        parse("[websocket]\nallowed_origins = [\"https://chat.example.org/app\"]\n")
+            .unwrap_err()
+            .to_string(),
+        "t.toml:2: `websocket.allowed_origins`: `https://chat.example.org/app` is not an origin (scheme://host[:port], no path), nor \"*\""
+    );
+    assert_eq!(
+        parse("[websocket]\nenabled = 1\n").unwrap_err().to_string(),
+        "t.toml:2: `websocket.enabled`: expected true or false, found integer"
+    );
     assert_eq!(
         parse("log_format = \"json\"\n").unwrap().log_format,
         crate::config::LogFormat::Json

@@ -32,6 +32,12 @@ struct Login {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StanzaKind {
+    kind: &'static str,
+    origin: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventName {
     event: String,
 }
@@ -59,6 +65,7 @@ pub struct Metrics {
     module_call_seconds: Family<ModuleName, Counter<f64, std::sync::atomic::AtomicU64>>,
     module_failures: Family<ModuleName, Counter>,
     module_panics: Family<ModuleName, Counter>,
+    stanzas_routed: Family<StanzaKind, Counter>,
     /// Open connections and sessions by transport (guards count them down).
     open_connections: Family<Transport, Gauge>,
     open_sessions: Family<Transport, Gauge>,
@@ -260,6 +267,20 @@ impl Metrics {
         }
     }
 
+    /// The router took a stanza (`name`: message, presence or iq) from a client session or a
+    /// module (`origin`).
+    pub fn stanza_routed(&self, name: &str, origin: &'static str) {
+        let kind = match name {
+            "message" => "message",
+            "presence" => "presence",
+            "iq" => "iq",
+            _ => "other",
+        };
+        self.stanzas_routed
+            .get_or_create(&StanzaKind { kind, origin })
+            .inc();
+    }
+
     /// A SASL exchange ended: `outcome` is `success` or the failure condition.
     pub fn login(&self, mechanism: &str, outcome: &str) {
         self.logins
@@ -325,6 +346,11 @@ pub fn render(shared: &Shared) -> String {
         "events",
         "Events fired on the bus, by name",
         m.events.clone(),
+    );
+    registry.register(
+        "stanzas_routed",
+        "Stanzas the router took, by kind and origin (a client session or a module)",
+        m.stanzas_routed.clone(),
     );
     registry.register(
         "module_operations",

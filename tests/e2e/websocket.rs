@@ -113,6 +113,7 @@ fn sasl2_with_channel_binding_bind2_and_messages_with_a_tcp_client() {
         "tessera_open_sessions_by_transport{transport=\"websocket\"} 1",
         "tessera_open_sessions_by_transport{transport=\"direct_tls\"} 1",
         "tessera_open_connections_by_transport{transport=\"websocket\"} 1",
+        "tessera_stanzas_routed_total{kind=\"message\",origin=\"client\"} 2",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }

@@ -120,6 +120,7 @@ pub async fn route(
     info: &StreamInfo,
     mut stanza: Element,
 ) -> RouteOutcome {
+    shared.metrics.stanza_routed(&stanza.name, "client");
     let domain = shared.config.domain.clone();
     stanza.set_attr("from", session.jid());
     let to = match stanza.attr("to").map(Jid::parse) {
@@ -263,6 +264,7 @@ pub fn check_module_stanza(shared: &Shared, stanza: &Element) -> Result<(), Plug
 /// Route a stanza a module sent as the server (an effect, after the call that sent it): the
 /// delivery hooks of local recipients run; an error it causes goes back to its `from`.
 pub fn route_from_server(shared: &Arc<Shared>, stanza: Element) {
+    shared.metrics.stanza_routed(&stanza.name, "module");
     let domain = shared.config.domain.clone();
     let routes = shared.registry.routes();
     let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());

@@ -146,6 +146,15 @@ fn rotation_issues_a_new_token_and_the_old_one_works_until_it_is_used() {
         failure_of(&fifth.step),
         ("not-authorized".into(), Some("alice".into()))
     );
+    // What /metrics shows: one token asked for, two rotations, four uses, two refusals.
+    let counted = |event| {
+        fake.test
+            .counted("sasl2_fast", "tokens", Some(("event", event)))
+    };
+    assert_eq!(
+        ["issued", "rotated", "used", "rejected"].map(counted),
+        [1, 2, 4, 2]
+    );
 }
 
 #[test]

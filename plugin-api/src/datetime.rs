@@ -1,6 +1,6 @@
-//! XEP-0082 DateTime (`YYYY-MM-DDThh:mm:ss[.sss]Z`, UTC) from Unix milliseconds, with the
-//! proleptic Gregorian calendar (no clock read, no calendar crate): FAST token expiries,
-//! XEP-0203 `<delay/>` stamps.
+//! XEP-0082 DateTime (`YYYY-MM-DDThh:mm:ss[.sss]Z`, UTC) from Unix milliseconds and back, with
+//! the proleptic Gregorian calendar (no clock read, no calendar crate): FAST token expiries,
+//! XEP-0203 `<delay/>` stamps, XEP-0313 `start`/`end` filters.
 //!
 //! ```
 //! use tessera_plugin_api::datetime::{format_utc, format_utc_millis};
@@ -25,6 +25,95 @@ pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Days from 1970-01-01 to (year, month, day) (the inverse of [`civil_from_days`]); `None`
+/// before 1970.
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+/// Parse an XEP-0082 DateTime (`YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)`) into Unix
+/// milliseconds; `None` if it is not one, names a day that does not exist, or is before 1970.
+pub fn parse_utc(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = b.get(range)?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let days_in_month = *month_days.get(usize::try_from(month).ok()?.checked_sub(1)?)?;
+    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if sep(at, b'.') {
+        let start = at + 1;
+        at = start;
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        if at == start {
+            return None;
+        }
+        // Milliseconds: the first three digits, the rest dropped.
+        let frac = text.get(start..at.min(start + 3))?;
+        millis = frac.parse::<u64>().ok()? * 10u64.pow(3 - u32::try_from(frac.len()).ok()?);
+    }
+    let offset_minutes: i64 = match b.get(at) {
+        Some(b'Z') if at + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if at + 6 == b.len() && sep(at + 3, b':') => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let minutes = i64::try_from(h * 60 + m).ok()?;
+            if *sign == b'+' {
+                minutes
+            } else {
+                -minutes
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day)?;
+    let local = days * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+    let utc = i64::try_from(local).ok()? - offset_minutes * 60_000;
+    u64::try_from(utc).ok()
+}
+
 /// Format Unix milliseconds as an XEP-0082 DateTime in UTC with whole seconds.
 pub fn format_utc(unix_ms: u64) -> String {
     let (year, month, day) = civil_from_days(unix_ms / MS_PER_DAY);
@@ -47,6 +136,48 @@ pub fn format_utc_millis(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_reads_what_format_writes_and_xep_0082_examples() {
+        for ms in [0, 951_782_400_000, 1_700_000_000_123, 253_402_300_799_000] {
+            assert_eq!(parse_utc(&format_utc_millis(ms)), Some(ms));
+            assert_eq!(parse_utc(&format_utc(ms)), Some(ms - ms % 1000));
+        }
+        // XEP-0082 §3.2's example, in three spellings of one instant.
+        let instant = parse_utc("1969-07-21T02:56:15Z");
+        assert_eq!(instant, None, "before 1970");
+        assert_eq!(
+            parse_utc("2010-07-21T02:56:15Z"),
+            parse_utc("2010-07-20T21:56:15-05:00")
+        );
+        assert_eq!(
+            parse_utc("2010-07-21T02:56:15.5Z"),
+            Some(parse_utc("2010-07-21T02:56:15Z").unwrap() + 500)
+        );
+        assert_eq!(
+            parse_utc("2010-07-21T02:56:15.123456Z"),
+            Some(parse_utc("2010-07-21T02:56:15Z").unwrap() + 123)
+        );
+        assert_eq!(
+            parse_utc("2024-02-29T00:00:00+01:00"),
+            Some(1_709_161_200_000)
+        );
+        for bad in [
+            "",
+            "2010-07-21",
+            "2010-07-21T02:56:15",
+            "2010-07-21 02:56:15Z",
+            "2023-02-29T00:00:00Z",
+            "2010-13-01T00:00:00Z",
+            "2010-07-21T24:00:00Z",
+            "2010-07-21T02:56:15.Z",
+            "2010-07-21T02:56:15+5:00",
+            "2010-07-21T02:56:15Zjunk",
+            "+010-07-21T02:56:15Z",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn known_dates() {

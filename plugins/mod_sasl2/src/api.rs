@@ -28,7 +28,7 @@
 //!
 //! # Bind 2 results
 //! When a Bind 2 request is bound, mod_sasl2 calls [`BIND2_BOUND`] with a [`Bind2Bound`]; every
-//! reply (a `Vec<Element>`) is appended inside `<bound/>` after `<metadata/>` (e.g. the
+//! reply (a `Vec<Element>`) is appended inside `<bound/>` (mod_mam's `<metadata/>`, the
 //! XEP-0198 `<enabled/>` of an inline `<enable/>`).
 
 /// Query hooks of the task protocol, declared in the plugin API so that a module offering a

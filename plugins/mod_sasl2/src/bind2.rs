@@ -11,8 +11,10 @@
 //! * A `<tag>` that is empty (after trimming) or longer than [`MAX_TAG_LEN`] bytes is ignored,
 //!   and so is one whose resource would not pass resourceprep (e.g. right-to-left text next to
 //!   the suffix); non-ASCII spaces become spaces and the tag is NFKC-normalised.
-//! * `<bound/>` carries an empty `<metadata xmlns='urn:xmpp:mam:2'/>` (the archive summary is
-//!   not known to this module) followed by any children other modules contribute.
+//! * `<bound/>` carries what other modules contribute (`BIND2_BOUND`): the archive module its
+//!   `<metadata xmlns='urn:xmpp:mam:2'/>`, stream management its `<enabled/>`. Nothing about an
+//!   archive when no archive module is loaded: an empty `<metadata/>` would tell the client
+//!   that its archive is empty.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -21,7 +23,7 @@ use sha2::Sha256;
 use tessera_plugin_api::xml::Element;
 use tessera_sasl::saslprep;
 
-use crate::wire::{BIND2_NS, MAM_NS};
+use crate::wire::BIND2_NS;
 
 /// Longest `<tag>` used in a resource, in bytes.
 pub(crate) const MAX_TAG_LEN: usize = 256;
@@ -84,9 +86,9 @@ pub(crate) fn resource(request: &BindRequest, suffix: &str) -> String {
         .unwrap_or_else(|| suffix.to_owned())
 }
 
-/// `<bound xmlns='urn:xmpp:bind:0'><metadata xmlns='urn:xmpp:mam:2'/>…</bound>`.
+/// `<bound xmlns='urn:xmpp:bind:0'>…</bound>` with the other modules' children.
 pub(crate) fn bound(extra: Vec<Element>) -> Element {
-    let mut el = Element::new("bound", BIND2_NS).with_child(Element::new("metadata", MAM_NS));
+    let mut el = Element::new("bound", BIND2_NS);
     for child in extra {
         el.push_child(child);
     }
@@ -203,12 +205,15 @@ mod tests {
     }
 
     #[test]
-    fn bound_has_metadata_first() {
+    fn bound_holds_only_what_modules_contribute() {
         let el = bound(vec![Element::new("enabled", "urn:xmpp:sm:3")]);
         assert_eq!(
             el.to_xml(),
-            "<bound xmlns='urn:xmpp:bind:0'><metadata xmlns='urn:xmpp:mam:2'/>\
-             <enabled xmlns='urn:xmpp:sm:3'/></bound>"
+            "<bound xmlns='urn:xmpp:bind:0'><enabled xmlns='urn:xmpp:sm:3'/></bound>"
+        );
+        assert_eq!(
+            bound(Vec::new()).to_xml(),
+            "<bound xmlns='urn:xmpp:bind:0'/>"
         );
     }
 }

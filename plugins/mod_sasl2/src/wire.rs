@@ -24,8 +24,6 @@ pub(crate) const BIND2_NS: &str = "urn:xmpp:bind:0";
 pub(crate) const SASL_CB_NS: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0480 SASL upgrade tasks.
 pub(crate) const UPGRADE_NS: &str = "urn:xmpp:sasl:upgrade:0";
-/// XEP-0313 namespace of `<metadata>` inside `<bound>`.
-pub(crate) const MAM_NS: &str = "urn:xmpp:mam:2";
 
 /// Longest accepted `<user-agent id>`, in characters.
 pub(crate) const MAX_USER_AGENT_ID: usize = 128;

@@ -64,7 +64,8 @@ fn embedded_default_parses_with_documented_defaults() {
             "roster",
             "offline",
             "carbons",
-            "csi"
+            "csi",
+            "mam"
         ]
     );
 }

@@ -12,3 +12,11 @@ def context(tls13_only=True):
     if tls13_only:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     return ctx
+
+
+def direct_tls(client, tls13_only=True):
+    """Set a slixmpp client to connect with direct TLS (XEP-0368) only, with [`context`]."""
+    client.ssl_context = context(tls13_only)
+    client.enable_direct_tls = True
+    client.enable_starttls = False
+    client.enable_plaintext = False

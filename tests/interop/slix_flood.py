@@ -35,10 +35,7 @@ def emit(obj):
 class Flooder(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
-        self.ssl_context = loopback_tls.context(tls13_only=False)
-        self.enable_direct_tls = True
-        self.enable_starttls = False
-        self.enable_plaintext = False
+        loopback_tls.direct_tls(self, tls13_only=False)
         self.register_plugin("xep_0199")
         self.online = asyncio.Event()
         self.stopped = asyncio.Event()

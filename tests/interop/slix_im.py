@@ -50,10 +50,7 @@ def credentials(value):
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, on_online):
         super().__init__(jid, password)
-        self.ssl_context = loopback_tls.context()
-        self.enable_direct_tls = True
-        self.enable_starttls = False
-        self.enable_plaintext = False
+        loopback_tls.direct_tls(self)
         self.who = jid.split("/")[0]
         self.on_online = on_online
         self.seen_available = set()

@@ -66,7 +66,7 @@ fn every_mechanism_succeeds_and_the_server_signature_verifies() {
         );
         assert!(out.success, "{}: {}", hash.scram_mechanism(plus), out.xml);
         assert!(
-            out.xml.contains("<bound xmlns='urn:xmpp:bind:0'>"),
+            out.xml.contains("<bound xmlns='urn:xmpp:bind:0'"),
             "{}",
             out.xml
         );

@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 /// state. Payload: [`ContactsQuery`]; reply: `Vec<Contact>`.
 pub const ROSTER_CONTACTS: &str = "roster-contacts";
 
+/// Query hook called by the disco module when an account asks `disco#info` of its own bare
+/// JID (XEP-0030; XEP-0313 §7 puts the archive's features there): every module that serves
+/// the account itself answers its features. Payload: the account's canonical localpart
+/// (`String`); reply: `Vec<String>`.
+pub const ACCOUNT_DISCO_FEATURES: &str = "account-disco-features";
+
 /// Query hook answered by the presence module: the last broadcast presence of each available
 /// resource of an account (`from` set to the resource's full JID, no `to`). Payload:
 /// [`PresenceQuery`]; reply: `Vec<crate::xml::Element>`.

@@ -340,3 +340,28 @@ fn a_reload_under_message_load_loses_and_duplicates_no_archive_entry() {
     let expected: Vec<String> = (0..N).map(|i| format!("load {i}")).collect();
     assert_eq!(bodies, expected);
 }
+
+/// XEP-0313 §7: a client learns of the archive from its own bare JID's disco#info (answered by
+/// mod_disco with what mod_mam contributes); the server's disco lists it too.
+#[test]
+fn the_account_bare_jid_advertises_the_archive() {
+    let server = server_with(IM_MAM);
+    let (mut alice, _) = login(&server, "alice", "desk");
+    alice.send(
+        "<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    let info = alice.read_iq("d1");
+    for needle in [
+        "<identity category='account' type='registered'/>",
+        "<feature var='urn:xmpp:mam:2'/>",
+        "<feature var='urn:xmpp:mam:2#extended'/>",
+    ] {
+        assert!(info.contains(needle), "{needle}: {info}");
+    }
+    // Not someone else's.
+    alice.send(
+        "<iq type='get' id='d2' to='bob@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    let other = alice.read_iq("d2");
+    assert!(!other.contains("urn:xmpp:mam:2"), "{other}");
+}

@@ -3,8 +3,13 @@
 //! (`Registrations::disco_identities` / `disco_features`, asked of the host for each query, so
 //! a module loaded or unloaded is reflected at once), plus this module's own: the server
 //! identity (`server`/`im`) and the two disco namespaces. `disco#items` to the server is an
-//! empty list (no components or services yet). Queries to accounts are not answered here.
+//! empty list (no components or services yet). `disco#info` of an account's own bare JID, asked
+//! by the account, answers the identity `account`/`registered` and the features modules give
+//! through the `account-disco-features` hook (mod_mam's archive, XEP-0313 §7); other accounts'
+//! bare JIDs are not answered here.
 
+use tessera_plugin_api::im::ACCOUNT_DISCO_FEATURES;
+use tessera_plugin_api::jid::Jid;
 use tessera_plugin_api::protocol::{DiscoIdentity, DiscoInfo, IqRequest, Manifest, Registrations};
 use tessera_plugin_api::xml::Element;
 use tessera_plugin_api::{Config, Host, Module, PluginError};
@@ -39,10 +44,43 @@ fn query_of(request: &IqRequest) -> Option<&'static str> {
     if !to_server || iq.child_elements().count() != 1 {
         return None;
     }
+    plain_query(iq)
+}
+
+fn plain_query(iq: &Element) -> Option<&'static str> {
     [INFO, ITEMS].into_iter().find(|ns| {
         iq.child("query", ns)
             .is_some_and(|q| q.attr("node").is_none())
     })
+}
+
+/// The account whose own bare JID a `disco#info` get asks about, when the account asks.
+fn own_account_query(request: &IqRequest) -> Option<&str> {
+    let iq = &request.stanza;
+    let user = request.stream.user.as_deref()?;
+    let to = Jid::parse(iq.attr("to")?).ok()?;
+    let own = to.resource.is_none()
+        && to.domain.eq_ignore_ascii_case(&request.stream.domain)
+        && to.local.as_deref() == Some(user);
+    (own && iq.attr("type") == Some("get") && plain_query(iq) == Some(INFO)).then_some(user)
+}
+
+/// The `disco#info` of an account's bare JID: `account`/`registered` and the given features.
+pub fn account_info(request: &IqRequest, mut features: Vec<String>) -> Element {
+    features.push(INFO.into());
+    features.sort();
+    features.dedup();
+    info_result(
+        request,
+        &DiscoInfo {
+            identities: vec![DiscoIdentity {
+                category: "account".into(),
+                kind: "registered".into(),
+                name: None,
+            }],
+            features,
+        },
+    )
 }
 
 fn result_of(iq: &Element, domain: &str) -> Element {
@@ -107,6 +145,12 @@ impl Module for Disco {
     }
 
     fn iq(&self, host: &Host, request: IqRequest) -> Result<Option<Element>, PluginError> {
+        if let Some(user) = own_account_query(&request) {
+            let replies: Vec<Vec<String>> =
+                host.call_hook_as(ACCOUNT_DISCO_FEATURES, &user.to_owned())?;
+            let features = replies.into_iter().flatten().collect();
+            return Ok(Some(account_info(&request, features)));
+        }
         Ok(match query_of(&request) {
             Some(INFO) => Some(info_result(&request, &host.disco_info()?)),
             Some(_) => Some(
@@ -164,6 +208,32 @@ mod tests {
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='urn:xmpp:ping'/></query></iq>"
         );
+    }
+
+    #[test]
+    fn an_account_asking_its_own_bare_jid_gets_the_account_features() {
+        let mut request = query(INFO, Some("alice@example.org"));
+        assert_eq!(own_account_query(&request), None, "not authenticated");
+        request.stream.user = Some("alice".into());
+        assert_eq!(own_account_query(&request), Some("alice"));
+        assert_eq!(
+            account_info(&request, vec!["urn:xmpp:mam:2".into()]).to_xml_in("jabber:client"),
+            "<iq type='result' id='d1' from='alice@example.org' to='alice@example.org/phone'>\
+             <query xmlns='http://jabber.org/protocol/disco#info'>\
+             <identity category='account' type='registered'/>\
+             <feature var='http://jabber.org/protocol/disco#info'/>\
+             <feature var='urn:xmpp:mam:2'/></query></iq>"
+        );
+        // Someone else's bare JID, a full JID, items: not this answer.
+        let mut other = query(INFO, Some("bob@example.org"));
+        other.stream.user = Some("alice".into());
+        assert_eq!(own_account_query(&other), None);
+        let mut full = query(INFO, Some("alice@example.org/phone"));
+        full.stream.user = Some("alice".into());
+        assert_eq!(own_account_query(&full), None);
+        let mut items = query(ITEMS, Some("alice@example.org"));
+        items.stream.user = Some("alice".into());
+        assert_eq!(own_account_query(&items), None);
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Module for Mam {
                 .priority(priority::NORMAL)
         };
         Registrations {
-            disco_features: vec![NS.into(), format!("{NS}#extended")],
+            disco_features: features(),
             // In the order of `hook`.
             stanza_hooks: vec![
                 messages(StanzaPoint::ClientIn),
@@ -149,7 +149,10 @@ impl Module for Mam {
                     .child_ns(NS)
                     .priority(priority::NORMAL),
             ],
-            hooks: vec![HookSpec::new(hooks::BIND2_BOUND, priority::NORMAL)],
+            hooks: vec![
+                HookSpec::new(hooks::BIND2_BOUND, priority::NORMAL),
+                HookSpec::new(im::ACCOUNT_DISCO_FEATURES, priority::NORMAL),
+            ],
             events: vec![HookSpec::new(events::USER_DELETED, priority::NORMAL)],
             ..Registrations::default()
         }
@@ -173,6 +176,10 @@ impl Module for Mam {
         name: &str,
         payload: &[u8],
     ) -> Result<Option<Vec<u8>>, PluginError> {
+        if name == im::ACCOUNT_DISCO_FEATURES {
+            // XEP-0313 §7: the archive is the account's, so is its feature.
+            return wire::encode(&features()).map(Some);
+        }
         if name != hooks::BIND2_BOUND {
             return Ok(None);
         }
@@ -215,6 +222,11 @@ impl Module for Mam {
         }
         Ok(())
     }
+}
+
+/// The archive's disco features (`#extended`: the `before-id`, `after-id` and `ids` fields).
+fn features() -> Vec<String> {
+    vec![NS.into(), format!("{NS}#extended")]
 }
 
 impl Mam {

@@ -8,7 +8,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 cargo build --release --quiet -p tessera-host -p tessera-mod-sasl2 -p tessera-mod-sasl2-fast \
-    -p tessera-mod-ping -p tessera-mod-disco -p tessera-load
+    -p tessera-mod-ping -p tessera-mod-disco -p tessera-mod-mam -p tessera-load
 BIN="$ROOT/target/release"
 
 # shellcheck source=start.sh

@@ -35,6 +35,25 @@ pub(crate) enum Mode {
     /// One session stops reading while another floods it with messages: other sessions'
     /// ping latency idle and meanwhile, the server's memory, and the reader's stream error.
     SlowReader(SlowReaderArgs),
+    /// Fill an account's archive (mod_mam) with messages, then time queries for its latest
+    /// page: latency and server CPU per query.
+    Mam(MamArgs),
+}
+
+/// `mam`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MamArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Messages to archive first.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) fill: usize,
+    /// Queries to time.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) queries: usize,
+    /// Results per query (RSM `<max/>`).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) page: usize,
 }
 
 /// On or off.

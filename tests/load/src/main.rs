@@ -25,6 +25,7 @@ mod failure;
 mod fanout;
 mod idle;
 mod logins;
+mod mam;
 mod messages;
 mod mixed;
 mod net;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Mode::Mixed(a) => a.common.threads,
         Mode::Messages(a) => a.common.threads,
         Mode::SlowReader(a) => a.common.threads,
+        Mode::Mam(a) => a.common.threads,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
@@ -99,6 +101,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
         Mode::Mixed(a) => &a.common,
         Mode::Messages(a) => &a.common,
         Mode::SlowReader(a) => &a.common,
+        Mode::Mam(a) => &a.common,
     };
     let addr = net::loopback_addr(&common.server).await?;
     let accounts = match &mode {
@@ -124,6 +127,7 @@ async fn run(mode: Mode) -> anyhow::Result<serde_json::Value> {
             Mode::Mixed(a) => mixed::run(a, target, &accounts, fanout_account.as_ref()).await,
             Mode::Messages(a) => messages::run(a, target, &accounts).await,
             Mode::SlowReader(a) => slowreader::run(a, target, &accounts).await,
+            Mode::Mam(a) => mam::run(a, target, &accounts).await,
         },
         Err(e) => Err(e),
     };

@@ -122,6 +122,30 @@ fn websocket_logins_with_scram_and_fast() {
     assert_cleaned_up(&server);
 }
 
+/// `mam`: an archive filled through a real session, then timed queries for its latest page.
+#[test]
+fn mam_fills_an_archive_and_times_queries_for_the_latest_page() {
+    let server = Server::start(&ServerOptions::with_modules(&["sasl2", "mam"]));
+    let (r, stderr) = load(
+        &server,
+        "mam",
+        &[
+            "--fill",
+            "300",
+            "--queries",
+            "20",
+            "--page",
+            "50",
+            "--create",
+            "2",
+        ],
+    );
+    assert_eq!(r["queries"], 20, "{r}\n{stderr}");
+    assert!(r["latency_ms"]["p50"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    assert!(r["server_cpu_ms_per_query"].as_f64().is_some(), "{r}");
+    assert_cleaned_up(&server);
+}
+
 #[test]
 fn idle_holds_sessions_and_reports_memory() {
     let server = fast_server();

@@ -350,6 +350,9 @@ async fn stop(shared: &Arc<Shared>) {
     for m in shared.registry.routes().modules.iter() {
         m.shutdown();
     }
+    // Archive appends are written behind their callers: all of them before the process ends.
+    let store = shared.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.sync_appends()).await;
     let _ = std::fs::remove_file(shared.config.admin_socket());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }

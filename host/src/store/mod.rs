@@ -5,6 +5,7 @@
 //! The trait is synchronous: plugin callbacks are synchronous and SQLite answers reads in
 //! microseconds. Callers on the async side run writes through `spawn_blocking`.
 
+mod appends;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -137,7 +138,9 @@ pub trait Store: Send + Sync + 'static {
         scope: &KvScope,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError>;
-    /// Append to a module's archive of an account (the caller assigns the id).
+    /// Append to a module's archive of an account (the caller assigns the id). The write may
+    /// complete after this returns (in a batch with others); every archive read and account
+    /// deletion after it sees it, and [`Store::sync_appends`] waits for it.
     fn archive_append(
         &self,
         module: &str,
@@ -182,6 +185,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ArchiveItem>, StoreError>;
     /// How many entries an account's archive holds.
     fn archive_count(&self, module: &str, archive: &str, user: &str) -> Result<u64, StoreError>;
+    /// Wait until every archive append made so far is written (at shutdown).
+    fn sync_appends(&self) {}
 }
 
 /// Most entries one archive query returns, whatever limit it asks for.

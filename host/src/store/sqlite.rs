@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tessera_plugin_api::protocol::{
@@ -64,13 +64,15 @@ const READERS: usize = 4;
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
+    /// Archive appends behind the caller ([`super::appends`]).
+    appends: Arc<super::appends::AppendQueue>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
 /// Insert one archive entry of (module, archive, account) with its class.
-fn insert_entry(
+pub(super) fn insert_entry(
     c: &Connection,
     [module, archive, user]: [&str; 3],
     item: &ArchiveItem,
@@ -146,6 +148,13 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // What is queued is written before the store goes (a clean stop loses nothing).
+        self.appends.stop();
+    }
+}
+
 impl SqliteStore {
     /// Open (creating if needed, owner-only) and migrate the database at `path`.
     ///
@@ -158,8 +167,12 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let writer = Arc::new(Mutex::new(writer));
+        let appends = super::appends::AppendQueue::start(writer.clone())
+            .map_err(|e| StoreError::Backend(format!("archive writer thread: {e}")))?;
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer,
+            appends,
             readers,
             next_reader: AtomicUsize::new(0),
         })
@@ -368,6 +381,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_account(&self, user: &str) -> Result<bool, StoreError> {
+        self.appends.flush();
         // One transaction: the account and its module entries go together or not at all.
         self.write(|c| {
             let tx = c.unchecked_transaction()?;
@@ -486,7 +500,11 @@ impl Store for SqliteStore {
         user: &str,
         item: &ArchiveItem,
     ) -> Result<(), StoreError> {
-        self.write(|c| insert_entry(c, [module, archive, user], item, ""))?;
+        // Written behind the caller, in batches; every read below waits for it.
+        self.appends.push((
+            [module.to_owned(), archive.to_owned(), user.to_owned()],
+            item.clone(),
+        ));
         Ok(())
     }
 
@@ -498,6 +516,7 @@ impl Store for SqliteStore {
         item: &ArchiveItem,
         bounds: &ArchiveBounds,
     ) -> Result<Option<ArchiveBound>, StoreError> {
+        self.appends.flush();
         self.write(|c| {
             // One writer connection: nothing else writes between the count and the insert.
             let tx = c.unchecked_transaction()?;
@@ -530,6 +549,7 @@ impl Store for SqliteStore {
         user: &str,
         query: &ArchiveQuery,
     ) -> Result<ArchivePage, StoreError> {
+        self.appends.flush();
         let limit = query.limit.min(MAX_ARCHIVE_PAGE);
         let owner = [module, archive, user];
         let seq_of = |c: &Connection, id: &str| -> Result<i64, StoreError> {
@@ -610,6 +630,7 @@ impl Store for SqliteStore {
         user: &str,
         before_ms: Option<u64>,
     ) -> Result<u64, StoreError> {
+        self.appends.flush();
         let n = self.write(|c| {
             c.execute(
                 "DELETE FROM module_archive
@@ -632,6 +653,7 @@ impl Store for SqliteStore {
         user: &str,
         limit: u32,
     ) -> Result<Vec<ArchiveItem>, StoreError> {
+        self.appends.flush();
         let limit = limit.min(MAX_ARCHIVE_PAGE);
         self.write(|c| {
             let tx = c.unchecked_transaction()?;
@@ -664,7 +686,12 @@ impl Store for SqliteStore {
         })
     }
 
+    fn sync_appends(&self) {
+        self.appends.flush();
+    }
+
     fn archive_count(&self, module: &str, archive: &str, user: &str) -> Result<u64, StoreError> {
+        self.appends.flush();
         self.read(|c| {
             c.prepare_cached(
                 "SELECT count(*) FROM module_archive

@@ -548,3 +548,28 @@ fn a_kv_batch_applies_puts_and_deletes_in_order() {
         Some("kept")
     );
 }
+
+/// Appends are written behind the caller, in batches: a read right after sees them, and a
+/// store closed right after an append (a clean stop) has written it.
+#[test]
+fn appends_behind_the_caller_are_read_back_at_once_and_survive_a_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let s = SqliteStore::open(&path).unwrap();
+    for i in 0..3000u64 {
+        let id = format!("id{i:05}");
+        s.archive_append("mam", "m", "alice", &item(&id, "bob", i))
+            .unwrap();
+        if i % 1000 == 0 {
+            assert_eq!(s.archive_count("mam", "m", "alice").unwrap(), i + 1);
+        }
+    }
+    drop(s);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.archive_count("mam", "m", "alice").unwrap(), 3000);
+    // Deleting the account takes what was still queued too.
+    s.archive_append("mam", "m", "alice", &item("late", "bob", 9))
+        .unwrap();
+    s.delete_account("alice").unwrap();
+    assert_eq!(s.archive_count("mam", "m", "alice").unwrap(), 0);
+}

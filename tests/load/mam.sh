@@ -11,6 +11,9 @@ set -euo pipefail
 FILL="${1:-100000}"
 QUERIES="${2:-500}"
 MODULES='"sasl2", "ping", "disco", "mam"'
+# The filler sends as fast as it can: above the default 128 KiB/s per connection.
+C2S_EXTRA="receive_rate = 104857600
+receive_burst = 104857600"
 # shellcheck source=server.sh
 source "$(dirname "$0")/server.sh"
 

@@ -546,10 +546,14 @@ impl HostCalls for PluginContext {
         query: ArchiveQuery,
     ) -> Result<ArchivePage, PluginError> {
         let shared = self.shared()?;
-        shared
-            .store
-            .archive_query(&self.name, archive, &prep(user)?, &query)
-            .map_err(store_err)
+        let user = prep(user)?;
+        // Off the I/O thread: it waits for queued appends first.
+        crate::run_blocking(|| {
+            shared
+                .store
+                .archive_query(&self.name, archive, &user, &query)
+        })
+        .map_err(store_err)
     }
 
     fn archive_delete(
@@ -582,9 +586,8 @@ impl HostCalls for PluginContext {
 
     fn archive_count(&self, archive: &str, user: &str) -> Result<u64, PluginError> {
         let shared = self.shared()?;
-        shared
-            .store
-            .archive_count(&self.name, archive, &prep(user)?)
+        let user = prep(user)?;
+        crate::run_blocking(|| shared.store.archive_count(&self.name, archive, &user))
             .map_err(store_err)
     }
 

@@ -501,10 +501,14 @@ impl Store for SqliteStore {
         item: &ArchiveItem,
     ) -> Result<(), StoreError> {
         // Written behind the caller, in batches; every read below waits for it.
-        self.appends.push((
+        let append = (
             [module.to_owned(), archive.to_owned(), user.to_owned()],
             item.clone(),
-        ));
+        );
+        if let Some(append) = self.appends.push(append) {
+            // The writer is gone (or the store stopping): written here, as before it.
+            self.write(|c| super::appends::write(c, std::slice::from_ref(&append)))?;
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! What is archived, and the XEP-0359 `<stanza-id/>` that tells the client under which id,
 //! sans IO.
 
+use tessera_plugin_api::jid::Jid;
 use tessera_plugin_api::xml::{Element, Node};
 
 use crate::{CLIENT_NS, NS};
@@ -37,12 +38,14 @@ pub fn archivable(message: &Element) -> bool {
         || ENCRYPTED.iter().any(|(name, ns)| has(name, ns))
 }
 
-/// `message` without any `<stanza-id/>` claiming to be by `by` (XEP-0359 §3.1: a server must
-/// remove those it did not put there, or a client would trust a forged id).
+/// `message` without any `<stanza-id/>` claiming to be by `by` (a canonical bare JID) in any
+/// spelling of it (XEP-0359 §3.1: a server must remove those it did not put there, or a client
+/// would trust a forged id).
 pub fn strip_forged(message: &Element, by: &str) -> Option<Element> {
+    let claims = |b: &str| Jid::parse(b).is_ok_and(|j| j.bare() == by);
     let forged = |n: &Node| {
         matches!(n, Node::Element(e) if e.name == "stanza-id" && e.ns == SID_NS
-            && e.attr("by").is_some_and(|b| b.eq_ignore_ascii_case(by)))
+            && e.attr("by").is_some_and(claims))
     };
     if !message.children.iter().any(forged) {
         return None;

@@ -72,6 +72,12 @@ const EXPIRE_TAG: &str = "expire";
 const EXPIRE_EVERY_MS: u64 = 3_600_000;
 /// Preferences kept in memory (a full cache is emptied, then refilled from the store).
 const PREFS_CACHE: usize = 10_000;
+/// Accounts known to exist, kept in memory likewise.
+const EXISTS_CACHE: usize = 100_000;
+/// Bytes of results one page may send: a quarter of the default send buffer, so that a page of
+/// large messages cannot overflow the session's output and close it (the client gets a shorter
+/// page, `complete` unset, and pages on).
+const PAGE_BYTES: usize = 256 * 1024;
 /// Limits for parsing a stored message back (it passed the host's stanza limits).
 const STORED: ParseLimits = ParseLimits {
     max_depth: 64,
@@ -102,6 +108,9 @@ pub struct Mam {
     /// Accounts noted in the store as having an archive (for expiry), this generation.
     noted: Mutex<HashSet<String>>,
     prefs: Mutex<HashMap<String, Prefs>>,
+    /// Accounts seen to exist (a message to a name with no account is not archived: whoever
+    /// registers the name later must not read it).
+    exists: Mutex<HashSet<String>>,
 }
 
 impl Module for Mam {
@@ -127,6 +136,7 @@ impl Module for Mam {
             options,
             noted: Mutex::new(HashSet::new()),
             prefs: Mutex::new(HashMap::new()),
+            exists: Mutex::new(HashSet::new()),
         })
     }
 
@@ -196,6 +206,7 @@ impl Module for Mam {
             host.kv_delete(KvScope::Global, &format!("{USERS_PREFIX}{}", deleted.user))?;
             locked(&self.noted).remove(&deleted.user);
             locked(&self.prefs).remove(&deleted.user);
+            locked(&self.exists).remove(&deleted.user);
         }
         Ok(EventFlow::Continue)
     }
@@ -265,6 +276,10 @@ impl Mam {
     ) -> Result<Verdict, PluginError> {
         let own = self.own(account);
         let unstamped = strip_forged(message, &own);
+        if !self.account_exists(host, account)? {
+            // Bounced by the host; nothing kept for a name nobody holds.
+            return Ok(unstamped.map_or(Verdict::Pass, Verdict::Replace));
+        }
         let message = unstamped.as_ref().unwrap_or(message);
         let with = message
             .attr("from")
@@ -298,6 +313,21 @@ impl Mam {
             host.kv_put(KvScope::Global, &format!("{USERS_PREFIX}{account}"), "")?;
         }
         Ok(id)
+    }
+
+    fn account_exists(&self, host: &Host, account: &str) -> Result<bool, PluginError> {
+        if locked(&self.exists).contains(account) {
+            return Ok(true);
+        }
+        let exists = host.user_exists(account)?;
+        if exists {
+            let mut cache = locked(&self.exists);
+            if cache.len() >= EXISTS_CACHE {
+                cache.clear();
+            }
+            cache.insert(account.to_owned());
+        }
+        Ok(exists)
     }
 
     /// Whether the account's preferences archive a conversation with `with`.
@@ -366,11 +396,11 @@ impl Mam {
         iq: &Element,
     ) -> Result<Verdict, PluginError> {
         let own = self.own(account);
-        // Only the account's own archive: an IQ to another JID (a room's archive, say) goes on.
-        if iq
-            .attr("to")
-            .is_some_and(|to| Self::bare(to).as_deref() != Some(own.as_str()))
-        {
+        // Only the account's own archive, at its bare JID (or no `to`): an IQ to another JID (a
+        // room's archive) or to a full JID (the client there) goes on.
+        if iq.attr("to").is_some_and(|to| {
+            Jid::parse(to).map_or(true, |j| j.resource.is_some() || j.bare() != own)
+        }) {
             return Ok(Verdict::Pass);
         }
         let Some(child) = iq.child_elements().find(|c| c.ns == NS) else {
@@ -467,14 +497,48 @@ impl Mam {
             }
             Err(e) => return Err(e),
         };
+        // §4.1.4: every id asked for must exist.
+        if !q.filter.ids.is_empty()
+            && page.items.len() < q.filter.ids.len()
+            && (q.max as usize) >= q.filter.ids.len()
+        {
+            let text = "no archived message has one of those ids";
+            return Ok(
+                reply::error(iq, StanzaCondition::ItemNotFound, Some(text), &self.domain)
+                    .map_or(Verdict::Drop, Verdict::Reply),
+            );
+        }
         let mut items = page.items;
-        // A page read from the newest end comes newest first: oldest first unless flipped.
+        // A page read from the newest end comes newest first: chronological first.
         let newest_first = matches!(q.page, Page::Last | Page::Before(_));
-        if newest_first != q.flip {
+        if newest_first {
             items.reverse();
         }
-        let mut sent = Vec::with_capacity(items.len());
-        for item in &items {
+        // Within the byte budget, keeping the end the client pages from: the newest when it
+        // pages backwards, the oldest otherwise.
+        let mut budget = PAGE_BYTES;
+        let mut fits = |item: &&tessera_plugin_api::protocol::ArchiveItem| {
+            let cost = item.data.len() + 256;
+            let ok = cost <= budget;
+            budget = budget.saturating_sub(cost);
+            ok
+        };
+        let kept: Vec<&tessera_plugin_api::protocol::ArchiveItem> = if newest_first {
+            let mut k: Vec<_> = items.iter().rev().take_while(|i| fits(i)).collect();
+            k.reverse();
+            k
+        } else {
+            items.iter().take_while(|i| fits(i)).collect()
+        };
+        let complete = page.complete && kept.len() == items.len();
+        // RSM <first/> and <last/> are the page's bounds in time, whatever order it is sent in
+        // (a flipped page too: paging on from <first/> must not return the same page).
+        let ids: Vec<&str> = kept.iter().map(|i| i.id.as_str()).collect();
+        let mut order = kept.clone();
+        if q.flip {
+            order.reverse();
+        }
+        for item in order {
             let Ok(message) = tessera_plugin_api::xml::parse(&item.data, STORED) else {
                 host.log(
                     LogLevel::Warn,
@@ -484,14 +548,13 @@ impl Mam {
             };
             let result = query::result_message(item, message, q.queryid.as_deref(), &own, &to);
             host.send_to_session(session, result)?;
-            sent.push(item.id.as_str());
         }
-        let fin = query::fin(&sent, page.complete, None);
+        let fin = query::fin(&ids, complete, None);
         host.send_to_session(session, fin_iq(fin))?;
         host.count_one(
             "queries",
             "page",
-            if page.complete { "complete" } else { "partial" },
+            if complete { "complete" } else { "partial" },
         );
         Ok(Verdict::Handled)
     }

@@ -168,7 +168,13 @@ pub fn read(query: &Element, bare: impl Fn(&str) -> Option<String>) -> Result<Qu
                     }
                     filter.ids = values.iter().map(|v| v.trim().to_owned()).collect();
                 }
-                other => return Err(bad(format!("unknown field '{other}'"))),
+                // §4.1.1: a field the server does not support.
+                other => {
+                    return Err(Refusal {
+                        condition: StanzaCondition::FeatureNotImplemented,
+                        text: format!("unknown field '{other}'"),
+                    })
+                }
             }
         }
     }
@@ -242,7 +248,17 @@ pub fn form() -> Element {
             .with_child(field("end", "text-single"))
             .with_child(field("after-id", "text-single"))
             .with_child(field("before-id", "text-single"))
-            .with_child(field("ids", "text-multi")),
+            .with_child(
+                // XEP-0313 §4.1.4: a list-multi whose values are open.
+                field("ids", "list-multi").with_child(
+                    Element::new("validate", "http://jabber.org/protocol/xdata-validate")
+                        .with_attr("datatype", "xs:string")
+                        .with_child(Element::new(
+                            "open",
+                            "http://jabber.org/protocol/xdata-validate",
+                        )),
+                ),
+            ),
     )
 }
 

@@ -362,7 +362,7 @@ fn each_bad_query_gets_its_precise_error() {
         ),
         (
             q(vec![field("colour", &["red"])], vec![]),
-            "bad-request",
+            "feature-not-implemented",
             "unknown field 'colour'",
         ),
         (
@@ -426,9 +426,92 @@ fn each_bad_query_gets_its_precise_error() {
             "FORM_TYPE must be urn:xmpp:mam:2".into()
         )
     );
-    // Another entity's archive is not ours to answer.
+    // Another entity's archive, or a full JID (the client there), is not ours to answer.
     let muc = iq(true, query_el(vec![], vec![])).with_attr("to", "room@muc.example.net");
     assert_eq!(ask(&m, phone, &muc), Some(Verdict::Pass));
+    let full = iq(true, query_el(vec![], vec![])).with_attr("to", "alice@example.org/laptop");
+    assert_eq!(ask(&m, phone, &full), Some(Verdict::Pass));
+    let own = iq(true, query_el(vec![], vec![])).with_attr("to", "Alice@Example.org");
+    assert_eq!(ask(&m, phone, &own), Some(Verdict::Handled));
+    // An id in `ids` that no entry has (§4.1.4).
+    let one = receive(&m, "two");
+    let id = one
+        .child("stanza-id", SID_NS)
+        .and_then(|s| s.attr("id"))
+        .expect("id")
+        .to_owned();
+    let ids = iq(true, query_el(vec![field("ids", &[&id, "nope"])], vec![]));
+    assert_eq!(
+        error_of(ask(&m, phone, &ids)),
+        (
+            "item-not-found".into(),
+            "no archived message has one of those ids".into()
+        )
+    );
+}
+
+#[test]
+fn a_flipped_page_names_its_bounds_in_time_so_paging_back_moves_on() {
+    let (host, m, phone) = world();
+    for i in 1..=6 {
+        receive(&m, &format!("m{i}"));
+    }
+    let mut flipped = query_el(vec![], vec![rsm("max", "2"), rsm("before", "")]);
+    flipped.push_child(Element::new("flip-page", NS));
+    let (bodies, fin) = page(&host, &m, phone, flipped);
+    assert_eq!(bodies, ["m6", "m5"], "sent newest first");
+    let first = rsm_text(&fin, "first").expect("first");
+    let mut back = query_el(vec![], vec![rsm("max", "2"), rsm("before", &first)]);
+    back.push_child(Element::new("flip-page", NS));
+    assert_eq!(page(&host, &m, phone, back).0, ["m4", "m3"]);
+}
+
+#[test]
+fn nothing_is_kept_for_a_name_without_an_account() {
+    let (host, m, _phone) = world();
+    let to_nobody = chat("bob@example.org/desk", "nobody@example.org", "hello?").with_child(
+        Element::new("stanza-id", SID_NS)
+            .with_attr("id", "forged")
+            .with_attr("by", "nobody@example.org"),
+    );
+    let verdict = m
+        .stanza(StanzaPoint::ToBare, &to_nobody, Some("nobody"), None)
+        .expect("hook");
+    let Some(Verdict::Replace(clean)) = verdict else {
+        panic!("forged id not stripped: {verdict:?}")
+    };
+    assert!(clean.child("stanza-id", SID_NS).is_none());
+    // Whoever registers the name later finds nothing.
+    host.add_account("nobody", "pw", None);
+    let later = host.add_session("nobody", "x");
+    let q = iq(true, query_el(vec![], vec![])).with_attr("from", "nobody@example.org/x");
+    assert_eq!(
+        m.stanza(StanzaPoint::ClientIn, &q, Some("nobody"), Some(later))
+            .expect("hook"),
+        Some(Verdict::Handled)
+    );
+    let out = host.take_outbox(later);
+    assert_eq!(out.len(), 1, "only the <fin/>: {out:?}");
+}
+
+#[test]
+fn a_page_of_large_messages_stops_within_its_byte_budget() {
+    let (host, m, phone) = world();
+    let big = "x".repeat(100 * 1024);
+    for _ in 0..5 {
+        receive(&m, &big);
+    }
+    let (bodies, fin) = page(&host, &m, phone, query_el(vec![], vec![rsm("max", "5")]));
+    assert_eq!(bodies.len(), 2, "256 KiB hold two of 100 KiB");
+    assert_eq!(fin.attr("complete"), None, "the rest is for the next page");
+    let last = rsm_text(&fin, "last").expect("last");
+    let next = query_el(vec![], vec![rsm("max", "5"), rsm("after", &last)]);
+    assert_eq!(page(&host, &m, phone, next).0.len(), 2);
+    // Backwards, the newest are kept.
+    let back = query_el(vec![], vec![rsm("max", "5"), rsm("before", "")]);
+    let (tail, fin) = page(&host, &m, phone, back);
+    assert_eq!(tail.len(), 2);
+    assert_eq!(fin.attr("complete"), None);
 }
 
 #[test]

@@ -86,6 +86,7 @@ const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
 const HINTS_NS: &str = "urn:xmpp:hints";
 const SID_NS: &str = "urn:xmpp:sid:0";
 const CARBONS_NS: &str = "urn:xmpp:carbons:2";
+const MAM_NS: &str = "urn:xmpp:mam:2";
 const CLIENT_NS: &str = "jabber:client";
 /// Limits for parsing a stored message back (it passed the host's stanza limits).
 const STORED: ParseLimits = ParseLimits {
@@ -130,14 +131,15 @@ pub enum Decision {
 }
 
 /// Decide about a message offered as undeliverable (pure): chat and normal messages are kept,
-/// a carbon copy is dropped, a `<no-store/>` hint bounces, a chat state alone (with only metadata beside it: a thread,
+/// a carbon copy or an archive result (XEP-0313, for a query of a session that ended) is
+/// dropped, a `<no-store/>` hint bounces, a chat state alone (with only metadata beside it: a thread,
 /// hints, ids, delays; XEP-0085 §5.8) is dropped unless a `<store/>` hint asks for it.
 pub fn decide(message: &Element) -> Decision {
     if !matches!(message.attr("type"), None | Some("chat" | "normal")) {
         return Decision::Bounce;
     }
     let carbon = |name| message.child(name, CARBONS_NS).is_some();
-    if carbon("received") || carbon("sent") {
+    if carbon("received") || carbon("sent") || message.child("result", MAM_NS).is_some() {
         return Decision::Drop;
     }
     if message.child("no-store", HINTS_NS).is_some() {

@@ -68,6 +68,9 @@ fn what_is_kept_and_what_is_not() {
             message(Some("chat"), None).with_child(Element::new(wrapper, "urn:xmpp:carbons:2"));
         assert_eq!(decide(&carbon), Decision::Drop, "{wrapper}");
     }
+    // An archive result for a query whose session ended: never replayed as a message.
+    let result = message(None, None).with_child(Element::new("result", "urn:xmpp:mam:2"));
+    assert_eq!(decide(&result), Decision::Drop);
     let private = message(Some("chat"), Some("hi")).with_child(Element::new("no-store", HINTS_NS));
     assert_eq!(decide(&private), Decision::Bounce);
     assert_eq!(

@@ -347,7 +347,7 @@ fn a_reload_under_message_load_loses_and_duplicates_no_archive_entry() {
 }
 
 /// XEP-0313 §7: a client learns of the archive from its own bare JID's disco#info (answered by
-/// mod_disco with what mod_mam contributes); the server's disco lists it too.
+/// mod_disco with what mod_mam contributes), not from the server's.
 #[test]
 fn the_account_bare_jid_advertises_the_archive() {
     let server = server_with(IM_MAM);
@@ -369,4 +369,10 @@ fn the_account_bare_jid_advertises_the_archive() {
     );
     let other = alice.read_iq("d2");
     assert!(!other.contains("urn:xmpp:mam:2"), "{other}");
+    // Nor the server's: it keeps no archive of its own to query.
+    alice
+        .send("<iq type='get' id='d3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    let server_info = alice.read_iq("d3");
+    assert!(server_info.contains("category='server'"), "{server_info}");
+    assert!(!server_info.contains("urn:xmpp:mam:2"), "{server_info}");
 }

@@ -147,7 +147,8 @@ impl Module for Mam {
                 .priority(priority::NORMAL)
         };
         Registrations {
-            disco_features: features(),
+            // On the account's bare JID (account-disco-features), not the server's: the
+            // server itself keeps no archive a client could query.
             // In the order of `hook`.
             stanza_hooks: vec![
                 messages(StanzaPoint::ClientIn),

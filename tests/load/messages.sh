@@ -2,6 +2,8 @@
 # Chat benchmark against a release build of Tessera with the IM modules (not part of CI):
 #
 #   tests/load/messages.sh [SECONDS]        # default 10 s per run
+#   MAM=1 tests/load/messages.sh [SECONDS]  # the same with mod_mam loaded (every message archived
+#                                           # for its sender and its recipient, stamped)
 #
 # Builds the host, the modules and the load tool in release, starts `tessera run` with
 # sasl2, ping, disco, presence, roster, offline, carbons and csi, and runs `tessera-load
@@ -13,11 +15,12 @@ SECS="${1:-10}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 (cd "$ROOT" && cargo build --release --quiet -p tessera-host -p tessera-load -p tessera-mod-sasl2 \
     -p tessera-mod-ping -p tessera-mod-disco -p tessera-mod-presence -p tessera-mod-roster \
-    -p tessera-mod-offline -p tessera-mod-carbons -p tessera-mod-csi)
+    -p tessera-mod-offline -p tessera-mod-carbons -p tessera-mod-csi -p tessera-mod-mam)
 BIN="$ROOT/target/release"
 # shellcheck source=start.sh
 source "$ROOT/tests/load/start.sh"
 MODULES='"sasl2", "ping", "disco", "presence", "roster", "offline", "carbons", "csi"'
+if [ "${MAM:-0}" = 1 ]; then MODULES="$MODULES, \"mam\""; fi
 # A capacity run: each sender writes far beyond the default receive throttle (128 KiB/s).
 C2S_EXTRA='receive_rate = 1073741824
 receive_burst = 1073741824'

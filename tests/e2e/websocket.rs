@@ -26,6 +26,21 @@ fn ws(server: &Server) -> XmppClient {
     XmppClient::websocket(server.ports.http, &[]).expect("101 Switching Protocols")
 }
 
+/// bob, logged in over direct TLS with SASL2 and Bind 2: the TCP end of a conversation.
+fn bob_over_tcp(server: &Server) -> (XmppClient, String) {
+    let mut bob = XmppClient::direct_tls(server.ports.direct_tls);
+    bob.open();
+    let out = bob.sasl2_scram(
+        Hash::Sha256,
+        true,
+        "bob",
+        "battery staple",
+        &Sasl2Extras::bind("tcp"),
+    );
+    let jid = out.jid().expect("bob bound");
+    (bob, jid)
+}
+
 /// A WebSocket login still works: whatever the test did before did not hurt the server.
 fn a_fresh_login_works(server: &Server) {
     let mut c = ws(server);
@@ -76,18 +91,7 @@ fn sasl2_with_channel_binding_bind2_and_messages_with_a_tcp_client() {
         out.xml
     );
 
-    let mut bob = XmppClient::direct_tls(server.ports.direct_tls);
-    bob.open();
-    let bob_jid = bob
-        .sasl2_scram(
-            Hash::Sha256,
-            true,
-            "bob",
-            "battery staple",
-            &Sasl2Extras::bind("tcp"),
-        )
-        .jid()
-        .expect("bob bound");
+    let (mut bob, bob_jid) = bob_over_tcp(&server);
 
     bob.send(&format!(
         "<message to='{alice_jid}' type='chat' id='m1'><body>hello over ws</body></message>"
@@ -393,18 +397,7 @@ fn a_browser_logs_in_with_scram_keeps_a_fast_token_and_comes_back_with_it_alone(
         "",
         &format!("[websocket]\nallowed_origins = [\"{origin}\"]\n"),
     );
-    let mut bob = XmppClient::direct_tls(server.ports.direct_tls);
-    bob.open();
-    let bob_jid = bob
-        .sasl2_scram(
-            Hash::Sha256,
-            true,
-            "bob",
-            "battery staple",
-            &Sasl2Extras::bind("tcp"),
-        )
-        .jid()
-        .expect("bob bound");
+    let (mut bob, bob_jid) = bob_over_tcp(&server);
     let service = format!(
         "wss://localhost:{}/xmpp-websocket",
         server.ports.http.port()

@@ -7,51 +7,11 @@
 //
 // Prints one JSON line: { formStatus, formTitle, background, resultStatus, resultHeading,
 // resultText, consoleErrors }. Exits 1 on any error and 2 when it takes longer than 60 s.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { parseArgs, withBrowser } from './browser.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, a, i, all) => {
-    if (a.startsWith('--')) pairs.push([a.slice(2), all[i + 1]]);
-    return pairs;
-  }, []),
-);
-for (const required of ['url', 'password', 'form-shot', 'result-shot']) {
-  if (!args[required]) {
-    console.error(`missing --${required}`);
-    process.exit(1);
-  }
-}
+const args = parseArgs(['url', 'password', 'form-shot', 'result-shot']);
 
-const watchdog = setTimeout(() => {
-  console.error('timed out after 60 s');
-  process.exit(2);
-}, 60_000);
-
-const profile = mkdtempSync(join(tmpdir(), 'tessera-chromium-'));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    ignoreHTTPSErrors: true, // the test server's certificate is self-signed
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const consoleErrors = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-
+await withBrowser(async (page, consoleErrors) => {
   const form = await page.goto(args.url, { waitUntil: 'load' });
   const formTitle = await page.title();
   // The inline style sheet is allowed by its CSP hash: if it were blocked, the page would be white.
@@ -79,13 +39,4 @@ try {
       consoleErrors,
     }),
   );
-  await context.close();
-  context = undefined;
-} catch (e) {
-  console.error(String(e?.stack ?? e));
-  process.exitCode = 1;
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  clearTimeout(watchdog);
-}
+});

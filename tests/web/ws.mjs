@@ -11,31 +11,9 @@
 //
 // Prints one JSON line: { first, second, received, storedToken, refused, consoleErrors }.
 // Exits 1 on any error and 2 when it takes longer than 60 s.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { parseArgs, withBrowser } from './browser.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, a, i, all) => {
-    if (a.startsWith('--')) pairs.push([a.slice(2), all[i + 1]]);
-    return pairs;
-  }, []),
-);
-for (const required of ['url', 'password', 'shot']) {
-  if (!args[required]) {
-    console.error(`missing --${required}`);
-    process.exit(1);
-  }
-}
-
-const watchdog = setTimeout(() => {
-  console.error('timed out after 60 s');
-  process.exit(2);
-}, 60_000);
-
-const profile = mkdtempSync(join(tmpdir(), 'tessera-chromium-'));
-let context;
+const args = parseArgs(['url', 'password', 'shot']);
 let page;
 
 // Waits until the page's state is `online` with `n` logins, or fails with what the page says.
@@ -50,27 +28,8 @@ async function online(n) {
   return t.logins[n - 1];
 }
 
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    ignoreHTTPSErrors: true, // the test server's certificate is self-signed
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--ignore-certificate-errors', // for the wss:// connection too
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  const consoleErrors = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-
+await withBrowser(async (p, consoleErrors) => {
+  page = p;
   await page.goto(`${args.url}#password=${encodeURIComponent(args.password)}`, { waitUntil: 'load' });
   const first = await online(1);
   // xmpp.js saves the token from <success> on its own schedule: wait for it to be kept.
@@ -107,11 +66,4 @@ try {
       consoleErrors: consoleErrors.filter((e) => !e.includes('WebSocket connection')),
     }),
   );
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  process.exitCode = 1;
-} finally {
-  clearTimeout(watchdog);
-  await context?.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
+});

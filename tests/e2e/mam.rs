@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use tessera_sasl::Hash;
 use tessera_tests::interop::{slixmpp_driver, ClientProcess, Finished, DRIVER_TIMEOUT_SECS};
-use tessera_tests::sasl::Sasl2Extras;
+use tessera_tests::sasl::{Sasl2Extras, Sasl2Outcome};
 use tessera_tests::{Server, ServerOptions, XmppClient};
 
 const MAM: &str = "urn:xmpp:mam:2";
@@ -28,12 +28,18 @@ fn server_with(modules: &[&str]) -> Server {
     server
 }
 
-/// A SASL2 + Bind 2 login over direct TLS; the client and its full JID.
-fn login(server: &Server, user: &str, tag: &str) -> (XmppClient, String) {
+/// A SASL2 + Bind 2 login over direct TLS; the client and what the server answered.
+fn login_outcome(server: &Server, user: &str, tag: &str) -> (XmppClient, Sasl2Outcome) {
     let mut c = XmppClient::direct_tls(server.ports.direct_tls);
     c.open();
     let extras = Sasl2Extras::bind(tag);
     let out = c.sasl2_scram(Hash::Sha256, true, user, &format!("{user} pw"), &extras);
+    (c, out)
+}
+
+/// [`login_outcome`], which must succeed; the client and its full JID.
+fn login(server: &Server, user: &str, tag: &str) -> (XmppClient, String) {
+    let (c, out) = login_outcome(server, user, tag);
     assert!(out.success, "{}", out.xml);
     let jid = out.jid().expect("bound");
     (c, jid)
@@ -254,15 +260,7 @@ fn bind2_bound_carries_the_archive_metadata_only_with_mod_mam() {
     let (mut bob, _) = login(&server, "bob", "desk");
     bob.send(&chat("alice@localhost", "m1", "first"));
     // Stored offline (and archived): alice has no session yet.
-    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
-    c.open();
-    let out = c.sasl2_scram(
-        Hash::Sha256,
-        true,
-        "alice",
-        "alice pw",
-        &Sasl2Extras::bind("meta"),
-    );
+    let (_c, out) = login_outcome(&server, "alice", "meta");
     let metadata = between(&out.xml, "<metadata xmlns='urn:xmpp:mam:2'>", "</metadata>")
         .unwrap_or_else(|| panic!("no metadata: {}", out.xml));
     assert!(
@@ -271,15 +269,7 @@ fn bind2_bound_carries_the_archive_metadata_only_with_mod_mam() {
     );
 
     let without = server_with(&["sasl2", "presence", "roster", "offline"]);
-    let mut c = XmppClient::direct_tls(without.ports.direct_tls);
-    c.open();
-    let out = c.sasl2_scram(
-        Hash::Sha256,
-        true,
-        "alice",
-        "alice pw",
-        &Sasl2Extras::bind("meta"),
-    );
+    let (_c, out) = login_outcome(&without, "alice", "meta");
     assert!(out.success && !out.xml.contains("metadata"), "{}", out.xml);
     assert!(
         out.xml.contains("<bound xmlns='urn:xmpp:bind:0'/>"),

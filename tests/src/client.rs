@@ -232,28 +232,27 @@ impl XmppClient {
     /// Send the standard header (`<open/>` over WebSocket) and return everything up to the
     /// end of the features.
     pub fn open(&mut self) -> String {
-        if self.is_websocket() {
-            self.send(crate::ws::OPEN);
-        } else {
-            self.send(HEADER);
-        }
+        self.send(self.header());
         self.read_until("</stream:features>")
     }
 
     /// Send the standard header with `from` (the account a client is about to log in as, as
     /// RFC 6120 §4.7.1 and XEP-0480 ask) and return everything up to the end of the features.
     pub fn open_from(&mut self, from: &str) -> String {
-        let header = if self.is_websocket() {
-            crate::ws::OPEN
-        } else {
-            HEADER
-        };
-        self.send(&header.replacen(" to=", &format!(" from='{from}' to="), 1));
+        self.send(
+            &self
+                .header()
+                .replacen(" to=", &format!(" from='{from}' to="), 1),
+        );
         self.read_until("</stream:features>")
     }
 
-    fn is_websocket(&self) -> bool {
-        matches!(self.io, Some(Io::WebSocket(_)))
+    /// The stream header of this transport: `<open/>` over WebSocket (RFC 7395).
+    fn header(&self) -> &'static str {
+        match self.io {
+            Some(Io::WebSocket(_)) => crate::ws::OPEN,
+            _ => HEADER,
+        }
     }
 
     /// Send one raw WebSocket frame (`opcode`, FIN when `fin`), masked as a client must.

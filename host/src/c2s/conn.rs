@@ -165,6 +165,7 @@ enum Wake {
 
 /// What a stream knows of its connection before the client speaks.
 pub(super) fn stream_info(
+    shared: &Shared,
     id: u64,
     peer: SocketAddr,
     direct_tls: bool,
@@ -172,7 +173,7 @@ pub(super) fn stream_info(
 ) -> StreamInfo {
     StreamInfo {
         id,
-        domain: String::new(),
+        domain: shared.config.domain.clone(),
         secure: true,
         direct_tls,
         tls_version: tls.version,
@@ -211,10 +212,6 @@ pub(super) async fn run(
     info: StreamInfo,
     deadline: Instant,
 ) -> String {
-    let info = StreamInfo {
-        domain: shared.config.domain.clone(),
-        ..info
-    };
     let throttle = Throttle::new(
         shared.config.c2s.receive_rate,
         shared.config.c2s.receive_burst,

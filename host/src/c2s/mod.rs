@@ -67,6 +67,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, direc
         let reason = match tls {
             Ok(stream) => {
                 let info = conn::stream_info(
+                    &shared,
                     id,
                     peer,
                     direct_tls,
@@ -93,7 +94,7 @@ pub async fn websocket(shared: Arc<Shared>, ws: WebSocket, peer: SocketAddr, tls
         tracing::info!(transport = "websocket", "connected");
         let deadline = Instant::now() + shared.config.c2s.negotiation_timeout;
         let io = transport::Transport::websocket(ws, conn::pre_auth_limits(&shared.config));
-        let info = conn::stream_info(id, peer, false, tls);
+        let info = conn::stream_info(&shared, id, peer, false, tls);
         let reason = conn::run(shared.clone(), io, info, deadline).await;
         tracing::info!(%reason, "disconnected");
     }

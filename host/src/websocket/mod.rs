@@ -310,7 +310,8 @@ impl Encoder {
         }
     }
 
-    /// A new stream begins: the next output is a stream header.
+    /// A new stream begins (a restart after authentication): the next output is a stream
+    /// header, a document of its own.
     pub fn restart(&mut self) {
         if self.framer.at_boundary() {
             self.framer.reset();
@@ -327,14 +328,6 @@ impl Encoder {
     /// # Errors
     /// Output that is not a well-formed stream (a bug in the server).
     pub fn encode(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), StreamError> {
-        // A new stream header (after authentication) starts a new document; the server writes
-        // it in one piece, so it begins a write.
-        let start = bytes.trim_ascii_start();
-        if self.framer.at_boundary()
-            && (start.starts_with(b"<?xml") || start.starts_with(b"<stream:stream"))
-        {
-            self.framer.reset();
-        }
         self.framer.push(bytes)?;
         while let Some(frame) = self.framer.next_frame()? {
             match frame {

@@ -222,6 +222,7 @@ fn the_encoder_cuts_the_tcp_form_into_rfc_7395_messages() {
     );
     // A stream restart: a new header after elements.
     out.clear();
+    e.restart();
     e.encode(header.as_bytes(), &mut out).unwrap();
     assert!(out[0].starts_with("<open "), "{out:?}");
     // A stream error and the end of the stream.

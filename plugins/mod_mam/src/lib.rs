@@ -243,6 +243,11 @@ fn features() -> Vec<String> {
 }
 
 impl Mam {
+    /// The error answering `iq` (an error or a result is never answered).
+    fn refuse(&self, iq: &Element, condition: StanzaCondition, text: &str) -> Verdict {
+        reply::error(iq, condition, Some(text), &self.domain).map_or(Verdict::Drop, Verdict::Reply)
+    }
+
     fn own(&self, account: &str) -> String {
         format!("{account}@{}", self.domain)
     }
@@ -416,10 +421,7 @@ impl Mam {
             }
             Verdict::Reply(result)
         };
-        let refuse = |r: Refusal| {
-            reply::error(iq, r.condition, Some(&r.text), &self.domain)
-                .map_or(Verdict::Drop, Verdict::Reply)
-        };
+        let refuse = |r: Refusal| self.refuse(iq, r.condition, &r.text);
         match (child.name.as_str(), kind) {
             ("query", "get") => Ok(answer(Some(query::form()))),
             ("query", "set") => match query::read(child, Self::bare) {
@@ -474,13 +476,11 @@ impl Mam {
                 Some(host.archive_count(ARCHIVE, account)?)
             };
             if count.is_none() {
-                return Ok(reply::error(
+                return Ok(self.refuse(
                     iq,
                     StanzaCondition::BadRequest,
-                    Some("<max>0</max> (the count alone) is answered for an unfiltered query only"),
-                    &self.domain,
-                )
-                .map_or(Verdict::Drop, Verdict::Reply));
+                    "<max>0</max> (the count alone) is answered for an unfiltered query only",
+                ));
             }
             return Ok(Verdict::Reply(fin_iq(query::fin(&[], false, count))));
         }
@@ -488,13 +488,7 @@ impl Mam {
             Ok(p) => p,
             Err(e) if e.kind == PluginErrorKind::NOT_FOUND => {
                 let text = "no archived message has that id (after-id, before-id or RSM)";
-                return Ok(reply::error(
-                    iq,
-                    StanzaCondition::ItemNotFound,
-                    Some(text),
-                    &self.domain,
-                )
-                .map_or(Verdict::Drop, Verdict::Reply));
+                return Ok(self.refuse(iq, StanzaCondition::ItemNotFound, text));
             }
             Err(e) => return Err(e),
         };
@@ -504,10 +498,7 @@ impl Mam {
             && (q.max as usize) >= q.filter.ids.len()
         {
             let text = "no archived message has one of those ids";
-            return Ok(
-                reply::error(iq, StanzaCondition::ItemNotFound, Some(text), &self.domain)
-                    .map_or(Verdict::Drop, Verdict::Reply),
-            );
+            return Ok(self.refuse(iq, StanzaCondition::ItemNotFound, text));
         }
         let mut items = page.items;
         // A page read from the newest end comes newest first: chronological first.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use tessera_plugin_api::xml::Element;
 
-use crate::query::Refusal;
+use crate::query::{bad, Refusal};
 use crate::NS;
 
 /// Most JIDs in `<always/>` and `<never/>` together.
@@ -51,13 +51,6 @@ impl std::default::Default for Prefs {
             always: BTreeSet::new(),
             never: BTreeSet::new(),
         }
-    }
-}
-
-fn bad(text: impl Into<String>) -> Refusal {
-    Refusal {
-        condition: tessera_plugin_api::StanzaCondition::BadRequest,
-        text: text.into(),
     }
 }
 

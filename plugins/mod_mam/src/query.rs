@@ -32,7 +32,8 @@ pub struct Refusal {
     pub text: String,
 }
 
-fn bad(text: impl Into<String>) -> Refusal {
+/// A `bad-request` refusal.
+pub(crate) fn bad(text: impl Into<String>) -> Refusal {
     Refusal {
         condition: StanzaCondition::BadRequest,
         text: text.into(),

@@ -99,6 +99,18 @@ pub(crate) struct Session {
     pub(crate) token: Option<String>,
 }
 
+/// A SCRAM-SHA-256 login of `account` as user agent `ua`: the stream, bound.
+pub(crate) async fn scram_session(
+    target: &Target,
+    account: &std::sync::Arc<crate::accounts::Account>,
+    ua: u64,
+) -> Result<Conn, Failure> {
+    let client = Client::new(account.clone(), ua);
+    Ok(login(target, &client, Mechanism::ScramSha256, None, None)
+        .await?
+        .conn)
+}
+
 /// Connect and log in. `request_token` adds `<request-token mechanism=…/>`.
 pub(crate) async fn login(
     target: &Target,

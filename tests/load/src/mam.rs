@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::accounts::{Account, Accounts};
-use crate::auth::{self, Client, Mechanism};
+use crate::auth;
 use crate::cli::MamArgs;
 use crate::failure::Failure;
 use crate::net::{Conn, Target};
@@ -25,12 +25,7 @@ const UA_BASE: u64 = 7 << 20;
 const BATCH: usize = 200;
 
 async fn login(target: &Target, account: &Arc<Account>, n: u64) -> Result<Conn, Failure> {
-    let client = Client::new(account.clone(), UA_BASE + n);
-    Ok(
-        auth::login(target, &client, Mechanism::ScramSha256, None, None)
-            .await?
-            .conn,
-    )
+    auth::scram_session(target, account, UA_BASE + n).await
 }
 
 /// Reads until `n` more `</message>` ends arrived (an end cut between reads is counted once).

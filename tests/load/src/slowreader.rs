@@ -32,12 +32,7 @@ const UA_BASE: u64 = 6 << 20;
 const BATCH: usize = 50;
 
 async fn login(target: &Target, account: &Arc<Account>, n: u64) -> Result<Conn, Failure> {
-    let client = Client::new(account.clone(), UA_BASE + n);
-    Ok(
-        auth::login(target, &client, Mechanism::ScramSha256, None, None)
-            .await?
-            .conn,
-    )
+    auth::scram_session(target, account, UA_BASE + n).await
 }
 
 /// One ping to the server; answers its round trip.

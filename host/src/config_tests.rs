@@ -65,7 +65,8 @@ fn embedded_default_parses_with_documented_defaults() {
             "offline",
             "carbons",
             "csi",
-            "mam"
+            "mam",
+            "smacks"
         ]
     );
 }

@@ -17,6 +17,7 @@
 //! would be encoded one byte at a time; `Bytes::new(slice)` makes one, and it derefs to `[u8]`). Kinds are never reused; a new call takes a new kind (see the
 //! evolution rule in [`crate::wire`]).
 
+use crate::acks::{AckOutcome, AckSettings, AckStatus};
 use crate::conditions::StreamCondition;
 use crate::error::PluginError;
 use crate::protocol::*;
@@ -303,6 +304,17 @@ declare_calls! {
         /// Metrics are best effort: a module should ignore a refusal (an older host answers
         /// `UNSUPPORTED`).
         40 => fn count(counter: &str, label: Option<(&str, &str)>, by: u64) -> ();
+        /// Turn on the host's XEP-0198 acknowledgement queue for a bound session (see
+        /// [`crate::acks`]): from now on stanzas are counted both ways and each written one
+        /// is kept until acknowledged, and the session is kept `settings.keep_ms` after its
+        /// connection is lost. Called for a stream that is being bound in this very call
+        /// (Bind 2's `sasl2-bind2-bound` hook), it takes effect when the resource is bound.
+        /// Answers `false` when there is no such stream or its queue is on already.
+        41 => fn acks_enable(stream: u64, settings: AckSettings) -> bool;
+        /// A session's acknowledgement counters (`None`: no such session, or no queue).
+        42 => fn acks_status(stream: u64) -> Option<AckStatus>;
+        /// The client's `<a h/>`: release what it acknowledges.
+        43 => fn acks_ack(stream: u64, h: u32) -> AckOutcome;
     }
 }
 

@@ -76,6 +76,7 @@
 #![allow(non_local_definitions)]
 
 pub mod abi;
+pub mod acks;
 pub mod calls;
 pub mod clients;
 pub mod conditions;

@@ -429,17 +429,23 @@ pub enum StreamAction {
     ExpectRestart,
     /// Move a detached (or still connected) session of the same account onto this
     /// authenticated, not yet bound stream (XEP-0198 resumption): the stream takes over the
-    /// session's full JID, presence, module state and `SessionOut` attachments, writes `replay`
-    /// (without `SessionOut` hooks: the module already counted them), and the old session ends
-    /// without `session-closed` (a connection still serving it is closed with `<conflict/>`).
-    /// The host fires `session-resumed`. A session that is gone, of another account, or a
-    /// stream that is already bound closes this stream with `<policy-violation/>`: check with
-    /// [`crate::HostCalls::account_sessions`] first and answer the client's failure yourself.
+    /// session's full JID, presence, module state, `SessionOut` attachments, acknowledgement
+    /// queue ([`crate::acks`]) and the stanzas queued for it, and the old session ends without
+    /// `session-closed` (a connection still serving it is closed with `<conflict/>`). It then
+    /// writes, in the action's place: the unacknowledged stanzas of the host's queue (after
+    /// releasing the `acked` the client reported), then `replay` (stanzas a module kept
+    /// itself; no `SessionOut` hooks), then what queued meanwhile. The host fires
+    /// `session-resumed`. A session that is gone, of another account, a stream that is
+    /// already bound, or an `acked` beyond what was written closes this stream with
+    /// `<policy-violation/>`: check with [`crate::HostCalls::account_sessions`] and
+    /// [`crate::HostCalls::acks_status`] first and answer the client's failure yourself.
     Resume {
         /// The session to take over (its stream id).
         session: u64,
-        /// Stanzas to write first (the ones the client did not acknowledge).
+        /// Stanzas a module kept for it, written after the host's unacknowledged ones.
         replay: Vec<Element>,
+        /// The client's `h` (`<resume h/>`), for the host's acknowledgement queue.
+        acked: Option<u32>,
     },
     /// Close the stream with this RFC 6120 stream error condition.
     Close {

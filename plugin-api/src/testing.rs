@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{EventFlow, LogLevel};
+use crate::acks::{AckOutcome, AckQueue, AckSettings, AckStatus};
 use crate::calls::{dispatch_host_call, host_call, HostCalls, ModuleCalls};
 use crate::conditions::StreamCondition;
 use crate::error::{PluginError, PluginErrorKind};
@@ -83,6 +84,11 @@ pub struct TestSession {
     pub outbox: Vec<Element>,
     /// The SASL2 user-agent id it logged in with ([`TestHost::set_user_agent`]).
     pub user_agent_id: Option<String>,
+    /// Its acknowledgement queue ([`HostCalls::acks_enable`]): the settings, and the stanzas
+    /// [`TestHost::acks_written`] wrote.
+    pub acks: Option<(AckSettings, AckQueue<Element>)>,
+    /// Whether its connection is lost ([`TestHost::detach`]).
+    pub detached: bool,
     state: BTreeMap<(String, String), Vec<u8>>,
 }
 
@@ -457,6 +463,40 @@ impl TestHost {
     pub fn set_user_agent(&self, stream: u64, user_agent_id: &str) {
         if let Some(s) = self.world().sessions.get_mut(&stream) {
             s.user_agent_id = Some(user_agent_id.to_owned());
+        }
+    }
+
+    /// Session `stream` handled `n` stanzas from its client (counted if its acknowledgement
+    /// queue is on).
+    pub fn acks_handled(&self, stream: u64, n: u32) {
+        if let Some((_, q)) = self
+            .world()
+            .sessions
+            .get_mut(&stream)
+            .and_then(|s| s.acks.as_mut())
+        {
+            (0..n).for_each(|_| q.handled_one());
+        }
+    }
+
+    /// The host wrote `stanza` to session `stream` (kept until acknowledged if its
+    /// acknowledgement queue is on).
+    pub fn acks_written(&self, stream: u64, stanza: Element) {
+        if let Some((_, q)) = self
+            .world()
+            .sessions
+            .get_mut(&stream)
+            .and_then(|s| s.acks.as_mut())
+        {
+            q.sent(stanza);
+        }
+    }
+
+    /// Session `stream` lost its connection and is kept (as the server does for a session
+    /// whose keep time is set).
+    pub fn detach(&self, stream: u64) {
+        if let Some(s) = self.world().sessions.get_mut(&stream) {
+            s.detached = true;
         }
     }
 
@@ -1118,7 +1158,7 @@ impl HostCalls for Context {
                 full_jid: Some(s.full_jid),
                 available: s.presence.is_some(),
                 priority: s.presence.unwrap_or(0),
-                detached: false,
+                detached: s.detached,
             })
             .collect())
     }
@@ -1386,6 +1426,37 @@ impl HostCalls for Context {
 
     fn close_session(&self, stream: u64, condition: StreamCondition) -> Result<bool, PluginError> {
         Ok(self.with_session(stream, |s| s.closed = Some(condition)))
+    }
+
+    fn acks_enable(&self, stream: u64, settings: AckSettings) -> Result<bool, PluginError> {
+        let mut enabled = false;
+        self.with_session(stream, |s| {
+            if s.acks.is_none() {
+                s.keep_ms = Some(settings.keep_ms);
+                s.acks = Some((settings, AckQueue::default()));
+                enabled = true;
+            }
+        });
+        Ok(enabled)
+    }
+
+    fn acks_status(&self, stream: u64) -> Result<Option<AckStatus>, PluginError> {
+        let world = self.host.world();
+        Ok(world.sessions.get(&stream).and_then(|s| {
+            s.acks
+                .as_ref()
+                .map(|(settings, q)| q.status(&settings.ns, s.detached))
+        }))
+    }
+
+    fn acks_ack(&self, stream: u64, h: u32) -> Result<AckOutcome, PluginError> {
+        let mut outcome = AckOutcome::NotEnabled;
+        self.with_session(stream, |s| {
+            if let Some((_, q)) = s.acks.as_mut() {
+                outcome = q.outcome(h, drop);
+            }
+        });
+        Ok(outcome)
     }
 }
 

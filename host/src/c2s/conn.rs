@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tessera_plugin_api::StreamCondition;
 
 use std::collections::VecDeque;
+use tessera_plugin_api::acks::AckSettings;
 use tessera_plugin_api::events::{self, SessionEvent, SessionResumed};
 use tessera_plugin_api::protocol::{StreamAction, StreamElement, StreamInfo, StreamPhase};
 use tessera_plugin_api::xml::Element;
@@ -20,6 +21,7 @@ use super::throttle::Throttle;
 use super::transport::{ReadError, Received, Transport};
 use crate::config::Config;
 use crate::router::{self, leftovers};
+use crate::sessions::acks::Due;
 use crate::sessions::outbox::{Closed, CopyGroup, Fate, Queued, Sender};
 use crate::sessions::{CloseRequest, Lifecycle, SessionEntry, NOT_READING, NOT_READING_TEXT};
 use crate::stream::framer::{Frame, Framer, Limits};
@@ -100,6 +102,9 @@ struct Conn {
     /// authenticated.
     _open: crate::metrics::OpenGuard,
     session_open: Option<crate::metrics::OpenGuard>,
+    /// An acknowledgement queue a module asked for inline in this login's Bind 2 request,
+    /// turned on when the resource is bound.
+    acks_on_bind: Option<AckSettings>,
 }
 
 /// One outbox stanza within `Conn::out`.
@@ -111,6 +116,9 @@ struct Segment {
     fate: Fate,
     copies: Option<Arc<CopyGroup>>,
     sender: Option<Sender>,
+    /// Kept in the session's acknowledgement queue (stream management): it is written for
+    /// good when acknowledged, and the queue, not this connection, hands it on if never.
+    tracked: bool,
 }
 
 /// How `serve` ended: the reason for the log, and the last words for the client.
@@ -161,6 +169,9 @@ enum Wake {
     Stalled,
     Close(CloseRequest),
     Timeout,
+    /// The session's acknowledgement queue wants an `<r/>` written, or gave up waiting for
+    /// the answer.
+    AckDue,
 }
 
 /// What a stream knows of its connection before the client speaks.
@@ -240,6 +251,7 @@ pub(super) async fn run(
         deadline: Some(deadline),
         pinned: None,
         lost: false,
+        acks_on_bind: None,
     };
     let end = conn.serve().await;
     conn.finish(end).await
@@ -309,6 +321,7 @@ impl Conn {
                     .throttle
                     .resume_at(std::time::Instant::now())
                     .map(Instant::from_std);
+                let ack_due = self.ack_deadline();
                 // Reading and taking from the outbox take turns when both are ready: a client
                 // flooded with stanzas can still be heard, and one that floods is still written to.
                 self.read_first = !self.read_first;
@@ -320,6 +333,7 @@ impl Conn {
                         () = outbox_ready(self.session.clone()) => Wake::Queued,
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
+                        () = sleep_until(ack_due), if ack_due.is_some() => Wake::AckDue,
                     }
                 } else {
                     tokio::select! {
@@ -329,6 +343,7 @@ impl Conn {
                         r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
+                        () = sleep_until(ack_due), if ack_due.is_some() => Wake::AckDue,
                     }
                 }
             };
@@ -399,6 +414,17 @@ impl Conn {
                     StreamCondition::ConnectionTimeout,
                     "negotiation took too long",
                 )),
+                Wake::AckDue => {
+                    if let Some(silent) = self.on_ack_due() {
+                        // Dead rather than closed: the session is kept for resumption.
+                        self.lost = true;
+                        return End::quiet(format!(
+                            "no acknowledgement within {} ms of a request",
+                            silent
+                        ));
+                    }
+                    Ok(true)
+                }
             };
             // Idle connections hold no buffers.
             buf = Vec::new();
@@ -413,10 +439,27 @@ impl Conn {
 
     /// Move the next batch of the session's outbox into `out`.
     fn take_batch(&mut self) {
-        let Some(session) = &self.session else {
+        let Some(session) = self.session.clone() else {
             return;
         };
-        let batch = session.outbox.take(WRITE_BATCH);
+        let now = crate::now_ms();
+        let (batch, tracked) = if session.has_acks() {
+            // Taken and kept under the queue's lock, and not at all once another stream took
+            // the session over: that stream gets every stanza this one took.
+            let batch = session.with_acks(|acks| {
+                if session.is_moved() {
+                    return Vec::new();
+                }
+                let batch = session.outbox.take(WRITE_BATCH);
+                for item in &batch {
+                    acks.written(item.clone(), now);
+                }
+                batch
+            });
+            (batch.unwrap_or_default(), true)
+        } else {
+            (session.outbox.take(WRITE_BATCH), false)
+        };
         if batch.is_empty() {
             return;
         }
@@ -431,8 +474,47 @@ impl Conn {
                 fate: item.fate,
                 copies: item.copies,
                 sender: item.sender,
+                tracked,
             });
         }
+        self.request_ack_if_due(&session, now);
+    }
+
+    /// Write `<r/>` if the session's acknowledgement queue wants one now.
+    fn request_ack_if_due(&mut self, session: &SessionEntry, now_ms: u64) {
+        let request = session
+            .with_acks(|acks| acks.request_due(now_ms).then(|| acks.request(now_ms)))
+            .flatten();
+        if let Some(request) = request {
+            self.out.push_str(&request);
+        }
+    }
+
+    /// When the session's acknowledgement queue next needs this connection, if it has one.
+    fn ack_deadline(&self) -> Option<Instant> {
+        let due = self.session.as_ref()?.with_acks(|acks| acks.next())??;
+        let at_ms = match due {
+            Due::Request(at) | Due::Timeout(at) => at,
+        };
+        let wait = at_ms.saturating_sub(crate::now_ms());
+        Some(Instant::now() + std::time::Duration::from_millis(wait))
+    }
+
+    /// The acknowledgement queue's time came: write `<r/>`, or answer how long the client
+    /// left a request unanswered (the connection is dead).
+    fn on_ack_due(&mut self) -> Option<u64> {
+        let session = self.session.clone()?;
+        let now = crate::now_ms();
+        let silent = session
+            .with_acks(|acks| match acks.next() {
+                Some(Due::Timeout(at)) if now >= at => Some(acks.settings().ack_timeout_ms),
+                _ => None,
+            })
+            .flatten();
+        if silent.is_none() {
+            self.request_ack_if_due(&session, now);
+        }
+        silent
     }
 
     /// `n` more bytes of `out` were accepted by TLS: the client is reading. Its stanzas count
@@ -448,18 +530,23 @@ impl Conn {
 
     /// All of `out` reached the kernel: its stanzas are written and leave the outbox's count.
     fn flushed(&mut self) {
+        let mut written_for_good = 0;
         let done: Vec<(usize, Option<Sender>)> = self
             .batch
             .drain(..)
             .map(|segment| {
-                if let Some(group) = &segment.copies {
-                    group.wrote();
+                // A tracked stanza is written for good when acknowledged.
+                if !segment.tracked {
+                    if let Some(group) = &segment.copies {
+                        group.wrote();
+                    }
+                    written_for_good += 1;
                 }
                 (segment.cost, segment.sender)
             })
             .collect();
         if !done.is_empty() {
-            self.shared.delivery.written(done.len() as u64);
+            self.shared.delivery.written(written_for_good);
             if let Some(session) = &self.session {
                 session.outbox.written(done);
             }
@@ -488,8 +575,17 @@ impl Conn {
             sender: s.sender,
         };
         let cut = unwritten.first().map(|s| s.start);
-        let accepted = accepted.iter().map(|s| item(&self.out, s)).collect();
-        let unwritten = unwritten.iter().map(|s| item(&self.out, s)).collect();
+        // Tracked ones are in the session's acknowledgement queue, which decides their fate.
+        let accepted = accepted
+            .iter()
+            .filter(|s| !s.tracked)
+            .map(|s| item(&self.out, s))
+            .collect();
+        let unwritten = unwritten
+            .iter()
+            .filter(|s| !s.tracked)
+            .map(|s| item(&self.out, s))
+            .collect();
         if let Some(cut) = cut {
             self.out.truncate(cut);
         }
@@ -564,7 +660,7 @@ impl Conn {
 
     /// The session's part of the end: kept (detached) or ended, and in every case what its
     /// connection never wrote goes the undeliverable way, in order.
-    fn end_session(&mut self, reason: &str, unwritten: Vec<Queued>) {
+    fn end_session(&mut self, reason: &str, mut unwritten: Vec<Queued>) {
         if let Some(session) = self.session.clone() {
             let keep = self.lost && session.is_bound() && session.kept_ms() > 0;
             let next = if keep {
@@ -574,7 +670,26 @@ impl Conn {
             };
             let moved = !session.transition(Lifecycle::Live, next);
             let keep = keep && !moved;
+            if keep && session.has_acks() {
+                // Stream management: what was written waits in the acknowledgement queue, and
+                // the outbox stays open for what comes until the session is resumed or ends
+                // (`detached::wait`), with what this connection took before the queue was on
+                // back in front.
+                session.outbox.forget_in_flight();
+                session.outbox.adopt(unwritten, true);
+                super::detached::announce(&self.shared, &session, reason);
+                super::detached::wait(&self.shared, session);
+                return;
+            }
             session.outbox.close(Closed::SessionEnded);
+            // Never acknowledged, so never known to be delivered: handed on after what this
+            // connection took before the queue was on (moved: the queue went with the
+            // session).
+            unwritten.extend(
+                session
+                    .with_acks(|acks| acks.take_unacked())
+                    .unwrap_or_default(),
+            );
             // Out of routing first (an ended one), so nothing new is queued for it; counted
             // until its stanzas are handed on, so shutdown waits for them.
             let ending = if moved || keep {
@@ -783,8 +898,16 @@ impl Conn {
                 format!("<{}/>", element.name),
             ));
         }
+        session.with_acks(|acks| acks.handled_one());
         let outcome = router::route(&self.shared, &session, &self.info, element).await;
-        self.out.push_str(&outcome.reply);
+        if let Some(reply) = outcome.reply {
+            let now = crate::now_ms();
+            let xml = reply.to_xml_in(router::CLIENT_NS);
+            self.out.push_str(&xml);
+            let fate = Fate::of(&reply.name, reply.attr("type"));
+            session.with_acks(|acks| acks.written(Queued::one(xml, fate), now));
+            self.request_ack_if_due(&session, now);
+        }
         if let Some(err) = outcome.close {
             return Err(err);
         }
@@ -801,8 +924,8 @@ impl Conn {
                     user,
                     user_agent_id,
                 } => self.authenticated(user, user_agent_id.clone())?,
-                StreamAction::Resume { session, .. } if resumed.is_none() => {
-                    resumed = Some(self.take_over(*session)?);
+                StreamAction::Resume { session, acked, .. } if resumed.is_none() => {
+                    resumed = Some(self.take_over(*session, *acked)?);
                 }
                 StreamAction::Resume { session, .. } => {
                     return Err(resume_refused(
@@ -825,6 +948,9 @@ impl Conn {
                         .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
                     let full = self.shared.sessions.bind(&session, &resource);
                     self.bound(full);
+                    if let Some(settings) = self.acks_on_bind.take() {
+                        session.enable_acks(settings);
+                    }
                 }
                 StreamAction::SendFeatures => {
                     let set = if self.phase == Phase::Bound {
@@ -838,7 +964,9 @@ impl Conn {
                     self.framer.reset();
                     self.phase = Phase::AwaitHeader(FeatureSet::Authenticated);
                 }
-                StreamAction::Resume { session, replay } => {
+                StreamAction::Resume {
+                    session, replay, ..
+                } => {
                     if let Some(full) = resumed.take() {
                         self.resumed(session, full, replay);
                     }
@@ -900,6 +1028,7 @@ impl Conn {
             return Err(refused(&why));
         }
         tracing::info!(user = %user, "authenticated");
+        self.acks_on_bind = verified.acks_on_bind;
         let transport = self.io.name(self.info.direct_tls);
         self.session_open = Some(self.shared.metrics.open_session(transport));
         self.framer.set_limits(limits(&self.shared.config));
@@ -913,10 +1042,23 @@ impl Conn {
 
     /// Take over session `old` (XEP-0198 resumption, decided by a module; see
     /// [`StreamAction::Resume`]); answers the full JID.
-    fn take_over(&mut self, old: u64) -> Result<String, StreamError> {
+    fn take_over(&mut self, old: u64, acked: Option<u32>) -> Result<String, StreamError> {
         let Some(session) = self.session.clone() else {
             return Err(resume_refused(old, "the stream is not authenticated"));
         };
+        let status = self
+            .shared
+            .sessions
+            .by_stream(old)
+            .and_then(|s| s.acks_status());
+        if let (Some(status), Some(h)) = (&status, acked) {
+            if status.too_high(h) {
+                return Err(resume_refused(
+                    old,
+                    "the client's h is beyond what was written",
+                ));
+            }
+        }
         let (full, old_entry) = self
             .shared
             .sessions
@@ -924,6 +1066,16 @@ impl Conn {
             .map_err(|why| resume_refused(old, why))?;
         // A connection still serving it is closed; a detached one's wait ends.
         old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
+        if let Some(h) = acked {
+            let mut released = 0;
+            session.with_acks(|acks| {
+                acks.ack(h, |unacked| {
+                    unacked.item.wrote();
+                    released += 1;
+                })
+            });
+            self.shared.delivery.written(released);
+        }
         tracing::info!(jid = %full, previous = old, "session resumed");
         self.enter_bound(full.clone());
         Ok(full)
@@ -932,6 +1084,11 @@ impl Conn {
     /// The rest of a resumption, in its place among the answer's actions: the replay, then
     /// `session-resumed`.
     fn resumed(&mut self, old: u64, full: String, replay: Vec<Element>) {
+        if let Some(session) = self.session.clone() {
+            if let Some(again) = session.with_acks(|acks| acks.replay(&session.bare)) {
+                self.out.push_str(&again);
+            }
+        }
         for stanza in replay {
             stanza.write_xml(&mut self.out, "jabber:client");
         }

@@ -1,14 +1,17 @@
 //! Sessions kept without a connection (XEP-0198 hibernation, decided by a module through
 //! `session_keep`): when a kept, bound session loses its connection it stays in the session
 //! table, detached, until a stream takes it over (`StreamAction::Resume`), its time runs out,
-//! or the host closes it (password change, deletion, shutdown, `close_session`). Only then is
-//! it removed and `session-closed` fired.
+//! or the host closes it (password change, deletion, shutdown, `close_session`, an overflowing
+//! acknowledgement queue). Only then is it removed, what it held (unacknowledged, then
+//! queued) handed on to offline storage or bounced, and `session-closed` fired.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_plugin_api::events::{self, SessionEvent};
 
+use crate::router::leftovers;
+use crate::sessions::outbox::Closed;
 use crate::sessions::{Lifecycle, SessionEntry};
 use crate::Shared;
 
@@ -38,8 +41,17 @@ pub(super) fn wait(shared: &Arc<Shared>, session: Arc<SessionEntry>) {
             // Taken over meanwhile: it lives on in another stream.
             return;
         }
-        shared.sessions.remove(session.stream_id);
         tracing::info!(jid = %session.jid(), why, "detached session ended");
+        // Out of routing, then what it held goes the undeliverable way, in order: the stanzas
+        // written and never acknowledged (stream management), then those queued since.
+        let ending = shared.sessions.remove_ending(&session);
+        session.outbox.close(Closed::SessionEnded);
+        let unacked = session
+            .with_acks(|acks| acks.take_unacked())
+            .unwrap_or_default();
+        session.outbox.requeue_front(unacked);
+        leftovers::hand_on(&shared, &session);
+        drop(ending);
         shared.fire(
             events::SESSION_CLOSED,
             &SessionEvent {

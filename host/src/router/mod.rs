@@ -29,23 +29,25 @@ use crate::Shared;
 
 /// RFC 6120 resource binding namespace.
 pub const BIND_NS: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-const CLIENT_NS: &str = "jabber:client";
+/// The client namespace stanzas are written in.
+pub const CLIENT_NS: &str = "jabber:client";
 const SESSION_NS: &str = "urn:ietf:params:xml:ns:xmpp-session";
 
 /// What routing a stanza produced for the sending connection.
 #[derive(Debug, Default)]
 pub struct RouteOutcome {
-    /// XML to write back to the sender.
-    pub reply: String,
+    /// The stanza to write back to the sender (a stanza it counts, for stream management).
+    pub reply: Option<Element>,
     /// Close the sender's stream with this error afterwards.
     pub close: Option<StreamError>,
 }
 
 impl RouteOutcome {
-    fn reply(el: &Element) -> Self {
-        let mut reply = String::new();
-        el.write_xml(&mut reply, CLIENT_NS);
-        Self { reply, close: None }
+    fn reply(el: Element) -> Self {
+        Self {
+            reply: Some(el),
+            close: None,
+        }
     }
 }
 
@@ -181,7 +183,10 @@ pub async fn route(
 
 impl RouteOutcome {
     fn from_bounce(bounce: Option<Element>) -> Self {
-        bounce.map_or_else(Self::default, |e| Self::reply(&e))
+        Self {
+            reply: bounce,
+            close: None,
+        }
     }
 }
 
@@ -425,7 +430,8 @@ fn bare_targets(
 /// module attached to it (stream management) holds what is sent to it. A detached session
 /// nobody holds for counts as absent, so its messages take the bare-JID or undeliverable way.
 fn reachable(routes: &Routes, session: &SessionEntry) -> bool {
-    if !session.is_detached() {
+    // Connected, or held by the host's acknowledgement queue (stream management).
+    if !session.is_detached() || session.has_acks() {
         return true;
     }
     // Attached, and still loaded with a SessionOut hook (an unloaded module holds nothing).
@@ -634,7 +640,7 @@ fn route_iq(
     match (payload.ns.as_str(), payload.name.as_str()) {
         // RFC 3921's session establishment, kept as a no-op for old clients (RFC 6121 §1.4).
         (SESSION_NS, "session") if stanza.attr("type") == Some("set") => {
-            RouteOutcome::reply(&reply::iq_result(&stanza, &domain))
+            RouteOutcome::reply(reply::iq_result(&stanza, &domain))
         }
         (BIND_NS, "bind") => error_out(&stanza, StanzaCondition::NotAllowed, &domain),
         (ns, _) => match routes.iq.get(ns) {

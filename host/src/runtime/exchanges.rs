@@ -49,6 +49,9 @@ pub struct Verified {
     pub basis_ms: u64,
     /// What it proved: only a password login may add a verifier (XEP-0480).
     pub kind: CredentialKind,
+    /// An acknowledgement queue a module asked for inline (XEP-0386 Bind 2 `<enable/>`), to be
+    /// turned on when the login's resource is bound.
+    pub acks_on_bind: Option<tessera_plugin_api::acks::AckSettings>,
 }
 
 /// Why a proof no longer counts.
@@ -149,6 +152,22 @@ impl Exchanges {
     /// The verified success of a stream, left in place (a task of the login reads it).
     pub fn verified(&self, stream: u64) -> Option<Verified> {
         self.verified.get(&stream).map(|v| v.clone())
+    }
+
+    /// Turn on an acknowledgement queue when the verified login of `stream` binds its
+    /// resource; `false` when the stream has no verified login.
+    pub fn acks_on_bind(
+        &self,
+        stream: u64,
+        settings: tessera_plugin_api::acks::AckSettings,
+    ) -> bool {
+        match self.verified.get_mut(&stream) {
+            Some(mut verified) => {
+                verified.acks_on_bind = Some(settings);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The verified success of a stream, consumed.

@@ -17,6 +17,7 @@ use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RVec};
 use tessera_plugin_api::abi::{
     AbiError, BlockingTaskRef, HostCtx, HostServices, HostServicesRef, LogLevel,
 };
+use tessera_plugin_api::acks::{AckOutcome, AckSettings, AckStatus};
 use tessera_plugin_api::calls::dispatch_host_call;
 use tessera_plugin_api::events::{self, MailResult};
 use tessera_plugin_api::protocol::*;
@@ -181,9 +182,10 @@ fn store_err(e: crate::store::StoreError) -> PluginError {
     PluginError::host("store failure")
 }
 
-/// The longest a session is kept without a connection (`session_keep`): one day (Prosody's
-/// `smacks_max_hibernation_time` has no upper bound; XEP-0198 servers use minutes).
-pub const MAX_KEEP_MS: u64 = 86_400_000;
+/// The longest a session is kept without a connection (`session_keep`, `acks_enable`): one
+/// day (Prosody's `smacks_max_hibernation_time` has no upper bound; XEP-0198 servers use
+/// minutes).
+pub use crate::sessions::MAX_KEEP_MS;
 
 /// An account operation's failure as the module sees it: the kind says what to answer
 /// (conflict, not found, refused input), the message says why (no secret in it).
@@ -646,6 +648,48 @@ impl HostCalls for PluginContext {
         Ok(true)
     }
 
+    fn acks_enable(&self, stream: u64, settings: AckSettings) -> Result<bool, PluginError> {
+        let shared = self.shared()?;
+        if settings.ns.is_empty() || settings.max_queue == 0 {
+            return Err(PluginError::bad_request(
+                "an acknowledgement queue needs a namespace and room for a stanza",
+            ));
+        }
+        match shared.sessions.by_stream(stream) {
+            // Bound: on from now (the module's answer is written before anything else).
+            Some(session) if session.is_bound() => Ok(session.enable_acks(settings)),
+            Some(_) => Ok(false),
+            // Being bound in this very call (Bind 2): on when the resource is bound.
+            None => Ok(shared.exchanges.acks_on_bind(stream, settings)),
+        }
+    }
+
+    fn acks_status(&self, stream: u64) -> Result<Option<AckStatus>, PluginError> {
+        let shared = self.shared()?;
+        Ok(shared
+            .sessions
+            .by_stream(stream)
+            .and_then(|s| s.acks_status()))
+    }
+
+    fn acks_ack(&self, stream: u64, h: u32) -> Result<AckOutcome, PluginError> {
+        let shared = self.shared()?;
+        let Some(session) = shared.sessions.by_stream(stream) else {
+            return Ok(AckOutcome::NotEnabled);
+        };
+        let mut released = 0u64;
+        let outcome = session
+            .with_acks(|acks| {
+                acks.ack(h, |unacked| {
+                    unacked.item.wrote();
+                    released += 1;
+                })
+            })
+            .unwrap_or(AckOutcome::NotEnabled);
+        shared.delivery.written(released);
+        Ok(outcome)
+    }
+
     fn count(
         &self,
         counter: &str,
@@ -756,6 +800,7 @@ fn judge_success(shared: &Shared, exchange: u64, answer: MechanismStep) -> Mecha
             user: prepared,
             basis_ms: basis.basis_ms,
             kind: basis.kind,
+            acks_on_bind: None,
         },
     );
     answer

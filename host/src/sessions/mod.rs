@@ -2,6 +2,7 @@
 //! each connection task (its [`outbox::Outbox`], bounded in bytes and stanzas, plus an
 //! out-of-band close signal that a full outbox cannot block).
 
+pub mod acks;
 pub mod outbox;
 
 use std::collections::HashMap;
@@ -14,7 +15,9 @@ use tessera_plugin_api::protocol::SessionInfo;
 use tessera_plugin_api::stanza::SessionView;
 use tokio::sync::Notify;
 
+use self::acks::SessionAcks;
 use self::outbox::{Outbox, Push, Queued};
+use tessera_plugin_api::acks::{AckSettings, AckStatus};
 
 /// The stream error that closes a session that stopped reading (its outbox is full and its
 /// connection wrote nothing for `c2s.send_timeout`). `<policy-violation/>`, as ejabberd closes
@@ -26,6 +29,13 @@ use self::outbox::{Outbox, Push, Queued};
 pub const NOT_READING: StreamCondition = StreamCondition::PolicyViolation;
 /// Its text.
 pub const NOT_READING_TEXT: &str = "Too much unread data: the client did not read its stream";
+/// The text of the `<policy-violation/>` that ends a session holding more unacknowledged and
+/// queued stanzas than its acknowledgement queue allows (XEP-0198; ejabberd's `max_ack_queue`
+/// ends it the same way).
+pub const TOO_MANY_UNACKED_TEXT: &str = "Too many unacknowledged stanzas";
+/// The longest a session is kept after its connection is lost: a module (or a bug in one)
+/// cannot pin sessions for ever.
+pub const MAX_KEEP_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Why and how a session must close.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,10 @@ pub struct SessionEntry {
     has_attached: AtomicBool,
     /// How long a module asked to keep this session after its connection is lost (0: not).
     keep_ms: AtomicU64,
+    /// Its XEP-0198 acknowledgement queue, once a module turned it on (boxed: most sessions
+    /// of a server without stream management pay one pointer), and a flag read per stanza.
+    acks: Mutex<Option<Box<SessionAcks>>>,
+    has_acks: AtomicBool,
     /// Where it is in its life ([`Lifecycle`]); every transition is one compare-exchange, so
     /// ending, detaching and being taken over cannot both happen to one session.
     lifecycle: AtomicU8,
@@ -107,6 +121,21 @@ impl SessionEntry {
     /// [`NOT_READING`]; it and everything queued go the undeliverable way when the connection
     /// ends ([`Outbox::drain`]). [`Push::Shed`] and [`Push::Refused`] leave it to the caller.
     pub fn deliver(&self, item: Queued) -> Push {
+        if let Some(max) = self.with_acks(|a| (a.unacked_len(), a.settings().max_queue)) {
+            let (unacked, max) = max;
+            if unacked + self.outbox.figures().stanzas >= max as usize {
+                tracing::warn!(
+                    jid = %self.jid(),
+                    stream = self.stream_id,
+                    unacked,
+                    "too many unacknowledged stanzas; closing the session"
+                );
+                self.request_close(
+                    StreamCondition::PolicyViolation,
+                    Some(TOO_MANY_UNACKED_TEXT),
+                );
+            }
+        }
         let push = self.outbox.push(item);
         if push == Push::Overflowed {
             let figures = self.outbox.figures();
@@ -217,6 +246,55 @@ impl SessionEntry {
     /// How long it is kept after a lost connection (0: not kept).
     pub fn kept_ms(&self) -> u64 {
         self.keep_ms.load(Ordering::Relaxed)
+    }
+
+    /// Turn on its acknowledgement queue (and keep it `settings.keep_ms` after a lost
+    /// connection); `false` when it is on already.
+    pub fn enable_acks(&self, settings: AckSettings) -> bool {
+        let Ok(mut slot) = self.acks.lock() else {
+            return false;
+        };
+        if slot.is_some() {
+            return false;
+        }
+        self.keep(settings.keep_ms.min(MAX_KEEP_MS));
+        *slot = Some(Box::new(SessionAcks::new(settings)));
+        self.has_acks.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether its acknowledgement queue is on (one load).
+    pub fn has_acks(&self) -> bool {
+        self.has_acks.load(Ordering::Acquire)
+    }
+
+    /// Work on its acknowledgement queue, if it has one.
+    pub fn with_acks<R>(&self, work: impl FnOnce(&mut SessionAcks) -> R) -> Option<R> {
+        if !self.has_acks() {
+            return None;
+        }
+        let mut slot = self.acks.lock().ok()?;
+        slot.as_deref_mut().map(work)
+    }
+
+    /// Its acknowledgement counters, for modules.
+    pub fn acks_status(&self) -> Option<AckStatus> {
+        let detached = self.is_detached();
+        self.with_acks(|a| a.status(detached))
+    }
+
+    /// Take its acknowledgement queue (a stream takes the session over).
+    fn take_acks(&self) -> Option<Box<SessionAcks>> {
+        let taken = self.acks.lock().ok()?.take();
+        self.has_acks.store(false, Ordering::Release);
+        taken
+    }
+
+    fn put_acks(&self, acks: Box<SessionAcks>) {
+        if let Ok(mut slot) = self.acks.lock() {
+            *slot = Some(acks);
+            self.has_acks.store(true, Ordering::Release);
+        }
     }
 
     /// Where it is in its life.
@@ -333,6 +411,8 @@ impl Sessions {
             attached: Mutex::new(Vec::new()),
             has_attached: AtomicBool::new(false),
             keep_ms: AtomicU64::new(0),
+            acks: Mutex::new(None),
+            has_acks: AtomicBool::new(false),
             lifecycle: AtomicU8::new(Lifecycle::Live as u8),
             outbox: Outbox::sharing_peak(limits, self.outbox_peak.clone()),
             handing_on: Mutex::new(()),
@@ -421,6 +501,23 @@ impl Sessions {
             Ordering::Relaxed,
         );
         new.keep(old_entry.kept_ms());
+        // The acknowledgement queue and what waits for the session go with it: the old
+        // connection, if any, takes nothing more once the session is moved (it checks under
+        // the queue's lock), and what queued is taken before anything new for the stream.
+        if let Some(mut acks) = old_entry.take_acks() {
+            acks.reconnected();
+            new.put_acks(acks);
+        }
+        old_entry.outbox.close(outbox::Closed::SessionEnded);
+        let mut front = true;
+        loop {
+            let (_, items) = old_entry.outbox.drain();
+            if items.is_empty() {
+                break;
+            }
+            new.outbox.adopt(items, front);
+            front = false;
+        }
         self.remove(old);
         Ok((full, old_entry))
     }

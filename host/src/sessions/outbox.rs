@@ -400,6 +400,45 @@ impl Outbox {
         inner.by_sender.clear();
     }
 
+    /// A kept session lost its connection (stream management holds what it wrote): what the
+    /// connection took no longer counts as in flight, and the outbox stays open, queuing what
+    /// comes while the session waits to be resumed.
+    pub fn forget_in_flight(&self) {
+        let mut inner = self.inner();
+        inner.in_flight_bytes = 0;
+        inner.in_flight_stanzas = 0;
+        let queued: Vec<(Sender, usize)> = inner
+            .queue
+            .iter()
+            .filter_map(|i| i.sender.map(|s| (s, i.cost())))
+            .collect();
+        inner.by_sender.clear();
+        for (sender, cost) in queued {
+            *inner.by_sender.entry(sender).or_default() += cost;
+        }
+    }
+
+    /// Take over what another session's outbox held (a resumption): ahead of everything
+    /// queued (`front`), or behind it; an open outbox is woken for them.
+    pub fn adopt(&self, items: Vec<Queued>, front: bool) {
+        let mut inner = self.inner();
+        if front {
+            for item in items.into_iter().rev() {
+                inner.queued_bytes += item.cost();
+                if let Some(sender) = item.sender {
+                    *inner.by_sender.entry(sender).or_default() += item.cost();
+                }
+                inner.queue.push_front(item);
+            }
+        } else {
+            for item in items {
+                inner.park(item);
+            }
+        }
+        drop(inner);
+        self.ready.notify_one();
+    }
+
     /// Stop taking stanzas (the first reason given stays); later ones are parked for
     /// [`Outbox::drain`].
     pub fn close(&self, why: Closed) {

@@ -274,7 +274,11 @@ impl Module for Fixture {
             StreamAction::Send {
                 xml: Element::new("resumed", NS).with_attr("id", &id).to_xml(),
             },
-            StreamAction::Resume { session, replay },
+            StreamAction::Resume {
+                session,
+                replay,
+                acked: None,
+            },
         ])
     }
 

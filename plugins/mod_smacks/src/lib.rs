@@ -1,0 +1,417 @@
+//! # mod_smacks
+//!
+//! XEP-0198 Stream Management: acknowledgements and resumption. A phone that loses its
+//! connection comes back with `<resume/>` and gets every stanza it had not acknowledged, once,
+//! instead of logging in again and losing what was in flight.
+//!
+//! The module decides and speaks the protocol; the host counts and keeps (see
+//! `tessera_plugin_api::acks`): stanzas are counted in both directions, every stanza written is
+//! kept until the client acknowledges it, `<r/>` is written after
+//! `smacks_max_unacked_stanzas` stanzas (or `smacks_ack_request_delay`), and a session whose
+//! connection is lost stays detached — available to its contacts, stanzas queuing — for
+//! `smacks_hibernation_time`. When it expires, or ends any other way without resumption, what
+//! it never had acknowledged goes to offline storage (mod_offline) or bounces.
+//!
+//! ## Wire behaviour (`urn:xmpp:sm:3`)
+//! * `<sm/>` is offered after authentication, and `<enable/>` inline in Bind 2 (listed in its
+//!   inline features; the `<enabled/>` goes into `<bound/>`).
+//! * `<enable resume='true' max='N'/>` after binding: `<enabled id resume='true' max/>`, where
+//!   `max` is the smaller of the client's and `smacks_hibernation_time`, and the id is 128
+//!   random bits kept in the session's state (so it moves with the session and dies with it).
+//!   Without `resume`, `<enabled/>` without an id: acknowledgements only.
+//! * `<r/>` → `<a h/>` (stanzas handled from the client). `<a h/>` releases what it
+//!   acknowledges; an `h` beyond what was sent closes the stream with `<undefined-condition/>`
+//!   (XEP-0198 §4), a missing or malformed `h` with `<invalid-xml/>`.
+//! * `<resume previd h/>` after authentication, before binding: the account's session with that
+//!   id is taken over — `<resumed previd h/>`, then the unacknowledged stanzas again (messages
+//!   and presence with `<delay/>`), then what queued meanwhile; a connection still serving it
+//!   gets `<conflict/>`.
+//! * Failures, each `<failed xmlns='urn:xmpp:sm:3'>` with a stanza error condition:
+//!   `<unexpected-request/>` for `<enable/>` before binding or twice, `<r/>` or `<a/>` before
+//!   `<enable/>`, `<resume/>` after binding; `<item-not-found/>` for an id that is unknown,
+//!   expired, ended by a password change or account deletion, or another account's (the same
+//!   answer for all, so an id tells nothing); `<bad-request/>` for a `<resume/>` without a
+//!   valid `h`; `<undefined-condition/>` with `<handled-count-too-high h send-count/>` for an
+//!   `h` beyond what the old session sent (nothing is resumed, it stays detached).
+//!
+//! ## Options
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `smacks_hibernation_time` | 600 | seconds a session whose connection was lost stays resumable (Prosody's default; 0: no resumption) |
+//! | `smacks_max_queue_size` | 500 | stanzas held for a session (unacknowledged plus queued); one more ends it |
+//! | `smacks_max_unacked_stanzas` | 0 | the server asks for an acknowledgement once more than this many wait (Prosody's default: at once, one request outstanding at a time) |
+//! | `smacks_ack_request_delay` | 5 | ... or once the oldest has waited this many seconds |
+//! | `smacks_ack_timeout` | 60 | seconds an `<r/>` may go unanswered before the connection counts as dead (the session is detached, resumable; ejabberd's `ack_timeout`) |
+//!
+//! Counters on `/metrics`: `tessera_mod_smacks_enabled_total{resume}`,
+//! `tessera_mod_smacks_resumed_total`, `tessera_mod_smacks_resume_failed_total{reason}`.
+
+pub mod proto;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use subtle::ConstantTimeEq;
+use tessera_plugin_api::acks::{AckOutcome, AckSettings};
+use tessera_plugin_api::events::{self, hooks, priority, Bind2Bound, SessionEvent};
+use tessera_plugin_api::protocol::{
+    ElementSpec, HookSpec, Manifest, Registrations, StreamAction, StreamElement, StreamInfo,
+    StreamPhase,
+};
+use tessera_plugin_api::sync::locked;
+use tessera_plugin_api::wire::{self, Bytes};
+use tessera_plugin_api::xml::Element;
+use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, StreamCondition};
+
+use crate::proto::{Failure, Request, NS};
+
+/// The session-state key of a session's resumption id.
+const ID_KEY: &str = "id";
+/// Random bytes in a resumption id.
+const ID_BYTES: usize = 16;
+const STATE_VERSION: u8 = 1;
+
+tessera_plugin_api::options! {
+    /// The options as declared.
+    pub struct Options {
+        /// seconds a session whose connection was lost stays resumable (0: no resumption)
+        smacks_hibernation_time: u64 = 600, range 0..=86_400;
+        /// stanzas held for a session, unacknowledged plus queued; one more ends it
+        smacks_max_queue_size: u32 = 500, range 1..=100_000;
+        /// the server asks for an acknowledgement once more than this many stanzas wait
+        smacks_max_unacked_stanzas: u32 = 0, range 0..=10_000;
+        /// ... or once the oldest has waited this many seconds
+        smacks_ack_request_delay: u64 = 5, range 1..=3_600;
+        /// seconds an <r/> may go unanswered before the connection counts as dead
+        smacks_ack_timeout: u64 = 60, range 5..=3_600;
+    }
+}
+
+/// The module. What it keeps of sessions lives in the host (the acknowledgement queue, the
+/// resumption id in the session's state), so a reload or a hot swap loses nothing; only the
+/// ids of Bind 2 logins whose session is being set up are held here for a moment.
+#[derive(Debug)]
+pub struct Smacks {
+    options: Options,
+    /// Streams that enabled stream management inline in Bind 2, before their session existed:
+    /// their resumption id, moved into the session's state on `session-bound`.
+    pending: Mutex<HashMap<u64, String>>,
+}
+
+fn send(el: &Element) -> StreamAction {
+    StreamAction::Send { xml: el.to_xml() }
+}
+
+fn fail(failure: Failure) -> Vec<StreamAction> {
+    vec![send(&proto::failed(failure, None))]
+}
+
+impl Smacks {
+    /// How long a session that asked for resumption (with the client's `max`) is kept, in
+    /// seconds; `None` when it is not resumable.
+    fn keep_for(&self, resume: bool, max: Option<u64>) -> Option<u64> {
+        let most = self.options.smacks_hibernation_time;
+        if !resume || most == 0 {
+            return None;
+        }
+        Some(max.filter(|m| *m > 0).map_or(most, |m| m.min(most)))
+    }
+
+    fn settings(&self, keep_s: u64) -> AckSettings {
+        AckSettings {
+            ns: NS.into(),
+            request_after: self.options.smacks_max_unacked_stanzas,
+            request_after_ms: self.options.smacks_ack_request_delay * 1000,
+            ack_timeout_ms: self.options.smacks_ack_timeout * 1000,
+            max_queue: self.options.smacks_max_queue_size,
+            keep_ms: keep_s * 1000,
+        }
+    }
+
+    fn new_id(host: &Host) -> String {
+        host.random_bytes(ID_BYTES)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// `<enable/>`, or Bind 2's inline one: turn the host's queue on; the `<enabled/>` to send
+    /// and, for a resumable session, its id. `None` when it is on already.
+    fn enable(
+        &self,
+        host: &Host,
+        stream: u64,
+        resume: bool,
+        max: Option<u64>,
+    ) -> Result<Option<(Element, Option<String>)>, PluginError> {
+        let keep = self.keep_for(resume, max);
+        if !host.acks_enable(stream, self.settings(keep.unwrap_or(0)))? {
+            return Ok(None);
+        }
+        let id = keep.map(|_| Self::new_id(host));
+        host.count_one("enabled", "resume", if id.is_some() { "yes" } else { "no" });
+        let enabled = proto::enabled(id.as_deref().zip(keep));
+        Ok(Some((enabled, id)))
+    }
+
+    fn on_enable(
+        &self,
+        host: &Host,
+        stream: &StreamInfo,
+        resume: bool,
+        max: Option<u64>,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        // XEP-0198 §3: after binding (a session to manage), once.
+        if stream.jid.is_none() {
+            return Ok(fail(Failure::UnexpectedRequest));
+        }
+        let Some((enabled, id)) = self.enable(host, stream.id, resume, max)? else {
+            return Ok(fail(Failure::UnexpectedRequest));
+        };
+        if let Some(id) = id {
+            host.session_set(stream.id, ID_KEY, Some(Bytes::new(id.as_bytes())))?;
+        }
+        Ok(vec![send(&enabled)])
+    }
+
+    fn on_ack(
+        &self,
+        host: &Host,
+        stream: &StreamInfo,
+        h: Result<u32, proto::BadH>,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        let h = match h {
+            Ok(h) => h,
+            Err(bad) => {
+                return Ok(vec![StreamAction::Close {
+                    condition: StreamCondition::InvalidXml,
+                    text: Some(format!("<a/>: {bad}")),
+                }])
+            }
+        };
+        Ok(match host.acks_ack(stream.id, h)? {
+            AckOutcome::Released(_) => Vec::new(),
+            AckOutcome::TooHigh { sent } => vec![StreamAction::Close {
+                condition: StreamCondition::UndefinedCondition,
+                text: Some(format!(
+                    "You acknowledged {h} stanzas, but I only sent you {sent} so far."
+                )),
+            }],
+            AckOutcome::NotEnabled => fail(Failure::UnexpectedRequest),
+        })
+    }
+
+    /// The account's session (other than `this`) whose resumption id is `previd`.
+    fn find(
+        &self,
+        host: &Host,
+        user: &str,
+        previd: &str,
+        this: u64,
+    ) -> Result<Option<u64>, PluginError> {
+        if previd.is_empty() || previd.len() > 2 * ID_BYTES {
+            return Ok(None);
+        }
+        let pending = locked(&self.pending).clone();
+        for session in host.account_sessions(user)? {
+            if session.stream == this {
+                continue;
+            }
+            let id = match host.session_get(session.stream, ID_KEY)? {
+                Some(id) => id,
+                None => match pending.get(&session.stream) {
+                    Some(id) => id.as_bytes().to_vec(),
+                    None => continue,
+                },
+            };
+            if bool::from(id.ct_eq(previd.as_bytes())) {
+                return Ok(Some(session.stream));
+            }
+        }
+        Ok(None)
+    }
+
+    fn on_resume(
+        &self,
+        host: &Host,
+        stream: &StreamInfo,
+        previd: &str,
+        h: Result<u32, proto::BadH>,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        let refuse = |failure: Failure, reason: &str, handled: Option<u32>| {
+            host.count_one("resume_failed", "reason", reason);
+            vec![send(&proto::failed(failure, handled))]
+        };
+        let Some(user) = stream.user.as_deref().filter(|_| stream.jid.is_none()) else {
+            // XEP-0198 §5: instead of binding, not after.
+            return Ok(refuse(Failure::UnexpectedRequest, "bound", None));
+        };
+        let Ok(h) = h else {
+            return Ok(refuse(Failure::BadRequest, "bad_h", None));
+        };
+        let Some(old) = self.find(host, user, previd, stream.id)? else {
+            return Ok(refuse(Failure::ItemNotFound, "unknown", None));
+        };
+        let Some(status) = host.acks_status(old)? else {
+            return Ok(refuse(Failure::ItemNotFound, "unknown", None));
+        };
+        if status.too_high(h) {
+            let failure = Failure::HandledCountTooHigh {
+                h,
+                sent: status.sent,
+            };
+            return Ok(refuse(failure, "h_too_high", Some(status.handled)));
+        }
+        host.count("resumed", None, 1).ok();
+        Ok(vec![
+            send(&proto::resumed(previd, status.handled)),
+            StreamAction::Resume {
+                session: old,
+                replay: Vec::new(),
+                acked: Some(h),
+            },
+        ])
+    }
+
+    /// Bind 2 `<bound/>`: `<enabled/>` (or `<failed/>`) for an inline `<enable/>`.
+    fn bound(&self, host: &Host, bound: &Bind2Bound) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some(enable) = bound.bind.child("enable", NS) else {
+            return Ok(None);
+        };
+        let Request::Enable { resume, max } = Request::parse(enable) else {
+            return Ok(None);
+        };
+        let answer = match self.enable(host, bound.stream.id, resume, max)? {
+            Some((enabled, id)) => {
+                if let Some(id) = id {
+                    locked(&self.pending).insert(bound.stream.id, id);
+                }
+                enabled
+            }
+            None => proto::failed(Failure::UnexpectedRequest, None),
+        };
+        wire::encode(&vec![answer]).map(Some)
+    }
+}
+
+impl Module for Smacks {
+    const NAME: &'static str = "smacks";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn manifest() -> Manifest {
+        Manifest {
+            description: "XEP-0198 Stream Management: acknowledgements and resumption".into(),
+            options: Options::specs(),
+            ..Manifest::default()
+        }
+    }
+
+    fn init(_host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
+        let pending = match restore {
+            Some(bytes) => wire::decode_state("smacks", STATE_VERSION, bytes)?,
+            None => HashMap::new(),
+        };
+        Ok(Self {
+            options: Options::from_config(config)?,
+            pending: Mutex::new(pending),
+        })
+    }
+
+    fn registrations(&self) -> Registrations {
+        let nonza = |name: &str| ElementSpec {
+            name: name.into(),
+            ns: NS.into(),
+            phase: StreamPhase::Authenticated,
+        };
+        Registrations {
+            stream_elements: vec![nonza("enable"), nonza("r"), nonza("a"), nonza("resume")],
+            stream_features: true,
+            hooks: vec![
+                HookSpec::new(hooks::BIND2_INLINE_FEATURES, priority::NORMAL),
+                HookSpec::new(hooks::BIND2_BOUND, priority::NORMAL),
+            ],
+            events: vec![
+                HookSpec::new(events::SESSION_BOUND, priority::NORMAL),
+                HookSpec::new(events::SESSION_CLOSED, priority::NORMAL),
+            ],
+            ..Registrations::default()
+        }
+    }
+
+    fn stream_features(
+        &self,
+        _host: &Host,
+        stream: &StreamInfo,
+    ) -> Result<Vec<Element>, PluginError> {
+        Ok(if stream.user.is_some() {
+            vec![Element::new("sm", NS)]
+        } else {
+            Vec::new()
+        })
+    }
+
+    fn stream_element(
+        &self,
+        host: &Host,
+        request: StreamElement,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        let stream = &request.stream;
+        match Request::parse(&request.element) {
+            Request::Enable { resume, max } => self.on_enable(host, stream, resume, max),
+            Request::Request => Ok(match host.acks_status(stream.id)? {
+                Some(status) => vec![send(&proto::answer(status.handled))],
+                None => fail(Failure::UnexpectedRequest),
+            }),
+            Request::Ack(h) => self.on_ack(host, stream, h),
+            Request::Resume { previd, h } => self.on_resume(host, stream, &previd, h),
+            Request::Unknown(_) => Ok(fail(Failure::BadRequest)),
+        }
+    }
+
+    fn hook(
+        &self,
+        host: &Host,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        match name {
+            hooks::BIND2_INLINE_FEATURES => {
+                let _: StreamInfo = wire::decode(name, payload)?;
+                events::bind2_inline_feature(NS).map(Some)
+            }
+            hooks::BIND2_BOUND => {
+                let bound: Bind2Bound = wire::decode(name, payload)?;
+                self.bound(host, &bound)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn on_event(&self, host: &Host, event: &Event) -> Result<EventFlow, PluginError> {
+        match event.name {
+            events::SESSION_BOUND => {
+                let bound: SessionEvent = event.decode()?;
+                let id = locked(&self.pending).get(&bound.stream_id).cloned();
+                if let Some(id) = id {
+                    host.session_set(bound.stream_id, ID_KEY, Some(Bytes::new(id.as_bytes())))?;
+                    locked(&self.pending).remove(&bound.stream_id);
+                }
+            }
+            events::SESSION_CLOSED => {
+                let closed: SessionEvent = event.decode()?;
+                locked(&self.pending).remove(&closed.stream_id);
+            }
+            _ => {}
+        }
+        Ok(EventFlow::Continue)
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        wire::encode_state(STATE_VERSION, &*locked(&self.pending))
+    }
+}
+
+tessera_plugin_api::export_module!(Smacks);
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 mod client;
 pub mod interop;
 pub mod mitm;
+pub mod relay;
 pub mod reset;
 pub mod sasl;
 pub mod ws;

@@ -57,6 +57,14 @@ pub mod hooks {
     /// XEP-0198's `<enabled/>`), or no reply. A module that takes an inline request (carbons'
     /// `<enable/>`, CSI's `<inactive/>`) reads it from the payload's `bind`.
     pub const BIND2_BOUND: &str = "sasl2-bind2-bound";
+    /// Called by mod_sasl2 when a SASL2 `<authenticate/>` has succeeded, before Bind 2: a
+    /// XEP-0198 `<resume/>` inline (XEP-0388 §6, XEP-0198 "inline"). Payload:
+    /// [`super::Sasl2Success`]; answer: [`super::InlineResume`], or no reply. The first reply
+    /// that resumes wins: `<success/>` carries its `element` (`<resumed/>`) and the resumed
+    /// session's JID, Bind 2 is skipped, no stream features follow, and the stream takes the
+    /// session over (its unacknowledged stanzas come after `</success>`). A reply that does
+    /// not resume (`<failed/>`) goes into `<success/>` too, and Bind 2 goes on.
+    pub const SASL2_RESUME: &str = "sasl2-resume";
     /// Called by the host just before an account's data is deleted (its sessions are closed
     /// and `user-deleted` fired after). Payload: [`super::UserDeleted`]; replies are ignored.
     /// A module whose data others rely on says goodbye here, while it can still read it: the
@@ -139,6 +147,19 @@ pub struct Bind2Bound {
     pub resource: String,
     /// The client's `<bind xmlns='urn:xmpp:bind:0'/>` request.
     pub bind: crate::xml::Element,
+}
+
+/// The answer to [`hooks::SASL2_RESUME`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineResume {
+    /// The child of `<success/>`: `<resumed/>`, or `<failed/>` when it does not resume.
+    pub element: crate::xml::Element,
+    /// The session to take over (`None`: not resumed).
+    pub session: Option<u64>,
+    /// Its full JID (`<success/>`'s authorization identifier).
+    pub jid: Option<String>,
+    /// The client's `h`, for the host's acknowledgement queue.
+    pub acked: Option<u32>,
 }
 
 /// Payload of the [`hooks::SASL2_SUCCESS`] hook.

@@ -427,3 +427,58 @@ fn an_overflowing_queue_ends_the_detached_session_and_nothing_is_lost() {
         "{offline}"
     );
 }
+
+#[test]
+fn sasl2_resumes_inline_in_one_round_trip_instead_of_binding() {
+    let server = server_with("");
+    let (mut old, old_jid) = login_at(server.ports.direct_tls, "alice", "phone");
+    let id = enable(&mut old);
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    bob.send(&chat(&old_jid, "while-away"));
+    old.read_until("while-away</body>");
+    drop(old);
+    server.wait_for_log("session detached");
+    let mut c = XmppClient::direct_tls(server.ports.direct_tls);
+    let features = c.open();
+    assert!(
+        features.contains(&format!("<inline><sm xmlns='{SM}'/>"))
+            || features.contains(&format!("<sm xmlns='{SM}'/>")),
+        "{features}"
+    );
+    // With a Bind 2 request too: the resumption wins, and binding is skipped.
+    c.send(&format!(
+        "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>{}</initial-response>\
+         <resume xmlns='{SM}' previd='{id}' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>phone</tag></bind></authenticate>",
+        tessera_tests::sasl::b64(b"\0alice\0alice pw")
+    ));
+    let success = c.read_until("</success>");
+    assert!(
+        success.contains(&format!(
+            "<authorization-identifier>{old_jid}</authorization-identifier>"
+        )) && success.contains(&format!("<resumed xmlns='{SM}' previd='{id}' h='0'/>"))
+            && !success.contains("<bound"),
+        "{success}"
+    );
+    // After </success>: the unacknowledged message, and no stream features.
+    let after = c.read_until("</message>");
+    assert!(!after.contains("stream:features"), "{after}");
+    assert_eq!(bodies(&after), ["while-away"]);
+    bob.send(&chat(&old_jid, "live"));
+    assert_eq!(bodies(&c.read_until("</message>")), ["live"]);
+    // A refused inline resumption leaves its <failed/> in <success/>, and Bind 2 goes on.
+    let mut other = XmppClient::direct_tls(server.ports.direct_tls);
+    other.open();
+    other.send(&format!(
+        "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>{}</initial-response>\
+         <resume xmlns='{SM}' previd='nope' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>tablet</tag></bind></authenticate>",
+        tessera_tests::sasl::b64(b"\0alice\0alice pw")
+    ));
+    let success = other.read_until("</success>");
+    assert!(
+        success.contains(&format!(
+            "<failed xmlns='{SM}'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"
+        )) && success.contains("<bound xmlns='urn:xmpp:bind:0'"),
+        "{success}"
+    );
+    other.read_until("</stream:features>");
+}

@@ -19,6 +19,28 @@ fn hook_replies<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Vec<u
     })
 }
 
+/// Call a query hook whose replies are one `T` each; replies that do not decode are skipped
+/// (and logged), a failing hook gives nothing.
+pub(crate) fn hook_answers<P: Serialize, T: serde::de::DeserializeOwned>(
+    host: &Host,
+    name: &str,
+    payload: &P,
+) -> Vec<T> {
+    hook_replies(host, name, payload)
+        .into_iter()
+        .filter_map(|r| match tessera_plugin_api::wire::decode::<T>(name, &r) {
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("{name}: a reply that does not decode: {e}"),
+                );
+                None
+            }
+        })
+        .collect()
+}
+
 /// Call a query hook whose replies are `Vec<Element>`; a failing hook contributes nothing.
 pub(crate) fn hook_elements<P: Serialize>(host: &Host, name: &str, payload: &P) -> Vec<Element> {
     elements_from_replies(hook_replies(host, name, payload))

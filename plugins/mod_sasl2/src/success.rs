@@ -5,16 +5,18 @@
 //! # Wire behaviour
 //! `<success xmlns='urn:xmpp:sasl:2'>` holds, in order: `<additional-data/>` (if the mechanism
 //! has final data and no `<continue/>` carried it), `<authorization-identifier/>` (the full JID
-//! when bound, else the bare JID), task children, `<bound/>` (if Bind 2 ran), then whatever the
-//! `sasl2-success` hook returns (e.g. a FAST `<token/>`).
+//! when bound or resumed, else the bare JID), task children, XEP-0198's `<resumed/>` or
+//! `<failed/>` for an inline `<resume/>` (the `sasl2-resume` hook; a resumption skips Bind 2
+//! and the features), `<bound/>` (if Bind 2 ran), then whatever the `sasl2-success` hook
+//! returns (e.g. a FAST `<token/>`).
 
-use tessera_plugin_api::events::{hooks, Sasl2Success};
+use tessera_plugin_api::events::{hooks, InlineResume, Sasl2Success};
 use tessera_plugin_api::protocol::{StreamAction, StreamInfo};
 use tessera_plugin_api::xml::Element;
 
 use crate::api::{Bind2Bound, BIND2_BOUND};
 use crate::bind2;
-use crate::glue::hook_elements;
+use crate::glue::{hook_answers, hook_elements};
 use crate::machine::{Env, Exchange, Phase, StreamState};
 use crate::outcome::fire;
 use crate::tasks;
@@ -94,8 +96,29 @@ pub(crate) fn finish(
 ) -> Vec<StreamAction> {
     let success = payload(stream, &ex, &user);
     let bare = format!("{user}@{}", stream.domain);
-    let resource = bind2::request(&success.authenticate)
-        .map(|request| bind2::resource(&request, &suffix(env, &user, ex.user_agent_id.as_deref())));
+    // XEP-0198 inline: a resumption goes first and replaces Bind 2 (XEP-0388 §6).
+    let mut resumed = None;
+    if success
+        .authenticate
+        .child_elements()
+        .any(|c| c.name == "resume")
+    {
+        let answers: Vec<InlineResume> = hook_answers(env.host, hooks::SASL2_RESUME, &success);
+        for answer in answers {
+            extra.push(answer.element.clone());
+            if answer.session.is_some() {
+                resumed = Some(answer);
+                break;
+            }
+        }
+    }
+    let resource = if resumed.is_some() {
+        None
+    } else {
+        bind2::request(&success.authenticate).map(|request| {
+            bind2::resource(&request, &suffix(env, &user, ex.user_agent_id.as_deref()))
+        })
+    };
     let identifier = match &resource {
         Some(resource) => {
             let bound = Bind2Bound {
@@ -111,7 +134,7 @@ pub(crate) fn finish(
             extra.push(bind2::bound(hook_elements(env.host, BIND2_BOUND, &bound)));
             format!("{bare}/{resource}")
         }
-        None => bare,
+        None => resumed.as_ref().and_then(|r| r.jid.clone()).unwrap_or(bare),
     };
     extra.extend(hook_elements(env.host, hooks::SASL2_SUCCESS, &success));
     let xml = wire::sasl2_success(additional_data.as_deref(), &identifier, extra).to_xml();
@@ -124,6 +147,18 @@ pub(crate) fn finish(
     }];
     actions.extend(resource.map(|resource| StreamAction::Bind { resource }));
     actions.push(StreamAction::Send { xml });
-    actions.push(StreamAction::SendFeatures);
+    match resumed {
+        // The resumed session has its features; what it did not acknowledge follows.
+        Some(InlineResume {
+            session: Some(session),
+            acked,
+            ..
+        }) => actions.push(StreamAction::Resume {
+            session,
+            replay: Vec::new(),
+            acked,
+        }),
+        _ => actions.push(StreamAction::SendFeatures),
+    }
     actions
 }

@@ -13,8 +13,10 @@
 //! it never had acknowledged goes to offline storage (mod_offline) or bounces.
 //!
 //! ## Wire behaviour (`urn:xmpp:sm:3`)
-//! * `<sm/>` is offered after authentication, and `<enable/>` inline in Bind 2 (listed in its
-//!   inline features; the `<enabled/>` goes into `<bound/>`).
+//! * `<sm/>` is offered after authentication, `<resume/>` inline in SASL2 (`<sm/>` in its
+//!   `<inline/>`: `<success/>` carries `<resumed/>` and the session's full JID, with no Bind 2
+//!   and no features; a FAST token login may resume too), and `<enable/>` inline in Bind 2
+//!   (listed in its inline features; the `<enabled/>` goes into `<bound/>`).
 //! * `<enable resume='true' max='N'/>` after binding: `<enabled id resume='true' max/>`, where
 //!   `max` is the smaller of the client's and `smacks_hibernation_time`, and the id is 128
 //!   random bits kept in the session's state (so it moves with the session and dies with it).
@@ -53,7 +55,9 @@ use std::sync::Mutex;
 
 use subtle::ConstantTimeEq;
 use tessera_plugin_api::acks::{AckOutcome, AckSettings};
-use tessera_plugin_api::events::{self, hooks, priority, Bind2Bound, SessionEvent};
+use tessera_plugin_api::events::{
+    self, hooks, priority, Bind2Bound, InlineResume, Sasl2Success, SessionEvent,
+};
 use tessera_plugin_api::protocol::{
     ElementSpec, HookSpec, Manifest, Registrations, StreamAction, StreamElement, StreamInfo,
     StreamPhase,
@@ -208,7 +212,7 @@ impl Smacks {
         user: &str,
         previd: &str,
         this: u64,
-    ) -> Result<Option<u64>, PluginError> {
+    ) -> Result<Option<(u64, Option<String>)>, PluginError> {
         if previd.is_empty() || previd.len() > 2 * ID_BYTES {
             return Ok(None);
         }
@@ -225,31 +229,35 @@ impl Smacks {
                 },
             };
             if bool::from(id.ct_eq(previd.as_bytes())) {
-                return Ok(Some(session.stream));
+                return Ok(Some((session.stream, session.full_jid)));
             }
         }
         Ok(None)
     }
 
-    fn on_resume(
+    /// A `<resume/>` of `user` on stream `this` (after authentication, before binding):
+    /// the answer element, and the session to take over with the client's `h`.
+    fn resume(
         &self,
         host: &Host,
-        stream: &StreamInfo,
+        user: &str,
+        this: u64,
         previd: &str,
         h: Result<u32, proto::BadH>,
-    ) -> Result<Vec<StreamAction>, PluginError> {
+    ) -> Result<InlineResume, PluginError> {
         let refuse = |failure: Failure, reason: &str, handled: Option<u32>| {
             host.count_one("resume_failed", "reason", reason);
-            vec![send(&proto::failed(failure, handled))]
-        };
-        let Some(user) = stream.user.as_deref().filter(|_| stream.jid.is_none()) else {
-            // XEP-0198 §5: instead of binding, not after.
-            return Ok(refuse(Failure::UnexpectedRequest, "bound", None));
+            InlineResume {
+                element: proto::failed(failure, handled),
+                session: None,
+                jid: None,
+                acked: None,
+            }
         };
         let Ok(h) = h else {
             return Ok(refuse(Failure::BadRequest, "bad_h", None));
         };
-        let Some(old) = self.find(host, user, previd, stream.id)? else {
+        let Some((old, jid)) = self.find(host, user, previd, this)? else {
             return Ok(refuse(Failure::ItemNotFound, "unknown", None));
         };
         let Some(status) = host.acks_status(old)? else {
@@ -263,14 +271,52 @@ impl Smacks {
             return Ok(refuse(failure, "h_too_high", Some(status.handled)));
         }
         host.count("resumed", None, 1).ok();
-        Ok(vec![
-            send(&proto::resumed(previd, status.handled)),
-            StreamAction::Resume {
-                session: old,
+        Ok(InlineResume {
+            element: proto::resumed(previd, status.handled),
+            session: Some(old),
+            jid,
+            acked: Some(h),
+        })
+    }
+
+    fn on_resume(
+        &self,
+        host: &Host,
+        stream: &StreamInfo,
+        previd: &str,
+        h: Result<u32, proto::BadH>,
+    ) -> Result<Vec<StreamAction>, PluginError> {
+        let Some(user) = stream.user.as_deref().filter(|_| stream.jid.is_none()) else {
+            // XEP-0198 §5: instead of binding, not after.
+            host.count_one("resume_failed", "reason", "bound");
+            return Ok(fail(Failure::UnexpectedRequest));
+        };
+        let answer = self.resume(host, user, stream.id, previd, h)?;
+        let mut actions = vec![send(&answer.element)];
+        if let Some(session) = answer.session {
+            actions.push(StreamAction::Resume {
+                session,
                 replay: Vec::new(),
-                acked: Some(h),
-            },
-        ])
+                acked: answer.acked,
+            });
+        }
+        Ok(actions)
+    }
+
+    /// SASL2's inline `<resume/>`.
+    fn sasl2_resume(
+        &self,
+        host: &Host,
+        success: &Sasl2Success,
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some(resume) = success.authenticate.child("resume", NS) else {
+            return Ok(None);
+        };
+        let Request::Resume { previd, h } = Request::parse(resume) else {
+            return Ok(None);
+        };
+        let answer = self.resume(host, &success.user, success.stream.id, &previd, h)?;
+        wire::encode(&answer).map(Some)
     }
 
     /// Bind 2 `<bound/>`: `<enabled/>` (or `<failed/>`) for an inline `<enable/>`.
@@ -327,6 +373,8 @@ impl Module for Smacks {
             stream_elements: vec![nonza("enable"), nonza("r"), nonza("a"), nonza("resume")],
             stream_features: true,
             hooks: vec![
+                HookSpec::new(hooks::SASL2_INLINE_FEATURES, priority::NORMAL),
+                HookSpec::new(hooks::SASL2_RESUME, priority::NORMAL),
                 HookSpec::new(hooks::BIND2_INLINE_FEATURES, priority::NORMAL),
                 HookSpec::new(hooks::BIND2_BOUND, priority::NORMAL),
             ],
@@ -375,6 +423,14 @@ impl Module for Smacks {
         payload: &[u8],
     ) -> Result<Option<Vec<u8>>, PluginError> {
         match name {
+            hooks::SASL2_INLINE_FEATURES => {
+                let _: StreamInfo = wire::decode(name, payload)?;
+                wire::encode(&vec![Element::new("sm", NS)]).map(Some)
+            }
+            hooks::SASL2_RESUME => {
+                let success: Sasl2Success = wire::decode(name, payload)?;
+                self.sasl2_resume(host, &success)
+            }
             hooks::BIND2_INLINE_FEATURES => {
                 let _: StreamInfo = wire::decode(name, payload)?;
                 events::bind2_inline_feature(NS).map(Some)

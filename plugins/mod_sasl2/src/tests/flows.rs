@@ -1,7 +1,7 @@
 //! Successful exchanges through the whole module: features, SASL2 + Bind 2, legacy, PLAIN,
 //! -PLUS with channel binding, other modules' mechanisms and hooks.
 
-use tessera_plugin_api::events::{hooks, Sasl2Success};
+use tessera_plugin_api::events::{hooks, InlineResume, Sasl2Success};
 use tessera_plugin_api::protocol::StreamAction;
 use tessera_plugin_api::xml::Element;
 use tessera_sasl::scram::{ClientBinding, ClientSecret, ScramClient};
@@ -350,6 +350,71 @@ fn other_modules_hidden_mechanism_runs_in_sasl2_with_hooks() {
     s2.id = 7;
     let xml = only_send(&fake.send(&s2, auth("HT-SHA-256-NONE", Some(b"alice"))));
     assert_eq!(xml, legacy_failure("invalid-mechanism", None));
+}
+
+/// XEP-0198 inline (pitfall 6 of the stanza-modules notes): a resumption answered by the
+/// `sasl2-resume` hook runs before Bind 2 and replaces it: `<success/>` carries `<resumed/>` and
+/// the resumed JID, no `<bound/>`, no features, and the take-over comes after `<success/>`.
+/// A refused one leaves its `<failed/>` in `<success/>` and Bind 2 goes on.
+#[test]
+fn an_inline_resume_replaces_bind2_and_the_features() {
+    let resume = || Element::new("resume", "urn:xmpp:sm:3").with_attr("previd", "x");
+    let resuming = Fake::new().hook(hooks::SASL2_RESUME, |p: Sasl2Success| {
+        assert!(p.authenticate.child("resume", "urn:xmpp:sm:3").is_some());
+        Some(InlineResume {
+            element: Element::new("resumed", "urn:xmpp:sm:3").with_attr("h", "3"),
+            session: Some(42),
+            jid: Some("alice@example.org/phone".into()),
+            acked: Some(7),
+        })
+    });
+    let el = authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![bind("T"), resume()]);
+    let actions = resuming.send(&stream(false), el);
+    let xml = sent(&actions).pop().unwrap_or_default();
+    assert!(
+        xml.contains(
+            "<authorization-identifier>alice@example.org/phone</authorization-identifier>"
+        ) && xml.contains("<resumed xmlns='urn:xmpp:sm:3' h='3'/>")
+            && !xml.contains("<bound"),
+        "{xml}"
+    );
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [
+                StreamAction::Authenticated { .. },
+                StreamAction::Send { .. },
+                StreamAction::Resume {
+                    session: 42,
+                    acked: Some(7),
+                    ..
+                }
+            ]
+        ),
+        "{actions:?}"
+    );
+    let refused = Fake::new().hook(hooks::SASL2_RESUME, |_: Sasl2Success| {
+        Some(InlineResume {
+            element: Element::new("failed", "urn:xmpp:sm:3"),
+            session: None,
+            jid: None,
+            acked: None,
+        })
+    });
+    let el = authenticate("PLAIN", Some(b"\0alice\0pencil"), vec![bind("T"), resume()]);
+    let actions = refused.send(&stream(false), el);
+    let xml = sent(&actions).pop().unwrap_or_default();
+    assert!(
+        xml.contains("<failed xmlns='urn:xmpp:sm:3'/><bound xmlns='urn:xmpp:bind:0'"),
+        "{xml}"
+    );
+    assert!(
+        matches!(actions.last(), Some(StreamAction::SendFeatures)),
+        "{actions:?}"
+    );
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, StreamAction::Bind { .. })));
 }
 
 /// The mechanism list is the host's (`MechanismSpec::offered_on`): another module's mechanism

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use tessera_tests::interop::{slixmpp_driver, xmppjs_driver, ClientProcess, DRIVER_TIMEOUT_SECS};
 use tessera_tests::relay::Relay;
 use tessera_tests::sasl::Sasl2Extras;
 use tessera_tests::{Server, ServerOptions, XmppClient};
@@ -362,7 +363,12 @@ fn bind2_enables_inline_and_counts_from_the_bound_session_on() {
         "{success}"
     );
     let id = attr(bound, "id").expect("id").to_owned();
-    c.read_until("</stream:features>");
+    // Not offered again (a client would enable twice: fluux-messenger #380, xmpp.js 0.14).
+    let features = c.read_until("</stream:features>");
+    assert!(
+        !features.contains(&format!("<sm xmlns='{SM}'/>")),
+        "{features}"
+    );
     c.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
     c.read_iq("p1");
     c.send(&format!("<r xmlns='{SM}'/>"));
@@ -481,4 +487,118 @@ fn sasl2_resumes_inline_in_one_round_trip_instead_of_binding() {
         "{success}"
     );
     other.read_until("</stream:features>");
+}
+
+/// slixmpp's own XEP-0198 plugin: enabled with resumption, its connection cut through the relay
+/// mid-conversation; it connects again by itself, its plugin resumes, and every message sent
+/// before and meanwhile arrives exactly once.
+#[test]
+fn slixmpp_resumes_after_its_connection_is_cut_and_gets_every_message_once() {
+    let server = server_with("");
+    let relay = Relay::start(server.ports.direct_tls);
+    let mut cmd = slixmpp_driver("slix_sm.py", relay.addr);
+    cmd.args(["resume", "--a", "alice@localhost:alice pw", "--expect", "6"])
+        .args(["--timeout", DRIVER_TIMEOUT_SECS]);
+    let mut slix = ClientProcess::spawn("slixmpp sm", cmd, None);
+    let online = slix.wait_event("online", &server);
+    let alice_jid = online["jid"].as_str().expect("jid").to_owned();
+    assert!(
+        online["sm_id"].as_str().is_some_and(|id| id.len() == 32),
+        "{online}"
+    );
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    for n in 1..=3 {
+        bob.send(&chat(&alice_jid, &format!("s{n}")));
+    }
+    for _ in 1..=3 {
+        slix.wait_event("message", &server);
+    }
+    relay.cut();
+    slix.wait_event("disconnected", &server);
+    for n in 4..=6 {
+        bob.send(&chat(&alice_jid, &format!("s{n}")));
+    }
+    let resumed = slix.wait_event("resumed", &server);
+    assert!(resumed["h"].as_u64().is_some(), "{resumed}");
+    let finished = slix.finish();
+    assert!(
+        finished.status.is_some_and(|s| s.success()),
+        "{}\n--- server log ---\n{}",
+        finished.describe_as("slixmpp sm"),
+        server.logs()
+    );
+    let done = finished.events("done");
+    let bodies: Vec<&str> = done[0]["bodies"]
+        .as_array()
+        .expect("bodies")
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["s1", "s2", "s3", "s4", "s5", "s6"],
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        finished.events("sm_failed").is_empty(),
+        "{}",
+        finished.describe()
+    );
+    assert!(server.logs().contains("session resumed"));
+}
+
+/// xmpp.js (@xmpp/client 0.14): stream management enabled inline in Bind 2, its connection cut
+/// through the relay; its reconnect module connects again and resumes inline in SASL2, and
+/// every message arrives exactly once.
+#[test]
+fn xmppjs_enables_inline_and_resumes_inline_after_a_lost_connection() {
+    let server = server_with("");
+    let relay = Relay::start(server.ports.direct_tls);
+    let service = format!("xmpps://{}", relay.addr);
+    let mut cmd = xmppjs_driver("resume", &service, &[("alice", "alice pw")]);
+    cmd.args(["--expect", "6"]);
+    let mut js = ClientProcess::spawn("xmpp.js sm", cmd, None);
+    let online = js.wait_event("online", &server);
+    assert_eq!(online["sasl2"], true, "{online}");
+    assert_eq!(online["bind2"], true, "{online}");
+    assert_eq!(
+        online["sm_inline"], true,
+        "Bind 2's <bound/> carried <enabled/>: {online}"
+    );
+    let sm = js.wait_event("sm", &server);
+    assert_eq!(sm["enabled"], true, "{sm}");
+    let alice_jid = online["jid"].as_str().expect("jid").to_owned();
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    for n in 1..=3 {
+        bob.send(&chat(&alice_jid, &format!("j{n}")));
+    }
+    for _ in 1..=3 {
+        js.wait_event("message", &server);
+    }
+    relay.cut();
+    js.wait_event("disconnected", &server);
+    for n in 4..=6 {
+        bob.send(&chat(&alice_jid, &format!("j{n}")));
+    }
+    let resumed = js.wait_event("resumed", &server);
+    assert_eq!(resumed["inline"], true, "resumed inside SASL2: {resumed}");
+    let finished = js.finish();
+    assert!(
+        finished.status.is_some_and(|s| s.success()),
+        "{}\n--- server log ---\n{}",
+        finished.describe_as("xmpp.js sm"),
+        server.logs()
+    );
+    let bodies: Vec<String> = finished
+        .events("message")
+        .iter()
+        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        bodies,
+        ["j1", "j2", "j3", "j4", "j5", "j6"],
+        "{}",
+        finished.describe()
+    );
 }

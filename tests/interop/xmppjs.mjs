@@ -12,6 +12,13 @@
 //   node xmppjs.mjs collect --service URL --domain D --user alice:PW --expect N
 //       logs in and exits 0 once N messages with a body arrived; each is printed with its
 //       XEP-0203 delay ("delay":stamp,"delay_from":…).
+//   node xmppjs.mjs resume --service URL --domain D --user alice:PW --expect N
+//       logs in with xmpp.js's stream management (enabled inline in Bind 2 when the server
+//       offers it) and its reconnect module on: a lost connection is followed by a new one,
+//       resumed inline in SASL2; exits 0 once N messages with a body arrived (each printed).
+//       Prints {"event":"sm","id":…,"enabled":bool} once online ("online" has "sm_inline":
+//       whether Bind 2's <bound/> carried <enabled/>),
+//       {"event":"disconnected"}, and {"event":"resumed","inline":bool} for each resumption.
 //
 // stdout: one JSON object per line, for the Rust test to parse:
 //   {"event":"online","user":…,"jid":…,"resource":…,"sasl2":bool,"mechanism":…,"bind2":bool,
@@ -71,7 +78,7 @@ function parseArgs(argv) {
     }
   }
   if (!opts.service || !opts.domain) throw new Error("--service and --domain are required");
-  const need = { pair: 2, receive: 1, befriend: 2, collect: 1 }[mode];
+  const need = { pair: 2, receive: 1, befriend: 2, collect: 1, resume: 1 }[mode];
   if (!need) throw new Error(`unknown mode ${mode}`);
   if (opts.users.length !== need) throw new Error(`${mode} needs ${need} --user`);
   return opts;
@@ -96,7 +103,7 @@ async function finish(code) {
 let timer;
 
 // Log in one user; resolves with the client once it is online (after initial presence).
-async function login(opts, user, beforePresence = () => {}) {
+async function login(opts, user, beforePresence = () => {}, { reconnect = false } = {}) {
   const { username, password } = user;
   const trace = {
     sasl2Sent: false,
@@ -116,8 +123,13 @@ async function login(opts, user, beforePresence = () => {}) {
     resource: "interop",
   });
   clients.push(xmpp);
-  // Never reconnect on its own: a failure must show as a failure.
-  xmpp.reconnect.stop();
+  if (reconnect) {
+    // Back soon after a lost connection (stream management resumes).
+    xmpp.reconnect.delay = 200;
+  } else {
+    // Never reconnect on its own: a failure must show as a failure.
+    xmpp.reconnect.stop();
+  }
 
   // Raw XML trace: _onData is bound when the first socket is attached, so patch it before start().
   const onData = xmpp._onData;
@@ -149,6 +161,7 @@ async function login(opts, user, beforePresence = () => {}) {
     if (el.is("success", "urn:xmpp:sasl:2")) {
       trace.sasl2Success = true;
       trace.bound = !!el.getChild("bound", "urn:xmpp:bind:0");
+      trace.smInline = !!el.getChild("bound", "urn:xmpp:bind:0")?.getChild("enabled", "urn:xmpp:sm:3");
     }
   });
   xmpp.on("error", (err) => {
@@ -209,6 +222,7 @@ async function login(opts, user, beforePresence = () => {}) {
     bind2: trace.bind2Sent && trace.bound,
     legacy_sasl: trace.legacySasl,
     legacy_bind: trace.legacyBind,
+    sm_inline: !!trace.smInline,
     tls,
   });
   return xmpp;
@@ -329,6 +343,40 @@ async function main() {
       });
     });
     await all;
+  } else if (opts.mode === "resume") {
+    const [user] = opts.users;
+    let done;
+    const all = new Promise((resolve) => {
+      done = resolve;
+    });
+    const bodies = [];
+    let resumeSent = false;
+    const me = await login(
+      opts,
+      user,
+      (me) => {
+        me.on("stanza", (stanza) => {
+          if (!stanza.is("message")) return;
+          const body = stanza.getChildText("body");
+          if (body === null) return;
+          const delay = stanza.getChild("delay", "urn:xmpp:delay");
+          emit({ event: "message", body, delay: delay?.attrs.stamp ?? null });
+          bodies.push(body);
+          if (bodies.length >= (opts.expect ?? 1)) done();
+        });
+      },
+      { reconnect: true },
+    );
+    me.on("send", (el) => {
+      if (el.is("authenticate", "urn:xmpp:sasl:2")) {
+        resumeSent = !!el.getChild("resume", "urn:xmpp:sm:3");
+      }
+    });
+    me.on("disconnect", () => emit({ event: "disconnected" }));
+    me.streamManagement.on("resumed", () => emit({ event: "resumed", inline: resumeSent }));
+    emit({ event: "sm", id: me.streamManagement.id, enabled: me.streamManagement.enabled });
+    await all;
+    emit({ event: "done", bodies });
   } else {
     const [user] = opts.users;
     const me = await login(opts, user);

@@ -13,7 +13,7 @@
 //! it never had acknowledged goes to offline storage (mod_offline) or bounces.
 //!
 //! ## Wire behaviour (`urn:xmpp:sm:3`)
-//! * `<sm/>` is offered after authentication, `<resume/>` inline in SASL2 (`<sm/>` in its
+//! * `<sm/>` is offered after authentication (not once enabled), `<resume/>` inline in SASL2 (`<sm/>` in its
 //!   `<inline/>`: `<success/>` carries `<resumed/>` and the session's full JID, with no Bind 2
 //!   and no features; a FAST token login may resume too), and `<enable/>` inline in Bind 2
 //!   (listed in its inline features; the `<enabled/>` goes into `<bound/>`).
@@ -388,10 +388,13 @@ impl Module for Smacks {
 
     fn stream_features(
         &self,
-        _host: &Host,
+        host: &Host,
         stream: &StreamInfo,
     ) -> Result<Vec<Element>, PluginError> {
-        Ok(if stream.user.is_some() {
+        // After authentication, and not once it is on (Bind 2 enabled it inline): a client
+        // offered it again would try to resume or enable a second time (xmpp.js 0.14 does).
+        let offer = stream.user.is_some() && host.acks_status(stream.id)?.is_none();
+        Ok(if offer {
             vec![Element::new("sm", NS)]
         } else {
             Vec::new()

@@ -369,6 +369,13 @@ fn features_only_after_authentication_and_hibernation_zero_means_no_resumption()
             .collect::<Vec<_>>(),
         vec!["<sm xmlns='urn:xmpp:sm:3'/>"]
     );
+    // Not offered again once on (Bind 2 enabled it inline).
+    enable(&m, phone);
+    assert!(m
+        .instance
+        .stream_features(info(phone, "alice", true))
+        .expect("features")
+        .is_empty());
     let host = TestHost::new("example.org");
     host.add_account("alice", "pw", None);
     let stream = host.add_session("alice", "phone");

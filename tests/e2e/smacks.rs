@@ -602,3 +602,81 @@ fn xmppjs_enables_inline_and_resumes_inline_after_a_lost_connection() {
         finished.describe()
     );
 }
+
+/// XEP-0198 pitfall 2 (MongooseIM #2378): messages routed to a hibernated session while it is
+/// being resumed arrive once each, in order — none stays behind with the old session, none is
+/// sent twice.
+#[test]
+fn messages_sent_during_a_resumption_arrive_once_each_in_order() {
+    let server = server_with("");
+    let (mut old, alice_jid) = login_at(server.ports.direct_tls, "alice", "phone");
+    let id = enable(&mut old);
+    drop(old);
+    server.wait_for_log("session detached");
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    let mut phone = authenticated(server.ports.direct_tls, "alice");
+    let to = alice_jid.clone();
+    let sender = std::thread::spawn(move || {
+        for n in 1..=50 {
+            bob.send(&chat(&to, &format!("n{n}")));
+        }
+        bob
+    });
+    assert!(resume(&mut phone, &id, 0).starts_with("<resumed"));
+    let _bob = sender.join().expect("sender");
+    let got = phone.read_until("n50</body>");
+    let expected: Vec<String> = (1..=50).map(|n| format!("n{n}")).collect();
+    assert_eq!(bodies(&got), expected);
+    let rest = phone.read_for(Duration::from_millis(300));
+    assert!(bodies(&rest).is_empty(), "{rest}");
+}
+
+/// Hot swap: mod_smacks reloaded with 100 resumable sessions, 30 of them detached: the state is
+/// the host's, so every detached one resumes with its counters and every live one goes on
+/// counting.
+#[test]
+fn a_reload_keeps_a_hundred_sessions_resumable_with_their_counters() {
+    let server = server_with("");
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    let mut live = Vec::new();
+    let mut detached = Vec::new();
+    for n in 0..100 {
+        let (mut c, jid) = login_at(server.ports.direct_tls, "alice", &format!("r{n}"));
+        let id = enable(&mut c);
+        // Each session handles n % 3 + 1 pings and is sent one message.
+        for p in 0..(n % 3 + 1) {
+            c.send(&format!(
+                "<iq type='get' id='p{p}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ));
+            c.read_iq(&format!("p{p}"));
+        }
+        bob.send(&chat(&jid, &format!("to-{n}")));
+        c.read_until(&format!("to-{n}</body>"));
+        if n % 10 < 3 {
+            detached.push((n, id, jid));
+            drop(c);
+        } else {
+            live.push((n, c));
+        }
+    }
+    server.wait_for_log("session detached");
+    server.cli_ok(&["module", "reload", "smacks"]);
+    for (n, mut c) in live {
+        c.send(&format!("<r xmlns='{SM}'/>"));
+        c.read_until(&format!("<a xmlns='{SM}' h='"));
+        assert_eq!(c.read_until("'"), format!("{}'", n % 3 + 1), "session {n}");
+    }
+    for (n, id, jid) in detached {
+        let mut phone = authenticated(server.ports.direct_tls, "alice");
+        // Acknowledging the pings' results only: the message comes again.
+        let pings = n % 3 + 1;
+        assert_eq!(
+            resume(&mut phone, &id, pings),
+            format!("<resumed xmlns='{SM}' previd='{id}' h='{pings}'/>"),
+            "session {n}"
+        );
+        let again = phone.read_until("</message>");
+        assert_eq!(bodies(&again), [format!("to-{n}")], "{again}");
+        assert!(again.contains(&format!("to='{jid}'")), "{again}");
+    }
+}

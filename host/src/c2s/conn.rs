@@ -161,7 +161,7 @@ impl End {
 }
 
 enum Wake {
-    Read(Result<Received, ReadError>),
+    Read(Result<(Received, Vec<u8>), ReadError>),
     Wrote(std::io::Result<usize>),
     Flushed(std::io::Result<()>),
     Queued,
@@ -216,20 +216,27 @@ impl TlsFacts {
     }
 }
 
-/// Serve a connection until it ends; returns the reason for the log.
-pub(super) async fn run(
+/// Serve a connection until it ends; resolves to the reason for the log.
+///
+/// Not an `async fn`: the connection is built here, on the heap, so that the future (which
+/// lives as long as the connection, at its largest state's size) holds a pointer to it and the
+/// state of one wait — not also a copy of the arguments it was built from.
+pub(super) fn run(
     shared: Arc<Shared>,
     io: Transport,
     info: StreamInfo,
     deadline: Instant,
-) -> String {
+) -> impl std::future::Future<Output = String> {
     let throttle = Throttle::new(
         shared.config.c2s.receive_rate,
         shared.config.c2s.receive_burst,
         std::time::Instant::now(),
     );
     let transport = io.name(info.direct_tls);
-    let mut conn = Conn {
+    // On the heap, apart from the task: the task's future is as large as its largest state,
+    // and it holds the connection for as long as it lives (see docs/benchmarks.md, memory per
+    // idle session).
+    let conn = Box::new(Conn {
         _open: shared.metrics.open_connection(transport),
         session_open: None,
         framer: Framer::new(pre_auth_limits(&shared.config)),
@@ -252,9 +259,8 @@ pub(super) async fn run(
         pinned: None,
         lost: false,
         acks_on_bind: None,
-    };
-    let end = conn.serve().await;
-    conn.finish(end).await
+    });
+    conn.run()
 }
 
 /// Resolves when the session's outbox has stanzas to take (never without a session).
@@ -280,8 +286,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
+    async fn run(mut self: Box<Self>) -> String {
+        let end = self.serve().await;
+        // Boxed: the end's state is needed once, not while waiting.
+        Box::pin(self.finish(end)).await
+    }
+
     async fn serve(&mut self) -> End {
-        let mut buf = Vec::new();
         loop {
             let writing = self.written < self.out.len() || self.unflushed;
             if !writing && self.frames_pending {
@@ -316,7 +327,6 @@ impl Conn {
                     () = sleep_until(self.deadline) => Wake::Timeout,
                 }
             } else {
-                buf.resize(READ_CHUNK, 0);
                 let resume = self
                     .throttle
                     .resume_at(std::time::Instant::now())
@@ -329,7 +339,7 @@ impl Conn {
                     tokio::select! {
                         biased;
                         c = close_requested(self.session.clone()) => Wake::Close(c),
-                        r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
+                        r = self.io.read_chunk::<READ_CHUNK>(), if resume.is_none() => Wake::Read(r),
                         () = outbox_ready(self.session.clone()) => Wake::Queued,
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
@@ -340,7 +350,7 @@ impl Conn {
                         biased;
                         c = close_requested(self.session.clone()) => Wake::Close(c),
                         () = outbox_ready(self.session.clone()) => Wake::Queued,
-                        r = self.io.read(&mut buf), if resume.is_none() => Wake::Read(r),
+                        r = self.io.read_chunk::<READ_CHUNK>(), if resume.is_none() => Wake::Read(r),
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
                         () = sleep_until(ack_due), if ack_due.is_some() => Wake::AckDue,
@@ -348,19 +358,22 @@ impl Conn {
                 }
             };
             let result = match wake {
-                Wake::Read(Ok(Received {
-                    bytes: 0,
-                    charged: 0,
-                })) => {
+                Wake::Read(Ok((
+                    Received {
+                        bytes: 0,
+                        charged: 0,
+                    },
+                    _,
+                ))) => {
                     self.lost = true;
                     return End::quiet("peer closed the connection");
                 }
-                Wake::Read(Ok(r)) => {
+                Wake::Read(Ok((r, bytes))) => {
                     self.throttle.consume(r.charged, std::time::Instant::now());
                     if r.bytes == 0 {
                         Ok(true)
                     } else {
-                        self.on_bytes(buf.get(..r.bytes).unwrap_or_default()).await
+                        self.on_bytes(&bytes).await
                     }
                 }
                 Wake::Read(Err(ReadError::Io(e))) => {
@@ -427,7 +440,6 @@ impl Conn {
                 }
             };
             // Idle connections hold no buffers.
-            buf = Vec::new();
             self.framer.shrink();
             match result {
                 Ok(true) => {}
@@ -551,7 +563,9 @@ impl Conn {
                 session.outbox.written(done);
             }
         }
-        self.out.clear();
+        // Released, not kept: most connections are idle most of the time.
+        self.out = String::new();
+        self.batch = VecDeque::new();
         self.written = 0;
         self.unflushed = false;
         self.last_progress = Instant::now();
@@ -752,7 +766,9 @@ impl Conn {
                 Frame::StreamHeader(raw) => self.on_header(&raw)?,
                 Frame::Element(raw) => {
                     let element = parse_element(&raw, &self.header)?;
-                    self.on_element(element).await?;
+                    // Boxed: handling an element (routing, modules) takes far more state than
+                    // waiting does, and an idle connection should not carry it.
+                    Box::pin(self.on_element(element)).await?;
                 }
                 Frame::StreamEnd => return Ok(false),
             }

@@ -59,10 +59,12 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, direc
     async move {
         tracing::info!(direct_tls, "connected");
         let deadline = Instant::now() + shared.config.c2s.negotiation_timeout;
+        // Boxed: the handshake's state is large and needed once, not for the connection's life
+        // (the task's future is as large as its largest state).
         let tls = if direct_tls {
-            accept_tls(&shared, tcp, deadline).await
+            Box::pin(accept_tls(&shared, tcp, deadline)).await
         } else {
-            starttls(&shared, tcp, deadline).await
+            Box::pin(starttls(&shared, tcp, deadline)).await
         };
         let reason = match tls {
             Ok(stream) => {
@@ -73,7 +75,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, direc
                     direct_tls,
                     TlsFacts::of(&shared, stream.get_ref().1),
                 );
-                let io = transport::Transport::Tls(Box::new(stream));
+                let io = transport::Transport::Tls(stream);
                 conn::run(shared.clone(), io, info, deadline).await
             }
             Err(reason) => reason,
@@ -106,10 +108,11 @@ async fn accept_tls(
     shared: &Shared,
     tcp: TcpStream,
     deadline: Instant,
-) -> Result<TlsStream<TcpStream>, String> {
+) -> Result<Box<TlsStream<TcpStream>>, String> {
     let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.config.clone());
     match timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Ok(s),
+        // Boxed where it is made: the connection keeps a pointer, not a second copy.
+        Ok(Ok(s)) => Ok(Box::new(s)),
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
         Err(_) => Err("TLS handshake timed out".into()),
     }
@@ -120,7 +123,7 @@ async fn starttls(
     shared: &Shared,
     mut tcp: TcpStream,
     deadline: Instant,
-) -> Result<TlsStream<TcpStream>, String> {
+) -> Result<Box<TlsStream<TcpStream>>, String> {
     let mut framer = Framer::new(conn::pre_auth_limits(&shared.config));
     let mut buf = vec![0u8; 4096];
     let mut header_sent = false;

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tessera_plugin_api::StreamCondition;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_websockets::{CloseCode, Message, WebSocketStream};
@@ -118,15 +118,35 @@ impl Transport {
         matches!(self, Self::WebSocket(_))
     }
 
-    /// Reads bytes in the TCP form.
-    pub(super) async fn read(&mut self, buf: &mut [u8]) -> Result<Received, ReadError> {
+    /// Reads up to `max` bytes in the TCP form into a new buffer. Over TLS no buffer is held
+    /// while the read waits: each poll reads into the stack and copies out what came, so an
+    /// idle connection keeps no read buffer (4 KiB each otherwise: tokio may report a socket
+    /// readable when the read would then block, and a buffer reserved for that read would stay
+    /// with the idle connection; `shared/docs/performance-notes.md`).
+    pub(super) async fn read_chunk<const MAX: usize>(
+        &mut self,
+    ) -> Result<(Received, Vec<u8>), ReadError> {
         match self {
-            Self::Tls(io) => io
-                .read(buf)
-                .await
-                .map(Received::data)
-                .map_err(ReadError::Io),
-            Self::WebSocket(w) => w.read(buf).await,
+            Self::Tls(io) => std::future::poll_fn(|cx| {
+                let mut chunk = [0u8; MAX];
+                let mut read = tokio::io::ReadBuf::new(&mut chunk);
+                match std::pin::Pin::new(&mut **io).poll_read(cx, &mut read) {
+                    std::task::Poll::Ready(Ok(())) => {
+                        std::task::Poll::Ready(Ok(read.filled().to_vec()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            })
+            .await
+            .map(|bytes| (Received::data(bytes.len()), bytes))
+            .map_err(ReadError::Io),
+            Self::WebSocket(w) => {
+                let mut buf = vec![0; MAX];
+                let received = w.read(&mut buf).await?;
+                buf.truncate(received.bytes);
+                Ok((received, buf))
+            }
         }
     }
 

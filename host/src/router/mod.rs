@@ -363,7 +363,19 @@ fn deliver_to(
     let (item, reason) = match target.deliver(item) {
         Push::Queued | Push::Overflowed | Push::Parked => return,
         Push::Shed(item) => (item, Reason::SendBufferFull),
-        Push::Refused(item) => (item, Reason::SessionEnded),
+        Push::Refused(item) => {
+            // Looked up just before another stream resumed the session: that stream gets it.
+            let successor = target
+                .is_moved()
+                .then(|| shared.sessions.by_full_jid(&target.jid()))
+                .flatten()
+                .filter(|s| s.stream_id != target.stream_id && !s.is_moved());
+            if let Some(successor) = successor {
+                deliver_to(shared, routes, &successor, stanza, copies);
+                return;
+            }
+            (item, Reason::SessionEnded)
+        }
     };
     let left_over = item.left_over();
     hand_on_now(shared, routes, target, stanza, item.fate, left_over, reason);

@@ -3,7 +3,7 @@
 //! never holds a lock while calling the host (the host re-enters the module for its own
 //! mechanisms).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tessera_plugin_api::SaslCondition;
 
@@ -65,6 +65,8 @@ pub(crate) struct Core {
     keys: Keys,
     limiter: Mutex<RateLimiter>,
     streams: Mutex<HashMap<u64, StreamState>>,
+    /// Streams that authenticated (their state is not kept; a second login is refused).
+    done: Mutex<HashSet<u64>>,
     exchanges: Mutex<HashMap<u64, MechState>>,
 }
 
@@ -77,6 +79,7 @@ impl Core {
             keys,
             limiter: Mutex::new(limiter),
             streams: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashSet::new()),
             exchanges: Mutex::new(HashMap::new()),
         }
     }
@@ -135,9 +138,22 @@ impl Core {
     pub(crate) fn element(&self, host: &Host, request: &StreamElement) -> Vec<StreamAction> {
         let id = request.stream.id;
         // Taken out of the map so that no lock is held while the host is called.
-        let mut st = locked(&self.streams).remove(&id).unwrap_or_default();
+        let mut st = if locked(&self.done).contains(&id) {
+            StreamState {
+                phase: machine::Phase::Done,
+                ..StreamState::default()
+            }
+        } else {
+            locked(&self.streams).remove(&id).unwrap_or_default()
+        };
         let actions = machine::handle(&mut st, self.env(host), &request.stream, &request.element);
-        locked(&self.streams).insert(id, st);
+        // An authenticated stream is remembered by its id alone: its whole state would stay
+        // with every idle session for nothing.
+        if matches!(st.phase, machine::Phase::Done) {
+            locked(&self.done).insert(id);
+        } else {
+            locked(&self.streams).insert(id, st);
+        }
         actions
     }
 
@@ -172,6 +188,7 @@ impl Core {
     /// A stream closed: forget it (its exchange id is its stream id).
     pub(crate) fn session_closed(&self, stream: u64) {
         locked(&self.streams).remove(&stream);
+        locked(&self.done).remove(&stream);
         locked(&self.exchanges).remove(&stream);
     }
 
@@ -182,7 +199,7 @@ impl Core {
     pub(crate) fn save_state(&self) -> Result<Vec<u8>, PluginError> {
         let saved = Saved {
             limiter: locked(&self.limiter).snapshot(),
-            streams: state::save_streams(&locked(&self.streams)),
+            streams: state::save_streams(&locked(&self.streams), &locked(&self.done)),
         };
         state::encode(&saved)
     }
@@ -195,8 +212,13 @@ impl Core {
         let saved = state::decode(bytes)?;
         locked(&self.limiter).restore(saved.limiter, now_ms);
         let mut streams = locked(&self.streams);
+        let mut done = locked(&self.done);
         for s in &saved.streams {
-            streams.insert(s.id, state::restore_stream(s));
+            if s.phase == state::SavedPhase::Done {
+                done.insert(s.id);
+            } else {
+                streams.insert(s.id, state::restore_stream(s));
+            }
         }
         Ok(())
     }

@@ -54,7 +54,17 @@ pub(crate) enum SavedPhase {
 }
 
 /// Reduce stream states to their saved form.
-pub(crate) fn save_streams(streams: &HashMap<u64, StreamState>) -> Vec<SavedStream> {
+pub(crate) fn save_streams(
+    streams: &HashMap<u64, StreamState>,
+    done: &std::collections::HashSet<u64>,
+) -> Vec<SavedStream> {
+    let done = done.iter().map(|id| SavedStream {
+        id: *id,
+        profile: None,
+        failures: 0,
+        continued: false,
+        phase: SavedPhase::Done,
+    });
     let mut out: Vec<_> = streams
         .iter()
         .map(|(id, st)| SavedStream {
@@ -70,6 +80,7 @@ pub(crate) fn save_streams(streams: &HashMap<u64, StreamState>) -> Vec<SavedStre
                 }
             },
         })
+        .chain(done)
         .collect();
     out.sort_by_key(|s| s.id);
     out
@@ -139,7 +150,7 @@ mod tests {
                 ips: vec![("192.0.2.1".into(), vec![2])],
                 pairs: vec![("alice\u{0}192.0.2.1".into(), vec![2])],
             },
-            streams: save_streams(&streams),
+            streams: save_streams(&streams, &std::collections::HashSet::new()),
         };
         let bytes = encode(&saved).expect("encodes");
         assert_eq!(bytes.first(), Some(&STATE_VERSION));

@@ -123,6 +123,69 @@ pub(crate) async fn login(
     login_on(conn, target, client, mechanism, request_token).await
 }
 
+/// What a login asks of stream management (XEP-0198), inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sm<'a> {
+    /// `<enable resume='true'/>` inside Bind 2.
+    Enable,
+    /// `<resume previd h='0'/>` inside SASL2 (instead of binding).
+    Resume(&'a str),
+}
+
+/// A login with stream management inline: the stream, the resumption id (from `<enabled/>`,
+/// or the one resumed), and whether it resumed (then no stream features follow).
+pub(crate) async fn login_sm(
+    target: &Target,
+    client: &Client,
+    mechanism: Mechanism,
+    sm: Sm<'_>,
+) -> Result<(Conn, Option<String>, bool), Failure> {
+    let mut conn = target.connect(None).await?;
+    let from = target.send_from.then(|| client.account.jid());
+    conn.send(&xml::stream_header(&target.domain, from.as_deref()))
+        .await?;
+    conn.read_until(&["</stream:features>"]).await?;
+    let mut extras = extras(client, None, mechanism.fast().is_some());
+    match sm {
+        Sm::Enable => {
+            extras = extras.replace(
+                "<tag>load</tag></bind>",
+                "<tag>load</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>",
+            );
+        }
+        Sm::Resume(id) => extras.push_str(&format!(
+            "<resume xmlns='urn:xmpp:sm:3' previd='{}' h='0'/>",
+            xml::escape(id)
+        )),
+    }
+    let success = match mechanism.fast() {
+        Some(ht) => fast(&mut conn, client, ht, &extras).await?,
+        None => {
+            let (hash, plus) = mechanism
+                .scram()
+                .ok_or_else(|| Failure::Protocol("stream management needs FAST or SCRAM".into()))?;
+            scram(&mut conn, &client.account, hash, plus, &extras).await?
+        }
+    };
+    let resumed = success.contains("<resumed");
+    if let Sm::Resume(id) = sm {
+        if !resumed {
+            return Err(Failure::Protocol(format!(
+                "not resumed: {}",
+                xml::first_child(&success, "failed").unwrap_or_else(|| "no <resumed/>".into())
+            )));
+        }
+        return Ok((conn, Some(id.to_owned()), true));
+    }
+    conn.read_until(&["</stream:features>", "<stream:features/>"])
+        .await?;
+    let id = xml::attr(&success, "enabled", "id");
+    if sm == Sm::Enable && id.is_none() {
+        return Err(Failure::Protocol("no <enabled id/> in <bound/>".into()));
+    }
+    Ok((conn, id, false))
+}
+
 /// [`login`] over a connection made already (e.g. with a small receive buffer).
 pub(crate) async fn login_on(
     mut conn: Conn,

@@ -135,6 +135,33 @@ pub(crate) struct LoginsArgs {
     /// Login method.
     #[arg(long, value_enum, default_value = "scram-sha-256")]
     pub(crate) mechanism: Mechanism,
+    /// XEP-0198 stream management inline (the server needs mod_smacks): without `--resume`,
+    /// every login enables it in Bind 2; with it, each client keeps its session and every
+    /// measured login drops the last connection without a word and resumes the session
+    /// inline in SASL2 (a phone coming back) instead of binding.
+    #[arg(long, value_enum, default_value = "off")]
+    pub(crate) sm: SmLogin,
+}
+
+/// How `logins` uses stream management.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SmLogin {
+    /// Not at all.
+    Off,
+    /// Enabled inline in Bind 2 at every login.
+    Enable,
+    /// Resumed inline in SASL2 at every login.
+    Resume,
+}
+
+impl SmLogin {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Enable => "enable",
+            Self::Resume => "resume",
+        }
+    }
 }
 
 /// `idle`.
@@ -157,6 +184,10 @@ pub(crate) struct IdleArgs {
     /// Login method.
     #[arg(long, value_enum, default_value = "scram-sha-256")]
     pub(crate) mechanism: Mechanism,
+    /// Enable XEP-0198 stream management with resumption on every session (the server needs
+    /// mod_smacks) and answer the server's `<r/>`.
+    #[arg(long)]
+    pub(crate) sm: bool,
 }
 
 /// `fanout`.
@@ -231,6 +262,10 @@ pub(crate) struct MessagesArgs {
     /// The sender has a second session, and both enable XEP-0280 carbons.
     #[arg(long)]
     pub(crate) carbons: bool,
+    /// Every session enables XEP-0198 stream management with resumption (the server needs
+    /// mod_smacks) and the readers answer the server's `<r/>`.
+    #[arg(long)]
+    pub(crate) sm: bool,
     /// Bytes of each message body.
     #[arg(long, default_value_t = 100)]
     pub(crate) body_bytes: usize,

@@ -128,6 +128,7 @@ fn kib_per(kib: u64, sessions: usize) -> f64 {
 struct Opener {
     target: Arc<Target>,
     mechanism: Mechanism,
+    sm: bool,
     timeout: Duration,
     gate: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
@@ -141,6 +142,7 @@ impl Opener {
         Self {
             target: Arc::new(target),
             mechanism: args.mechanism,
+            sm: args.sm,
             timeout: Duration::from_secs_f64(args.common.timeout),
             gate: Arc::new(Semaphore::new(args.concurrency.max(1))),
             stop,
@@ -158,16 +160,23 @@ impl Opener {
                 break;
             };
             let source = source_ip(&self.target, self.next);
-            let (target, gate, mech, timeout) = (
+            let (target, gate, mech, timeout, sm) = (
                 self.target.clone(),
                 self.gate.clone(),
                 self.mechanism,
                 self.timeout,
+                self.sm,
             );
             opening.spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let start = Instant::now();
-                let login = auth::login(&target, &client, mech, None, source);
+                let login = async {
+                    let mut session = auth::login(&target, &client, mech, None, source).await?;
+                    if sm {
+                        enable_sm(&mut session.conn).await?;
+                    }
+                    Ok(session)
+                };
                 let r = tokio::time::timeout(timeout, login)
                     .await
                     .unwrap_or(Err(Failure::Timeout));
@@ -207,8 +216,12 @@ fn source_ip(target: &Target, n: usize) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
 }
 
+use crate::sm::{enable_sm, Handled};
+
 /// Hold a session until told to stop (then close it: `true`) or the server closes it (`false`).
+/// The server's `<r/>` is answered with the stanzas received so far.
 async fn hold(mut conn: Conn, mut stop: watch::Receiver<bool>) -> bool {
+    let mut handled = Handled::default();
     conn.clear();
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
@@ -226,6 +239,11 @@ async fn hold(mut conn: Conn, mut stop: watch::Receiver<bool>) -> bool {
             r = conn.fill() => {
                 if !matches!(r, Ok(n) if n > 0) || conn.buffered().contains("</stream:stream>") {
                     return false;
+                }
+                if let Some(ack) = handled.read(&conn.take_complete()) {
+                    if conn.send(&ack).await.is_err() {
+                        return false;
+                    }
                 }
                 conn.clear();
             }

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use crate::accounts::Accounts;
-use crate::auth::{self, Client, Mechanism};
-use crate::cli::{LoginsArgs, OnOff};
+use crate::auth::{self, Client, Mechanism, Sm};
+use crate::cli::{LoginsArgs, OnOff, SmLogin};
 use crate::failure::Failure;
 use crate::net::Target;
 use crate::procfs::{round, CpuMeter};
@@ -56,6 +56,7 @@ pub(crate) struct Ctx {
     mechanism: Mechanism,
     timeout: Duration,
     limits: Limits,
+    sm: SmLogin,
 }
 
 impl Ctx {
@@ -79,6 +80,7 @@ impl Ctx {
                 claimed: AtomicU64::new(0),
                 pace: rate.filter(|r| *r > 0.0).map(|r| (Instant::now(), r)),
             },
+            sm: SmLogin::Off,
         }
     }
 }
@@ -106,19 +108,25 @@ pub(crate) async fn run(
         (None, None) => Some(10.0),
         (d, _) => d,
     };
-    let ctx = Arc::new(Ctx::new(
+    let mut ctx = Ctx::new(
         target,
         args.mechanism,
         timeout,
         duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
         args.count,
         args.rate,
-    ));
+    );
+    ctx.sm = args.sm;
+    let ctx = Arc::new(ctx);
     let cpu = CpuMeter::start(args.common.server_pid)?;
     let start = Instant::now();
     let mut set = JoinSet::new();
     for client in clients {
-        set.spawn(worker(ctx.clone(), client));
+        if ctx.sm == SmLogin::Resume {
+            set.spawn(resumer(ctx.clone(), client));
+        } else {
+            set.spawn(worker(ctx.clone(), client));
+        }
     }
     let mut tally = Tally::default();
     while let Some(t) = set.join_next().await {
@@ -232,6 +240,67 @@ pub(crate) async fn worker(ctx: Arc<Ctx>, mut client: Client) -> Tally {
     tally
 }
 
+/// One client coming back again and again: its last connection is dropped without a word (the
+/// server detaches the session) and the next login resumes it inline in SASL2. The first
+/// session is set up unmeasured.
+async fn resumer(ctx: Arc<Ctx>, client: Client) -> Tally {
+    let mut tally = Tally::default();
+    let first = auth::login_sm(&ctx.target, &client, ctx.mechanism, Sm::Enable);
+    let (mut held, mut id) = match tokio::time::timeout(ctx.timeout, first).await {
+        Ok(Ok((conn, Some(id), _))) => (Some(conn), id),
+        Ok(Ok((_, None, _))) => {
+            tally.error(&Failure::Protocol("no resumption id".into()));
+            return tally;
+        }
+        Ok(Err(f)) => {
+            tally.error(&f);
+            return tally;
+        }
+        Err(_) => {
+            tally.error(&Failure::Timeout);
+            return tally;
+        }
+    };
+    while let Some(due) = ctx.limits.claim() {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        // The connection is lost (no </stream:stream>, no close_notify).
+        drop(held.take());
+        let start = if ctx.limits.pace.is_some() {
+            due
+        } else {
+            Instant::now()
+        };
+        let again = auth::login_sm(&ctx.target, &client, ctx.mechanism, Sm::Resume(&id));
+        match tokio::time::timeout(ctx.timeout, again)
+            .await
+            .unwrap_or(Err(Failure::Timeout))
+        {
+            Ok((conn, resumed_id, _)) => {
+                tally.ok(start.elapsed());
+                tally.tls_version = Some(conn.tls_version());
+                id = resumed_id.unwrap_or(id);
+                held = Some(conn);
+            }
+            Err(f) => {
+                tally.error(&f);
+                // Start over with a new session (unmeasured).
+                let fresh = auth::login_sm(&ctx.target, &client, ctx.mechanism, Sm::Enable);
+                match tokio::time::timeout(ctx.timeout, fresh).await {
+                    Ok(Ok((conn, Some(new_id), _))) => {
+                        held = Some(conn);
+                        id = new_id;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    if let Some(conn) = held {
+        conn.close().await;
+    }
+    tally
+}
+
 struct Done {
     latency: Duration,
     resumed: bool,
@@ -240,6 +309,17 @@ struct Done {
 }
 
 async fn one_login(ctx: &Ctx, client: &Client, start: Instant) -> Result<Done, Failure> {
+    if ctx.sm == SmLogin::Enable {
+        let (conn, _, _) = auth::login_sm(&ctx.target, client, ctx.mechanism, Sm::Enable).await?;
+        let done = Done {
+            latency: start.elapsed(),
+            resumed: conn.resumed(),
+            tls_version: conn.tls_version(),
+            token: None,
+        };
+        conn.close().await;
+        return Ok(done);
+    }
     let session = auth::login(&ctx.target, client, ctx.mechanism, None, None).await?;
     let done = Done {
         latency: start.elapsed(),
@@ -267,6 +347,7 @@ fn report(
         "mode": "logins",
         "server": ctx.target.addr.to_string(),
         "mechanism": args.mechanism.name(),
+        "stream_management": args.sm.name(),
         "tls": ctx.target.mode.name(),
         "tls_version": tally.tls_version.clone().unwrap_or_default(),
         "resumption": if args.common.resumption == OnOff::On { "on" } else { "off" },

@@ -31,6 +31,7 @@ mod mixed;
 mod net;
 mod procfs;
 mod slowreader;
+mod sm;
 mod stats;
 mod ws;
 mod xml;

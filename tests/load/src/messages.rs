@@ -29,6 +29,7 @@ use crate::cli::MessagesArgs;
 use crate::failure::Failure;
 use crate::net::{Conn, Target};
 use crate::procfs::{round, CpuMeter};
+use crate::sm::{enable_sm, Handled};
 use crate::stats::{percentile_ms, Tally};
 
 /// User-agent ids of this mode (FAST slots and Bind 2 resources stay apart from other modes).
@@ -144,6 +145,14 @@ async fn pairs(
                 carbons(&mut a).await?;
                 if let Some(a2) = a2.as_mut() {
                     carbons(a2).await?;
+                }
+            }
+            if args.sm {
+                for c in [Some(&mut a), a2.as_mut(), Some(&mut b)]
+                    .into_iter()
+                    .flatten()
+                {
+                    enable_sm(c).await?;
                 }
             }
             let b = if offline {
@@ -304,6 +313,7 @@ pub(crate) async fn run(
             tasks.spawn(async move {
                 let mut tally = Tally::default();
                 let mut got: u64 = 0;
+                let mut handled = Handled::default();
                 loop {
                     let finished = pair_done.load(Ordering::Acquire);
                     if finished && got >= pair_sent.load(Ordering::Relaxed) {
@@ -312,6 +322,12 @@ pub(crate) async fn run(
                     let wait = if finished { timeout } else { POLL };
                     match tokio::time::timeout(wait, b.read_until(&["</message>"])).await {
                         Ok(Ok((_, message))) => {
+                            if let Some(ack) = handled.read(&message) {
+                                if let Err(f) = b.send(&ack).await {
+                                    tally.error(&f);
+                                    break;
+                                }
+                            }
                             if let Some(t) = stamp_of(&message) {
                                 let now = micros(start);
                                 tally.ok(Duration::from_micros(now.saturating_sub(t)));
@@ -344,6 +360,7 @@ pub(crate) async fn run(
             tasks.spawn(async move {
                 let mut tally = Tally::default();
                 let mut copies: u64 = 0;
+                let mut handled = Handled::default();
                 loop {
                     let finished = pair_done.load(Ordering::Acquire);
                     if finished && copies >= pair_sent.load(Ordering::Relaxed) {
@@ -351,7 +368,15 @@ pub(crate) async fn run(
                     }
                     let wait = if finished { timeout } else { POLL };
                     match tokio::time::timeout(wait, a2.read_until(&["</sent>"])).await {
-                        Ok(Ok(_)) => copies += 1,
+                        Ok(Ok((_, copy))) => {
+                            copies += 1;
+                            if let Some(ack) = handled.read(&copy) {
+                                if let Err(f) = a2.send(&ack).await {
+                                    tally.error(&f);
+                                    break;
+                                }
+                            }
+                        }
                         Ok(Err(f)) => {
                             tally.error(&f);
                             break;
@@ -405,6 +430,7 @@ pub(crate) async fn run(
     report.insert("pairs".into(), json!(args.pairs));
     report.insert("offline_pairs".into(), json!(args.offline.min(args.pairs)));
     report.insert("carbons".into(), json!(args.carbons));
+    report.insert("stream_management".into(), json!(args.sm));
     report.insert("rate".into(), json!(args.rate));
     report.insert("duration_s".into(), json!(round(elapsed)));
     report.insert("messages_sent".into(), json!(sent));

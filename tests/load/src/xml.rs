@@ -98,6 +98,17 @@ pub(crate) fn stream_error(xml: &str) -> Option<String> {
     Some(first_child(xml, "stream:error").unwrap_or_else(|| "undefined-condition".into()))
 }
 
+/// The stanzas (top-level message, presence and IQ start tags) in a stretch of a stream the
+/// server wrote (it nests them only in forwarded copies, which are not counted).
+pub(crate) fn count_stanzas(text: &str) -> u64 {
+    let starts: u64 = ["<message", "<presence", "<iq "]
+        .iter()
+        .map(|t| text.matches(t).count() as u64)
+        .sum();
+    // A carbon copy carries the message it copies: that one is inside, not a stanza.
+    starts.saturating_sub(text.matches("forward:0'><message").count() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -680,3 +680,42 @@ fn a_reload_keeps_a_hundred_sessions_resumable_with_their_counters() {
         assert!(again.contains(&format!("to='{jid}'")), "{again}");
     }
 }
+
+/// Without offline storage, what an expired session never acknowledged bounces: with
+/// `<recipient-unavailable/>` to a contact who saw it available, with `<service-unavailable/>`
+/// to a stranger (no presence leak).
+#[test]
+fn without_offline_storage_unacknowledged_messages_bounce_precisely() {
+    let mut opts = ServerOptions::with_modules(&["sasl2", "ping", "presence", "roster", "smacks"]);
+    opts.top = "smacks_hibernation_time = 1".into();
+    let server = Server::start(&opts);
+    for user in ["alice", "bob", "carol"] {
+        server.add_user(user, &format!("{user} pw"), None);
+    }
+    let (mut alice, alice_jid) = login_at(server.ports.direct_tls, "alice", "phone");
+    let (mut bob, _) = login_at(server.ports.direct_tls, "bob", "desk");
+    let (mut carol, _) = login_at(server.ports.direct_tls, "carol", "tab");
+    befriend(&mut alice, &mut bob);
+    enable(&mut alice);
+    bob.send(&chat(&alice_jid, "from-bob"));
+    carol.send(&chat(&alice_jid, "from-carol"));
+    alice.read_until("from-bob</body>");
+    alice.read_until("from-carol</body>");
+    drop(alice);
+    server.wait_for_log("detached session ended");
+    let bounced = bob.read_until("</message>");
+    assert!(
+        bounced.contains("type='error'")
+            && bounced
+                .contains("<recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{bounced}"
+    );
+    let bounced = carol.read_until("</message>");
+    assert!(
+        bounced.contains("type='error'")
+            && bounced
+                .contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+            && !bounced.contains("recipient-unavailable"),
+        "{bounced}"
+    );
+}

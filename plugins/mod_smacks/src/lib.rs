@@ -35,6 +35,11 @@
 //!   answer for all, so an id tells nothing); `<bad-request/>` for a `<resume/>` without a
 //!   valid `h`; `<undefined-condition/>` with `<handled-count-too-high h send-count/>` for an
 //!   `h` beyond what the old session sent (nothing is resumed, it stays detached).
+//! * A session that ends without being resumed: what it never had acknowledged goes to offline
+//!   storage (mod_offline); a message nobody stores bounces with `<recipient-unavailable/>` to
+//!   a sender allowed to see the account's presence (a contact with a `from` subscription, who
+//!   saw the session available), with the host's `<service-unavailable/>` to anyone else
+//!   (RFC 6120 §8.3.3.13: no presence leak).
 //!
 //! ## Options
 //! | option | default | meaning |
@@ -50,22 +55,28 @@
 
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tessera_plugin_api::acks::{AckOutcome, AckSettings};
 use tessera_plugin_api::events::{
-    self, hooks, priority, Bind2Bound, InlineResume, Sasl2Success, SessionEvent,
+    self, hooks, priority, Bind2Bound, InlineResume, Sasl2Success, SessionEvent, SessionResumed,
 };
+use tessera_plugin_api::im::{self, Contact, ContactsQuery};
 use tessera_plugin_api::protocol::{
     ElementSpec, HookSpec, Manifest, Registrations, StreamAction, StreamElement, StreamInfo,
     StreamPhase,
 };
+use tessera_plugin_api::stanza::{StanzaHook, StanzaKind, StanzaPoint};
 use tessera_plugin_api::sync::locked;
 use tessera_plugin_api::wire::{self, Bytes};
 use tessera_plugin_api::xml::Element;
-use tessera_plugin_api::{Config, Event, EventFlow, Host, Module, PluginError, StreamCondition};
+use tessera_plugin_api::{
+    Config, Event, EventFlow, Host, Module, PluginError, Stanza, StanzaCondition, StreamCondition,
+    Verdict,
+};
 
 use crate::proto::{Failure, Request, NS};
 
@@ -73,7 +84,7 @@ use crate::proto::{Failure, Request, NS};
 const ID_KEY: &str = "id";
 /// Random bytes in a resumption id.
 const ID_BYTES: usize = 16;
-const STATE_VERSION: u8 = 1;
+const STATE_VERSION: u8 = 2;
 
 tessera_plugin_api::options! {
     /// The options as declared.
@@ -92,14 +103,24 @@ tessera_plugin_api::options! {
 }
 
 /// The module. What it keeps of sessions lives in the host (the acknowledgement queue, the
-/// resumption id in the session's state), so a reload or a hot swap loses nothing; only the
-/// ids of Bind 2 logins whose session is being set up are held here for a moment.
+/// resumption id in the session's state), so a reload or a hot swap loses nothing; it holds
+/// only the ids of Bind 2 logins whose session is being set up, and which sessions it manages
+/// (handed over on a swap).
 #[derive(Debug)]
 pub struct Smacks {
     options: Options,
+    state: Mutex<State>,
+}
+
+/// What the module holds itself.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
     /// Streams that enabled stream management inline in Bind 2, before their session existed:
     /// their resumption id, moved into the session's state on `session-bound`.
-    pending: Mutex<HashMap<u64, String>>,
+    pending: HashMap<u64, String>,
+    /// Sessions with stream management on (until `session-closed`): what they never had
+    /// acknowledged bounces with `<recipient-unavailable/>` to senders allowed to see them.
+    managed: HashSet<u64>,
 }
 
 fn send(el: &Element) -> StreamAction {
@@ -153,6 +174,7 @@ impl Smacks {
             return Ok(None);
         }
         let id = keep.map(|_| Self::new_id(host));
+        locked(&self.state).managed.insert(stream);
         host.count_one("enabled", "resume", if id.is_some() { "yes" } else { "no" });
         let enabled = proto::enabled(id.as_deref().zip(keep));
         Ok(Some((enabled, id)))
@@ -216,7 +238,7 @@ impl Smacks {
         if previd.is_empty() || previd.len() > 2 * ID_BYTES {
             return Ok(None);
         }
-        let pending = locked(&self.pending).clone();
+        let pending = locked(&self.state).pending.clone();
         for session in host.account_sessions(user)? {
             if session.stream == this {
                 continue;
@@ -330,7 +352,7 @@ impl Smacks {
         let answer = match self.enable(host, bound.stream.id, resume, max)? {
             Some((enabled, id)) => {
                 if let Some(id) = id {
-                    locked(&self.pending).insert(bound.stream.id, id);
+                    locked(&self.state).pending.insert(bound.stream.id, id);
                 }
                 enabled
             }
@@ -353,13 +375,21 @@ impl Module for Smacks {
     }
 
     fn init(_host: &Host, config: &Config, restore: Option<&[u8]>) -> Result<Self, PluginError> {
-        let pending = match restore {
-            Some(bytes) => wire::decode_state("smacks", STATE_VERSION, bytes)?,
-            None => HashMap::new(),
+        let state = match restore {
+            // Version 1 (1.0.0 before the bounces) handed over the pending ids alone.
+            Some(bytes) => wire::decode_state("smacks", STATE_VERSION, bytes).or_else(|e| {
+                wire::decode_state::<HashMap<u64, String>>("smacks", 1, bytes)
+                    .map(|pending| State {
+                        pending,
+                        ..State::default()
+                    })
+                    .map_err(|_| e)
+            })?,
+            None => State::default(),
         };
         Ok(Self {
             options: Options::from_config(config)?,
-            pending: Mutex::new(pending),
+            state: Mutex::new(state),
         })
     }
 
@@ -372,6 +402,10 @@ impl Module for Smacks {
         Registrations {
             stream_elements: vec![nonza("enable"), nonza("r"), nonza("a"), nonza("resume")],
             stream_features: true,
+            // After offline storage (which takes them first when it is loaded).
+            stanza_hooks: vec![StanzaHook::at(StanzaPoint::Undeliverable)
+                .kind(StanzaKind::Message)
+                .priority(priority::LAST)],
             hooks: vec![
                 HookSpec::new(hooks::SASL2_INLINE_FEATURES, priority::NORMAL),
                 HookSpec::new(hooks::SASL2_RESUME, priority::NORMAL),
@@ -380,6 +414,7 @@ impl Module for Smacks {
             ],
             events: vec![
                 HookSpec::new(events::SESSION_BOUND, priority::NORMAL),
+                HookSpec::new(events::SESSION_RESUMED, priority::NORMAL),
                 HookSpec::new(events::SESSION_CLOSED, priority::NORMAL),
             ],
             ..Registrations::default()
@@ -450,15 +485,24 @@ impl Module for Smacks {
         match event.name {
             events::SESSION_BOUND => {
                 let bound: SessionEvent = event.decode()?;
-                let id = locked(&self.pending).get(&bound.stream_id).cloned();
+                let id = locked(&self.state).pending.get(&bound.stream_id).cloned();
                 if let Some(id) = id {
                     host.session_set(bound.stream_id, ID_KEY, Some(Bytes::new(id.as_bytes())))?;
-                    locked(&self.pending).remove(&bound.stream_id);
+                    locked(&self.state).pending.remove(&bound.stream_id);
+                }
+            }
+            events::SESSION_RESUMED => {
+                let resumed: SessionResumed = event.decode()?;
+                let mut state = locked(&self.state);
+                if state.managed.remove(&resumed.previous_stream_id) {
+                    state.managed.insert(resumed.stream_id);
                 }
             }
             events::SESSION_CLOSED => {
                 let closed: SessionEvent = event.decode()?;
-                locked(&self.pending).remove(&closed.stream_id);
+                let mut state = locked(&self.state);
+                state.pending.remove(&closed.stream_id);
+                state.managed.remove(&closed.stream_id);
             }
             _ => {}
         }
@@ -466,7 +510,43 @@ impl Module for Smacks {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        wire::encode_state(STATE_VERSION, &*locked(&self.pending))
+        wire::encode_state(STATE_VERSION, &*locked(&self.state))
+    }
+
+    /// A message one of its sessions never acknowledged (it ended without being resumed) that
+    /// no offline storage took: `<recipient-unavailable/>` (XEP-0198 §5, as Prosody bounces
+    /// them) to a sender allowed to see the account's presence, who saw it available; to
+    /// anyone else the host's `<service-unavailable/>`, which says nothing (RFC 6120
+    /// §8.3.3.13 forbids telling them the recipient was online a moment ago).
+    fn stanza(&self, host: &Host, stanza: Stanza<'_>) -> Result<Verdict, PluginError> {
+        let (Some(stream), Some(user), Some(from)) = (
+            stanza.header.session,
+            stanza.header.account,
+            stanza.header.from,
+        ) else {
+            return Ok(Verdict::Pass);
+        };
+        if !locked(&self.state).managed.contains(&stream) {
+            return Ok(Verdict::Pass);
+        }
+        let sender = from.split_once('/').map_or(from, |(bare, _)| bare);
+        let query = ContactsQuery {
+            user: user.to_owned(),
+            contact: Some(sender.to_owned()),
+        };
+        let replies = host.call_hook(im::ROSTER_CONTACTS, Bytes::new(&wire::encode(&query)?))?;
+        let allowed = replies.iter().any(|reply| {
+            wire::decode::<Vec<Contact>>(im::ROSTER_CONTACTS, reply)
+                .is_ok_and(|contacts| contacts.iter().any(|c| c.jid == sender && c.from))
+        });
+        if !allowed {
+            return Ok(Verdict::Pass);
+        }
+        host.count_one("bounced", "condition", "recipient_unavailable");
+        Ok(Verdict::Error {
+            condition: StanzaCondition::RecipientUnavailable,
+            text: None,
+        })
     }
 }
 

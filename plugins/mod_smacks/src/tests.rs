@@ -8,6 +8,7 @@ use tessera_plugin_api::testing::{Loaded, TestHost};
 use tessera_plugin_api::ModuleCalls;
 
 use super::*;
+use tessera_plugin_api::stanza::StanzaPoint;
 
 fn world() -> (Arc<TestHost>, Loaded<Smacks>, u64) {
     let host = TestHost::new("example.org");
@@ -388,4 +389,75 @@ fn features_only_after_authentication_and_hibernation_zero_means_no_resumption()
         "<enable xmlns='urn:xmpp:sm:3' resume='true'/>",
     );
     assert_eq!(sent(&actions), vec!["<enabled xmlns='urn:xmpp:sm:3'/>"]);
+}
+
+#[test]
+fn unacknowledged_messages_bounce_as_recipient_unavailable_only_to_those_who_saw_the_session() {
+    let (host, m, phone) = world();
+    host.on_hook(im::ROSTER_CONTACTS, |payload| {
+        let query: ContactsQuery = wire::decode("q", payload).ok()?;
+        let contacts = match query.contact.as_deref() {
+            Some("bob@example.org") => vec![Contact {
+                jid: "bob@example.org".into(),
+                to: true,
+                from: true,
+            }],
+            _ => Vec::new(),
+        };
+        wire::encode(&contacts).ok()
+    });
+    let leftover = |from: &str| {
+        Element::new("message", "jabber:client")
+            .with_attr("from", from)
+            .with_attr("to", "alice@example.org/phone")
+            .with_attr("type", "chat")
+            .with_child(Element::new("body", "jabber:client").with_text("hi"))
+    };
+    let at = |m: &Loaded<Smacks>, from: &str, session: u64| {
+        m.stanza(
+            StanzaPoint::Undeliverable,
+            &leftover(from),
+            Some("alice"),
+            Some(session),
+        )
+        .expect("hook")
+    };
+    // Not one of its sessions: the host's rule.
+    assert_eq!(at(&m, "bob@example.org/desk", phone), Some(Verdict::Pass));
+    enable(&m, phone);
+    assert_eq!(
+        at(&m, "bob@example.org/desk", phone),
+        Some(Verdict::Error {
+            condition: StanzaCondition::RecipientUnavailable,
+            text: None
+        })
+    );
+    // A stranger learns nothing: the host's <service-unavailable/>.
+    assert_eq!(at(&m, "eve@example.org/x", phone), Some(Verdict::Pass));
+    // The session is followed across a resumption and a reload, and forgotten when it ends.
+    let next = host.add_session("alice", "next");
+    m.event(
+        events::SESSION_RESUMED,
+        &SessionResumed {
+            stream_id: next,
+            previous_stream_id: phone,
+            jid: "alice@example.org/phone".into(),
+        },
+    )
+    .expect("event");
+    let m = m.reload(None).expect("reload");
+    assert!(matches!(
+        at(&m, "bob@example.org/desk", next),
+        Some(Verdict::Error { .. })
+    ));
+    m.event(
+        events::SESSION_CLOSED,
+        &SessionEvent {
+            stream_id: next,
+            jid: None,
+            reason: None,
+        },
+    )
+    .expect("event");
+    assert_eq!(at(&m, "bob@example.org/desk", next), Some(Verdict::Pass));
 }

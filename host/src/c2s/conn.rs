@@ -343,7 +343,7 @@ impl Conn {
                         () = outbox_ready(self.session.clone()) => Wake::Queued,
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
-                        () = sleep_until(ack_due), if ack_due.is_some() => Wake::AckDue,
+                        () = sleep_until(ack_due), if ack_due.is_some() && resume.is_none() => Wake::AckDue,
                     }
                 } else {
                     tokio::select! {
@@ -353,7 +353,7 @@ impl Conn {
                         r = self.io.read_chunk::<READ_CHUNK>(), if resume.is_none() => Wake::Read(r),
                         () = sleep_until(resume), if resume.is_some() => Wake::Throttled,
                         () = sleep_until(self.deadline) => Wake::Timeout,
-                        () = sleep_until(ack_due), if ack_due.is_some() => Wake::AckDue,
+                        () = sleep_until(ack_due), if ack_due.is_some() && resume.is_none() => Wake::AckDue,
                     }
                 }
             };
@@ -414,6 +414,15 @@ impl Conn {
                 }),
                 Wake::Stalled => {
                     if let Some(session) = &self.session {
+                        if session.has_acks() && session.kept_ms() > 0 && session.is_bound() {
+                            // A phone that left the network with stanzas on their way: its
+                            // session waits for it (stream management), it is not ended.
+                            self.lost = true;
+                            return End::quiet(format!(
+                                "the client read nothing for {:?}",
+                                self.shared.config.c2s.send_timeout
+                            ));
+                        }
                         session.outbox.close(Closed::NotReading);
                     }
                     tracing::warn!(
@@ -458,16 +467,20 @@ impl Conn {
         let (batch, tracked) = if session.has_acks() {
             // Taken and kept under the queue's lock, and not at all once another stream took
             // the session over: that stream gets every stanza this one took.
+            let mut within = true;
             let batch = session.with_acks(|acks| {
                 if session.is_moved() {
                     return Vec::new();
                 }
                 let batch = session.outbox.take(WRITE_BATCH);
                 for item in &batch {
-                    acks.written(item.clone(), now);
+                    within &= acks.written(item.clone(), now);
                 }
                 batch
             });
+            if !within {
+                too_many_unacked(&session);
+            }
             (batch.unwrap_or_default(), true)
         } else {
             (session.outbox.take(WRITE_BATCH), false)
@@ -921,7 +934,10 @@ impl Conn {
             let xml = reply.to_xml_in(router::CLIENT_NS);
             self.out.push_str(&xml);
             let fate = Fate::of(&reply.name, reply.attr("type"));
-            session.with_acks(|acks| acks.written(Queued::one(xml, fate), now));
+            let within = session.with_acks(|acks| acks.written(Queued::one(xml, fate), now));
+            if within == Some(false) {
+                too_many_unacked(&session);
+            }
             self.request_ack_if_due(&session, now);
         }
         if let Some(err) = outcome.close {
@@ -965,7 +981,7 @@ impl Conn {
                     let full = self.shared.sessions.bind(&session, &resource);
                     self.bound(full);
                     if let Some(settings) = self.acks_on_bind.take() {
-                        session.enable_acks(settings);
+                        session.enable_acks(settings, self.shared.config.c2s.max_send_buffer);
                     }
                 }
                 StreamAction::SendFeatures => {
@@ -1132,6 +1148,20 @@ impl Conn {
         };
         self.shared.fire(events::SESSION_BOUND, &event);
     }
+}
+
+/// A client left more stanzas unacknowledged than its queue holds: the session ends (what it
+/// holds goes to offline storage or bounces).
+fn too_many_unacked(session: &SessionEntry) {
+    tracing::warn!(
+        jid = %session.jid(),
+        stream = session.stream_id,
+        "too many unacknowledged stanzas; closing the session"
+    );
+    session.request_close(
+        StreamCondition::PolicyViolation,
+        Some(crate::sessions::TOO_MANY_UNACKED_TEXT),
+    );
 }
 
 /// The stream error for a resumption the host refuses (the module should have checked).

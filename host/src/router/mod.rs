@@ -421,7 +421,7 @@ fn bare_targets(
     let bound: Vec<_> = sessions
         .of_user(user)
         .into_iter()
-        .filter(|s| s.is_bound() && reachable(routes, s))
+        .filter(|s| s.is_bound() && !s.is_moved() && reachable(routes, s))
         .collect();
     if !routes.tracks_presence {
         return bound;
@@ -481,11 +481,12 @@ fn deliver_local(shared: &Shared, routes: &Routes, stanza: Element, to: &Jid) ->
         "presence" => {
             let targets: Vec<Arc<SessionEntry>> = match (&full, target) {
                 (Some(_), target) => target.into_iter().collect(),
+                // A session being taken over is skipped: its successor is in the list.
                 (None, _) => shared
                     .sessions
                     .of_user(user)
                     .into_iter()
-                    .filter(|s| s.is_bound() && reachable(routes, s))
+                    .filter(|s| s.is_bound() && !s.is_moved() && reachable(routes, s))
                     .collect(),
             };
             for t in targets {

@@ -657,7 +657,9 @@ impl HostCalls for PluginContext {
         }
         match shared.sessions.by_stream(stream) {
             // Bound: on from now (the module's answer is written before anything else).
-            Some(session) if session.is_bound() => Ok(session.enable_acks(settings)),
+            Some(session) if session.is_bound() => {
+                Ok(session.enable_acks(settings, shared.config.c2s.max_send_buffer))
+            }
             Some(_) => Ok(false),
             // Being bound in this very call (Bind 2): on when the resource is bound.
             None => Ok(shared.exchanges.acks_on_bind(stream, settings)),

@@ -39,15 +39,21 @@ pub struct SessionAcks {
     queue: AckQueue<Unacked>,
     /// When the outstanding `<r/>` was written, if one is.
     requested_at_ms: Option<u64>,
+    /// Bytes of the unacknowledged stanzas, and the most they may take.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl SessionAcks {
-    /// A queue counting from zero.
-    pub fn new(settings: AckSettings) -> Self {
+    /// A queue counting from zero, holding at most `settings.max_queue` stanzas and
+    /// `max_bytes` bytes unacknowledged.
+    pub fn new(settings: AckSettings, max_bytes: usize) -> Self {
         Self {
             settings,
             queue: AckQueue::default(),
             requested_at_ms: None,
+            bytes: 0,
+            max_bytes,
         }
     }
 
@@ -61,18 +67,28 @@ impl SessionAcks {
         self.queue.handled_one();
     }
 
-    /// One stanza was written to the client.
-    pub fn written(&mut self, item: Queued, now_ms: u64) {
+    /// One stanza was written to the client; `false` when the unacknowledged ones now exceed
+    /// the queue's bounds (the caller ends the session: a client that never acknowledges must
+    /// not make the server hold everything it is sent).
+    #[must_use]
+    pub fn written(&mut self, item: Queued, now_ms: u64) -> bool {
+        self.bytes += item.cost();
         self.queue.sent(Unacked {
             item,
             at_ms: now_ms,
         });
+        self.queue.unacked_len() <= self.settings.max_queue as usize && self.bytes <= self.max_bytes
     }
 
     /// The client acknowledged `h`: released stanzas are written for good (their copy groups
     /// learn it through `release`).
-    pub fn ack(&mut self, h: u32, release: impl FnMut(Unacked)) -> AckOutcome {
-        let outcome = self.queue.outcome(h, release);
+    pub fn ack(&mut self, h: u32, mut release: impl FnMut(Unacked)) -> AckOutcome {
+        let mut freed = 0;
+        let outcome = self.queue.outcome(h, |unacked| {
+            freed += unacked.item.cost();
+            release(unacked);
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
         if matches!(outcome, AckOutcome::Released(_)) {
             self.requested_at_ms = None;
         }
@@ -129,6 +145,7 @@ impl SessionAcks {
     /// Every unacknowledged stanza (the session ends without resumption: they take the
     /// undeliverable way).
     pub fn take_unacked(&mut self) -> Vec<Queued> {
+        self.bytes = 0;
         self.queue
             .take_unacked()
             .into_iter()
@@ -185,6 +202,10 @@ mod tests {
         }
     }
 
+    fn write(acks: &mut SessionAcks, item: Queued, at_ms: u64) {
+        assert!(acks.written(item, at_ms), "within the bounds");
+    }
+
     fn message(n: u32) -> Queued {
         Queued::one(
             format!("<message to='a@example.org/r' id='m{n}'><body>{n}</body></message>"),
@@ -194,13 +215,13 @@ mod tests {
 
     #[test]
     fn asks_after_the_threshold_or_the_delay_one_request_at_a_time() {
-        let mut acks = SessionAcks::new(settings());
-        acks.written(message(1), 1_000);
-        acks.written(message(2), 1_000);
+        let mut acks = SessionAcks::new(settings(), 1 << 20);
+        write(&mut acks, message(1), 1_000);
+        write(&mut acks, message(2), 1_000);
         assert!(!acks.request_due(1_000), "two waiting is not more than two");
         assert_eq!(acks.next(), Some(Due::Request(6_000)));
         assert!(acks.request_due(6_000), "the oldest waited 5 s");
-        acks.written(message(3), 1_100);
+        write(&mut acks, message(3), 1_100);
         assert!(acks.request_due(1_100), "three waiting");
         assert_eq!(acks.request(1_100), "<r xmlns='urn:xmpp:sm:3'/>");
         assert!(
@@ -213,9 +234,29 @@ mod tests {
     }
 
     #[test]
+    fn the_unacknowledged_stanzas_are_bounded_in_number_and_bytes() {
+        let mut few = SessionAcks::new(
+            AckSettings {
+                max_queue: 2,
+                ..settings()
+            },
+            1 << 20,
+        );
+        assert!(few.written(message(1), 0) && few.written(message(2), 0));
+        assert!(!few.written(message(3), 0), "a third over a queue of two");
+        assert_eq!(few.ack(2, drop), AckOutcome::Released(2));
+        assert!(few.written(message(4), 0), "acknowledged ones make room");
+        let mut small = SessionAcks::new(settings(), 2 * message(1).cost());
+        assert!(small.written(message(1), 0) && small.written(message(2), 0));
+        assert!(!small.written(message(3), 0), "over the bytes");
+        assert_eq!(small.ack(3, drop), AckOutcome::Released(3));
+        assert!(small.written(message(4), 0));
+    }
+
+    #[test]
     fn a_refused_ack_leaves_the_request_outstanding() {
-        let mut acks = SessionAcks::new(settings());
-        acks.written(message(1), 0);
+        let mut acks = SessionAcks::new(settings(), 1 << 20);
+        write(&mut acks, message(1), 0);
         acks.request(0);
         assert_eq!(acks.ack(2, drop), AckOutcome::TooHigh { sent: 1 });
         assert_eq!(acks.next(), Some(Due::Timeout(60_000)));
@@ -225,13 +266,15 @@ mod tests {
 
     #[test]
     fn replay_delays_messages_and_presence_but_not_iqs() {
-        let mut acks = SessionAcks::new(settings());
-        acks.written(message(1), 1_700_000_000_000);
-        acks.written(
+        let mut acks = SessionAcks::new(settings(), 1 << 20);
+        write(&mut acks, message(1), 1_700_000_000_000);
+        write(
+            &mut acks,
             Queued::one("<iq type='result' id='i1'/>".into(), Fate::Drop),
             1_700_000_000_500,
         );
-        acks.written(
+        write(
+            &mut acks,
             Queued::one("<presence from='c@example.org/x'/>".into(), Fate::Drop),
             1_700_000_001_000,
         );

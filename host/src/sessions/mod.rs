@@ -121,8 +121,13 @@ impl SessionEntry {
     /// [`NOT_READING`]; it and everything queued go the undeliverable way when the connection
     /// ends ([`Outbox::drain`]). [`Push::Shed`] and [`Push::Refused`] leave it to the caller.
     pub fn deliver(&self, item: Queued) -> Push {
-        if let Some(max) = self.with_acks(|a| (a.unacked_len(), a.settings().max_queue)) {
-            let (unacked, max) = max;
+        // While connected, what is written is bounded where it is written (and the outbox by
+        // its own bounds); while detached, what queues counts too.
+        let held = self
+            .is_detached()
+            .then(|| self.with_acks(|a| (a.unacked_len(), a.settings().max_queue)))
+            .flatten();
+        if let Some((unacked, max)) = held {
             if unacked + self.outbox.figures().stanzas >= max as usize {
                 tracing::warn!(
                     jid = %self.jid(),
@@ -249,8 +254,8 @@ impl SessionEntry {
     }
 
     /// Turn on its acknowledgement queue (and keep it `settings.keep_ms` after a lost
-    /// connection); `false` when it is on already.
-    pub fn enable_acks(&self, settings: AckSettings) -> bool {
+    /// connection), holding at most `max_bytes` unacknowledged; `false` when it is on already.
+    pub fn enable_acks(&self, settings: AckSettings, max_bytes: usize) -> bool {
         let Ok(mut slot) = self.acks.lock() else {
             return false;
         };
@@ -258,7 +263,7 @@ impl SessionEntry {
             return false;
         }
         self.keep(settings.keep_ms.min(MAX_KEEP_MS));
-        *slot = Some(Box::new(SessionAcks::new(settings)));
+        *slot = Some(Box::new(SessionAcks::new(settings, max_bytes)));
         self.has_acks.store(true, Ordering::Release);
         true
     }

@@ -140,10 +140,17 @@ pub(crate) fn registrations() -> Registrations {
         phase: StreamPhase::PreAuth,
     };
     Registrations {
-        events: vec![HookSpec {
-            name: events::SESSION_CLOSED.into(),
-            priority: events::priority::NORMAL,
-        }],
+        // A resumed stream's old id never gets `session-closed`: forgotten on `session-resumed`.
+        events: vec![
+            HookSpec {
+                name: events::SESSION_CLOSED.into(),
+                priority: events::priority::NORMAL,
+            },
+            HookSpec {
+                name: events::SESSION_RESUMED.into(),
+                priority: events::priority::NORMAL,
+            },
+        ],
         stream_features: true,
         stream_elements: vec![
             element("authenticate", SASL2_NS),

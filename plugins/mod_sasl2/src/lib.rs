@@ -111,6 +111,9 @@ impl Module for Sasl2Module {
         if event.name == events::SESSION_CLOSED {
             let closed: SessionEvent = event.decode()?;
             self.core.session_closed(closed.stream_id);
+        } else if event.name == events::SESSION_RESUMED {
+            let resumed: events::SessionResumed = event.decode()?;
+            self.core.session_closed(resumed.previous_stream_id);
         }
         Ok(EventFlow::Continue)
     }

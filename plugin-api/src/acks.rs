@@ -16,8 +16,9 @@
 //!   waited [`AckSettings::request_after_ms`], one request at a time; a request unanswered for
 //!   [`AckSettings::ack_timeout_ms`] counts as a lost connection (the session is detached, so
 //!   it can be resumed);
-//! * ends a session whose unacknowledged and queued stanzas together exceed
-//!   [`AckSettings::max_queue`] (`<policy-violation/>` while connected);
+//! * ends a session whose unacknowledged stanzas exceed [`AckSettings::max_queue`] or the
+//!   host's byte bound (its `c2s.max_send_buffer`), or, while detached, whose unacknowledged
+//!   and queued stanzas together do (`<policy-violation/>` while connected);
 //! * keeps the session [`AckSettings::keep_ms`] after its connection is lost; while it is
 //!   detached, stanzas for it queue (it stays reachable), and a stream that resumes it
 //!   ([`crate::protocol::StreamAction::Resume`] with `acked`) gets the unacknowledged ones
@@ -40,7 +41,8 @@ pub struct AckSettings {
     pub request_after_ms: u64,
     /// A request unanswered this long (ms) means the connection is dead.
     pub ack_timeout_ms: u64,
-    /// Most stanzas held for the session (unacknowledged plus queued); beyond, it ends.
+    /// Most stanzas unacknowledged (plus, while detached, queued) for the session; beyond, it
+    /// ends.
     pub max_queue: u32,
     /// Keep the session this long (ms) after its connection is lost (0: end it); capped by
     /// the host (one day).

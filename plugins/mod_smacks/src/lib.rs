@@ -45,7 +45,7 @@
 //! | option | default | meaning |
 //! |---|---|---|
 //! | `smacks_hibernation_time` | 600 | seconds a session whose connection was lost stays resumable (Prosody's default; 0: no resumption) |
-//! | `smacks_max_queue_size` | 500 | stanzas held for a session (unacknowledged plus queued); one more ends it |
+//! | `smacks_max_queue_size` | 500 | stanzas written and not acknowledged (plus, while detached, queued) for a session; one more ends it (their bytes are bounded by `c2s.max_send_buffer`) |
 //! | `smacks_max_unacked_stanzas` | 0 | the server asks for an acknowledgement once more than this many wait (Prosody's default: at once, one request outstanding at a time) |
 //! | `smacks_ack_request_delay` | 5 | ... or once the oldest has waited this many seconds |
 //! | `smacks_ack_timeout` | 60 | seconds an `<r/>` may go unanswered before the connection counts as dead (the session is detached, resumable; ejabberd's `ack_timeout`) |
@@ -91,7 +91,7 @@ tessera_plugin_api::options! {
     pub struct Options {
         /// seconds a session whose connection was lost stays resumable (0: no resumption)
         smacks_hibernation_time: u64 = 600, range 0..=86_400;
-        /// stanzas held for a session, unacknowledged plus queued; one more ends it
+        /// stanzas unacknowledged (plus, while detached, queued) for a session; one more ends it
         smacks_max_queue_size: u32 = 500, range 1..=100_000;
         /// the server asks for an acknowledgement once more than this many stanzas wait
         smacks_max_unacked_stanzas: u32 = 0, range 0..=10_000;

@@ -1099,13 +1099,7 @@ impl Conn {
         // A connection still serving it is closed; a detached one's wait ends.
         old_entry.request_close(StreamCondition::Conflict, Some("Resumed elsewhere"));
         if let Some(h) = acked {
-            let mut released = 0;
-            session.with_acks(|acks| {
-                acks.ack(h, |unacked| {
-                    unacked.item.wrote();
-                    released += 1;
-                })
-            });
+            let (_, released) = session.acknowledge(h);
             self.shared.delivery.written(released);
         }
         tracing::info!(jid = %full, previous = old, "session resumed");

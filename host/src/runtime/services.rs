@@ -679,15 +679,7 @@ impl HostCalls for PluginContext {
         let Some(session) = shared.sessions.by_stream(stream) else {
             return Ok(AckOutcome::NotEnabled);
         };
-        let mut released = 0u64;
-        let outcome = session
-            .with_acks(|acks| {
-                acks.ack(h, |unacked| {
-                    unacked.item.wrote();
-                    released += 1;
-                })
-            })
-            .unwrap_or(AckOutcome::NotEnabled);
+        let (outcome, released) = session.acknowledge(h);
         shared.delivery.written(released);
         Ok(outcome)
     }

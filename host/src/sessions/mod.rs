@@ -282,6 +282,21 @@ impl SessionEntry {
         slot.as_deref_mut().map(work)
     }
 
+    /// The client acknowledged `h`: the released stanzas are written for good (their copy
+    /// groups learn it); answers the outcome and how many were released.
+    pub fn acknowledge(&self, h: u32) -> (tessera_plugin_api::acks::AckOutcome, u64) {
+        let mut released = 0;
+        let outcome = self
+            .with_acks(|acks| {
+                acks.ack(h, |unacked| {
+                    unacked.item.wrote();
+                    released += 1;
+                })
+            })
+            .unwrap_or(tessera_plugin_api::acks::AckOutcome::NotEnabled);
+        (outcome, released)
+    }
+
     /// Its acknowledgement counters, for modules.
     pub fn acks_status(&self) -> Option<AckStatus> {
         let detached = self.is_detached();
